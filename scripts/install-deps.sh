@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package Meridian needs to build, test and run.
+# Idempotent: packages already present are skipped by apt. Debian 12, as root.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config git
+  libsqlite3-dev sqlite3
+  libuv1-dev
+  libprotobuf-c-dev protobuf-c-compiler
+  chrony
+  libcmocka-dev
+  clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes
+  clang-format
+  python3                    # plots and small test helpers
+  procps iproute2 curl
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# chrony's package starts a system chronyd; Meridian's tests run their own on
+# loopback ports and must not fight the system one over the clock.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now chrony >/dev/null 2>&1 || true; fi

@@ -1,0 +1,8 @@
+/* Entry points of the `meridian` subcommands. Each takes argv[0] = the command
+ * path ("meridian clock") and returns the process exit status. */
+#ifndef MERIDIAN_SERVER_COMMANDS_H
+#define MERIDIAN_SERVER_COMMANDS_H
+
+int cmd_version(int argc, char **argv);
+
+#endif

@@ -1,0 +1,26 @@
+/* meridian: one binary, many subcommands (DESIGN.md §1, modelled on the
+ * `cockroach` CLI). This file is only the command table; commands live in
+ * server/cmd_*.c. */
+#include "common/cli.h"
+#include "server/commands.h"
+
+#include <signal.h>
+
+/* `meridian bench <what>` */
+static const cli_cmd bench_cmds[] = {
+    {0},
+};
+
+static const cli_cmd commands[] = {
+    {"version", "print the version, git revision and build type", cmd_version, NULL},
+    {0},
+};
+
+int main(int argc, char **argv)
+{
+    /* A peer that hangs up must be an error on that connection, not a dead node. */
+    signal(SIGPIPE, SIG_IGN);
+    (void)bench_cmds;
+    return cli_dispatch("meridian", "meridian: a Spanner-style distributed SQL database", commands,
+                        argc, argv);
+}
