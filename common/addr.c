@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int maddr_split(const char *s, char *host, size_t host_cap, int *port, merr *e)
+static int split(const char *s, char *host, size_t host_cap, int *port, int min_port, merr *e)
 {
     if (!s || !*s) return merr_set(e, MERR_INVALID, "empty address");
     const char *colon;
@@ -30,19 +30,24 @@ int maddr_split(const char *s, char *host, size_t host_cap, int *port, merr *e)
         return merr_set(e, MERR_INVALID, "bad address '%s': empty or overlong host", s);
     char *end;
     long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || p < 1 || p > 65535)
-        return merr_set(e, MERR_INVALID, "bad address '%s': port must be 1..65535", s);
+    if (colon[1] == '\0' || *end || p < min_port || p > 65535)
+        return merr_set(e, MERR_INVALID, "bad address '%s': port must be %d..65535", s, min_port);
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     *port = (int)p;
     return 0;
 }
 
-int maddr_parse(const char *s, struct sockaddr_storage *out, merr *e)
+int maddr_split(const char *s, char *host, size_t host_cap, int *port, merr *e)
+{
+    return split(s, host, host_cap, port, 1, e);
+}
+
+static int parse(const char *s, struct sockaddr_storage *out, int min_port, merr *e)
 {
     char host[MADDR_STR_MAX];
     int port;
-    int rc = maddr_split(s, host, sizeof(host), &port, e);
+    int rc = split(s, host, sizeof(host), &port, min_port, e);
     if (rc) return rc;
     memset(out, 0, sizeof(*out));
     if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
@@ -60,6 +65,16 @@ int maddr_parse(const char *s, struct sockaddr_storage *out, merr *e)
     }
     return merr_set(e, MERR_INVALID, "bad address '%s': host must be an IP address or localhost",
                     s);
+}
+
+int maddr_parse(const char *s, struct sockaddr_storage *out, merr *e)
+{
+    return parse(s, out, 1, e);
+}
+
+int maddr_parse_listen(const char *s, struct sockaddr_storage *out, merr *e)
+{
+    return parse(s, out, 0, e);
 }
 
 void maddr_format(const struct sockaddr *sa, char *buf, size_t cap)

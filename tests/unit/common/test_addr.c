@@ -24,6 +24,10 @@ static void test_good(void **state)
     roundtrip("[::1]:9", "[::1]:9");
     roundtrip("localhost:80", "127.0.0.1:80");
     roundtrip("[fe80::1]:65535", "[fe80::1]:65535");
+    struct sockaddr_storage ss;
+    merr e = {0};
+    assert_int_equal(maddr_parse_listen("127.0.0.1:0", &ss, &e), 0);     /* listeners may pick */
+    assert_int_equal(maddr_parse("127.0.0.1:0", &ss, &e), MERR_INVALID); /* peers may not */
 }
 
 static void test_bad(void **state)

@@ -1,0 +1,300 @@
+/* Admin HTTP server (see admin_http.h). */
+#include "server/admin_http.h"
+
+#include "common/addr.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HTTP_MAX_HEAD   8192
+#define HTTP_MAX_CONNS  64
+#define HTTP_MAX_ROUTES 32
+#define HTTP_IDLE_MS    10000
+
+typedef struct route {
+    char path[64];
+    admin_handler_fn fn;
+    void *arg;
+} route;
+
+typedef struct conn conn;
+
+struct admin_http {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    route routes[HTTP_MAX_ROUTES];
+    int nroutes;
+    int nconns;
+    int handles; /* open libuv handles: listener + 2 per connection */
+    int closing;
+    conn *conns;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    admin_http *srv;
+    conn *prev, *next;
+    char head[HTTP_MAX_HEAD + 1];
+    size_t len;
+    int responded;
+    int closing;
+    int open_handles; /* tcp + timer; the conn is freed when both closed */
+    uv_write_t wreq;
+    mbuf out;
+};
+
+static void maybe_free_server(admin_http *h)
+{
+    if (h->closing && h->handles == 0) free(h);
+}
+
+static void on_handle_closed(uv_handle_t *hd)
+{
+    conn *c = hd->data;
+    admin_http *h = c->srv;
+    h->handles--;
+    if (--c->open_handles == 0) {
+        mbuf_free(&c->out);
+        free(c);
+    }
+    maybe_free_server(h);
+}
+
+static void conn_close(conn *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    admin_http *h = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    h->nconns--;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    conn *c = req->data;
+    (void)status;
+    conn_close(c);
+}
+
+static void respond(conn *c, int status, const char *ctype, const mbuf *body, int head_only)
+{
+    if (c->responded) return;
+    c->responded = 1;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    size_t blen = body ? body->len : 0;
+    int rc =
+        mbuf_printf(&c->out,
+                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                    "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                    status, status_text(status), ctype ? ctype : "text/plain; charset=utf-8", blen);
+    if (!rc && body && !head_only) rc = mbuf_append(&c->out, body->data, body->len);
+    if (rc) {
+        conn_close(c);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written)) conn_close(c);
+}
+
+static void respond_text(conn *c, int status, const char *text)
+{
+    mbuf b = MBUF_INIT;
+    if (mbuf_append_str(&b, text) == 0)
+        respond(c, status, NULL, &b, 0);
+    else
+        conn_close(c);
+    mbuf_free(&b);
+}
+
+/* Parses "METHOD SP TARGET SP HTTP/1.x" from the request head and serves it. */
+static void serve(conn *c)
+{
+    char *eol = strstr(c->head, "\r\n");
+    if (!eol) {
+        respond_text(c, 400, "bad request line\n");
+        return;
+    }
+    *eol = '\0';
+    char *sp1 = strchr(c->head, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+        respond_text(c, 400, "bad request line\n");
+        return;
+    }
+    *sp1 = '\0';
+    *sp2 = '\0';
+    const char *method = c->head;
+    char *target = sp1 + 1;
+    int head_only = strcmp(method, "HEAD") == 0;
+    if (!head_only && strcmp(method, "GET") != 0) {
+        respond_text(c, 405, "only GET and HEAD\n");
+        return;
+    }
+    if (target[0] != '/') {
+        respond_text(c, 400, "bad request target\n");
+        return;
+    }
+    char *q = strchr(target, '?');
+    const char *query = "";
+    if (q) {
+        *q = '\0';
+        query = q + 1;
+    }
+    admin_http *h = c->srv;
+    for (int i = 0; i < h->nroutes; i++) {
+        if (strcmp(h->routes[i].path, target) != 0) continue;
+        admin_response r = {.status = 200, .content_type = NULL, .body = MBUF_INIT};
+        h->routes[i].fn(h->routes[i].arg, target, query, &r);
+        respond(c, r.status, r.content_type, &r.body, head_only);
+        mbuf_free(&r.body);
+        return;
+    }
+    respond_text(c, 404, "not found\n");
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+    conn *c = hd->data;
+    (void)suggested;
+    /* Read straight into the head buffer; one spare byte keeps it a C string. */
+    buf->base = c->head + c->len;
+    buf->len = HTTP_MAX_HEAD - c->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    conn *c = s->data;
+    (void)buf;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    if (n == 0 || c->responded) return;
+    c->len += (size_t)n;
+    c->head[c->len] = '\0';
+    if (memchr(c->head, '\0', c->len)) {
+        respond_text(c, 400, "NUL byte in request\n");
+        return;
+    }
+    if (strstr(c->head, "\r\n\r\n")) {
+        serve(c);
+        return;
+    }
+    if (c->len >= HTTP_MAX_HEAD) respond_text(c, 431, "request head too large\n");
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    conn *c = t->data;
+    MLOG_D("http", "idle connection closed", "%s", "");
+    conn_close(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    admin_http *h = server->data;
+    if (status < 0 || h->closing) return;
+    conn *c = calloc(1, sizeof(*c));
+    if (!c) return;
+    c->srv = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    uv_timer_init(h->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->open_handles = 2;
+    h->handles += 2;
+    c->next = h->conns;
+    if (h->conns) h->conns->prev = c;
+    h->conns = c;
+    h->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) || h->nconns > HTTP_MAX_CONNS) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_idle, HTTP_IDLE_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) conn_close(c);
+}
+
+static void on_listener_closed(uv_handle_t *hd)
+{
+    admin_http *h = hd->data;
+    h->handles--;
+    maybe_free_server(h);
+}
+
+int admin_http_start(uv_loop_t *loop, const char *listen_addr, admin_http **out, merr *e)
+{
+    struct sockaddr_storage ss;
+    int rc = maddr_parse_listen(listen_addr, &ss, e);
+    if (rc) return merr_wrap(e, "http listen");
+    admin_http *h = calloc(1, sizeof(*h));
+    if (!h) return merr_set(e, MERR_NOMEM, "http: out of memory");
+    h->loop = loop;
+    uv_tcp_init(loop, &h->listener);
+    h->listener.data = h;
+    h->handles = 1;
+    int uvrc = uv_tcp_bind(&h->listener, (struct sockaddr *)&ss, 0);
+    if (!uvrc) uvrc = uv_listen((uv_stream_t *)&h->listener, 128, on_connection);
+    if (uvrc) {
+        merr_set(e, uvrc == UV_EADDRINUSE ? MERR_EXISTS : MERR_IO, "http listen on %s: %s",
+                 listen_addr, uv_strerror(uvrc));
+        h->closing = 1;
+        uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+        return e ? e->code : MERR_IO;
+    }
+    *out = h;
+    return 0;
+}
+
+int admin_http_route(admin_http *h, const char *path, admin_handler_fn fn, void *arg)
+{
+    if (strlen(path) >= sizeof(h->routes[0].path)) return MERR_TOOBIG;
+    for (int i = 0; i < h->nroutes; i++)
+        if (strcmp(h->routes[i].path, path) == 0) return MERR_EXISTS;
+    if (h->nroutes == HTTP_MAX_ROUTES) return MERR_TOOBIG;
+    route *r = &h->routes[h->nroutes++];
+    strcpy(r->path, path);
+    r->fn = fn;
+    r->arg = arg;
+    return 0;
+}
+
+int admin_http_port(const admin_http *h)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&h->listener, (struct sockaddr *)&ss, &len)) return -1;
+    if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void admin_http_close(admin_http *h)
+{
+    if (!h || h->closing) return;
+    h->closing = 1;
+    while (h->conns) conn_close(h->conns);
+    uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+}
