@@ -1,0 +1,126 @@
+/* File-system helpers (see fsutil.h). */
+#include "common/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(merr *e, const char *what, const char *path)
+{
+    int err = errno;
+    return merr_set(e, merr_from_errno(err), "%s %s: %s", what, path, strerror(err));
+}
+
+int mfs_mkdirs(const char *path, merr *e)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return merr_set(e, MERR_TOOBIG, "path too long: %s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) && errno != EEXIST) return fail(e, "mkdir", tmp);
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return fail(e, "mkdir", tmp);
+    struct stat st;
+    if (stat(tmp, &st)) return fail(e, "stat", tmp);
+    if (!S_ISDIR(st.st_mode)) return merr_set(e, MERR_INVALID, "%s is not a directory", tmp);
+    return 0;
+}
+
+int mfs_fsync_dir(const char *dir, merr *e)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fail(e, "open dir", dir);
+    int rc = 0;
+    if (fsync(fd)) rc = fail(e, "fsync dir", dir);
+    close(fd);
+    return rc;
+}
+
+int mfs_write_full(int fd, const void *buf, size_t len, merr *e)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            return merr_set(e, merr_from_errno(err), "write: %s", strerror(err));
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int mfs_write_atomic(const char *path, const void *data, size_t len, merr *e)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return merr_set(e, MERR_TOOBIG, "path too long: %s", path);
+    snprintf(dir, sizeof(dir), "%s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(e, "create", tmp);
+    int rc = mfs_write_full(fd, data, len, e);
+    if (rc) {
+        merr_wrap(e, "%s", tmp);
+        goto err;
+    }
+    if (fsync(fd)) {
+        rc = fail(e, "fsync", tmp);
+        goto err;
+    }
+    close(fd);
+    fd = -1;
+    if (rename(tmp, path)) {
+        rc = fail(e, "rename to", path);
+        goto err;
+    }
+    return mfs_fsync_dir(dirname(dir), e);
+err:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    return rc;
+}
+
+int mfs_read_all(const char *path, size_t max, mbuf *out, merr *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(e, "open", path);
+    size_t total = 0;
+    int rc = 0;
+    for (;;) {
+        if ((rc = mbuf_reserve(out, 4096))) {
+            merr_set(e, rc, "read %s: out of memory", path);
+            break;
+        }
+        ssize_t r = read(fd, out->data + out->len, out->cap - out->len);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            rc = fail(e, "read", path);
+            break;
+        }
+        if (r == 0) break;
+        total += (size_t)r;
+        out->len += (size_t)r;
+        if (total > max) {
+            rc = merr_set(e, MERR_TOOBIG, "%s is larger than %zu bytes", path, max);
+            break;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+int mfs_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
