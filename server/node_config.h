@@ -1,0 +1,46 @@
+/* A node's configuration: what `meridian start` flags say, validated in one
+ * place so a bad value stops the node at start with a clear message instead
+ * of misbehaving later. */
+#ifndef MERIDIAN_SERVER_NODE_CONFIG_H
+#define MERIDIAN_SERVER_NODE_CONFIG_H
+
+#include <stdint.h>
+
+#include "common/addr.h"
+#include "common/err.h"
+
+#define NODE_MAX_JOIN     16
+#define NODE_LOCALITY_MAX 64
+
+typedef struct node_locality {
+    char region[NODE_LOCALITY_MAX];
+    char zone[NODE_LOCALITY_MAX];
+} node_locality;
+
+typedef struct node_config {
+    const char *store;       /* --store DIR (required) */
+    const char *listen;      /* --listen HOST:PORT (required) */
+    const char *advertise;   /* --advertise HOST:PORT (default: listen) */
+    const char *join;        /* --join HOST:PORT[,...] (optional: absent = wait for init) */
+    const char *http_listen; /* --http-listen HOST:PORT (optional) */
+    const char *locality;    /* --locality region=R,zone=Z */
+    const char *clock_source;
+    int64_t max_clock_uncertainty_ns;
+    const char *log_level;
+    int insecure;
+
+    /* Derived by node_config_validate(). */
+    struct sockaddr_storage listen_addr;
+    struct sockaddr_storage join_addrs[NODE_MAX_JOIN];
+    int njoin;
+    node_locality loc;
+} node_config;
+
+/* Fills defaults. */
+void node_config_init(node_config *c);
+/* Parses "region=us-east,zone=a" (both keys required, [a-z0-9-] values). */
+int node_locality_parse(const char *s, node_locality *out, merr *e);
+/* Checks every field and fills the derived ones. */
+int node_config_validate(node_config *c, merr *e);
+
+#endif
