@@ -4,6 +4,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,6 +290,17 @@ int admin_http_port(const admin_http *h)
     if (uv_tcp_getsockname(&h->listener, (struct sockaddr *)&ss, &len)) return -1;
     if (ss.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&ss)->sin_port);
     return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void admin_http_addr(const admin_http *h, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&h->listener, (struct sockaddr *)&ss, &len)) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    maddr_format((struct sockaddr *)&ss, buf, cap);
 }
 
 void admin_http_close(admin_http *h)

@@ -30,6 +30,8 @@ int admin_http_start(uv_loop_t *loop, const char *listen_addr, admin_http **out,
 /* Routes an exact path to a handler. Returns 0, MERR_EXISTS or MERR_TOOBIG. */
 int admin_http_route(admin_http *h, const char *path, admin_handler_fn fn, void *arg);
 int admin_http_port(const admin_http *h);
+/* The bound address, "127.0.0.1:8080" (after port 0 was resolved). */
+void admin_http_addr(const admin_http *h, char *buf, size_t cap);
 /* Stops listening, drops open connections, frees h once libuv has let go of
  * every handle (run the loop until then). */
 void admin_http_close(admin_http *h);

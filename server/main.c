@@ -12,6 +12,7 @@ static const cli_cmd bench_cmds[] = {
 };
 
 static const cli_cmd commands[] = {
+    {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
     {0},
 };
