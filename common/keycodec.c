@@ -514,7 +514,8 @@ int mkey_decode(const uint8_t *key, size_t len, mkey_val *vals, size_t max, size
 {
     int end;
     size_t good;
-    if (!key && len) return merr_set(e, MERR_INVALID, "key: NULL buffer");
+    if ((!key && len) || !scratch || !n || (max && !vals))
+        return merr_set(e, MERR_INVALID, "key: bad decode arguments");
     return decode(key, len, vals, max, n, scratch, e, 0, &end, &good);
 }
 
