@@ -562,6 +562,8 @@ static void test_encode_errors(void **state)
     mbuf scratch = MBUF_INIT;
     merr e = {0};
     assert_int_equal(mkey_decode(b.data, before, out, 2, &n, &scratch, &e), MERR_TOOBIG);
+    assert_int_equal(mkey_decode(b.data, before, out, 2, &n, NULL, &e), MERR_INVALID);
+    assert_int_equal(mkey_decode(NULL, 3, out, 2, &n, &scratch, NULL), MERR_INVALID);
     mbuf_free(&scratch);
     mbuf_free(&b);
 }
