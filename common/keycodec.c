@@ -360,22 +360,38 @@ static int dec_num(mreader *r, uint8_t tag, uint8_t flip, dcol *c, merr *e)
 }
 
 /* Reads escaped bytes up to the 00 01 terminator, copying them to scratch
- * when it is given. */
+ * when it is given. Runs between zero bytes are found with memchr and copied
+ * whole: text columns dominate decode time otherwise. */
 static int dec_bytes(mreader *r, uint8_t flip, dcol *c, mbuf *scratch, merr *e)
 {
     int rc;
-    uint8_t b;
     c->off = scratch ? scratch->len : 0;
     c->n = 0;
     for (;;) {
-        if ((rc = rd(r, flip, &b, e))) return rc;
-        if (b == 0) {
-            uint8_t x;
-            if ((rc = rd(r, flip, &x, e))) return rc;
-            if (x == 0x01) return 0;
-            if (x != 0xFF) return corrupt(e, r, "bad escape in text/blob");
+        size_t left = mreader_left(r);
+        const uint8_t *at = r->p + r->pos, *run;
+        const uint8_t *z = left ? memchr(at, flip, left) : NULL; /* a stored 0x00 */
+        if (!z) {
+            (void)mreader_bytes(r, left, &run);
+            return corrupt(e, r, "unterminated text/blob");
         }
-        if (scratch && mbuf_append_u8(scratch, b)) return MERR_NOMEM;
+        size_t len = (size_t)(z - at);
+        (void)mreader_bytes(r, len, &run);
+        if (scratch && len) {
+            if (mbuf_reserve(scratch, len)) return MERR_NOMEM;
+            uint8_t *dst = scratch->data + scratch->len;
+            if (flip)
+                for (size_t k = 0; k < len; k++) dst[k] = (uint8_t)~run[k];
+            else
+                memcpy(dst, run, len);
+            scratch->len += len;
+        }
+        c->n += len;
+        uint8_t zero, x;
+        if ((rc = rd(r, flip, &zero, e)) || (rc = rd(r, flip, &x, e))) return rc;
+        if (x == 0x01) return 0;
+        if (x != 0xFF) return corrupt(e, r, "bad escape in text/blob");
+        if (scratch && mbuf_append_u8(scratch, 0)) return MERR_NOMEM;
         c->n++;
     }
 }
