@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,15 +3,16 @@
  * backoff. Runs on the loop thread only.
  *
  * Write path: conn_send() encodes a frame straight into conn->out and marks
- * the connection dirty; a uv_check handle (after each poll phase) flushes
- * every dirty connection with one uv_write, so all frames produced in one
- * loop iteration share a syscall. While a write is in flight new frames keep
- * collecting in `out`; send_queue_max bounds out + in-flight bytes. */
+ * the connection dirty; uv_check (after poll) and uv_prepare (before poll,
+ * for frames queued by timers) handles flush every dirty connection with one
+ * uv_write, so all frames produced in one loop iteration share a syscall. While a write is in
+ * flight new frames keep collecting in `out`; send_queue_max bounds out + in-flight bytes. */
 #include "rpc/internal.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "proto/rpc.pb-c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -345,6 +346,7 @@ static void send_handshake_reply(rpc_conn *c, int accepted, const char *reason)
     r.address = n->listen;
     uint8_t buf[2048];
     size_t len = meridian__rpc__handshake_reply__get_packed_size(&r);
+    if (len <= sizeof(buf)) meridian__rpc__handshake_reply__pack(&r, buf);
     if (len > sizeof(buf) || queue_handshake_env(c, RPC_KIND_HANDSHAKE_REPLY, buf, len)) {
         conn_close(c, MERR_INTERNAL, "cannot encode handshake reply");
         return;

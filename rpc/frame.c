@@ -3,6 +3,7 @@
 #include "rpc/frame.h"
 #include "proto/rpc.pb-c.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

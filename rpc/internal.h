@@ -127,7 +127,8 @@ struct rpc_node {
     char cluster_id[128], locality[128], listen[128], region[RPC_REGION_MAX];
     uv_loop_t loop;
     uv_async_t async;
-    uv_check_t check;
+    uv_check_t check;     /* flushes writes queued by I/O callbacks (after poll) */
+    uv_prepare_t prepare; /* flushes writes queued by timers and write callbacks */
     uv_timer_t deadline_timer, delay_timer;
     uv_tcp_t listener;
     int listening, port;

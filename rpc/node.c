@@ -362,6 +362,11 @@ static void on_check(uv_check_t *c)
     conn_flush_dirty(c->data);
 }
 
+static void on_prepare(uv_prepare_t *p)
+{
+    conn_flush_dirty(p->data);
+}
+
 int rpc_node_post(rpc_node *n, rpc_post_fn fn, void *arg)
 {
     rpc_post_item *it = malloc(sizeof(*it));
@@ -492,6 +497,7 @@ static void node_shutdown(void *arg)
     if (n->listening) uv_close((uv_handle_t *)&n->listener, close_cb_noop);
     uv_close((uv_handle_t *)&n->async, close_cb_noop);
     uv_close((uv_handle_t *)&n->check, close_cb_noop);
+    uv_close((uv_handle_t *)&n->prepare, close_cb_noop);
     uv_close((uv_handle_t *)&n->deadline_timer, close_cb_noop);
     uv_close((uv_handle_t *)&n->delay_timer, close_cb_noop);
 }
@@ -555,6 +561,9 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
     uv_check_init(&n->loop, &n->check);
     n->check.data = n;
     uv_check_start(&n->check, on_check);
+    uv_prepare_init(&n->loop, &n->prepare);
+    n->prepare.data = n;
+    uv_prepare_start(&n->prepare, on_prepare);
     uv_timer_init(&n->loop, &n->deadline_timer);
     n->deadline_timer.data = n;
     uv_timer_init(&n->loop, &n->delay_timer);
