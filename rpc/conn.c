@@ -87,6 +87,9 @@ static void on_conn_closed(uv_handle_t *h)
 
 static void on_backoff(uv_timer_t *t);
 
+/* A clean close by the other side is news, not a warning. */
+static const char eof_reason[] = "closed by the remote side";
+
 void conn_close(rpc_conn *c, int code, const char *reason)
 {
     rpc_node *n = c->node;
@@ -94,10 +97,10 @@ void conn_close(rpc_conn *c, int code, const char *reason)
     int was_ready = c->state == CONN_READY;
     c->state = CONN_CLOSING;
     n->m.conns_closed++;
-    if (code == MERR_CLOSED)
-        MLOG_D(MOD, "connection closed", "node=%llu conn=%llu remote=%s reason=\"%s\"",
-               (unsigned long long)n->cfg.node_id, (unsigned long long)c->cid, c->remote_addr,
-               reason);
+    if (code == MERR_CLOSED || reason == eof_reason)
+        MLOG(code == MERR_CLOSED ? MLOG_DEBUG : MLOG_INFO, MOD, "connection closed",
+             "node=%llu conn=%llu remote=%s reason=\"%s\"", (unsigned long long)n->cfg.node_id,
+             (unsigned long long)c->cid, c->remote_addr, reason);
     else
         MLOG_W(MOD, "connection closed", "node=%llu conn=%llu remote=%s peer=%llu reason=\"%s\"",
                (unsigned long long)n->cfg.node_id, (unsigned long long)c->cid, c->remote_addr,
@@ -510,8 +513,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             c->node->m.frame_errors++;
             conn_close(c, MERR_CORRUPT, merr_msg(&e));
         } else {
-            conn_close(c, MERR_UNAVAILABLE,
-                       nread == UV_EOF ? "closed by the remote side" : uv_strerror((int)nread));
+            conn_close(c, MERR_UNAVAILABLE, nread == UV_EOF ? eof_reason : uv_strerror((int)nread));
         }
         return;
     }
