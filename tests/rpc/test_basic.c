@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -463,6 +464,91 @@ static void test_peer_events_and_oneway(void **state)
     th_recorder_free(&rec);
 }
 
+/* ---- the transport interface and metrics rendering ---- */
+
+static void upper_handler(void *arg, rpc_req *req)
+{
+    (void)arg;
+    char out[64];
+    size_t n = req->len < sizeof(out) ? req->len : sizeof(out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)(req->payload[i] >= 'a' && req->payload[i] <= 'z' ? req->payload[i] - 32
+                                                                         : req->payload[i]);
+    rpc_reply(req, 0, NULL, out, n);
+}
+
+struct via_t {
+    th_cond done;
+    int code;
+    char got[64];
+};
+
+static void via_reply(void *arg, int code, const char *msg, const uint8_t *p, size_t len)
+{
+    struct via_t *v = arg;
+    (void)msg;
+    v->code = code;
+    if (p && len < sizeof(v->got)) memcpy(v->got, p, len);
+    th_cond_add(&v->done, 1);
+}
+
+static void via_register(void *arg)
+{
+    rpc_transport *t = rpc_node_transport(b);
+    *(int *)arg = t->ops->handle(t, "upper", upper_handler, NULL);
+}
+
+static void via_call(void *arg)
+{
+    rpc_transport *t = rpc_node_transport(a);
+    if (t->ops->call(t, 2, "upper", "meridian", 8, 0, via_reply, arg, NULL))
+        via_reply(arg, -999, NULL, NULL, 0);
+}
+
+static void test_transport_interface(void **state)
+{
+    (void)state;
+    int rc = -1;
+    rpc_node_run_sync(b, via_register, &rc);
+    assert_int_equal(rc, 0);
+    static struct via_t v;
+    memset(&v, 0, sizeof(v));
+    th_cond_init(&v.done);
+    rpc_transport *t = rpc_node_transport(a);
+    assert_int_equal(t->ops->post(t, via_call, &v), 0);
+    assert_true(th_cond_wait(&v.done, 1));
+    assert_int_equal(v.code, 0);
+    assert_string_equal(v.got, "MERIDIAN");
+}
+
+struct render {
+    mbuf out;
+    int rc;
+};
+
+static void do_render(void *arg)
+{
+    struct render *r = arg;
+    r->rc = rpc_metrics_render(a, &r->out);
+}
+
+static void test_metrics_render(void **state)
+{
+    (void)state;
+    struct render r = {.out = MBUF_INIT};
+    rpc_node_run_sync(a, do_render, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(mbuf_append_u8(&r.out, 0), 0);
+    const char *txt = (const char *)r.out.data;
+    assert_non_null(strstr(txt, "# TYPE meridian_rpc_calls_ok_total counter\n"));
+    assert_non_null(strstr(txt, "meridian_rpc_connections_dialed_total{node=\"1\"} "));
+    assert_non_null(strstr(txt, "# TYPE meridian_rpc_queue_bytes gauge\n"));
+    const char *line = strstr(txt, "meridian_rpc_messages_out_total{node=\"1\",peer=\"2\"} ");
+    assert_non_null(line);
+    assert_true(strtoull(strchr(line, '}') + 2, NULL, 10) >= 2 * LOAD_CALLS);
+    mbuf_free(&r.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +560,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_stream_flow_control),
         cmocka_unit_test(test_peer_events_and_oneway),
+        cmocka_unit_test(test_transport_interface),
+        cmocka_unit_test(test_metrics_render),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

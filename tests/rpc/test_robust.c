@@ -240,6 +240,13 @@ static void test_handshake_version_mismatch(void **state)
     expect_closed(fd);
 }
 
+static rpc_node *peer_err_node;
+
+static void get_peer_error(void *arg)
+{
+    rpc_node_peer_error(peer_err_node, 2, arg);
+}
+
 static void test_cluster_mismatch_and_wrong_node(void **state)
 {
     (void)state;
@@ -255,6 +262,12 @@ static void test_cluster_mismatch_and_wrong_node(void **state)
     assert_non_null(strstr(r.msg, "cluster id mismatch"));
     th_metrics(b, &m1);
     assert_int_equal(m1.handshakes_refused - m0.handshakes_refused, 1);
+    /* The layers above can ask why the peer is unreachable. */
+    merr pe = {0};
+    peer_err_node = x;
+    rpc_node_run_sync(x, get_peer_error, &pe);
+    assert_int_equal(pe.code, MERR_PROTOCOL);
+    assert_non_null(strstr(pe.msg, "cluster id mismatch"));
     rpc_node_stop(x);
     /* a thinks node 5 lives at b's address: b answers as node 2. */
     th_add_peer(a, 5, addr_b);
