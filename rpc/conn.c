@@ -36,6 +36,7 @@ static rpc_conn *conn_new(rpc_node *n, int outbound)
     c->tcp.data = c;
     c->wreq.data = c;
     c->creq.data = c;
+    c->created_ns = mtime_mono_ns();
     rpc_decoder_init(&c->dec, n->cfg.max_frame);
     rpc_arena_init(&c->arena);
     c->next = n->conns;
@@ -107,9 +108,9 @@ void conn_close(rpc_conn *c, int code, const char *reason)
                (unsigned long long)c->remote_id, reason);
     rpc_peer *p = c->peer;
     if (p && p->conn == c) {
+        /* Peer state first: the peer-down subscriber may send right away. */
         p->conn = NULL;
         if (code != MERR_CLOSED) merr_set(&p->last_err, code, "%s", reason);
-        if (was_ready) node_notify_peer(n, p->id, 0);
         if (!n->stopping) {
             int64_t d = rpc_backoff_next(&p->backoff, node_jitter(n));
             p->state = PEER_BACKOFF;
@@ -117,6 +118,7 @@ void conn_close(rpc_conn *c, int code, const char *reason)
         } else {
             p->state = PEER_IDLE;
         }
+        if (was_ready) node_notify_peer(n, p->id, 0);
     }
     char msg[MERR_MSG_MAX];
     snprintf(msg, sizeof(msg), "connection to %s lost: %s", c->remote_addr, reason);
@@ -624,6 +626,18 @@ static void on_backoff(uv_timer_t *t)
     p->state = PEER_IDLE;
     p->node->m.reconnects++;
     conn_dial(p); /* redial now so peer-up is noticed without traffic */
+}
+
+void conn_sweep_timer_cb(uv_timer_t *t)
+{
+    rpc_node *n = t->data;
+    int64_t now = mtime_mono_ns();
+    for (rpc_conn *c = n->conns; c; c = c->next) {
+        if (c->state != CONN_CONNECTING && c->state != CONN_HANDSHAKE) continue;
+        if (now - c->created_ns < n->cfg.handshake_timeout_ns) continue;
+        n->m.handshake_timeouts++;
+        conn_close(c, MERR_TIMEOUT, "no completed handshake within the handshake timeout");
+    }
 }
 
 rpc_conn *conn_for_peer(rpc_node *n, uint64_t id, int *rc)

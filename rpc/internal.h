@@ -64,6 +64,7 @@ struct rpc_conn {
     rpc_call *calls;         /* outgoing calls answered on this connection */
     rpc_sreq *sreqs;         /* incoming requests not yet answered */
     int64_t last_release_ns; /* delayed frames keep TCP order unless reordered */
+    int64_t created_ns;      /* for the handshake timeout */
     rpc_peer_metrics *pm;
 };
 
@@ -129,7 +130,7 @@ struct rpc_node {
     uv_async_t async;
     uv_check_t check;     /* flushes writes queued by I/O callbacks (after poll) */
     uv_prepare_t prepare; /* flushes writes queued by timers and write callbacks */
-    uv_timer_t deadline_timer, delay_timer;
+    uv_timer_t deadline_timer, delay_timer, sweep_timer;
     uv_tcp_t listener;
     int listening, port;
     pthread_t thread;
@@ -179,6 +180,8 @@ int conn_send(rpc_conn *c, const rpc_env *env);
 void conn_close(rpc_conn *c, int code, const char *reason);
 void conn_flush_dirty(rpc_node *n);
 void conn_delay_timer_cb(uv_timer_t *t);
+/* Closes connections that did not finish their handshake in time. */
+void conn_sweep_timer_cb(uv_timer_t *t);
 rpc_conn *conn_by_cid(rpc_node *n, uint64_t cid);
 void conn_free_delayed(rpc_node *n);
 

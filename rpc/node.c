@@ -259,6 +259,7 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     C("connections_closed_total", conns_closed, "connections closed");
     C("connections_up_total", conns_up, "handshakes completed");
     C("handshakes_refused_total", handshakes_refused, "handshakes refused either way");
+    C("handshake_timeouts_total", handshake_timeouts, "connections closed for a slow handshake");
     C("frame_errors_total", frame_errors, "connections closed for a malformed frame");
     C("reconnects_total", reconnects, "redials after backoff");
     C("calls_started_total", calls_started, "calls sent");
@@ -441,6 +442,7 @@ void rpc_config_defaults(rpc_config *c)
     c->backoff_initial_ns = 50 * 1000000LL;
     c->backoff_max_ns = 5 * 1000000000LL;
     c->stream_window = 16;
+    c->handshake_timeout_ns = 10 * 1000000000LL;
     c->fault_seed = 1;
 }
 
@@ -500,6 +502,7 @@ static void node_shutdown(void *arg)
     uv_close((uv_handle_t *)&n->prepare, close_cb_noop);
     uv_close((uv_handle_t *)&n->deadline_timer, close_cb_noop);
     uv_close((uv_handle_t *)&n->delay_timer, close_cb_noop);
+    uv_close((uv_handle_t *)&n->sweep_timer, close_cb_noop);
 }
 
 static void node_free(rpc_node *n)
@@ -536,6 +539,7 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
     if (n->cfg.backoff_initial_ns <= 0) n->cfg.backoff_initial_ns = d.backoff_initial_ns;
     if (n->cfg.backoff_max_ns <= 0) n->cfg.backoff_max_ns = d.backoff_max_ns;
     if (!n->cfg.stream_window) n->cfg.stream_window = d.stream_window;
+    if (n->cfg.handshake_timeout_ns <= 0) n->cfg.handshake_timeout_ns = d.handshake_timeout_ns;
     snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", cfg->cluster_id ? cfg->cluster_id : "");
     snprintf(n->locality, sizeof(n->locality), "%s", cfg->locality ? cfg->locality : "");
     snprintf(n->listen, sizeof(n->listen), "%s", cfg->listen_addr ? cfg->listen_addr : "");
@@ -568,6 +572,15 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
     n->deadline_timer.data = n;
     uv_timer_init(&n->loop, &n->delay_timer);
     n->delay_timer.data = n;
+    uv_timer_init(&n->loop, &n->sweep_timer);
+    n->sweep_timer.data = n;
+    {
+        /* Check a few times per timeout; at most once per second. */
+        uint64_t every = (uint64_t)(n->cfg.handshake_timeout_ns / 4000000);
+        if (every < 1) every = 1;
+        if (every > 1000) every = 1000;
+        uv_timer_start(&n->sweep_timer, conn_sweep_timer_cb, every, every);
+    }
     if (cfg->faults && (rc = rpc_faults_parse(&n->faults, cfg->faults, e)) != 0) goto err_loop;
     if ((rc = rpc_node_handle(n, RPC_METHOD_FAULTS, faults_handler, n)) != 0) {
         merr_set(e, rc, "register %s", RPC_METHOD_FAULTS);

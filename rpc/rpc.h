@@ -38,8 +38,11 @@ typedef struct rpc_config {
     size_t send_queue_max;   /* bytes queued per connection before MERR_BUSY; 64 MiB */
     int64_t backoff_initial_ns, backoff_max_ns; /* reconnect; 50 ms .. 5 s */
     uint32_t stream_window;                     /* default stream credit, items; 16 */
-    uint64_t fault_seed;                        /* PRNG seed for fault decisions and jitter */
-    const char *faults;                         /* initial fault spec (fault.h), NULL = none */
+    /* A connection (either side) that has not completed its handshake this
+     * long after it was opened is closed; 10 s. */
+    int64_t handshake_timeout_ns;
+    uint64_t fault_seed; /* PRNG seed for fault decisions and jitter */
+    const char *faults;  /* initial fault spec (fault.h), NULL = none */
     /* Jitter source for reconnect backoff, values in [0, 1); NULL = the
      * seeded PRNG. Tests inject a fixed one. Called on the loop thread. */
     double (*jitter)(void *arg);
@@ -120,7 +123,7 @@ typedef struct rpc_peer_metrics {
 
 typedef struct rpc_metrics {
     uint64_t conns_dialed, conns_accepted, conns_closed, conns_up;
-    uint64_t handshakes_refused, frame_errors, reconnects;
+    uint64_t handshakes_refused, handshake_timeouts, frame_errors, reconnects;
     uint64_t calls_started, calls_ok, calls_failed, calls_timed_out, calls_canceled;
     uint64_t busy_rejections, unknown_methods;
     uint64_t fault_dropped, fault_partitioned, fault_duplicated, fault_delayed, fault_reordered,

@@ -64,6 +64,7 @@ rpc_node *th_start(const th_opts *o)
     if (o->max_frame) cfg.max_frame = o->max_frame;
     if (o->send_queue_max) cfg.send_queue_max = o->send_queue_max;
     cfg.fault_seed = o->seed ? o->seed : 1;
+    if (o->handshake_timeout_ns) cfg.handshake_timeout_ns = o->handshake_timeout_ns;
     cfg.backoff_initial_ns = 20 * MTIME_MS;
     cfg.backoff_max_ns = 200 * MTIME_MS;
     rpc_node *n = NULL;

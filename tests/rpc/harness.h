@@ -30,6 +30,7 @@ typedef struct th_opts {
     const char *cluster, *listen, *locality, *faults;
     size_t max_frame, send_queue_max;
     uint64_t seed;
+    int64_t handshake_timeout_ns;
 } th_opts;
 
 rpc_node *th_start(const th_opts *o);

@@ -310,6 +310,37 @@ static void test_send_queue_bounded(void **state)
     close(lfd);
 }
 
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    /* Acceptor side: a client that connects and says nothing is dropped. */
+    th_opts o = {.id = 9, .listen = "127.0.0.1:0", .handshake_timeout_ns = 200 * MTIME_MS};
+    rpc_node *x = th_start(&o);
+    assert_non_null(x);
+    int fd = raw_connect(rpc_node_port(x));
+    expect_closed(fd);
+    rpc_metrics m;
+    th_metrics(x, &m);
+    assert_int_equal(m.handshake_timeouts, 1);
+    /* Dialer side: a listener that never answers the handshake. */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    th_add_peer(x, 60, addr);
+    th_result r;
+    assert_int_equal(th_call(x, 60, "echo", "x", 1, 0, &r), 0);
+    assert_int_equal(r.code, MERR_UNAVAILABLE);
+    assert_non_null(strstr(r.msg, "handshake timeout"));
+    rpc_node_stop(x);
+    close(lfd);
+}
+
 /* ---- a peer process killed and restarted ---- */
 
 struct peer_events {
@@ -397,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_handshake_version_mismatch),
         cmocka_unit_test(test_cluster_mismatch_and_wrong_node),
         cmocka_unit_test(test_send_queue_bounded),
+        cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_peer_process_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
