@@ -131,7 +131,11 @@ static int start_call(rpc_node *n, uint64_t to, const char *method, const void *
     call->hnext = *b;
     *b = call;
     if (deadline_us > 0) {
-        call->hi.at = mtime_mono_ns() + (deadline_us - now_real_us()) * 1000;
+        /* Absolute wall-clock deadline -> monotonic, clamped so a far-future
+         * deadline cannot overflow (a year is "never" for a call). */
+        int64_t left_us = deadline_us - now_real_us();
+        if (left_us > 365LL * 24 * 3600 * 1000000) left_us = 365LL * 24 * 3600 * 1000000;
+        call->hi.at = mtime_mono_ns() + left_us * 1000;
         if (rpc_heap_push(&n->deadlines, &call->hi) == 0 && call->hi.idx == 0)
             arm_deadline_timer(n);
     }

@@ -411,6 +411,8 @@ static void sync_trampoline(void *arg)
 
 int rpc_node_run_sync(rpc_node *n, rpc_post_fn fn, void *arg)
 {
+    /* Waiting on the loop from the loop would never return. */
+    if (n->thread_started && pthread_equal(pthread_self(), n->thread)) return MERR_INVALID;
     struct sync_call s = {.fn = fn, .arg = arg, .done = 0};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);

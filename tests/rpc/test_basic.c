@@ -160,9 +160,22 @@ static void test_unknown_method_keeps_connection(void **state)
     assert_int_equal(m1.conns_dialed, m0.conns_dialed);
 }
 
+static void noop(void *arg)
+{
+    (void)arg;
+}
+
+static void run_sync_from_loop(void *arg)
+{
+    *(int *)arg = rpc_node_run_sync(a, noop, NULL);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
+    int rc = 0;
+    rpc_node_run_sync(a, run_sync_from_loop, &rc);
+    assert_int_equal(rc, MERR_INVALID); /* refused instead of a deadlock */
     th_result r;
     assert_int_equal(th_call(a, 77, "echo", "x", 1, 0, &r), MERR_NOTFOUND);
     assert_int_equal(th_add_peer(a, 9, "not-an-address"), MERR_INVALID);
@@ -228,6 +241,9 @@ static void test_deadline(void **state)
     rpc_node_run_sync(b, release_held, &s);
     /* The connection still works after the late reply was dropped. */
     assert_int_equal(th_call(a, 2, "echo", "y", 1, 0, &r), 0);
+    assert_int_equal(r.code, 0);
+    /* A deadline far in the future is just "no hurry". */
+    assert_int_equal(th_call(a, 2, "echo", "f", 1, INT64_MAX, &r), 0);
     assert_int_equal(r.code, 0);
     /* A request already past its deadline is answered without the handler. */
     int64_t got_before = th_cond_get(&s.got);
