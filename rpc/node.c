@@ -584,7 +584,7 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
         uv_timer_start(&n->sweep_timer, conn_sweep_timer_cb, every, every);
     }
     if (cfg->faults && (rc = rpc_faults_parse(&n->faults, cfg->faults, e)) != 0) goto err_loop;
-    if ((rc = rpc_node_handle(n, RPC_METHOD_FAULTS, faults_handler, n)) != 0) {
+    if (cfg->fault_admin && (rc = rpc_node_handle(n, RPC_METHOD_FAULTS, faults_handler, n)) != 0) {
         merr_set(e, rc, "register %s", RPC_METHOD_FAULTS);
         goto err_loop;
     }

@@ -43,6 +43,9 @@ typedef struct rpc_config {
     int64_t handshake_timeout_ns;
     uint64_t fault_seed; /* PRNG seed for fault decisions and jitter */
     const char *faults;  /* initial fault spec (fault.h), NULL = none */
+    /* Serve the "rpc.faults" admin method (tests, chaos runs). Off by
+     * default: fault injection over the network is not for production. */
+    int fault_admin;
     /* Jitter source for reconnect backoff, values in [0, 1); NULL = the
      * seeded PRNG. Tests inject a fixed one. Called on the loop thread. */
     double (*jitter)(void *arg);
@@ -108,7 +111,8 @@ void rpc_req_on_cancel(rpc_req *req, void (*fn)(void *arg, rpc_req *req), void *
 /* Applies a fault spec on top of the current one (clear=1: replace it). */
 int rpc_node_faults(rpc_node *n, const char *spec, int clear, merr *e);
 void rpc_node_faults_seed(rpc_node *n, uint64_t seed);
-/* Admin method served by every node: payload = FaultSpec (proto/rpc.proto). */
+/* Admin method served when cfg.fault_admin is set: payload = FaultSpec
+ * (proto/rpc.proto). Without it the method is unknown (MERR_UNSUPPORTED). */
 #define RPC_METHOD_FAULTS "rpc.faults"
 /* Builds a FaultSpec payload for that method (caller frees *out). */
 int rpc_fault_msg_encode(const char *spec, int clear, uint64_t seed, uint8_t **out, size_t *len);

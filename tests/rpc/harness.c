@@ -61,6 +61,7 @@ rpc_node *th_start(const th_opts *o)
     cfg.listen_addr = o->listen;
     cfg.locality = o->locality ? o->locality : "";
     cfg.faults = o->faults;
+    cfg.fault_admin = !o->no_fault_admin;
     if (o->max_frame) cfg.max_frame = o->max_frame;
     if (o->send_queue_max) cfg.send_queue_max = o->send_queue_max;
     cfg.fault_seed = o->seed ? o->seed : 1;

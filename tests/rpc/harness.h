@@ -31,6 +31,7 @@ typedef struct th_opts {
     size_t max_frame, send_queue_max;
     uint64_t seed;
     int64_t handshake_timeout_ns;
+    int no_fault_admin;
 } th_opts;
 
 rpc_node *th_start(const th_opts *o);

@@ -258,6 +258,18 @@ static void test_admin_message(void **state)
     assert_int_equal(th_call(b, 1, RPC_METHOD_FAULTS, "\xff\xff\xff", 3, 0, &r), 0);
     assert_int_equal(r.code, MERR_CORRUPT);
     barrier(a, 2, &rec_b, 10);
+    /* A node not configured for fault admin does not know the method. */
+    th_opts o = {.id = 5, .listen = "127.0.0.1:0", .no_fault_admin = 1};
+    rpc_node *x = th_start(&o);
+    assert_non_null(x);
+    char addr[64];
+    th_addr(x, 0, addr, sizeof(addr));
+    th_add_peer(b, 5, addr);
+    assert_int_equal(rpc_fault_msg_encode("drop=1", 1, 0, &msg, &len), 0);
+    assert_int_equal(th_call(b, 5, RPC_METHOD_FAULTS, msg, len, 0, &r), 0);
+    free(msg);
+    assert_int_equal(r.code, MERR_UNSUPPORTED);
+    rpc_node_stop(x);
 }
 
 static void test_bad_config_refused(void **state)
