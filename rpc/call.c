@@ -375,8 +375,9 @@ static int uv_reply(rpc_transport *t, rpc_req *req, int code, const char *msg, c
     return rc;
 }
 
-int rpc_stream_send(rpc_req *req, const void *payload, size_t len)
+static int uv_stream_send(rpc_transport *t, rpc_req *req, const void *payload, size_t len)
 {
+    (void)t;
     rpc_sreq *s = req->impl;
     if (!req->stream) return MERR_INVALID;
     if (req->canceled || !s->conn) return MERR_CANCELED;
@@ -392,15 +393,17 @@ int rpc_stream_send(rpc_req *req, const void *payload, size_t len)
     return 0;
 }
 
-void rpc_stream_on_writable(rpc_req *req, void (*fn)(void *, rpc_req *), void *arg)
+static void uv_on_writable(rpc_transport *t, rpc_req *req, rpc_req_fn fn, void *arg)
 {
+    (void)t;
     rpc_sreq *s = req->impl;
     s->on_writable = fn;
     s->w_arg = arg;
 }
 
-void rpc_req_on_cancel(rpc_req *req, void (*fn)(void *, rpc_req *), void *arg)
+static void uv_on_cancel(rpc_transport *t, rpc_req *req, rpc_req_fn fn, void *arg)
 {
+    (void)t;
     rpc_sreq *s = req->impl;
     s->on_cancel = fn;
     s->c_arg = arg;
@@ -439,6 +442,19 @@ static int t_post(rpc_transport *t, rpc_post_fn fn, void *arg)
     return rpc_node_post(t->impl, fn, arg);
 }
 
+static int t_call_stream(rpc_transport *t, uint64_t to, const char *method, const void *p, size_t n,
+                         int64_t deadline_us, uint32_t window, rpc_item_fn item, rpc_reply_fn end,
+                         void *arg, uint64_t *call_id)
+{
+    return rpc_node_call_stream(t->impl, to, method, p, n, deadline_us, window, item, end, arg,
+                                call_id);
+}
+
+static int t_stream_grant(rpc_transport *t, uint64_t call_id, uint32_t items)
+{
+    return rpc_node_stream_grant(t->impl, call_id, items);
+}
+
 const rpc_transport_ops rpc_uv_transport_ops = {
     .oneway = t_oneway,
     .call = t_call,
@@ -447,4 +463,9 @@ const rpc_transport_ops rpc_uv_transport_ops = {
     .reply = uv_reply,
     .on_peer = t_on_peer,
     .post = t_post,
+    .call_stream = t_call_stream,
+    .stream_grant = t_stream_grant,
+    .stream_send = uv_stream_send,
+    .on_writable = uv_on_writable,
+    .on_cancel = uv_on_cancel,
 };

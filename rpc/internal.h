@@ -102,9 +102,9 @@ struct rpc_sreq {
     uint64_t id;
     rpc_sreq *prev, *next;
     uint32_t credit;
-    void (*on_writable)(void *, rpc_req *);
+    rpc_req_fn on_writable;
     void *w_arg;
-    void (*on_cancel)(void *, rpc_req *);
+    rpc_req_fn on_cancel;
     void *c_arg;
     rpc_sreq *free_next;
 };

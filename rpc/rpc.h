@@ -86,25 +86,12 @@ int rpc_node_cancel(rpc_node *n, uint64_t call_id);
 int rpc_node_peer_error(rpc_node *n, uint64_t id, merr *out);
 int rpc_node_peer_is_up(rpc_node *n, uint64_t id);
 
-/* Streamed call: each STREAM item goes to item(); the call ends with end()
- * (code 0 on STREAM_END without error). item() returns 1 when it consumed the
- * item (credit goes back to the sender automatically) or 0 to hold it; the
- * caller then returns credit with rpc_node_stream_grant() when it has caught
- * up. The server never has more than `window` items unacknowledged. */
-typedef int (*rpc_item_fn)(void *arg, const uint8_t *payload, size_t len);
+/* Streamed calls and the server side of streams: see transport.h
+ * (rpc_item_fn, rpc_stream_send, rpc_stream_on_writable, rpc_req_on_cancel). */
 int rpc_node_call_stream(rpc_node *n, uint64_t to, const char *method, const void *payload,
                          size_t len, int64_t deadline_us, uint32_t window, rpc_item_fn item,
                          rpc_reply_fn end, void *arg, uint64_t *call_id);
 int rpc_node_stream_grant(rpc_node *n, uint64_t call_id, uint32_t items);
-
-/* Server side of a stream: send one item. 0, MERR_BUSY when the window is
- * used up (wait for on_writable), MERR_CANCELED when the caller is gone.
- * End the stream with rpc_reply() (sends STREAM_END). */
-int rpc_stream_send(rpc_req *req, const void *payload, size_t len);
-void rpc_stream_on_writable(rpc_req *req, void (*fn)(void *arg, rpc_req *req), void *arg);
-/* Called once if the caller cancels or its connection drops; the request
- * must still be released with rpc_reply() (which then sends nothing). */
-void rpc_req_on_cancel(rpc_req *req, void (*fn)(void *arg, rpc_req *req), void *arg);
 
 /* ---- faults ---- */
 

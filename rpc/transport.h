@@ -42,6 +42,11 @@ typedef void (*rpc_handler_fn)(void *arg, rpc_req *req);
 /* Peer up (up = 1) after a successful handshake, down (0) when it is lost. */
 typedef void (*rpc_peer_fn)(void *arg, uint64_t node_id, int up);
 typedef void (*rpc_post_fn)(void *arg);
+/* A stream item arrived: return 1 when consumed (credit goes back to the
+ * sender automatically) or 0 to hold it (return credit later with
+ * stream_grant). The sender never has more than `window` items unacked. */
+typedef int (*rpc_item_fn)(void *arg, const uint8_t *payload, size_t len);
+typedef void (*rpc_req_fn)(void *arg, rpc_req *req);
 
 typedef struct rpc_transport_ops {
     /* Fire-and-forget message. 0, MERR_BUSY (send queue full),
@@ -64,6 +69,22 @@ typedef struct rpc_transport_ops {
     void (*on_peer)(rpc_transport *t, rpc_peer_fn fn, void *arg);
     /* Thread-safe: runs fn(arg) on the loop thread soon. */
     int (*post)(rpc_transport *t, rpc_post_fn fn, void *arg);
+
+    /* Streams (scans, snapshots). A streamed call: items go to item(), the
+     * end (STREAM_END or an error) to end(), exactly once. */
+    int (*call_stream)(rpc_transport *t, uint64_t to, const char *method, const void *payload,
+                       size_t len, int64_t deadline_us, uint32_t window, rpc_item_fn item,
+                       rpc_reply_fn end, void *arg, uint64_t *call_id);
+    int (*stream_grant)(rpc_transport *t, uint64_t call_id, uint32_t items);
+    /* Server side: one item. 0, MERR_BUSY when the window is used up (wait
+     * for on_writable), MERR_CANCELED when the caller is gone. The stream
+     * ends with reply(). */
+    int (*stream_send)(rpc_transport *t, rpc_req *req, const void *payload, size_t len);
+    /* Called when the caller grants more credit. */
+    void (*on_writable)(rpc_transport *t, rpc_req *req, rpc_req_fn fn, void *arg);
+    /* Called once if the caller cancels or its connection drops; the request
+     * must still be released with reply() (which then sends nothing). */
+    void (*on_cancel)(rpc_transport *t, rpc_req *req, rpc_req_fn fn, void *arg);
 } rpc_transport_ops;
 
 struct rpc_transport {
@@ -75,6 +96,21 @@ static inline int rpc_reply(rpc_req *req, int code, const char *msg, const void 
                             size_t len)
 {
     return req->t->ops->reply(req->t, req, code, msg, payload, len);
+}
+
+static inline int rpc_stream_send(rpc_req *req, const void *payload, size_t len)
+{
+    return req->t->ops->stream_send(req->t, req, payload, len);
+}
+
+static inline void rpc_stream_on_writable(rpc_req *req, rpc_req_fn fn, void *arg)
+{
+    req->t->ops->on_writable(req->t, req, fn, arg);
+}
+
+static inline void rpc_req_on_cancel(rpc_req *req, rpc_req_fn fn, void *arg)
+{
+    req->t->ops->on_cancel(req->t, req, fn, arg);
 }
 
 #endif
