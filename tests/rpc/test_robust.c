@@ -30,6 +30,7 @@ extern char **environ;
 
 static rpc_node *a, *b;
 static char addr_b[64];
+static pid_t child = -1; /* the peer process, killed by teardown if a test failed */
 
 static int setup(void **state)
 {
@@ -49,6 +50,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (child > 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
     rpc_node_stop(a);
     rpc_node_stop(b);
     return 0;
@@ -363,6 +368,7 @@ static pid_t spawn_peer(const char *listen)
     char *argv[] = {(char *)RPC_PEER_BIN, "3", (char *)listen, "test", NULL};
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, RPC_PEER_BIN, NULL, NULL, argv, environ), 0);
+    child = pid;
     return pid;
 }
 
@@ -404,6 +410,7 @@ static void test_peer_process_restart(void **state)
     /* Kill it: the connection drops, the layer above hears peer-down. */
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    child = -1;
     assert_true(th_cond_wait(&ev.down, 1));
     assert_false(th_call(a, 3, "echo", "2", 1, 0, &r) == 0 && r.code == 0);
     /* Restart on the same address: backoff redials and the peer comes back
@@ -416,6 +423,7 @@ static void test_peer_process_restart(void **state)
     assert_true(m1.reconnects > m0.reconnects);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    child = -1;
     assert_true(th_cond_wait(&ev.down, 2));
 }
 
