@@ -1,0 +1,133 @@
+/* rpc: the libuv TCP transport of a node (DESIGN.md §1, docs/rpc.md).
+ *
+ * An rpc_node owns one uv loop on its own thread. It listens (IPv4 or IPv6),
+ * dials peers lazily by node id, runs the handshake (protocol version, node
+ * id, cluster id, address, locality), and carries framed protobuf Envelopes:
+ * requests with deadlines and cancellation, one-way messages, streamed
+ * replies with credit-based flow control. Faults (drop, delay, duplicate,
+ * reorder, partitions, a region latency matrix) can be injected per node.
+ *
+ * Threading: rpc_node_start/stop, rpc_node_post and rpc_node_run_sync may be
+ * called from any thread (run_sync never from the loop thread itself).
+ * Everything else, and every callback, belongs to the loop thread: call it
+ * from a handler, a callback, or a function given to post.
+ *
+ * I/O layering (so TLS can slot in later with memory BIOs): socket bytes go
+ * to conn_on_bytes() which feeds the frame decoder; outgoing frames collect
+ * in a per-connection buffer that conn_flush() hands to the socket. A TLS
+ * layer sits between those two points and the socket. */
+#ifndef MERIDIAN_RPC_RPC_H
+#define MERIDIAN_RPC_RPC_H
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "rpc/fault.h"
+#include "rpc/transport.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rpc_node rpc_node;
+
+typedef struct rpc_config {
+    uint64_t node_id;        /* 0 for a client */
+    const char *cluster_id;  /* "" = not yet initialised (accepts any) */
+    const char *listen_addr; /* "127.0.0.1:0", "[::1]:7000"; NULL = do not listen */
+    const char *locality;    /* "region=us-east,zone=a" */
+    size_t max_frame;        /* default 64 MiB */
+    size_t send_queue_max;   /* bytes queued per connection before MERR_BUSY; 64 MiB */
+    int64_t backoff_initial_ns, backoff_max_ns; /* reconnect; 50 ms .. 5 s */
+    uint32_t stream_window;                     /* default stream credit, items; 16 */
+    /* A connection (either side) that has not completed its handshake this
+     * long after it was opened is closed; 10 s. */
+    int64_t handshake_timeout_ns;
+    uint64_t fault_seed; /* PRNG seed for fault decisions and jitter */
+    const char *faults;  /* initial fault spec (fault.h), NULL = none */
+    /* Serve the "rpc.faults" admin method (tests, chaos runs). Off by
+     * default: fault injection over the network is not for production. */
+    int fault_admin;
+    /* Jitter source for reconnect backoff, values in [0, 1); NULL = the
+     * seeded PRNG. Tests inject a fixed one. Called on the loop thread. */
+    double (*jitter)(void *arg);
+    void *jitter_arg;
+} rpc_config;
+
+void rpc_config_defaults(rpc_config *c);
+
+/* Creates the node, binds its listener (so the port is known on return) and
+ * starts the loop thread. */
+int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e);
+/* Stops the loop (pending calls end with MERR_CLOSED), joins the thread and
+ * frees the node. Not from the loop thread. */
+void rpc_node_stop(rpc_node *n);
+
+uint64_t rpc_node_id(const rpc_node *n);
+int rpc_node_port(const rpc_node *n); /* bound port, 0 when not listening */
+rpc_transport *rpc_node_transport(rpc_node *n);
+
+/* Thread-safe: queue fn(arg) to run on the loop thread. MERR_CLOSED once
+ * the node is stopping (fn will not run). */
+int rpc_node_post(rpc_node *n, rpc_post_fn fn, void *arg);
+/* Thread-safe (not from the loop thread): post and wait until fn returned. */
+int rpc_node_run_sync(rpc_node *n, rpc_post_fn fn, void *arg);
+
+/* ---- loop-thread API ---- */
+
+/* Registers where node `id` listens ("host:port", "[v6]:port"). Replaces a
+ * previous address (the next connection uses it). */
+int rpc_node_add_peer(rpc_node *n, uint64_t id, const char *addr);
+int rpc_node_handle(rpc_node *n, const char *method, rpc_handler_fn fn, void *arg);
+void rpc_node_on_peer(rpc_node *n, rpc_peer_fn fn, void *arg);
+int rpc_node_oneway(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len);
+int rpc_node_call(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len,
+                  int64_t deadline_us, rpc_reply_fn cb, void *arg, uint64_t *call_id);
+int rpc_node_cancel(rpc_node *n, uint64_t call_id);
+/* Last handshake/connection error with peer `id` (code 0 when none). */
+int rpc_node_peer_error(rpc_node *n, uint64_t id, merr *out);
+int rpc_node_peer_is_up(rpc_node *n, uint64_t id);
+
+/* Streamed calls and the server side of streams: see transport.h
+ * (rpc_item_fn, rpc_stream_send, rpc_stream_on_writable, rpc_req_on_cancel). */
+int rpc_node_call_stream(rpc_node *n, uint64_t to, const char *method, const void *payload,
+                         size_t len, int64_t deadline_us, uint32_t window, rpc_item_fn item,
+                         rpc_reply_fn end, void *arg, uint64_t *call_id);
+int rpc_node_stream_grant(rpc_node *n, uint64_t call_id, uint32_t items);
+
+/* ---- faults ---- */
+
+/* Applies a fault spec on top of the current one (clear=1: replace it). */
+int rpc_node_faults(rpc_node *n, const char *spec, int clear, merr *e);
+void rpc_node_faults_seed(rpc_node *n, uint64_t seed);
+/* Admin method served when cfg.fault_admin is set: payload = FaultSpec
+ * (proto/rpc.proto). Without it the method is unknown (MERR_UNSUPPORTED). */
+#define RPC_METHOD_FAULTS "rpc.faults"
+/* Builds a FaultSpec payload for that method (caller frees *out). */
+int rpc_fault_msg_encode(const char *spec, int clear, uint64_t seed, uint8_t **out, size_t *len);
+
+/* ---- metrics ---- */
+
+typedef struct rpc_peer_metrics {
+    uint64_t node_id; /* 0 aggregates clients */
+    uint64_t msgs_out, bytes_out, msgs_in, bytes_in;
+    uint64_t queue_bytes; /* currently buffered for sending */
+} rpc_peer_metrics;
+
+typedef struct rpc_metrics {
+    uint64_t conns_dialed, conns_accepted, conns_closed, conns_up;
+    uint64_t handshakes_refused, handshake_timeouts, frame_errors, reconnects;
+    uint64_t calls_started, calls_ok, calls_failed, calls_timed_out, calls_canceled;
+    uint64_t busy_rejections, unknown_methods;
+    uint64_t fault_dropped, fault_partitioned, fault_duplicated, fault_delayed, fault_reordered,
+        fault_in_blocked;
+    uint64_t stream_items_out, stream_blocked;
+    uint64_t queue_bytes, queue_bytes_max; /* all connections now / ever */
+    rpc_peer_metrics *peers;               /* owned by the node; loop thread */
+    size_t npeers;
+} rpc_metrics;
+
+/* The node's counters (peers points into the node: read on the loop thread). */
+const rpc_metrics *rpc_node_metrics(rpc_node *n);
+/* Appends Prometheus text exposition of the metrics to out. */
+int rpc_metrics_render(rpc_node *n, mbuf *out);
+
+#endif
