@@ -1,6 +1,7 @@
 /* rpc node: the loop thread, the thread-safe post queue, handler and peer
  * registries, fault and metrics entry points, and the timer heap. */
 #include "rpc/internal.h"
+#include "common/addr.h"
 #include "common/log.h"
 #include "proto/rpc.pb-c.h"
 
@@ -90,33 +91,9 @@ void rpc_heap_free(rpc_heap *h)
 
 int rpc_addr_parse(const char *s, struct sockaddr_storage *ss)
 {
-    char host[128];
-    const char *port;
-    memset(ss, 0, sizeof(*ss));
-    if (!s) return MERR_INVALID;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof(host))
-            return MERR_INVALID;
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = 0;
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (!colon || (size_t)(colon - s) >= sizeof(host)) return MERR_INVALID;
-        memcpy(host, s, (size_t)(colon - s));
-        host[colon - s] = 0;
-        port = colon + 1;
-    }
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (end == port || *end || p < 0 || p > 65535) return MERR_INVALID;
-    if (strchr(host, ':')) {
-        if (uv_ip6_addr(host, (int)p, (struct sockaddr_in6 *)ss)) return MERR_INVALID;
-    } else if (uv_ip4_addr(host, (int)p, (struct sockaddr_in *)ss)) {
-        return MERR_INVALID;
-    }
-    return 0;
+    /* One parser for every address flag and peer (common/addr.h); port 0 is
+     * allowed because listeners use it to pick a free port. */
+    return maddr_parse_listen(s, ss, NULL);
 }
 
 /* ---- registries ---- */
