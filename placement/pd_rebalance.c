@@ -72,7 +72,8 @@ static long pick_range(const pd_view *v, size_t s, size_t t, bool by_bytes)
     double best_rank[3] = {0, 0, 0};
     for (size_t ri = 0; ri < v->c->n_ranges; ri++) {
         const pd_range *r = &v->c->ranges[ri];
-        if (v->busy[ri] || !pd_range_has(r, sn->id) || !pd_view_range_settled(v, ri)) continue;
+        if (v->busy[ri] || v->merging[ri] || !pd_range_has(r, sn->id)) continue;
+        if (!pd_view_range_settled(v, ri)) continue;
         if (!pd_view_target_ok(v, ri, t)) continue;
         pd_quality now = pd_view_quality(v, ri, 0, 0),
                    after = pd_view_quality(v, ri, sn->id, tn->id);

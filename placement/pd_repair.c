@@ -137,7 +137,10 @@ int pd_schedule_constraints(const pd_cluster *c, const pd_settings *s, pd_ops *o
             long t = pd_view_best_target(&v, ri, x);
             if (t < 0) continue;
             pd_quality q = pd_view_quality(&v, ri, x, c->nodes[t].id);
-            if (pd_quality_cmp(&q, &best_q) <= 0) continue;
+            int cmp = pd_quality_cmp(&q, &best_q);
+            /* On a tie, spare the leader: moving it costs a lease transfer. */
+            if (cmp < 0 || (cmp == 0 && (target < 0 || x == r->leader || from != r->leader)))
+                continue;
             best_q = q;
             from = x;
             target = t;

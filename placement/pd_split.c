@@ -52,17 +52,6 @@ int pd_schedule_split(const pd_cluster *c, const pd_settings *s, pd_ops *out)
     return rc;
 }
 
-static bool small_and_cold(const pd_view *v, const pd_range *r)
-{
-    if (r->size_bytes >= v->s->range_min_bytes) return false;
-    if (qps(r) >= v->s->merge_qps_fraction * v->s->range_split_qps) return false;
-    /* The cool-down keeps a load split from being merged straight back
-     * when the load that caused it pauses. */
-    if (r->last_split_merge_ns && v->c->now_ns - r->last_split_merge_ns < v->s->merge_cooldown_ns)
-        return false;
-    return true;
-}
-
 static bool voter_of(const pd_range *r, pd_node_id id)
 {
     for (int i = 0; i < r->n_replicas; i++)
@@ -116,10 +105,7 @@ int pd_schedule_merge(const pd_cluster *c, const pd_settings *s, pd_ops *out)
         size_t li = order[k], ri = order[k + 1];
         const pd_range *l = &c->ranges[li], *r = &c->ranges[ri];
         if (v.busy[li] || v.busy[ri]) continue;
-        if (l->end.len == 0 || !pd_key_eq(&l->end, &r->start)) continue;
-        if (v.policy[li] != v.policy[ri]) continue;
-        if (!small_and_cold(&v, l) || !small_and_cold(&v, r)) continue;
-        if (l->size_bytes + r->size_bytes >= s->range_max_bytes) continue;
+        if (!pd_view_mergeable(&v, li, ri)) continue;
         if (!pd_view_range_settled(&v, li) || !pd_view_range_settled(&v, ri)) continue;
         if (same_voters(l, r)) {
             pd_op op = {.kind = PD_OP_MERGE, .reason = PD_REASON_MERGE, .range = l->id};

@@ -165,6 +165,45 @@ static void account(pd_view *v, pd_op_kind kind, pd_range_id range, pd_range_id 
     }
 }
 
+static double qps(const pd_range *r)
+{
+    return r->reads_per_s + r->writes_per_s;
+}
+
+static bool small_and_cold(const pd_view *v, const pd_range *r)
+{
+    if (r->size_bytes >= v->s->range_min_bytes) return false;
+    if (qps(r) >= v->s->merge_qps_fraction * v->s->range_split_qps) return false;
+    /* The cool-down keeps a load split from being merged straight back
+     * when the load that caused it pauses. */
+    if (r->last_split_merge_ns && v->c->now_ns - r->last_split_merge_ns < v->s->merge_cooldown_ns)
+        return false;
+    return true;
+}
+
+bool pd_view_mergeable(const pd_view *v, size_t li, size_t ri)
+{
+    const pd_range *l = &v->c->ranges[li], *r = &v->c->ranges[ri];
+    if (l->end.len == 0 || !pd_key_eq(&l->end, &r->start)) return false;
+    if (v->policy[li] != v->policy[ri]) return false;
+    if (!small_and_cold(v, l) || !small_and_cold(v, r)) return false;
+    return l->size_bytes + r->size_bytes < v->s->range_max_bytes;
+}
+
+/* Marks both halves of every pair the merge scheduler would work on, so the
+ * rebalancer leaves their replicas alone: otherwise it would move back what
+ * the merge scheduler moved to make the replica sets equal. */
+static int mark_merging(pd_view *v)
+{
+    size_t *order = pd_view_ranges_by_start(v);
+    if (!order) return MERR_NOMEM;
+    for (size_t k = 0; k + 1 < v->c->n_ranges; k++)
+        if (pd_view_mergeable(v, order[k], order[k + 1]))
+            v->merging[order[k]] = v->merging[order[k + 1]] = 1;
+    free(order);
+    return 0;
+}
+
 int pd_view_build(pd_view *v, const pd_cluster *c, const pd_settings *s, pd_ops *out)
 {
     memset(v, 0, sizeof(*v));
@@ -179,9 +218,11 @@ int pd_view_build(pd_view *v, const pd_cluster *c, const pd_settings *s, pd_ops 
     v->policy = calloc(nr, sizeof(*v->policy));
     v->busy = calloc(nr, 1);
     v->moving = calloc(nr, 1);
+    v->merging = calloc(nr, 1);
     v->idx_nodes = build_index(c->n_nodes, c->nodes, sizeof(pd_node));
     v->idx_ranges = build_index(c->n_ranges, c->ranges, sizeof(pd_range));
-    if (!v->n || !v->policy || !v->busy || !v->moving || !v->idx_nodes || !v->idx_ranges) {
+    if (!v->n || !v->policy || !v->busy || !v->moving || !v->merging || !v->idx_nodes ||
+        !v->idx_ranges) {
         rc = merr_set(&out->err, MERR_NOMEM, "placement: out of memory");
         goto err;
     }
@@ -210,6 +251,10 @@ int pd_view_build(pd_view *v, const pd_cluster *c, const pd_settings *s, pd_ops 
         if (pd_range_has_learner(r) || pd_range_voters(r) > pd_view_rf(v, ri)) v->moving[ri] = 1;
         v->moves += v->moving[ri];
     }
+    if (mark_merging(v)) {
+        rc = merr_set(&out->err, MERR_NOMEM, "placement: out of memory");
+        goto err;
+    }
     for (size_t i = 0; i < c->n_inflight; i++) {
         const pd_inflight *f = &c->inflight[i];
         account(v, f->kind, f->range, f->range2, f->node, f->from);
@@ -230,11 +275,12 @@ void pd_view_free(pd_view *v)
     free(v->policy);
     free(v->busy);
     free(v->moving);
+    free(v->merging);
     free(v->idx_nodes);
     free(v->idx_ranges);
     v->n = NULL;
     v->policy = NULL;
-    v->busy = v->moving = NULL;
+    v->busy = v->moving = v->merging = NULL;
     v->idx_nodes = v->idx_ranges = NULL;
 }
 

@@ -23,11 +23,12 @@ typedef struct pd_view {
     const pd_cluster *c;
     const pd_settings *s;
     pd_ops *out;
-    pd_nstat *n;           /* parallel to c->nodes */
-    int *policy;           /* per range: index into c->policies, -1 = default */
-    unsigned char *busy;   /* per range: an op in flight or proposed this run */
-    unsigned char *moving; /* per range: a move under way (counts against max_moves) */
-    uint32_t moves;        /* ranges with a move under way, this run's included */
+    pd_nstat *n;            /* parallel to c->nodes */
+    int *policy;            /* per range: index into c->policies, -1 = default */
+    unsigned char *busy;    /* per range: an op in flight or proposed this run */
+    unsigned char *moving;  /* per range: a move under way (counts against max_moves) */
+    unsigned char *merging; /* per range: half of a pair the merge scheduler wants */
+    uint32_t moves;         /* ranges with a move under way, this run's included */
     struct pd_id_idx *idx_nodes, *idx_ranges; /* private: lookup by id */
 } pd_view;
 
@@ -76,6 +77,11 @@ double pd_view_fraction(const pd_view *v, size_t ni); /* dir_bytes / capacity */
 
 /* Appends an op, marks its ranges busy and updates the planned counts. */
 int pd_view_emit(pd_view *v, const pd_op *op);
+
+/* Whether ranges li and ri (li's end = ri's start) qualify for a merge:
+ * same policy, both below range.min_bytes, both cold, neither split or
+ * merged within the cool-down. Replica sets are not looked at. */
+bool pd_view_mergeable(const pd_view *v, size_t li, size_t ri);
 
 /* Ranges in start-key order (for merge): an array of indices to free. */
 size_t *pd_view_ranges_by_start(const pd_view *v);

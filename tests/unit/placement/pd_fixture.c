@@ -67,6 +67,16 @@ void fx_ranges(fx *f, int n, int rf, int stride, uint64_t size)
     }
 }
 
+void fx_advance(fx *f, int64_t ns)
+{
+    for (size_t i = 0; i < f->c.n_nodes; i++) {
+        pd_node *n = &f->c.nodes[i];
+        if (f->c.now_ns - n->last_heartbeat_ns < f->s.suspect_timeout_ns)
+            n->last_heartbeat_ns = f->c.now_ns + ns;
+    }
+    f->c.now_ns += ns;
+}
+
 void fx_kill(fx *f, pd_node_id id)
 {
     pd_cluster_node(&f->c, id)->last_heartbeat_ns = f->c.now_ns - f->s.dead_timeout_ns;

@@ -50,6 +50,8 @@ pd_range_id fx_range(fx *f, int a, int b, const pd_node_id *voters, int n, uint6
  * (j + i * stride) % nodes — with nodes listed zone by zone, stride
  * n_nodes/rf gives zone-diverse placements. */
 void fx_ranges(fx *f, int n, int rf, int stride, uint64_t size);
+/* Moves time forward; nodes that were heartbeating keep heartbeating. */
+void fx_advance(fx *f, int64_t ns);
 /* Marks a node dead (silent for the dead timeout). */
 void fx_kill(fx *f, pd_node_id id);
 /* Replica and leader counts from the directory. */
