@@ -135,11 +135,40 @@ static int one_move(pd_view *v, node_key *nk, bool by_bytes)
     return 0;
 }
 
+/* Whether any move is under way, or repair or constraint moves are waiting
+ * for the budget. Rebalancing waits for a quiet cluster: other moves change
+ * the counts it works from (a range whose first constraint move is under way
+ * may want a second), and a rebalance move made before them could be undone
+ * after. Waiting keeps the no-thrash argument exact: between two rebalance
+ * rounds, only rebalance moves changed the counts. */
+static bool higher_priority_pending(const pd_view *v)
+{
+    if (v->moves) return true;
+    for (size_t i = 0; i < v->out->n; i++) {
+        const pd_op *op = &v->out->v[i];
+        if (op->kind == PD_OP_ADD_LEARNER &&
+            (op->reason == PD_REASON_REPAIR || op->reason == PD_REASON_DECOMMISSION ||
+             op->reason == PD_REASON_CONSTRAINT))
+            return true;
+    }
+    for (size_t ri = 0; ri < v->c->n_ranges; ri++) {
+        if (v->busy[ri]) continue;
+        if (pd_repair_pending(v, ri)) return true;
+        pd_node_id from;
+        if (pd_view_range_settled(v, ri) && pd_constraint_move(v, ri, &from) >= 0) return true;
+    }
+    return false;
+}
+
 int pd_schedule_rebalance(const pd_cluster *c, const pd_settings *s, pd_ops *out)
 {
     pd_view v;
     int rc = pd_view_build(&v, c, s, out);
     if (rc) return rc;
+    if (higher_priority_pending(&v)) {
+        pd_view_free(&v);
+        return 0;
+    }
     node_key *nk = malloc((c->n_nodes ? c->n_nodes : 1) * sizeof(*nk));
     if (!nk) rc = merr_set(&out->err, MERR_NOMEM, "placement: out of memory");
     /* Counts first; bytes only once counts are settled for this run. */

@@ -121,6 +121,47 @@ out:
     return rc;
 }
 
+long pd_constraint_move(const pd_view *v, size_t ri, pd_node_id *from)
+{
+    const pd_range *r = &v->c->ranges[ri];
+    pd_quality best_q = pd_view_quality(v, ri, 0, 0);
+    long target = -1;
+    *from = 0;
+    for (int i = 0; i < r->n_replicas; i++) {
+        pd_node_id x = r->replicas[i].node;
+        long t = pd_view_best_target(v, ri, x);
+        if (t < 0) continue;
+        pd_quality q = pd_view_quality(v, ri, x, v->c->nodes[t].id);
+        int cmp = pd_quality_cmp(&q, &best_q);
+        /* Only strict improvements; on a tie between two of them, spare the
+         * leader (moving it costs a lease transfer). */
+        if (cmp < 0 || (cmp == 0 && (target < 0 || x == r->leader || *from != r->leader))) continue;
+        best_q = q;
+        *from = x;
+        target = t;
+    }
+    return target;
+}
+
+bool pd_repair_pending(const pd_view *v, size_t ri)
+{
+    const pd_range *r = &v->c->ranges[ri];
+    if (v->moving[ri] || pd_range_has_learner(r)) return false; /* under way */
+    int voters = pd_range_voters(r), alive = 0;
+    pd_node_id from = 0;
+    for (int i = 0; i < r->n_replicas; i++) {
+        pd_liveness l = pd_view_live(v, r->replicas[i].node);
+        alive += l != PD_DEAD;
+        if ((l == PD_DEAD || l == PD_DECOMMISSIONING) && !from) from = r->replicas[i].node;
+    }
+    if (alive < voters / 2 + 1) return false; /* nothing repair can do */
+    if (voters < pd_view_rf(v, ri))
+        from = 0;
+    else if (!from)
+        return false;
+    return pd_view_best_target(v, ri, from) >= 0;
+}
+
 int pd_schedule_constraints(const pd_cluster *c, const pd_settings *s, pd_ops *out)
 {
     pd_view v;
@@ -128,23 +169,8 @@ int pd_schedule_constraints(const pd_cluster *c, const pd_settings *s, pd_ops *o
     if (rc) return rc;
     for (size_t ri = 0; ri < c->n_ranges && !rc && pd_view_can_move(&v); ri++) {
         if (v.busy[ri] || !pd_view_range_settled(&v, ri)) continue;
-        const pd_range *r = &c->ranges[ri];
-        pd_quality now = pd_view_quality(&v, ri, 0, 0), best_q = now;
-        pd_node_id from = 0;
-        long target = -1;
-        for (int i = 0; i < r->n_replicas; i++) {
-            pd_node_id x = r->replicas[i].node;
-            long t = pd_view_best_target(&v, ri, x);
-            if (t < 0) continue;
-            pd_quality q = pd_view_quality(&v, ri, x, c->nodes[t].id);
-            int cmp = pd_quality_cmp(&q, &best_q);
-            /* On a tie, spare the leader: moving it costs a lease transfer. */
-            if (cmp < 0 || (cmp == 0 && (target < 0 || x == r->leader || from != r->leader)))
-                continue;
-            best_q = q;
-            from = x;
-            target = t;
-        }
+        pd_node_id from;
+        long target = pd_constraint_move(&v, ri, &from);
         if (target >= 0)
             rc = emit(&v, PD_OP_ADD_LEARNER, PD_REASON_CONSTRAINT, ri, c->nodes[target].id, from);
     }

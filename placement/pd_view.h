@@ -75,6 +75,12 @@ int pd_view_removal(const pd_view *v, size_t ri);
 long pd_view_leader_target(const pd_view *v, size_t ri, pd_node_id except);
 double pd_view_fraction(const pd_view *v, size_t ni); /* dir_bytes / capacity */
 
+/* The constraint move range ri wants, if any (pd_repair.c): the target
+ * node index (or -1) and the replica it replaces. */
+long pd_constraint_move(const pd_view *v, size_t ri, pd_node_id *from);
+/* Whether range ri needs a repair move that has not started and could. */
+bool pd_repair_pending(const pd_view *v, size_t ri);
+
 /* Appends an op, marks its ranges busy and updates the planned counts. */
 int pd_view_emit(pd_view *v, const pd_op *op);
 

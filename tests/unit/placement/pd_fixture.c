@@ -208,14 +208,24 @@ void fx_check_ops(const fx *f, const pd_ops *ops)
     free(seen);
 }
 
-static void trace_push(fx_trace *t, pd_op_kind kind, pd_range_id range, pd_node_id node)
+static void trace_push(fx_trace *t, pd_op_kind kind, pd_range_id range, pd_node_id node,
+                       pd_node_id from)
 {
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 64;
         t->v = realloc(t->v, t->cap * sizeof(*t->v));
         assert_non_null(t->v);
     }
-    t->v[t->n++] = (fx_event){kind, range, node};
+    t->v[t->n++] = (fx_event){kind, range, node, from};
+}
+
+static bool undoes(const fx_trace *t, const pd_op *op)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].kind == PD_OP_ADD_LEARNER && t->v[i].range == op->range &&
+            t->v[i].node == op->from && t->v[i].from == op->node)
+            return true;
+    return false;
 }
 
 static bool traced(const fx_trace *t, pd_op_kind kind, pd_range_id range, pd_node_id node)
@@ -232,21 +242,28 @@ void fx_apply(fx *f, const pd_ops *ops, fx_trace *t)
         if (t) {
             t->ops++;
             if (op->kind == PD_OP_ADD_LEARNER) {
-                t->reversals += traced(t, PD_OP_REMOVE_REPLICA, op->range, op->node);
-                trace_push(t, op->kind, op->range, op->node);
+                int back = traced(t, PD_OP_REMOVE_REPLICA, op->range, op->node);
+                t->reversals += back;
+                t->readds += back;
+                if (op->from) t->undo += undoes(t, op);
+                trace_push(t, op->kind, op->range, op->node, op->from);
                 if (op->from) {
                     /* A node pair is recorded as a PROMOTE event (unused
                      * otherwise): range = from, node = to. */
                     t->pair_back += traced(t, PD_OP_PROMOTE, op->node, op->from);
-                    trace_push(t, PD_OP_PROMOTE, op->from, op->node);
+                    trace_push(t, PD_OP_PROMOTE, op->from, op->node, 0);
                 }
             } else if (op->kind == PD_OP_REMOVE_REPLICA) {
-                t->reversals += traced(t, PD_OP_ADD_LEARNER, op->range, op->node);
-                trace_push(t, op->kind, op->range, op->node);
+                int back = traced(t, PD_OP_ADD_LEARNER, op->range, op->node);
+                if (back && getenv("PD_TRACE"))
+                    fprintf(stderr, "reversal: range %llu node %llu removed after its add\n",
+                            (unsigned long long)op->range, (unsigned long long)op->node);
+                t->reversals += back;
+                trace_push(t, op->kind, op->range, op->node, 0);
             } else if (op->kind == PD_OP_TRANSFER_LEADER) {
                 /* Recorded as "taken from the old leader". */
                 t->leader_back += traced(t, op->kind, op->range, op->node);
-                trace_push(t, op->kind, op->range, pd_cluster_range(&f->c, op->range)->leader);
+                trace_push(t, op->kind, op->range, pd_cluster_range(&f->c, op->range)->leader, 0);
             }
         }
         merr e = {0};

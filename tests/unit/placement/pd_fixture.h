@@ -25,6 +25,7 @@ typedef struct fx_event {
     pd_op_kind kind;
     pd_range_id range;
     pd_node_id node;
+    pd_node_id from; /* ADD_LEARNER: the replica it replaces */
 } fx_event;
 
 typedef struct fx_trace {
@@ -32,8 +33,10 @@ typedef struct fx_trace {
     size_t n, cap;
     size_t ops;      /* ops applied in all */
     int reversals;   /* a replica re-added where one was removed, or vice versa */
+    int readds;      /* a replica re-added on a node it was removed from */
     int leader_back; /* a lease handed back to a node it was taken from */
-    int pair_back;   /* a move t → s after an earlier move s → t */
+    int pair_back;   /* a move t → s after an earlier move s → t (any ranges) */
+    int undo;        /* the exact reverse of an earlier move of the same range */
 } fx_trace;
 
 /* now = 1000 s, default settings. */
