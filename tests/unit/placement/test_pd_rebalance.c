@@ -120,6 +120,7 @@ static void test_applied_moves_are_not_reversed(void **state)
     assert_int_equal(t.reversals, 0);
     assert_int_equal(t.pair_back, 0);
     assert_within(&f, 0.20);
+    fx_trace_free(&t);
     pd_ops_free(&first);
     pd_ops_free(&ops);
     fx_free(&f);

@@ -12,7 +12,7 @@ static void zones(fx *f, int n, int per)
     fx_init(f);
     for (int z = 0; z < n; z++)
         for (int i = 0; i < per; i++) {
-            char name[8];
+            char name[16];
             snprintf(name, sizeof(name), "z%d", z);
             fx_node(f, "r1", name);
         }
