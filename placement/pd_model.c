@@ -328,6 +328,27 @@ static int validate_range(const pd_cluster *c, const pd_range *r, merr *e)
     return 0;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Range ids are unique: sorted, so a directory of many ranges stays cheap. */
+static int check_unique_ids(const pd_cluster *c, merr *e)
+{
+    uint64_t *ids = malloc((c->n_ranges ? c->n_ranges : 1) * sizeof(*ids));
+    if (!ids) return merr_set(e, MERR_NOMEM, "validate: out of memory");
+    for (size_t i = 0; i < c->n_ranges; i++) ids[i] = c->ranges[i].id;
+    qsort(ids, c->n_ranges, sizeof(*ids), id_cmp);
+    int rc = 0;
+    for (size_t i = 1; i < c->n_ranges && !rc; i++)
+        if (ids[i] == ids[i - 1])
+            rc = merr_set(e, MERR_INVALID, "duplicate range id %llu", (unsigned long long)ids[i]);
+    free(ids);
+    return rc;
+}
+
 int pd_cluster_validate(const pd_cluster *c, merr *e)
 {
     int rc = 0;
@@ -350,12 +371,7 @@ int pd_cluster_validate(const pd_cluster *c, merr *e)
         if ((rc = validate_range(c, &c->ranges[i], e))) goto out;
         spans[i] = (span_ref){&c->ranges[i].start, &c->ranges[i].end, i};
     }
-    for (size_t i = 1; i < c->n_ranges; i++)
-        if (pd_cluster_range(c, c->ranges[i].id) != &c->ranges[i]) {
-            rc = merr_set(e, MERR_INVALID, "duplicate range id %llu",
-                          (unsigned long long)c->ranges[i].id);
-            goto out;
-        }
+    if ((rc = check_unique_ids(c, e))) goto out;
     if ((rc = check_spans(spans, c->n_ranges, "range", e))) goto out;
     for (size_t i = 0; i < c->n_policies; i++) {
         const pd_policy *p = &c->policies[i];
