@@ -78,6 +78,34 @@ static void test_new_nodes_fill_without_thrash(void **state)
     fx_free(&f);
 }
 
+/* The issue's real-process scenario on the model: three nodes hold every
+ * range, two more join (in new zones, or all without locality). */
+static void grow_three_to_five(bool localities)
+{
+    fx f;
+    fx_init(&f);
+    const char *zones[] = {"a", "b", "c", "d", "e"};
+    for (int i = 0; i < 3; i++) fx_node(&f, "r1", localities ? zones[i] : "");
+    fx_ranges(&f, 50, 3, 1, 32 * FX_MIB);
+    for (int i = 3; i < 5; i++) fx_node(&f, "r1", localities ? zones[i] : "");
+    fx_trace t = {0};
+    fx_converge(&f, 300, &t);
+    assert_within(&f, 0.20);
+    assert_int_equal(t.reversals, 0);
+    assert_int_equal(t.pair_back, 0);
+    for (size_t i = 0; i < f.c.n_ranges; i++)
+        assert_int_equal(fx_zones(&f, &f.c.ranges[i]), localities ? 3 : 1);
+    fx_trace_free(&t);
+    fx_free(&f);
+}
+
+static void test_three_nodes_grow_to_five(void **state)
+{
+    (void)state;
+    grow_three_to_five(true);
+    grow_three_to_five(false);
+}
+
 /* The brief's proof: apply what the scheduler proposed, finish the moves,
  * run it again: no move goes back the way an earlier one came. */
 static void test_applied_moves_are_not_reversed(void **state)
@@ -284,6 +312,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_balanced_cluster_stays_put),
         cmocka_unit_test(test_new_nodes_fill_without_thrash),
+        cmocka_unit_test(test_three_nodes_grow_to_five),
         cmocka_unit_test(test_applied_moves_are_not_reversed),
         cmocka_unit_test(test_no_move_that_inverts_order),
         cmocka_unit_test(test_move_budget),
