@@ -204,6 +204,37 @@ static void test_move_budget(void **state)
     fx_free(&f);
 }
 
+/* Rebalancing waits while any move is under way or a repair or constraint
+ * move is waiting: those change the counts it would decide on. */
+static void test_rebalance_waits_for_quiet_cluster(void **state)
+{
+    (void)state;
+    fx f;
+    balanced(&f);
+    fx_node(&f, "r1", "a"); /* an empty node: rebalance has work */
+    pd_ops ops;
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_true(ops.n > 0);
+    /* A learner still catching up somewhere: wait. */
+    pd_range *r = &f.c.ranges[59];
+    r->replicas[r->n_replicas++] = (pd_replica){.node = 7, .role = PD_LEARNER};
+    pd_ops_reset(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_int_equal(ops.n, 0);
+    r->n_replicas--;
+    /* A range with two replicas in one zone and a better home: wait too. */
+    /* Nodes 1..6 are zones a a b b c c; range 60 is on 6, 2, 4: put its
+     * zone-b replica on node 5, next to node 6 in zone c. */
+    assert_int_equal(r->replicas[2].node, 4);
+    r->replicas[2].node = 5;
+    pd_ops_reset(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_int_equal(ops.n, 0);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
 static void test_bytes_even_out(void **state)
 {
     (void)state;
@@ -316,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_applied_moves_are_not_reversed),
         cmocka_unit_test(test_no_move_that_inverts_order),
         cmocka_unit_test(test_move_budget),
+        cmocka_unit_test(test_rebalance_waits_for_quiet_cluster),
         cmocka_unit_test(test_bytes_even_out),
         cmocka_unit_test(test_leader_preference),
         cmocka_unit_test(test_leaders_spread_evenly),

@@ -200,6 +200,32 @@ static void test_repair_goes_first_in_the_budget(void **state)
     fx_free(&f);
 }
 
+/* With one move to spend, the range nearest to losing quorum gets it, not
+ * the first in the directory. */
+static void test_repair_most_endangered_first(void **state)
+{
+    (void)state;
+    fx f;
+    zones(&f, 6, 1);
+    pd_node_id five[5] = {1, 2, 3, 4, 5}, three[3] = {1, 2, 3};
+    fx_range(&f, -1, 10, five, 5, 32 * FX_MIB);
+    fx_range(&f, 10, -1, three, 3, 32 * FX_MIB);
+    pd_policy p = {.replication_factor = 5};
+    char k[16];
+    fx_key(&p.end, k, 10);
+    assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+    fx_kill(&f, 3); /* range 1: 4 of 5 left, one to spare; range 2: 2 of 3, none */
+    f.s.max_moves = 1;
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&f, &ops);
+    assert_int_equal(fx_count(&ops, PD_OP_ADD_LEARNER, -1), 1);
+    assert_int_equal(ops.v[0].range, 2);
+    assert_int_equal(ops.v[0].from, 3);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
 static void test_suspect_node_neither_replaced_nor_chosen(void **state)
 {
     (void)state;
@@ -322,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_inflight_op_blocks_range),
         cmocka_unit_test(test_decommission_drains_node),
         cmocka_unit_test(test_repair_goes_first_in_the_budget),
+        cmocka_unit_test(test_repair_most_endangered_first),
         cmocka_unit_test(test_suspect_node_neither_replaced_nor_chosen),
         cmocka_unit_test(test_zone_diversity_restored),
         cmocka_unit_test(test_too_few_zones_degrades_gracefully),
