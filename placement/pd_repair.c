@@ -13,6 +13,12 @@ static int emit(pd_view *v, pd_op_kind kind, pd_reason why, size_t ri, pd_node_i
     return pd_view_emit(v, &op);
 }
 
+/* An emitted op means "handled": 1, or the error. */
+static int handled(int rc)
+{
+    return rc ? rc : 1;
+}
+
 /* The next step of a move under way, if any: 1 when the range is mid-move
  * (an op was emitted or it must wait), 0 when it is not, < 0 on error. */
 static int continue_move(pd_view *v, size_t ri)
@@ -25,9 +31,9 @@ static int continue_move(pd_view *v, size_t ri)
         if (p->role != PD_LEARNER) continue;
         pd_liveness l = pd_view_live(v, p->node);
         if (l == PD_DEAD || l == PD_DECOMMISSIONING)
-            return emit(v, PD_OP_REMOVE_REPLICA, PD_REASON_REPAIR, ri, p->node, 0) ?: 1;
+            return handled(emit(v, PD_OP_REMOVE_REPLICA, PD_REASON_REPAIR, ri, p->node, 0));
         if (p->caught_up && l == PD_LIVE)
-            return emit(v, PD_OP_PROMOTE, PD_REASON_MOVE, ri, p->node, 0) ?: 1;
+            return handled(emit(v, PD_OP_PROMOTE, PD_REASON_MOVE, ri, p->node, 0));
         waiting = true; /* a learner still catching up: the move waits */
     }
     if (waiting) return 1;
@@ -41,12 +47,12 @@ static int continue_move(pd_view *v, size_t ri)
          * first, and remove on a later run. */
         long t = pd_view_leader_target(v, ri, victim);
         if (t < 0) return 1;
-        return emit(v, PD_OP_TRANSFER_LEADER, PD_REASON_MOVE, ri, v->c->nodes[t].id, 0) ?: 1;
+        return handled(emit(v, PD_OP_TRANSFER_LEADER, PD_REASON_MOVE, ri, v->c->nodes[t].id, 0));
     }
     pd_reason why = l == PD_DEAD              ? PD_REASON_REPAIR
                     : l == PD_DECOMMISSIONING ? PD_REASON_DECOMMISSION
                                               : PD_REASON_MOVE;
-    return emit(v, PD_OP_REMOVE_REPLICA, why, ri, victim, 0) ?: 1;
+    return handled(emit(v, PD_OP_REMOVE_REPLICA, why, ri, victim, 0));
 }
 
 static int repair_range(pd_view *v, size_t ri)
