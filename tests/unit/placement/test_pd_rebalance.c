@@ -1,0 +1,356 @@
+/* Rebalance and leader schedulers on synthetic clusters: a balanced cluster
+ * stays put, a new node fills, nothing thrashes, the move budget holds,
+ * bytes even out, leaders follow preferences and spread. */
+#include "pd_fixture.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Six nodes in three zones (listed zone by zone: a a b b c c), 60 ranges
+ * placed one per zone, leaders spread: the textbook balanced cluster. */
+static void balanced(fx *f)
+{
+    fx_init(f);
+    const char *zones[] = {"a", "a", "b", "b", "c", "c"};
+    for (int i = 0; i < 6; i++) fx_node(f, "r1", zones[i]);
+    fx_ranges(f, 60, 3, 2, 32 * FX_MIB);
+}
+
+static void test_balanced_cluster_stays_put(void **state)
+{
+    (void)state;
+    fx f;
+    balanced(&f);
+    for (int i = 1; i <= 6; i++) {
+        assert_int_equal(fx_replicas_on(&f, (pd_node_id)i), 30);
+        assert_int_equal(fx_leaders_on(&f, (pd_node_id)i), 10);
+    }
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&f, &ops);
+    assert_int_equal(ops.n, 0);
+    assert_int_equal(ops.n_unavailable, 0);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
+static void assert_within(const fx *f, double pct)
+{
+    double sum = 0;
+    int n = 0;
+    for (size_t i = 0; i < f->c.n_nodes; i++, n++) sum += fx_replicas_on(f, f->c.nodes[i].id);
+    double mean = sum / n;
+    for (size_t i = 0; i < f->c.n_nodes; i++) {
+        int c = fx_replicas_on(f, f->c.nodes[i].id);
+        if (fabs(c - mean) > pct * mean)
+            fail_msg("node %llu holds %d replicas, mean %.1f", (unsigned long long)f->c.nodes[i].id,
+                     c, mean);
+    }
+}
+
+static void test_new_nodes_fill_without_thrash(void **state)
+{
+    (void)state;
+    fx f;
+    balanced(&f);
+    /* One per zone: every zone must hold one replica of every range, so a
+     * zone's nodes share a third of all replicas whatever the scheduler does. */
+    pd_node_id n7 = fx_node(&f, "r1", "a");
+    pd_node_id n8 = fx_node(&f, "r1", "b");
+    pd_node_id n9 = fx_node(&f, "r1", "c");
+    fx_trace t = {0};
+    int runs = fx_converge(&f, 200, &t);
+    assert_true(runs > 0);
+    assert_true(fx_replicas_on(&f, n7) > 0 && fx_replicas_on(&f, n8) > 0);
+    assert_true(fx_replicas_on(&f, n9) > 0);
+    assert_within(&f, 0.20);
+    assert_int_equal(t.reversals, 0);
+    assert_int_equal(t.pair_back, 0);
+    assert_int_equal(t.leader_back, 0);
+    /* Moves never cost zone diversity. */
+    for (size_t i = 0; i < f.c.n_ranges; i++) {
+        assert_int_equal(f.c.ranges[i].n_replicas, 3);
+        assert_int_equal(fx_zones(&f, &f.c.ranges[i]), 3);
+    }
+    fx_trace_free(&t);
+    fx_free(&f);
+}
+
+/* The issue's real-process scenario on the model: three nodes hold every
+ * range, two more join (in new zones, or all without locality). */
+static void grow_three_to_five(bool localities)
+{
+    fx f;
+    fx_init(&f);
+    const char *zones[] = {"a", "b", "c", "d", "e"};
+    for (int i = 0; i < 3; i++) fx_node(&f, "r1", localities ? zones[i] : "");
+    fx_ranges(&f, 50, 3, 1, 32 * FX_MIB);
+    for (int i = 3; i < 5; i++) fx_node(&f, "r1", localities ? zones[i] : "");
+    fx_trace t = {0};
+    fx_converge(&f, 300, &t);
+    assert_within(&f, 0.20);
+    assert_int_equal(t.reversals, 0);
+    assert_int_equal(t.pair_back, 0);
+    for (size_t i = 0; i < f.c.n_ranges; i++)
+        assert_int_equal(fx_zones(&f, &f.c.ranges[i]), localities ? 3 : 1);
+    fx_trace_free(&t);
+    fx_free(&f);
+}
+
+static void test_three_nodes_grow_to_five(void **state)
+{
+    (void)state;
+    grow_three_to_five(true);
+    grow_three_to_five(false);
+}
+
+/* The brief's proof: apply what the scheduler proposed, finish the moves,
+ * run it again: no move goes back the way an earlier one came. */
+static void test_applied_moves_are_not_reversed(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f);
+    pd_policy p = {.replication_factor = 1};
+    assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+    pd_node_id a = fx_node(&f, "r1", "a"), b = fx_node(&f, "r1", "b"), c = fx_node(&f, "r1", "c");
+    for (int i = 0; i < 30; i++) {
+        pd_node_id on = i < 20 ? a : i < 27 ? b : c; /* 20 / 7 / 3 */
+        fx_range(&f, i == 0 ? -1 : i, i == 29 ? -1 : i + 1, &on, 1, 32 * FX_MIB);
+    }
+    pd_ops first, ops;
+    pd_ops_init(&first);
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &first), 0);
+    assert_true(first.n > 0);
+    fx_check_ops(&f, &first);
+    for (size_t i = 0; i < first.n; i++) {
+        assert_int_equal(first.v[i].kind, PD_OP_ADD_LEARNER);
+        assert_int_equal(first.v[i].from, a); /* from the fullest */
+    }
+    fx_apply(&f, &first, NULL);
+    /* Finish the moves (promote, transfer, remove), then ask again. */
+    fx_trace t = {0};
+    for (int round = 0; round < 50; round++) {
+        pd_ops_reset(&ops);
+        fx_schedule(&f, &ops);
+        if (ops.n == 0) break;
+        for (size_t i = 0; i < ops.n; i++)
+            for (size_t j = 0; j < first.n; j++)
+                if (ops.v[i].kind == PD_OP_ADD_LEARNER && ops.v[i].node == first.v[j].from &&
+                    ops.v[i].from == first.v[j].node)
+                    fail_msg("move reversed in round %d", round);
+        fx_apply(&f, &ops, &t);
+    }
+    assert_int_equal(ops.n, 0);
+    assert_int_equal(t.reversals, 0);
+    assert_int_equal(t.pair_back, 0);
+    assert_within(&f, 0.20);
+    fx_trace_free(&t);
+    pd_ops_free(&first);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
+/* A move that would turn the order of two nodes around is never proposed:
+ * counts 12 / 11 / 7 with the emptiest node full leaves nothing to do. */
+static void test_no_move_that_inverts_order(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f);
+    pd_policy p = {.replication_factor = 1};
+    assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+    pd_node_id n[3] = {fx_node(&f, "r1", "a"), fx_node(&f, "r1", "b"), fx_node(&f, "r1", "c")};
+    int counts[3] = {12, 11, 7}, k = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < counts[i]; j++, k++)
+            fx_range(&f, k == 0 ? -1 : k, k == 29 ? -1 : k + 1, &n[i], 1, 32 * FX_MIB);
+    pd_ops ops;
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_true(ops.n > 0 && ops.v[0].node == n[2]); /* the emptiest takes first */
+    pd_ops_reset(&ops);
+    pd_cluster_node(&f.c, n[2])->used_bytes = pd_cluster_node(&f.c, n[2])->capacity_bytes;
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_int_equal(ops.n, 0); /* 12 → 11 would leave 11 / 12 */
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
+static void test_move_budget(void **state)
+{
+    (void)state;
+    fx f;
+    balanced(&f);
+    fx_node(&f, "r1", "a");
+    fx_node(&f, "r1", "b");
+    f.s.max_moves = 3;
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&f, &ops);
+    assert_int_equal(fx_count(&ops, PD_OP_ADD_LEARNER, -1), 3);
+    /* Moves in flight and under way use the budget too. */
+    fx_apply(&f, &ops, NULL); /* three ranges now carry a learner */
+    pd_inflight fl = {.range = 60, .kind = PD_OP_ADD_LEARNER, .node = 7, .from = 1};
+    assert_int_equal(pd_cluster_add_inflight(&f.c, &fl), 0);
+    pd_ops_reset(&ops);
+    fx_schedule(&f, &ops);
+    assert_int_equal(fx_count(&ops, PD_OP_ADD_LEARNER, -1), 0);
+    assert_int_equal(fx_count(&ops, PD_OP_PROMOTE, -1), 3);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
+/* Rebalancing waits while any move is under way or a repair or constraint
+ * move is waiting: those change the counts it would decide on. */
+static void test_rebalance_waits_for_quiet_cluster(void **state)
+{
+    (void)state;
+    fx f;
+    balanced(&f);
+    fx_node(&f, "r1", "a"); /* an empty node: rebalance has work */
+    pd_ops ops;
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_true(ops.n > 0);
+    /* A learner still catching up somewhere: wait. */
+    pd_range *r = &f.c.ranges[59];
+    r->replicas[r->n_replicas++] = (pd_replica){.node = 7, .role = PD_LEARNER};
+    pd_ops_reset(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_int_equal(ops.n, 0);
+    r->n_replicas--;
+    /* A range with two replicas in one zone and a better home: wait too. */
+    /* Nodes 1..6 are zones a a b b c c; range 60 is on 6, 2, 4: put its
+     * zone-b replica on node 5, next to node 6 in zone c. */
+    assert_int_equal(r->replicas[2].node, 4);
+    r->replicas[2].node = 5;
+    pd_ops_reset(&ops);
+    assert_int_equal(pd_schedule_rebalance(&f.c, &f.s, &ops), 0);
+    assert_int_equal(ops.n, 0);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
+static void test_bytes_even_out(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f);
+    pd_policy p = {.replication_factor = 1};
+    assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+    pd_node_id a = fx_node(&f, "r1", "a"), b = fx_node(&f, "r1", "b");
+    pd_cluster_node(&f.c, a)->capacity_bytes = FX_GIB;
+    pd_cluster_node(&f.c, b)->capacity_bytes = FX_GIB;
+    /* Counts 6 / 5 are balanced; bytes 360 MiB / 100 MiB are not. */
+    for (int i = 0; i < 11; i++)
+        fx_range(&f, i == 0 ? -1 : i, i == 10 ? -1 : i + 1, i < 6 ? &a : &b, 1,
+                 i < 6 ? 60 * FX_MIB : 20 * FX_MIB);
+    fx_trace t = {0};
+    fx_converge(&f, 50, &t);
+    assert_int_equal(t.reversals, 0);
+    assert_int_equal(t.pair_back, 0);
+    uint64_t ba = 0, bb = 0;
+    for (size_t i = 0; i < f.c.n_ranges; i++)
+        *(f.c.ranges[i].replicas[0].node == a ? &ba : &bb) += f.c.ranges[i].size_bytes;
+    assert_true(ba < 360 * FX_MIB && bb > 100 * FX_MIB);
+    assert_true(ba >= bb); /* never overshot */
+    assert_true(abs(fx_replicas_on(&f, a) - fx_replicas_on(&f, b)) <= 1);
+    fx_trace_free(&t);
+    fx_free(&f);
+}
+
+static pd_policy lead_policy(const char *lead)
+{
+    pd_policy p = {.replication_factor = 3, .survival = PD_SURVIVE_REGION};
+    snprintf(p.lead_region, sizeof(p.lead_region), "%s", lead);
+    return p;
+}
+
+/* Three regions, one node each; leaders start in us-east. */
+static void three_regions(fx *f, int nranges)
+{
+    fx_init(f);
+    pd_node_id e = fx_node(f, "us-east", "a"), w = fx_node(f, "us-west", "a"),
+               eu = fx_node(f, "eu", "a");
+    for (int i = 0; i < nranges; i++) {
+        pd_node_id v[3] = {e, w, eu};
+        fx_range(f, i == 0 ? -1 : i, i == nranges - 1 ? -1 : i + 1, v, 3, 32 * FX_MIB);
+    }
+}
+
+static void test_leader_preference(void **state)
+{
+    (void)state;
+    fx f;
+    three_regions(&f, 6);
+    pd_policy p = lead_policy("eu");
+    assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+    fx_trace t = {0};
+    fx_converge(&f, 10, &t);
+    for (size_t i = 0; i < f.c.n_ranges; i++) assert_int_equal(f.c.ranges[i].leader, 3);
+    assert_int_equal(t.leader_back, 0);
+    /* The preferred region's node fails: leases go elsewhere and stay
+     * spread; it returns: they come back. */
+    fx_kill(&f, 3);
+    for (size_t i = 0; i < f.c.n_ranges; i++) {
+        f.c.ranges[i].leader = 1; /* the groups elected us-east */
+    }
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&f, &ops);
+    assert_int_equal(fx_count(&ops, PD_OP_TRANSFER_LEADER, PD_REASON_LEADER_PREF), 0);
+    assert_int_equal(fx_count(&ops, PD_OP_ADD_LEARNER, -1), 0); /* no fourth region */
+    pd_cluster_node(&f.c, 3)->last_heartbeat_ns = f.c.now_ns;
+    pd_ops_reset(&ops);
+    fx_schedule(&f, &ops);
+    assert_int_equal(fx_count(&ops, PD_OP_TRANSFER_LEADER, PD_REASON_LEADER_PREF), 6);
+    pd_ops_free(&ops);
+    fx_trace_free(&t);
+    fx_free(&f);
+}
+
+static void test_leaders_spread_evenly(void **state)
+{
+    (void)state;
+    fx f;
+    three_regions(&f, 30); /* all 30 leaders on node 1 */
+    fx_trace t = {0};
+    fx_converge(&f, 10, &t);
+    for (pd_node_id n = 1; n <= 3; n++) {
+        int l = fx_leaders_on(&f, n);
+        assert_true(l >= 9 && l <= 11);
+    }
+    assert_int_equal(t.leader_back, 0);
+    /* Never onto a suspect node. */
+    pd_cluster_node(&f.c, 2)->last_heartbeat_ns = f.c.now_ns - f.s.suspect_timeout_ns;
+    for (size_t i = 0; i < f.c.n_ranges; i++) f.c.ranges[i].leader = 1;
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&f, &ops);
+    assert_true(fx_count(&ops, PD_OP_TRANSFER_LEADER, -1) > 0);
+    for (size_t i = 0; i < ops.n; i++) assert_int_equal(ops.v[i].node, 3);
+    pd_ops_free(&ops);
+    fx_trace_free(&t);
+    fx_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_balanced_cluster_stays_put),
+        cmocka_unit_test(test_new_nodes_fill_without_thrash),
+        cmocka_unit_test(test_three_nodes_grow_to_five),
+        cmocka_unit_test(test_applied_moves_are_not_reversed),
+        cmocka_unit_test(test_no_move_that_inverts_order),
+        cmocka_unit_test(test_move_budget),
+        cmocka_unit_test(test_rebalance_waits_for_quiet_cluster),
+        cmocka_unit_test(test_bytes_even_out),
+        cmocka_unit_test(test_leader_preference),
+        cmocka_unit_test(test_leaders_spread_evenly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
