@@ -419,7 +419,7 @@ static void on_handshake_reply(rpc_conn *c, const rpc_env *env)
         snprintf(reason, sizeof(reason),
                  "cluster id mismatch: peer is in '%.100s', this node in '%.100s'", r->cluster_id,
                  n->cluster_id);
-    else if (c->peer && r->node_id != c->peer->id)
+    else if (c->peer && !c->peer->any_id && r->node_id != c->peer->id)
         snprintf(reason, sizeof(reason), "%s is node %llu, expected node %llu", c->remote_addr,
                  (unsigned long long)r->node_id, (unsigned long long)c->peer->id);
     if (reason[0]) {

@@ -73,6 +73,9 @@ enum peer_state { PEER_IDLE, PEER_CONNECTING, PEER_READY, PEER_BACKOFF };
 struct rpc_peer {
     rpc_node *node;
     uint64_t id;
+    /* A gateway: `id` is only the caller's local handle for an address, so
+     * the remote's node id is not checked (clients, `meridian init`). */
+    int any_id;
     char addr[128];
     int state;
     rpc_conn *conn;

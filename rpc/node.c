@@ -131,7 +131,7 @@ rpc_peer *node_find_peer(rpc_node *n, uint64_t id)
     return NULL;
 }
 
-int rpc_node_add_peer(rpc_node *n, uint64_t id, const char *addr)
+static int add_peer(rpc_node *n, uint64_t id, const char *addr, int any_id)
 {
     struct sockaddr_storage ss;
     if (id == 0 || rpc_addr_parse(addr, &ss) || strlen(addr) >= sizeof(((rpc_peer *)0)->addr))
@@ -150,6 +150,32 @@ int rpc_node_add_peer(rpc_node *n, uint64_t id, const char *addr)
         n->peers = p;
     }
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
+    p->any_id = any_id;
+    return 0;
+}
+
+int rpc_node_add_peer(rpc_node *n, uint64_t id, const char *addr)
+{
+    return add_peer(n, id, addr, 0);
+}
+
+int rpc_node_add_gateway(rpc_node *n, uint64_t handle, const char *addr)
+{
+    return add_peer(n, handle, addr, 1);
+}
+
+struct uv_loop_s *rpc_node_loop(rpc_node *n)
+{
+    return &n->loop;
+}
+
+int rpc_node_set_identity(rpc_node *n, uint64_t node_id, const char *cluster_id)
+{
+    if (!cluster_id || strlen(cluster_id) >= sizeof(n->cluster_id)) return MERR_INVALID;
+    if (n->cfg.node_id != 0 && n->cfg.node_id != node_id) return MERR_INVALID;
+    if (n->cluster_id[0] && strcmp(n->cluster_id, cluster_id) != 0) return MERR_INVALID;
+    n->cfg.node_id = node_id;
+    snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", cluster_id);
     return 0;
 }
 

@@ -76,6 +76,17 @@ int rpc_node_run_sync(rpc_node *n, rpc_post_fn fn, void *arg);
 /* Registers where node `id` listens ("host:port", "[v6]:port"). Replaces a
  * previous address (the next connection uses it). */
 int rpc_node_add_peer(rpc_node *n, uint64_t id, const char *addr);
+/* Registers an address reached through a local handle without checking the
+ * remote's node id: how clients and `meridian init` reach a node they know
+ * only by address. Calls to `handle` go there. */
+int rpc_node_add_gateway(rpc_node *n, uint64_t handle, const char *addr);
+/* The node's libuv loop, for other services that run on the loop thread
+ * (admin HTTP, timers of the layers above). */
+struct uv_loop_s *rpc_node_loop(rpc_node *n);
+/* Gives an uninitialised node (id 0, no cluster) its identity once the
+ * cluster is initialised; later handshakes carry it. MERR_INVALID when it
+ * would change an identity already set. */
+int rpc_node_set_identity(rpc_node *n, uint64_t node_id, const char *cluster_id);
 int rpc_node_handle(rpc_node *n, const char *method, rpc_handler_fn fn, void *arg);
 void rpc_node_on_peer(rpc_node *n, rpc_peer_fn fn, void *arg);
 int rpc_node_oneway(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len);

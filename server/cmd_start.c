@@ -1,5 +1,6 @@
 /* `meridian start`: runs one node until SIGTERM/SIGINT. */
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,32 +11,6 @@
 #include "common/log.h"
 #include "server/commands.h"
 #include "server/node.h"
-
-typedef struct run_ctx {
-    uv_signal_t sigterm, sigint;
-    node *n;
-    int stopping;
-} run_ctx;
-
-static void on_stopped(void *arg)
-{
-    run_ctx *r = arg;
-    uv_close((uv_handle_t *)&r->sigterm, NULL);
-    uv_close((uv_handle_t *)&r->sigint, NULL);
-}
-
-static void on_signal(uv_signal_t *s, int signum)
-{
-    run_ctx *r = s->data;
-    if (r->stopping) {
-        /* A second signal while draining: the operator means it. */
-        MLOG_W("node", "second signal: exiting without a clean shutdown", "signal=%d", signum);
-        _exit(1);
-    }
-    r->stopping = 1;
-    MLOG_I("node", "signal received: shutting down cleanly", "signal=%d", signum);
-    node_stop(r->n, on_stopped, r);
-}
 
 int cmd_start(int argc, char **argv)
 {
@@ -82,21 +57,26 @@ int cmd_start(int argc, char **argv)
     snprintf(logfile, sizeof(logfile), "%s/meridian.log", logdir);
     if (mlog_open_file(logfile)) fprintf(stderr, "%s: cannot open %s\n", argv[0], logfile);
 
-    uv_loop_t *loop = uv_default_loop();
-    run_ctx r = {0};
-    if (node_start(&cfg, loop, &r.n, &e)) {
+    /* SIGTERM/SIGINT are blocked before any thread starts (threads inherit
+     * the mask) and taken here with sigwait: no async-signal-safety puzzles. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    node *n = NULL;
+    if (node_start(&cfg, &n, &e)) {
         MLOG_E("node", "cannot start", "error=\"%s\"", e.msg);
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         mlog_close_file();
         return 1;
     }
-    uv_signal_init(loop, &r.sigterm);
-    uv_signal_init(loop, &r.sigint);
-    r.sigterm.data = r.sigint.data = &r;
-    uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&r.sigint, on_signal, SIGINT);
-    uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    MLOG_I("node", "signal received: shutting down cleanly", "signal=%d", sig);
+    /* A second signal during the drain ends the process at once. */
+    pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+    node_stop(n);
     mlog_close_file();
     return 0;
 }

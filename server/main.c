@@ -14,6 +14,7 @@ static const cli_cmd bench_cmds[] = {
 
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
+    {"init", "initialise a new cluster at one node", cmd_init, NULL},
     {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
     {0},

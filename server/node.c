@@ -1,4 +1,5 @@
-/* The node's lifecycle and admin endpoints (see node.h). */
+/* The node's lifecycle, admin endpoints and node-level rpc methods (see
+ * node.h). */
 #include "server/node.h"
 
 #include <inttypes.h>
@@ -6,26 +7,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
+#include "common/addr.h"
 #include "common/buf.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "common/version.h"
+#include "proto/node.pb-c.h"
+#include "rpc/rpc.h"
 #include "server/admin_http.h"
 #include "server/store_dir.h"
 
 struct node {
     node_config cfg;
-    uv_loop_t *loop;
-    node_state state;
+    rpc_node *rpc;
+    node_state state; /* loop thread after start */
     store_dir store;
     admin_http *http;
     int64_t started_mono_ns;
-    void (*stop_done)(void *);
-    void *stop_arg;
-    uv_idle_t finisher; /* runs the stop callback once handles have closed */
     uint64_t http_requests;
+    char rpc_addr[MADDR_STR_MAX];
+    char http_addr[MADDR_STR_MAX];
+    merr start_err; /* set by the loop-thread half of node_start */
 };
 
 const char *node_state_name(node_state s)
@@ -39,10 +44,7 @@ const char *node_state_name(node_state s)
     return "?";
 }
 
-node_state node_get_state(const node *n)
-{
-    return n->state;
-}
+/* ---- admin HTTP (loop thread) ---- */
 
 static void on_health(void *arg, const char *path, const char *query, admin_response *r)
 {
@@ -60,7 +62,6 @@ static void on_ready(void *arg, const char *path, const char *query, admin_respo
     (void)path;
     (void)query;
     n->http_requests++;
-    /* Ready means able to serve data: serving and part of an initialised cluster. */
     if (n->state == NODE_SERVING && n->store.has_identity) {
         mbuf_printf(&r->body, "ready\n");
         return;
@@ -93,82 +94,169 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
                 "# TYPE meridian_admin_http_requests_total counter\n"
                 "meridian_admin_http_requests_total %" PRIu64 "\n",
                 MERIDIAN_VERSION, meridian_git_revision(), up, n->store.node_id, n->http_requests);
+    rpc_metrics_render(n->rpc, &r->body);
+}
+
+/* ---- node-level rpc methods (loop thread) ---- */
+
+static void reply_packed(rpc_req *req, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
+        return;
+    }
+    protobuf_c_message_pack(m, buf);
+    rpc_reply(req, 0, NULL, buf, len);
+    free(buf);
+}
+
+/* node.Init: makes this node the first node of a new cluster. Refused once
+ * the store has an identity, so a second init can never fork a cluster. */
+static void on_init(void *arg, rpc_req *req)
+{
+    node *n = arg;
+    merr e = {0};
+    if (n->store.has_identity) {
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "cluster already initialised (cluster %s, this is node %" PRIu64 ")",
+                 n->store.cluster_id, n->store.node_id);
+        rpc_reply(req, MERR_EXISTS, msg, NULL, 0);
+        return;
+    }
+    char cid[STORE_CLUSTER_ID_MAX];
+    /* One small fsynced file, once in a cluster's life: acceptable on the
+     * loop thread (the data path never fsyncs here). */
+    if (store_new_cluster_id(cid, &e) || store_dir_set_identity(&n->store, cid, 1, &e)) {
+        MLOG_E("node", "init failed", "error=\"%s\"", e.msg);
+        rpc_reply(req, e.code, e.msg, NULL, 0);
+        return;
+    }
+    rpc_node_set_identity(n->rpc, 1, cid);
+    MLOG_I("node", "cluster initialised", "cluster=%s node_id=1", cid);
+    Meridian__Node__InitResponse resp = MERIDIAN__NODE__INIT_RESPONSE__INIT;
+    resp.cluster_id = cid;
+    resp.node_id = 1;
+    reply_packed(req, &resp.base);
+}
+
+static void on_status(void *arg, rpc_req *req)
+{
+    node *n = arg;
+    Meridian__Meta__Locality loc = MERIDIAN__META__LOCALITY__INIT;
+    loc.region = n->cfg.loc.region;
+    loc.zone = n->cfg.loc.zone;
+    Meridian__Node__StatusResponse resp = MERIDIAN__NODE__STATUS_RESPONSE__INIT;
+    resp.node_id = n->store.node_id;
+    resp.cluster_id = n->store.has_identity ? n->store.cluster_id : "";
+    resp.address = n->rpc_addr;
+    resp.locality = &loc;
+    resp.state = (char *)node_state_name(n->state);
+    resp.version = MERIDIAN_VERSION;
+    resp.revision = (char *)meridian_git_revision();
+    resp.uptime_seconds = (double)(mtime_mono_ns() - n->started_mono_ns) / 1e9;
+    reply_packed(req, &resp.base);
+}
+
+/* ---- start and stop ---- */
+
+static void start_on_loop(void *arg)
+{
+    node *n = arg;
+    merr *e = &n->start_err;
+    if (n->cfg.http_listen) {
+        if (admin_http_start(rpc_node_loop(n->rpc), n->cfg.http_listen, &n->http, e)) return;
+        admin_http_route(n->http, "/health", on_health, n);
+        admin_http_route(n->http, "/ready", on_ready, n);
+        admin_http_route(n->http, "/metrics", on_metrics, n);
+        admin_http_addr(n->http, n->http_addr, sizeof(n->http_addr));
+    }
+    rpc_node_handle(n->rpc, "node.Init", on_init, n);
+    rpc_node_handle(n->rpc, "node.Status", on_status, n);
+    n->state = NODE_SERVING;
+}
+
+static void stop_on_loop(void *arg)
+{
+    node *n = arg;
+    n->state = NODE_DRAINING;
+    if (n->http) admin_http_close(n->http); /* its handles finish closing in rpc_node_stop */
+    n->http = NULL;
+}
+
+/* The bound rpc address: the --listen host with the port the kernel chose. */
+static void format_bound(const struct sockaddr_storage *listen, int port, char *out, size_t cap)
+{
+    struct sockaddr_storage ss = *listen;
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+    maddr_format((struct sockaddr *)&ss, out, cap);
 }
 
 static int write_listen_addrs(node *n, merr *e)
 {
     char text[256], path[PATH_MAX + 32];
-    int len = 0;
-    if (n->http) {
-        char addr[MADDR_STR_MAX];
-        admin_http_addr(n->http, addr, sizeof(addr));
-        len += snprintf(text + len, sizeof(text) - (size_t)len, "http=%s\n", addr);
-    }
+    int len = snprintf(text, sizeof(text), "rpc=%s\n", n->rpc_addr);
+    if (n->http_addr[0])
+        len += snprintf(text + len, sizeof(text) - (size_t)len, "http=%s\n", n->http_addr);
     snprintf(path, sizeof(path), "%s/listen-addrs", n->store.path);
     return mfs_write_atomic(path, text, (size_t)len, e);
 }
 
-int node_start(const node_config *cfg, uv_loop_t *loop, node **out, merr *e)
+int node_start(const node_config *cfg, node **out, merr *e)
 {
     node *n = calloc(1, sizeof(*n));
     if (!n) return merr_set(e, MERR_NOMEM, "out of memory");
     n->cfg = *cfg;
-    n->loop = loop;
     n->state = NODE_STARTING;
     n->started_mono_ns = mtime_mono_ns();
     n->store.lock_fd = -1;
     int rc = store_dir_open(cfg->store, &n->store, e);
     if (rc) goto err;
-    if (cfg->http_listen) {
-        if ((rc = admin_http_start(loop, cfg->http_listen, &n->http, e))) goto err;
-        admin_http_route(n->http, "/health", on_health, n);
-        admin_http_route(n->http, "/ready", on_ready, n);
-        admin_http_route(n->http, "/metrics", on_metrics, n);
+
+    rpc_config rc_cfg;
+    rpc_config_defaults(&rc_cfg);
+    rc_cfg.node_id = n->store.node_id;
+    rc_cfg.cluster_id = n->store.has_identity ? n->store.cluster_id : "";
+    rc_cfg.listen_addr = cfg->listen;
+    rc_cfg.locality = cfg->locality;
+    if ((rc = rpc_node_start(&rc_cfg, &n->rpc, e))) goto err;
+    format_bound(&cfg->listen_addr, rpc_node_port(n->rpc), n->rpc_addr, sizeof(n->rpc_addr));
+
+    rpc_node_run_sync(n->rpc, start_on_loop, n);
+    if (n->start_err.code) {
+        *e = n->start_err;
+        rc = e->code;
+        goto err;
     }
     if ((rc = write_listen_addrs(n, e))) goto err;
-    n->state = NODE_SERVING;
-    MLOG_I("node", "node started", "store=%s node_id=%" PRIu64 " cluster=%s pid=%d", cfg->store,
-           n->store.node_id, n->store.has_identity ? n->store.cluster_id : "-", (int)getpid());
+    MLOG_I("node", "node started", "store=%s rpc=%s http=%s node_id=%" PRIu64 " cluster=%s pid=%d",
+           cfg->store, n->rpc_addr, n->http_addr[0] ? n->http_addr : "-", n->store.node_id,
+           n->store.has_identity ? n->store.cluster_id : "-", (int)getpid());
     *out = n;
     return 0;
 err:
-    if (n->http) admin_http_close(n->http);
+    if (n->rpc) {
+        rpc_node_run_sync(n->rpc, stop_on_loop, n);
+        rpc_node_stop(n->rpc);
+    }
     store_dir_close(&n->store);
     free(n);
     return rc;
 }
 
-static void on_finisher_closed(uv_handle_t *h)
+void node_stop(node *n)
 {
-    node *n = h->data;
-    void (*done)(void *) = n->stop_done;
-    void *arg = n->stop_arg;
-    free(n);
-    if (done) done(arg);
-}
-
-/* Runs once the loop has turned after node_stop: listeners are closed by
- * then, so the store lock can go and the node can be freed. */
-static void on_finish(uv_idle_t *idle)
-{
-    node *n = idle->data;
-    uv_idle_stop(idle);
+    if (!n) return;
+    MLOG_I("node", "shutting down", "%s", "");
+    rpc_node_run_sync(n->rpc, stop_on_loop, n);
+    rpc_node_stop(n->rpc); /* closes connections; pending calls end with MERR_CLOSED */
     n->state = NODE_STOPPED;
     store_dir_close(&n->store);
     MLOG_I("node", "shutdown complete", "%s", "");
-    uv_close((uv_handle_t *)idle, on_finisher_closed);
-}
-
-void node_stop(node *n, void (*done)(void *arg), void *arg)
-{
-    if (n->state == NODE_DRAINING || n->state == NODE_STOPPED) return;
-    MLOG_I("node", "shutting down", "%s", "");
-    n->state = NODE_DRAINING;
-    n->stop_done = done;
-    n->stop_arg = arg;
-    if (n->http) admin_http_close(n->http);
-    n->http = NULL;
-    uv_idle_init(n->loop, &n->finisher);
-    n->finisher.data = n;
-    uv_idle_start(&n->finisher, on_finish);
+    free(n);
 }

@@ -1,16 +1,18 @@
 /* The node: one process's share of a Meridian cluster. It owns the store
- * directory, the admin HTTP endpoints and (as the layers land) the rpc
- * listener, the clock, the log store and the range replicas, all driven by one
- * libuv loop.
+ * directory, the rpc endpoint (its libuv loop thread runs everything the node
+ * does), the admin HTTP endpoints and, as the layers land, the clock, the log
+ * store and the range replicas.
  *
- * Lifecycle:  STARTING --(listeners up)--> SERVING --(stop)--> DRAINING
- *             --(in-flight work done)--> STOPPED
- * /health answers 200 from SERVING on; /ready answers 200 only while the node
- * can serve requests (SERVING and part of an initialised cluster). */
+ * Lifecycle:  STARTING --(listeners up)--> SERVING --(node_stop)--> DRAINING
+ *             --(in-flight work done, handles closed)--> STOPPED
+ * /health answers 200 while SERVING; /ready answers 200 only while the node
+ * can serve data (SERVING and part of an initialised cluster).
+ *
+ * Threading: node_start/node_stop run on the caller's thread (main); they
+ * hand work to the loop thread with rpc_node_run_sync. Everything else runs
+ * on the loop thread. */
 #ifndef MERIDIAN_SERVER_NODE_H
 #define MERIDIAN_SERVER_NODE_H
-
-#include <uv.h>
 
 #include "common/err.h"
 #include "server/node_config.h"
@@ -26,12 +28,12 @@ typedef enum node_state {
 
 const char *node_state_name(node_state s);
 
-/* Opens the store (refusing one in use), starts the listeners on `loop`, and
- * writes DIR/listen-addrs ("http=HOST:PORT" lines) for scripts and tests. */
-int node_start(const node_config *cfg, uv_loop_t *loop, node **out, merr *e);
-/* Begins a clean shutdown; `done` runs on the loop once everything is closed
- * and n is freed. */
-void node_stop(node *n, void (*done)(void *arg), void *arg);
-node_state node_get_state(const node *n);
+/* Opens the store (refusing one in use), starts the rpc endpoint and the
+ * admin HTTP server, and writes DIR/listen-addrs ("rpc=HOST:PORT" and
+ * "http=HOST:PORT" lines) for scripts and tests. */
+int node_start(const node_config *cfg, node **out, merr *e);
+/* Clean shutdown: stops serving, waits for in-flight work, closes everything,
+ * releases the store lock and frees n. */
+void node_stop(node *n);
 
 #endif

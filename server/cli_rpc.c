@@ -1,0 +1,111 @@
+/* Blocking rpc calls for command-line tools (see cli_rpc.h). */
+#include "server/cli_rpc.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mtime.h"
+#include "rpc/rpc.h"
+
+#define GATEWAY 1 /* the local handle of the one gateway address */
+
+struct cli_rpc {
+    rpc_node *rpc;
+    char host[128];
+};
+
+typedef struct pending {
+    cli_rpc *c;
+    const char *method;
+    const void *payload;
+    size_t len;
+    int64_t deadline_us;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    int code;
+    merr err;
+    mbuf *reply;
+} pending;
+
+int cli_rpc_open(const char *host, cli_rpc **out, merr *e)
+{
+    cli_rpc *c = calloc(1, sizeof(*c));
+    if (!c) return merr_set(e, MERR_NOMEM, "out of memory");
+    snprintf(c->host, sizeof(c->host), "%s", host);
+    rpc_config cfg;
+    rpc_config_defaults(&cfg);
+    cfg.node_id = 0;
+    cfg.listen_addr = NULL;
+    int rc = rpc_node_start(&cfg, &c->rpc, e);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void cli_rpc_close(cli_rpc *c)
+{
+    if (!c) return;
+    rpc_node_stop(c->rpc);
+    free(c);
+}
+
+static void on_reply(void *arg, int code, const char *msg, const uint8_t *payload, size_t len)
+{
+    pending *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->code = code;
+    if (code) {
+        merr_set(&p->err, code, "%s", msg && *msg ? msg : merr_str(code));
+        /* A connection refused or cut before any reply: say why, from rpc. */
+        merr why = {0};
+        if ((code == MERR_UNAVAILABLE || code == MERR_CLOSED) &&
+            rpc_node_peer_error(p->c->rpc, GATEWAY, &why) && why.msg[0])
+            merr_set(&p->err, code, "cannot reach %s: %s", p->c->host, why.msg);
+    } else if (mbuf_append(p->reply, payload, len)) {
+        p->code = merr_set(&p->err, MERR_NOMEM, "out of memory");
+    }
+    p->done = 1;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void start_call(void *arg)
+{
+    pending *p = arg;
+    int rc = rpc_node_add_gateway(p->c->rpc, GATEWAY, p->c->host);
+    if (rc) {
+        on_reply(p, rc, "bad host address", NULL, 0);
+        return;
+    }
+    rc = rpc_node_call(p->c->rpc, GATEWAY, p->method, p->payload, p->len, p->deadline_us, on_reply,
+                       p, NULL);
+    if (rc) on_reply(p, rc, NULL, NULL, 0);
+}
+
+int cli_rpc_call(cli_rpc *c, const char *method, const void *payload, size_t len,
+                 int64_t timeout_ns, mbuf *reply, merr *e)
+{
+    pending p = {.c = c, .method = method, .payload = payload, .len = len, .reply = reply};
+    p.deadline_us = (mtime_real_ns() + timeout_ns) / 1000;
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    int rc = rpc_node_post(c->rpc, start_call, &p);
+    if (rc == 0) {
+        pthread_mutex_lock(&p.mu);
+        while (!p.done) pthread_cond_wait(&p.cv, &p.mu);
+        pthread_mutex_unlock(&p.mu);
+        rc = p.code;
+        if (rc && e) *e = p.err;
+    } else {
+        merr_set(e, rc, "rpc endpoint is stopping");
+    }
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    return rc;
+}

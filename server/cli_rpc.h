@@ -1,0 +1,25 @@
+/* Blocking rpc calls for command-line tools (`meridian init`, `node status`,
+ * `debug ...`): a client endpoint (node id 0) on its own loop thread, one
+ * gateway address, calls that wait for their reply or deadline. */
+#ifndef MERIDIAN_SERVER_CLI_RPC_H
+#define MERIDIAN_SERVER_CLI_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+typedef struct cli_rpc cli_rpc;
+
+/* host is "HOST:PORT". Nothing is dialled until the first call. */
+int cli_rpc_open(const char *host, cli_rpc **out, merr *e);
+void cli_rpc_close(cli_rpc *c);
+/* Calls method with payload and waits up to timeout_ns. On success the reply
+ * payload is appended to `reply`. Errors: the remote handler's code and
+ * message, MERR_TIMEOUT, or MERR_UNAVAILABLE/MERR_PROTOCOL when the host
+ * cannot be reached or refuses the connection (the reason is in e). */
+int cli_rpc_call(cli_rpc *c, const char *method, const void *payload, size_t len,
+                 int64_t timeout_ns, mbuf *reply, merr *e);
+
+#endif
