@@ -360,7 +360,8 @@ int txn_coord_step(txn_coord *c, const txn_event *ev, txn_out *out, merr *e)
 
     /* The machine is a few KiB; copying it makes "refused = unchanged" hold
      * without care in every handler. */
-    txn_coord before = *c;
+    txn_coord before;
+    memcpy(&before, c, sizeof(before));
     switch (kind) {
     case K_COMMIT: rc = on_commit(c, ev, out, e); break;
     case K_VOTE_YES:
@@ -378,7 +379,7 @@ int txn_coord_step(txn_coord *c, const txn_event *ev, txn_out *out, merr *e)
         break;
     }
     if (rc) {
-        *c = before;
+        memcpy(c, &before, sizeof(before)); /* padding too: callers may compare bytes */
         twopc_out_reset(out);
         return rc;
     }

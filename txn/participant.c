@@ -272,7 +272,8 @@ int txn_part_step(txn_part *p, const txn_event *ev, txn_out *out, merr *e)
         return merr_set(e, MERR_PROTOCOL, "participant of txn %llu: %s not allowed in %s",
                         (unsigned long long)p->txn, KIND_NAME[kind], txn_part_state_name(p->st));
 
-    txn_part before = *p;
+    txn_part before;
+    memcpy(&before, p, sizeof(before));
     switch (kind) {
     case K_PREPARE: rc = on_prepare(p, ev, out, e); break;
     case K_CH_PREPARE:
@@ -285,7 +286,7 @@ int txn_part_step(txn_part *p, const txn_event *ev, txn_out *out, merr *e)
     default: rc = on_abort(p, out); break;
     }
     if (rc) {
-        *p = before;
+        memcpy(p, &before, sizeof(before)); /* padding too: callers may compare bytes */
         twopc_out_reset(out);
         return rc;
     }
