@@ -35,23 +35,26 @@ static const char *const KIND_NAME[K_N] = {
 #define CED   TWOPC_BIT(TXN_COORD_COMMITTED)
 #define AING  TWOPC_BIT(TXN_COORD_ABORTING)
 #define AED   TWOPC_BIT(TXN_COORD_ABORTED)
+#define ABND  TWOPC_BIT(TXN_COORD_ABANDONED)
 
 /* Legal next states per (state, event kind); 0 = the event is refused. */
 static const unsigned LEGAL[TXN_COORD_NSTATES][K_N] = {
     /*            COMMIT VOTE_YES VOTE_NO QUERY CH_COMMIT CH_ABORT TT_NOW TIMEOUT ABORT */
-    [TXN_COORD_ACTIVE] = {COLL | LOG | AING | AED, ACT, AING, AING, CWAIT, AED, ACT, AED, AED},
+    [TXN_COORD_ACTIVE] = {COLL | LOG | AING | AED, ACT, AING, AING, CWAIT, AED, ACT, AING | ABND,
+                          AING | ABND},
     [TXN_COORD_COLLECTING] = {COLL, COLL | LOG, AING, COLL | LOG, 0, 0, COLL, AING, AING},
     [TXN_COORD_LOGGING] = {LOG, LOG, 0, LOG, CWAIT | CED, 0, LOG, LOG, 0},
     [TXN_COORD_COMMIT_WAIT] = {CWAIT, CWAIT, 0, CWAIT, CWAIT, 0, CWAIT | CED, CWAIT, 0},
     [TXN_COORD_COMMITTED] = {CED, CED, 0, CED, CED, 0, CED, CED, 0},
     [TXN_COORD_ABORTING] = {AING, AING, AING, AING, 0, AED, AING, AING, AING},
     [TXN_COORD_ABORTED] = {AED, AED, AED, AED, 0, AED, AED, AED, AED},
+    [TXN_COORD_ABANDONED] = {AING, AING, AING, AING, 0, AED, ABND, ABND, ABND},
 };
 
 const char *txn_coord_state_name(txn_coord_state s)
 {
     static const char *const n[] = {"ACTIVE",    "COLLECTING", "LOGGING", "COMMIT_WAIT",
-                                    "COMMITTED", "ABORTING",   "ABORTED"};
+                                    "COMMITTED", "ABORTING",   "ABORTED", "ABANDONED"};
     return (unsigned)s < TXN_COORD_NSTATES ? n[s] : "?";
 }
 
@@ -160,6 +163,19 @@ static void to_aborted(txn_coord *c, txn_out *out)
             send_decision(out, c->heard[i].range, TXN_OUTCOME_ABORTED, 0);
 }
 
+/* Aborting in ACTIVE. With nobody to tell, nothing is logged (the common
+ * case: a wounded or forgotten transaction costs no Paxos write). Once some
+ * participant spoke, the abort is logged before anyone hears of it. */
+static void give_up(txn_coord *c, txn_out *out)
+{
+    if (c->n_heard) {
+        start_abort(c, out);
+        return;
+    }
+    c->st = TXN_COORD_ABANDONED;
+    twopc_push(out, TXN_ACT_RELEASE_LOCKS);
+}
+
 static void to_committed(txn_coord *c, txn_out *out)
 {
     c->st = TXN_COORD_COMMITTED;
@@ -204,6 +220,12 @@ static void tally(txn_coord *c, const txn_clock *clk, txn_out *out)
 
 static int on_commit(txn_coord *c, const txn_event *ev, txn_out *out, merr *e)
 {
+    if (c->st == TXN_COORD_ABANDONED) {
+        /* Refuse, but only once the refusal is durable. */
+        c->commit_asked = true;
+        start_abort(c, out);
+        return 0;
+    }
     if (c->st != TXN_COORD_ACTIVE) {
         c->commit_asked = true;
         /* Same txn id, same answer: a decided txn answers again; otherwise
@@ -275,6 +297,10 @@ static int on_vote(txn_coord *c, int kind, const txn_event *ev, txn_out *out, me
                             (unsigned long long)ev->from);
         if (c->st == TXN_COORD_COMMITTED) send_decision(out, ev->from, TXN_OUTCOME_COMMITTED, c->s);
         return 0; /* otherwise it hears the outcome once commit-wait is over */
+    case TXN_COORD_ABANDONED:
+        if ((rc = note_vote(c, ev->from, yes, ev->ts, e))) return rc;
+        start_abort(c, out); /* log the abort, then answer */
+        return 0;
     case TXN_COORD_ABORTING:
         if (!heard(c, ev->from) && !is_part(c, ev->from) && c->n_heard < TXN_MAX_PARTS)
             c->heard[c->n_heard++] = (txn_coord_vote){.range = ev->from, .yes = yes};
@@ -334,7 +360,7 @@ static int on_tt_now(txn_coord *c, const txn_event *ev, txn_out *out, merr *e)
 static int on_timeout(txn_coord *c, txn_out *out)
 {
     switch (c->st) {
-    case TXN_COORD_ACTIVE: to_aborted(c, out); return 0;      /* the client went away */
+    case TXN_COORD_ACTIVE: give_up(c, out); return 0;         /* the client went away */
     case TXN_COORD_COLLECTING: start_abort(c, out); return 0; /* a vote never came */
     case TXN_COORD_LOGGING: propose_decision(c, out, TXN_REC_COMMIT); return 0;
     case TXN_COORD_ABORTING: propose_decision(c, out, TXN_REC_ABORT); return 0;
@@ -373,7 +399,7 @@ int txn_coord_step(txn_coord *c, const txn_event *ev, txn_out *out, merr *e)
     case K_TIMEOUT: rc = on_timeout(c, out); break;
     default: /* K_ABORT */
         if (c->st == TXN_COORD_ACTIVE)
-            to_aborted(c, out);
+            give_up(c, out);
         else if (c->st == TXN_COORD_COLLECTING)
             start_abort(c, out);
         break;

@@ -190,18 +190,25 @@ bool txn_part_in_doubt(const txn_part *p);
  *     |  \                      |  vote no, TIMEOUT, ABORT               |
  *     |   \ COMMIT (no others: single-range fast path) --------------+   |
  *     |    \                    v                                    v   v
- *     |     `-- vote no --> ABORTING                              LOGGING
- *     |                         | CHOSEN(abort)                      | CHOSEN(commit)
- *     | TIMEOUT, ABORT          v                                    v
- *     +-------------------->  ABORTED                          COMMIT_WAIT
- *                                                                    | TT_NOW after s
- *                                                                    v
+ *     |     `-- vote no, -----> ABORTING                           LOGGING
+ *     |         query        ^     | CHOSEN(abort)                   | CHOSEN(commit)
+ *     | TIMEOUT, ABORT       |     v                                 v
+ *     +---> ABANDONED -------+   ABORTED                       COMMIT_WAIT
+ *           (nothing heard)  COMMIT, vote,                           | TT_NOW after s
+ *                            query                                   v
  *                                                                COMMITTED
  *
  * Commit-wait starts when s is picked, overlapping the Paxos write; the
  * client, the participants and the lock table hear of the commit only in
- * COMMITTED. A participant asking about a transaction the coordinator never
- * got a commit request for (ACTIVE) causes an abort (presumed abort). */
+ * COMMITTED. Likewise nobody hears "aborted" before an abort record is
+ * chosen: otherwise a later leader, knowing nothing, could still commit. A
+ * transaction given up before anyone asked (client gone, wounded) is
+ * ABANDONED: locks released, nothing logged, nobody told; whoever asks later
+ * makes it log the abort first. A participant asking about a transaction the
+ * coordinator never got a commit request for causes an abort (presumed
+ * abort). One exception needs no record: a commit request whose read locks
+ * were taken under an earlier leader epoch is refused at once, since every
+ * later leader refuses it too. */
 typedef enum txn_coord_state {
     TXN_COORD_ACTIVE = 0,
     TXN_COORD_COLLECTING,
@@ -210,6 +217,7 @@ typedef enum txn_coord_state {
     TXN_COORD_COMMITTED,
     TXN_COORD_ABORTING,
     TXN_COORD_ABORTED,
+    TXN_COORD_ABANDONED,
     TXN_COORD_NSTATES
 } txn_coord_state;
 

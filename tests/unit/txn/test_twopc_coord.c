@@ -273,12 +273,40 @@ static void test_client_gone(void **state)
     txn_coord c;
     txn_coord_init(&c, TXN, SELF, EPOCH, true);
     assert_int_equal(simple(&c, TXN_EV_TIMEOUT), 0);
-    assert_int_equal(c.st, TXN_COORD_ABORTED);
+    /* Nobody to tell: locks go, nothing is logged. */
+    assert_int_equal(c.st, TXN_COORD_ABANDONED);
+    assert_int_equal(out.n, 1);
     assert_non_null(find(TXN_ACT_RELEASE_LOCKS));
+    assert_int_equal(simple(&c, TXN_EV_TIMEOUT), 0);
+    assert_int_equal(out.n, 0);
+    /* A late commit is refused, once the refusal is logged: a later leader
+     * knowing nothing could otherwise still commit it. */
+    assert_int_equal(commit(&c, 0, 100, 120, 500), 0);
+    assert_int_equal(c.st, TXN_COORD_ABORTING);
+    assert_int_equal(out.rec.type, TXN_REC_ABORT);
     assert_null(find(TXN_ACT_REPLY_CLIENT));
-    assert_int_equal(commit(&c, 0, 100, 120, 500), 0); /* late commit refused */
+    assert_int_equal(chosen_last(&c), 0);
+    assert_int_equal(c.st, TXN_COORD_ABORTED);
     assert_true(find(TXN_ACT_REPLY_CLIENT)->outcome == TXN_OUTCOME_ABORTED);
-    assert_null(find(TXN_ACT_PROPOSE));
+    assert_int_equal(commit(&c, 0, 100, 120, 500), 0); /* and again: same answer */
+    assert_true(find(TXN_ACT_REPLY_CLIENT)->outcome == TXN_OUTCOME_ABORTED);
+
+    /* A vote reaching an abandoned coordinator: log, then answer. */
+    txn_coord_init(&c, TXN, SELF, EPOCH, true);
+    assert_int_equal(simple(&c, TXN_EV_ABORT), 0);
+    assert_int_equal(c.st, TXN_COORD_ABANDONED);
+    assert_int_equal(vote(&c, 2, true, 10), 0);
+    assert_int_equal(c.st, TXN_COORD_ABORTING);
+    assert_null(decision_to(2));
+    assert_int_equal(chosen_last(&c), 0);
+    assert_true(decision_to(2)->outcome == TXN_OUTCOME_ABORTED);
+
+    /* Giving up after some participant spoke logs the abort at once. */
+    txn_coord_init(&c, TXN, SELF, EPOCH, true);
+    assert_int_equal(vote(&c, 2, true, 10), 0);
+    assert_int_equal(simple(&c, TXN_EV_TIMEOUT), 0);
+    assert_int_equal(c.st, TXN_COORD_ABORTING);
+    assert_int_equal(out.rec.type, TXN_REC_ABORT);
 
     /* Read locks taken under another leader: refused at once. */
     txn_coord_init(&c, TXN, SELF, EPOCH + 1, true);
@@ -359,7 +387,11 @@ static void drive(txn_coord *c, txn_coord_state st)
         drive(c, TXN_COORD_COLLECTING);
         assert_int_equal(vote(c, 2, false, 0), 0);
         break;
-    case TXN_COORD_ABORTED: assert_int_equal(simple(c, TXN_EV_TIMEOUT), 0); break;
+    case TXN_COORD_ABORTED:
+        drive(c, TXN_COORD_ABORTING);
+        assert_int_equal(chosen_last(c), 0);
+        break;
+    case TXN_COORD_ABANDONED: assert_int_equal(simple(c, TXN_EV_TIMEOUT), 0); break;
     default: fail();
     }
     assert_int_equal(c->st, st);
@@ -376,6 +408,7 @@ static const int EXPECT[TXN_COORD_NSTATES][9] = {
     [TXN_COORD_COMMITTED] = {1, 1, 0, 1, 1, 0, 1, 1, 0},
     [TXN_COORD_ABORTING] = {1, 1, 1, 1, 0, 1, 1, 1, 1},
     [TXN_COORD_ABORTED] = {1, 1, 1, 1, 0, 1, 1, 1, 1},
+    [TXN_COORD_ABANDONED] = {1, 1, 1, 1, 0, 1, 1, 1, 1},
 };
 
 static int step_kind(txn_coord *c, int k)
