@@ -40,8 +40,8 @@
  *
  * Upgrade: a transaction holding S that asks for X on the same span upgrades
  * in place when it can; otherwise it waits like any request and its S lock is
- * turned into X when granted. Asking again for a mode already held (or weaker)
- * is granted at once and adds nothing.
+ * turned into X when granted. Asking again, on the same span, for a mode
+ * already held (or weaker) is granted at once and adds nothing.
  *
  * Cost (n lock objects, m the entries on the objects that overlap the span):
  * a point request is O(1) hash + O(log r + m) for the range locks (interval

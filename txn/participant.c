@@ -212,6 +212,8 @@ static int on_decision(txn_part *p, int kind, const txn_event *ev, txn_out *out,
                             (unsigned long long)ev->ts, (unsigned long long)p->prepare_ts);
         p->commit_ts = ev->ts;
         p->st = TXN_PART_COMMITTING;
+        /* s goes into our log: keep our own timestamps above it. */
+        twopc_push(out, TXN_ACT_ASSIGNED_TS)->ts = ev->ts;
         propose_pending(p, out);
         return 0;
     }

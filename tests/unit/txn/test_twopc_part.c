@@ -130,6 +130,7 @@ static void test_commit_path_and_prepare_ts(void **state)
     assert_int_equal(p.st, TXN_PART_COMMITTING);
     assert_int_equal(out.rec.type, TXN_REC_COMMIT);
     assert_true(out.rec.ts == 160);
+    assert_true(find(TXN_ACT_ASSIGNED_TS)->ts == 160);
     assert_null(find(TXN_ACT_RELEASE_LOCKS)); /* not before the outcome is logged */
 
     assert_int_equal(chosen(&p, TXN_REC_COMMIT, 160), 0);
