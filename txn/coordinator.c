@@ -431,8 +431,9 @@ void txn_coord_become_leader(txn_coord *c, uint64_t epoch, txn_out *out)
         break;
     case TXN_COORD_COLLECTING:
     case TXN_COORD_LOGGING:
-        /* Our own undecided or unlogged work from an earlier term: its s was
-         * picked under that term, and nothing was revealed. Abort. */
+        /* Undecided or unlogged work of an earlier term: a leader in between
+         * knew nothing of it (our locks were gone) and may have closed
+         * timestamps above the s we picked. Nothing was revealed: abort. */
         start_abort(c, out);
         break;
     case TXN_COORD_ABORTING: propose_decision(c, out, TXN_REC_ABORT); break;

@@ -308,10 +308,10 @@ void txn_part_become_leader(txn_part *p, uint64_t epoch, txn_out *out)
         on_timeout(p, out); /* ask the coordinator rather than wait */
         break;
     case TXN_PART_PREPARING:
-        /* Our prepare proposal, from an earlier term, may or may not get
-         * chosen; its timestamp was assigned under that term, and this term
-         * may have closed timestamps above it. Say no instead: no vote has
-         * gone out, so aborting is always allowed. */
+        /* Our prepare record was not chosen, so a leader in between knew
+         * nothing of this txn: our read locks were gone and others may have
+         * written what we read. Our prepare ts also dates from an earlier
+         * term. Say no: no vote has gone out, so aborting is allowed. */
         p->st = TXN_PART_ABORTING;
         propose_pending(p, out);
         break;

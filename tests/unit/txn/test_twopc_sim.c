@@ -11,7 +11,11 @@
  *  - commit-wait: the client reply and the commit decisions leave only when
  *    true time is past s;
  *  - every machine accepts every event it gets (no MERR_PROTOCOL);
- *  - a follower replaying each log ends where the leader did.
+ *  - a follower replaying each log ends where the leader did;
+ *  - safe time: each range tracks its closed timestamp (advanced by the
+ *    leader with txn_closed_next) and its in-doubt transactions; at no
+ *    moment before a range applied the commit may its safe time reach s,
+ *    or a snapshot read at s there would have missed the commit.
  * Seeds 1..2000 by default; MERIDIAN_TWOPC_SEEDS=A-B sweeps by hand. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +26,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "txn/safetime.h"
 #include "txn/twopc.h"
 
 static uint64_t rng_state, cur_seed;
@@ -61,7 +66,10 @@ typedef struct range {
     int nlog;
     txn_record pending[MAXLOG];
     int npending;
-    bool waiting_tt; /* coordinator asked for a TT_NOW */
+    bool waiting_tt;      /* coordinator asked for a TT_NOW */
+    txn_safe safe;        /* this range's safe time (closed ts survives failover) */
+    bool applied;         /* the commit record is chosen here */
+    txn_ts max_unapplied; /* greatest safe time seen before applied */
 } range;
 
 typedef struct msg {
@@ -149,6 +157,37 @@ static void step_range(int ri, const txn_event *ev)
     act(ri, &out);
 }
 
+/* What a chosen record does to safe time. */
+static void note_chosen(range *r, const txn_record *rec)
+{
+    if (rec->type == TXN_REC_PREPARE) {
+        CHECK(txn_safe_prepared(&r->safe, TXN, rec->ts) == 0, "two prepare timestamps");
+        return;
+    }
+    if (rec->type == TXN_REC_COMMIT) r->applied = true;
+    for (size_t i = 0; i < r->safe.n; i++)
+        if (r->safe.doubt[i].txn == TXN) {
+            CHECK(txn_safe_decided(&r->safe, TXN, r->safe.doubt[i].prepare_ts) == 0, "decided");
+            break;
+        }
+}
+
+/* The leader closes timestamps up to its earliest bound, below every
+ * proposal in flight; what it closed counts as assigned. */
+static void close_ts(range *r)
+{
+    bool have = false;
+    txn_ts min_pending = 0;
+    for (int i = 0; i < r->npending; i++) {
+        if (r->pending[i].type == TXN_REC_ABORT) continue;
+        if (!have || r->pending[i].ts < min_pending) min_pending = r->pending[i].ts;
+        have = true;
+    }
+    txn_ts c = txn_closed_next(r->safe.closed, now_t - EPS, have, min_pending);
+    txn_safe_close(&r->safe, c);
+    if (c > r->last_assigned) r->last_assigned = c;
+}
+
 static void choose_one(int ri)
 {
     range *r = &R[ri];
@@ -157,6 +196,7 @@ static void choose_one(int ri)
     memmove(&r->pending[0], &r->pending[1], sizeof(rec) * (size_t)--r->npending);
     CHECK(r->nlog < MAXLOG, "log full");
     r->log[r->nlog++] = rec;
+    note_chosen(r, &rec);
     txn_event ev = {.type = TXN_EV_CHOSEN, .rec = &r->log[r->nlog - 1]};
     step_range(ri, &ev);
 }
@@ -174,6 +214,14 @@ static void failover(int ri)
     r->npending = 0;
     r->waiting_tt = false;
     r->epoch++;
+    if (fresh) {
+        /* A new replica: its in-doubt set comes from the log. */
+        txn_ts closed = r->safe.closed;
+        txn_safe_free(&r->safe);
+        txn_safe_init(&r->safe);
+        txn_safe_close(&r->safe, closed);
+        for (int i = 0; i < r->nlog; i++) note_chosen(r, &r->log[i]);
+    }
     txn_out out;
     merr e = {0};
     if (r->is_coord) {
@@ -200,6 +248,7 @@ static void failover(int ri)
     /* The survivors of the old term get chosen before the new leader leads. */
     for (int i = 0; i < keep; i++) {
         r->log[r->nlog++] = chosen[i];
+        note_chosen(r, &chosen[i]);
         txn_event ev = {.type = TXN_EV_CHOSEN, .rec = &r->log[r->nlog - 1]};
         int rc = r->is_coord ? txn_coord_step(&r->c, &ev, &out, &e)
                              : txn_part_step(&r->p, &ev, &out, &e);
@@ -207,6 +256,9 @@ static void failover(int ri)
     }
     for (int i = 0; i < r->nlog; i++)
         if (r->log[i].ts > r->last_assigned) r->last_assigned = r->log[i].ts;
+    /* Sometimes a short term of another leader came in between and closed
+     * timestamps up to now. */
+    if (rn(2)) close_ts(r);
     if (r->is_coord)
         txn_coord_become_leader(&r->c, r->epoch, &out);
     else
@@ -278,6 +330,12 @@ static void random_step(bool calm)
         if (!calm) failover(ri);
     } else if (what < 92) {
         send(1, TXN_EV_COMMIT, 0, false, 0, 0); /* the client retries */
+    } else if (what < 97) {
+        close_ts(&R[ri]);
+    }
+    for (int i = 1; i <= nr; i++) {
+        txn_ts st = txn_safe_time(&R[i].safe);
+        if (!R[i].applied && st > R[i].max_unapplied) R[i].max_unapplied = st;
     }
 }
 
@@ -343,6 +401,10 @@ static void run_seed(uint64_t seed)
             f_commit = f.st == TXN_PART_COMMITTED;
         }
         CHECK(f_commit == commit, "a follower of range %d disagrees", i);
+        if (commit)
+            CHECK(r->max_unapplied < sc, "range %d was safe up to %llu before applying s %llu", i,
+                  (unsigned long long)r->max_unapplied, (unsigned long long)sc);
+        txn_safe_free(&r->safe);
     }
 }
 
