@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
+#include "common/log.h"
 #include "common/mtime.h"
 #include "rpc/rpc.h"
 
@@ -32,6 +34,10 @@ typedef struct pending {
 
 int cli_rpc_open(const char *host, cli_rpc **out, merr *e)
 {
+    struct sockaddr_storage ss;
+    if (maddr_parse(host, &ss, e)) return merr_wrap(e, "--host");
+    /* Tools print their own errors; the transport's chatter stays out of the way. */
+    if (mlog_min_level < MLOG_ERROR) mlog_set_level(MLOG_ERROR);
     cli_rpc *c = calloc(1, sizeof(*c));
     if (!c) return merr_set(e, MERR_NOMEM, "out of memory");
     snprintf(c->host, sizeof(c->host), "%s", host);

@@ -256,6 +256,10 @@ void node_stop(node *n)
     rpc_node_run_sync(n->rpc, stop_on_loop, n);
     rpc_node_stop(n->rpc); /* closes connections; pending calls end with MERR_CLOSED */
     n->state = NODE_STOPPED;
+    /* No stale addresses for scripts to find once the node is gone. */
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/listen-addrs", n->store.path);
+    unlink(path);
     store_dir_close(&n->store);
     MLOG_I("node", "shutdown complete", "%s", "");
     free(n);

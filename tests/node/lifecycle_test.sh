@@ -61,14 +61,43 @@ check "bad --locality exits 2" "[ $? = 2 ]"
 "$bin" start --listen 127.0.0.1:0 >"$dir/bad.out" 2>&1
 check "missing --store exits 2" "[ $? = 2 ]"
 
+# init: once per cluster. The node becomes node 1 and /ready turns 200.
+rpc=$(sed -n 's/^rpc=//p' "$store/listen-addrs")
+check "listen-addrs names the rpc port" "[ -n '$rpc' ]"
+"$bin" init --host "$rpc" >"$dir/init.out" 2>&1
+check "init exits 0" "[ $? = 0 ]"
+check "init prints the cluster id" "grep -Eq 'cluster id [0-9a-f]{32}, node 1' $dir/init.out"
+cid=$(grep -Eo '[0-9a-f]{32}' "$dir/init.out")
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$http/ready")
+check "/ready is 200 after init" "[ '$code' = 200 ]"
+"$bin" init --host "$rpc" >"$dir/init2.out" 2>&1
+check "a second init exits 1" "[ $? = 1 ]"
+check "a second init says why" "grep -q 'already initialised (cluster $cid' $dir/init2.out"
+check "the store records the identity" "grep -q 'cluster_id=$cid' $store/IDENTITY"
+"$bin" init --host 127.0.0.1:1 --timeout 5s >"$dir/init3.out" 2>&1
+check "init at a dead address exits 1" "[ $? = 1 ]"
+check "init at a dead address says so" "grep -qi 'reach\|refused\|unavailable' $dir/init3.out"
+"$bin" init --host nowhere >"$dir/init5.out" 2>&1
+check "init with a bad address exits 1" "[ $? = 1 ]"
+check "init with a bad address says so" "grep -q \"bad address 'nowhere'\" $dir/init5.out"
+"$bin" init >"$dir/init4.out" 2>&1
+check "init without --host exits 2" "[ $? = 2 ]"
+
 # SIGTERM: clean shutdown, exit 0, the log says so, the lock is released.
 kill -TERM "$PID"
 wait "$PID"; rc=$?
 check "SIGTERM exits 0" "[ $rc = 0 ]"
 check "log records a clean shutdown" "grep -q 'shutdown complete' $store/logs/meridian.log"
+check "listen-addrs removed at shutdown" "[ ! -e $store/listen-addrs ]"
 start_node "$store"
 wait_for "grep -q 'node started' $store.out" || cat "$store.out"
 check "store reusable after a clean stop" "kill -0 $PID 2>/dev/null"
+wait_for "[ -s $store/listen-addrs ]"
+http=$(sed -n 's/^http=//p' "$store/listen-addrs")
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$http/ready")
+check "still initialised after a restart" "[ '$code' = 200 ]"
+curl -s "http://$http/metrics" >"$dir/metrics2"
+check "restarted node is node 1" "grep -q '^meridian_node_id 1' $dir/metrics2"
 kill -INT "$PID"
 wait "$PID"; rc=$?
 check "SIGINT exits 0" "[ $rc = 0 ]"
