@@ -13,6 +13,7 @@ static const cli_cmd bench_cmds[] = {
 
 static const cli_cmd commands[] = {
     {"version", "print the version, git revision and build type", cmd_version, NULL},
+    {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {0},
 };
 
