@@ -24,6 +24,7 @@ typedef struct clock_cmd {
     int64_t count, printed;
     int64_t interval_ns;
     int last_ok;
+    int chrony_started;
 } clock_cmd;
 
 static void fmt_time(int64_t ns, char *buf, size_t cap)
@@ -114,8 +115,7 @@ static void finish(clock_cmd *cc)
     uv_timer_stop(&cc->tick);
     uv_signal_stop(&cc->sigint);
     uv_signal_stop(&cc->sigterm);
-    if (cc->clock.cfg.source == TT_SOURCE_CHRONY && !cc->chrony.stopping)
-        tt_chrony_stop(&cc->chrony, NULL);
+    if (cc->chrony_started && !cc->chrony.stopping) tt_chrony_stop(&cc->chrony, NULL);
     /* The poller closes its own handles; the rest go here. */
     if (!uv_is_closing((uv_handle_t *)&cc->tick)) uv_close((uv_handle_t *)&cc->tick, NULL);
     if (!uv_is_closing((uv_handle_t *)&cc->sigint)) uv_close((uv_handle_t *)&cc->sigint, NULL);
@@ -233,6 +233,7 @@ int cmd_clock(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
         cc.chrony.data = &cc;
+        cc.chrony_started = 1;
     }
     uv_run(&cc.loop, UV_RUN_DEFAULT);
     uv_walk(&cc.loop, close_walk, NULL);
