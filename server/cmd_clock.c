@@ -6,12 +6,14 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "server/commands.h"
+#include "timesvc/hlc.h"
 #include "timesvc/tt_uv.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct clock_cmd {
     uv_loop_t loop;
@@ -243,4 +245,143 @@ int cmd_clock(int argc, char **argv)
      * the node could vouch for the time. */
     if (watch) return 0;
     return cc.last_ok ? 0 : 1;
+}
+
+/* ---- `meridian bench clock` ----
+ * What time costs: tt_now() and hlc_now() per call, one fsync of the HLC
+ * high-water mark, and how long commit-wait really waits against the ideal
+ * 2ε for a range of ε (the uv_timer rounds up to whole milliseconds). */
+
+typedef struct bench_wait {
+    uv_loop_t loop;
+    tt_clock clock;
+    tt_waiter w;
+    int64_t started;
+    int64_t waited;
+    int status;
+} bench_wait;
+
+static void bench_wait_done(tt_waiter *w, int status)
+{
+    bench_wait *b = w->data;
+    b->status = status;
+    b->waited = mtime_mono_ns() - b->started;
+}
+
+static int bench_commit_wait(int64_t eps, int64_t waits, double *mean_ns, double *max_ns)
+{
+    bench_wait b;
+    memset(&b, 0, sizeof(b));
+    tt_config cfg;
+    tt_config_default(&cfg);
+    cfg.source = TT_SOURCE_STATIC;
+    cfg.static_uncertainty_ns = eps;
+    merr e = {0};
+    if (tt_clock_init(&b.clock, &cfg, NULL, &e)) return -1;
+    uv_loop_init(&b.loop);
+    tt_waiter_init(&b.loop, &b.clock, &b.w, &e);
+    b.w.data = &b;
+    double sum = 0, mx = 0;
+    int rc = 0;
+    for (int64_t i = 0; i < waits; i++) {
+        tt_interval iv;
+        tt_now(&b.clock, &iv, &e);
+        b.started = mtime_mono_ns();
+        b.status = 1;
+        if (tt_wait_after(&b.w, iv.latest_ns, bench_wait_done, &e)) {
+            rc = -1;
+            break;
+        }
+        uv_run(&b.loop, UV_RUN_DEFAULT);
+        if (b.status != 0) {
+            rc = -1;
+            break;
+        }
+        sum += (double)b.waited;
+        if ((double)b.waited > mx) mx = (double)b.waited;
+    }
+    tt_waiter_close(&b.w, NULL);
+    uv_run(&b.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&b.loop);
+    *mean_ns = waits ? sum / (double)waits : 0;
+    *max_ns = mx;
+    return rc;
+}
+
+int cmd_bench_clock(int argc, char **argv)
+{
+    int64_t iters = 2000000, waits = 20, syncs = 50;
+    const char *dir = "/tmp";
+    const cli_flag flags[] = {
+        {"iterations", CLI_INT, &iters, "N", "calls of tt_now and hlc_now (2000000)"},
+        {"waits", CLI_INT, &waits, "N", "commit-waits per ε (20)"},
+        {"fsyncs", CLI_INT, &syncs, "N", "high-water-mark saves to time (50)"},
+        {"dir", CLI_STR, &dir, "PATH", "folder for the high-water-mark file (/tmp)"},
+        {0},
+    };
+    int npos = 0, done = 0;
+    int rc = cli_parse(argv[0], "[flags]", flags, argc, argv, &npos, &done);
+    if (done) return rc;
+    if (npos || iters <= 0 || waits <= 0 || syncs <= 0) {
+        fprintf(stderr, "%s: counts must be positive and there are no arguments\n", argv[0]);
+        return CLI_EXIT_USAGE;
+    }
+    merr e = {0};
+    tt_config cfg;
+    tt_config_default(&cfg);
+    cfg.source = TT_SOURCE_STATIC;
+    cfg.static_uncertainty_ns = 1000000;
+    tt_clock clock;
+    tt_clock_init(&clock, &cfg, NULL, &e);
+    tt_interval iv;
+    int64_t sink = 0, t0 = mtime_mono_ns();
+    for (int64_t i = 0; i < iters; i++) {
+        tt_now(&clock, &iv, &e);
+        sink += iv.epsilon_ns;
+    }
+    double tt_ns = (double)(mtime_mono_ns() - t0) / (double)iters;
+
+    hlc h;
+    hlc_config hc;
+    hlc_config_default(&hc);
+    hlc_init(&h, &hc, NULL, &e);
+    hlc_ts ts;
+    t0 = mtime_mono_ns();
+    for (int64_t i = 0; i < iters; i++) {
+        if (hlc_now(&h, mtime_real_ns(), &ts, &e)) return 1;
+        sink += (int64_t)(ts & 1);
+    }
+    double hlc_ns = (double)(mtime_mono_ns() - t0) / (double)iters;
+
+    char path[512];
+    snprintf(path, sizeof(path), "%s/meridian-bench-hlc.%d", dir, (int)getpid());
+    hlc_file_store fs;
+    hlc_store_ops ops;
+    if (hlc_file_store_init(&fs, path, &ops, &e)) goto fail;
+    t0 = mtime_mono_ns();
+    for (int64_t i = 0; i < syncs; i++)
+        if (ops.save(ops.ctx, (hlc_ts)i, &e)) goto fail;
+    double save_ns = (double)(mtime_mono_ns() - t0) / (double)syncs;
+    unlink(path);
+
+    printf("tt_now (static source):   %8.1f ns/call\n", tt_ns);
+    printf("hlc_now (no store):       %8.1f ns/call\n", hlc_ns);
+    printf("high-water mark save:     %8.1f us/save (write+fsync+rename+fsync dir, in %s)\n",
+           save_ns / 1e3, dir);
+    printf("commit-wait (wait for s = latest; ideal 2ε):\n");
+    static const int64_t eps[] = {100000, 1000000, 5000000, 20000000};
+    for (size_t i = 0; i < sizeof(eps) / sizeof(eps[0]); i++) {
+        double mean, mx;
+        if (bench_commit_wait(eps[i], waits, &mean, &mx)) {
+            fprintf(stderr, "%s: commit-wait failed\n", argv[0]);
+            return 1;
+        }
+        printf("  ε %7.3f ms: mean %8.3f ms, max %8.3f ms, mean/2ε %.2f\n", (double)eps[i] / 1e6,
+               mean / 1e6, mx / 1e6, mean / (2.0 * (double)eps[i]));
+    }
+    return sink == 42 ? 0 : 0;
+fail:
+    fprintf(stderr, "%s: %s\n", argv[0], merr_msg(&e));
+    unlink(path);
+    return 1;
 }

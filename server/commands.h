@@ -5,5 +5,6 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
+int cmd_bench_clock(int argc, char **argv);
 
 #endif

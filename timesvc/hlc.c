@@ -172,7 +172,28 @@ static int cover(hlc *h, hlc_ts ts, merr *e)
     int rc = h->store.save(h->store.ctx, hw, e);
     if (rc) return merr_wrap(e, "hlc: store high-water mark");
     h->durable_hw = hw;
+    h->sync_saves++;
     return 0;
+}
+
+hlc_ts hlc_renew_target(const hlc *h, int64_t phys_ns)
+{
+    if (!h->store.save || phys_ns < 0) return 0;
+    uint64_t us = (uint64_t)(phys_ns / 1000);
+    if (us > HLC_PHYS_MAX_US) return 0;
+    uint64_t top = hlc_physical_us(h->last) > us ? hlc_physical_us(h->last) : us;
+    uint64_t window_us = (uint64_t)(h->cfg.window_ns / 1000);
+    if (window_us == 0) window_us = 1;
+    if (top + window_us / 2 < hlc_physical_us(h->durable_hw)) return 0;
+    uint64_t phys = top + window_us;
+    if (phys > HLC_PHYS_MAX_US) phys = HLC_PHYS_MAX_US;
+    hlc_ts hw = hlc_make(phys, 0);
+    return hw > h->durable_hw ? hw : 0;
+}
+
+void hlc_renewed(hlc *h, hlc_ts hw)
+{
+    if (hw > h->durable_hw) h->durable_hw = hw;
 }
 
 int hlc_now(hlc *h, int64_t phys_ns, hlc_ts *out, merr *e)
@@ -250,6 +271,9 @@ static int file_load(void *ctx, hlc_ts *hw, merr *e)
                         "checksum); refusing to guess where the clock stood",
                         fs->path, n);
     *hw = mbe64_get(b + 4);
+    pthread_mutex_lock(&fs->mu);
+    if (*hw > fs->stored) fs->stored = *hw;
+    pthread_mutex_unlock(&fs->mu);
     return 0;
 }
 
@@ -265,9 +289,27 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+static int file_save_locked(hlc_file_store *fs, hlc_ts hw, merr *e);
+
 static int file_save(void *ctx, hlc_ts hw, merr *e)
 {
     hlc_file_store *fs = ctx;
+    pthread_mutex_lock(&fs->mu);
+    int rc = 0;
+    /* Never replace a higher mark with a lower one that lost a race. */
+    if (hw > fs->stored) {
+        rc = file_save_locked(fs, hw, e);
+        if (rc == 0) {
+            fs->stored = hw;
+            fs->saves++;
+        }
+    }
+    pthread_mutex_unlock(&fs->mu);
+    return rc;
+}
+
+static int file_save_locked(hlc_file_store *fs, hlc_ts hw, merr *e)
+{
     char tmp[sizeof(fs->path) + 8], dir[sizeof(fs->path)];
     uint8_t b[HLC_FILE_LEN];
     int fd = -1, dfd = -1, rc, err;
@@ -302,8 +344,16 @@ int hlc_file_store_init(hlc_file_store *fs, const char *path, hlc_store_ops *ops
     if (!path || !*path || strlen(path) >= sizeof(fs->path) - 8)
         return merr_set(e, MERR_INVALID, "hlc: bad high-water-mark path");
     snprintf(fs->path, sizeof(fs->path), "%s", path);
+    pthread_mutex_init(&fs->mu, NULL);
+    fs->stored = 0;
+    fs->saves = 0;
     ops->load = file_load;
     ops->save = file_save;
     ops->ctx = fs;
     return 0;
+}
+
+void hlc_file_store_destroy(hlc_file_store *fs)
+{
+    pthread_mutex_destroy(&fs->mu);
 }

@@ -28,6 +28,7 @@
 
 #include "common/err.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,6 +101,7 @@ typedef struct hlc {
     hlc_ts last;         /* largest timestamp handed out or received */
     hlc_ts durable_hw;   /* stored: every timestamp handed out is below it */
     hlc_ts restored_hw;  /* the mark found at start (0 if none) */
+    uint64_t sync_saves; /* marks stored inside hlc_now/hlc_update (fsync on the caller) */
 } hlc;
 
 void hlc_config_default(hlc_config *cfg);
@@ -118,13 +120,26 @@ int hlc_update(hlc *h, hlc_ts received, int64_t latest_ns, hlc_ts *out, merr *e)
  * its timestamps are not ahead of real time. */
 int64_t hlc_restart_wait_ns(const hlc *h, int64_t phys_ns);
 
+/* Off-loop renewal (hlc_keeper in hlc_uv.h uses these): the mark to store
+ * next so that hlc_now() never has to fsync itself — once the clock is within
+ * half a window of the durable mark — or 0 if none is due. */
+hlc_ts hlc_renew_target(const hlc *h, int64_t phys_ns);
+/* A mark was stored durably (off the caller's thread); never lowers it. */
+void hlc_renewed(hlc *h, hlc_ts hw);
+
 /* A high-water mark file: 16 bytes, "MHLC", the mark (big-endian), CRC-32C.
  * Saved as write tmp + fsync + rename + fsync(dir), so a crash leaves the old
- * or the new mark, never a torn one. */
+ * or the new mark, never a torn one. Saves may come from several threads (the
+ * keeper's worker and a fallback on the loop); they are serialised, and a mark
+ * lower than one already stored is never written over it. */
 typedef struct hlc_file_store {
     char path[512];
+    pthread_mutex_t mu;
+    hlc_ts stored; /* the highest mark stored by this process */
+    uint64_t saves;
 } hlc_file_store;
 
 int hlc_file_store_init(hlc_file_store *fs, const char *path, hlc_store_ops *ops, merr *e);
+void hlc_file_store_destroy(hlc_file_store *fs);
 
 #endif
