@@ -75,6 +75,10 @@ stop_one() { # stop_one NAME
 
 case $cmd in
 start)
+  if [ "$(id -u)" != 0 ]; then
+    echo "chronyd must be started as root (it refuses otherwise, even with -x)" >&2
+    exit 1
+  fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   start_one master master.conf.in
@@ -92,7 +96,7 @@ stop-master)
 status)
   for n in master node; do
     p=$(pid_of $n)
-    echo "$n: ${p:+running pid $p}${p:-stopped}"
+    if [ -n "$p" ]; then echo "$n: running pid $p"; else echo "$n: stopped"; fi
   done
   if [ -n "$(pid_of node)" ]; then
     chronyc -n -h 127.0.0.1 -p "$NODE_CMDPORT" tracking || true
