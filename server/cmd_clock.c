@@ -19,6 +19,7 @@ typedef struct clock_cmd {
     uv_loop_t loop;
     tt_clock clock;
     tt_chrony chrony;
+    tt_kernel kernel;
     uv_timer_t tick;
     uv_signal_t sigint, sigterm;
     const char *source;
@@ -26,7 +27,7 @@ typedef struct clock_cmd {
     int64_t count, printed;
     int64_t interval_ns;
     int last_ok;
-    int chrony_started;
+    int chrony_started, kernel_started;
 } clock_cmd;
 
 static void fmt_time(int64_t ns, char *buf, size_t cap)
@@ -118,6 +119,10 @@ static void finish(clock_cmd *cc)
     uv_signal_stop(&cc->sigint);
     uv_signal_stop(&cc->sigterm);
     if (cc->chrony_started && !cc->chrony.stopping) tt_chrony_stop(&cc->chrony, NULL);
+    if (cc->kernel_started) {
+        cc->kernel_started = 0;
+        tt_kernel_stop(&cc->kernel, NULL);
+    }
     /* The poller closes its own handles; the rest go here. */
     if (!uv_is_closing((uv_handle_t *)&cc->tick)) uv_close((uv_handle_t *)&cc->tick, NULL);
     if (!uv_is_closing((uv_handle_t *)&cc->sigint)) uv_close((uv_handle_t *)&cc->sigint, NULL);
@@ -159,7 +164,7 @@ int cmd_clock(int argc, char **argv)
     tt_config_default(&cfg);
     int json = 0, watch = 0;
     const cli_flag flags[] = {
-        {"source", CLI_STR, &source, "chrony|static", "where the bound comes from (chrony)"},
+        {"source", CLI_STR, &source, "chrony|static|kernel", "where the bound comes from (chrony)"},
         {"chrony-host", CLI_STR, &host, "HOST", "chronyd command address (127.0.0.1)"},
         {"chrony-port", CLI_INT, &port, "PORT", "chronyd command port (323)"},
         {"chrony-socket", CLI_STR, &sock, "PATH", "chronyd unix command socket (needs root)"},
@@ -186,8 +191,11 @@ int cmd_clock(int argc, char **argv)
         cfg.source = TT_SOURCE_CHRONY;
     } else if (strcmp(source, "static") == 0) {
         cfg.source = TT_SOURCE_STATIC;
+    } else if (strcmp(source, "kernel") == 0) {
+        cfg.source = TT_SOURCE_KERNEL;
     } else {
-        fprintf(stderr, "%s: --source must be chrony or static, not '%s'\n", argv[0], source);
+        fprintf(stderr, "%s: --source must be chrony, static or kernel, not '%s'\n", argv[0],
+                source);
         return CLI_EXIT_USAGE;
     }
     if (count < 0) {
@@ -217,6 +225,16 @@ int cmd_clock(int argc, char **argv)
         char eps[32];
         cli_format_duration(cfg.static_uncertainty_ns, eps, sizeof(eps));
         MLOG_W("clock", "static time source: no time daemon checks this clock", "epsilon=%s", eps);
+        uv_timer_start(&cc.tick, on_tick, 0, 1000);
+    } else if (cfg.source == TT_SOURCE_KERNEL) {
+        if (tt_kernel_start(&cc.kernel, &cc.loop, &cc.clock, 1000 * MTIME_MS, &e)) {
+            fprintf(stderr, "%s: %s\n", argv[0], merr_msg(&e));
+            finish(&cc);
+            uv_run(&cc.loop, UV_RUN_DEFAULT);
+            uv_loop_close(&cc.loop);
+            return 1;
+        }
+        cc.kernel_started = 1;
         uv_timer_start(&cc.tick, on_tick, 0, 1000);
     } else {
         tt_chrony_config ccfg;

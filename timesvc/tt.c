@@ -23,6 +23,16 @@ const char *tt_status_name(tt_status s)
     return "UNKNOWN";
 }
 
+const char *tt_source_name(tt_source_kind k)
+{
+    switch (k) {
+    case TT_SOURCE_CHRONY: return "chrony";
+    case TT_SOURCE_STATIC: return "static";
+    case TT_SOURCE_KERNEL: return "kernel";
+    }
+    return "unknown";
+}
+
 void tt_config_default(tt_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -35,7 +45,8 @@ void tt_config_default(tt_config *cfg)
 
 int tt_config_check(const tt_config *cfg, merr *e)
 {
-    if (cfg->source != TT_SOURCE_CHRONY && cfg->source != TT_SOURCE_STATIC)
+    if (cfg->source != TT_SOURCE_CHRONY && cfg->source != TT_SOURCE_STATIC &&
+        cfg->source != TT_SOURCE_KERNEL)
         return merr_set(e, MERR_INVALID, "unknown time source %d", (int)cfg->source);
     if (!(cfg->max_drift_ppm >= 0 && cfg->max_drift_ppm <= 1e6))
         return merr_set(e, MERR_INVALID, "max drift %g ppm out of range [0, 1e6]",

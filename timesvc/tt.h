@@ -15,6 +15,9 @@
  * node its own skewed, drifting clock; sources (tt_chrony.h, or the simulator)
  * push samples into the clock with tt_clock_feed().
  *
+ * Threading: a tt_clock belongs to one thread (the node's event loop), like
+ * the rest of a node's state; other threads ask through the loop.
+ *
  * Status (a state per reading, not sticky):
  *   SYNCHRONIZED  the source answers, says it is synchronised, updated lately
  *   FREE_RUNNING  the source stopped answering, lost sync or went stale; the
@@ -39,7 +42,10 @@ typedef enum tt_status {
 typedef enum tt_source_kind {
     TT_SOURCE_CHRONY = 0, /* samples pushed by tt_chrony (or a simulator) */
     TT_SOURCE_STATIC = 1, /* fixed ε, no samples */
+    TT_SOURCE_KERNEL = 2, /* samples pushed by tt_kernel (adjtimex) */
 } tt_source_kind;
+
+const char *tt_source_name(tt_source_kind k);
 
 #define TT_DEFAULT_MAX_DRIFT_PPM      50.0
 #define TT_DEFAULT_MAX_UNCERTAINTY_NS (500LL * 1000 * 1000)

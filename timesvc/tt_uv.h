@@ -87,4 +87,28 @@ void tt_chrony_stop(tt_chrony *c, void (*closed_cb)(tt_chrony *c));
  * fuzzing). MERR_PROTOCOL with a message on anything unexpected. */
 int tt_chrony_parse_tracking(const char *csv, size_t n, tt_sample *out, merr *e);
 
+/* ---- kernel source (adjtimex) ----
+ * For hosts where chronyd (or ntpd) disciplines the kernel clock: the kernel
+ * keeps its own error bound, maxerror, which it grows by 500 ppm a second on
+ * its own and the daemon resets at each update. Reading it is one
+ * unprivileged syscall, so no process and no socket; but it says nothing
+ * under `chronyd -x`, which never touches the kernel clock (status UNKNOWN). */
+
+struct timex;
+/* Pure: a sample from adjtimex's answer (state = its return value). The
+ * bound is maxerror; the reading time is the sample's reference time. */
+int tt_kernel_sample(const struct timex *tx, int state, tt_sample *out, merr *e);
+
+typedef struct tt_kernel {
+    tt_clock *clock;
+    uv_timer_t timer;
+    uint64_t reads;
+    void (*closed_cb)(struct tt_kernel *k);
+    void *data;
+} tt_kernel;
+
+/* Reads adjtimex now and then every interval_ns, feeding the clock. */
+int tt_kernel_start(tt_kernel *k, uv_loop_t *loop, tt_clock *clock, int64_t interval_ns, merr *e);
+void tt_kernel_stop(tt_kernel *k, void (*closed_cb)(tt_kernel *k));
+
 #endif

@@ -37,6 +37,11 @@ has "no daemon says why" "$out" 'Cannot talk to daemon'
 out=$("$bin" clock --chronyc /nonexistent/chronyc --json 2>/dev/null); check "no chronyc" 1 $?
 has "no chronyc says why" "$out" '/nonexistent/chronyc'
 
+# The kernel source answers whatever the kernel's state: ok iff exit 0.
+out=$(timeout 20 "$bin" clock --source kernel --json 2>/dev/null); st=$?
+has "kernel source" "$out" '"source":"kernel"'
+if [ $st = 0 ]; then has "kernel ok" "$out" '"ok":true'; else check "kernel exit" 1 $st; has "kernel not ok" "$out" '"ok":false'; fi
+
 "$bin" clock --source bogus >/dev/null 2>&1; check "bad source" 2 $?
 "$bin" clock --max-uncertainty soon >/dev/null 2>&1; check "bad duration" 2 $?
 "$bin" clock --chrony-port 70000 >/dev/null 2>&1; check "bad port" 2 $?
