@@ -12,6 +12,24 @@
 
 #include "timesvc/hlc.h"
 
+/* One temp folder per test, removed in teardown even when an assertion fails. */
+static char dir[64];
+
+static int tmp_setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/meridian-hlc-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int tmp_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 #define US 1000LL
 #define MS (1000 * US)
 #define S  (1000 * MS)
@@ -229,8 +247,6 @@ static void store_init(counting_store *cs, const char *path, hlc_store_ops *ops)
 static void test_restart_never_goes_back(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/meridian-hlc-XXXXXX";
-    assert_non_null(mkdtemp(dir));
     char path[256];
     snprintf(path, sizeof(path), "%s/hlc.hw", dir);
     counting_store cs;
@@ -284,9 +300,6 @@ static void test_restart_never_goes_back(void **state)
     assert_int_equal(hlc_now(&h3, T0, &t, &e), 0);
     assert_int_equal(t, before + 1);
     cs.fail_with = 0;
-
-    unlink(path);
-    rmdir(dir);
 }
 
 static void write_file(const char *path, const void *p, size_t n)
@@ -300,8 +313,6 @@ static void write_file(const char *path, const void *p, size_t n)
 static void test_corrupt_mark_is_an_error(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/meridian-hlc-XXXXXX";
-    assert_non_null(mkdtemp(dir));
     char path[256];
     snprintf(path, sizeof(path), "%s/hlc.hw", dir);
     hlc_file_store fs;
@@ -347,9 +358,6 @@ static void test_corrupt_mark_is_an_error(void **state)
     hlc_config badcfg = cfg;
     badcfg.window_ns = 0;
     assert_int_equal(hlc_init(&h, &badcfg, NULL, &e), MERR_INVALID);
-
-    unlink(path);
-    rmdir(dir);
 }
 
 int main(void)
@@ -360,8 +368,8 @@ int main(void)
         cmocka_unit_test(test_now_strictly_increasing),
         cmocka_unit_test(test_logical_overflow_carries),
         cmocka_unit_test(test_update),
-        cmocka_unit_test(test_restart_never_goes_back),
-        cmocka_unit_test(test_corrupt_mark_is_an_error),
+        cmocka_unit_test_setup_teardown(test_restart_never_goes_back, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_mark_is_an_error, tmp_setup, tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,24 @@
 
 #include "timesvc/hlc_uv.h"
 
+/* One temp folder per test, removed in teardown even when an assertion fails. */
+static char dir[64];
+
+static int tmp_setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/meridian-keeper-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int tmp_teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 #define MS (1000LL * 1000)
 
 typedef struct rig {
@@ -53,8 +71,6 @@ static void on_tick(uv_timer_t *t)
 static void test_keeper_renews_off_loop(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/meridian-keeper-XXXXXX";
-    assert_non_null(mkdtemp(dir));
     char path[256];
     snprintf(path, sizeof(path), "%s/hlc.hw", dir);
     rig r;
@@ -106,8 +122,6 @@ static void test_keeper_renews_off_loop(void **state)
     assert_true(t > r.max);
 
     hlc_file_store_destroy(&fs);
-    unlink(path);
-    rmdir(dir);
 }
 
 static void test_keeper_needs_store(void **state)
@@ -160,7 +174,7 @@ static void test_renew_target(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keeper_renews_off_loop),
+        cmocka_unit_test_setup_teardown(test_keeper_renews_off_loop, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_keeper_needs_store),
         cmocka_unit_test(test_renew_target),
     };
