@@ -3,8 +3,12 @@
  * Commit-wait (Spanner §4.1.2): a leader that picked commit timestamp s must
  * not let anyone see the commit until tt_after(s) holds, i.e. until
  * tt_now().earliest > s. tt_wait_after() waits for that on the node's event
- * loop with a uv_timer armed for the remaining gap (re-armed if the clock says
- * "not yet"), so no thread blocks and nothing spins. */
+ * loop with a timer armed for the remaining gap (re-armed if the clock says
+ * "not yet"), so no thread blocks and nothing spins. The timer is a Linux
+ * timerfd watched by uv_poll rather than a uv_timer: uv_timer counts whole
+ * milliseconds, and with chrony on a LAN 2ε is tens of microseconds — a
+ * millisecond timer would make every commit wait ~20 times longer than it must
+ * (`meridian bench clock` measures both). */
 #ifndef MERIDIAN_TIMESVC_TT_UV_H
 #define MERIDIAN_TIMESVC_TT_UV_H
 
@@ -21,13 +25,15 @@ typedef struct tt_waiter tt_waiter;
 typedef void (*tt_wait_cb)(tt_waiter *w, int status);
 
 struct tt_waiter {
-    uv_timer_t timer;
+    uv_poll_t poll;
+    int tfd; /* timerfd on CLOCK_MONOTONIC */
     tt_clock *clock;
     int64_t t_ns;
     tt_wait_cb cb;
     int active;
     int rearms; /* how often the timer fired early (for tests and metrics) */
     merr err;
+    void (*closed_cb)(tt_waiter *w);
     void *data; /* the caller's */
 };
 
@@ -38,9 +44,9 @@ int tt_waiter_init(uv_loop_t *loop, tt_clock *c, tt_waiter *w, merr *e);
 int tt_wait_after(tt_waiter *w, int64_t t_ns, tt_wait_cb cb, merr *e);
 /* Stops a wait; cb runs with MERR_CANCELED before this returns. No-op if idle. */
 void tt_wait_cancel(tt_waiter *w);
-/* Cancels any wait and closes the timer; close_cb (may be NULL) runs once the
- * loop has let go of the waiter's memory. */
-void tt_waiter_close(tt_waiter *w, uv_close_cb close_cb);
+/* Cancels any wait and closes the timer; closed_cb (may be NULL) runs once
+ * the loop has let go of the waiter's memory. */
+void tt_waiter_close(tt_waiter *w, void (*closed_cb)(tt_waiter *w));
 
 /* ---- chronyd poller ---- */
 
