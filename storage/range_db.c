@@ -45,6 +45,8 @@ static const char *const stmt_sql[RS__COUNT] = {
                   " ORDER BY ts DESC LIMIT 1",
     [RS_EXACT] = "SELECT length(val), val IS NULL FROM versions WHERE key = ?1 AND ts = ?2",
     [RS_PUT] = "INSERT OR REPLACE INTO versions(key, ts, val) VALUES (?1, ?2, ?3)",
+    /* For a version known to be new (the common case): no conflict handling. */
+    [RS_PUT_NEW] = "INSERT INTO versions(key, ts, val) VALUES (?1, ?2, ?3)",
     [RS_DEL_VERSION] = "DELETE FROM versions WHERE key = ?1 AND ts = ?2",
     [RS_META_SAVE] = "UPDATE meta SET range_id = ?1, generation = ?2, start_key = ?3,"
                      " end_key = ?4, applied = ?5, gc_horizon = ?6, live_keys = ?7,"
@@ -157,8 +159,8 @@ sqlite3_stmt *range_stmt(range *r, int id)
         }
         return r->stmts[id];
     }
+    /* Callers bind every parameter, so bindings need no clearing. */
     sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
     return s;
 }
 

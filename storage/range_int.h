@@ -14,6 +14,7 @@ enum range_stmt_id {
     RS_LATEST,
     RS_EXACT,
     RS_PUT,
+    RS_PUT_NEW,
     RS_DEL_VERSION,
     RS_META_SAVE,
     RS_SCAN_FWD,
@@ -51,7 +52,7 @@ struct range {
 /* Maps an SQLite result to a MERR code, records "ctx: sqlite message" in
  * r->err, and marks the replica corrupt on SQLITE_CORRUPT / SQLITE_NOTADB. */
 int range_sqlerr(range *r, int rc, const char *ctx);
-/* Returns the cached statement `id`, reset and with bindings cleared. */
+/* Returns the cached statement `id`, reset (callers bind every parameter). */
 sqlite3_stmt *range_stmt(range *r, int id);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK through the cache. */
 int range_begin(range *r);

@@ -167,6 +167,7 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
 
     int64_t nb = (int64_t)klen + (del ? 0 : (int64_t)vlen) + 8;
     range_stats d = {0};
+    int fresh = !have || ts > lts;
     if (!have || ts >= lts) {
         /* The new version becomes the newest (or replaces the newest). */
         if (have && !ltomb) {
@@ -194,13 +195,14 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
             d.total_bytes -= (int64_t)klen + sqlite3_column_int64(s, 0) + 8;
         } else if (rc == SQLITE_DONE) {
             d.versions++;
+            fresh = 1;
         } else {
             return range_sqlerr(r, rc, "put: exact");
         }
         sqlite3_reset(s);
         d.total_bytes += nb;
     }
-    s = range_stmt(r, RS_PUT);
+    s = range_stmt(r, fresh ? RS_PUT_NEW : RS_PUT);
     if (!s) return r->err.code;
     range_bind_bytes(s, 1, key, klen);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)ts);
