@@ -184,7 +184,10 @@ int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_range_id
 
 /* Merges the adjacent right range (left.end == right.start) into r as slot
  * `slot`; the right database is deleted. Generation = max of both + 1. The
- * right handle must not be open elsewhere; it is closed here. */
+ * right handle is consumed (closed) in every case; it must not be open
+ * anywhere else (drop it from a range_cache first). On error the right
+ * database is left as it was, unless the merge committed (then recovery at
+ * the left's next open finishes deleting it). */
 int range_merge(range *r, range *right, uint64_t slot);
 
 /* Accessed key with a weight, for load-based split keys. */

@@ -21,9 +21,12 @@ int range_merge(range *r, range *right, uint64_t slot)
         return 0;
     }
     if (right->corrupt || !r->end.len ||
-        range_keycmp(r->end.data, r->end.len, right->start.data, right->start.len) != 0)
-        return merr_set(&r->err, MERR_INVALID, "merge: ranges %llu and %llu are not adjacent",
-                        (unsigned long long)r->range_id, (unsigned long long)right->range_id);
+        range_keycmp(r->end.data, r->end.len, right->start.data, right->start.len) != 0) {
+        rc = merr_set(&r->err, MERR_INVALID, "merge: ranges %llu and %llu are not adjacent",
+                      (unsigned long long)r->range_id, (unsigned long long)right->range_id);
+        range_close(right);
+        return rc;
+    }
     /* Take what we need from the right handle, then close it: from here on
      * the right database is read only through ATTACH. */
     range_stats rs = right->stats;

@@ -96,6 +96,35 @@ static void check_matches(range *r, uint64_t a, unsigned seed)
     assert_int_equal(m.stats.live_keys, live);
 }
 
+/* Left [,k032) and right [k032,) together hold exactly slots 1..60, each key
+ * on its own side only. */
+static void check_pair(range *l, range *r)
+{
+    char want[NKEYS][32];
+    model(60, want);
+    range_meta lm, rm;
+    range_get_meta(l, &lm);
+    range_get_meta(r, &rm);
+    int64_t live = 0;
+    for (int k = 0; k < NKEYS; k++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%03d", k);
+        uint8_t *v = NULL;
+        size_t n = 0;
+        range *own = k < 32 ? l : r, *other = k < 32 ? r : l;
+        assert_int_equal(range_get(other, (const uint8_t *)key, 4, RANGE_TS_MAX, &v, &n, NULL),
+                         MERR_RANGE);
+        int rc = range_get(own, (const uint8_t *)key, 4, RANGE_TS_MAX, &v, &n, NULL);
+        assert_int_equal(rc, want[k][0] ? 0 : MERR_NOTFOUND);
+        if (!rc) {
+            live++;
+            assert_memory_equal(v, want[k], n);
+        }
+        free(v);
+    }
+    assert_int_equal(lm.stats.live_keys + rm.stats.live_keys, live);
+}
+
 static void path(const char *name, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", dirpath, name);
@@ -263,22 +292,7 @@ static void test_kill_mid_split(void **state)
             assert_int_equal(m.stats.versions + rm.stats.versions, m0.stats.versions);
             assert_int_equal(m.stats.live_keys + rm.stats.live_keys, m0.stats.live_keys);
             assert_int_equal(m.stats.total_bytes + rm.stats.total_bytes, m0.stats.total_bytes);
-            char want[NKEYS][32];
-            model(60, want);
-            for (int k = 0; k < NKEYS; k++) {
-                char key[16];
-                snprintf(key, sizeof(key), "k%03d", k);
-                uint8_t *v = NULL;
-                size_t n = 0;
-                range *own = k < 32 ? r : rr, *other = k < 32 ? rr : r;
-                assert_int_equal(
-                    range_get(other, (const uint8_t *)key, 4, RANGE_TS_MAX, &v, &n, NULL),
-                    MERR_RANGE);
-                int rc = range_get(own, (const uint8_t *)key, 4, RANGE_TS_MAX, &v, &n, NULL);
-                assert_int_equal(rc, want[k][0] ? 0 : MERR_NOTFOUND);
-                if (!rc) assert_memory_equal(v, want[k], n);
-                free(v);
-            }
+            check_pair(r, rr);
             range_close(rr);
         } else {
             /* Not happened: the left is untouched. */
@@ -295,6 +309,97 @@ static void test_kill_mid_split(void **state)
            done_n, undone_n, seed_lo, seed_hi, (double)window / 1e6);
 }
 
+/* Makes left [,k032) and right [k032,) by a split of the slot 1..60 range. */
+static void make_pair(const char *lp, const char *rp)
+{
+    make_left(lp);
+    range *r = NULL;
+    assert_int_equal(range_open(lp, NULL, &r, NULL), 0);
+    assert_int_equal(range_split(r, (const uint8_t *)"k032", 4, 2, rp, 61), 0);
+    range_close(r);
+}
+
+static int64_t merge_duration_ns(void)
+{
+    char lp[300], rp[300];
+    path("cal-left.db", lp, sizeof(lp));
+    path("cal-right.db", rp, sizeof(rp));
+    make_pair(lp, rp);
+    range *l = NULL, *r = NULL;
+    assert_int_equal(range_open(lp, NULL, &l, NULL), 0);
+    assert_int_equal(range_open(rp, NULL, &r, NULL), 0);
+    int64_t t0 = mtime_mono_ns();
+    assert_int_equal(range_merge(l, r, 62), 0);
+    int64_t dt = mtime_mono_ns() - t0;
+    range_close(l);
+    range_destroy(lp, NULL);
+    return dt > 0 ? dt : 1;
+}
+
+static void test_kill_mid_merge(void **state)
+{
+    int done_n = 0, undone_n = 0;
+    int64_t window = merge_duration_ns() * 13 / 10 + 1;
+    for (unsigned seed = seed_lo; seed <= seed_hi; seed++) {
+        srand(seed * 104729u);
+        char lp[300], rp[300];
+        path("mleft.db", lp, sizeof(lp));
+        path("mright.db", rp, sizeof(rp));
+        range_destroy(lp, NULL);
+        range_destroy(rp, NULL);
+        make_pair(lp, rp);
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(pfd[0]);
+            range *l = NULL, *r = NULL;
+            if (range_open(lp, NULL, &l, NULL) || range_open(rp, NULL, &r, NULL)) _exit(3);
+            if (write(pfd[1], "s", 1) != 1) _exit(5);
+            if (range_merge(l, r, 62)) _exit(4);
+            pause();
+            _exit(0);
+        }
+        close(pfd[1]);
+        int got = wait_byte(pfd[0], 60 * MTIME_S);
+        int64_t delay = (int64_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (uint64_t)window);
+        struct timespec ts = {(time_t)(delay / MTIME_S), (long)(delay % MTIME_S)};
+        nanosleep(&ts, NULL);
+        kill_child(pid);
+        close(pfd[0]);
+        assert_int_equal(got, 's');
+        range *l = NULL;
+        merr e = {0};
+        assert_int_equal(range_open(lp, NULL, &l, &e), 0);
+        range_meta m;
+        range_get_meta(l, &m);
+        if (m.end_len == 0) {
+            /* Merged: the right db is gone, the left holds everything. */
+            done_n++;
+            assert_int_equal(access(rp, F_OK), -1);
+            assert_int_equal(m.applied, 62);
+            assert_int_equal(m.generation, 3);
+            check_matches(l, 60, seed);
+        } else {
+            /* Not merged: both sides as they were. */
+            undone_n++;
+            assert_int_equal(m.applied, 61);
+            range *r = NULL;
+            assert_int_equal(range_open(rp, NULL, &r, &e), 0);
+            range_meta rm;
+            range_get_meta(r, &rm);
+            assert_int_equal(rm.applied, 61);
+            assert_int_equal(m.end_len, 4);
+            check_pair(l, r);
+            range_close(r);
+        }
+        range_close(l);
+    }
+    printf("kill mid-merge: %d merges complete, %d not done (seeds %u-%u, window %.2f ms)\n",
+           done_n, undone_n, seed_lo, seed_hi, (double)window / 1e6);
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i + 1 < argc; i++)
@@ -306,6 +411,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_mid_apply),
         cmocka_unit_test(test_kill_mid_split),
+        cmocka_unit_test(test_kill_mid_merge),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

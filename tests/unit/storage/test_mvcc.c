@@ -208,9 +208,10 @@ static void test_random_against_model(void **state)
             assert_string_equal(got, val);
             size_t n = strlen(expect);
             snprintf(expect + n, sizeof(expect) - n, "%s%s=%s", n ? "," : "", key, val);
-            char tmp[4096];
+            char tmp[4200];
             snprintf(tmp, sizeof(tmp), "%s=%s%s%s", key, val, rev[0] ? "," : "", rev);
-            memcpy(rev, tmp, sizeof(rev));
+            memcpy(rev, tmp, sizeof(rev) - 1);
+            rev[sizeof(rev) - 1] = 0;
         }
         th_scan o;
         assert_string_equal(th_scan_str(r, "", "", (uint64_t)t, 0, 0, &o), expect);

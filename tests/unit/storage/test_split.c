@@ -146,8 +146,10 @@ static void test_split_rejects(void **state)
     assert_int_equal(range_split(l, (const uint8_t *)"c", 1, 1, rp, 9), MERR_INVALID);
     assert_int_equal(access(rp, F_OK), -1);
     range *x = th_create(&dir, "rej-x.db", 3, "z", "");
-    assert_int_equal(range_merge(l, x, 10), MERR_INVALID); /* not adjacent */
-    range_close(x);
+    assert_int_equal(range_merge(l, x, 10), MERR_INVALID); /* not adjacent; x is consumed */
+    char xp[300];
+    th_file(&dir, "rej-x.db", xp, sizeof(xp));
+    assert_int_equal(access(xp, F_OK), 0); /* but not deleted */
     range_close(l);
 }
 
