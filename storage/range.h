@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 #define RANGE_TS_MAX    UINT64_MAX
@@ -167,6 +168,17 @@ typedef struct range_batch {
  * skipped (returns 0, *skipped = 1 if skipped is not NULL). On error nothing
  * of the batch is applied. Resolving an unknown txn is MERR_NOTFOUND. */
 int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped);
+
+/* Byte encoding of a batch for the replicated log (range_batch.c): appends
+ * to `out` (crc32c-protected). Decoding checks everything and points into
+ * `p`, which must outlive the decoded batch; MERR_CORRUPT on bad input. */
+typedef struct range_batch_decoded {
+    range_batch batch;
+    void *mem;
+} range_batch_decoded;
+int range_batch_encode(const range_batch *b, mbuf *out);
+int range_batch_decode(const uint8_t *p, size_t len, range_batch_decoded *out);
+void range_batch_decoded_free(range_batch_decoded *d);
 
 /* Prepared transactions, as read back (e.g. by a restarted leader). */
 typedef int (*range_intent_fn)(void *arg, const range_intent *it);
