@@ -237,7 +237,7 @@ int range_install_finish(range_install *in, merr *e)
     sqlite3_stmt *s = NULL;
     int src = sqlite3_prepare_v2(in->db,
                                  "INSERT INTO meta VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6,"
-                                 " ?7, ?8, ?9, ?10)",
+                                 " ?7, ?8, ?9, ?10, 0)",
                                  -1, &s, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, (sqlite3_int64)in->meta_u64[0]);

@@ -5,7 +5,7 @@
  * Split protocol (crash-atomic; docs/storage.md):
  *   1. In the left db, one transaction records a `pending` row (split key, new
  *      range id, right path, slot, and the right side's stats computed from
- *      the left's rows); then a checkpoint makes it durable.
+ *      the left's rows); range_sync makes it durable.
  *   2. The right db is built at "<right>.tmp" (schema, copied rows, meta),
  *      fsynced, renamed to <right>, and the directory fsynced.
  *   3. "Flip": one left transaction deletes the moved rows, shrinks the span,
@@ -149,7 +149,7 @@ static int build_right(range *r, const pending_split *p)
         "INSERT INTO intent_items SELECT * FROM src.intent_items WHERE " RIGHT_ITEMS,
         "INSERT INTO intents SELECT * FROM src.intents WHERE txn IN"
         " (SELECT txn FROM main.intent_items)",
-        "INSERT INTO meta VALUES (1, ?2, ?3, ?1, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO meta VALUES (1, ?2, ?3, ?1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
     };
     if ((rc = exec_sql(r, db, "BEGIN", "split")) != 0) goto out;
     for (size_t i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
@@ -270,6 +270,11 @@ int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_id, cons
         return merr_set(&r->err, MERR_INVALID, "split: bad arguments");
     if (range_keycmp(key, klen, r->start.data, r->start.len) <= 0 || !range_in_span(r, key, klen))
         return merr_set(&r->err, MERR_RANGE, "split: key not strictly inside the span");
+    /* A split that failed after its commit point (flip error) is finished
+     * first, so a retry of the same slot is a no-op rather than an error. */
+    int rc = range_recover(r);
+    if (rc) return rc;
+    if (slot <= r->applied) return 0;
     if (access(right_path, F_OK) == 0)
         return merr_set(&r->err, MERR_EXISTS, "split: %s exists", right_path);
     pending_split p = {0};
@@ -278,7 +283,7 @@ int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_id, cons
     p.slot = slot;
     snprintf(p.path, sizeof(p.path), "%s", right_path);
     if (mbuf_append(&p.key, key, klen)) return merr_set(&r->err, MERR_NOMEM, "split");
-    int rc = side_stats(r, r->db, "main", key, klen, &p.rs);
+    rc = side_stats(r, r->db, "main", key, klen, &p.rs);
     if (rc) goto out;
     /* Step 1: the durable marker. */
     mbuf blob = MBUF_INIT;
