@@ -231,12 +231,84 @@ out:
     return rc;
 }
 
+/* Resident set size in KiB (Linux /proc), 0 if unknown. */
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
+/* Many ranges on one node: N range databases used round-robin through a
+ * handle cache of `cap` entries; reports memory and reopen cost. */
+static int run_many(int64_t n, int64_t cap, int cache_kib, const char *dir)
+{
+    range_cache *c = NULL;
+    range_opts o = {.cache_kib = cache_kib};
+    if (range_cache_new((size_t)cap, &o, &c)) return -1;
+    char p[600], k[32];
+    int rc = -1;
+    long rss0 = rss_kib();
+    int64_t t0 = mtime_mono_ns();
+    for (int64_t i = 0; i < n; i++) {
+        snprintf(p, sizeof(p), "%s/r%06lld.db", dir, (long long)i);
+        range_desc d = {(uint64_t)i + 1, 1, (const uint8_t *)"", 0, (const uint8_t *)"", 0};
+        range *r = NULL;
+        merr e = {0};
+        if (range_create(p, &d, &o, &r, &e)) {
+            fprintf(stderr, "bench storage: %s\n", e.msg);
+            goto out;
+        }
+        range_close(r);
+    }
+    int64_t t1 = mtime_mono_ns();
+    uint8_t val[100] = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t i = 0; i < n; i++) {
+            snprintf(p, sizeof(p), "%s/r%06lld.db", dir, (long long)i);
+            range *r = NULL;
+            merr e = {0};
+            if (range_cache_acquire(c, p, &r, &e)) {
+                fprintf(stderr, "bench storage: %s\n", e.msg);
+                goto out;
+            }
+            key_of((uint64_t)pass, k);
+            range_write w = {(const uint8_t *)k, 13, val, sizeof(val), 0};
+            range_batch b = {.ts = (uint64_t)pass + 1, .writes = &w, .nwrites = 1};
+            int err = range_apply(r, &b, (uint64_t)pass + 1, NULL);
+            range_cache_release(c, r);
+            if (err) goto out;
+        }
+    }
+    int64_t t2 = mtime_mono_ns();
+    printf("many ranges: %lld ranges, handle cache %lld: create %.0f/s, acquire+write %.0f/s,"
+           " opens %llu, open handles %zu, RSS %+ld KiB\n",
+           (long long)n, (long long)cap, (double)n / ((double)(t1 - t0) / 1e9),
+           (double)(2 * n) / ((double)(t2 - t1) / 1e9), (unsigned long long)range_cache_opens(c),
+           range_cache_open_count(c), rss_kib() - rss0);
+    rc = 0;
+out:
+    range_cache_free(c);
+    for (int64_t i = 0; i < n; i++) {
+        snprintf(p, sizeof(p), "%s/r%06lld.db", dir, (long long)i);
+        range_destroy(p, NULL);
+    }
+    return rc;
+}
+
 int cmd_bench_storage(int argc, char **argv)
 {
     bench_cfg c = {.keys = 100000, .value_size = 100, .batch = 100, .duration_ns = 3 * MTIME_S};
     int64_t cache = 1024 * 1024;
     const char *dir = NULL;
+    int64_t ranges = 0, handles = 64;
     const cli_flag flags[] = {
+        {"ranges", CLI_INT, &ranges, "N", "also run the many-ranges test with N ranges"},
+        {"handles", CLI_INT, &handles, "N", "handle cache size for --ranges (default 64)"},
         {"keys", CLI_INT, &c.keys, "N", "keys loaded before measuring (default 100000)"},
         {"value-size", CLI_SIZE, &c.value_size, "B", "value bytes (default 100)"},
         {"batch", CLI_INT, &c.batch, "N", "writes per batch/transaction (default 100)"},
@@ -249,7 +321,8 @@ int cmd_bench_storage(int argc, char **argv)
     int rc = cli_parse(argv[0], "[flags]", flags, argc, argv, &npos, &done);
     if (done) return rc;
     if (npos || c.keys < 1 || c.value_size < 0 || c.value_size > RANGE_VALUE_MAX || c.batch < 1 ||
-        c.batch > 1000000 || c.duration_ns <= 0 || cache < 64 * 1024) {
+        c.batch > 1000000 || c.duration_ns <= 0 || cache < 64 * 1024 || ranges < 0 ||
+        ranges > 1000000 || handles < 1) {
         fprintf(stderr, "%s: bad arguments (see --help)\n", argv[0]);
         return CLI_EXIT_USAGE;
     }
@@ -266,6 +339,7 @@ int cmd_bench_storage(int argc, char **argv)
            (long long)c.keys, (long long)c.value_size, (long long)c.batch, dur, c.cache_kib);
     result mv = {0}, rw = {0};
     rc = run(&c, dir, &mv, &rw);
+    if (!rc && ranges) rc = run_many(ranges, handles, c.cache_kib, dir);
     if (own) rmdir(dir);
     if (rc) {
         fprintf(stderr, "%s: benchmark failed\n", argv[0]);
