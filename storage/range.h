@@ -241,7 +241,8 @@ void range_snap_close(range_snap *s);
 typedef struct range_install range_install;
 /* Builds a replica at `path` from chunks. Nothing appears at `path` until
  * range_install_finish verified the whole stream; a failed or abandoned install
- * leaves no file behind. An existing replica at `path` is replaced. */
+ * leaves no file behind. An existing replica at `path` is replaced; it must
+ * not be open (range_cache_drop it first). */
 int range_install_begin(const char *path, const range_opts *o, range_install **out, merr *e);
 int range_install_chunk(range_install *in, const uint8_t *chunk, size_t len, merr *e);
 /* On success the replica is in place and `in` is freed; on failure call

@@ -166,6 +166,47 @@ static void test_corrupt_page_found_on_read(void **state)
     assert_int_equal(range_open(p, NULL, &r, &e), MERR_CORRUPT);
 }
 
+/* A disk that fills up during a snapshot install: a clear error, nothing at
+ * the target path, no temp file left; the same stream installs afterwards. */
+static void test_install_disk_full(void **state)
+{
+    range *src = big_range("isrc.db");
+    char p[300], tmp[320];
+    th_file(&dir, "idst.db", p, sizeof(p));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+    range_opts o = {.vfs = RANGE_FAULT_VFS};
+    merr e = {0};
+    int failed = 0;
+    for (long after = 0; after < 40; after += 7) {
+        range_snap *s = NULL;
+        range_install *in = NULL;
+        assert_int_equal(range_snap_open(src, 4096, &s, &e), 0);
+        assert_int_equal(range_install_begin(p, &o, &in, &e), 0);
+        range_faultvfs_set(RANGE_FAULT_FULL, after);
+        const uint8_t *c;
+        size_t n;
+        int rc = 0;
+        do {
+            assert_int_equal(range_snap_next(s, &c, &n, &e), 0);
+            if (n) rc = range_install_chunk(in, c, n, &e);
+        } while (n && !rc);
+        if (!rc) rc = range_install_finish(in, &e);
+        range_faultvfs_set(RANGE_FAULT_NONE, 0);
+        range_snap_close(s);
+        if (rc) {
+            failed++;
+            assert_int_equal(rc, MERR_NOSPACE);
+            range_install_abort(in);
+            assert_int_equal(access(p, F_OK), -1);
+            assert_int_equal(access(tmp, F_OK), -1);
+        } else {
+            range_destroy(p, NULL);
+        }
+    }
+    assert_true(failed > 0);
+    range_close(src);
+}
+
 static int list_cb(void *arg, const range_intent *it)
 {
     char *out = arg;
@@ -275,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_disk_full_and_io_errors),
         cmocka_unit_test(test_corrupt_header_refused_and_rebuilt),
         cmocka_unit_test(test_corrupt_page_found_on_read),
+        cmocka_unit_test(test_install_disk_full),
         cmocka_unit_test(test_prepared_survive_reopen),
         cmocka_unit_test(test_handle_cache),
     };
