@@ -282,5 +282,11 @@ typedef enum range_fault_mode {
 int range_faultvfs_register(void);
 void range_faultvfs_set(range_fault_mode mode, long after);
 long range_faultvfs_failures(void); /* injected failures so far */
+/* Power-loss simulation for files opened through the fault VFS: while on,
+ * writes are undoable until the file's next sync; range_faultvfs_power_cut
+ * (with every handle closed) rolls each file back to its last sync plus a
+ * seeded random prefix of later writes. Returns ops undone or -1. */
+void range_faultvfs_track(int on);
+int range_faultvfs_power_cut(unsigned seed);
 
 #endif

@@ -1,16 +1,149 @@
 /* storage/range_faultvfs.c: a fault-injecting SQLite VFS for tests. It wraps
  * the default VFS and, once armed, makes writes fail with SQLITE_FULL or
  * SQLITE_IOERR_WRITE, or syncs fail with SQLITE_IOERR_FSYNC, after N more
- * operations — so disk-full and I/O-error paths run deterministically. */
+ * operations — so disk-full and I/O-error paths run deterministically.
+ *
+ * It also simulates power loss: while tracking, every write/truncate keeps an
+ * undo record (the bytes it overwrote) until the file's next successful
+ * sync. range_faultvfs_power_cut() then rolls each file back to its last
+ * sync plus a seeded random prefix of the later writes — what a disk that
+ * persists writes in order may hold after losing power. */
 #include "storage/range.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+typedef struct undo_op {
+    int64_t off;
+    size_t old_len;  /* bytes of `old` (the overwritten part that existed) */
+    int64_t new_end; /* file size implied by this op alone (write end, or truncate size) */
+    int truncate;
+    uint8_t *old;
+    struct undo_op *prev; /* older op */
+} undo_op;
+
+typedef struct tracked {
+    char *path;
+    int has_base;
+    int64_t base_size; /* size at the last sync */
+    undo_op *ops;      /* newest first */
+    struct tracked *next;
+} tracked;
 
 typedef struct ffile {
     sqlite3_file base;
+    tracked *t;
     sqlite3_file *real; /* follows this struct in the same allocation */
 } ffile;
+
+static tracked *tracked_files;
+static int tracking;
+
+static void drop_ops(tracked *t)
+{
+    while (t->ops) {
+        undo_op *o = t->ops;
+        t->ops = o->prev;
+        free(o->old);
+        free(o);
+    }
+    t->has_base = 0;
+}
+
+void range_faultvfs_track(int on)
+{
+    for (tracked *t = tracked_files; t; t = t->next) drop_ops(t);
+    tracking = on;
+}
+
+static tracked *track_path(const char *path)
+{
+    for (tracked *t = tracked_files; t; t = t->next)
+        if (strcmp(t->path, path) == 0) return t;
+    tracked *t = calloc(1, sizeof(*t));
+    if (!t || !(t->path = strdup(path))) {
+        free(t);
+        return NULL;
+    }
+    t->next = tracked_files;
+    tracked_files = t;
+    return t;
+}
+
+/* Records what [off, off+n) holds now (and the size) before it changes. */
+static int record(sqlite3_file *real, tracked *t, int64_t off, int64_t n, int truncate)
+{
+    sqlite3_int64 size = 0;
+    if (real->pMethods->xFileSize(real, &size) != SQLITE_OK) return SQLITE_IOERR;
+    if (!t->has_base) {
+        t->has_base = 1;
+        t->base_size = size;
+    }
+    undo_op *o = calloc(1, sizeof(*o));
+    if (!o) return SQLITE_NOMEM;
+    o->off = off;
+    o->truncate = truncate;
+    o->new_end = truncate ? off : off + n;
+    int64_t end = truncate ? size : off + n;
+    if (end > size) end = size;
+    if (end > off) {
+        o->old_len = (size_t)(end - off);
+        o->old = malloc(o->old_len);
+        if (!o->old || real->pMethods->xRead(real, o->old, (int)o->old_len, off) != SQLITE_OK) {
+            free(o->old);
+            free(o);
+            return SQLITE_IOERR;
+        }
+    }
+    o->prev = t->ops;
+    t->ops = o;
+    return SQLITE_OK;
+}
+
+int range_faultvfs_power_cut(unsigned seed)
+{
+    int undone = 0;
+    for (tracked *t = tracked_files; t; t = t->next) {
+        if (!t->ops) continue;
+        size_t n = 0;
+        for (undo_op *o = t->ops; o; o = o->prev) n++;
+        seed = seed * 1103515245u + 12345u;
+        /* Half the time lose everything unsynced; else keep a random prefix. */
+        size_t keep = (seed >> 16) % 2 ? 0 : (size_t)((seed >> 4) % (n + 1));
+        int fd = open(t->path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            drop_ops(t);
+            continue;
+        }
+        /* The size after the kept prefix: replay sizes oldest first. */
+        int64_t *ends = calloc(n + 1, sizeof(*ends));
+        int *truncs = calloc(n + 1, sizeof(*truncs));
+        size_t i = n;
+        for (undo_op *o = t->ops; o && ends && truncs; o = o->prev) {
+            ends[--i] = o->new_end;
+            truncs[i] = o->truncate;
+        }
+        int64_t size = t->base_size;
+        for (i = 0; i < keep && ends && truncs; i++)
+            size = truncs[i] ? ends[i] : (ends[i] > size ? ends[i] : size);
+        /* Undo the newer ops, newest first. */
+        i = n;
+        for (undo_op *o = t->ops; o && i > keep; o = o->prev, i--) {
+            if (o->old_len && pwrite(fd, o->old, o->old_len, o->off) != (ssize_t)o->old_len)
+                undone = -1;
+            if (undone >= 0) undone++;
+        }
+        if (ftruncate(fd, size) != 0) undone = -1;
+        close(fd);
+        free(ends);
+        free(truncs);
+        drop_ops(t);
+    }
+    return undone;
+}
 
 static sqlite3_vfs fault_vfs;
 static sqlite3_vfs *real_vfs;
@@ -55,16 +188,23 @@ static int f_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 static int f_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
     if (trip(0)) return fault_mode == RANGE_FAULT_FULL ? SQLITE_FULL : SQLITE_IOERR_WRITE;
-    return REAL(f)->pMethods->xWrite(REAL(f), p, n, off);
+    tracked *t = ((ffile *)f)->t;
+    int rc = tracking && t ? record(REAL(f), t, off, n, 0) : SQLITE_OK;
+    return rc == SQLITE_OK ? REAL(f)->pMethods->xWrite(REAL(f), p, n, off) : rc;
 }
 static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+    tracked *t = ((ffile *)f)->t;
+    int rc = tracking && t ? record(REAL(f), t, size, 0, 1) : SQLITE_OK;
+    return rc == SQLITE_OK ? REAL(f)->pMethods->xTruncate(REAL(f), size) : rc;
 }
 static int f_sync(sqlite3_file *f, int flags)
 {
     if (trip(1)) return SQLITE_IOERR_FSYNC;
-    return REAL(f)->pMethods->xSync(REAL(f), flags);
+    int rc = REAL(f)->pMethods->xSync(REAL(f), flags);
+    /* Synced: everything written so far survives a power cut. */
+    if (rc == SQLITE_OK && ((ffile *)f)->t) drop_ops(((ffile *)f)->t);
+    return rc;
 }
 static int f_size(sqlite3_file *f, sqlite3_int64 *size)
 {
@@ -131,6 +271,7 @@ static int v_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, 
 {
     ffile *ff = (ffile *)f;
     ff->real = (sqlite3_file *)(ff + 1);
+    ff->t = name ? track_path(name) : NULL;
     memset(ff->real, 0, (size_t)real_vfs->szOsFile);
     int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, oflags);
     /* SQLite calls xClose even after a failed open if pMethods is set. */
