@@ -52,16 +52,18 @@ static const char *const stmt_sql[RS__COUNT] = {
     [RS_META_SAVE] = "UPDATE meta SET range_id = ?1, generation = ?2, start_key = ?3,"
                      " end_key = ?4, applied = ?5, gc_horizon = ?6, live_keys = ?7,"
                      " live_bytes = ?8, total_bytes = ?9, versions = ?10 WHERE id = 1",
-    /* Rows with ts > t are filtered during the index walk. The _OPEN variants
-     * have no end bound (kept apart so both bounds stay index range limits). */
+    /* Scans walk (key, ts) order without a ts filter, so range_scan.c sees
+     * how many versions it passes and can re-seek past a long history. The
+     * _OPEN variants have no end bound (kept apart so both bounds stay index
+     * range limits). Reverse walks the index backwards: keys descending,
+     * each key's versions oldest first. */
     [RS_SCAN_FWD] = "SELECT key, ts, val FROM versions WHERE key >= ?1 AND key < ?2"
-                    " AND ts <= ?3 ORDER BY key ASC, ts DESC",
-    /* Walks the index backwards: keys descending, each key's versions oldest first. */
+                    " ORDER BY key ASC, ts DESC",
     [RS_SCAN_REV] = "SELECT key, ts, val FROM versions WHERE key >= ?1 AND key < ?2"
-                    " AND ts <= ?3 ORDER BY key DESC, ts ASC",
-    [RS_SCAN_FWD_OPEN] = "SELECT key, ts, val FROM versions WHERE key >= ?1 AND ts <= ?3"
+                    " ORDER BY key DESC, ts ASC",
+    [RS_SCAN_FWD_OPEN] = "SELECT key, ts, val FROM versions WHERE key >= ?1"
                          " ORDER BY key ASC, ts DESC",
-    [RS_SCAN_REV_OPEN] = "SELECT key, ts, val FROM versions WHERE key >= ?1 AND ts <= ?3"
+    [RS_SCAN_REV_OPEN] = "SELECT key, ts, val FROM versions WHERE key >= ?1"
                          " ORDER BY key DESC, ts ASC",
     [RS_INTENT_PUT] = "INSERT INTO intents(txn, prepare_ts, coord) VALUES (?1, ?2, ?3)",
     [RS_INTENT_ITEM_PUT] = "INSERT INTO intent_items(txn, seq, kind, key, val)"

@@ -81,6 +81,9 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
                       size_t vlen, int del);
 /* Binds a blob that may be empty (a NULL pointer would bind SQL NULL). */
 int range_bind_bytes(sqlite3_stmt *s, int i, const void *p, size_t n);
+/* Read-timestamp checks (corrupt, 0, below GC horizon) and its SQL value. */
+int range_check_read(range *r, uint64_t t);
+sqlite3_int64 range_read_ts(uint64_t t);
 /* Re-reads the meta row into the handle. */
 int range_meta_load(range *r);
 

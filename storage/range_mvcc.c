@@ -1,4 +1,4 @@
-/* storage/range_mvcc.c: MVCC reads (get, scan) and writes (apply a log slot's
+/* storage/range_mvcc.c: MVCC point reads and writes (apply a log slot's
  * batch: versions, prepared-transaction records and their resolution), with
  * the stats kept exact inside the same transactions. */
 #include "storage/range_int.h"
@@ -8,12 +8,12 @@
 
 /* Timestamps are stored as SQLite INTEGER (< 2^63, checked on write), so a
  * read timestamp at or beyond 2^63 ("latest") means "every version". */
-static sqlite3_int64 read_ts(uint64_t t)
+sqlite3_int64 range_read_ts(uint64_t t)
 {
     return t >= RANGE_TS_LIMIT ? INT64_MAX : (sqlite3_int64)t;
 }
 
-static int check_read(range *r, uint64_t t)
+int range_check_read(range *r, uint64_t t)
 {
     if (r->corrupt) return merr_set(&r->err, MERR_CORRUPT, "range %s is marked corrupt", r->path);
     if (t == 0) return merr_set(&r->err, MERR_INVALID, "read at timestamp 0");
@@ -27,13 +27,13 @@ static int check_read(range *r, uint64_t t)
 int range_get(range *r, const uint8_t *key, size_t klen, uint64_t t, uint8_t **val, size_t *vlen,
               uint64_t *ts_out)
 {
-    int rc = check_read(r, t);
+    int rc = range_check_read(r, t);
     if (rc) return rc;
     if (!range_in_span(r, key, klen)) return merr_set(&r->err, MERR_RANGE, "get: key outside span");
     sqlite3_stmt *s = range_stmt(r, RS_GET);
     if (!s) return r->err.code;
     range_bind_bytes(s, 1, key, klen);
-    sqlite3_bind_int64(s, 2, read_ts(t));
+    sqlite3_bind_int64(s, 2, range_read_ts(t));
     rc = sqlite3_step(s);
     if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_type(s, 1) == SQLITE_NULL)) {
         sqlite3_reset(s);
@@ -58,96 +58,6 @@ int range_get(range *r, const uint8_t *key, size_t klen, uint64_t t, uint8_t **v
     *val = copy;
     *vlen = n;
     return 0;
-}
-
-/* Emits the reverse scan's pending candidate (the newest version <= t of the
- * key just left). Returns 1 to stop. */
-static int emit(mbuf *k, mbuf *v, int tomb, uint64_t ts, range_scan_fn fn, void *arg, size_t *n,
-                size_t limit)
-{
-    if (tomb) return 0;
-    (*n)++;
-    if (fn(arg, k->data, k->len, v->data, v->len, ts)) return 1;
-    return limit && *n >= limit;
-}
-
-int range_scan(range *r, const uint8_t *start, size_t slen, const uint8_t *end, size_t elen,
-               uint64_t t, size_t limit, int reverse, range_scan_fn fn, void *arg, size_t *nout)
-{
-    int rc = check_read(r, t);
-    if (rc) return rc;
-    size_t n = 0;
-    if (nout) *nout = 0;
-    /* Clip [start, end) to the span. */
-    if (range_keycmp(start, slen, r->start.data, r->start.len) < 0) {
-        start = r->start.data;
-        slen = r->start.len;
-    }
-    if (r->end.len && (!elen || range_keycmp(end, elen, r->end.data, r->end.len) > 0)) {
-        end = r->end.data;
-        elen = r->end.len;
-    }
-    if (elen && range_keycmp(start, slen, end, elen) >= 0) return 0;
-    int id =
-        reverse ? (elen ? RS_SCAN_REV : RS_SCAN_REV_OPEN) : (elen ? RS_SCAN_FWD : RS_SCAN_FWD_OPEN);
-    sqlite3_stmt *s = range_stmt(r, id);
-    if (!s) return r->err.code;
-    range_bind_bytes(s, 1, start, slen);
-    if (elen) range_bind_bytes(s, 2, end, elen);
-    sqlite3_bind_int64(s, 3, read_ts(t));
-    mbuf k = MBUF_INIT, v = MBUF_INIT;
-    int have = 0, tomb = 0, stop = 0;
-    uint64_t cts = 0;
-    while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const uint8_t *rk = sqlite3_column_blob(s, 0);
-        size_t rkl = (size_t)sqlite3_column_bytes(s, 0);
-        int same = have && range_keycmp(rk, rkl, k.data, k.len) == 0;
-        if (!reverse) {
-            /* Rows come newest first per key: the first row of a key decides. */
-            if (same) continue;
-            have = 1;
-            mbuf_reset(&k);
-            if (mbuf_append(&k, rk, rkl)) goto nomem;
-            if (sqlite3_column_type(s, 2) == SQLITE_NULL) continue;
-            n++;
-            if (fn(arg, rk, rkl, sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2),
-                   (uint64_t)sqlite3_column_int64(s, 1)) ||
-                (limit && n >= limit))
-                stop = 1;
-            continue;
-        }
-        /* Reverse: rows come oldest first per key; the last one seen wins. */
-        if (have && !same && emit(&k, &v, tomb, cts, fn, arg, &n, limit)) {
-            have = 0;
-            stop = 1;
-            break;
-        }
-        if (!same) {
-            mbuf_reset(&k);
-            if (mbuf_append(&k, rk, rkl)) goto nomem;
-        }
-        have = 1;
-        tomb = sqlite3_column_type(s, 2) == SQLITE_NULL;
-        cts = (uint64_t)sqlite3_column_int64(s, 1);
-        mbuf_reset(&v);
-        if (!tomb && mbuf_append(&v, sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2)))
-            goto nomem;
-    }
-    if (!stop && rc != SQLITE_DONE) {
-        rc = range_sqlerr(r, rc, "scan");
-        goto out;
-    }
-    if (reverse && have && !stop) emit(&k, &v, tomb, cts, fn, arg, &n, limit);
-    rc = 0;
-    if (nout) *nout = n;
-    goto out;
-nomem:
-    rc = merr_set(&r->err, MERR_NOMEM, "scan");
-out:
-    sqlite3_reset(s);
-    mbuf_free(&k);
-    mbuf_free(&v);
-    return rc;
 }
 
 int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, const uint8_t *val,

@@ -241,12 +241,47 @@ static void test_stop_callback(void **state)
     range_close(r);
 }
 
+/* A hot key with a long history between quiet keys: scans must pick the
+ * right version at every t whether the walk steps or seeks past it. */
+static void test_hot_key_scans(void **state)
+{
+    range *r = th_create(&dir, "hot.db", 7, "", "");
+    th_put(r, "a", "a5", 5);
+    th_put(r, "c", "c5", 5);
+    char v[16];
+    for (uint64_t ts = 10; ts < 410; ts += 2) {
+        snprintf(v, sizeof(v), "%s%llu", ts % 6 == 0 ? "" : "b", (unsigned long long)ts);
+        th_put(r, "b", ts % 10 == 4 ? NULL : v, ts);
+    }
+    th_scan o;
+    for (uint64_t t = 5; t < 420; t += 7) {
+        /* Expected newest b <= t. */
+        char want[64] = "", rwant[64] = "", bv[16] = "";
+        uint64_t bt = t >= 410 ? 408 : (t % 2 ? t - 1 : t);
+        if (bt >= 10 && bt % 10 != 4)
+            snprintf(bv, sizeof(bv), "%s%llu", bt % 6 == 0 ? "" : "b", (unsigned long long)bt);
+        snprintf(want, sizeof(want), "a=a5%s%s%s,c=c5", bv[0] ? ",b=" : "", bv, "");
+        snprintf(rwant, sizeof(rwant), "c=c5%s%s,a=a5", bv[0] ? ",b=" : "", bv);
+        assert_string_equal(th_scan_str(r, "", "", t, 0, 0, &o), want);
+        assert_string_equal(th_scan_str(r, "", "", t, 0, 1, &o), rwant);
+        /* Limits stop right after the hot key too. */
+        th_scan_str(r, "", "", t, 2, 0, &o);
+        assert_int_equal(strncmp(o.s, want, strlen(o.s)), 0);
+        th_scan_str(r, "b", "c", t, 0, 1, &o);
+        char only[32];
+        snprintf(only, sizeof(only), "%s%s", bv[0] ? "b=" : "", bv);
+        assert_string_equal(o.s, only);
+    }
+    range_close(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_visibility_boundaries), cmocka_unit_test(test_scans),
         cmocka_unit_test(test_span_and_ts_checks),    cmocka_unit_test(test_exactly_once),
         cmocka_unit_test(test_random_against_model),  cmocka_unit_test(test_stop_callback),
+        cmocka_unit_test(test_hot_key_scans),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
