@@ -192,6 +192,41 @@ static void test_split_moves_intents(void **state)
     range *r = open_path(rp);
     assert_string_equal(intents(l), "t1@50:+a[f,r);");
     assert_string_equal(intents(r), "t1@50:+p[f,r);");
+    /* Merge back before the decision: one txn again, items renumbered (the
+     * span that crossed the split key was held on both sides). */
+    char l2p[300], r2p[300];
+    th_file(&dir, "il2.db", l2p, sizeof(l2p));
+    th_file(&dir, "ir2.db", r2p, sizeof(r2p));
+    {
+        /* Work on copies made by snapshot so the originals go on below. */
+        range *lc = NULL, *rc2 = NULL;
+        merr e = {0};
+        range_snap *sn = NULL;
+        range_install *in = NULL;
+        const uint8_t *c;
+        size_t n;
+        for (int side = 0; side < 2; side++) {
+            assert_int_equal(range_snap_open(side ? r : l, 0, &sn, &e), 0);
+            assert_int_equal(range_install_begin(side ? r2p : l2p, NULL, &in, &e), 0);
+            do {
+                assert_int_equal(range_snap_next(sn, &c, &n, &e), 0);
+                if (n) assert_int_equal(range_install_chunk(in, c, n, &e), 0);
+            } while (n);
+            range_snap_close(sn);
+            assert_int_equal(range_install_finish(in, &e), 0);
+        }
+        assert_int_equal(range_open(l2p, NULL, &lc, &e), 0);
+        assert_int_equal(range_open(r2p, NULL, &rc2, &e), 0);
+        assert_int_equal(range_merge(lc, rc2, 3), 0);
+        assert_string_equal(intents(lc), "t1@50:+a+p[f,r)[f,r);");
+        range_resolve res = {(const uint8_t *)"t1", 2, 60};
+        range_batch c2 = {.resolves = &res, .nresolves = 1};
+        assert_int_equal(range_apply(lc, &c2, 4, NULL), 0);
+        assert_string_equal(th_get(lc, "a", 60), "1");
+        assert_string_equal(th_get(lc, "p", 60), "2");
+        assert_string_equal(intents(lc), "");
+        range_close(lc);
+    }
     /* Commit on both sides: each writes only its own keys. */
     range_resolve res = {(const uint8_t *)"t1", 2, 60};
     range_batch c = {.resolves = &res, .nresolves = 1};
