@@ -190,6 +190,12 @@ static int build_right(range *r, const pending_split *p)
         goto out;
     }
     fclose(f);
+    /* A stale WAL at the target would be replayed onto the new file. */
+    char side[4200];
+    snprintf(side, sizeof(side), "%s-wal", p->path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", p->path);
+    unlink(side);
     if (rename(tmp, p->path) != 0) {
         rc = merr_set(&r->err, MERR_IO, "split: rename %s", tmp);
         goto out;
