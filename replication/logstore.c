@@ -220,6 +220,15 @@ static int recover_segment(logstore *ls, uint64_t seq, int last, mbuf *buf, merr
                             "%s: %s in a segment that is not the last; refusing to open, "
                             "acknowledged data would be lost",
                             path, why);
+        /* Rounds are written one at a time, each after the previous one's
+         * fdatasync: a crash can only tear the last round. A later intact round
+         * means the damaged one had been acknowledged. */
+        long later = lsf_find_commit_after(buf->data, buf->len, good + 1, ls->next_round + 1);
+        if (later >= 0)
+            return merr_set(e, MERR_CORRUPT,
+                            "%s: %s, yet an intact later round ends at offset %ld; refusing "
+                            "to open, acknowledged data would be lost",
+                            path, why, later);
         MLOG_W("logstore", "cutting torn tail", "file=%s at=%zu bytes=%zu why=\"%s\"", path, good,
                buf->len - good, why);
         ls->st.cut_bytes += buf->len - good;

@@ -112,3 +112,16 @@ int lsf_scan(const uint8_t *buf, size_t n, size_t start, lsf_apply_fn apply, voi
     }
     return 0;
 }
+
+long lsf_find_commit_after(const uint8_t *buf, size_t n, size_t from, uint64_t min_seq)
+{
+    /* A COMMIT marker is a header with length 0, type COMMIT and group 0, so
+     * candidates are cheap to spot; the crc then confirms them. */
+    for (size_t off = from; off + LSF_REC_HDR <= n; off++) {
+        const uint8_t *p = buf + off;
+        if (p[8] != LSF_COMMIT || mbe32_get(p) != 0 || mbe64_get(p + 9) != 0) continue;
+        lsf_rec r;
+        if (lsf_decode(p, n - off, &r) == 0 && r.slot >= min_seq) return (long)off;
+    }
+    return -1;
+}

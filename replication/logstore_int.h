@@ -62,6 +62,12 @@ typedef int (*lsf_apply_fn)(void *arg, const lsf_rec *r, uint64_t off);
 int lsf_scan(const uint8_t *buf, size_t n, size_t start, lsf_apply_fn apply, void *arg,
              size_t *good_end, uint64_t *last_seq, char *why, size_t why_cap);
 
+/* The offset of the first intact COMMIT marker at or after `from` whose round
+ * sequence number is at least min_seq, or -1. Recovery uses it to tell a torn
+ * last round (nothing committed after it) from damage to a round that a later
+ * round proves was acknowledged. */
+long lsf_find_commit_after(const uint8_t *buf, size_t n, size_t from, uint64_t min_seq);
+
 /* ---- Index ----
  * Durable state of every group, with the location of the record behind each
  * piece so the store can read values and count live bytes per segment. */
