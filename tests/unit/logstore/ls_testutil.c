@@ -68,6 +68,12 @@ static int t_fdatasync(void *ctx, int fd)
     lt_io *t = ctx;
     pthread_mutex_lock(&t->mu);
     t->fdatasyncs++;
+    if (t->gate_armed) {
+        t->in_gate = 1;
+        pthread_cond_broadcast(&t->cv);
+        while (t->gate_armed) pthread_cond_wait(&t->cv, &t->mu);
+        t->in_gate = 0;
+    }
     int err = t->fail_fdatasync_errno;
     pthread_mutex_unlock(&t->mu);
     if (err) {
@@ -99,6 +105,7 @@ void lt_io_init(lt_io *t)
 {
     memset(t, 0, sizeof(*t));
     pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
     t->io = (logstore_io){t_pwrite, t_fdatasync, t_fsync_dir, t_ftruncate, t};
 }
 
@@ -109,6 +116,34 @@ void lt_io_set(lt_io *t, int pwrite_errno, int pwrite_count, size_t short_bytes,
     t->fail_pwrite_count = pwrite_count;
     t->short_write_bytes = short_bytes;
     t->fail_fdatasync_errno = sync_errno;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void lt_gate_arm(lt_io *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->gate_armed = 1;
+    pthread_mutex_unlock(&t->mu);
+}
+
+int lt_gate_wait_entered(lt_io *t)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 30;
+    pthread_mutex_lock(&t->mu);
+    while (!t->in_gate)
+        if (pthread_cond_timedwait(&t->cv, &t->mu, &dl) == ETIMEDOUT) break;
+    int in = t->in_gate;
+    pthread_mutex_unlock(&t->mu);
+    return in;
+}
+
+void lt_gate_open(lt_io *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->gate_armed = 0;
+    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
 }
 

@@ -23,7 +23,15 @@ typedef struct lt_io {
     int fail_pwrite_count;    /* how many pwrites fail (-1: all) */
     size_t short_write_bytes; /* the next pwrite writes only this many bytes, then fails */
     int fail_fdatasync_errno; /* errno for every later fdatasync (0: none) */
+    /* A gate: while armed, fdatasync blocks until opened, so a test can hold
+     * the I/O thread inside a round and queue more batches behind it. */
+    pthread_cond_t cv;
+    int gate_armed, in_gate;
 } lt_io;
+void lt_gate_arm(lt_io *t);
+/* Waits until the I/O thread sits in the gate (30 s guard); returns 1 if it does. */
+int lt_gate_wait_entered(lt_io *t);
+void lt_gate_open(lt_io *t);
 void lt_io_init(lt_io *t);
 void lt_io_set(lt_io *t, int pwrite_errno, int pwrite_count, size_t short_bytes, int sync_errno);
 int lt_io_fdatasyncs(lt_io *t);
