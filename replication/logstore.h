@@ -82,6 +82,7 @@ typedef struct logstore_stats {
     uint64_t segments;         /* segment files now */
     uint64_t segments_deleted; /* since open */
     uint64_t compactions;      /* rounds that rewrote live records */
+    uint64_t compacted_bytes;  /* bytes of live records rewritten */
     uint64_t live_bytes;       /* bytes of records still needed */
     uint64_t disk_bytes;       /* bytes in segment files */
     uint64_t groups;

@@ -217,9 +217,12 @@ int lsx_apply(lsx_index *x, const lsf_rec *r, lsx_loc loc)
         return 0;
     }
     case LSF_TRUNCATE:
-        if (r->slot <= g->trunc && g->trunc_loc.seg) return 0; /* never moves back */
-        if (r->slot > g->trunc) g->trunc = r->slot;
-        lsx_truncate(x, g, g->trunc);
+        if (r->slot < g->trunc) return 0; /* never moves back */
+        if (r->slot > g->trunc || !g->trunc_loc.seg) {
+            g->trunc = r->slot;
+            lsx_truncate(x, g, g->trunc);
+        }
+        /* The same point again (compaction restating it) moves the record. */
         lsx_dead(x, &g->trunc_loc);
         lsx_born(x, &g->trunc_loc, loc);
         return 0;

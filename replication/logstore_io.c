@@ -29,10 +29,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Live bytes restated per round at most, so a compaction adds a bounded delay
+ * to the user batches that share its round; the next rounds carry on. */
+#define LS_COMPACT_ROUND_MAX (2u << 20)
+
 typedef struct collect_ctx {
     logstore *ls;
     ls_segment *seg;
     mbuf *out;
+    size_t start;
     size_t nrec;
     int rc;
 } collect_ctx;
@@ -41,6 +46,7 @@ static int collect_group(void *arg, const lsx_group *g)
 {
     collect_ctx *c = arg;
     uint64_t seq = c->seg->seq;
+    if (c->out->len - c->start >= LS_COMPACT_ROUND_MAX) return 1;
     if (g->hs_loc.seg == seq) {
         c->rc = lsf_encode(c->out, LSF_HARDSTATE, g->id, 0, 0, g->hs, g->hs_len);
         if (c->rc) return 1;
@@ -92,7 +98,7 @@ int ls_compact_collect(logstore *ls, mbuf *out, size_t *nrec)
     int amplified = disk > 2 * ls->st.live_bytes + ls->opts.segment_size;
     if (old->live == 0 || (!sparse && !amplified)) return 0;
     size_t mark = out->len;
-    collect_ctx c = {ls, old, out, 0, 0};
+    collect_ctx c = {ls, old, out, mark, 0, 0};
     lsx_each(&ls->ix, collect_group, &c);
     if (c.rc) {
         out->len = mark;
@@ -211,6 +217,7 @@ static int do_round(logstore *ls, logstore_batch *list)
         return MERR_IO;
     }
     ls_compact_collect(ls, rb, &ncomp);
+    size_t comp_bytes = rb->len - LSF_HDR_SIZE;
     ls_segment active = ls->segs[ls->nsegs - 1];
     uint64_t seq = ls->next_round;
     pthread_mutex_unlock(&ls->ix_mu);
@@ -301,7 +308,10 @@ static int do_round(logstore *ls, logstore_batch *list)
     ls->next_round = seq + 1;
     ls->st.bytes += n;
     ls->st.records += user_rec;
-    if (ncomp) ls->st.compactions++;
+    if (ncomp) {
+        ls->st.compactions++;
+        ls->st.compacted_bytes += comp_bytes;
+    }
     pthread_mutex_unlock(&ls->ix_mu);
     /* Whatever this round superseded may have emptied older segments. */
     ls_delete_dead(ls);

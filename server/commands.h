@@ -4,5 +4,6 @@
 #define MERIDIAN_SERVER_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_bench_logstore(int argc, char **argv);
 
 #endif

@@ -179,12 +179,54 @@ static void test_drop_outlives_older_records(void **state)
     lt_rmdir(dir);
 }
 
+static void test_restated_truncation_frees_oldest(void **state)
+{
+    (void)state;
+    char *dir = lt_tmpdir("ls-resttrunc");
+    logstore_opts o = {.segment_size = 4096};
+    logstore *ls = lt_open(dir, &o);
+    /* Segment 1's only lasting records: an idle group's truncation point and
+     * hard state. */
+    assert_int_equal(lt_put(ls, 8, 1, 1, "gone"), 0);
+    logstore_batch *b = logstore_batch_new(1);
+    assert_int_equal(logstore_batch_truncate(b, 8, 5), 0);
+    assert_int_equal(logstore_batch_hardstate(b, 8, "hs8", 3), 0);
+    assert_int_equal(logstore_write(ls, b, NULL), 0);
+    char v[500];
+    memset(v, 'z', sizeof(v) - 1);
+    v[sizeof(v) - 1] = 0;
+    char p[4200];
+    snprintf(p, sizeof(p), "%s/seg-0000000000000001.log", dir);
+    /* Overwrite one slot of another group until segment 1 is gone. */
+    int i = 0;
+    for (; i < 200 && access(p, F_OK) == 0; i++)
+        assert_int_equal(lt_put(ls, 9, 1, (uint64_t)i + 1, v), 0);
+    assert_int_equal(access(p, F_OK), -1);
+    logstore_close(ls);
+    ls = lt_open(dir, &o);
+    logstore_group_info gi;
+    assert_int_equal(logstore_group_info_get(ls, 8, &gi), 0);
+    assert_int_equal(gi.truncated, 5);
+    assert_int_equal(gi.n_entries, 0);
+    mbuf hs = MBUF_INIT;
+    assert_int_equal(logstore_hardstate(ls, 8, &hs), 0);
+    assert_memory_equal(hs.data, "hs8", 3);
+    mbuf_free(&hs);
+    lt_expect(ls, 9, 1, (uint64_t)i, v);
+    logstore_stats st;
+    logstore_get_stats(ls, &st);
+    assert_true(st.segments <= 3);
+    logstore_close(ls);
+    lt_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_segments_deleted_live_kept),
         cmocka_unit_test(test_overwrites_free_space),
         cmocka_unit_test(test_drop_outlives_older_records),
+        cmocka_unit_test(test_restated_truncation_frees_oldest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
