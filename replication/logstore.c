@@ -90,7 +90,7 @@ void ls_fail(logstore *ls, const char *fmt, ...)
     if (!ls->failed)
         MLOG_E("logstore", "store failed; restart to recover", "dir=%s err=\"%s\"", ls->dir,
                ls->err);
-    ls->failed = 1;
+    __atomic_store_n(&ls->failed, 1, __ATOMIC_RELEASE);
     ls->st.failed = 1;
 }
 
@@ -160,6 +160,11 @@ typedef struct recover_ctx {
 static int recover_apply(void *arg, const lsf_rec *r, uint64_t off)
 {
     recover_ctx *c = arg;
+    if (r->type == LSF_COMMIT) {
+        /* Round numbers only grow, across segments too. */
+        if (r->slot < c->ls->next_round) return MERR_CORRUPT;
+        c->ls->next_round = r->slot + 1;
+    }
     if (r->type == LSF_DROP) ls_seg_find(c->ls, c->seq)->has_drop = 1;
     return lsx_apply(&c->ls->ix, r, (lsx_loc){c->seq, off, r->rec_len});
 }
@@ -203,15 +208,7 @@ static int recover_segment(logstore *ls, uint64_t seq, int last, mbuf *buf, merr
                   sizeof(why));
     if (rc < 0) {
         fd = -1; /* owned by the segment table now */
-        return merr_set(e, rc, "%s: replay: %s", path, merr_str(rc));
-    }
-    if (last_seq) {
-        if (last_seq < ls->next_round) {
-            fd = -1;
-            return merr_set(e, MERR_CORRUPT, "%s: round %" PRIu64 " after round %" PRIu64, path,
-                            last_seq, ls->next_round - 1);
-        }
-        ls->next_round = last_seq + 1;
+        return merr_set(e, rc, "%s: replay: %s (round numbers out of order?)", path, merr_str(rc));
     }
     ls->segs[ls->nsegs - 1].size = good;
     if (rc == 1) {
@@ -441,11 +438,11 @@ size_t logstore_batch_records(const logstore_batch *b)
 
 static int enqueue(logstore *ls, logstore_batch *b)
 {
+    /* Never touches ix_mu: the I/O thread may hold it while it reads a segment
+     * for compaction, and the event loop must not wait for disk. */
     pthread_mutex_lock(&ls->q_mu);
     int rc = ls->stopping ? MERR_CLOSED : 0;
-    pthread_mutex_lock(&ls->ix_mu);
-    if (!rc && ls->failed) rc = MERR_IO;
-    pthread_mutex_unlock(&ls->ix_mu);
+    if (!rc && __atomic_load_n(&ls->failed, __ATOMIC_ACQUIRE)) rc = MERR_IO;
     if (!rc) {
         b->next = NULL;
         if (ls->q_tail)
@@ -604,5 +601,6 @@ void logstore_get_stats(logstore *ls, logstore_stats *st)
 
 const char *logstore_error(logstore *ls)
 {
-    return ls->err;
+    /* err is written once, before failed is set with release order. */
+    return __atomic_load_n(&ls->failed, __ATOMIC_ACQUIRE) ? ls->err : "";
 }

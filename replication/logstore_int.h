@@ -148,9 +148,9 @@ struct logstore {
     ls_segment *segs; /* ascending seq; the last one is active */
     size_t nsegs, capsegs;
     logstore_stats st;
-    uint64_t next_round; /* sequence number of the next round */
-    int failed;
-    char err[MERR_MSG_MAX];
+    uint64_t next_round;    /* sequence number of the next round */
+    int failed;             /* written under ix_mu, read with __atomic loads */
+    char err[MERR_MSG_MAX]; /* set once, before `failed` */
 
     /* q_mu: the pending queue and the sync waiters. */
     pthread_mutex_t q_mu;
@@ -172,7 +172,7 @@ void ls_live(void *arg, uint64_t seg, int64_t delta);
 void ls_fail(logstore *ls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* logstore_io.c */
 void *ls_io_main(void *arg);
-int ls_compact_collect(logstore *ls, mbuf *out, size_t *nrec);
+int ls_compact_collect(logstore *ls, mbuf *out, size_t *nrec, lsx_loc **reads, size_t *nreads);
 int ls_delete_dead(logstore *ls);
 
 #endif

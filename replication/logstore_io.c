@@ -34,62 +34,66 @@
 #define LS_COMPACT_ROUND_MAX (2u << 20)
 
 typedef struct collect_ctx {
-    logstore *ls;
-    ls_segment *seg;
+    uint64_t seq;
     mbuf *out;
-    size_t start;
+    size_t budget; /* bytes still allowed this round */
     size_t nrec;
+    lsx_loc *reads; /* entries to copy, read later without ix_mu */
+    size_t nreads, capreads;
     int rc;
 } collect_ctx;
+
+/* Whether a record of `len` bytes fits this round's budget. The first one
+ * always does, so a record bigger than the budget still moves. */
+static int take(collect_ctx *c, uint32_t len)
+{
+    if (len > c->budget && (c->nrec || c->nreads)) return 0;
+    c->budget = len > c->budget ? 0 : c->budget - len;
+    return 1;
+}
 
 static int collect_group(void *arg, const lsx_group *g)
 {
     collect_ctx *c = arg;
-    uint64_t seq = c->seg->seq;
-    if (c->out->len - c->start >= LS_COMPACT_ROUND_MAX) return 1;
-    if (g->hs_loc.seg == seq) {
+    if (c->budget == 0) return 1;
+    if (g->hs_loc.seg == c->seq && take(c, g->hs_loc.rec_len)) {
         c->rc = lsf_encode(c->out, LSF_HARDSTATE, g->id, 0, 0, g->hs, g->hs_len);
         if (c->rc) return 1;
         c->nrec++;
     }
-    if (g->trunc_loc.seg == seq) {
+    if (g->trunc_loc.seg == c->seq && take(c, g->trunc_loc.rec_len)) {
         c->rc = lsf_encode(c->out, LSF_TRUNCATE, g->id, g->trunc, 0, NULL, 0);
         if (c->rc) return 1;
         c->nrec++;
     }
     for (size_t i = 0; i < g->n; i++) {
         const lsx_loc *l = &g->ents[i].loc;
-        if (l->seg != seq) continue;
-        /* Entries are copied verbatim: a record does not depend on where it is. */
-        c->rc = mbuf_reserve(c->out, l->rec_len);
-        if (c->rc) return 1;
-        uint8_t *p = c->out->data + c->out->len;
-        size_t got = 0;
-        while (got < l->rec_len) {
-            ssize_t r = pread(c->seg->fd, p + got, l->rec_len - got, (off_t)(l->off + got));
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                c->rc = MERR_IO;
+        if (l->seg != c->seq) continue;
+        if (!take(c, l->rec_len)) return 1;
+        if (c->nreads == c->capreads) {
+            size_t cap = c->capreads ? c->capreads * 2 : 256;
+            lsx_loc *r = realloc(c->reads, cap * sizeof(*r));
+            if (!r) {
+                c->rc = MERR_NOMEM;
                 return 1;
             }
-            got += (size_t)r;
+            c->reads = r;
+            c->capreads = cap;
         }
-        lsf_rec rec;
-        if (lsf_decode(p, got, &rec) || rec.type != LSF_ENTRY || rec.group != g->id) {
-            c->rc = MERR_CORRUPT;
-            return 1;
-        }
-        c->out->len += got;
-        c->nrec++;
+        c->reads[c->nreads++] = *l;
     }
-    return 0;
+    return c->budget == 0;
 }
 
-/* Under ix_mu. Appends the live records of the oldest segment to `out` if it is
- * time to compact it. */
-int ls_compact_collect(logstore *ls, mbuf *out, size_t *nrec)
+/* Under ix_mu. If it is time to compact the oldest segment, encodes its live
+ * hard states and truncation points into `out` and lists the locations of its
+ * live entries in *reads; ls_compact_read() copies those after ix_mu is
+ * dropped (only the I/O thread deletes segments, so they stay valid). */
+int ls_compact_collect(logstore *ls, mbuf *out, size_t *nrec, lsx_loc **reads, size_t *nreads)
 {
     *nrec = 0;
+    *reads = NULL;
+    *nreads = 0;
     if (ls->nsegs < 2) return 0;
     ls_segment *old = &ls->segs[0];
     uint64_t disk = 0;
@@ -98,16 +102,47 @@ int ls_compact_collect(logstore *ls, mbuf *out, size_t *nrec)
     int amplified = disk > 2 * ls->st.live_bytes + ls->opts.segment_size;
     if (old->live == 0 || (!sparse && !amplified)) return 0;
     size_t mark = out->len;
-    collect_ctx c = {ls, old, out, mark, 0, 0};
+    collect_ctx c = {.seq = old->seq, .out = out, .budget = LS_COMPACT_ROUND_MAX};
     lsx_each(&ls->ix, collect_group, &c);
     if (c.rc) {
         out->len = mark;
+        free(c.reads);
         MLOG_W("logstore", "compaction skipped", "seg=%" PRIu64 " err=%s", old->seq,
                merr_str(c.rc));
         return 0; /* the round goes on without it; data stays where it is */
     }
     *nrec = c.nrec;
+    *reads = c.reads;
+    *nreads = c.nreads;
     return 0;
+}
+
+/* Copies the listed entry records of segment `seq` verbatim (a record does
+ * not depend on where it sits) after what `out` holds; returns how many made
+ * it. A read error only shortens the compaction: the rest stays put. */
+static size_t ls_compact_read(logstore *ls, uint64_t seq, int fd, const lsx_loc *reads, size_t n,
+                              mbuf *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        const lsx_loc *l = &reads[i];
+        if (mbuf_reserve(out, l->rec_len)) return i;
+        uint8_t *p = out->data + out->len;
+        size_t got = 0;
+        while (got < l->rec_len) {
+            ssize_t r = pread(fd, p + got, l->rec_len - got, (off_t)(l->off + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        lsf_rec rec;
+        if (got != l->rec_len || lsf_decode(p, got, &rec) || rec.type != LSF_ENTRY) {
+            MLOG_W("logstore", "compaction read failed", "seg=%" PRIu64 " off=%" PRIu64, seq,
+                   l->off);
+            return i;
+        }
+        out->len += got;
+    }
+    return n;
 }
 
 /* Deletes segments nothing points into. ix_mu must NOT be held: the table is
@@ -216,11 +251,16 @@ static int do_round(logstore *ls, logstore_batch *list)
         pthread_mutex_unlock(&ls->ix_mu);
         return MERR_IO;
     }
-    ls_compact_collect(ls, rb, &ncomp);
-    size_t comp_bytes = rb->len - LSF_HDR_SIZE;
+    lsx_loc *reads = NULL;
+    size_t nreads = 0;
+    ls_compact_collect(ls, rb, &ncomp, &reads, &nreads);
+    ls_segment oldest = ls->segs[0];
     ls_segment active = ls->segs[ls->nsegs - 1];
     uint64_t seq = ls->next_round;
     pthread_mutex_unlock(&ls->ix_mu);
+    if (nreads) ncomp += ls_compact_read(ls, oldest.seq, oldest.fd, reads, nreads, rb);
+    free(reads);
+    size_t comp_bytes = rb->len - LSF_HDR_SIZE;
 
     for (logstore_batch *b = list; b; b = b->next) {
         rc = mbuf_append(rb, b->rec.data, b->rec.len);
