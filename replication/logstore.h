@@ -44,7 +44,7 @@ typedef struct logstore_batch logstore_batch;
 /* One completed batch, as handed to the notifier. */
 typedef struct logstore_done {
     uint64_t id;
-    int status; /* 0, MERR_NOSPACE, MERR_IO, MERR_CLOSED */
+    int status; /* 0, MERR_NOSPACE or MERR_IO */
 } logstore_done;
 
 /* Called from the I/O thread, once per round, with every asynchronous batch of

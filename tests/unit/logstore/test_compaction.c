@@ -220,6 +220,64 @@ static void test_restated_truncation_frees_oldest(void **state)
     lt_rmdir(dir);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+static void test_stale_segment_left_by_a_crash(void **state)
+{
+    (void)state;
+    /* A crash after a compaction round but before the unlink leaves a segment
+     * whose records are all superseded: replay must still give the newest
+     * state, and open deletes the segment. */
+    char *dir = lt_tmpdir("ls-stale");
+    logstore_opts o = {.segment_size = 4096};
+    logstore *ls = lt_open(dir, &o);
+    char v[600];
+    memset(v, 'q', sizeof(v) - 1);
+    v[sizeof(v) - 1] = 0;
+    logstore_batch *b = logstore_batch_new(0);
+    assert_int_equal(logstore_batch_hardstate(b, 1, "old-hs", 6), 0);
+    assert_int_equal(logstore_batch_entry(b, 1, 1, 1, "old-value", 9), 0);
+    assert_int_equal(logstore_write(ls, b, NULL), 0);
+    for (uint64_t s = 2; s <= 6; s++) assert_int_equal(lt_put(ls, 2, s, 1, v), 0);
+    char p[4200], saved[4300];
+    snprintf(p, sizeof(p), "%s/seg-0000000000000001.log", dir);
+    snprintf(saved, sizeof(saved), "%s/saved.copy", dir);
+    copy_file(p, saved);
+    /* Supersede everything of segment 1 and let it go. */
+    b = logstore_batch_new(1);
+    assert_int_equal(logstore_batch_hardstate(b, 1, "new-hs", 6), 0);
+    assert_int_equal(logstore_batch_entry(b, 1, 1, 2, "new-value", 9), 0);
+    assert_int_equal(logstore_write(ls, b, NULL), 0);
+    b = logstore_batch_new(2);
+    assert_int_equal(logstore_batch_truncate(b, 2, 100), 0);
+    assert_int_equal(logstore_write(ls, b, NULL), 0);
+    for (int i = 0; i < 50 && access(p, F_OK) == 0; i++)
+        assert_int_equal(lt_put(ls, 3, 1, (uint64_t)i + 1, v), 0);
+    assert_int_equal(access(p, F_OK), -1);
+    logstore_close(ls);
+    rename(saved, p);
+    ls = lt_open(dir, &o);
+    assert_int_equal(access(p, F_OK), -1); /* deleted again at open */
+    lt_expect(ls, 1, 1, 2, "new-value");
+    mbuf hs = MBUF_INIT;
+    assert_int_equal(logstore_hardstate(ls, 1, &hs), 0);
+    assert_memory_equal(hs.data, "new-hs", 6);
+    mbuf_free(&hs);
+    lt_expect_missing(ls, 2, 6);
+    logstore_close(ls);
+    lt_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_overwrites_free_space),
         cmocka_unit_test(test_drop_outlives_older_records),
         cmocka_unit_test(test_restated_truncation_frees_oldest),
+        cmocka_unit_test(test_stale_segment_left_by_a_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
