@@ -496,10 +496,10 @@ int logstore_group_info_get(logstore *ls, uint64_t group, logstore_group_info *o
     if (g) {
         out->has_hardstate = g->hs_loc.seg != 0;
         out->truncated = g->trunc;
-        out->n_entries = g->present;
+        out->n_entries = g->n;
         if (g->n) {
-            out->first_slot = g->base;
-            out->last_slot = g->base + g->n - 1;
+            out->first_slot = g->ents[0].slot;
+            out->last_slot = g->ents[g->n - 1].slot;
         }
     }
     pthread_mutex_unlock(&ls->ix_mu);

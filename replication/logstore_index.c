@@ -116,67 +116,49 @@ static void lsx_remove(lsx_index *x, lsx_group *g)
     lsx_group_free(g);
 }
 
-/* Makes room so that `slot` has a position in g->ents. */
-static int lsx_slot_room(lsx_group *g, uint64_t slot)
+/* The first position whose slot is >= slot. */
+static size_t lsx_lower_bound(const lsx_group *g, uint64_t slot)
 {
-    if (g->n == 0) g->base = slot;
-    if (slot < g->base) {
-        /* Rare: a slot accepted below every slot we hold. Shift up. */
-        uint64_t shift = g->base - slot;
-        if (shift > SIZE_MAX / 2 / sizeof(lsx_entry) - g->n) return MERR_NOMEM;
-        size_t need = g->n + (size_t)shift;
-        if (need > g->cap) {
-            lsx_entry *e = realloc(g->ents, need * sizeof(*e));
-            if (!e) return MERR_NOMEM;
-            g->ents = e;
-            g->cap = need;
-        }
-        memmove(g->ents + shift, g->ents, g->n * sizeof(lsx_entry));
-        memset(g->ents, 0, (size_t)shift * sizeof(lsx_entry));
-        g->n = need;
-        g->base = slot;
-        return 0;
+    size_t lo = 0, hi = g->n;
+    if (hi && g->ents[hi - 1].slot < slot) return hi; /* appends: the usual case */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->ents[mid].slot < slot)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    uint64_t idx = slot - g->base;
-    if (idx > SIZE_MAX / 2 / sizeof(lsx_entry)) return MERR_NOMEM;
-    if (idx < g->n) return 0;
-    size_t need = (size_t)idx + 1;
-    if (need > g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 16;
-        while (cap < need) cap *= 2;
-        lsx_entry *e = realloc(g->ents, cap * sizeof(*e));
-        if (!e) return MERR_NOMEM;
-        g->ents = e;
-        g->cap = cap;
-    }
-    memset(g->ents + g->n, 0, (need - g->n) * sizeof(lsx_entry));
-    g->n = need;
-    return 0;
+    return lo;
 }
 
 static void lsx_truncate(lsx_index *x, lsx_group *g, uint64_t slot)
 {
-    if (g->n == 0 || slot <= g->base) {
-        if (g->n == 0) g->base = slot;
-        return;
-    }
-    uint64_t cut = slot - g->base;
-    if (cut >= g->n) cut = g->n;
-    for (size_t i = 0; i < cut; i++) {
-        if (g->ents[i].loc.seg) g->present--;
+    size_t cut = lsx_lower_bound(g, slot);
+    for (size_t i = 0; i < cut; i++) lsx_dead(x, &g->ents[i].loc);
+    memmove(g->ents, g->ents + cut, (g->n - cut) * sizeof(lsx_entry));
+    g->n -= cut;
+}
+
+static int lsx_put_entry(lsx_index *x, lsx_group *g, uint64_t slot, uint64_t ballot, lsx_loc loc)
+{
+    size_t i = lsx_lower_bound(g, slot);
+    if (i < g->n && g->ents[i].slot == slot) {
         lsx_dead(x, &g->ents[i].loc);
+    } else {
+        if (g->n == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 8;
+            lsx_entry *e = realloc(g->ents, cap * sizeof(*e));
+            if (!e) return MERR_NOMEM;
+            g->ents = e;
+            g->cap = cap;
+        }
+        memmove(g->ents + i + 1, g->ents + i, (g->n - i) * sizeof(lsx_entry));
+        g->n++;
+        g->ents[i].slot = slot;
     }
-    memmove(g->ents, g->ents + cut, (g->n - (size_t)cut) * sizeof(lsx_entry));
-    g->n -= (size_t)cut;
-    g->base = g->n ? g->base + cut : slot;
-    /* Keep the first position present so first_slot is ents[0]. */
-    size_t skip = 0;
-    while (skip < g->n && !g->ents[skip].loc.seg) skip++;
-    if (skip) {
-        memmove(g->ents, g->ents + skip, (g->n - skip) * sizeof(lsx_entry));
-        g->n -= skip;
-        g->base += skip;
-    }
+    g->ents[i].ballot = ballot;
+    lsx_born(x, &g->ents[i].loc, loc);
+    return 0;
 }
 
 int lsx_apply(lsx_index *x, const lsf_rec *r, lsx_loc loc)
@@ -201,21 +183,11 @@ int lsx_apply(lsx_index *x, const lsf_rec *r, lsx_loc loc)
         lsx_born(x, &g->hs_loc, loc);
         return 0;
     }
-    case LSF_ENTRY: {
+    case LSF_ENTRY:
         /* An accept below the truncation point is already covered by the
          * snapshot: dead on arrival. */
         if (r->slot < g->trunc) return 0;
-        int rc = lsx_slot_room(g, r->slot);
-        if (rc) return rc;
-        lsx_entry *e = &g->ents[r->slot - g->base];
-        if (e->loc.seg)
-            lsx_dead(x, &e->loc);
-        else
-            g->present++;
-        e->ballot = r->ballot;
-        lsx_born(x, &e->loc, loc);
-        return 0;
-    }
+        return lsx_put_entry(x, g, r->slot, r->ballot, loc);
     case LSF_TRUNCATE:
         if (r->slot < g->trunc) return 0; /* never moves back */
         if (r->slot > g->trunc || !g->trunc_loc.seg) {
@@ -232,9 +204,8 @@ int lsx_apply(lsx_index *x, const lsf_rec *r, lsx_loc loc)
 
 const lsx_entry *lsx_get(const lsx_group *g, uint64_t slot)
 {
-    if (slot < g->base || slot - g->base >= g->n || slot < g->trunc) return NULL;
-    const lsx_entry *e = &g->ents[slot - g->base];
-    return e->loc.seg ? e : NULL;
+    size_t i = lsx_lower_bound(g, slot);
+    return i < g->n && g->ents[i].slot == slot ? &g->ents[i] : NULL;
 }
 
 int lsx_each(const lsx_index *x, int (*fn)(void *arg, const lsx_group *g), void *arg)

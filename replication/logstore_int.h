@@ -78,10 +78,14 @@ typedef struct lsx_loc {
 } lsx_loc;
 
 typedef struct lsx_entry {
+    uint64_t slot;
     uint64_t ballot;
     lsx_loc loc;
 } lsx_entry;
 
+/* A group's entries are an array sorted by slot: appends (the common case) are
+ * O(1), lookups a binary search, and holes or far-apart slots cost nothing, so
+ * no slot number a peer sends can blow the index up. */
 typedef struct lsx_group {
     uint64_t id;
     struct lsx_group *next; /* hash chain */
@@ -90,10 +94,8 @@ typedef struct lsx_group {
     lsx_loc hs_loc;
     uint64_t trunc;
     lsx_loc trunc_loc;
-    uint64_t base;   /* slot of ents[0] */
-    lsx_entry *ents; /* ents[0..n): slots base..base+n-1; ents[n-1] present */
+    lsx_entry *ents; /* ents[0..n), ascending slot, all >= trunc */
     size_t n, cap;
-    uint64_t present; /* entries with loc.seg != 0 */
 } lsx_group;
 
 /* Called when a record becomes live (+rec_len) or dead (-rec_len). */

@@ -172,6 +172,13 @@ static void test_holes_and_out_of_order_slots(void **state)
     lt_expect(ls, 1, 14, 1, "fourteen");
     lt_expect_missing(ls, 1, 9);
     lt_expect_missing(ls, 1, 12);
+    /* Far-apart slots cost nothing (a bad peer cannot blow the index up). */
+    const uint64_t far = (uint64_t)1 << 62;
+    assert_int_equal(lt_put(ls, 2, far, 1, "far"), 0);
+    assert_int_equal(lt_put(ls, 2, 1, 1, "near"), 0);
+    assert_int_equal(logstore_group_info_get(ls, 2, &gi), 0);
+    assert_true(gi.first_slot == 1 && gi.last_slot == far && gi.n_entries == 2);
+    lt_expect(ls, 2, far, 1, "far");
     /* Truncating into a hole lands first_slot on the next present entry. */
     logstore_batch *b = logstore_batch_new(1);
     assert_int_equal(logstore_batch_truncate(b, 1, 9), 0);
