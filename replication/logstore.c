@@ -109,11 +109,12 @@ static int list_segments(logstore *ls, uint64_t **out, size_t *n, merr *e)
     size_t len = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        uint64_t seq;
-        char tail[8];
-        if (strlen(de->d_name) != 24 ||
-            sscanf(de->d_name, "seg-%16" SCNx64 "%5s", &seq, tail) != 2 || strcmp(tail, ".log"))
+        /* Exactly our own names: "seg-" 16 lowercase hex digits ".log". */
+        const char *nm = de->d_name;
+        if (strlen(nm) != 24 || strncmp(nm, "seg-", 4) || strcmp(nm + 20, ".log") ||
+            strspn(nm + 4, "0123456789abcdef") != 16)
             continue;
+        uint64_t seq = strtoull(nm + 4, NULL, 16);
         if (len == cap) {
             cap = cap ? cap * 2 : 16;
             uint64_t *nv = realloc(v, cap * sizeof(*v));
@@ -531,6 +532,11 @@ int logstore_entry(logstore *ls, uint64_t group, uint64_t slot, uint64_t *ballot
         goto out;
     }
     ls_segment *s = ls_seg_find(ls, en->loc.seg);
+    if (!s) { /* cannot happen: live records keep their segment */
+        rc = merr_set(e, MERR_INTERNAL, "read group %" PRIu64 " slot %" PRIu64 ": no segment",
+                      group, slot);
+        goto out;
+    }
     rc = mbuf_reserve(val, en->loc.rec_len);
     if (rc) goto out;
     size_t got = 0;

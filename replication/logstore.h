@@ -49,7 +49,8 @@ typedef struct logstore_done {
 
 /* Called from the I/O thread, once per round, with every asynchronous batch of
  * the round. Must be thread-safe and quick (queue + uv_async_send); it may call
- * logstore_submit() but not logstore_close(). */
+ * logstore_submit() but not logstore_write() or logstore_close(), which would
+ * wait for the very thread it runs on. */
 typedef void (*logstore_notify_fn)(void *arg, const logstore_done *done, size_t n);
 
 /* The side effects of the write path, so tests inject ENOSPC, EIO and short
