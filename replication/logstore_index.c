@@ -134,6 +134,7 @@ static size_t lsx_lower_bound(const lsx_group *g, uint64_t slot)
 static void lsx_truncate(lsx_index *x, lsx_group *g, uint64_t slot)
 {
     size_t cut = lsx_lower_bound(g, slot);
+    if (cut == 0) return;
     for (size_t i = 0; i < cut; i++) lsx_dead(x, &g->ents[i].loc);
     memmove(g->ents, g->ents + cut, (g->n - cut) * sizeof(lsx_entry));
     g->n -= cut;
