@@ -518,23 +518,26 @@ int logstore_hardstate(logstore *ls, uint64_t group, mbuf *out)
     return rc;
 }
 
-int logstore_entry(logstore *ls, uint64_t group, uint64_t slot, uint64_t *ballot, mbuf *val,
-                   merr *e)
+/* Reads the first present entry of `group` at or after *slot (up to `to`) into
+ * val and sets *slot and *ballot. MERR_NOTFOUND if there is none. */
+static int read_entry_from(logstore *ls, uint64_t group, uint64_t *slot, uint64_t to, int exact,
+                           uint64_t *ballot, mbuf *val, merr *e)
 {
     int rc = 0;
     mbuf_reset(val);
     /* Under ix_mu so compaction cannot delete the segment under the pread. */
     pthread_mutex_lock(&ls->ix_mu);
     const lsx_group *g = lsx_find(&ls->ix, group);
-    const lsx_entry *en = g ? lsx_get(g, slot) : NULL;
-    if (!en) {
+    const lsx_entry *en = g ? (exact ? lsx_get(g, *slot) : lsx_get_from(g, *slot)) : NULL;
+    if (!en || en->slot > to) {
         rc = MERR_NOTFOUND;
         goto out;
     }
+    uint64_t at = en->slot;
     ls_segment *s = ls_seg_find(ls, en->loc.seg);
     if (!s) { /* cannot happen: live records keep their segment */
         rc = merr_set(e, MERR_INTERNAL, "read group %" PRIu64 " slot %" PRIu64 ": no segment",
-                      group, slot);
+                      group, at);
         goto out;
     }
     rc = mbuf_reserve(val, en->loc.rec_len);
@@ -546,26 +549,53 @@ int logstore_entry(logstore *ls, uint64_t group, uint64_t slot, uint64_t *ballot
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
             rc = merr_set(e, r < 0 ? merr_from_errno(errno) : MERR_CORRUPT,
-                          "read group %" PRIu64 " slot %" PRIu64 ": %s", group, slot,
+                          "read group %" PRIu64 " slot %" PRIu64 ": %s", group, at,
                           r < 0 ? strerror(errno) : "short segment");
             goto out;
         }
         got += (size_t)r;
     }
-    /* Checked again: the page cache may have been corrupted since recovery. */
+    /* Checked again: the disk or page cache may have changed since recovery. */
     lsf_rec r;
-    if (lsf_decode(val->data, got, &r) || r.type != LSF_ENTRY || r.group != group ||
-        r.slot != slot) {
+    if (lsf_decode(val->data, got, &r) || r.type != LSF_ENTRY || r.group != group || r.slot != at) {
         rc = merr_set(e, MERR_CORRUPT, "read group %" PRIu64 " slot %" PRIu64 ": bad record", group,
-                      slot);
+                      at);
         goto out;
     }
+    *slot = at;
     *ballot = r.ballot;
     memmove(val->data, r.payload, r.len);
     val->len = r.len;
 out:
     pthread_mutex_unlock(&ls->ix_mu);
     if (rc) mbuf_reset(val);
+    return rc;
+}
+
+int logstore_entry(logstore *ls, uint64_t group, uint64_t slot, uint64_t *ballot, mbuf *val,
+                   merr *e)
+{
+    return read_entry_from(ls, group, &slot, slot, 1, ballot, val, e);
+}
+
+int logstore_scan(logstore *ls, uint64_t group, uint64_t from, uint64_t to, logstore_scan_fn fn,
+                  void *arg, merr *e)
+{
+    mbuf val = MBUF_INIT;
+    int rc = 0;
+    for (uint64_t slot = from; slot <= to;) {
+        uint64_t ballot;
+        rc = read_entry_from(ls, group, &slot, to, 0, &ballot, &val, e);
+        if (rc == MERR_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc) break;
+        rc = fn(arg, slot, ballot, val.data, val.len);
+        if (rc || slot == UINT64_MAX) break;
+        slot++;
+    }
+    mbuf_free(&val);
     return rc;
 }
 

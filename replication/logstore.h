@@ -137,6 +137,14 @@ int logstore_hardstate(logstore *ls, uint64_t group, mbuf *out);
  * MERR_NOTFOUND if the slot holds nothing or is truncated. */
 int logstore_entry(logstore *ls, uint64_t group, uint64_t slot, uint64_t *ballot, mbuf *val,
                    merr *e);
+/* Visits the present entries of `group` with from <= slot <= to, ascending
+ * (holes skipped), as recovery and catch-up need. Each entry is read under the
+ * store's lock but fn runs without it, so fn may call the store. A nonzero
+ * return from fn stops the scan and is returned. */
+typedef int (*logstore_scan_fn)(void *arg, uint64_t slot, uint64_t ballot, const uint8_t *val,
+                                size_t n);
+int logstore_scan(logstore *ls, uint64_t group, uint64_t from, uint64_t to, logstore_scan_fn fn,
+                  void *arg, merr *e);
 /* The ids of every group with state, ascending. Caller frees *ids. */
 int logstore_groups(logstore *ls, uint64_t **ids, size_t *n);
 

@@ -209,6 +209,12 @@ const lsx_entry *lsx_get(const lsx_group *g, uint64_t slot)
     return i < g->n && g->ents[i].slot == slot ? &g->ents[i] : NULL;
 }
 
+const lsx_entry *lsx_get_from(const lsx_group *g, uint64_t slot)
+{
+    size_t i = lsx_lower_bound(g, slot);
+    return i < g->n ? &g->ents[i] : NULL;
+}
+
 int lsx_each(const lsx_index *x, int (*fn)(void *arg, const lsx_group *g), void *arg)
 {
     for (size_t i = 0; i < x->nbuckets; i++)

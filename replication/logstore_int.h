@@ -114,6 +114,8 @@ lsx_group *lsx_find(const lsx_index *x, uint64_t id);
 /* Applies one durable record found at loc. Returns 0 or MERR_NOMEM. */
 int lsx_apply(lsx_index *x, const lsf_rec *r, lsx_loc loc);
 const lsx_entry *lsx_get(const lsx_group *g, uint64_t slot);
+/* The first entry with slot >= `slot`, or NULL. */
+const lsx_entry *lsx_get_from(const lsx_group *g, uint64_t slot);
 /* Calls fn for every group (any order); stops if fn returns nonzero. */
 int lsx_each(const lsx_index *x, int (*fn)(void *arg, const lsx_group *g), void *arg);
 

@@ -190,6 +190,57 @@ static void test_holes_and_out_of_order_slots(void **state)
     lt_rmdir(dir);
 }
 
+typedef struct scan_seen {
+    uint64_t slots[8];
+    int n, stop_after;
+} scan_seen;
+
+static int on_entry(void *arg, uint64_t slot, uint64_t ballot, const uint8_t *val, size_t n)
+{
+    scan_seen *s = arg;
+    assert_true(s->n < 8);
+    assert_true(ballot == slot % 4 + 1);
+    char want[32];
+    snprintf(want, sizeof(want), "s%llu", (unsigned long long)slot);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(val, want, n);
+    s->slots[s->n++] = slot;
+    return s->n == s->stop_after ? 7 : 0;
+}
+
+static void test_scan_skips_holes(void **state)
+{
+    (void)state;
+    char *dir = lt_tmpdir("ls-scan");
+    logstore *ls = lt_open(dir, NULL);
+    const uint64_t slots[] = {3, 4, 9, 1000, UINT64_MAX};
+    char v[32];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(v, sizeof(v), "s%llu", (unsigned long long)slots[i]);
+        assert_int_equal(lt_put(ls, 6, slots[i], slots[i] % 4 + 1, v), 0);
+    }
+    assert_int_equal(lt_put(ls, 7, 5, 1, "other group"), 0);
+    scan_seen seen = {.stop_after = -1};
+    assert_int_equal(logstore_scan(ls, 6, 0, UINT64_MAX, on_entry, &seen, NULL), 0);
+    assert_int_equal(seen.n, 5);
+    for (int i = 0; i < 5; i++) assert_true(seen.slots[i] == slots[i]);
+    /* A sub-range. */
+    seen = (scan_seen){.stop_after = -1};
+    assert_int_equal(logstore_scan(ls, 6, 4, 999, on_entry, &seen, NULL), 0);
+    assert_int_equal(seen.n, 2);
+    assert_true(seen.slots[0] == 4 && seen.slots[1] == 9);
+    /* The callback stops it. */
+    seen = (scan_seen){.stop_after = 2};
+    assert_int_equal(logstore_scan(ls, 6, 0, UINT64_MAX, on_entry, &seen, NULL), 7);
+    assert_int_equal(seen.n, 2);
+    /* Unknown group: nothing. */
+    seen = (scan_seen){.stop_after = -1};
+    assert_int_equal(logstore_scan(ls, 99, 0, UINT64_MAX, on_entry, &seen, NULL), 0);
+    assert_int_equal(seen.n, 0);
+    logstore_close(ls);
+    lt_rmdir(dir);
+}
+
 static void test_drop_group(void **state)
 {
     (void)state;
@@ -250,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_overwrite_with_higher_ballot),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_holes_and_out_of_order_slots),
+        cmocka_unit_test(test_scan_skips_holes),
         cmocka_unit_test(test_drop_group),
         cmocka_unit_test(test_lock_and_bad_args),
     };
