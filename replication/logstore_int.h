@@ -145,8 +145,10 @@ struct logstore {
     logstore_opts opts;
     logstore_io io;
 
-    /* ix_mu: index, segments table, stats. The I/O thread holds it only to
-     * apply a round and to delete segments, never across a write or fsync. */
+    /* ix_mu: index, segments table, stats. The I/O thread holds it to apply a
+     * round, pick compaction work and edit the segment table, never across any
+     * disk I/O of its own; readers hold it across their pread so the segment
+     * they read cannot be deleted under them. */
     pthread_mutex_t ix_mu;
     lsx_index ix;
     ls_segment *segs; /* ascending seq; the last one is active */
