@@ -279,7 +279,7 @@ int logstore_open(const char *dir, const logstore_opts *opts, logstore **out, me
     pthread_cond_init(&ls->done_cv, NULL);
     if (opts) ls->opts = *opts;
     if (!ls->opts.segment_size) ls->opts.segment_size = LOGSTORE_DEFAULT_SEGMENT_SIZE;
-    if (ls->opts.compact_live_ratio <= 0) ls->opts.compact_live_ratio = 0.5;
+    if (ls->opts.compact_live_ratio <= 0) ls->opts.compact_live_ratio = 0.25;
     ls->io = ls->opts.io ? *ls->opts.io : logstore_posix_io;
     ls->next_round = 1;
     ls->dir = strdup(dir);

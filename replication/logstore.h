@@ -71,7 +71,7 @@ typedef struct logstore_opts {
     logstore_notify_fn notify; /* may be NULL if only logstore_write() is used */
     void *notify_arg;
     const logstore_io *io;     /* NULL: logstore_posix_io */
-    double compact_live_ratio; /* rewrite the oldest segment below this; 0: 0.5 */
+    double compact_live_ratio; /* rewrite the oldest segment below this; 0: 0.25 */
 } logstore_opts;
 
 typedef struct logstore_stats {
