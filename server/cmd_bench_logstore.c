@@ -235,6 +235,20 @@ int cmd_bench_logstore(int argc, char **argv)
     logstore_stats st;
     logstore_get_stats(b.ls, &st);
     logstore_close(b.ls);
+    b.ls = NULL;
+
+    /* Recovery: how long a restart takes to rebuild the index from disk. */
+    logstore_opts ro = {.segment_size = (uint64_t)segment};
+    int64_t r0 = mtime_mono_ns();
+    logstore *rls = NULL;
+    if (logstore_open(dir, &ro, &rls, &e)) {
+        fprintf(stderr, "%s: reopen: %s\n", argv[0], merr_msg(&e));
+        goto out;
+    }
+    int64_t reopen_ns = mtime_mono_ns() - r0;
+    logstore_stats rst;
+    logstore_get_stats(rls, &rst);
+    logstore_close(rls);
 
     qsort(b.lat, b.nlat, sizeof(int64_t), cmp_i64);
     char p50[32] = "-", p99[32] = "-", pmax[32] = "-";
@@ -263,6 +277,11 @@ int cmd_bench_logstore(int argc, char **argv)
            raw_per_s, 1e6 / raw_per_s);
     printf("  ratio: store batches/s / raw fsyncs/s = %.1fx; store fsyncs/s / raw = %.2f\n",
            bps / raw_per_s, fps / raw_per_s);
+    char rt[32];
+    cli_format_duration(reopen_ns, rt, sizeof(rt));
+    printf("  reopen         %s for %.1f MB in %llu segments, %llu groups\n", rt,
+           (double)rst.disk_bytes / 1e6, (unsigned long long)rst.segments,
+           (unsigned long long)rst.groups);
     if (b.failed) printf("  FAILED batches: %llu\n", (unsigned long long)b.failed);
     status = b.failed ? 1 : 0;
 out:
