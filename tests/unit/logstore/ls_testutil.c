@@ -88,7 +88,12 @@ static int t_fsync_dir(void *ctx, int fd)
     lt_io *t = ctx;
     pthread_mutex_lock(&t->mu);
     t->dirsyncs++;
+    int err = t->fail_dirsync_errno;
     pthread_mutex_unlock(&t->mu);
+    if (err) {
+        errno = err;
+        return -1;
+    }
     return fsync(fd);
 }
 

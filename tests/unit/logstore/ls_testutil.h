@@ -23,6 +23,7 @@ typedef struct lt_io {
     int fail_pwrite_count;    /* how many pwrites fail (-1: all) */
     size_t short_write_bytes; /* the next pwrite writes only this many bytes, then fails */
     int fail_fdatasync_errno; /* errno for every later fdatasync (0: none) */
+    int fail_dirsync_errno;   /* errno for every later directory fsync (0: none) */
     /* A gate: while armed, fdatasync blocks until opened, so a test can hold
      * the I/O thread inside a round and queue more batches behind it. */
     pthread_cond_t cv;

@@ -155,6 +155,35 @@ static void test_fdatasync_enospc_is_fatal(void **state)
     fail_stop_case(0, ENOSPC, "fdatasync");
 }
 
+static void test_dir_fsync_error_on_new_segment(void **state)
+{
+    (void)state;
+    char *dir = lt_tmpdir("ls-dirsync");
+    lt_io io;
+    lt_io_init(&io);
+    logstore_opts o = {.segment_size = 4096, .io = &io.io};
+    logstore *ls = lt_open(dir, &o);
+    char v[1000];
+    memset(v, 'd', sizeof(v) - 1);
+    v[sizeof(v) - 1] = 0;
+    assert_int_equal(lt_put(ls, 1, 1, 1, v), 0);
+    /* The next segment's directory entry cannot be made durable: a round in
+     * it could vanish with the file after a power cut, so fail-stop. */
+    pthread_mutex_lock(&io.mu);
+    io.fail_dirsync_errno = EIO;
+    pthread_mutex_unlock(&io.mu);
+    int rc = 0;
+    uint64_t s = 2;
+    for (; s < 10 && rc == 0; s++) rc = lt_put(ls, 1, s, 1, v);
+    assert_int_equal(rc, MERR_IO);
+    assert_non_null(strstr(logstore_error(ls), "fsync dir"));
+    logstore_close(ls);
+    ls = lt_open(dir, NULL);
+    for (uint64_t k = 1; k < s - 1; k++) lt_expect(ls, 1, k, 1, v);
+    logstore_close(ls);
+    lt_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_eio_on_write),
         cmocka_unit_test(test_fdatasync_error),
         cmocka_unit_test(test_fdatasync_enospc_is_fatal),
+        cmocka_unit_test(test_dir_fsync_error_on_new_segment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
