@@ -476,3 +476,9 @@ void paxos_get_members(const paxos_group *g, paxos_members *committed, paxos_mem
     if (committed) paxos_members_at(g, g->chosen + 1, committed);
     if (latest) paxos_members_at(g, paxos_log_last(g) + 1, latest);
 }
+
+void paxos_get_snapshot(const paxos_group *g, uint64_t *slot, paxos_members *members)
+{
+    if (slot) *slot = g->snap_slot;
+    if (members) *members = g->snap_members;
+}

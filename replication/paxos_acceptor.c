@@ -3,7 +3,7 @@
  * receiving snapshots.
  *
  * Lease grants (docs/replication.md, "Leases"): when an acceptor vouches for a
- * leader L (a promise to L's ballot, an accept or a heartbeat from L) it records
+ * leader L (an accept or a heartbeat from L in the ballot it promised) it records
  * grant_until = its own tt.latest + lease. Until its tt.earliest passes
  * grant_until it promises no ballot of another node. Since tt.latest >= true
  * time at the grant, the block lasts past true(receipt) + lease, which is past
@@ -109,7 +109,10 @@ int paxos_on_prepare(paxos_group *g, const paxos_msg *m, paxos_update *u)
         g->quiesced = 0;
         g->elapsed = 0;
     }
-    grant(g, m);
+    /* No lease grant with a promise: a candidate may still lose, and a grant
+     * to a loser would block the winner for a whole lease (dueling candidates
+     * could then block each other forever). The leader's lease starts with the
+     * first round of accepts or heartbeats. */
     paxos_msg r = {0};
     r.type = PAXOS_MSG_PROMISE;
     r.to = m->from;

@@ -250,8 +250,6 @@ int paxos_on_promise(paxos_group *g, const paxos_msg *m, paxos_update *u)
     paxos_peer *p = paxos_peer_find(g, m->from);
     if (!p || p->promised) return 0;
     p->promised = 1;
-    if (m->lease_epoch == g->lease_epoch && m->lease_start > p->ack_start)
-        p->ack_start = m->lease_start;
     for (uint32_t i = 0; i < m->nentries; i++) {
         int rc = rec_merge(g, &m->entries[i]);
         if (rc) return rc;
