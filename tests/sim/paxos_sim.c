@@ -139,13 +139,7 @@ static void on_nemesis(ps_sim *s)
         sim_trace_add(&s->tr, s->now, "nemesis: drop=%.2f dup=%.2f", s->net.drop, s->net.dup);
         break;
     case 5:
-        if (s->node[a].up) {
-            ps_node_crash(s, a);
-            s->crashes++;
-            sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 100000000, 5000000000LL),
-                           PS_EV_RESTART, a, 0, 0, NULL);
-            sim_trace_add(&s->tr, s->now, "nemesis: crash n%d", a);
-        }
+        if (s->node[a].up) ps_crash_and_restart(s, a);
         break;
     case 6:
         sim_clock_perturb(&s->node[a].clock, &s->rng, s->now, 200);
@@ -172,6 +166,15 @@ static void on_nemesis(ps_sim *s)
     }
     sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 100000000, 800000000), PS_EV_NEMESIS, 0,
                    0, 0, NULL);
+}
+
+void ps_crash_and_restart(ps_sim *s, int n)
+{
+    ps_node_crash(s, n);
+    s->crashes++;
+    sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 1000000, 3000000000LL), PS_EV_RESTART, n,
+                   0, 0, NULL);
+    sim_trace_add(&s->tr, s->now, "nemesis: crash n%d", n);
 }
 
 static void on_tick(ps_sim *s, int n)
@@ -205,6 +208,9 @@ static void dispatch(ps_sim *s, sim_event *e)
         break;
     case PS_EV_SYNC:
         if (nd && nd->up && e->b == nd->inc) ps_on_sync(s, e->node, e->a, e->ptr);
+        break;
+    case PS_EV_CRASH:
+        if (nd && nd->up && e->a == nd->inc && !s->healing) ps_crash_and_restart(s, e->node);
         break;
     case PS_EV_RESTART:
         if (nd && !nd->up) {
@@ -294,7 +300,12 @@ static int run_seed(uint64_t seed, uint64_t steps, int nodes, int groups, int ve
     sim_trace_init(&s->tr, verbose);
     sim_net_init(&s->net, nodes + 1, &s->rng, &s->q, PS_EV_NET);
     s->net.lat_max = sim_rng_range(&s->rng, 1000000, 30000000);
-    s->eps = sim_rng_range(&s->rng, 1000000, 10000000);
+    s->eps = sim_rng_range(&s->rng, 1000000, 20000000);
+    s->lease_ns = sim_rng_chance(&s->rng, 0.5) ? 3000000000LL
+                                                : sim_rng_range(&s->rng, 200000000, 3000000000LL);
+    s->election_ticks = (int)sim_rng_range(&s->rng, 3, 10);
+    s->crash_in_sync = (double)sim_rng_below(&s->rng, 4) / 1000.0;
+    s->net.lat_min = sim_rng_range(&s->rng, 100000, 1000000);
     s->genesis.nvoters = 3;
     for (uint32_t i = 0; i < 3; i++) s->genesis.voters[i] = i + 1;
     for (int gi = 0; gi < groups; gi++) s->glob[gi].cfg = s->genesis;

@@ -73,6 +73,9 @@ typedef struct ps_sim {
     sim_net net;
     sim_trace tr;
     int64_t eps;
+    int64_t lease_ns;  /* per seed: short leases mean many lease handovers */
+    int election_ticks;
+    double crash_in_sync; /* chance that a write is followed by a crash before its fsync */
     ps_node node[PS_MAX_NODES + 1];
     ps_global glob[PS_MAX_GROUPS];
     paxos_members genesis;
@@ -97,5 +100,6 @@ void ps_on_sync(ps_sim *s, int n, uint64_t batch, const uint64_t *seqs);
 void ps_check(ps_sim *s);
 int ps_take_snapshot(ps_sim *s, int n, int gi);
 int ps_leader_of(ps_sim *s, int gi);
+void ps_crash_and_restart(ps_sim *s, int n);
 
 #endif

@@ -76,6 +76,8 @@ static paxos_config node_config(ps_sim *s, int n, int gi)
     c.max_msg_entries = 8;
     c.snapshot_chunk = 8; /* tiny, so snapshots stream in several chunks */
     c.quiesce_ticks = 20;
+    c.lease_ns = s->lease_ns;
+    c.election_ticks = s->election_ticks;
     return c;
 }
 
@@ -317,6 +319,10 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
     if (u->persist_seq) {
         nd->written[gi] = u->persist_seq;
         if (!nd->syncing) start_sync(s, n);
+        /* The worst moment to lose power: writes issued, fsync not done. */
+        if (!s->healing && sim_rng_chance(&s->rng, s->crash_in_sync))
+            sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 0, nd->disk.sync_min), PS_EV_CRASH,
+                           n, nd->inc, 0, NULL);
     }
     /* 2. messages, through the real codec */
     for (size_t i = 0; i < u->nmsgs; i++) {
