@@ -424,7 +424,10 @@ int paxos_step(paxos_group *g, const paxos_event *ev, paxos_update *u)
     case PAXOS_EV_TRANSFER: rc = paxos_leader_transfer(g, ev->node, u); break;
     case PAXOS_EV_LIVENESS:
         if (g->role == PAXOS_LEADER) {
-            paxos_peer *p = paxos_peer_find(g, ev->node);
+            /* Node liveness stands in for replies only while we are quiet: an
+             * active leader must hear from the group itself (a one-way cut can
+             * leave node heartbeats flowing while our messages do not). */
+            paxos_peer *p = g->quiesced ? paxos_peer_find(g, ev->node) : NULL;
             if (p) p->active = 1;
         } else if (g->quiesced && ev->node == g->leader && ev->node != 0) {
             g->elapsed = 0;
@@ -481,4 +484,10 @@ void paxos_get_snapshot(const paxos_group *g, uint64_t *slot, paxos_members *mem
 {
     if (slot) *slot = g->snap_slot;
     if (members) *members = g->snap_members;
+}
+
+void paxos_get_grant(const paxos_group *g, paxos_node_id *to, int64_t *until)
+{
+    *to = g->restarted ? UINT32_MAX : g->grant_to; /* blocked from the first event on */
+    *until = g->restarted ? INT64_MAX : g->grant_until;
 }

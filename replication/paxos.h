@@ -268,6 +268,10 @@ uint64_t paxos_get_first(const paxos_group *g); /* first slot still in the log *
 int paxos_get_quiesced(const paxos_group *g);
 /* The membership in force after the chosen prefix, and the newest in the log. */
 void paxos_get_members(const paxos_group *g, paxos_members *committed, paxos_members *latest);
+/* The lease this acceptor last granted: to whom (UINT32_MAX: "nobody", the
+ * block after a restart) and until when (its own tt.latest at the grant +
+ * lease). For simulators checking the lease argument. */
+void paxos_get_grant(const paxos_group *g, paxos_node_id *to, int64_t *until);
 /* The latest snapshot's slot and the membership in force after it. */
 void paxos_get_snapshot(const paxos_group *g, uint64_t *slot, paxos_members *members);
 const char *paxos_role_name(paxos_role r);

@@ -252,6 +252,9 @@ void sim_clock_perturb(sim_clock *c, sim_rng *r, int64_t now, int64_t max_drift_
     c->off0 = sim_clock_offset(c, now);
     c->t0 = now;
     c->drift_ppm = sim_rng_range(r, -max_drift_ppm, max_drift_ppm);
-    if (sim_rng_chance(r, 0.2)) /* a step, as after a chrony correction */
-        c->off0 = sim_rng_range(r, -(c->eps * 9) / 10, (c->eps * 9) / 10);
+    if (sim_rng_chance(r, 0.5)) { /* a step, as after a chrony correction */
+        int64_t lim = (c->eps * 95) / 100;
+        c->off0 = sim_rng_chance(r, 0.5) ? sim_rng_range(r, -lim, lim)
+                                         : (sim_rng_chance(r, 0.5) ? lim : -lim);
+    }
 }

@@ -180,6 +180,9 @@ void ps_crash_and_restart(ps_sim *s, int n)
 static void on_tick(ps_sim *s, int n)
 {
     ps_node *nd = &s->node[n];
+    /* A clock error may swing anywhere inside ±eps between two readings; the
+     * lease math must hold for every such swing, so make them frequent. */
+    if (sim_rng_chance(&s->rng, s->clock_jump)) sim_clock_perturb(&nd->clock, &s->rng, s->now, 200);
     for (int gi = 0; gi < s->groups && !s->failed; gi++) {
         paxos_event ev = {0};
         ev.type = PAXOS_EV_TICK;
@@ -305,6 +308,7 @@ static int run_seed(uint64_t seed, uint64_t steps, int nodes, int groups, int ve
                                                 : sim_rng_range(&s->rng, 200000000, 3000000000LL);
     s->election_ticks = (int)sim_rng_range(&s->rng, 3, 10);
     s->crash_in_sync = (double)sim_rng_below(&s->rng, 4) / 1000.0;
+    s->clock_jump = (double)sim_rng_below(&s->rng, 6) / 100.0;
     s->net.lat_min = sim_rng_range(&s->rng, 100000, 1000000);
     s->genesis.nvoters = 3;
     for (uint32_t i = 0; i < 3; i++) s->genesis.voters[i] = i + 1;

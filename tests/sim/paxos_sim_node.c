@@ -425,7 +425,29 @@ int ps_leader_of(ps_sim *s, int gi)
     return best;
 }
 
-/* After every step: at most one valid lease per group at this true time. */
+/* The premise of the lease argument: while L believes its lease valid, a
+ * majority of voters (of every config L counts) will not promise anyone else
+ * (a node that is down promises nothing; a restarted one blocks everyone). */
+static int lease_protected(ps_sim *s, int gi, int l, const paxos_members *m)
+{
+    uint32_t prot = 0;
+    for (uint32_t i = 0; i < m->nvoters; i++) {
+        int a = (int)m->voters[i];
+        paxos_group *g = a <= s->nodes ? s->node[a].g[gi] : NULL;
+        if (!s->node[a].up || !g) {
+            prot++;
+            continue;
+        }
+        paxos_node_id to;
+        int64_t until;
+        paxos_get_grant(g, &to, &until);
+        if ((to == (paxos_node_id)l || to == UINT32_MAX) && ps_tt(s, a).earliest <= until) prot++;
+    }
+    return prot >= m->nvoters / 2 + 1;
+}
+
+/* After every step: at most one valid lease per group at this true time, and
+ * each valid one protected by a majority of acceptors. */
 void ps_check(ps_sim *s)
 {
     for (int gi = 0; gi < s->groups && !s->failed; gi++) {
@@ -433,6 +455,12 @@ void ps_check(ps_sim *s)
         for (int n = 1; n <= s->nodes; n++) {
             paxos_group *g = s->node[n].g[gi];
             if (!s->node[n].up || !g || !paxos_lease_valid(g, ps_tt(s, n))) continue;
+            paxos_members c, l;
+            paxos_get_members(g, &c, &l);
+            if (!lease_protected(s, gi, n, &c) || !lease_protected(s, gi, n, &l)) {
+                ps_fail(s, "g%d: n%d holds a lease no majority protects", gi, n);
+                break;
+            }
             if (holders++) {
                 ps_fail(s, "g%d: two valid leases at once (n%d and n%d)", gi, first, n);
                 break;
