@@ -44,10 +44,9 @@ const char *paxos_role_name(paxos_role r)
 
 const char *paxos_msg_type_name(int t)
 {
-    static const char *names[] = {"none",    "prevote",   "prevote_reply", "prepare",
-                                  "promise", "accept",    "accepted",      "heartbeat",
-                                  "hb_reply", "reject",   "snapshot",      "snap_reply",
-                                  "timeout_now"};
+    static const char *names[] = {"none",     "prevote",    "prevote_reply", "prepare",  "promise",
+                                  "accept",   "accepted",   "heartbeat",     "hb_reply", "reject",
+                                  "snapshot", "snap_reply", "timeout_now"};
     return t >= 0 && t <= PAXOS_MSG_TYPE_MAX ? names[t] : "?";
 }
 
@@ -117,8 +116,8 @@ void paxos_reset_timeout(paxos_group *g)
     g->timeout = base + (int)(rng_next(g) % (uint64_t)base);
 }
 
-int paxos_group_new(const paxos_config *cfg, const paxos_members *members,
-                    const paxos_restore *rs, paxos_group **out)
+int paxos_group_new(const paxos_config *cfg, const paxos_members *members, const paxos_restore *rs,
+                    paxos_group **out)
 {
     *out = NULL;
     if (!cfg || !members || cfg->self == 0 || cfg->election_ticks <= 0 ||
@@ -305,8 +304,10 @@ static int on_persisted(paxos_group *g, uint64_t seq, paxos_update *u)
     g->nheld = keep;
     int rc = 0;
     for (size_t i = 0; i < nrel; i++) {
-        if (!rc) rc = paxos_emit(g, u, &rel[i].m, 0);
-        else paxos_msg_free(&rel[i].m);
+        if (!rc)
+            rc = paxos_emit(g, u, &rel[i].m, 0);
+        else
+            paxos_msg_free(&rel[i].m);
     }
     free(rel);
     if (rc) return rc;

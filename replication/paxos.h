@@ -242,8 +242,8 @@ typedef struct paxos_restore {
 /* A fresh replica of a new group whose initial voters are `members` (every
  * replica of a new group must start with the same list), or a restarted one
  * when `rs` is not NULL. Returns 0 or a MERR code. */
-int paxos_group_new(const paxos_config *cfg, const paxos_members *members,
-                    const paxos_restore *rs, paxos_group **out);
+int paxos_group_new(const paxos_config *cfg, const paxos_members *members, const paxos_restore *rs,
+                    paxos_group **out);
 void paxos_group_free(paxos_group *g);
 
 /* Returns 0, MERR_NOT_LEADER (PROPOSE/CONFIG/TRANSFER on a non-leader),

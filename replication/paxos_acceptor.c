@@ -21,8 +21,7 @@ int paxos_lease_blocks(const paxos_group *g, const paxos_msg *m)
     if (g->grant_to == 0 || g->grant_to == m->from) return 0;
     if (g->now.earliest > g->grant_until) return 0;
     /* A leadership transfer: the leaseholder gave the lease of this epoch up. */
-    if ((m->flags & PAXOS_F_TRANSFER) && m->aux == g->grant_to &&
-        g->grant_epoch <= m->lease_epoch)
+    if ((m->flags & PAXOS_F_TRANSFER) && m->aux == g->grant_to && g->grant_epoch <= m->lease_epoch)
         return 0;
     return 1;
 }
@@ -40,8 +39,7 @@ static uint64_t match_in(paxos_group *g, paxos_ballot b)
     uint64_t k = g->chosen;
     for (uint64_t s = g->chosen + 1; s <= paxos_log_last(g); s++) {
         paxos_slot *ps = paxos_log_get(g, s);
-        if (!ps || ps->e.type == PAXOS_ENTRY_EMPTY || paxos_ballot_cmp(ps->e.ballot, b) != 0)
-            break;
+        if (!ps || ps->e.type == PAXOS_ENTRY_EMPTY || paxos_ballot_cmp(ps->e.ballot, b) != 0) break;
         k = s;
     }
     return k;
@@ -53,8 +51,7 @@ void paxos_learn_commit(paxos_group *g, paxos_ballot b, uint64_t commit)
 {
     while (g->chosen < commit) {
         paxos_slot *ps = paxos_log_get(g, g->chosen + 1);
-        if (!ps || ps->e.type == PAXOS_ENTRY_EMPTY || paxos_ballot_cmp(ps->e.ballot, b) != 0)
-            break;
+        if (!ps || ps->e.type == PAXOS_ENTRY_EMPTY || paxos_ballot_cmp(ps->e.ballot, b) != 0) break;
         g->chosen++;
     }
 }

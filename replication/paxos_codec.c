@@ -103,11 +103,16 @@ int paxos_msg_decode(const uint8_t *p, size_t len, paxos_msg *m, merr *e)
     Meridian__Paxos__Msg *pm = meridian__paxos__msg__unpack(NULL, len, p);
     if (!pm) return bad(e, m, "not a valid protobuf Msg");
     const char *why = NULL;
-    if (pm->type == 0 || pm->type > PAXOS_MSG_TYPE_MAX) why = "unknown type";
-    else if (pm->flags & ~PAXOS_F_ALL) why = "unknown flags";
-    else if (pm->from == 0 || pm->to == 0) why = "missing sender or receiver";
-    else if (pm->n_entries > PAXOS_CODEC_MAX_ENTRIES) why = "too many entries";
-    else if (pm->data.len > PAXOS_CODEC_MAX_BYTES) why = "data too big";
+    if (pm->type == 0 || pm->type > PAXOS_MSG_TYPE_MAX)
+        why = "unknown type";
+    else if (pm->flags & ~PAXOS_F_ALL)
+        why = "unknown flags";
+    else if (pm->from == 0 || pm->to == 0)
+        why = "missing sender or receiver";
+    else if (pm->n_entries > PAXOS_CODEC_MAX_ENTRIES)
+        why = "too many entries";
+    else if (pm->data.len > PAXOS_CODEC_MAX_BYTES)
+        why = "data too big";
     if (why) {
         meridian__paxos__msg__free_unpacked(pm, NULL);
         return bad(e, m, why);
@@ -130,8 +135,8 @@ int paxos_msg_decode(const uint8_t *p, size_t len, paxos_msg *m, merr *e)
     m->total = pm->total;
     if (pm->members && (copy_ids(m->members.voters, &m->members.nvoters, pm->members->voters,
                                  pm->members->n_voters) ||
-                        copy_ids(m->members.learners, &m->members.nlearners,
-                                 pm->members->learners, pm->members->n_learners)))
+                        copy_ids(m->members.learners, &m->members.nlearners, pm->members->learners,
+                                 pm->members->n_learners)))
         why = "bad members";
     if (!why && pm->n_entries) {
         m->entries = calloc(pm->n_entries, sizeof(*m->entries));
@@ -171,7 +176,8 @@ int paxos_msg_decode(const uint8_t *p, size_t len, paxos_msg *m, merr *e)
     }
     if (!why && pm->data.len) {
         m->data = malloc(pm->data.len);
-        if (!m->data) why = "out of memory";
+        if (!m->data)
+            why = "out of memory";
         else {
             memcpy(m->data, pm->data.data, pm->data.len);
             m->len = (uint32_t)pm->data.len;

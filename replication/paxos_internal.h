@@ -35,10 +35,10 @@ typedef struct paxos_prop {
 /* Leader's view of one peer. */
 typedef struct paxos_peer {
     paxos_node_id id;
-    uint64_t match;   /* all slots <= match accepted in our ballot (or chosen) */
-    uint64_t next;    /* next slot to send */
-    uint64_t sent_hb; /* match at the last resend, to detect a stall */
-    int active;       /* heard from since the last check-quorum */
+    uint64_t match;    /* all slots <= match accepted in our ballot (or chosen) */
+    uint64_t next;     /* next slot to send */
+    uint64_t sent_hb;  /* match at the last resend, to detect a stall */
+    int active;        /* heard from since the last check-quorum */
     int64_t ack_start; /* newest lease_start echoed back in our ballot/epoch */
     int promised;      /* candidate: promise received */
     int prevoted;
@@ -52,8 +52,8 @@ struct paxos_group {
     paxos_config cfg;
     paxos_role role;
     paxos_node_id leader;
-    paxos_ballot promised;  /* in memory; durable once persisted */
-    paxos_ballot ballot;    /* our ballot when candidate/leader */
+    paxos_ballot promised; /* in memory; durable once persisted */
+    paxos_ballot ballot;   /* our ballot when candidate/leader */
     uint64_t rng;
 
     /* log window: slots [base, base + n) */
@@ -83,14 +83,14 @@ struct paxos_group {
     int need_persist_hs;
 
     /* timers (ticks) */
-    int elapsed;          /* since we last heard from a leader / campaigned */
-    int timeout;          /* randomised election timeout */
+    int elapsed; /* since we last heard from a leader / campaigned */
+    int timeout; /* randomised election timeout */
     int hb_elapsed;
-    int cq_elapsed;       /* check-quorum */
-    int idle;             /* leader: ticks without work */
+    int cq_elapsed; /* check-quorum */
+    int idle;       /* leader: ticks without work */
     int quiesced;
-    int restarted;        /* block promises for one lease after a restart */
-    paxos_tt now;         /* of the event being handled */
+    int restarted; /* block promises for one lease after a restart */
+    paxos_tt now;  /* of the event being handled */
 
     /* leases: what we granted as an acceptor */
     paxos_node_id grant_to;

@@ -194,7 +194,6 @@ static int chain_won(paxos_group *g, paxos_update *u, int *rc)
     return won;
 }
 
-
 static int become_leader(paxos_group *g, paxos_update *u)
 {
     g->role = PAXOS_LEADER;
@@ -373,8 +372,7 @@ int paxos_leader_self_persisted(paxos_group *g, paxos_update *u)
     uint64_t k = g->chosen > me->match ? g->chosen : me->match;
     while (k < paxos_log_last(g)) {
         paxos_slot *ps = paxos_log_get(g, k + 1);
-        if (!ps || ps->pseq > g->persisted || paxos_ballot_cmp(ps->e.ballot, g->ballot) != 0)
-            break;
+        if (!ps || ps->pseq > g->persisted || paxos_ballot_cmp(ps->e.ballot, g->ballot) != 0) break;
         k++;
     }
     me->match = k;
@@ -412,7 +410,8 @@ int paxos_on_snapshot_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
     p->active = 1;
     if (m->flags & PAXOS_F_LAST_CHUNK) { /* installed (or had it) */
         p->snap_sending = 0;
-        if (m->slot > p->match) p->match = m->slot > paxos_log_last(g) ? paxos_log_last(g) : m->slot;
+        if (m->slot > p->match)
+            p->match = m->slot > paxos_log_last(g) ? paxos_log_last(g) : m->slot;
         p->next = p->match + 1;
         return paxos_send_accepts(g, p, u);
     }

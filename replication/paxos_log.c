@@ -132,8 +132,7 @@ void paxos_members_at(const paxos_group *g, uint64_t slot, paxos_members *m)
     if (slot - 1 < last) last = slot - 1;
     for (uint64_t s = last; s >= g->base && s > 0; s--) {
         const paxos_slot *ps = &g->log[s - g->base];
-        if (ps->e.type == PAXOS_ENTRY_CONFIG &&
-            paxos_members_decode(ps->e.data, ps->e.len, m) == 0)
+        if (ps->e.type == PAXOS_ENTRY_CONFIG && paxos_members_decode(ps->e.data, ps->e.len, m) == 0)
             return;
     }
 }
@@ -221,8 +220,8 @@ static int read_ids(const uint8_t **p, const uint8_t *end, uint32_t *n, paxos_no
     *n = *(*p)++;
     if (*n > PAXOS_MAX_NODES || (size_t)(end - *p) < 4u * *n) return MERR_CORRUPT;
     for (uint32_t i = 0; i < *n; i++, *p += 4) {
-        ids[i] = ((uint32_t)(*p)[0] << 24) | ((uint32_t)(*p)[1] << 16) |
-                 ((uint32_t)(*p)[2] << 8) | (*p)[3];
+        ids[i] = ((uint32_t)(*p)[0] << 24) | ((uint32_t)(*p)[1] << 16) | ((uint32_t)(*p)[2] << 8) |
+                 (*p)[3];
         if (ids[i] == 0) return MERR_CORRUPT;
     }
     return 0;

@@ -34,8 +34,7 @@ int paxos_leader_config(paxos_group *g, const paxos_event *ev, paxos_update *u)
     switch (ev->op) {
     case PAXOS_ADD_LEARNER:
         if (voter || learner) return MERR_EXISTS;
-        if (m.nlearners >= PAXOS_MAX_NODES || g->npeers >= 2 * PAXOS_MAX_NODES)
-            return MERR_TOOBIG;
+        if (m.nlearners >= PAXOS_MAX_NODES || g->npeers >= 2 * PAXOS_MAX_NODES) return MERR_TOOBIG;
         m.learners[m.nlearners++] = ev->node;
         break;
     case PAXOS_PROMOTE: {

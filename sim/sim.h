@@ -27,9 +27,9 @@ typedef struct sim_rng {
 
 void sim_rng_seed(sim_rng *r, uint64_t seed);
 uint64_t sim_rng_next(sim_rng *r);
-uint64_t sim_rng_below(sim_rng *r, uint64_t n);        /* [0, n); n > 0 */
+uint64_t sim_rng_below(sim_rng *r, uint64_t n);            /* [0, n); n > 0 */
 int64_t sim_rng_range(sim_rng *r, int64_t lo, int64_t hi); /* [lo, hi] */
-int sim_rng_chance(sim_rng *r, double p);              /* 1 with probability p */
+int sim_rng_chance(sim_rng *r, double p);                  /* 1 with probability p */
 
 /* ---- event queue ---- */
 typedef struct sim_event {
@@ -49,8 +49,7 @@ typedef struct sim_queue {
 
 void sim_queue_init(sim_queue *q);
 void sim_queue_free(sim_queue *q); /* frees remaining events' ptr with free() */
-int sim_queue_push(sim_queue *q, int64_t at, int kind, int node, uint64_t a, uint64_t b,
-                   void *ptr);
+int sim_queue_push(sim_queue *q, int64_t at, int kind, int node, uint64_t a, uint64_t b, void *ptr);
 int sim_queue_pop(sim_queue *q, sim_event *out); /* 1 popped, 0 empty */
 
 /* ---- network ---- */
@@ -60,7 +59,7 @@ typedef struct sim_net {
     int nodes;
     sim_rng *rng;
     sim_queue *q;
-    int kind;          /* queue event kind for deliveries */
+    int kind; /* queue event kind for deliveries */
     int64_t lat_min, lat_max;
     double drop, dup;
     uint8_t cut[SIM_MAX_NODES][SIM_MAX_NODES]; /* cut[a][b]: a -> b is down */
@@ -114,8 +113,8 @@ size_t sim_disk_lower(const sim_disk *d, uint64_t k1, uint64_t k2);
 
 /* ---- clock ---- */
 typedef struct sim_clock {
-    int64_t eps;   /* the bound the node believes in */
-    int64_t off0;  /* offset (local - true) at t0 */
+    int64_t eps;  /* the bound the node believes in */
+    int64_t off0; /* offset (local - true) at t0 */
     int64_t t0;
     int64_t drift_ppm;
 } sim_clock;

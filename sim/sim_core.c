@@ -75,8 +75,7 @@ static int before(const sim_event *a, const sim_event *b)
     return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
-int sim_queue_push(sim_queue *q, int64_t at, int kind, int node, uint64_t a, uint64_t b,
-                   void *ptr)
+int sim_queue_push(sim_queue *q, int64_t at, int kind, int node, uint64_t a, uint64_t b, void *ptr)
 {
     if (q->n == q->cap) {
         size_t nc = q->cap ? q->cap * 2 : 256;

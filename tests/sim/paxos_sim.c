@@ -71,8 +71,8 @@ static void on_client(ps_sim *s)
         uint64_t id = new_prop(s, gi);
         if (n && id) propose(s, n, gi, id);
     }
-    sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 2000000, 40000000), PS_EV_CLIENT, 0, 0,
-                   0, NULL);
+    sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 2000000, 40000000), PS_EV_CLIENT, 0, 0, 0,
+                   NULL);
 }
 
 static void membership_op(ps_sim *s, int gi)
@@ -193,7 +193,8 @@ static void on_tick(ps_sim *s, int n)
         for (int m = 1; m <= s->nodes; m++)
             if (m != n) sim_net_send(&s->net, s->now, n, m, "L", 1);
     if (nd->up) {
-        int64_t at = s->now + PS_TICK_NS + sim_rng_range(&s->rng, -PS_TICK_NS / 10, PS_TICK_NS / 10);
+        int64_t at =
+            s->now + PS_TICK_NS + sim_rng_range(&s->rng, -PS_TICK_NS / 10, PS_TICK_NS / 10);
         sim_queue_push(&s->q, at, PS_EV_TICK, n, 0, nd->inc, NULL);
     }
 }
@@ -305,7 +306,7 @@ static int run_seed(uint64_t seed, uint64_t steps, int nodes, int groups, int ve
     s->net.lat_max = sim_rng_range(&s->rng, 1000000, 30000000);
     s->eps = sim_rng_range(&s->rng, 1000000, 20000000);
     s->lease_ns = sim_rng_chance(&s->rng, 0.5) ? 3000000000LL
-                                                : sim_rng_range(&s->rng, 200000000, 3000000000LL);
+                                               : sim_rng_range(&s->rng, 200000000, 3000000000LL);
     s->election_ticks = (int)sim_rng_range(&s->rng, 3, 10);
     s->crash_in_sync = (double)sim_rng_below(&s->rng, 4) / 1000.0;
     s->clock_jump = (double)sim_rng_below(&s->rng, 6) / 100.0;
@@ -336,13 +337,14 @@ static int run_seed(uint64_t seed, uint64_t steps, int nodes, int groups, int ve
                 seed, s->step, (double)s->now / 1e9, s->why);
         fprintf(stderr, "last events:\n");
         sim_trace_dump(&s->tr, 40);
-        fprintf(stderr, "replay: paxos_sim --seed %" PRIu64 " --steps %" PRIu64
-                        " --nodes %d --groups %d --verbose\n",
+        fprintf(stderr,
+                "replay: paxos_sim --seed %" PRIu64 " --steps %" PRIu64
+                " --nodes %d --groups %d --verbose\n",
                 seed, steps, nodes, groups);
     } else if (verbose) {
         printf("seed %" PRIu64 ": ok, t=%.1fs elections=%" PRIu64 " crashes=%" PRIu64
-               " configs=%" PRIu64 " transfers=%" PRIu64 " snapshots=%" PRIu64
-               " installs=%" PRIu64 " proposals=%" PRIu64 " hash=%016" PRIx64 "\n",
+               " configs=%" PRIu64 " transfers=%" PRIu64 " snapshots=%" PRIu64 " installs=%" PRIu64
+               " proposals=%" PRIu64 " hash=%016" PRIx64 "\n",
                seed, (double)s->now / 1e9, s->elections, s->crashes, s->config_changes,
                s->transfers, s->snapshots, s->installs, s->nprops, s->tr.hash);
     }

@@ -53,7 +53,7 @@ typedef struct ps_global {
     paxos_members cfg;
     uint64_t acked_slot; /* highest slot holding a proposal acked to a client */
     uint64_t acked;
-    int probe_done; /* liveness phase: a probe proposal was chosen ... */
+    int probe_done;      /* liveness phase: a probe proposal was chosen ... */
     uint64_t probe_slot; /* ... at this slot */
 } ps_global;
 
@@ -73,10 +73,12 @@ typedef struct ps_sim {
     sim_net net;
     sim_trace tr;
     int64_t eps;
-    int64_t lease_ns;  /* per seed: short leases mean many lease handovers */
+    int64_t lease_ns; /* per seed: short leases mean many lease handovers */
     int election_ticks;
     double crash_in_sync;
-    double clock_jump; /* per tick: the clock error jumps (still within ±eps) */ /* chance that a write is followed by a crash before its fsync */
+    double clock_jump;
+        /* per tick: the clock error jumps (still within ±eps) */ /* chance that a write is followed
+                                                                     by a crash before its fsync */
     ps_node node[PS_MAX_NODES + 1];
     ps_global glob[PS_MAX_GROUPS];
     paxos_members genesis;

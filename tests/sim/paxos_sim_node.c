@@ -180,7 +180,8 @@ static void check_config(ps_sim *s, int gi, const paxos_entry *e)
         return ps_fail(s, "g%d: config at slot %" PRIu64 " has a majority disjoint from the last",
                        gi, e->slot);
     int changed = 0;
-    for (uint32_t i = 0; i < m.nvoters; i++) changed += !paxos_members_is_voter(&gl->cfg, m.voters[i]);
+    for (uint32_t i = 0; i < m.nvoters; i++)
+        changed += !paxos_members_is_voter(&gl->cfg, m.voters[i]);
     for (uint32_t i = 0; i < gl->cfg.nvoters; i++)
         changed += !paxos_members_is_voter(&m, gl->cfg.voters[i]);
     if (changed > 1) return ps_fail(s, "g%d: config changed %d voters at once", gi, changed);
@@ -321,8 +322,8 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
         if (!nd->syncing) start_sync(s, n);
         /* The worst moment to lose power: writes issued, fsync not done. */
         if (!s->healing && sim_rng_chance(&s->rng, s->crash_in_sync))
-            sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 0, nd->disk.sync_min), PS_EV_CRASH,
-                           n, nd->inc, 0, NULL);
+            sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 0, nd->disk.sync_min),
+                           PS_EV_CRASH, n, nd->inc, 0, NULL);
     }
     /* 2. messages, through the real codec */
     for (size_t i = 0; i < u->nmsgs; i++) {
@@ -398,9 +399,10 @@ void ps_on_net(ps_sim *s, int to, int from, const uint8_t *p, size_t len)
         paxos_msg_free(&m);
         return ps_fail(s, "message for unknown group %" PRIu64, m.group);
     }
-    sim_trace_add(&s->tr, s->now, "n%d<-n%d g%d %s b=%" PRIu64 ".%u s=%" PRIu64 " c=%" PRIu64
-                  " n=%u f=%x", to, from, gi, paxos_msg_type_name(m.type), m.ballot.round,
-                  m.ballot.node, m.slot, m.commit, m.nentries, m.flags);
+    sim_trace_add(&s->tr, s->now,
+                  "n%d<-n%d g%d %s b=%" PRIu64 ".%u s=%" PRIu64 " c=%" PRIu64 " n=%u f=%x", to,
+                  from, gi, paxos_msg_type_name(m.type), m.ballot.round, m.ballot.node, m.slot,
+                  m.commit, m.nentries, m.flags);
     paxos_event ev = {0};
     ev.type = PAXOS_EV_MESSAGE;
     ev.now = ps_tt(s, to);

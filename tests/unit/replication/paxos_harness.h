@@ -30,9 +30,9 @@ typedef struct tc {
     paxos_group *g[TC_MAX + 1];
     paxos_config cfg[TC_MAX + 1];
     paxos_members genesis;
-    int64_t now;             /* true time */
-    int64_t off[TC_MAX + 1]; /* clock offset per node */
-    int auto_persist;        /* ack every persist at once */
+    int64_t now;                  /* true time */
+    int64_t off[TC_MAX + 1];      /* clock offset per node */
+    int auto_persist;             /* ack every persist at once */
     uint64_t pending[TC_MAX + 1]; /* highest un-acked persist seq */
     paxos_msg *q;
     size_t nq, capq;

@@ -163,7 +163,7 @@ static void test_durability_gates_promise_and_accepted(void **state)
     tc_persist(&c, 1);
     tc_deliver(&c);
     assert_int_equal(tc_propose(&c, 1, 5, "v"), 0);
-    tc_deliver(&c); /* accepts reach 2 and 3 */
+    tc_deliver(&c);            /* accepts reach 2 and 3 */
     assert_int_equal(c.nq, 0); /* no ACCEPTED before fsync */
     tc_persist(&c, 3);
     assert_true(c.nq >= 1);

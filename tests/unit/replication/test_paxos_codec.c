@@ -108,8 +108,10 @@ static int decode_fails(paxos_msg *m)
     merr e = {0};
     int rc = paxos_msg_decode(buf, len, &d, &e);
     free(buf);
-    if (rc == 0) paxos_msg_free(&d);
-    else assert_true(strlen(merr_msg(&e)) > 0);
+    if (rc == 0)
+        paxos_msg_free(&d);
+    else
+        assert_true(strlen(merr_msg(&e)) > 0);
     return rc == MERR_CORRUPT;
 }
 
@@ -163,8 +165,10 @@ static void test_garbage_and_truncation(void **state)
     int rejected = 0;
     for (size_t n = 0; n < len; n++) {
         int rc = paxos_msg_decode(buf, n, &d, &e);
-        if (rc == 0) paxos_msg_free(&d);
-        else rejected++;
+        if (rc == 0)
+            paxos_msg_free(&d);
+        else
+            rejected++;
         assert_true(rc == 0 || rc == MERR_CORRUPT);
     }
     assert_true(rejected > 0);

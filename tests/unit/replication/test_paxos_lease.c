@@ -224,8 +224,8 @@ static void test_quiescence(void **state)
     int campaigned = 0;
     for (int r = 0; r < 60 && !campaigned; r++) {
         msgs_in_round(&c);
-        campaigned = paxos_get_role(c.g[2]) != PAXOS_FOLLOWER ||
-                     paxos_get_role(c.g[3]) != PAXOS_FOLLOWER;
+        campaigned =
+            paxos_get_role(c.g[2]) != PAXOS_FOLLOWER || paxos_get_role(c.g[3]) != PAXOS_FOLLOWER;
     }
     assert_true(campaigned);
     tc_free(&c);

@@ -21,8 +21,8 @@ static void test_quorum_intersection_rule(void **state)
     paxos_members b = {4, 0, {1, 2, 3, 4}, {0}};
     paxos_members c5 = {5, 0, {1, 2, 3, 4, 5}, {0}};
     paxos_members d = {3, 0, {3, 4, 5}, {0}};
-    assert_true(paxos_members_quorums_intersect(&a, &b));  /* one voter added */
-    assert_true(paxos_members_quorums_intersect(&b, &c5)); /* one more */
+    assert_true(paxos_members_quorums_intersect(&a, &b));   /* one voter added */
+    assert_true(paxos_members_quorums_intersect(&b, &c5));  /* one more */
     assert_false(paxos_members_quorums_intersect(&a, &c5)); /* two at once: {1,2} vs {3,4,5} */
     assert_false(paxos_members_quorums_intersect(&a, &d));
 }
