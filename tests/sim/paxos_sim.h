@@ -75,10 +75,10 @@ typedef struct ps_sim {
     int64_t eps;
     int64_t lease_ns; /* per seed: short leases mean many lease handovers */
     int election_ticks;
+    /* chance that a write is followed by a crash before its fsync */
     double crash_in_sync;
+    /* per tick: the clock error jumps (still within ±eps) */
     double clock_jump;
-        /* per tick: the clock error jumps (still within ±eps) */ /* chance that a write is followed
-                                                                     by a crash before its fsync */
     ps_node node[PS_MAX_NODES + 1];
     ps_global glob[PS_MAX_GROUPS];
     paxos_members genesis;
