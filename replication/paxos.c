@@ -174,6 +174,7 @@ void paxos_group_free(paxos_group *g)
     if (!g) return;
     for (size_t i = 0; i < g->n; i++) free(g->log[i].e.data);
     free(g->log);
+    free(g->cfgs);
     for (size_t i = 0; i < g->nheld; i++) paxos_msg_free(&g->held[i].m);
     free(g->held);
     for (size_t i = 0; i < g->nprops; i++) free(g->props[i].data);

@@ -60,6 +60,8 @@ struct paxos_group {
     uint64_t base;
     paxos_slot *log;
     size_t n, cap;
+    uint64_t *cfgs; /* sorted slots in the window holding CONFIG values */
+    size_t ncfgs, capcfgs;
     uint64_t chosen;  /* every slot <= chosen is chosen and known */
     uint64_t applied; /* handed out in update.chosen */
 

@@ -85,10 +85,39 @@ int paxos_log_extend(paxos_group *g, uint64_t slot)
     return 0;
 }
 
+/* The index of CONFIG slots keeps "which config governs slot s" O(#configs)
+ * instead of a scan of the log window on every tick. */
+static int cfg_index_add(paxos_group *g, uint64_t slot)
+{
+    size_t i = g->ncfgs;
+    while (i > 0 && g->cfgs[i - 1] > slot) i--;
+    if (i > 0 && g->cfgs[i - 1] == slot) return 0;
+    if (g->ncfgs == g->capcfgs) {
+        size_t nc = g->capcfgs ? g->capcfgs * 2 : 4;
+        uint64_t *n = realloc(g->cfgs, nc * sizeof(*n));
+        if (!n) return MERR_NOMEM;
+        g->cfgs = n;
+        g->capcfgs = nc;
+    }
+    memmove(g->cfgs + i + 1, g->cfgs + i, (g->ncfgs - i) * sizeof(*g->cfgs));
+    g->cfgs[i] = slot;
+    g->ncfgs++;
+    return 0;
+}
+
+static void cfg_index_keep(paxos_group *g, uint64_t lo, uint64_t hi)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < g->ncfgs; i++)
+        if (g->cfgs[i] >= lo && g->cfgs[i] <= hi) g->cfgs[k++] = g->cfgs[i];
+    g->ncfgs = k;
+}
+
 /* Drops slots <= upto (they are behind a snapshot). */
 void paxos_log_truncate_front(paxos_group *g, uint64_t upto)
 {
     if (upto < g->base) return;
+    cfg_index_keep(g, upto + 1, UINT64_MAX);
     size_t k = (size_t)(upto - g->base + 1);
     if (k > g->n) k = g->n;
     for (size_t i = 0; i < k; i++) paxos_entry_free(&g->log[i].e);
@@ -100,6 +129,7 @@ void paxos_log_truncate_front(paxos_group *g, uint64_t upto)
 /* Drops slots > after. */
 void paxos_log_truncate_back(paxos_group *g, uint64_t after)
 {
+    cfg_index_keep(g, 0, after);
     while (g->n && paxos_log_last(g) > after) paxos_entry_free(&g->log[--g->n].e);
 }
 
@@ -115,6 +145,18 @@ int paxos_log_set(paxos_group *g, uint64_t slot, paxos_ballot b, int type, const
         if (!copy) return MERR_NOMEM;
         memcpy(copy, data, len);
     }
+    if (type == PAXOS_ENTRY_CONFIG) {
+        if (cfg_index_add(g, slot)) {
+            free(copy);
+            return MERR_NOMEM;
+        }
+    } else if (s->e.type == PAXOS_ENTRY_CONFIG) {
+        uint64_t *p = g->cfgs;
+        size_t k = 0;
+        for (size_t i = 0; i < g->ncfgs; i++)
+            if (p[i] != slot) p[k++] = p[i];
+        g->ncfgs = k;
+    }
     free(s->e.data);
     s->e.slot = slot;
     s->e.ballot = b;
@@ -128,25 +170,23 @@ int paxos_log_set(paxos_group *g, uint64_t slot, paxos_ballot b, int type, const
 void paxos_members_at(const paxos_group *g, uint64_t slot, paxos_members *m)
 {
     *m = g->snap_members;
-    uint64_t last = paxos_log_last(g);
-    if (slot - 1 < last) last = slot - 1;
-    for (uint64_t s = last; s >= g->base && s > 0; s--) {
+    for (size_t i = g->ncfgs; i > 0; i--) {
+        uint64_t s = g->cfgs[i - 1];
+        if (s >= slot || s < g->base) continue;
         const paxos_slot *ps = &g->log[s - g->base];
-        if (ps->e.type == PAXOS_ENTRY_CONFIG && paxos_members_decode(ps->e.data, ps->e.len, m) == 0)
-            return;
+        if (paxos_members_decode(ps->e.data, ps->e.len, m) == 0) return;
+        *m = g->snap_members;
     }
 }
 
 /* Is a CONFIG value in the log above the chosen prefix? */
 int paxos_config_pending(const paxos_group *g, uint64_t *slot)
 {
-    for (uint64_t s = g->chosen + 1; s <= paxos_log_last(g); s++) {
-        if (s < g->base) continue;
-        if (g->log[s - g->base].e.type == PAXOS_ENTRY_CONFIG) {
-            if (slot) *slot = s;
+    for (size_t i = 0; i < g->ncfgs; i++)
+        if (g->cfgs[i] > g->chosen) {
+            if (slot) *slot = g->cfgs[i];
             return 1;
         }
-    }
     return 0;
 }
 
