@@ -4,5 +4,6 @@
 #define MERIDIAN_SERVER_COMMANDS_H
 
 int cmd_version(int argc, char **argv);
+int cmd_bench_paxos(int argc, char **argv);
 
 #endif
