@@ -115,7 +115,7 @@ static void membership_op(ps_sim *s, int gi)
 static void on_nemesis(ps_sim *s)
 {
     if (s->healing) return;
-    int what = (int)sim_rng_below(&s->rng, 12);
+    int what = (int)sim_rng_below(&s->rng, 13);
     int a = 1 + (int)sim_rng_below(&s->rng, (uint64_t)s->nodes);
     int b = 1 + (int)sim_rng_below(&s->rng, (uint64_t)s->nodes);
     int gi = (int)sim_rng_below(&s->rng, (uint64_t)s->groups);
@@ -140,6 +140,15 @@ static void on_nemesis(ps_sim *s)
         break;
     case 5:
         if (s->node[a].up) ps_crash_and_restart(s, a);
+        break;
+    case 10:
+        if (s->node[a].up) {
+            /* A stalled leader still believes in its lease when it wakes:
+             * the lease checks see it at every step meanwhile. */
+            s->node[a].paused_until = s->now + sim_rng_range(&s->rng, 50000000, 4000000000LL);
+            sim_trace_add(&s->tr, s->now, "nemesis: pause n%d for %.3fs", a,
+                          (double)(s->node[a].paused_until - s->now) / 1e9);
+        }
         break;
     case 6:
         sim_clock_perturb(&s->node[a].clock, &s->rng, s->now, 200);
@@ -202,6 +211,14 @@ static void on_tick(ps_sim *s, int n)
 static void dispatch(ps_sim *s, sim_event *e)
 {
     ps_node *nd = e->node >= 1 && e->node <= s->nodes ? &s->node[e->node] : NULL;
+    if (nd && nd->up && s->now < nd->paused_until &&
+        (e->kind == PS_EV_TICK || e->kind == PS_EV_NET || e->kind == PS_EV_SYNC)) {
+        /* The process is stalled: it handles this when it wakes up. */
+        if (sim_queue_push(&s->q, nd->paused_until, e->kind, e->node, e->a, e->b, e->ptr))
+            free(e->ptr);
+        e->ptr = NULL;
+        return;
+    }
     switch (e->kind) {
     case PS_EV_TICK:
         if (nd && nd->up && e->b == nd->inc) on_tick(s, e->node);
@@ -254,8 +271,10 @@ static void heal_and_check_liveness(ps_sim *s)
     s->healing = 1;
     sim_net_heal(&s->net);
     sim_trace_add(&s->tr, s->now, "== heal: all faults end ==");
-    for (int n = 1; n <= s->nodes; n++)
+    for (int n = 1; n <= s->nodes; n++) {
         if (!s->node[n].up) ps_node_start(s, n, 0);
+        s->node[n].paused_until = 0;
+    }
     int64_t deadline = s->now + HEAL_BOUND_NS, next_probe = s->now;
     sim_event e;
     while (!s->failed) {

@@ -43,6 +43,7 @@ typedef struct ps_node {
     ps_app app[PS_MAX_GROUPS];
     uint64_t written[PS_MAX_GROUPS]; /* highest persist seq written, per group */
     int syncing;
+    int64_t paused_until; /* a stalled process (GC, swap): events wait */
 } ps_node;
 
 /* What the whole cluster agreed on, per group (the oracle). */

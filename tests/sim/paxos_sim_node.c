@@ -154,6 +154,7 @@ void ps_node_crash(ps_sim *s, int n)
     ps_node_free(s, n);
     sim_disk_crash(&s->node[n].disk);
     s->node[n].up = 0;
+    s->node[n].paused_until = 0;
     s->node[n].inc++;
 }
 
