@@ -310,8 +310,14 @@ static void heal_and_check_liveness(ps_sim *s)
     }
 }
 
+/* Totals over a sweep, to show what the seeds exercised. */
+typedef struct ps_totals {
+    uint64_t elections, crashes, configs, transfers, snapshots, installs, proposals, chosen;
+    double sim_seconds;
+} ps_totals;
+
 static int run_seed(uint64_t seed, uint64_t steps, int nodes, int groups, int verbose,
-                    uint64_t *hash)
+                    uint64_t *hash, ps_totals *tot)
 {
     ps_sim *s = calloc(1, sizeof(*s));
     if (!s) return 2;
@@ -351,6 +357,17 @@ static int run_seed(uint64_t seed, uint64_t steps, int nodes, int groups, int ve
     if (!s->failed) heal_and_check_liveness(s);
     int rc = s->failed ? 1 : 0;
     *hash = s->tr.hash;
+    if (tot) {
+        tot->elections += s->elections;
+        tot->crashes += s->crashes;
+        tot->configs += s->config_changes;
+        tot->transfers += s->transfers;
+        tot->snapshots += s->snapshots;
+        tot->installs += s->installs;
+        tot->proposals += s->nprops;
+        for (uint64_t i = 0; i < s->nprops; i++) tot->chosen += s->props[i].slot != 0;
+        tot->sim_seconds += (double)s->now / 1e9;
+    }
     if (s->failed) {
         fprintf(stderr, "paxos_sim: seed %" PRIu64 " FAILED at step %" PRIu64 " (t=%.3fs): %s\n",
                 seed, s->step, (double)s->now / 1e9, s->why);
@@ -416,12 +433,15 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     uint64_t passed = 0;
+    ps_totals tot;
+    memset(&tot, 0, sizeof(tot));
     for (uint64_t sd = lo; sd <= hi; sd++) {
         uint64_t h1, h2;
-        int rc = run_seed(sd, (uint64_t)steps, (int)nodes, (int)groups, verbose && lo == hi, &h1);
+        int rc =
+            run_seed(sd, (uint64_t)steps, (int)nodes, (int)groups, verbose && lo == hi, &h1, &tot);
         if (rc) return 1;
         if (replay) {
-            rc = run_seed(sd, (uint64_t)steps, (int)nodes, (int)groups, 0, &h2);
+            rc = run_seed(sd, (uint64_t)steps, (int)nodes, (int)groups, 0, &h2, NULL);
             if (rc || h1 != h2) {
                 fprintf(stderr,
                         "paxos_sim: seed %" PRIu64 " did not replay: trace hash %016" PRIx64
@@ -436,5 +456,10 @@ int main(int argc, char **argv)
     printf("paxos_sim: %" PRIu64 " seeds passed (%" PRIu64 "-%" PRIu64 ", %d nodes, %d groups, "
            "%" PRId64 " steps each%s)\n",
            passed, lo, hi, (int)nodes, (int)groups, steps, replay ? ", each replayed" : "");
+    printf("  simulated %.0fs: %" PRIu64 " prepare msgs, %" PRIu64 " crashes, %" PRIu64
+           " membership changes, %" PRIu64 " transfers, %" PRIu64 " snapshots taken, %" PRIu64
+           " installed, %" PRIu64 " of %" PRIu64 " proposals chosen\n",
+           tot.sim_seconds, tot.elections, tot.crashes, tot.configs, tot.transfers, tot.snapshots,
+           tot.installs, tot.chosen, tot.proposals);
     return 0;
 }
