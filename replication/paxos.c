@@ -97,6 +97,7 @@ void paxos_update_free(paxos_update *u)
     free(u->persist);
     free(u->chosen);
     free(u->install.data);
+    free(u->dropped);
     paxos_update_init(u);
 }
 
@@ -179,6 +180,7 @@ void paxos_group_free(paxos_group *g)
     free(g->held);
     for (size_t i = 0; i < g->nprops; i++) free(g->props[i].data);
     free(g->props);
+    free(g->dropped);
     for (size_t i = 0; i < g->nrec; i++) free(g->rec[i].data);
     free(g->rec);
     free(g->snap_data);
@@ -261,7 +263,17 @@ void paxos_become_follower(paxos_group *g, paxos_ballot b, paxos_node_id leader)
     g->transfer_to = 0;
     g->transfer_released = 0;
     g->xfer_from = 0;
-    for (size_t i = 0; i < g->nprops; i++) free(g->props[i].data);
+    for (size_t i = 0; i < g->nprops; i++) {
+        free(g->props[i].data);
+        if (g->ndropped == g->capdropped) {
+            size_t nc = g->capdropped ? g->capdropped * 2 : 16;
+            uint64_t *nd = realloc(g->dropped, nc * sizeof(*nd));
+            if (!nd) continue; /* the client times out instead */
+            g->dropped = nd;
+            g->capdropped = nc;
+        }
+        g->dropped[g->ndropped++] = g->props[i].id;
+    }
     g->nprops = 0;
     for (size_t i = 0; i < g->nrec; i++) free(g->rec[i].data);
     g->nrec = 0;
@@ -439,8 +451,17 @@ int paxos_step(paxos_group *g, const paxos_event *ev, paxos_update *u)
     case PAXOS_EV_CAMPAIGN: rc = paxos_campaign(g, 0, 0, u); break;
     default: return MERR_INVALID;
     }
-    if (rc) return rc;
-    return paxos_advance_apply(g, u);
+    if (!rc) rc = paxos_advance_apply(g, u);
+    if (g->ndropped) { /* hand the list over (appending to what u already has) */
+        uint64_t *nd = realloc(u->dropped, (u->ndropped + g->ndropped) * sizeof(*nd));
+        if (nd) {
+            memcpy(nd + u->ndropped, g->dropped, g->ndropped * sizeof(*nd));
+            u->dropped = nd;
+            u->ndropped += g->ndropped;
+            g->ndropped = 0;
+        }
+    }
+    return rc;
 }
 
 paxos_role paxos_get_role(const paxos_group *g)

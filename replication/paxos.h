@@ -219,6 +219,11 @@ typedef struct paxos_update {
     /* The log behind the applied point has grown past what we like to keep:
      * the state machine should take a snapshot (a hint). */
     int want_snapshot;
+    /* Proposals this replica discarded before they got a slot (it stopped
+     * leading): they will never be chosen, so clients may retry them at once.
+     * (Proposals that got a slot may still be chosen by the next leader.) */
+    uint64_t *dropped;
+    size_t ndropped;
     size_t cap_msgs, cap_persist, cap_chosen;
 } paxos_update;
 

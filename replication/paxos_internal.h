@@ -108,6 +108,8 @@ struct paxos_group {
     size_t npeers;
     paxos_prop *props;
     size_t nprops, capprops;
+    uint64_t *dropped; /* ids of discarded proposals, moved to the next update */
+    size_t ndropped, capdropped;
     paxos_node_id transfer_to;
     int transfer_released; /* lease given up, TIMEOUT_NOW sent */
     int transfer_elapsed;

@@ -36,6 +36,7 @@ static uint64_t new_prop(ps_sim *s, int gi)
     s->props[s->nprops].slot = 0;
     s->props[s->nprops].group = gi;
     s->props[s->nprops].probe = 0;
+    s->props[s->nprops].dropped = 0;
     return ++s->nprops;
 }
 

@@ -61,7 +61,8 @@ typedef struct ps_global {
 typedef struct ps_prop {
     uint64_t slot; /* where it was chosen, 0 if not (yet) */
     int group;
-    int probe; /* issued in the liveness phase */
+    int probe;   /* issued in the liveness phase */
+    int dropped; /* the core said it will never be chosen */
 } ps_prop;
 
 typedef struct ps_sim {

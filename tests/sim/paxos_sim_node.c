@@ -223,6 +223,9 @@ static void apply(ps_sim *s, int n, int gi, const paxos_entry *e)
                     return ps_fail(s, "g%d: unknown proposal %" PRIu64, gi, id);
                 if (s->props[id - 1].slot)
                     return ps_fail(s, "g%d: proposal %" PRIu64 " chosen twice", gi, id);
+                if (s->props[id - 1].dropped)
+                    return ps_fail(s, "g%d: proposal %" PRIu64 " chosen after being dropped", gi,
+                                   id);
                 s->props[id - 1].slot = e->slot;
                 if (s->props[id - 1].probe && !gl->probe_done) {
                     gl->probe_done = 1;
@@ -336,9 +339,18 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
         free(p);
         if (m->type == PAXOS_MSG_PREPARE) s->elections++;
     }
-    /* 3. chosen entries, in order */
+    /* 3. proposals the core gave up: they must never be chosen */
+    for (size_t i = 0; i < u->ndropped; i++) {
+        uint64_t id = u->dropped[i];
+        if (id == 0 || id > s->nprops) return ps_fail(s, "dropped an unknown proposal"), -1;
+        if (s->props[id - 1].slot)
+            return ps_fail(s, "n%d g%d: dropped proposal %" PRIu64 " that was chosen", n, gi, id),
+                   -1;
+        s->props[id - 1].dropped = 1;
+    }
+    /* 4. chosen entries, in order */
     for (size_t i = 0; i < u->nchosen && !s->failed; i++) apply(s, n, gi, &u->chosen[i]);
-    /* 4. a complete snapshot to install */
+    /* 5. a complete snapshot to install */
     if (u->has_install && !s->failed) {
         paxos_install in = u->install;
         u->install.data = NULL;

@@ -40,6 +40,8 @@ typedef struct tc {
     tc_applied applied[TC_MAX + 1][256];
     int napplied[TC_MAX + 1];
     int installs[TC_MAX + 1];
+    uint64_t dropped[TC_MAX + 1][64];
+    int ndropped[TC_MAX + 1];
     size_t last_nmsgs; /* messages emitted by the last step (before queueing) */
 } tc;
 
@@ -95,6 +97,8 @@ static inline void tc_handle(tc *c, int node, paxos_update *u)
         if (a->len) memcpy(a->data, u->chosen[i].data, a->len);
     }
     if (u->persist_seq) c->pending[node] = u->persist_seq;
+    for (size_t i = 0; i < u->ndropped && c->ndropped[node] < 64; i++)
+        c->dropped[node][c->ndropped[node]++] = u->dropped[i];
     if (u->has_install) {
         c->installs[node]++;
         c->napplied[node] = 0; /* the state machine is replaced */

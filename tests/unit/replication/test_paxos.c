@@ -52,6 +52,36 @@ static void test_batching_and_window(void **state)
     tc_free(&c);
 }
 
+/* Proposals still queued (no slot yet) when the leader is deposed are
+ * reported as dropped — they can never be chosen — and never show up later. */
+static void test_dropped_proposals_reported(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    for (int i = 1; i <= 3; i++) {
+        paxos_group_free(c.g[i]);
+        c.cfg[i].window = 1;
+        c.cfg[i].max_batch = 1;
+        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
+    }
+    tc_campaign(&c, 1);
+    tc_run(&c, 2, TICK);
+    c.cut[1][2] = c.cut[1][3] = 1; /* the first proposal's slot never gets chosen */
+    for (uint64_t id = 1; id <= 3; id++) assert_int_equal(tc_propose(&c, 1, id, "p"), 0);
+    tc_drop_all(&c);
+    c.now += 4000000000LL;
+    tc_campaign(&c, 2); /* its prepare deposes node 1 */
+    assert_int_equal(paxos_get_role(c.g[1]), PAXOS_FOLLOWER);
+    assert_int_equal(c.ndropped[1], 2);
+    assert_true(c.dropped[1][0] == 2 && c.dropped[1][1] == 3);
+    memset(c.cut, 0, sizeof(c.cut));
+    tc_run(&c, 4, TICK);
+    assert_false(tc_has(&c, 2, 2));
+    assert_false(tc_has(&c, 2, 3));
+    tc_free(&c);
+}
+
 /* A value accepted by a minority and never known chosen is recovered by the
  * next leader: it must re-propose it (it may have been chosen). */
 static void test_recovery_of_accepted_value(void **state)
@@ -278,6 +308,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elect_and_commit),
         cmocka_unit_test(test_batching_and_window),
+        cmocka_unit_test(test_dropped_proposals_reported),
         cmocka_unit_test(test_recovery_of_accepted_value),
         cmocka_unit_test(test_noop_fills_hole),
         cmocka_unit_test(test_durability_gates_promise_and_accepted),
