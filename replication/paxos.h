@@ -160,7 +160,7 @@ typedef enum paxos_event_type {
     PAXOS_EV_PROPOSE = 3,
     PAXOS_EV_PERSISTED = 4,
     PAXOS_EV_SNAPSHOT_TAKEN = 5,     /* the state machine made a snapshot at slot */
-    PAXOS_EV_SNAPSHOT_INSTALLED = 6, /* the caller installed update.install durably */
+    PAXOS_EV_SNAPSHOT_INSTALLED = 6, /* update.install is durable; slot 0: it failed */
     PAXOS_EV_CONFIG = 7,             /* request one membership change */
     PAXOS_EV_TRANSFER = 8,           /* hand leadership to node */
     PAXOS_EV_LIVENESS = 9,           /* node-level heartbeat from node arrived */

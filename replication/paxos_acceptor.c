@@ -266,6 +266,15 @@ int paxos_on_snapshot(paxos_group *g, const paxos_msg *m, paxos_update *u)
 
 int paxos_snapshot_installed(paxos_group *g, uint64_t slot, paxos_update *u)
 {
+    if (g->rx_installing && slot == 0) {
+        /* The caller could not install it (disk full...): forget the stream;
+         * the leader sees no progress and starts it again later. */
+        g->rx_installing = 0;
+        free(g->rx_data);
+        g->rx_data = NULL;
+        g->rx_slot = g->rx_len = g->rx_total = 0;
+        return 0;
+    }
     if (!g->rx_installing || slot != g->rx_slot) return MERR_INVALID;
     g->rx_installing = 0;
     if (slot > paxos_log_last(g)) {
@@ -284,7 +293,6 @@ int paxos_snapshot_installed(paxos_group *g, uint64_t slot, paxos_update *u)
     if (g->applied < slot) g->applied = slot;
     u->truncate_upto = slot;
     paxos_persist_begin(g, u);
-    paxos_learn_commit(g, g->rx_ballot, slot); /* no-op, kept for clarity */
     paxos_msg r = {0};
     r.type = PAXOS_MSG_SNAPSHOT_REPLY;
     r.to = g->leader;

@@ -257,6 +257,13 @@ static int install(ps_sim *s, int n, int gi, paxos_install *in)
                        slot),
                -1;
     if (slot <= a->applied) return ps_fail(s, "n%d g%d: snapshot behind applied", n, gi), -1;
+    paxos_event ev = {0};
+    ev.type = PAXOS_EV_SNAPSHOT_INSTALLED;
+    ev.now = ps_tt(s, n);
+    if (sim_rng_chance(&s->rng, 0.1)) { /* the install failed (disk full): say so */
+        sim_trace_add(&s->tr, s->now, "n%d g%d install snapshot %" PRIu64 " FAILED", n, gi, slot);
+        return ps_step(s, n, gi, &ev);
+    }
     a->applied = slot;
     a->hash = h;
     a->snap_slot = slot;
@@ -264,9 +271,6 @@ static int install(ps_sim *s, int n, int gi, paxos_install *in)
     a->snap_members = in->members;
     s->installs++;
     sim_trace_add(&s->tr, s->now, "n%d g%d install snapshot %" PRIu64, n, gi, slot);
-    paxos_event ev = {0};
-    ev.type = PAXOS_EV_SNAPSHOT_INSTALLED;
-    ev.now = ps_tt(s, n);
     ev.slot = slot;
     return ps_step(s, n, gi, &ev);
 }

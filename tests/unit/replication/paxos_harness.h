@@ -40,6 +40,7 @@ typedef struct tc {
     tc_applied applied[TC_MAX + 1][256];
     int napplied[TC_MAX + 1];
     int installs[TC_MAX + 1];
+    int fail_installs; /* report the next installs as failed (disk full) */
     uint64_t dropped[TC_MAX + 1][64];
     int ndropped[TC_MAX + 1];
     size_t last_nmsgs; /* messages emitted by the last step (before queueing) */
@@ -100,12 +101,17 @@ static inline void tc_handle(tc *c, int node, paxos_update *u)
     for (size_t i = 0; i < u->ndropped && c->ndropped[node] < 64; i++)
         c->dropped[node][c->ndropped[node]++] = u->dropped[i];
     if (u->has_install) {
-        c->installs[node]++;
-        c->napplied[node] = 0; /* the state machine is replaced */
         paxos_event ev = {0};
         ev.type = PAXOS_EV_SNAPSHOT_INSTALLED;
         ev.now = tc_tt(c, node);
         ev.slot = u->install.slot;
+        if (c->fail_installs) {
+            c->fail_installs--;
+            ev.slot = 0;
+        } else {
+            c->installs[node]++;
+            c->napplied[node] = 0; /* the state machine is replaced */
+        }
         paxos_update_free(u);
         assert_int_equal(tc_step(c, node, &ev), 0);
         return;
