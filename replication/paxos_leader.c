@@ -346,7 +346,7 @@ int paxos_send_accepts_all(paxos_group *g, paxos_update *u)
 
 /* Advances the chosen prefix: slot s is chosen when a majority of the config
  * governing s accepted it in our ballot. */
-static int advance_commit(paxos_group *g, paxos_update *u)
+static void advance_commit(paxos_group *g)
 {
     paxos_members m;
     paxos_members_at(g, g->chosen + 1, &m);
@@ -361,8 +361,6 @@ static int advance_commit(paxos_group *g, paxos_update *u)
         paxos_slot *ps = paxos_log_get(g, s);
         if (ps->e.type == PAXOS_ENTRY_CONFIG) paxos_members_decode(ps->e.data, ps->e.len, &m);
     }
-    (void)u;
-    return 0;
 }
 
 int paxos_leader_self_persisted(paxos_group *g, paxos_update *u)
@@ -377,7 +375,7 @@ int paxos_leader_self_persisted(paxos_group *g, paxos_update *u)
     }
     me->match = k;
     uint64_t before = g->chosen;
-    advance_commit(g, u);
+    advance_commit(g);
     if (g->chosen != before) return paxos_leader_flush(g, u);
     return 0;
 }
@@ -395,7 +393,7 @@ int paxos_on_accepted(paxos_group *g, const paxos_msg *m, paxos_update *u)
     if (p->next <= p->match) p->next = p->match + 1;
     if (p->snap_sending && m->slot >= g->snap_slot) p->snap_sending = 0;
     uint64_t before = g->chosen;
-    advance_commit(g, u);
+    advance_commit(g);
     if (g->transfer_to == p->id && p->match == paxos_log_last(g))
         return paxos_leader_transfer(g, p->id, u);
     if (g->chosen != before) return paxos_leader_flush(g, u);
