@@ -1,0 +1,240 @@
+/* Multi-Paxos core: membership changes through the log (learner, promote,
+ * remove; one at a time; recovered by a new leader) and snapshot catch-up. */
+#include "tests/unit/replication/paxos_harness.h"
+
+#define TICK 50000000LL
+
+static int config_op(tc *c, int node, int op, paxos_node_id who)
+{
+    paxos_event ev = {0};
+    ev.type = PAXOS_EV_CONFIG;
+    ev.now = tc_tt(c, node);
+    ev.op = op;
+    ev.node = who;
+    return tc_step(c, node, &ev);
+}
+
+static void test_quorum_intersection_rule(void **state)
+{
+    (void)state;
+    paxos_members a = {3, 0, {1, 2, 3}, {0}};
+    paxos_members b = {4, 0, {1, 2, 3, 4}, {0}};
+    paxos_members c5 = {5, 0, {1, 2, 3, 4, 5}, {0}};
+    paxos_members d = {3, 0, {3, 4, 5}, {0}};
+    assert_true(paxos_members_quorums_intersect(&a, &b));   /* one voter added */
+    assert_true(paxos_members_quorums_intersect(&b, &c5));  /* one more */
+    assert_false(paxos_members_quorums_intersect(&a, &c5)); /* two at once: {1,2} vs {3,4,5} */
+    assert_false(paxos_members_quorums_intersect(&a, &d));
+}
+
+static void test_learner_promote_remove(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 4, 3);
+    tc_campaign(&c, 1);
+    assert_int_equal(tc_propose(&c, 1, 1, "one"), 0);
+    tc_run(&c, 2, TICK);
+    /* Node 4 is no member yet: it does not campaign and gets nothing. */
+    assert_int_equal(paxos_get_chosen(c.g[4]), 0);
+    assert_int_equal(config_op(&c, 1, PAXOS_PROMOTE, 4), MERR_INVALID);
+    assert_int_equal(config_op(&c, 1, PAXOS_ADD_LEARNER, 4), 0);
+    /* One change at a time. */
+    assert_int_equal(config_op(&c, 1, PAXOS_REMOVE, 2), MERR_BUSY);
+    assert_int_equal(config_op(&c, 2, PAXOS_REMOVE, 3), MERR_NOT_LEADER);
+    tc_run(&c, 4, TICK);
+    paxos_members m;
+    paxos_get_members(c.g[1], &m, NULL);
+    assert_true(paxos_members_is_learner(&m, 4));
+    assert_false(paxos_members_is_voter(&m, 4));
+    /* The learner caught up through the log. */
+    assert_true(tc_has(&c, 4, 1));
+    assert_int_equal(config_op(&c, 1, PAXOS_ADD_LEARNER, 4), MERR_EXISTS);
+    /* A learner never counts: with 2 and 3 cut off nothing is chosen. */
+    c.cut[1][2] = c.cut[1][3] = 1;
+    uint64_t chosen = paxos_get_chosen(c.g[1]);
+    assert_int_equal(tc_propose(&c, 1, 2, "two"), 0);
+    tc_run(&c, 2, TICK);
+    assert_int_equal(paxos_get_chosen(c.g[1]), chosen);
+    c.cut[1][2] = c.cut[1][3] = 0;
+    tc_run(&c, 8, TICK); /* lost accepts are resent after a heartbeat shows the stall */
+    assert_true(tc_has(&c, 4, 2));
+    assert_int_equal(config_op(&c, 1, PAXOS_PROMOTE, 4), 0);
+    tc_run(&c, 3, TICK);
+    paxos_get_members(c.g[4], &m, NULL);
+    assert_int_equal(m.nvoters, 4);
+    assert_true(paxos_members_is_voter(&m, 4));
+    assert_int_equal(config_op(&c, 1, PAXOS_REMOVE, 1), MERR_INVALID); /* transfer first */
+    assert_int_equal(config_op(&c, 1, PAXOS_REMOVE, 2), 0);
+    tc_run(&c, 3, TICK);
+    paxos_get_members(c.g[3], &m, NULL);
+    assert_int_equal(m.nvoters, 3);
+    assert_false(paxos_members_is_voter(&m, 2));
+    /* The new majority {1,3,4} commits without node 2. */
+    paxos_group_free(c.g[2]);
+    c.g[2] = NULL;
+    assert_int_equal(tc_propose(&c, 1, 3, "three"), 0);
+    tc_run(&c, 3, TICK);
+    assert_true(tc_has(&c, 4, 3));
+    assert_true(tc_has(&c, 3, 3));
+    tc_free(&c);
+}
+
+/* Promoting a learner that is behind would stall the new quorum: refused. */
+static void test_promote_requires_caught_up(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 4, 3);
+    tc_campaign(&c, 1);
+    assert_int_equal(config_op(&c, 1, PAXOS_ADD_LEARNER, 4), 0);
+    tc_run(&c, 3, TICK);
+    c.cut[1][4] = 1;
+    assert_int_equal(tc_propose(&c, 1, 1, "x"), 0);
+    tc_run(&c, 3, TICK);
+    assert_int_equal(config_op(&c, 1, PAXOS_PROMOTE, 4), MERR_RETRY);
+    c.cut[1][4] = 0;
+    tc_run(&c, 4, TICK);
+    assert_int_equal(config_op(&c, 1, PAXOS_PROMOTE, 4), 0);
+    tc_free(&c);
+}
+
+/* The leader dies right after a change reached one follower: the next leader
+ * recovers the change and it takes effect — the group never forgets it. */
+static void test_change_survives_leader_crash(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 4, 3);
+    tc_campaign(&c, 1);
+    tc_run(&c, 2, TICK);
+    c.cut[1][3] = c.cut[1][4] = 1;
+    c.cut[2][1] = 1;
+    assert_int_equal(config_op(&c, 1, PAXOS_ADD_LEARNER, 4), 0);
+    tc_deliver(&c);
+    paxos_members m;
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_false(paxos_members_is_learner(&m, 4)); /* accepted, not chosen */
+    paxos_get_members(c.g[2], NULL, &m);
+    assert_true(paxos_members_is_learner(&m, 4)); /* but in its log */
+    paxos_group_free(c.g[1]);
+    c.g[1] = NULL;
+    memset(c.cut, 0, sizeof(c.cut));
+    c.now += 4000000000LL;
+    tc_campaign(&c, 3);
+    assert_int_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    tc_run(&c, 4, TICK);
+    paxos_get_members(c.g[3], &m, NULL);
+    assert_true(paxos_members_is_learner(&m, 4));
+    paxos_get_members(c.g[4], &m, NULL);
+    assert_true(paxos_members_is_learner(&m, 4));
+    tc_free(&c);
+}
+
+/* A replica behind the truncation point gets the snapshot in chunks, installs
+ * it, then continues from the log. */
+static void test_snapshot_catch_up(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    for (int i = 1; i <= 3; i++) {
+        paxos_group_free(c.g[i]);
+        c.cfg[i].snapshot_chunk = 4;
+        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
+    }
+    tc_campaign(&c, 1);
+    for (int i = 1; i <= 3; i++) c.cut[1][3] = c.cut[3][1] = 1;
+    for (uint64_t id = 1; id <= 20; id++) {
+        assert_int_equal(tc_propose(&c, 1, id, "payload"), 0);
+        tc_run(&c, 1, TICK);
+    }
+    tc_run(&c, 2, TICK);
+    uint64_t at = paxos_get_applied(c.g[1]);
+    assert_true(at >= 5);
+    const uint8_t snap[] = "state-machine-image"; /* 20 bytes: 5 chunks */
+    paxos_event ev = {0};
+    ev.type = PAXOS_EV_SNAPSHOT_TAKEN;
+    ev.now = tc_tt(&c, 1);
+    ev.slot = at + 1; /* not applied yet: refused */
+    ev.data = snap;
+    ev.len = sizeof(snap);
+    assert_int_equal(tc_step(&c, 1, &ev), MERR_INVALID);
+    ev.slot = at;
+    assert_int_equal(tc_step(&c, 1, &ev), 0);
+    assert_int_equal(paxos_get_first(c.g[1]), at + 1);
+    uint64_t s;
+    paxos_get_snapshot(c.g[1], &s, NULL);
+    assert_int_equal(s, at);
+    c.cut[1][3] = c.cut[3][1] = 0;
+    c.fail_installs = 1; /* the first install fails: nothing is lost, it is resent */
+    tc_run(&c, 20, TICK);
+    assert_int_equal(c.fail_installs, 0);
+    assert_int_equal(c.installs[3], 1);
+    assert_true(paxos_get_applied(c.g[3]) >= at);
+    assert_int_equal(paxos_get_first(c.g[3]), at + 1);
+    /* Then the log: a new proposal reaches node 3 the ordinary way. */
+    assert_int_equal(tc_propose(&c, 1, 99, "after"), 0);
+    tc_run(&c, 3, TICK);
+    assert_true(tc_has(&c, 3, 99));
+    assert_int_equal(paxos_get_chosen(c.g[3]), paxos_get_chosen(c.g[1]));
+    /* An install ack for a snapshot nobody sent is refused. */
+    ev.type = PAXOS_EV_SNAPSHOT_INSTALLED;
+    ev.slot = 12345;
+    paxos_update u;
+    paxos_update_init(&u);
+    assert_int_equal(paxos_step(c.g[3], &ev, &u), MERR_INVALID);
+    paxos_update_free(&u);
+    tc_free(&c);
+}
+
+/* A candidate whose open slots are inside someone's snapshot cannot recover
+ * them: it stands down instead of proposing no-ops over chosen values. */
+static void test_candidate_behind_snapshot_stands_down(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    tc_campaign(&c, 1);
+    c.cut[1][3] = c.cut[3][1] = 1;
+    for (uint64_t id = 1; id <= 5; id++) {
+        assert_int_equal(tc_propose(&c, 1, id, "v"), 0);
+        tc_run(&c, 1, TICK);
+    }
+    tc_run(&c, 3, TICK);
+    for (int n = 1; n <= 2; n++) {
+        paxos_event ev = {0};
+        ev.type = PAXOS_EV_SNAPSHOT_TAKEN;
+        ev.now = tc_tt(&c, n);
+        ev.slot = paxos_get_applied(c.g[n]);
+        ev.data = (const uint8_t *)"s";
+        ev.len = 1;
+        assert_int_equal(tc_step(&c, n, &ev), 0);
+    }
+    paxos_group_free(c.g[1]);
+    c.g[1] = NULL;
+    c.cut[1][3] = c.cut[3][1] = 0;
+    c.now += 4000000000LL;
+    tc_campaign(&c, 3);
+    assert_int_not_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    /* Node 2, which has the snapshot, can lead and brings 3 up to date. */
+    tc_campaign(&c, 2);
+    assert_int_equal(paxos_get_role(c.g[2]), PAXOS_LEADER);
+    tc_run(&c, 10, TICK);
+    assert_int_equal(c.installs[3], 1);
+    assert_int_equal(paxos_get_chosen(c.g[3]), paxos_get_chosen(c.g[2]));
+    tc_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quorum_intersection_rule),
+        cmocka_unit_test(test_learner_promote_remove),
+        cmocka_unit_test(test_promote_requires_caught_up),
+        cmocka_unit_test(test_change_survives_leader_crash),
+        cmocka_unit_test(test_snapshot_catch_up),
+        cmocka_unit_test(test_candidate_behind_snapshot_stands_down),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
