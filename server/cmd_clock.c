@@ -202,7 +202,7 @@ int cmd_clock(int argc, char **argv)
         fprintf(stderr, "%s: --count must not be negative\n", argv[0]);
         return CLI_EXIT_USAGE;
     }
-    static clock_cmd cc; /* static: the signal handles outlive nothing */
+    clock_cmd cc; /* every handle in it is closed before this function returns */
     memset(&cc, 0, sizeof(cc));
     cc.source = source;
     cc.json = json;
