@@ -2,6 +2,7 @@
  * clock wrapper that feeds it readings through tt_clock_ops (see tt.h). */
 #include "timesvc/tt.h"
 
+#include "common/log.h"
 #include "common/mtime.h"
 
 #include <math.h>
@@ -181,6 +182,9 @@ int tt_clock_init(tt_clock *c, const tt_config *cfg, const tt_clock_ops *ops, me
     if (rc) return rc;
     c->cfg = *cfg;
     c->ops = ops ? *ops : tt_os_clock_ops;
+    if (cfg->source == TT_SOURCE_STATIC)
+        MLOG_W("timesvc", "static time source: no time daemon checks this clock", "epsilon_ms=%.3f",
+               (double)cfg->static_uncertainty_ns / 1e6);
     return 0;
 }
 
