@@ -8,12 +8,14 @@
 
 /* `meridian bench <what>`: add entries here, and the "bench" line below. */
 static const cli_cmd bench_cmds[] = {
+    {"clock", "cost of tt_now/hlc_now, HLC fsync, commit-wait vs 2ε", cmd_bench_clock, NULL},
     {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
     {0},
 };
 
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
+    {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
     {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
