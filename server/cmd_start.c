@@ -28,6 +28,8 @@ int cmd_start(int argc, char **argv)
         {"clock-source", CLI_STR, &cfg.clock_source, "chrony|static|kernel", "clock bound source"},
         {"max-clock-uncertainty", CLI_DURATION, &cfg.max_clock_uncertainty_ns, NULL,
          "refuse timestamps past this epsilon (default 500ms)"},
+        {"static-uncertainty", CLI_DURATION, &cfg.static_uncertainty_ns, NULL,
+         "epsilon of --clock-source static (default 100ms)"},
         {"log-level", CLI_STR, &cfg.log_level, "LEVEL", "trace|debug|info|warn|error"},
         {"insecure", CLI_BOOL, &cfg.insecure, NULL, "no TLS (local tests and demos)"},
         {0},

@@ -18,9 +18,16 @@ static const cli_cmd bench_cmds[] = {
     {0},
 };
 
+/* `meridian debug <what>` */
+static const cli_cmd debug_cmds[] = {
+    {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
+    {0},
+};
+
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
     {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
+    {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
     {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},

@@ -19,19 +19,9 @@
 #include "rpc/rpc.h"
 #include "server/admin_http.h"
 #include "server/store_dir.h"
-
-struct node {
-    node_config cfg;
-    rpc_node *rpc;
-    node_state state; /* loop thread after start */
-    store_dir store;
-    admin_http *http;
-    int64_t started_mono_ns;
-    uint64_t http_requests;
-    char rpc_addr[MADDR_STR_MAX];
-    char http_addr[MADDR_STR_MAX];
-    merr start_err; /* set by the loop-thread half of node_start */
-};
+#include "server/kv_service.h"
+#include "server/node_int.h"
+#include "server/replica.h"
 
 const char *node_state_name(node_state s)
 {
@@ -95,6 +85,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
                 "meridian_admin_http_requests_total %" PRIu64 "\n",
                 MERIDIAN_VERSION, meridian_git_revision(), up, n->store.node_id, n->http_requests);
     rpc_metrics_render(n->rpc, &r->body);
+    if (n->host_open) host_metrics_render(&n->host, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -127,15 +118,11 @@ static void on_init(void *arg, rpc_req *req)
         return;
     }
     char cid[STORE_CLUSTER_ID_MAX];
-    /* One small fsynced file, once in a cluster's life: acceptable on the
-     * loop thread (the data path never fsyncs here). */
-    if (store_new_cluster_id(cid, &e) || store_dir_set_identity(&n->store, cid, 1, &e)) {
+    if (node_bootstrap(n, cid, &e)) {
         MLOG_E("node", "init failed", "error=\"%s\"", e.msg);
         rpc_reply(req, e.code, e.msg, NULL, 0);
         return;
     }
-    rpc_node_set_identity(n->rpc, 1, cid);
-    MLOG_I("node", "cluster initialised", "cluster=%s node_id=1", cid);
     Meridian__Node__InitResponse resp = MERIDIAN__NODE__INIT_RESPONSE__INIT;
     resp.cluster_id = cid;
     resp.node_id = 1;
@@ -173,8 +160,22 @@ static void start_on_loop(void *arg)
         admin_http_route(n->http, "/metrics", on_metrics, n);
         admin_http_addr(n->http, n->http_addr, sizeof(n->http_addr));
     }
+    host_config hc = {.store_dir = n->cfg.store, .node_id = n->store.node_id};
+    tt_config_default(&hc.clock);
+    tt_chrony_config_default(&hc.chrony);
+    if (strcmp(n->cfg.clock_source, "static") == 0) {
+        hc.clock.source = TT_SOURCE_STATIC;
+        hc.clock.static_uncertainty_ns = n->cfg.static_uncertainty_ns;
+    } else if (strcmp(n->cfg.clock_source, "kernel") == 0) {
+        hc.clock.source = TT_SOURCE_KERNEL;
+    }
+    hc.clock.max_uncertainty_ns = n->cfg.max_clock_uncertainty_ns;
+    if (host_open(&n->host, n->rpc, &hc, e)) return;
+    n->host_open = 1;
+    kv_service_register(n->rpc, &n->host);
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
+    if (node_cluster_start(n, e)) return;
     n->state = NODE_SERVING;
 }
 
@@ -184,6 +185,9 @@ static void stop_on_loop(void *arg)
     n->state = NODE_DRAINING;
     if (n->http) admin_http_close(n->http); /* its handles finish closing in rpc_node_stop */
     n->http = NULL;
+    node_cluster_stop(n);
+    if (n->host_open) host_close(&n->host);
+    n->host_open = 0;
 }
 
 /* The bound rpc address: the --listen host with the port the kernel chose. */

@@ -12,6 +12,7 @@ void node_config_init(node_config *c)
     c->locality = "region=local,zone=a";
     c->clock_source = "chrony";
     c->max_clock_uncertainty_ns = 500 * MTIME_MS; /* CockroachDB's and YugabyteDB's bound */
+    c->static_uncertainty_ns = 100 * MTIME_MS;
     c->log_level = "info";
 }
 
@@ -83,6 +84,10 @@ int node_config_validate(node_config *c, merr *e)
                         c->clock_source);
     if (c->max_clock_uncertainty_ns <= 0 || c->max_clock_uncertainty_ns > 10 * MTIME_S)
         return merr_set(e, MERR_INVALID, "--max-clock-uncertainty must be in (0, 10s]");
+    if (c->static_uncertainty_ns <= 0 || c->static_uncertainty_ns > c->max_clock_uncertainty_ns)
+        return merr_set(
+            e, MERR_INVALID,
+            "--static-uncertainty must be positive and at most --max-clock-uncertainty");
     mlog_level lvl;
     if (mlog_parse_level(c->log_level, &lvl))
         return merr_set(e, MERR_INVALID, "--log-level '%s': want trace, debug, info, warn or error",

@@ -26,6 +26,7 @@ typedef struct node_config {
     const char *locality;    /* --locality region=R,zone=Z */
     const char *clock_source;
     int64_t max_clock_uncertainty_ns;
+    int64_t static_uncertainty_ns; /* --static-uncertainty, for --clock-source static */
     const char *log_level;
     int insecure;
 

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# A local Meridian cluster on loopback, for development, demos and tests.
+#
+#   local-cluster.sh start DIR [N]     start N nodes (default 3), init, wait for range 1 to have
+#                                       min(N,3) voters; prints the nodes
+#   local-cluster.sh stop DIR          SIGTERM every node by PID (SIGKILL after 10 s)
+#   local-cluster.sh kill DIR I        kill -9 node I
+#   local-cluster.sh restart DIR I     start node I again on its old ports
+#   local-cluster.sh status DIR        one line per node: i pid state rpc http
+#   local-cluster.sh leader DIR        the index of the node holding range 1's lease
+#
+# DIR/nodes has one line per node: "I PID RPC HTTP STORE". Every process this
+# script starts is recorded there and stopped by PID. MERIDIAN_BIN overrides
+# the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
+flags=${MERIDIAN_START_FLAGS:---clock-source static --static-uncertainty 1ms}
+
+die() { echo "local-cluster: $*" >&2; exit 1; }
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s; the limit only guards hangs.
+wait_for() {
+  local limit=$1; shift
+  local n=$((limit * 10))
+  for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+addr_of() { sed -n "s/^$2=//p" "$1/listen-addrs" 2>/dev/null; }
+field() { awk -v i="$2" '$1==i {print $'"$3"'}' "$1/nodes"; }
+
+start_node() { # start_node DIR I LISTEN HTTP [JOIN]
+  local dir=$1 i=$2 listen=$3 http=$4 join=${5:-}
+  local store=$dir/n$i
+  mkdir -p "$store"
+  rm -f "$store/listen-addrs"
+  # shellcheck disable=SC2086
+  "$bin" start --store "$store" --listen "$listen" --http-listen "$http" \
+    --locality "region=local,zone=z$i" ${join:+--join "$join"} $flags \
+    >>"$dir/n$i.out" 2>&1 &
+  local pid=$!
+  wait_for 30 test -s "$store/listen-addrs" || die "node $i did not start (see $dir/n$i.out)"
+  local rpc h
+  rpc=$(addr_of "$store" rpc); h=$(addr_of "$store" http)
+  grep -v "^$i " "$dir/nodes" 2>/dev/null >"$dir/nodes.tmp" || true
+  echo "$i $pid $rpc $h $store" >>"$dir/nodes.tmp"
+  sort -n "$dir/nodes.tmp" >"$dir/nodes"; rm -f "$dir/nodes.tmp"
+}
+
+metric() { # metric HTTP NAME: value of a metric line starting with NAME
+  curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
+}
+
+voters_ok() { # voters_ok DIR WANT: some node reports range 1 with WANT voters
+  local dir=$1 want=$2 h
+  for h in $(awk '{print $4}' "$dir/nodes"); do
+    [ "$(metric "$h" 'meridian_range_voters{range="1"}')" = "$want" ] && return 0
+  done
+  return 1
+}
+
+leader() {
+  local dir=$1 i h
+  while read -r i _ _ h _; do
+    [ "$(metric "$h" 'meridian_range_leaseholder{range="1"}')" = 1 ] && { echo "$i"; return 0; }
+  done <"$dir/nodes"
+  return 1
+}
+
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop|kill|restart|status|leader DIR [ARG]"
+case "$cmd" in
+start)
+  n=${3:-3}
+  [ -x "$bin" ] || die "no binary at $bin (build first, or set MERIDIAN_BIN)"
+  [ -e "$dir/nodes" ] && die "$dir already holds a cluster (stop it, or pick another DIR)"
+  mkdir -p "$dir"; : >"$dir/nodes"
+  start_node "$dir" 1 127.0.0.1:0 127.0.0.1:0
+  seed=$(field "$dir" 1 3)
+  "$bin" init --host "$seed" >"$dir/init.out" 2>&1 || die "init failed: $(cat "$dir/init.out")"
+  for i in $(seq 2 "$n"); do start_node "$dir" "$i" 127.0.0.1:0 127.0.0.1:0 "$seed"; done
+  want=$((n < 3 ? n : 3))
+  wait_for 60 voters_ok "$dir" "$want" || die "range 1 did not reach $want voters"
+  cat "$dir/nodes"
+  ;;
+stop)
+  [ -e "$dir/nodes" ] || exit 0
+  while read -r i pid _; do kill -TERM "$pid" 2>/dev/null; done <"$dir/nodes"
+  while read -r i pid _; do
+    wait_for 10 sh -c "! kill -0 $pid 2>/dev/null || [ \"\$(ps -o stat= -p $pid)\" = Z ]" \
+      || kill -KILL "$pid" 2>/dev/null
+  done <"$dir/nodes"
+  rm -f "$dir/nodes"
+  ;;
+kill)
+  pid=$(field "$dir" "$3" 2); [ -n "$pid" ] || die "no node $3"
+  kill -KILL "$pid"
+  ;;
+restart)
+  i=$3; pid=$(field "$dir" "$i" 2); [ -n "$pid" ] || die "no node $i"
+  kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid")" != Z ] && die "node $i is running"
+  start_node "$dir" "$i" "$(field "$dir" "$i" 3)" "$(field "$dir" "$i" 4)"
+  ;;
+status)
+  while read -r i pid rpc h _; do
+    st=down; kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid")" != Z ] && st=up
+    echo "$i $pid $st $rpc $h"
+  done <"$dir/nodes"
+  ;;
+leader) leader "$dir" ;;
+*) die "unknown command $cmd" ;;
+esac

@@ -1,0 +1,499 @@
+/* The replica host: log store, clock, ticks and Paxos transport for all the
+ * node's replicas (see host.h). */
+#include "server/host.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/mtime.h"
+#include "replication/paxos_codec.h"
+#include "server/replica.h"
+#include "timesvc/hlc_uv.h"
+#include "timesvc/tt_uv.h"
+
+#define MOD          "host"
+#define PAXOS_METHOD "paxos.msg"
+
+typedef struct host_done {
+    uint64_t id;
+    int status;
+    struct host_done *next;
+} host_done;
+
+typedef struct host_inflight {
+    uint64_t id;
+    uint64_t range_id;
+    uint64_t seq;
+    struct host_inflight *next;
+} host_inflight;
+
+/* Commit-wait queue: one timer (a tt_waiter) for the earliest entry. */
+typedef struct cw_entry {
+    int64_t t_ns;
+    replica_wait *w;
+    struct cw_entry *next;
+} cw_entry;
+
+typedef struct host_priv {
+    pthread_mutex_t mu;
+    tt_waiter waiter;
+    int waiter_armed;
+    int64_t armed_for;
+    cw_entry *cw; /* sorted by t_ns */
+    hlc_file_store hlc_fs;
+    int hlc_fs_inited;
+    hlc_store_ops hlc_ops;
+} host_priv;
+
+#define PRIV(h) ((host_priv *)(h)->done_mu)
+
+/* ---- log store completions: I/O thread -> loop ---- */
+
+static void on_logstore_done(void *arg, const logstore_done *done, size_t n)
+{
+    host *h = arg;
+    host_priv *pv = PRIV(h);
+    pthread_mutex_lock(&pv->mu);
+    for (size_t i = 0; i < n; i++) {
+        host_done *d = malloc(sizeof(*d));
+        if (!d) continue; /* the replica then times out its writes; never crash here */
+        d->id = done[i].id;
+        d->status = done[i].status;
+        d->next = NULL;
+        if (h->done_tail)
+            h->done_tail->next = d;
+        else
+            h->done_head = d;
+        h->done_tail = d;
+    }
+    pthread_mutex_unlock(&pv->mu);
+    uv_async_send(&h->ls_async);
+}
+
+static void on_ls_async(uv_async_t *a)
+{
+    host *h = a->data;
+    host_priv *pv = PRIV(h);
+    pthread_mutex_lock(&pv->mu);
+    host_done *list = h->done_head;
+    h->done_head = h->done_tail = NULL;
+    pthread_mutex_unlock(&pv->mu);
+    while (list) {
+        host_done *d = list;
+        list = d->next;
+        for (host_inflight **pp = &h->inflight; *pp; pp = &(*pp)->next) {
+            if ((*pp)->id != d->id) continue;
+            host_inflight *f = *pp;
+            *pp = f->next;
+            replica *r = host_find(h, f->range_id);
+            h->persists++;
+            if (r) replica_persisted(r, f->seq, d->status);
+            free(f);
+            break;
+        }
+        free(d);
+    }
+}
+
+uint64_t host_batch_id(host *h)
+{
+    return ++h->next_batch_id;
+}
+
+int host_persist(host *h, replica *r, logstore_batch *b, uint64_t id, uint64_t seq)
+{
+    host_inflight *f = malloc(sizeof(*f));
+    if (!f) {
+        logstore_batch_free(b);
+        return MERR_NOMEM;
+    }
+    f->id = id;
+    f->range_id = replica_id(r);
+    f->seq = seq;
+    f->next = h->inflight;
+    h->inflight = f;
+    int rc = logstore_submit(h->ls, b);
+    if (rc) {
+        h->inflight = f->next;
+        free(f);
+    }
+    return rc;
+}
+
+/* ---- commit-wait ---- */
+
+static void cw_arm(host *h);
+
+static void on_cw_fire(tt_waiter *w, int status)
+{
+    host *h = w->data;
+    host_priv *pv = PRIV(h);
+    pv->waiter_armed = 0;
+    if (status == MERR_CANCELED) return;
+    /* Everything at or below the fired time is done; the clock decides the rest. */
+    while (pv->cw) {
+        cw_entry *c = pv->cw;
+        int after = status ? status : tt_after(&h->clock, c->t_ns, NULL);
+        if (after == 0) break;
+        pv->cw = c->next;
+        replica_commit_waited(c->w, after == 1 ? 0 : after);
+        free(c);
+    }
+    cw_arm(h);
+}
+
+static void cw_arm(host *h)
+{
+    host_priv *pv = PRIV(h);
+    if (!pv->cw || h->closing) return;
+    if (pv->waiter_armed) {
+        if (pv->armed_for <= pv->cw->t_ns) return;
+        tt_wait_cancel(&pv->waiter);
+    }
+    merr e = {0};
+    if (tt_wait_after(&pv->waiter, pv->cw->t_ns, on_cw_fire, &e) == 0) {
+        pv->waiter_armed = 1;
+        pv->armed_for = pv->cw->t_ns;
+    } else {
+        on_cw_fire(&pv->waiter, MERR_CLOCK);
+    }
+}
+
+int host_commit_wait(host *h, int64_t t_ns, replica_wait *w)
+{
+    host_priv *pv = PRIV(h);
+    cw_entry *c = malloc(sizeof(*c));
+    if (!c) return MERR_NOMEM;
+    c->t_ns = t_ns;
+    c->w = w;
+    cw_entry **pp = &pv->cw;
+    while (*pp && (*pp)->t_ns <= t_ns) pp = &(*pp)->next;
+    c->next = *pp;
+    *pp = c;
+    cw_arm(h);
+    return 0;
+}
+
+/* ---- Paxos transport ---- */
+
+void host_send(host *h, const paxos_msg *m)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (paxos_msg_encode(m, &buf, &len)) {
+        MLOG_E(MOD, "cannot encode a paxos message", "type=%s", paxos_msg_type_name(m->type));
+        return;
+    }
+    if (m->to == h->node_id) {
+        /* Never expected (the core does not message itself), but cheap to honour. */
+        free(buf);
+        return;
+    }
+    /* Loss is fine: Paxos retransmits. Busy/unavailable peers just drop. */
+    if (rpc_node_oneway(h->rpc, m->to, PAXOS_METHOD, buf, len) == 0) h->msgs_out++;
+    free(buf);
+}
+
+static void on_paxos_msg(void *arg, rpc_req *req)
+{
+    host *h = arg;
+    paxos_msg m;
+    merr e = {0};
+    if (paxos_msg_decode(req->payload, req->len, &m, &e)) {
+        h->msgs_bad++;
+        MLOG_W(MOD, "bad paxos message dropped", "from=%" PRIu64 " error=\"%s\"", req->from, e.msg);
+        return;
+    }
+    h->msgs_in++;
+    /* The sender's identity comes from the rpc handshake, not the payload. */
+    if (m.from != req->from || m.to != h->node_id) {
+        h->msgs_bad++;
+        paxos_msg_free(&m);
+        return;
+    }
+    replica *r = host_find(h, m.group);
+    if (r) replica_on_msg(r, &m);
+    paxos_msg_free(&m);
+}
+
+/* ---- ticks ---- */
+
+static void on_tick(uv_timer_t *t)
+{
+    host *h = t->data;
+    h->ticks++;
+    int64_t now = mtime_mono_ns();
+    for (size_t i = 0; i < h->nreps; i++) {
+        replica_tick(h->reps[i]);
+        replica_expire(h->reps[i], now);
+    }
+}
+
+/* ---- address book ---- */
+
+static void save_peers(host *h)
+{
+    mbuf b = MBUF_INIT;
+    for (size_t i = 0; i < h->npeers; i++)
+        mbuf_printf(&b, "%" PRIu64 "=%s\n", h->peers[i].id, h->peers[i].addr);
+    merr e = {0};
+    /* A small file, written when a node joins: rare enough for the loop. */
+    if (mfs_write_atomic(h->peers_path, b.data ? (const char *)b.data : "", b.len, &e))
+        MLOG_W(MOD, "cannot save the address book", "error=\"%s\"", e.msg);
+    mbuf_free(&b);
+}
+
+static int set_peer(host *h, uint64_t id, const char *addr)
+{
+    if (id == 0 || strlen(addr) >= sizeof(h->peers[0].addr)) return MERR_INVALID;
+    for (size_t i = 0; i < h->npeers; i++) {
+        if (h->peers[i].id != id) continue;
+        if (strcmp(h->peers[i].addr, addr) == 0) return 1; /* unchanged */
+        snprintf(h->peers[i].addr, sizeof(h->peers[i].addr), "%s", addr);
+        goto set;
+    }
+    if (h->npeers == HOST_MAX_PEERS) return MERR_TOOBIG;
+    h->peers[h->npeers].id = id;
+    snprintf(h->peers[h->npeers].addr, sizeof(h->peers[0].addr), "%s", addr);
+    h->npeers++;
+set:
+    if (id != h->node_id) rpc_node_add_peer(h->rpc, id, addr);
+    return 0;
+}
+
+int host_set_peer(host *h, uint64_t id, const char *addr)
+{
+    int rc = set_peer(h, id, addr);
+    if (rc == 0) save_peers(h);
+    return rc < 0 ? rc : 0;
+}
+
+const char *host_peer_addr(host *h, uint64_t id)
+{
+    for (size_t i = 0; i < h->npeers; i++)
+        if (h->peers[i].id == id) return h->peers[i].addr;
+    return NULL;
+}
+
+static void load_peers(host *h)
+{
+    mbuf b = MBUF_INIT;
+    if (mfs_read_all(h->peers_path, 1 << 20, &b, NULL) == 0 && mbuf_append_u8(&b, 0) == 0) {
+        char *save = NULL;
+        for (char *l = strtok_r((char *)b.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            char *eq = strchr(l, '=');
+            if (!eq) continue;
+            *eq = 0;
+            set_peer(h, strtoull(l, NULL, 10), eq + 1);
+        }
+    }
+    mbuf_free(&b);
+}
+
+/* ---- registry ---- */
+
+replica *host_find(host *h, uint64_t range_id)
+{
+    for (size_t i = 0; i < h->nreps; i++)
+        if (replica_id(h->reps[i]) == range_id) return h->reps[i];
+    return NULL;
+}
+
+replica *host_find_key(host *h, const uint8_t *key, size_t klen)
+{
+    for (size_t i = 0; i < h->nreps; i++)
+        if (replica_contains(h->reps[i], key, klen)) return h->reps[i];
+    return NULL;
+}
+
+int host_add(host *h, replica *r)
+{
+    if (h->nreps == h->capreps) {
+        size_t cap = h->capreps ? h->capreps * 2 : 8;
+        replica **n = realloc(h->reps, cap * sizeof(*n));
+        if (!n) return MERR_NOMEM;
+        h->reps = n;
+        h->capreps = cap;
+    }
+    h->reps[h->nreps++] = r;
+    return 0;
+}
+
+int host_now(host *h, tt_interval *tt, merr *e)
+{
+    return tt_now(&h->clock, tt, e);
+}
+
+void host_set_node_id(host *h, uint64_t node_id)
+{
+    if (h->node_id == 0) h->node_id = node_id;
+}
+
+/* ---- metrics ---- */
+
+void host_metrics_render(host *h, mbuf *out)
+{
+    mbuf_printf(out,
+                "# TYPE meridian_paxos_messages_in_total counter\n"
+                "meridian_paxos_messages_in_total %" PRIu64 "\n"
+                "# TYPE meridian_paxos_messages_out_total counter\n"
+                "meridian_paxos_messages_out_total %" PRIu64 "\n"
+                "# TYPE meridian_paxos_messages_bad_total counter\n"
+                "meridian_paxos_messages_bad_total %" PRIu64 "\n"
+                "# TYPE meridian_logstore_persists_total counter\n"
+                "meridian_logstore_persists_total %" PRIu64 "\n"
+                "# TYPE meridian_applied_proposals_total counter\n"
+                "meridian_applied_proposals_total %" PRIu64 "\n"
+                "# TYPE meridian_replicas gauge\nmeridian_replicas %zu\n",
+                h->msgs_in, h->msgs_out, h->msgs_bad, h->persists, h->applied_entries, h->nreps);
+    tt_interval tt;
+    tt_read(&h->clock, &tt, NULL);
+    mbuf_printf(out,
+                "# TYPE meridian_clock_uncertainty_seconds gauge\n"
+                "meridian_clock_uncertainty_seconds %.9f\n"
+                "# TYPE meridian_clock_status gauge\n"
+                "meridian_clock_status{status=\"%s\"} 1\n",
+                (double)tt.epsilon_ns / 1e9, tt_status_name(tt.status));
+    mbuf_printf(out, "# TYPE meridian_range_leaseholder gauge\n"
+                     "# TYPE meridian_range_voters gauge\n"
+                     "# TYPE meridian_range_applied_slot gauge\n");
+    for (size_t i = 0; i < h->nreps; i++) {
+        replica *r = h->reps[i];
+        paxos_group *g = replica_group(r);
+        paxos_members committed, latest;
+        paxos_get_members(g, &committed, &latest);
+        uint64_t id = replica_id(r);
+        mbuf_printf(out,
+                    "meridian_range_leaseholder{range=\"%" PRIu64 "\"} %d\n"
+                    "meridian_range_voters{range=\"%" PRIu64 "\"} %u\n"
+                    "meridian_range_applied_slot{range=\"%" PRIu64 "\"} %" PRIu64 "\n",
+                    id, replica_is_leaseholder(r), id, committed.nvoters, id, paxos_get_applied(g));
+    }
+}
+
+/* ---- open / close ---- */
+
+int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
+{
+    memset(h, 0, sizeof(*h));
+    h->rpc = rpc;
+    h->loop = rpc_node_loop(rpc);
+    h->node_id = cfg->node_id;
+    host_priv *pv = calloc(1, sizeof(*pv));
+    if (!pv) return merr_set(e, MERR_NOMEM, "out of memory");
+    pthread_mutex_init(&pv->mu, NULL);
+    h->done_mu = pv;
+    char dir[4200];
+    snprintf(h->ranges_dir, sizeof(h->ranges_dir), "%s/ranges", cfg->store_dir);
+    int rc = mfs_mkdirs(h->ranges_dir, e);
+    if (rc) return rc;
+    snprintf(dir, sizeof(dir), "%s/paxos", cfg->store_dir);
+    if ((rc = mfs_mkdirs(dir, e))) return rc;
+    snprintf(h->peers_path, sizeof(h->peers_path), "%s/peers", cfg->store_dir);
+    load_peers(h);
+    if ((rc = tt_clock_init(&h->clock, &cfg->clock, NULL, e))) return rc;
+    if (cfg->clock.source == TT_SOURCE_CHRONY) {
+        if ((rc = tt_chrony_start(&h->chrony, h->loop, &h->clock, &cfg->chrony, NULL, e)))
+            return merr_wrap(e, "clock");
+        h->chrony_on = 1;
+    } else if (cfg->clock.source == TT_SOURCE_KERNEL) {
+        if ((rc = tt_kernel_start(&h->kernel, h->loop, &h->clock, 1000000000LL, e)))
+            return merr_wrap(e, "clock");
+        h->kernel_on = 1;
+    } else if (cfg->clock.source == TT_SOURCE_STATIC) {
+        MLOG_W(MOD, "clock source is static: the uncertainty bound is configured, not measured",
+               "epsilon_ns=%" PRId64, cfg->clock.static_uncertainty_ns);
+    }
+    snprintf(dir, sizeof(dir), "%s/hlc", cfg->store_dir);
+    if ((rc = hlc_file_store_init(&pv->hlc_fs, dir, &pv->hlc_ops, e))) return rc;
+    pv->hlc_fs_inited = 1;
+    hlc_config hc;
+    hlc_config_default(&hc);
+    if ((rc = hlc_init(&h->hlc, &hc, &pv->hlc_ops, e))) return rc;
+    if ((rc = tt_waiter_init(h->loop, &h->clock, &pv->waiter, e))) return rc;
+    pv->waiter.data = h;
+    /* Renews the HLC's durable high-water mark on the thread pool, so
+     * hlc_now() on the loop never waits for an fsync in steady state. */
+    if ((rc = hlc_keeper_start(&h->keeper, h->loop, &h->hlc, &h->clock, e))) return rc;
+    h->hlc_keeper_on = 1;
+    uv_async_init(h->loop, &h->ls_async, on_ls_async);
+    h->ls_async.data = h;
+    logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h};
+    snprintf(dir, sizeof(dir), "%s/paxos", cfg->store_dir);
+    if ((rc = logstore_open(dir, &lo, &h->ls, e))) return merr_wrap(e, "log store");
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    if ((rc = logstore_groups(h->ls, &ids, &n))) return merr_set(e, rc, "log store: list groups");
+    for (size_t i = 0; i < n && !rc; i++) {
+        replica *r;
+        if ((rc = replica_restore(h, ids[i], &r, e)) == 0) rc = host_add(h, r);
+    }
+    free(ids);
+    if (rc) return rc;
+    rpc_node_handle(rpc, PAXOS_METHOD, on_paxos_msg, h);
+    uv_timer_init(h->loop, &h->tick);
+    h->tick.data = h;
+    uv_timer_start(&h->tick, on_tick, HOST_TICK_MS, HOST_TICK_MS);
+    return 0;
+}
+
+static void free_priv_mem(host_priv *pv)
+{
+    if (pv->hlc_fs_inited) hlc_file_store_destroy(&pv->hlc_fs);
+    pthread_mutex_destroy(&pv->mu);
+    free(pv);
+}
+
+/* The waiter's memory is inside host_priv: free it once libuv let go. */
+static void free_priv(tt_waiter *w)
+{
+    free_priv_mem((host_priv *)((char *)w - offsetof(host_priv, waiter)));
+}
+
+void host_close(host *h)
+{
+    if (h->closing) return;
+    h->closing = 1;
+    host_priv *pv = PRIV(h);
+    if (uv_is_active((uv_handle_t *)&h->tick) || h->tick.data)
+        uv_close((uv_handle_t *)&h->tick, NULL);
+    for (size_t i = 0; i < h->nreps; i++) replica_free(h->reps[i]);
+    free(h->reps);
+    h->reps = NULL;
+    h->nreps = 0;
+    if (h->ls) logstore_close(h->ls); /* drains the I/O thread */
+    h->ls = NULL;
+    if (h->ls_async.data) uv_close((uv_handle_t *)&h->ls_async, NULL);
+    if (pv) {
+        while (pv->cw) {
+            cw_entry *c = pv->cw;
+            pv->cw = c->next;
+            replica_commit_waited(c->w, MERR_CLOSED);
+            free(c);
+        }
+        if (h->hlc_keeper_on) hlc_keeper_stop(&h->keeper, NULL);
+        if (h->chrony_on) tt_chrony_stop(&h->chrony, NULL);
+        if (h->kernel_on) tt_kernel_stop(&h->kernel, NULL);
+        if (pv->waiter.clock)
+            tt_waiter_close(&pv->waiter, free_priv);
+        else
+            free_priv_mem(pv);
+        h->done_mu = NULL;
+    }
+    while (h->done_head) {
+        host_done *d = h->done_head;
+        h->done_head = d->next;
+        free(d);
+    }
+    while (h->inflight) {
+        host_inflight *f = h->inflight;
+        h->inflight = f->next;
+        free(f);
+    }
+}

@@ -1,0 +1,109 @@
+/* The replica host: everything a node needs to run its range replicas.
+ *
+ * It owns the node's log store (one for all groups, group commit on its own
+ * I/O thread), the TrueTime clock and HLC, a tick timer that drives every
+ * Paxos group, the "paxos.msg" transport over rpc, and the node address book
+ * that tells rpc where peers listen. Replicas (server/replica.h) plug into it.
+ *
+ * Threading: everything here runs on the rpc loop thread except
+ * host_open/host_close (called through rpc_node_run_sync) and the log store's
+ * notifier, which only queues completions and wakes the loop (uv_async). */
+#ifndef MERIDIAN_SERVER_HOST_H
+#define MERIDIAN_SERVER_HOST_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "replication/logstore.h"
+#include "replication/paxos.h"
+#include "rpc/rpc.h"
+#include "timesvc/hlc.h"
+#include "timesvc/hlc_uv.h"
+#include "timesvc/tt_uv.h"
+#include "timesvc/tt.h"
+
+#define HOST_TICK_MS 50 /* Paxos tick: heartbeats every 2, elections after 10-20 */
+
+typedef struct replica replica;
+typedef struct host host;
+
+/* The address book: where every known node listens. Persisted in
+ * DIR/peers so a restarted node can reach the others at once. */
+#define HOST_MAX_PEERS 64
+typedef struct host_peer {
+    uint64_t id;
+    char addr[64];
+} host_peer;
+
+typedef struct host_config {
+    const char *store_dir;   /* the node's store directory */
+    uint64_t node_id;        /* 0 before the node has joined a cluster */
+    tt_config clock;         /* source, bounds, skew */
+    tt_chrony_config chrony; /* where chronyd answers, for the chrony source */
+} host_config;
+
+struct host {
+    rpc_node *rpc;
+    uv_loop_t *loop;
+    uint64_t node_id;
+    char ranges_dir[4096];
+    logstore *ls;
+    tt_clock clock;
+    hlc hlc;
+    hlc_keeper keeper;
+    tt_chrony chrony;
+    int chrony_on;
+    tt_kernel kernel;
+    int kernel_on;
+    int hlc_keeper_on;
+    uv_timer_t tick;
+    uv_async_t ls_async;
+    int closing;
+    /* log store completions, queued by the I/O thread */
+    struct host_done *done_head, *done_tail;
+    void *done_mu; /* pthread_mutex_t*, kept opaque here */
+    /* batches in flight: id -> (range, persist seq) */
+    struct host_inflight *inflight;
+    uint64_t next_batch_id;
+    host_peer peers[HOST_MAX_PEERS];
+    size_t npeers;
+    char peers_path[4200];
+    replica **reps;
+    size_t nreps, capreps;
+    uint64_t ticks;
+    /* counters for /metrics */
+    uint64_t msgs_in, msgs_out, msgs_bad, persists, applied_entries;
+};
+
+/* Opens the log store and ranges under cfg->store_dir, restarts every replica
+ * found there, and starts ticking. Loop thread. */
+int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e);
+/* Stops ticking, closes replicas and the log store. Loop thread; the handles
+ * finish closing as the loop runs on. */
+void host_close(host *h);
+/* Sets the node id once the node joined a cluster (only from 0). */
+void host_set_node_id(host *h, uint64_t node_id);
+
+int host_set_peer(host *h, uint64_t id, const char *addr);
+const char *host_peer_addr(host *h, uint64_t id);
+
+replica *host_find(host *h, uint64_t range_id);
+/* The replica whose span holds key (NULL if none here). */
+replica *host_find_key(host *h, const uint8_t *key, size_t klen);
+int host_add(host *h, replica *r);
+
+/* The current TrueTime interval (MERR_CLOCK when it cannot be vouched for). */
+int host_now(host *h, tt_interval *tt, merr *e);
+/* Internal, for replica.c: submit a log store batch for (r, seq). */
+int host_persist(host *h, replica *r, logstore_batch *b, uint64_t id, uint64_t seq);
+/* Queues w until tt_after(t_ns); then replica_commit_waited(w, status). */
+typedef struct replica_wait replica_wait;
+int host_commit_wait(host *h, int64_t t_ns, replica_wait *w);
+uint64_t host_batch_id(host *h);
+/* Appends Prometheus text: Paxos, log store, clock and per-range gauges. */
+void host_metrics_render(host *h, mbuf *out);
+/* Sends one Paxos message to its destination node. */
+void host_send(host *h, const paxos_msg *m);
+
+#endif

@@ -1,0 +1,319 @@
+/* The key-value service (proto/kv.proto) on the node's rpc endpoint:
+ * kv.Get, kv.Write and kv.Scan, served by the leaseholder of the range that
+ * holds the key. Other replicas answer NOT_LEADER with the leader's id and
+ * address so clients go there; errors travel inside the response (not as rpc
+ * failures) so they can carry those hints. */
+#include "server/kv_service.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mtime.h"
+#include "proto/kv.pb-c.h"
+#include "server/replica.h"
+#include "timesvc/hlc.h"
+
+#define KV_SCAN_MAX 10000 /* rows per Scan reply; more continue at resume_key */
+
+static Meridian__Kv__ErrorKind kind_of(int code)
+{
+    switch (code) {
+    case MERR_NOT_LEADER: return MERIDIAN__KV__ERROR_KIND__NOT_LEADER;
+    case MERR_RANGE: return MERIDIAN__KV__ERROR_KIND__RANGE_MISMATCH;
+    case MERR_NOTFOUND: return MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND;
+    case MERR_CLOCK: return MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN;
+    case MERR_INVALID:
+    case MERR_TOOBIG: return MERIDIAN__KV__ERROR_KIND__INVALID;
+    case MERR_RETRY:
+    case MERR_TIMEOUT:
+    case MERR_UNAVAILABLE:
+    case MERR_BUSY: return MERIDIAN__KV__ERROR_KIND__UNAVAILABLE;
+    default: return MERIDIAN__KV__ERROR_KIND__INTERNAL;
+    }
+}
+
+/* Fills err for code/msg; NOT_LEADER carries where the leader is. */
+static void fill_error(host *h, replica *r, Meridian__Kv__Error *err, int code, const char *msg)
+{
+    err->kind = kind_of(code);
+    err->message = (char *)(msg ? msg : merr_str(code));
+    if (code == MERR_NOT_LEADER && r) {
+        err->leader_hint = replica_leader_hint(r);
+        const char *a = err->leader_hint ? host_peer_addr(h, err->leader_hint) : NULL;
+        err->leader_address = (char *)(a ? a : "");
+    }
+}
+
+static void reply_msg(rpc_req *req, const ProtobufCMessage *m)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
+        return;
+    }
+    protobuf_c_message_pack(m, buf);
+    rpc_reply(req, 0, NULL, buf, len);
+    free(buf);
+}
+
+/* Finds the replica for a request: by range id, or by key when id is 0. */
+static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBinaryData *key,
+                 replica **out, const char **why)
+{
+    replica *r = NULL;
+    if (t && t->range_id)
+        r = host_find(h, t->range_id);
+    else
+        r = host_find_key(h, key->data, key->len);
+    *out = r;
+    if (!r) {
+        *why = "no replica of that range on this node";
+        return MERR_NOTFOUND;
+    }
+    if (!replica_is_leaseholder(r)) {
+        *why = "this replica does not hold the lease";
+        return MERR_NOT_LEADER;
+    }
+    if (key && !replica_contains(r, key->data, key->len)) {
+        *why = "key outside the range";
+        return MERR_RANGE;
+    }
+    return 0;
+}
+
+static uint64_t read_ts_now(host *h, int *rc)
+{
+    tt_interval tt;
+    hlc_ts ts = 0;
+    *rc = host_now(h, &tt, NULL);
+    if (!*rc) *rc = hlc_now(&h->hlc, tt.now_ns, &ts, NULL);
+    return ts;
+}
+
+static void on_get(void *arg, rpc_req *req)
+{
+    host *h = arg;
+    Meridian__Kv__GetRequest *q = meridian__kv__get_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable GetRequest", NULL, 0);
+        return;
+    }
+    Meridian__Kv__GetResponse resp = MERIDIAN__KV__GET_RESPONSE__INIT;
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    replica *r;
+    const char *why = NULL;
+    uint8_t *val = NULL;
+    int rc = route(h, q->target, &q->key, &r, &why);
+    if (!rc) {
+        uint64_t now = read_ts_now(h, &rc);
+        uint64_t at = q->read_ts ? q->read_ts : RANGE_TS_MAX;
+        if (!rc && q->read_ts > now) {
+            rc = MERR_INVALID;
+            why = "read timestamp is in the future";
+        }
+        if (!rc) {
+            size_t vlen = 0;
+            uint64_t vts = 0;
+            int grc = range_get(replica_store(r), q->key.data, q->key.len, at, &val, &vlen, &vts);
+            if (grc == 0) {
+                resp.found = 1;
+                resp.value.data = val;
+                resp.value.len = vlen;
+                resp.version_ts = vts;
+            } else if (grc != MERR_NOTFOUND) {
+                rc = grc;
+                why = range_err(replica_store(r))->msg;
+            }
+            resp.read_ts = q->read_ts ? q->read_ts : now;
+        }
+    }
+    if (rc) {
+        fill_error(h, r, &err, rc, why);
+        resp.error = &err;
+    }
+    reply_msg(req, &resp.base);
+    free(val);
+    meridian__kv__get_request__free_unpacked(q, NULL);
+}
+
+typedef struct write_ctx {
+    rpc_req *req;
+    host *h;
+} write_ctx;
+
+static void on_written(void *arg, int code, const char *msg, uint64_t commit_ts)
+{
+    write_ctx *w = arg;
+    Meridian__Kv__WriteResponse resp = MERIDIAN__KV__WRITE_RESPONSE__INIT;
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    if (code) {
+        fill_error(w->h, NULL, &err, code, msg);
+        resp.error = &err;
+    } else {
+        resp.commit_ts = commit_ts;
+    }
+    reply_msg(w->req, &resp.base);
+    free(w);
+}
+
+static void on_write(void *arg, rpc_req *req)
+{
+    host *h = arg;
+    Meridian__Kv__WriteRequest *q =
+        meridian__kv__write_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable WriteRequest", NULL, 0);
+        return;
+    }
+    Meridian__Kv__WriteResponse resp = MERIDIAN__KV__WRITE_RESPONSE__INIT;
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    merr e = {0};
+    replica *r = NULL;
+    const char *why = NULL;
+    range_write *w = NULL;
+    int rc = 0;
+    if (q->n_mutations == 0 || q->n_mutations > 10000) {
+        rc = MERR_INVALID;
+        why = "a write needs 1 to 10000 mutations";
+    } else if (q->mutations[0]->key.len == 0 || q->mutations[0]->key.len > RANGE_KEY_MAX) {
+        rc = MERR_INVALID;
+        why = "keys are 1 to 65536 bytes";
+    } else {
+        rc = route(h, q->target, &q->mutations[0]->key, &r, &why);
+    }
+    if (!rc) {
+        w = calloc(q->n_mutations, sizeof(*w));
+        if (!w) rc = MERR_NOMEM;
+        for (size_t i = 0; !rc && i < q->n_mutations; i++) {
+            const Meridian__Kv__Mutation *m = q->mutations[i];
+            if (m->key.len == 0 || m->key.len > RANGE_KEY_MAX || m->value.len > RANGE_VALUE_MAX) {
+                rc = MERR_INVALID;
+                why = "bad key or value size";
+                break;
+            }
+            w[i] = (range_write){.key = m->key.data,
+                                 .klen = m->key.len,
+                                 .val = m->value.data,
+                                 .vlen = m->value.len,
+                                 .del = m->is_delete};
+        }
+    }
+    if (!rc) {
+        write_ctx *c = malloc(sizeof(*c));
+        if (!c) {
+            rc = MERR_NOMEM;
+        } else {
+            c->req = req;
+            c->h = h;
+            int64_t deadline = 0;
+            if (req->deadline_us) {
+                int64_t left_ns = (req->deadline_us - mtime_real_ns() / 1000) * 1000;
+                deadline = mtime_mono_ns() + (left_ns > 0 ? left_ns : 0);
+            }
+            rc = replica_write(r, w, q->n_mutations, deadline, on_written, c, &e);
+            if (rc) {
+                free(c);
+                why = e.msg;
+            }
+        }
+    }
+    if (rc) {
+        fill_error(h, r, &err, rc, why);
+        resp.error = &err;
+        reply_msg(req, &resp.base);
+    }
+    free(w);
+    meridian__kv__write_request__free_unpacked(q, NULL);
+}
+
+typedef struct scan_acc {
+    Meridian__Kv__KeyValue **rows;
+    size_t n, cap;
+    int oom;
+} scan_acc;
+
+static int scan_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                    uint64_t ts)
+{
+    scan_acc *a = arg;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        Meridian__Kv__KeyValue **n = realloc(a->rows, cap * sizeof(*n));
+        if (!n) goto oom;
+        a->rows = n;
+        a->cap = cap;
+    }
+    Meridian__Kv__KeyValue *kv = malloc(sizeof(*kv) + klen + vlen + 1);
+    if (!kv) goto oom;
+    meridian__kv__key_value__init(kv);
+    uint8_t *mem = (uint8_t *)(kv + 1);
+    memcpy(mem, key, klen);
+    if (vlen) memcpy(mem + klen, val, vlen);
+    kv->key.data = mem;
+    kv->key.len = klen;
+    kv->value.data = mem + klen;
+    kv->value.len = vlen;
+    kv->version_ts = ts;
+    a->rows[a->n++] = kv;
+    return 0;
+oom:
+    a->oom = 1;
+    return 1;
+}
+
+static void on_scan(void *arg, rpc_req *req)
+{
+    host *h = arg;
+    Meridian__Kv__ScanRequest *q = meridian__kv__scan_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable ScanRequest", NULL, 0);
+        return;
+    }
+    Meridian__Kv__ScanResponse resp = MERIDIAN__KV__SCAN_RESPONSE__INIT;
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    scan_acc acc = {0};
+    replica *r = NULL;
+    const char *why = NULL;
+    int rc = route(h, q->target, &q->start_key, &r, &why);
+    if (!rc) {
+        uint64_t now = read_ts_now(h, &rc);
+        size_t limit = q->limit && q->limit < KV_SCAN_MAX ? q->limit : KV_SCAN_MAX;
+        if (!rc) {
+            uint64_t at = q->read_ts ? q->read_ts : RANGE_TS_MAX;
+            /* One more than the limit tells whether the scan must go on. */
+            rc = range_scan(replica_store(r), q->start_key.data, q->start_key.len, q->end_key.data,
+                            q->end_key.len, at, limit + 1, q->reverse, scan_row, &acc, NULL);
+            if (acc.oom) rc = MERR_NOMEM;
+            if (rc) why = range_err(replica_store(r))->msg;
+            resp.read_ts = q->read_ts ? q->read_ts : now;
+        }
+        if (!rc && acc.n > limit) {
+            resp.resume_key = acc.rows[limit]->key;
+            acc.n = limit + 1; /* keep the row alive for resume_key; not sent */
+            resp.n_rows = limit;
+        } else {
+            resp.n_rows = acc.n;
+        }
+        resp.rows = acc.rows;
+    }
+    if (rc) {
+        fill_error(h, r, &err, rc, why);
+        resp.error = &err;
+        resp.n_rows = 0;
+    }
+    reply_msg(req, &resp.base);
+    for (size_t i = 0; i < acc.n; i++) free(acc.rows[i]);
+    free(acc.rows);
+    meridian__kv__scan_request__free_unpacked(q, NULL);
+}
+
+void kv_service_register(rpc_node *rpc, host *h)
+{
+    rpc_node_handle(rpc, "kv.Get", on_get, h);
+    rpc_node_handle(rpc, "kv.Write", on_write, h);
+    rpc_node_handle(rpc, "kv.Scan", on_scan, h);
+}

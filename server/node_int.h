@@ -1,0 +1,46 @@
+/* The node's internals, shared by node.c (lifecycle, admin) and
+ * node_cluster.c (init, join, address book, range-1 replication). */
+#ifndef MERIDIAN_SERVER_NODE_INT_H
+#define MERIDIAN_SERVER_NODE_INT_H
+
+#include <uv.h>
+
+#include "common/addr.h"
+#include "rpc/rpc.h"
+#include "server/admin_http.h"
+#include "server/host.h"
+#include "server/node.h"
+#include "server/store_dir.h"
+
+#define NODE_GENESIS_RANGE 1 /* range 1: the whole key space at first */
+#define NODE_REPLICATION   3 /* voters of range 1 once enough nodes joined */
+
+struct node {
+    node_config cfg;
+    rpc_node *rpc;
+    node_state state; /* loop thread after start */
+    store_dir store;
+    admin_http *http;
+    host host;
+    int host_open;
+    int64_t started_mono_ns;
+    uint64_t http_requests;
+    char rpc_addr[MADDR_STR_MAX];
+    char http_addr[MADDR_STR_MAX];
+    merr start_err; /* set by the loop-thread half of node_start */
+    /* cluster membership (node_cluster.c) */
+    uv_timer_t cluster_timer;
+    int cluster_timer_on;
+    int join_inflight;
+    unsigned join_seed; /* next seed to try */
+    char join_redirect[MADDR_STR_MAX];
+    int admitting; /* a node.Join is being admitted (one at a time) */
+};
+
+/* node_cluster.c */
+int node_cluster_start(node *n, merr *e); /* loop thread, after the host opened */
+void node_cluster_stop(node *n);
+/* Makes this node node 1 of a new cluster with range 1 on it alone. */
+int node_bootstrap(node *n, char *cluster_id_out, merr *e);
+
+#endif

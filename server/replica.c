@@ -1,0 +1,534 @@
+/* A range replica: a Paxos group applying to a range store (see replica.h). */
+#include "server/replica.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/mtime.h"
+#include "timesvc/hlc.h"
+
+#define MOD "replica"
+
+/* A write waiting to be chosen, applied and commit-waited. */
+typedef struct pending_write {
+    uint64_t id;
+    uint64_t ts;
+    int64_t deadline_ns;
+    replica_write_cb cb;
+    void *arg;
+    struct pending_write *next;
+} pending_write;
+
+struct replica {
+    host *h;
+    uint64_t range_id;
+    paxos_group *g;
+    range *store;
+    paxos_members genesis;
+    uint8_t *start, *end; /* span copy (end_len 0: unbounded) */
+    size_t start_len, end_len;
+    pending_write *pending; /* proposed, not yet applied */
+    uint64_t next_prop;
+    int broken; /* applying failed: the replica stops until repaired */
+};
+
+/* ---- encodings of the durable state ---- */
+
+static int encode_hardstate(const paxos_ballot *b, const paxos_members *genesis, mbuf *out)
+{
+    uint8_t *mem = NULL;
+    uint32_t mlen = 0;
+    int rc = paxos_members_encode(genesis, &mem, &mlen);
+    if (rc) return rc;
+    rc = mbuf_append_u64be(out, b->round);
+    if (!rc) rc = mbuf_append_u32be(out, b->node);
+    if (!rc) rc = mbuf_append(out, mem, mlen);
+    free(mem);
+    return rc;
+}
+
+static int decode_hardstate(const uint8_t *p, size_t n, paxos_ballot *b, paxos_members *genesis)
+{
+    mreader r;
+    mreader_init(&r, p, n);
+    uint32_t node;
+    if (mreader_u64be(&r, &b->round) || mreader_u32be(&r, &node)) return MERR_CORRUPT;
+    b->node = node;
+    return paxos_members_decode(p + r.pos, mreader_left(&r), genesis);
+}
+
+static uint64_t composite(uint64_t slot, uint32_t idx)
+{
+    return (slot << 8) | idx;
+}
+
+/* ---- accessors ---- */
+
+uint64_t replica_id(const replica *r)
+{
+    return r->range_id;
+}
+range *replica_store(replica *r)
+{
+    return r->store;
+}
+paxos_group *replica_group(replica *r)
+{
+    return r->g;
+}
+
+int replica_contains(replica *r, const uint8_t *key, size_t klen)
+{
+    size_t n = klen < r->start_len ? klen : r->start_len;
+    int c = memcmp(key, r->start, n);
+    if (c < 0 || (c == 0 && klen < r->start_len)) return 0;
+    if (r->end_len == 0) return 1;
+    n = klen < r->end_len ? klen : r->end_len;
+    c = memcmp(key, r->end, n);
+    return c < 0 || (c == 0 && klen < r->end_len);
+}
+
+static int tt_of(replica *r, paxos_tt *out)
+{
+    tt_interval tt;
+    if (host_now(r->h, &tt, NULL)) return MERR_CLOCK;
+    out->earliest = tt.earliest_ns;
+    out->latest = tt.latest_ns;
+    return 0;
+}
+
+int replica_is_leaseholder(replica *r)
+{
+    paxos_tt now;
+    if (r->broken || tt_of(r, &now)) return 0;
+    return paxos_lease_valid(r->g, now);
+}
+
+uint64_t replica_leader_hint(replica *r)
+{
+    return paxos_get_leader(r->g);
+}
+
+/* ---- the update: persist, send, apply ---- */
+
+static void fail_pending(replica *r, int code, const char *msg)
+{
+    while (r->pending) {
+        pending_write *p = r->pending;
+        r->pending = p->next;
+        p->cb(p->arg, code, msg, 0);
+        free(p);
+    }
+}
+
+static pending_write *take_pending(replica *r, uint64_t id)
+{
+    for (pending_write **pp = &r->pending; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id != id) continue;
+        pending_write *p = *pp;
+        *pp = p->next;
+        return p;
+    }
+    return NULL;
+}
+
+struct replica_wait {
+    pending_write *p;
+};
+
+void replica_commit_waited(replica_wait *w, int status)
+{
+    pending_write *p = w->p;
+    if (status)
+        p->cb(p->arg, status, "commit-wait failed: clock cannot be trusted", 0);
+    else
+        p->cb(p->arg, 0, NULL, p->ts);
+    free(p);
+    free(w);
+}
+
+/* Applies one chosen DATA slot: each proposal in it is one storage batch. */
+static int apply_data(replica *r, const paxos_entry *en)
+{
+    paxos_batch_iter it;
+    int rc = paxos_batch_iter_init(&it, en->data, en->len);
+    if (rc) return rc;
+    uint32_t idx = 0;
+    uint64_t id;
+    const uint8_t *data;
+    uint32_t len;
+    while ((rc = paxos_batch_next(&it, &id, &data, &len)) == 1) {
+        idx++;
+        if (idx > REPLICA_MAX_PER_SLOT) return MERR_CORRUPT;
+        range_batch_decoded d;
+        if ((rc = range_batch_decode(data, len, &d))) return rc;
+        rc = range_apply(r->store, &d.batch, composite(en->slot, idx), NULL);
+        uint64_t ts = d.batch.ts;
+        range_batch_decoded_free(&d);
+        if (rc) return rc;
+        r->h->applied_entries++;
+        pending_write *p = take_pending(r, id);
+        if (!p) continue;
+        p->ts = ts;
+        replica_wait *w = calloc(1, sizeof(*w));
+        if (!w) {
+            p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
+            free(p);
+            continue;
+        }
+        w->p = p;
+        /* Spanner's commit-wait: nobody hears of the commit before ts has
+         * certainly passed everywhere. */
+        if (host_commit_wait(r->h, hlc_physical_ns(ts), w)) replica_commit_waited(w, MERR_CLOCK);
+    }
+    return rc;
+}
+
+static void handle_update(replica *r, paxos_update *u)
+{
+    host *h = r->h;
+    if (u->persist_seq) {
+        uint64_t bid = host_batch_id(h);
+        logstore_batch *b = logstore_batch_new(bid);
+        int rc = b ? 0 : MERR_NOMEM;
+        if (!rc && u->hs_changed) {
+            mbuf hs = MBUF_INIT;
+            rc = encode_hardstate(&u->promised, &r->genesis, &hs);
+            if (!rc) rc = logstore_batch_hardstate(b, r->range_id, hs.data, hs.len);
+            mbuf_free(&hs);
+        }
+        for (size_t i = 0; !rc && i < u->npersist; i++) {
+            const paxos_entry *en = &u->persist[i];
+            mbuf v = MBUF_INIT;
+            rc = mbuf_append_u8(&v, en->type);
+            if (!rc) rc = mbuf_append_u32be(&v, en->ballot.node);
+            if (!rc) rc = mbuf_append(&v, en->data, en->len);
+            if (!rc)
+                rc =
+                    logstore_batch_entry(b, r->range_id, en->slot, en->ballot.round, v.data, v.len);
+            mbuf_free(&v);
+        }
+        if (!rc && u->truncate_upto)
+            rc = logstore_batch_truncate(b, r->range_id, u->truncate_upto + 1);
+        if (!rc)
+            rc = host_persist(h, r, b, bid, u->persist_seq);
+        else if (b)
+            logstore_batch_free(b);
+        if (rc) {
+            /* Without durability this acceptor must not answer: stop it. */
+            MLOG_E(MOD, "cannot persist", "range=%" PRIu64 " error=%s", r->range_id, merr_str(rc));
+            r->broken = 1;
+        }
+    }
+    for (size_t i = 0; i < u->nmsgs; i++) host_send(h, &u->msgs[i]);
+    for (size_t i = 0; i < u->nchosen && !r->broken; i++) {
+        const paxos_entry *en = &u->chosen[i];
+        if (en->type != PAXOS_ENTRY_DATA) continue; /* no-ops; configs live in the core */
+        int rc = apply_data(r, en);
+        if (rc) {
+            MLOG_E(MOD, "apply failed: replica stops",
+                   "range=%" PRIu64 " slot=%" PRIu64 " error=\"%s\"", r->range_id, en->slot,
+                   range_err(r->store)->msg);
+            r->broken = 1;
+            fail_pending(r, MERR_IO, "apply failed on the leader");
+        }
+    }
+    for (size_t i = 0; i < u->ndropped; i++) {
+        pending_write *p = take_pending(r, u->dropped[i]);
+        if (!p) continue;
+        p->cb(p->arg, MERR_RETRY, "leadership changed before the write got a slot", 0);
+        free(p);
+    }
+    paxos_update_free(u);
+}
+
+static void step(replica *r, paxos_event *ev)
+{
+    if (r->broken) return;
+    if (tt_of(r, &ev->now)) return; /* no trustworthy time: do nothing rather than guess */
+    paxos_update u;
+    paxos_update_init(&u);
+    paxos_step(r->g, ev, &u);
+    handle_update(r, &u);
+}
+
+void replica_on_msg(replica *r, const paxos_msg *m)
+{
+    paxos_event ev = {.type = PAXOS_EV_MESSAGE, .msg = m};
+    step(r, &ev);
+}
+
+void replica_tick(replica *r)
+{
+    paxos_event ev = {.type = PAXOS_EV_TICK};
+    step(r, &ev);
+}
+
+void replica_liveness(replica *r, uint64_t node)
+{
+    paxos_event ev = {.type = PAXOS_EV_LIVENESS, .node = (paxos_node_id)node};
+    step(r, &ev);
+}
+
+void replica_campaign(replica *r)
+{
+    paxos_event ev = {.type = PAXOS_EV_CAMPAIGN};
+    step(r, &ev);
+}
+
+void replica_persisted(replica *r, uint64_t seq, int status)
+{
+    if (status) {
+        MLOG_E(MOD, "log store write failed: replica stops", "range=%" PRIu64 " error=%s",
+               r->range_id, merr_str(status));
+        r->broken = 1;
+        fail_pending(r, status, "log store write failed");
+        return;
+    }
+    paxos_event ev = {.type = PAXOS_EV_PERSISTED, .seq = seq};
+    step(r, &ev);
+}
+
+void replica_expire(replica *r, int64_t now_mono_ns)
+{
+    for (pending_write **pp = &r->pending; *pp;) {
+        pending_write *p = *pp;
+        if (p->deadline_ns && now_mono_ns > p->deadline_ns) {
+            *pp = p->next;
+            p->cb(p->arg, MERR_TIMEOUT, "write timed out: it may or may not have been applied", 0);
+            free(p);
+        } else {
+            pp = &p->next;
+        }
+    }
+}
+
+int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
+                  replica_write_cb cb, void *arg, merr *e)
+{
+    if (r->broken)
+        return merr_set(e, MERR_UNAVAILABLE, "range %" PRIu64 " is stopped", r->range_id);
+    tt_interval tt;
+    int rc = host_now(r->h, &tt, e);
+    if (rc) return rc;
+    paxos_tt now = {tt.earliest_ns, tt.latest_ns};
+    if (!paxos_lease_valid(r->g, now))
+        return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64, r->range_id);
+    for (size_t i = 0; i < n; i++)
+        if (!replica_contains(r, w[i].key, w[i].klen))
+            return merr_set(e, MERR_RANGE, "key outside range %" PRIu64, r->range_id);
+    /* Spanner §4.1.2: s >= TT.now().latest, and above every timestamp this
+     * node handed out (the HLC is strictly increasing). */
+    hlc_ts ts;
+    if ((rc = hlc_now(&r->h->hlc, tt.latest_ns, &ts, e))) return rc;
+    range_batch b = {.ts = ts, .writes = w, .nwrites = n};
+    mbuf enc = MBUF_INIT;
+    if ((rc = range_batch_encode(&b, &enc))) {
+        mbuf_free(&enc);
+        return merr_set(e, rc, "cannot encode the write");
+    }
+    pending_write *p = calloc(1, sizeof(*p));
+    if (!p) {
+        mbuf_free(&enc);
+        return merr_set(e, MERR_NOMEM, "out of memory");
+    }
+    /* Ids are unique cluster-wide (node id in the top bits) so a proposal of
+     * another leader never completes one of ours. */
+    p->id = (r->h->node_id << 40) | ++r->next_prop;
+    p->ts = ts;
+    p->deadline_ns = deadline_ns;
+    p->cb = cb;
+    p->arg = arg;
+    p->next = r->pending;
+    r->pending = p;
+    paxos_event ev = {
+        .type = PAXOS_EV_PROPOSE, .id = p->id, .data = enc.data, .len = (uint32_t)enc.len};
+    ev.now = now;
+    paxos_update u;
+    paxos_update_init(&u);
+    rc = paxos_step(r->g, &ev, &u);
+    mbuf_free(&enc);
+    if (rc) {
+        take_pending(r, p->id);
+        free(p);
+        handle_update(r, &u);
+        return merr_set(e, rc, "proposal refused: %s", merr_str(rc));
+    }
+    handle_update(r, &u);
+    return 0;
+}
+
+int replica_change_members(replica *r, int op, uint64_t node, merr *e)
+{
+    paxos_event ev = {.type = PAXOS_EV_CONFIG, .op = op, .node = (paxos_node_id)node};
+    if (tt_of(r, &ev.now)) return merr_set(e, MERR_CLOCK, "clock cannot be trusted");
+    paxos_update u;
+    paxos_update_init(&u);
+    int rc = paxos_step(r->g, &ev, &u);
+    handle_update(r, &u);
+    if (rc) return merr_set(e, rc, "membership change refused: %s", merr_str(rc));
+    return 0;
+}
+
+/* ---- create, restore, free ---- */
+
+static void range_path_of(host *h, uint64_t id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/r%" PRIu64 ".db", h->ranges_dir, id);
+}
+
+static int set_span(replica *r)
+{
+    range_meta m;
+    if (range_get_meta(r->store, &m)) return MERR_IO;
+    r->start = malloc(m.start_len + 1);
+    r->end = malloc(m.end_len + 1);
+    if (!r->start || !r->end) return MERR_NOMEM;
+    memcpy(r->start, m.start, m.start_len);
+    memcpy(r->end, m.end, m.end_len);
+    r->start_len = m.start_len;
+    r->end_len = m.end_len;
+    return 0;
+}
+
+static void config_for(host *h, uint64_t range_id, paxos_config *cfg)
+{
+    paxos_config_default(cfg, range_id, (paxos_node_id)h->node_id);
+    /* Different seeds per node and group, so elections do not tie forever. */
+    cfg->seed = (h->node_id * 0x9e3779b97f4a7c15ULL) ^ (range_id * 0xbf58476d1ce4e5b9ULL) ^
+                (uint64_t)mtime_mono_ns();
+    cfg->max_batch = REPLICA_MAX_PER_SLOT;
+}
+
+int replica_create(host *h, const range_desc *d, const paxos_members *genesis, replica **out,
+                   merr *e)
+{
+    replica *r = calloc(1, sizeof(*r));
+    if (!r) return merr_set(e, MERR_NOMEM, "out of memory");
+    r->h = h;
+    r->range_id = d->range_id;
+    r->genesis = *genesis;
+    char path[4200];
+    range_path_of(h, d->range_id, path, sizeof(path));
+    int rc = range_create(path, d, NULL, &r->store, e);
+    if (rc) goto err;
+    if ((rc = set_span(r))) goto err;
+    /* The genesis membership is durable before the group says anything. */
+    mbuf hs = MBUF_INIT;
+    paxos_ballot zero = {0, 0};
+    rc = encode_hardstate(&zero, genesis, &hs);
+    logstore_batch *b = logstore_batch_new(host_batch_id(h));
+    if (!rc) rc = b ? logstore_batch_hardstate(b, d->range_id, hs.data, hs.len) : MERR_NOMEM;
+    mbuf_free(&hs);
+    if (!rc)
+        rc = logstore_write(h->ls, b, e);
+    else if (b)
+        logstore_batch_free(b);
+    if (rc) goto err;
+    paxos_config cfg;
+    config_for(h, d->range_id, &cfg);
+    if ((rc = paxos_group_new(&cfg, genesis, NULL, &r->g))) {
+        merr_set(e, rc, "paxos group: %s", merr_str(rc));
+        goto err;
+    }
+    *out = r;
+    return 0;
+err:
+    replica_free(r);
+    return rc;
+}
+
+typedef struct restore_ctx {
+    paxos_entry *ents;
+    size_t n, cap;
+} restore_ctx;
+
+static int collect_entry(void *arg, uint64_t slot, uint64_t ballot, const uint8_t *val, size_t n)
+{
+    restore_ctx *c = arg;
+    if (n < 5) return MERR_CORRUPT;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        paxos_entry *ne = realloc(c->ents, cap * sizeof(*ne));
+        if (!ne) return MERR_NOMEM;
+        c->ents = ne;
+        c->cap = cap;
+    }
+    paxos_entry *en = &c->ents[c->n];
+    en->slot = slot;
+    en->ballot.round = ballot;
+    en->type = val[0];
+    en->ballot.node = mbe32_get(val + 1);
+    en->len = (uint32_t)(n - 5);
+    en->data = malloc(en->len ? en->len : 1);
+    if (!en->data) return MERR_NOMEM;
+    memcpy(en->data, val + 5, en->len);
+    c->n++;
+    return 0;
+}
+
+int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
+{
+    replica *r = calloc(1, sizeof(*r));
+    if (!r) return merr_set(e, MERR_NOMEM, "out of memory");
+    r->h = h;
+    r->range_id = range_id;
+    restore_ctx c = {0};
+    mbuf hs = MBUF_INIT;
+    char path[4200];
+    range_path_of(h, range_id, path, sizeof(path));
+    range_opts o = {.no_create = 1};
+    int rc = range_open(path, &o, &r->store, e);
+    if (rc) goto err;
+    if ((rc = set_span(r))) goto err;
+    paxos_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    if ((rc = logstore_hardstate(h->ls, range_id, &hs)) ||
+        (rc = decode_hardstate(hs.data, hs.len, &rs.promised, &r->genesis))) {
+        merr_set(e, rc, "range %" PRIu64 ": hard state unreadable", range_id);
+        goto err;
+    }
+    if ((rc = logstore_scan(h->ls, range_id, 0, UINT64_MAX, collect_entry, &c, e))) goto err;
+    range_meta m;
+    range_get_meta(r->store, &m);
+    /* The store counts proposals (slot << 8 | index); hand the last slot it
+     * touched back to the core so any proposal of it not yet applied is
+     * applied now (range_apply skips the ones that were). */
+    uint64_t slot = m.applied >> 8;
+    rs.applied = slot ? slot - 1 : 0;
+    rs.entries = c.ents;
+    rs.nentries = c.n;
+    paxos_config cfg;
+    config_for(h, range_id, &cfg);
+    if ((rc = paxos_group_new(&cfg, &r->genesis, &rs, &r->g))) {
+        merr_set(e, rc, "range %" PRIu64 ": cannot restart its group: %s", range_id, merr_str(rc));
+        goto err;
+    }
+    MLOG_I(MOD, "replica restored", "range=%" PRIu64 " entries=%zu applied_slot=%" PRIu64, range_id,
+           c.n, slot);
+    *out = r;
+    rc = 0;
+    goto out;
+err:
+    replica_free(r);
+out:
+    for (size_t i = 0; i < c.n; i++) free(c.ents[i].data);
+    free(c.ents);
+    mbuf_free(&hs);
+    return rc;
+}
+
+void replica_free(replica *r)
+{
+    if (!r) return;
+    fail_pending(r, MERR_CLOSED, "node stopping");
+    if (r->g) paxos_group_free(r->g);
+    if (r->store) range_close(r->store);
+    free(r->start);
+    free(r->end);
+    free(r);
+}

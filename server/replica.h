@@ -1,0 +1,68 @@
+/* A range replica on this node: one Multi-Paxos group (replication/paxos.h)
+ * whose chosen entries are applied to one SQLite range store (storage/).
+ *
+ * Log entries carry storage batches (range_batch_encode): one proposal = one
+ * batch of writes at one timestamp. Paxos may put several proposals in one
+ * slot, so the store's applied counter is (slot << 8 | index): every proposal
+ * is applied exactly once, also across a crash in the middle of a slot.
+ *
+ * Durable layout in the node's log store, per group (= range id):
+ *   hard state  [promised.round u64][promised.node u32][genesis members]
+ *   entry       ballot = round; value = [type u8][ballot.node u32][data]
+ * The genesis membership (the voters the group was created with) is what
+ * every replica of the group starts from; later changes are in the log. */
+#ifndef MERIDIAN_SERVER_REPLICA_H
+#define MERIDIAN_SERVER_REPLICA_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "replication/paxos.h"
+#include "server/host.h"
+#include "storage/range.h"
+
+#define REPLICA_MAX_PER_SLOT 255 /* proposals per slot: the index's 8 bits */
+
+/* A write finished: code 0 and its commit timestamp (after commit-wait), or
+ * an error (MERR_NOT_LEADER, MERR_RETRY: dropped before it got a slot and
+ * certainly not applied; MERR_TIMEOUT: outcome unknown). */
+typedef void (*replica_write_cb)(void *arg, int code, const char *msg, uint64_t commit_ts);
+
+/* A new replica: creates its store (span from d) and records the genesis
+ * membership durably before returning. */
+int replica_create(host *h, const range_desc *d, const paxos_members *genesis, replica **out,
+                   merr *e);
+/* A replica found in the log store at start. */
+int replica_restore(host *h, uint64_t range_id, replica **out, merr *e);
+void replica_free(replica *r);
+
+uint64_t replica_id(const replica *r);
+range *replica_store(replica *r);
+paxos_group *replica_group(replica *r);
+/* 1 if key falls in this replica's span. */
+int replica_contains(replica *r, const uint8_t *key, size_t klen);
+/* 1 while this replica holds a valid lease (may serve reads and writes). */
+int replica_is_leaseholder(replica *r);
+uint64_t replica_leader_hint(replica *r);
+
+/* Events from the host. */
+void replica_on_msg(replica *r, const paxos_msg *m);
+void replica_tick(replica *r);
+void replica_persisted(replica *r, uint64_t seq, int status);
+void replica_liveness(replica *r, uint64_t node);
+/* Starts an election now (bootstrap of a one-voter group). */
+void replica_campaign(replica *r);
+
+/* Proposes a batch of writes at a fresh timestamp; cb runs once. deadline_ns
+ * is monotonic (0: none): past it the caller gets MERR_TIMEOUT. */
+int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
+                  replica_write_cb cb, void *arg, merr *e);
+/* Membership change through the log (leader only): PAXOS_ADD_LEARNER etc. */
+int replica_change_members(replica *r, int op, uint64_t node, merr *e);
+/* Fails writes past their deadline (called on every tick). */
+void replica_expire(replica *r, int64_t now_mono_ns);
+
+/* For the host's commit-wait queue. */
+void replica_commit_waited(replica_wait *w, int status);
+
+#endif
