@@ -9,6 +9,8 @@
 /* `meridian bench <what>`: add entries here, and the "bench" line below. */
 static const cli_cmd bench_cmds[] = {
     {"clock", "cost of tt_now/hlc_now, HLC fsync, commit-wait vs 2ε", cmd_bench_clock, NULL},
+    {"logstore", "replication log store: group commit throughput and latency", cmd_bench_logstore,
+     NULL},
     {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
     {0},
 };
