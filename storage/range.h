@@ -219,7 +219,8 @@ int range_split_key(range *r, const range_load_sample *samples, size_t n, uint8_
 
 /* One GC step: drops up to max_rows versions that are older than the newest
  * version <= horizon of their key (and that newest too if it is a tombstone
- * with nothing older left), in one short transaction. Raises the range's
+ * with nothing older left), in one short transaction (max_rows 0 = 256).
+ * Raises the range's
  * gc_horizon. *done = 1 when nothing is left to collect below horizon. */
 int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, int *done);
 /* Runs steps until done; *dropped (may be NULL) totals the rows. */

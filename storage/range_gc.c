@@ -30,7 +30,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
     int rc = range_check_ts(r, horizon, "gc horizon");
     if (rc) return rc;
     if (horizon < r->gc_horizon) horizon = r->gc_horizon;
-    if (!max_rows) max_rows = 1000;
+    if (!max_rows) max_rows = 256; /* default: a few ms of write lock */
 
     victim *v = calloc(max_rows + 1, sizeof(*v));
     mbuf keys = MBUF_INIT, cur = MBUF_INIT;
