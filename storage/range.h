@@ -6,8 +6,9 @@
  *    A range owns the span [start, end); an empty end means "to the end of the
  *    key space". Keys outside the span are refused with MERR_RANGE.
  *  - Timestamps are HLC values, opaque and ordered numerically: 0 is invalid,
- *    RANGE_TS_MAX ("latest") only as a read timestamp, and every stored
- *    timestamp is below 2^63 (SQLite integers are signed 64-bit).
+ *    RANGE_TS_MAX ("latest") only as a read timestamp. Every other uint64 is
+ *    storable (kept as ts XOR 2^63 in SQLite's signed INTEGER, which keeps
+ *    the order).
  *  - A read at t sees, per key, the newest version with ts <= t; a tombstone
  *    (delete) hides the key.
  *  - The applied slot is written in the same SQLite transaction as the effects
@@ -28,7 +29,6 @@
 #include "common/err.h"
 
 #define RANGE_TS_MAX    UINT64_MAX
-#define RANGE_TS_LIMIT  ((uint64_t)1 << 63) /* stored timestamps are < this */
 #define RANGE_KEY_MAX   (64 * 1024)
 #define RANGE_VALUE_MAX (64 * 1024 * 1024)
 /* Default GC retention (as Spanner): versions older than this are collectable. */

@@ -94,9 +94,9 @@ int range_in_span(const range *r, const uint8_t *key, size_t klen)
 
 int range_check_ts(range *r, uint64_t ts, const char *what)
 {
-    if (ts == 0 || ts >= RANGE_TS_LIMIT)
-        return merr_set(&r->err, MERR_INVALID, "%s timestamp %llu out of range (0 < ts < 2^63)",
-                        what, (unsigned long long)ts);
+    if (ts == 0 || ts == RANGE_TS_MAX)
+        return merr_set(&r->err, MERR_INVALID, "%s timestamp %llu is reserved (0 or latest)", what,
+                        (unsigned long long)ts);
     return 0;
 }
 
