@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RANGE_SCAN_SKIP 8
+#define RANGE_SCAN_SKIP 16 /* a re-seek costs about as much as ~10 steps */
 
 typedef struct scan {
     range *r;
