@@ -10,5 +10,6 @@ int cmd_bench_rpc(int argc, char **argv);
 int cmd_clock(int argc, char **argv);
 int cmd_bench_clock(int argc, char **argv);
 int cmd_bench_logstore(int argc, char **argv);
+int cmd_bench_storage(int argc, char **argv);
 
 #endif

@@ -12,6 +12,8 @@ static const cli_cmd bench_cmds[] = {
     {"logstore", "replication log store: group commit throughput and latency", cmd_bench_logstore,
      NULL},
     {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
+    {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
+     NULL},
     {0},
 };
 
