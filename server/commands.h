@@ -7,5 +7,9 @@ int cmd_version(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_bench_rpc(int argc, char **argv);
+int cmd_cert_create_ca(int argc, char **argv);
+int cmd_cert_create_node(int argc, char **argv);
+int cmd_cert_create_client(int argc, char **argv);
+int cmd_cert_list(int argc, char **argv);
 
 #endif
