@@ -149,7 +149,9 @@ static void on_write(uv_write_t *req, int status)
         if (status != UV_ECANCELED) conn_close(c, MERR_UNAVAILABLE, uv_strerror(status));
         return;
     }
-    if (c->close_after_write && !c->hs.len) {
+    /* Close once the refusal (or a TLS alert still in the session) is out. */
+    if (c->close_after_write && !c->hs.len &&
+        !(c->tls && !c->plain_peer && tls_sess_pending(c->tls))) {
         conn_close(c, c->close_code ? c->close_code : MERR_PROTOCOL,
                    c->close_reason[0] ? c->close_reason : "handshake refused");
         return;
