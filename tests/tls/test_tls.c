@@ -13,6 +13,7 @@
 #include "rpc/tls_cert.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -500,6 +503,99 @@ static void test_bad_tls_config(void **state)
     assert_null(n);
 }
 
+/* Raw TCP against a TLS node: a silent client and one sending a broken
+ * TLS record are both closed (the handshake timeout and a TLS error), and
+ * neither reaches a handler nor hangs the node. */
+static int raw_connect(rpc_node *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(rpc_node_port(s))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = TH_TIMEOUT_S}; /* hang guard only */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Reads until the node closes; returns 1 on EOF/reset, 0 on the hang guard. */
+static int read_until_closed(int fd)
+{
+    char b[256];
+    for (;;) {
+        ssize_t r = read(fd, b, sizeof(b));
+        if (r == 0) return 1;
+        if (r < 0) return errno == ECONNRESET;
+    }
+}
+
+static void test_raw_peers_closed(void **state)
+{
+    (void)state;
+    rpc_config cfg;
+    rpc_config_defaults(&cfg);
+    cfg.node_id = 2;
+    cfg.listen_addr = "127.0.0.1:0";
+    cfg.tls_ca = p_ca, cfg.tls_cert = p_node, cfg.tls_key = p_nodekey;
+    cfg.handshake_timeout_ns = 300 * MTIME_MS;
+    rpc_node *s = NULL;
+    merr e = {0};
+    assert_int_equal(rpc_node_start(&cfg, &s, &e), 0);
+    th_handle(s, "who", who_echo, NULL);
+    int calls0 = who_calls();
+    rpc_metrics m0, m1;
+    th_metrics(s, &m0);
+    int silent = raw_connect(s);
+    assert_true(read_until_closed(silent));
+    close(silent);
+    /* A TLS handshake record whose body is garbage. */
+    int bad = raw_connect(s);
+    const uint8_t junk[] = {0x16, 0x03, 0x01, 0x00, 0x08, 'g', 'a', 'r', 'b', 'a', 'g', 'e', '!'};
+    assert_int_equal(write(bad, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    assert_true(read_until_closed(bad));
+    close(bad);
+    th_metrics(s, &m1);
+    assert_true(m1.handshake_timeouts > m0.handshake_timeouts);
+    assert_true(m1.handshakes_refused > m0.handshakes_refused);
+    assert_int_equal(m1.conns_up, m0.conns_up);
+    assert_int_equal(who_calls(), calls0);
+    rpc_node_stop(s);
+}
+
+static void test_cert_files(void **state)
+{
+    (void)state;
+    merr e = {0};
+    mbuf line = MBUF_INIT;
+    assert_int_equal(tls_cert_describe(p_old, &line, &e), 0);
+    assert_non_null(strstr((char *)line.data, "EXPIRED"));
+    mbuf_reset(&line);
+    assert_int_equal(tls_cert_describe(p_node, &line, &e), 0);
+    assert_non_null(strstr((char *)line.data, "hosts=127.0.0.1,::1,localhost"));
+    mbuf_free(&line);
+    /* Never replaced without overwrite; keys 0600. */
+    tls_cert_opts o = {.not_before = -3600, .not_after = TLS_CERT_YEAR};
+    assert_int_equal(tls_cert_create(p_ca, p_cakey, "root", NULL, 0, 0, p_cli, p_clikey, &o, &e),
+                     MERR_EXISTS);
+    struct stat st;
+    assert_int_equal(stat(p_clikey, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* A CA key that is not the CA's: refused by name. */
+    char other[256];
+    path(other, "x.crt");
+    o.overwrite = 1;
+    assert_int_equal(tls_cert_create(p_ca, p_ca2key, "x", NULL, 0, 0, other, other, &o, &e),
+                     MERR_INVALID);
+    assert_non_null(strstr(e.msg, "does not belong"));
+    const char *bad_host[] = {"a,DNS:evil"};
+    assert_int_equal(
+        tls_cert_create(p_ca, p_cakey, TLS_NODE_CN, bad_host, 1, 1, other, other, &o, &e),
+        MERR_INVALID);
+    assert_int_equal(tls_cert_valid_user("root", &e), 0);
+    assert_int_equal(tls_cert_valid_user("node", &e), MERR_INVALID);
+    assert_int_equal(tls_cert_valid_user("../x", &e), MERR_INVALID);
+    assert_int_equal(tls_cert_valid_user("", &e), MERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +607,8 @@ int main(void)
         cmocka_unit_test(test_client_cert_cannot_be_a_node),
         cmocka_unit_test(test_plaintext_mismatch_refused),
         cmocka_unit_test(test_bad_tls_config),
+        cmocka_unit_test(test_raw_peers_closed),
+        cmocka_unit_test(test_cert_files),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
