@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +80,10 @@ static int group_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Long enough never to turn up by chance in ciphertext. */
+#define CLUSTER "tls-test-cluster-7f3a9c"
+#define METHOD  "tls-test.WhoAmI-method"
+
 /* A node: ca/cert/key NULL = insecure; listen NULL = dial only. */
 static rpc_node *start(uint64_t id, const char *listen, const char *ca, const char *cert,
                        const char *key)
@@ -86,7 +91,7 @@ static rpc_node *start(uint64_t id, const char *listen, const char *ca, const ch
     rpc_config cfg;
     rpc_config_defaults(&cfg);
     cfg.node_id = id;
-    cfg.cluster_id = "tls";
+    cfg.cluster_id = CLUSTER;
     cfg.listen_addr = listen;
     cfg.tls_ca = ca;
     cfg.tls_cert = cert;
@@ -596,6 +601,97 @@ static void test_cert_files(void **state)
     assert_int_equal(tls_cert_valid_user("", &e), MERR_INVALID);
 }
 
+/* ---- what travels on the wire ---- */
+
+/* A one-connection TCP relay on its own thread that records every byte in
+ * both directions, so a test can look at the wire. */
+typedef struct relay {
+    int lfd, port, target_port;
+    pthread_t th;
+    mbuf seen;
+} relay;
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    int a = accept(r->lfd, NULL, NULL);
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(r->target_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (a < 0 || connect(b, (struct sockaddr *)&sa, sizeof(sa))) goto out;
+    struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+    uint8_t buf[65536];
+    for (;;) {
+        if (poll(p, 2, TH_TIMEOUT_S * 1000) <= 0) break;
+        int from = (p[0].revents & (POLLIN | POLLHUP | POLLERR)) ? 0 : 1;
+        ssize_t n = read(p[from].fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        mbuf_append(&r->seen, buf, (size_t)n);
+        if (write(p[1 - from].fd, buf, (size_t)n) != n) break;
+    }
+out:
+    if (a >= 0) close(a);
+    close(b);
+    return NULL;
+}
+
+static void relay_start(relay *r, int target_port)
+{
+    memset(r, 0, sizeof(*r));
+    r->target_port = target_port;
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(r->lfd, 1), 0);
+    getsockname(r->lfd, (struct sockaddr *)&sa, &len);
+    r->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&r->th, NULL, relay_main, r), 0);
+}
+
+static void relay_join(relay *r)
+{
+    pthread_join(r->th, NULL);
+    close(r->lfd);
+}
+
+/* Runs one call through a relay; returns 1 if the marker, the method or the
+ * cluster id were visible on the wire. */
+static int wire_shows_secrets(int tls)
+{
+    char addr[64];
+    rpc_node *s = tls ? server(p_ca, p_node, p_nodekey, addr) : server(NULL, NULL, NULL, addr);
+    rpc_node *a = tls ? start(1, NULL, p_ca, p_node, p_nodekey) : start(1, NULL, NULL, NULL, NULL);
+    relay r;
+    relay_start(&r, rpc_node_port(s));
+    char via[64];
+    snprintf(via, sizeof(via), "127.0.0.1:%d", r.port);
+    th_add_peer(a, 2, via);
+    th_handle(s, METHOD, who_echo, NULL);
+    static const char marker[] = "SECRET-MARKER-0123456789";
+    th_result res;
+    assert_int_equal(th_call(a, 2, METHOD, marker, sizeof(marker), th_now_us() + 10000000, &res),
+                     0);
+    assert_int_equal(res.code, 0);
+    assert_memory_equal(res.payload, marker, sizeof(marker));
+    rpc_node_stop(a); /* closes the connection: the relay ends */
+    relay_join(&r);
+    rpc_node_stop(s);
+    int shown = memmem(r.seen.data, r.seen.len, marker, sizeof(marker) - 1) ||
+                memmem(r.seen.data, r.seen.len, METHOD, strlen(METHOD)) ||
+                memmem(r.seen.data, r.seen.len, CLUSTER, strlen(CLUSTER));
+    mbuf_free(&r.seen);
+    return shown;
+}
+
+static void test_nothing_in_clear_on_the_wire(void **state)
+{
+    (void)state;
+    assert_true(wire_shows_secrets(0)); /* the probe sees plaintext when there is some */
+    assert_false(wire_shows_secrets(1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_bad_tls_config),
         cmocka_unit_test(test_raw_peers_closed),
         cmocka_unit_test(test_cert_files),
+        cmocka_unit_test(test_nothing_in_clear_on_the_wire),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
