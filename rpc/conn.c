@@ -166,6 +166,9 @@ static void conn_flush(rpc_conn *c)
         /* TLS: everything sendable is encrypted into wbuf in one go. */
         int rc = conn_tls_fill(c);
         if (rc) {
+            node_queue_add(c->node, c, -(int64_t)c->wbuf_plain);
+            c->wbuf_plain = 0;
+            mbuf_reset(&c->wbuf);
             conn_close(c, rc, "TLS: cannot encrypt");
             return;
         }

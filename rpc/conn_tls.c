@@ -147,18 +147,38 @@ void conn_tls_on_read(rpc_conn *c, const uint8_t *p, size_t n)
     if (c->state != CONN_CLOSING && tls_sess_pending(c->tls)) conn_mark_dirty(c);
 }
 
+/* Encrypts in slices, draining the write BIO after each, so the BIO never
+ * holds more than a slice: a memory BIO keeps its largest size forever, and
+ * a 64 MiB burst must not pin 64 MiB per connection. */
+static int encrypt_into_wbuf(rpc_conn *c, const uint8_t *p, size_t n, merr *e)
+{
+    const size_t slice = 256 * 1024;
+    while (n) {
+        size_t k = n < slice ? n : slice;
+        int rc = tls_sess_write(c->tls, p, k, e);
+        if (rc) return rc;
+        if (tls_sess_drain(c->tls, &c->wbuf)) return merr_set(e, MERR_NOMEM, "out of memory");
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
 int conn_tls_fill(rpc_conn *c)
 {
     merr e = {0};
     size_t plain = 0;
     int rc = 0;
+    /* Whatever the session already produced (handshake records, alerts)
+     * goes first. */
+    if (tls_sess_drain(c->tls, &c->wbuf)) return MERR_NOMEM;
     if (c->tls_done && !c->tls_failed) {
         if (c->hs.len) {
-            rc = tls_sess_write(c->tls, c->hs.data, c->hs.len, &e);
+            rc = encrypt_into_wbuf(c, c->hs.data, c->hs.len, &e);
             mbuf_reset(&c->hs);
         }
         if (!rc && c->state == CONN_READY && c->out.len) {
-            rc = tls_sess_write(c->tls, c->out.data, c->out.len, &e);
+            rc = encrypt_into_wbuf(c, c->out.data, c->out.len, &e);
             plain = c->out.len;
             mbuf_reset(&c->out);
             /* Do not pin a burst's memory (the plaintext path swaps buffers). */
@@ -167,6 +187,5 @@ int conn_tls_fill(rpc_conn *c)
         if (rc) MLOG_W(MOD, "TLS write failed", "remote=%s err=\"%s\"", c->remote_addr, e.msg);
     }
     c->wbuf_plain = plain;
-    if (!rc && tls_sess_drain(c->tls, &c->wbuf)) rc = MERR_NOMEM;
     return rc;
 }
