@@ -599,8 +599,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!c->seen_bytes && !c->outbound) {
         c->seen_bytes = 1;
         /* 0x16 0x03 opens a TLS ClientHello; as a frame length it would be
-         * over 350 MB, so no plaintext peer ever starts like this. */
-        if (nread >= 2 && (uint8_t)buf->base[0] == 0x16 && (uint8_t)buf->base[1] == 0x03) {
+         * over 350 MB, so no plaintext peer within max_frame starts so. */
+        if (nread >= 2 && (uint8_t)buf->base[0] == 0x16 && (uint8_t)buf->base[1] == 0x03 &&
+            c->node->cfg.max_frame < 0x16030000u) {
             c->plain_peer = 1;
             conn_refuse(c, "this node runs insecure (--insecure) and the peer spoke TLS; start "
                            "both sides with certificates or both with --insecure");
