@@ -59,6 +59,10 @@ int tls_ctx_new(const char *ca_file, const char *cert_file, const char *key_file
     }
     /* TLS 1.3 only: one round trip, no legacy cipher choices to get wrong. */
     SSL_CTX_set_min_proto_version(c->ctx, TLS1_3_VERSION);
+    /* AES-128-GCM first (as Go's crypto/tls): 128-bit security, and about a
+     * third cheaper than AES-256 on the rpc hot path. */
+    SSL_CTX_set_ciphersuites(c->ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                     "TLS_CHACHA20_POLY1305_SHA256");
     /* Connections are long-lived and never resumed: tickets are wasted bytes. */
     SSL_CTX_set_num_tickets(c->ctx, 0);
     SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
