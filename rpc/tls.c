@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -73,6 +74,15 @@ int tls_ctx_new(const char *ca_file, const char *cert_file, const char *key_file
     }
     if (SSL_CTX_use_certificate_chain_file(c->ctx, cert_file) != 1) {
         rc = file_fail(e, "certificate", cert_file);
+        goto err;
+    }
+    /* A private key others can read is as good as published: refuse it,
+     * as ssh does, rather than run with it. */
+    struct stat st;
+    if (stat(key_file, &st) == 0 && (st.st_mode & 077)) {
+        rc = merr_set(e, MERR_INVALID,
+                      "key %s is accessible by group or others (mode %04o): chmod 600 it", key_file,
+                      (unsigned)(st.st_mode & 07777));
         goto err;
     }
     if (SSL_CTX_use_PrivateKey_file(c->ctx, key_file, SSL_FILETYPE_PEM) != 1) {

@@ -503,6 +503,15 @@ static void test_bad_tls_config(void **state)
     cfg.tls_key = "/nonexistent/node.key";
     assert_int_equal(rpc_node_start(&cfg, &n, &e), MERR_NOTFOUND);
     assert_non_null(strstr(e.msg, "/nonexistent/node.key"));
+    /* A key others can read is refused. */
+    char loose[256];
+    path(loose, "loose.key");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cp %s %s && chmod 644 %s", p_nodekey, loose, loose);
+    assert_int_equal(system(cmd), 0);
+    cfg.tls_key = loose;
+    assert_int_equal(rpc_node_start(&cfg, &n, &e), MERR_INVALID);
+    assert_non_null(strstr(e.msg, "chmod 600"));
     cfg.tls_key = NULL; /* half a configuration never falls back to plaintext */
     assert_int_equal(rpc_node_start(&cfg, &n, &e), MERR_INVALID);
     assert_null(n);
