@@ -692,6 +692,10 @@ static rpc_conn *conn_dial(rpc_peer *p)
     c->remote_id = p->id;
     c->pm = node_peer_metrics(n, p->id);
     snprintf(c->remote_addr, sizeof(c->remote_addr), "%s", p->addr);
+    if (c->tls && tls_sess_expect_addr(c->tls, p->addr)) {
+        conn_close(c, MERR_INVALID, "TLS: cannot check the peer's address");
+        return NULL;
+    }
     c->state = CONN_CONNECTING;
     p->conn = c;
     p->state = PEER_CONNECTING;

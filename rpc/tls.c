@@ -149,6 +149,26 @@ void tls_sess_free(tls_sess *s)
     free(s);
 }
 
+int tls_sess_expect_addr(tls_sess *s, const char *addr)
+{
+    char ip[64];
+    const char *start = addr, *end;
+    if (addr[0] == '[') {
+        start = addr + 1;
+        end = strchr(start, ']');
+    } else {
+        end = strrchr(addr, ':');
+    }
+    if (!end || (size_t)(end - start) >= sizeof(ip)) return MERR_INVALID;
+    memcpy(ip, start, (size_t)(end - start));
+    ip[end - start] = 0;
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), ip) != 1) {
+        ERR_clear_error();
+        return MERR_INVALID;
+    }
+    return 0;
+}
+
 int tls_sess_feed(tls_sess *s, const void *p, size_t n)
 {
     while (n) {
@@ -175,6 +195,9 @@ static const char *verify_hint(long vr)
     case X509_V_ERR_CERT_SIGNATURE_FAILURE: return " (not signed by this cluster's CA)";
     case X509_V_ERR_CERT_NOT_YET_VALID: return " (check the clocks)";
     case X509_V_ERR_INVALID_PURPOSE: return " (a client certificate cannot act as a node)";
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return " (the node certificate does not list the address dialed: recreate it with "
+               "`meridian cert create-node` naming every address the node is reached at)";
     default: return "";
     }
 }

@@ -40,6 +40,11 @@ void tls_ctx_free(tls_ctx *c);
 int tls_sess_new(tls_ctx *c, int server, tls_sess **out);
 void tls_sess_free(tls_sess *s);
 
+/* Dialer: the peer's certificate must list this address ("1.2.3.4:port",
+ * "[::1]:port"; the port is ignored) as an IP SAN, as TLS clients check host
+ * names, so a node key is only good at the addresses it was issued for. */
+int tls_sess_expect_addr(tls_sess *s, const char *addr);
+
 /* Hands ciphertext read from the socket to the session. */
 int tls_sess_feed(tls_sess *s, const void *p, size_t n);
 /* Advances the handshake: 1 done, 0 needs more bytes from the peer, or a

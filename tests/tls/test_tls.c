@@ -448,6 +448,37 @@ static void test_no_cert_refused(void **state)
     rpc_node_stop(s);
 }
 
+/* A dialer checks that the node certificate lists the address it dialed. */
+static void test_address_not_in_cert_refused(void **state)
+{
+    (void)state;
+    char cert[256], key[256], addr[64];
+    path(cert, "elsewhere.crt");
+    path(key, "elsewhere.key");
+    const char *hosts[] = {"10.9.9.9", "elsewhere.example"};
+    tls_cert_opts ok = {.not_before = -3600, .not_after = TLS_CERT_DAY};
+    merr e = {0};
+    assert_int_equal(tls_cert_create(p_ca, p_cakey, TLS_NODE_CN, hosts, 2, 1, cert, key, &ok, &e),
+                     0);
+    rpc_node *s = server(p_ca, cert, key, addr);
+    rpc_node *c = start(1, NULL, p_ca, p_node, p_nodekey);
+    expect_refused(s, c, 1, addr, "does not list the address dialed");
+    rpc_node_stop(c);
+    rpc_node_stop(s);
+    /* Over IPv6 the node certificate's ::1 SAN is what matters. */
+    rpc_node *s6 = start(2, "[::1]:0", p_ca, p_node, p_nodekey);
+    if (!s6) return; /* no IPv6 loopback here */
+    th_handle(s6, "who", who_echo, NULL);
+    th_addr(s6, 1, addr, sizeof(addr));
+    c = start(1, NULL, p_ca, p_node, p_nodekey);
+    th_add_peer(c, 2, addr);
+    th_result r;
+    assert_int_equal(th_call(c, 2, "who", "6", 1, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, 0);
+    rpc_node_stop(c);
+    rpc_node_stop(s6);
+}
+
 static void test_client_cert_cannot_be_a_node(void **state)
 {
     (void)state;
@@ -710,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_no_cert_refused),
         cmocka_unit_test(test_client_cert_cannot_be_a_node),
+        cmocka_unit_test(test_address_not_in_cert_refused),
         cmocka_unit_test(test_plaintext_mismatch_refused),
         cmocka_unit_test(test_bad_tls_config),
         cmocka_unit_test(test_raw_peers_closed),
