@@ -176,8 +176,9 @@ struct rpc_node {
     void *on_peer_arg;
     rpc_call *free_calls;
     rpc_sreq *free_sreqs;
-    tls_ctx *tls;   /* NULL = insecure */
-    uint8_t *rxbuf; /* TLS: ciphertext lands here, decrypted into the decoder */
+    tls_ctx *tls;       /* NULL = insecure; new connections use the current one */
+    char *tls_files[3]; /* ca, cert, key: reread by rpc_node_reload_tls */
+    uint8_t *rxbuf;     /* TLS: ciphertext lands here, decrypted into the decoder */
 };
 
 #define RPC_RXBUF 65536

@@ -528,6 +528,7 @@ static void node_free(rpc_node *n)
     rpc_heap_free(&n->delayed);
     rpc_faults_free(&n->faults);
     tls_ctx_free(n->tls);
+    for (int i = 0; i < 3; i++) free(n->tls_files[i]);
     free(n->rxbuf);
     pthread_mutex_destroy(&n->mu);
     free(n);
@@ -568,7 +569,11 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
         /* Half a TLS configuration is a mistake, never a quiet fallback to
          * plaintext. */
         if ((rc = tls_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, &n->tls, e))) goto err_free;
-        if (!(n->rxbuf = malloc(RPC_RXBUF))) {
+        n->tls_files[0] = strdup(cfg->tls_ca);
+        n->tls_files[1] = strdup(cfg->tls_cert);
+        n->tls_files[2] = strdup(cfg->tls_key);
+        n->rxbuf = malloc(RPC_RXBUF);
+        if (!n->rxbuf || !n->tls_files[0] || !n->tls_files[1] || !n->tls_files[2]) {
             rc = merr_set(e, MERR_NOMEM, "rpc node: out of memory");
             goto err_free;
         }
@@ -622,6 +627,37 @@ err_loop:
 err_free:
     node_free(n);
     return rc;
+}
+
+struct tls_swap {
+    rpc_node *n;
+    tls_ctx *ctx;
+};
+
+static void tls_swap_on_loop(void *arg)
+{
+    struct tls_swap *s = arg;
+    tls_ctx *old = s->n->tls;
+    s->n->tls = s->ctx;
+    s->ctx = old;
+}
+
+int rpc_node_reload_tls(rpc_node *n, merr *e)
+{
+    if (!n->tls) return merr_set(e, MERR_INVALID, "this node runs insecure: no TLS to reload");
+    /* Files are read here, on the caller's thread: the loop only swaps. */
+    struct tls_swap s = {.n = n};
+    int rc = tls_ctx_new(n->tls_files[0], n->tls_files[1], n->tls_files[2], &s.ctx, e);
+    if (rc) return rc;
+    if ((rc = rpc_node_run_sync(n, tls_swap_on_loop, &s))) {
+        tls_ctx_free(s.ctx);
+        return merr_set(e, rc, "rpc node is stopping");
+    }
+    /* Open sessions hold their own reference to the old context. */
+    tls_ctx_free(s.ctx);
+    MLOG_I(MOD, "TLS certificates reloaded", "node=%llu cert=%s",
+           (unsigned long long)n->cfg.node_id, n->tls_files[1]);
+    return 0;
 }
 
 void rpc_node_stop(rpc_node *n)

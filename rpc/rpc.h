@@ -68,6 +68,12 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e);
  * frees the node. Not from the loop thread. */
 void rpc_node_stop(rpc_node *n);
 
+/* Thread-safe (not from the loop thread): rereads the CA, certificate and
+ * key files given at start. New connections use them; open ones keep
+ * theirs. On any error the old ones stay in use. MERR_INVALID on an
+ * insecure node. */
+int rpc_node_reload_tls(rpc_node *n, merr *e);
+
 uint64_t rpc_node_id(const rpc_node *n);
 int rpc_node_port(const rpc_node *n); /* bound port, 0 when not listening */
 rpc_transport *rpc_node_transport(rpc_node *n);

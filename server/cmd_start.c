@@ -69,6 +69,7 @@ int cmd_start(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* reload certificates (docs/security.md) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     node *n = NULL;
     if (node_start(&cfg, &n, &e)) {
@@ -78,7 +79,13 @@ int cmd_start(int argc, char **argv)
         return 1;
     }
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        merr re = {0};
+        if (node_reload_certs(n, &re))
+            MLOG_E("node", "certificate reload failed; keeping the current ones", "error=\"%s\"",
+                   re.msg);
+    }
+    sigdelset(&sigs, SIGHUP); /* a second SIGHUP while draining is not an exit */
     MLOG_I("node", "signal received: shutting down cleanly", "signal=%d", sig);
     /* A second signal during the drain ends the process at once. */
     pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);

@@ -255,6 +255,11 @@ err:
     return rc;
 }
 
+int node_reload_certs(node *n, merr *e)
+{
+    return rpc_node_reload_tls(n->rpc, e);
+}
+
 void node_stop(node *n)
 {
     if (!n) return;

@@ -155,6 +155,21 @@ check "refused tools did not initialise the node" "[ ! -e $sstore/IDENTITY ] || 
 "$bin" init --host "$srpc" --certs-dir "$certs" >"$dir/sinit3.out" 2>&1
 check "init with the root client certificate exits 0" "[ $? = 0 ]"
 check "secure init prints the cluster id" "grep -Eq 'cluster id [0-9a-f]{32}, node 1' $dir/sinit3.out"
+# Rotation: a new node certificate, SIGHUP, and tools still get through;
+# a broken replacement is refused and the node keeps serving.
+"$bin" cert create-node 127.0.0.1 localhost 127.0.0.2 --certs-dir "$certs" --ca-key "$safe/ca.key" --overwrite >/dev/null 2>&1
+check "cert create-node --overwrite exits 0" "[ $? = 0 ]"
+kill -HUP "$SPID"
+wait_for "grep -q 'TLS certificates reloaded' $sstore/logs/meridian.log"
+check "SIGHUP reloads the certificates" "grep -q 'TLS certificates reloaded' $sstore/logs/meridian.log"
+"$bin" init --host "$srpc" --certs-dir "$certs" >"$dir/sinit4.out" 2>&1
+check "after the reload tools still connect" "grep -q 'already initialised' $dir/sinit4.out"
+cp "$certs/client.root.key" "$certs/node.key"
+kill -HUP "$SPID"
+wait_for "grep -q 'certificate reload failed' $sstore/logs/meridian.log"
+check "a broken reload is logged" "grep -q 'certificate reload failed.*does not belong' $sstore/logs/meridian.log"
+"$bin" init --host "$srpc" --certs-dir "$certs" >"$dir/sinit5.out" 2>&1
+check "after a broken reload the node serves with the old pair" "grep -q 'already initialised' $dir/sinit5.out"
 # A node whose certificates are missing refuses to start, naming the file.
 "$bin" start --store "$dir/nocerts" --listen 127.0.0.1:0 --certs-dir "$dir/empty" >"$dir/nocerts.out" 2>&1
 check "start with missing certificates exits 1" "[ $? = 1 ]"

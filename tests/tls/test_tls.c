@@ -479,6 +479,48 @@ static void test_address_not_in_cert_refused(void **state)
     rpc_node_stop(s6);
 }
 
+/* Rotation without restart: the server's expired certificate is replaced
+ * on disk and reloaded; new connections succeed. A broken replacement is
+ * refused and the working certificate stays. */
+static void test_reload_certificates(void **state)
+{
+    (void)state;
+    char cert[256], key[256], addr[64], cmd[1200];
+    path(cert, "rot.crt");
+    path(key, "rot.key");
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s && cp -p %s %s", p_old, cert, p_oldkey, key);
+    assert_int_equal(system(cmd), 0);
+    rpc_node *s = server(p_ca, cert, key, addr);
+    rpc_node *c = start(1, NULL, p_ca, p_node, p_nodekey);
+    expect_refused(s, c, 1, addr, "certificate has expired");
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s && cp -p %s %s", p_node, cert, p_nodekey, key);
+    assert_int_equal(system(cmd), 0);
+    merr e = {0};
+    assert_int_equal(rpc_node_reload_tls(s, &e), 0);
+    int64_t until = mtime_mono_ns() + TH_TIMEOUT_S * MTIME_S;
+    th_result r = {.code = -1};
+    while (mtime_mono_ns() < until) { /* the dialer may still be in backoff */
+        if (th_call(c, 2, "who", "r", 1, th_now_us() + 10000000, &r) == 0 && r.code == 0) break;
+        usleep(10000);
+    }
+    assert_int_equal(r.code, 0);
+    /* A key that does not match: refused, the old pair stays in use. */
+    snprintf(cmd, sizeof(cmd), "cp -p %s %s", p_clikey, key);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rpc_node_reload_tls(s, &e), MERR_INVALID);
+    rpc_node_stop(c);
+    c = start(1, NULL, p_ca, p_node, p_nodekey);
+    th_add_peer(c, 2, addr);
+    assert_int_equal(th_call(c, 2, "who", "r", 1, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, 0);
+    rpc_node_stop(c);
+    rpc_node_stop(s);
+    /* Nothing to reload on an insecure node. */
+    rpc_node *plain = start(3, NULL, NULL, NULL, NULL);
+    assert_int_equal(rpc_node_reload_tls(plain, &e), MERR_INVALID);
+    rpc_node_stop(plain);
+}
+
 static void test_client_cert_cannot_be_a_node(void **state)
 {
     (void)state;
@@ -742,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_no_cert_refused),
         cmocka_unit_test(test_client_cert_cannot_be_a_node),
         cmocka_unit_test(test_address_not_in_cert_refused),
+        cmocka_unit_test(test_reload_certificates),
         cmocka_unit_test(test_plaintext_mismatch_refused),
         cmocka_unit_test(test_bad_tls_config),
         cmocka_unit_test(test_raw_peers_closed),
