@@ -19,6 +19,7 @@ static const cli_cmd bench_cmds[] = {
 
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
+    {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
     {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
     {"start", "run a node", cmd_start, NULL},
