@@ -62,11 +62,17 @@ int mfs_write_full(int fd, const void *buf, size_t len, merr *e)
 
 int mfs_write_atomic(const char *path, const void *data, size_t len, merr *e)
 {
+    return mfs_write_atomic_mode(path, data, len, 0644, e);
+}
+
+int mfs_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode, merr *e)
+{
     char tmp[PATH_MAX], dir[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return merr_set(e, MERR_TOOBIG, "path too long: %s", path);
     snprintf(dir, sizeof(dir), "%s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    unlink(tmp); /* a leftover tmp keeps its old mode: start afresh */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)mode);
     if (fd < 0) return fail(e, "create", tmp);
     int rc = mfs_write_full(fd, data, len, e);
     if (rc) {

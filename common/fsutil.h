@@ -17,6 +17,9 @@ int mfs_fsync_dir(const char *dir, merr *e);
 /* Atomically replaces `path` with `data` (mode 0644): readers see the old or
  * the new content, never a mix, even across a crash. */
 int mfs_write_atomic(const char *path, const void *data, size_t len, merr *e);
+/* The same with the file created with `mode` (0600 for private keys: the
+ * file is never readable by others, not even for a moment). */
+int mfs_write_atomic_mode(const char *path, const void *data, size_t len, unsigned mode, merr *e);
 /* Reads a whole file of at most `max` bytes into out (appending).
  * MERR_NOTFOUND if absent, MERR_TOOBIG if larger than max. */
 int mfs_read_all(const char *path, size_t max, mbuf *out, merr *e);

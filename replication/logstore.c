@@ -197,11 +197,17 @@ static int recover_segment(logstore *ls, uint64_t seq, int last, mbuf *buf, merr
             }
         }
         rc = ls_seg_add(ls, seq, fd, 0);
-        if (rc) goto err;
+        if (rc) {
+            merr_set(e, rc, "open %s: out of memory", path);
+            goto err;
+        }
         return 0;
     }
     rc = ls_seg_add(ls, seq, fd, LSF_HDR_SIZE);
-    if (rc) goto err;
+    if (rc) {
+        merr_set(e, rc, "open %s: out of memory", path);
+        goto err;
+    }
     recover_ctx c = {ls, seq};
     size_t good;
     uint64_t last_seq = 0;
@@ -209,7 +215,8 @@ static int recover_segment(logstore *ls, uint64_t seq, int last, mbuf *buf, merr
                   sizeof(why));
     if (rc < 0) {
         fd = -1; /* owned by the segment table now */
-        return merr_set(e, rc, "%s: replay: %s (round numbers out of order?)", path, merr_str(rc));
+        return merr_set(e, rc, "%s: replay: %s", path,
+                        rc == MERR_CORRUPT ? "round numbers out of order" : merr_str(rc));
     }
     ls->segs[ls->nsegs - 1].size = good;
     if (rc == 1) {

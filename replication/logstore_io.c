@@ -9,7 +9,7 @@
  *   idle --(batches queued)--> build round --> [roll segment] --> pwrite
  *     pwrite ENOSPC --> cut back to the last round, fdatasync --> batches fail NOSPACE --> idle
  *     pwrite other error / any fdatasync error --> FAILED (every later batch: MERR_IO)
- *     fdatasync ok --> apply to index --> delete dead segments --> notify --> idle
+ *     fdatasync ok --> apply to index --> notify --> delete dead segments --> idle
  *
  * Compaction only ever deletes whole segments. A segment is deletable once no
  * index entry points into it, except that a segment holding a DROP record is
@@ -353,8 +353,6 @@ static int do_round(logstore *ls, logstore_batch *list)
         ls->st.compacted_bytes += comp_bytes;
     }
     pthread_mutex_unlock(&ls->ix_mu);
-    /* Whatever this round superseded may have emptied older segments. */
-    ls_delete_dead(ls);
     return 0;
 }
 
@@ -412,6 +410,10 @@ void *ls_io_main(void *arg)
         int status = do_round(ls, list);
         if (status == MERR_NOMEM) status = MERR_IO;
         complete(ls, list, status);
+        /* Whatever the round superseded may have emptied older segments;
+         * deleting them (unlink + directory fsync) waits until the round's
+         * batches have been reported. */
+        if (!status) ls_delete_dead(ls);
     }
     return NULL;
 }

@@ -299,6 +299,9 @@ static void on_request(rpc_node *n, rpc_conn *c, const rpc_env *env)
     memset(s, 0, sizeof(*s));
     s->pub.t = &n->transport;
     s->pub.from = c->remote_id;
+    s->pub.peer_user = c->peer_user;
+    s->pub.peer_is_node = c->peer_is_node;
+    s->pub.peer_verified = c->peer_verified;
     s->pub.method = env->method;
     s->pub.payload = env->payload;
     s->pub.len = env->payload_len;

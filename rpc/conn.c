@@ -29,6 +29,10 @@ static rpc_conn *conn_new(rpc_node *n, int outbound)
 {
     rpc_conn *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
+    if (n->tls && tls_sess_new(n->tls, !outbound, &c->tls)) {
+        free(c);
+        return NULL;
+    }
     c->node = n;
     c->cid = n->next_cid++;
     c->outbound = outbound;
@@ -52,7 +56,7 @@ rpc_conn *conn_by_cid(rpc_node *n, uint64_t cid)
     return NULL;
 }
 
-static void conn_mark_dirty(rpc_conn *c)
+void conn_mark_dirty(rpc_conn *c)
 {
     if (c->dirty) return;
     c->dirty = 1;
@@ -83,6 +87,7 @@ static void on_conn_closed(uv_handle_t *h)
     mbuf_free(&c->hs);
     mbuf_free(&c->out);
     mbuf_free(&c->wbuf);
+    tls_sess_free(c->tls);
     free(c);
 }
 
@@ -130,20 +135,25 @@ void conn_close(rpc_conn *c, int code, const char *reason)
 /* ---- writing ---- */
 
 static void conn_flush(rpc_conn *c);
+static int conn_plain_fill(rpc_conn *c);
 
 static void on_write(uv_write_t *req, int status)
 {
     rpc_conn *c = req->data;
     c->writing = 0;
-    if (c->wbuf_app) node_queue_add(c->node, c, -(int64_t)c->wbuf.len);
+    node_queue_add(c->node, c, -(int64_t)c->wbuf_plain);
+    c->wbuf_plain = 0;
     mbuf_reset(&c->wbuf);
     if (c->wbuf.cap > (1u << 20)) mbuf_free(&c->wbuf); /* do not pin a burst's memory */
     if (status < 0) {
         if (status != UV_ECANCELED) conn_close(c, MERR_UNAVAILABLE, uv_strerror(status));
         return;
     }
-    if (c->close_after_write && !c->hs.len) {
-        conn_close(c, MERR_PROTOCOL, "handshake refused");
+    /* Close once the refusal (or a TLS alert still in the session) is out. */
+    if (c->close_after_write && !c->hs.len &&
+        !(c->tls && !c->plain_peer && tls_sess_pending(c->tls))) {
+        conn_close(c, c->close_code ? c->close_code : MERR_PROTOCOL,
+                   c->close_reason[0] ? c->close_reason : "handshake refused");
         return;
     }
     conn_flush(c);
@@ -152,26 +162,48 @@ static void on_write(uv_write_t *req, int status)
 static void conn_flush(rpc_conn *c)
 {
     if (c->writing || c->state == CONN_CLOSING || c->state == CONN_CONNECTING) return;
+    if (c->tls && !c->plain_peer) {
+        /* TLS: everything sendable is encrypted into wbuf in one go. */
+        int rc = conn_tls_fill(c);
+        if (rc) {
+            node_queue_add(c->node, c, -(int64_t)c->wbuf_plain);
+            c->wbuf_plain = 0;
+            mbuf_reset(&c->wbuf);
+            conn_close(c, rc, "TLS: cannot encrypt");
+            return;
+        }
+        if (!c->wbuf.len) return;
+    } else if (!conn_plain_fill(c)) {
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+    c->writing = 1;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (rc) {
+        c->writing = 0;
+        node_queue_add(c->node, c, -(int64_t)c->wbuf_plain);
+        c->wbuf_plain = 0;
+        mbuf_reset(&c->wbuf);
+        conn_close(c, MERR_UNAVAILABLE, uv_strerror(rc));
+    }
+}
+
+/* Plaintext: the next buffer (handshake frames first) becomes wbuf by a
+ * swap, no copy. Returns 0 when there is nothing to send. */
+static int conn_plain_fill(rpc_conn *c)
+{
     mbuf *src;
     if (c->hs.len)
         src = &c->hs;
     else if (c->state == CONN_READY && c->out.len)
         src = &c->out;
     else
-        return;
+        return 0;
     mbuf t = c->wbuf;
     c->wbuf = *src;
     *src = t;
-    c->wbuf_app = src == &c->out;
-    uv_buf_t b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
-    c->writing = 1;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-    if (rc) {
-        c->writing = 0;
-        if (c->wbuf_app) node_queue_add(c->node, c, -(int64_t)c->wbuf.len);
-        mbuf_reset(&c->wbuf);
-        conn_close(c, MERR_UNAVAILABLE, uv_strerror(rc));
-    }
+    c->wbuf_plain = src == &c->out ? c->wbuf.len : 0;
+    return 1;
 }
 
 void conn_flush_dirty(rpc_node *n)
@@ -345,10 +377,12 @@ static void send_handshake_reply(rpc_conn *c, int accepted, const char *reason)
     Meridian__Rpc__HandshakeReply r = MERIDIAN__RPC__HANDSHAKE_REPLY__INIT;
     r.accepted = accepted;
     r.reason = (char *)(reason ? reason : "");
-    r.node_id = n->cfg.node_id;
-    r.cluster_id = n->cluster_id;
-    r.locality = n->locality;
-    r.address = n->listen;
+    if (!c->plain_peer) { /* an unauthenticated peer learns nothing about the cluster */
+        r.node_id = n->cfg.node_id;
+        r.cluster_id = n->cluster_id;
+        r.locality = n->locality;
+        r.address = n->listen;
+    }
     uint8_t buf[2048];
     size_t len = meridian__rpc__handshake_reply__get_packed_size(&r);
     if (len <= sizeof(buf)) meridian__rpc__handshake_reply__pack(&r, buf);
@@ -359,12 +393,28 @@ static void send_handshake_reply(rpc_conn *c, int accepted, const char *reason)
     if (!accepted) c->close_after_write = 1;
 }
 
-static void refuse(rpc_conn *c, const char *reason)
+void conn_refuse(rpc_conn *c, const char *reason)
 {
     c->node->m.handshakes_refused++;
     MLOG_W(MOD, "handshake refused", "node=%llu remote=%s reason=\"%s\"",
            (unsigned long long)c->node->cfg.node_id, c->remote_addr, reason);
     send_handshake_reply(c, 0, reason);
+    if (c->close_after_write) {
+        c->close_code = MERR_PROTOCOL;
+        snprintf(c->close_reason, sizeof(c->close_reason), "refused: %s", reason);
+    }
+}
+
+void conn_close_after_flush(rpc_conn *c, int code, const char *reason)
+{
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    if (c->writing || (c->tls && tls_sess_pending(c->tls))) {
+        c->close_after_write = 1;
+        conn_mark_dirty(c);
+    } else {
+        conn_close(c, code, c->close_reason);
+    }
 }
 
 /* Acceptor side: validate the dialer's Handshake and answer. */
@@ -381,14 +431,21 @@ static void on_handshake(rpc_conn *c, const rpc_env *env)
     if (hs->protocol_version != RPC_PROTOCOL_VERSION) {
         snprintf(reason, sizeof(reason), "incompatible protocol version %u (this node speaks %u)",
                  hs->protocol_version, RPC_PROTOCOL_VERSION);
-        refuse(c, reason);
+        conn_refuse(c, reason);
     } else if (hs->cluster_id[0] && n->cluster_id[0] && strcmp(hs->cluster_id, n->cluster_id)) {
         snprintf(reason, sizeof(reason),
                  "cluster id mismatch: peer is in '%.100s', this node in '%.100s'", hs->cluster_id,
                  n->cluster_id);
-        refuse(c, reason);
+        conn_refuse(c, reason);
+    } else if (c->tls && hs->node_id != 0 && !c->peer_is_node) {
+        snprintf(reason, sizeof(reason),
+                 "a client certificate (user '%.64s') cannot act as node %llu: nodes need a "
+                 "node certificate",
+                 c->peer_user, (unsigned long long)hs->node_id);
+        conn_refuse(c, reason);
     } else {
         c->remote_id = hs->node_id;
+        if (!c->tls) c->peer_is_node = hs->node_id != 0; /* claimed, not verified */
         rpc_locality_region(hs->locality, c->remote_region, sizeof(c->remote_region));
         c->pm = node_peer_metrics(n, c->remote_id);
         c->state = CONN_READY;
@@ -415,6 +472,10 @@ static void on_handshake_reply(rpc_conn *c, const rpc_env *env)
     reason[0] = 0;
     if (!r->accepted)
         snprintf(reason, sizeof(reason), "peer refused the handshake: %.500s", r->reason);
+    else if (c->plain_peer)
+        snprintf(reason, sizeof(reason),
+                 "%s answered without TLS (is it running --insecure?); this endpoint requires TLS",
+                 c->remote_addr);
     else if (r->cluster_id[0] && n->cluster_id[0] && strcmp(r->cluster_id, n->cluster_id))
         snprintf(reason, sizeof(reason),
                  "cluster id mismatch: peer is in '%.100s', this node in '%.100s'", r->cluster_id,
@@ -452,6 +513,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     uint8_t *p;
     size_t cap;
     (void)suggested;
+    if (c->tls) {
+        /* Ciphertext is consumed by the read callback that follows at once,
+         * so one buffer serves every connection of the loop. */
+        *buf = uv_buf_init((char *)c->node->rxbuf, RPC_RXBUF);
+        return;
+    }
     if (rpc_decoder_space(&c->dec, 64 * 1024, &p, &cap)) {
         *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to on_read */
         return;
@@ -460,7 +527,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* Decodes and dispatches every whole frame buffered. */
-static void conn_on_bytes(rpc_conn *c)
+void conn_on_bytes(rpc_conn *c)
 {
     rpc_node *n = c->node;
     while (c->state != CONN_CLOSING) {
@@ -507,9 +574,12 @@ static void conn_on_bytes(rpc_conn *c)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     rpc_conn *c = s->data;
-    (void)buf;
     if (c->state == CONN_CLOSING) return;
     if (nread < 0) {
+        if (c->tls && !c->tls_done && !c->plain_peer && nread == UV_EOF) {
+            conn_close(c, MERR_UNAVAILABLE, "closed by the remote side during the TLS handshake");
+            return;
+        }
         merr e = {0};
         if (nread == UV_EOF && rpc_decoder_finish(&c->dec, &e)) {
             c->node->m.frame_errors++;
@@ -520,7 +590,24 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return;
+    if (c->tls) {
+        conn_tls_on_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
     rpc_decoder_commit(&c->dec, (size_t)nread);
+    if (c->close_after_write) return; /* refused: the peer's bytes no longer matter */
+    if (!c->seen_bytes && !c->outbound) {
+        c->seen_bytes = 1;
+        /* 0x16 0x03 opens a TLS ClientHello; as a frame length it would be
+         * over 350 MB, so no plaintext peer within max_frame starts so. */
+        if (nread >= 2 && (uint8_t)buf->base[0] == 0x16 && (uint8_t)buf->base[1] == 0x03 &&
+            c->node->cfg.max_frame < 0x16030000u) {
+            c->plain_peer = 1;
+            conn_refuse(c, "this node runs insecure (--insecure) and the peer spoke TLS; start "
+                           "both sides with certificates or both with --insecure");
+            return;
+        }
+    }
     conn_on_bytes(c);
 }
 
@@ -587,6 +674,10 @@ static void on_connect(uv_connect_t *req, int status)
         conn_close(c, MERR_IO, uv_strerror(rc));
         return;
     }
+    if (c->tls) {
+        conn_tls_start(c); /* the Handshake queued at dial time waits for TLS */
+        return;
+    }
     conn_mark_dirty(c); /* the Handshake queued at dial time */
 }
 
@@ -601,6 +692,10 @@ static rpc_conn *conn_dial(rpc_peer *p)
     c->remote_id = p->id;
     c->pm = node_peer_metrics(n, p->id);
     snprintf(c->remote_addr, sizeof(c->remote_addr), "%s", p->addr);
+    if (c->tls && tls_sess_expect_addr(c->tls, p->addr)) {
+        conn_close(c, MERR_INVALID, "TLS: cannot check the peer's address");
+        return NULL;
+    }
     c->state = CONN_CONNECTING;
     p->conn = c;
     p->state = PEER_CONNECTING;

@@ -6,6 +6,7 @@
 
 #include "rpc/frame.h"
 #include "rpc/rpc.h"
+#include "rpc/tls.h"
 
 #include <pthread.h>
 #include <uv.h>
@@ -38,7 +39,10 @@ typedef struct rpc_sreq rpc_sreq;
 /* Connection states:
  *   CONNECTING --tcp connected--> HANDSHAKE --reply accepted--> READY
  *   (acceptor)          HANDSHAKE --valid Handshake--> READY
- *   any --error/EOF/refusal/stop--> CLOSING --uv close cb--> freed */
+ *   any --error/EOF/refusal/stop--> CLOSING --uv close cb--> freed
+ * With TLS, HANDSHAKE has two halves: the TLS handshake (tls_done = 0: only
+ * TLS records move, no frame is encrypted or decoded), then the rpc
+ * Handshake/HandshakeReply inside the TLS session. */
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY, CONN_CLOSING };
 
 struct rpc_conn {
@@ -58,7 +62,19 @@ struct rpc_conn {
     mbuf hs;   /* handshake frames: written before anything else */
     mbuf out;  /* application frames waiting for the next flush */
     mbuf wbuf; /* the bytes of the write in flight */
-    int writing, wbuf_app, dirty, close_after_write;
+    int writing, dirty, close_after_write;
+    size_t wbuf_plain; /* application bytes in the write in flight (queue gauges) */
+    int close_code;    /* with close_after_write: why, once the write is out */
+    char close_reason[300];
+    tls_sess *tls;  /* NULL on a plaintext connection */
+    int tls_done;   /* TLS handshake finished, peer certificate verified */
+    int tls_failed; /* the session is dead: only its alert may still go out */
+    int plain_peer; /* TLS expected, plaintext met (or the reverse): refusal only */
+    int seen_bytes; /* the first bytes from the peer have been looked at */
+    /* Who the peer is: from its verified certificate on TLS connections,
+     * from its claimed node id on insecure ones (peer_verified = 0). */
+    char peer_user[TLS_USER_MAX];
+    int peer_is_node, peer_verified;
     rpc_conn *next_dirty;
     rpc_conn *prev, *next;
     rpc_call *calls;         /* outgoing calls answered on this connection */
@@ -160,7 +176,12 @@ struct rpc_node {
     void *on_peer_arg;
     rpc_call *free_calls;
     rpc_sreq *free_sreqs;
+    tls_ctx *tls;       /* NULL = insecure; new connections use the current one */
+    char *tls_files[3]; /* ca, cert, key: reread by rpc_node_reload_tls */
+    uint8_t *rxbuf;     /* TLS: ciphertext lands here, decrypted into the decoder */
 };
+
+#define RPC_RXBUF 65536
 
 /* node.c */
 const rpc_handler *node_find_handler(rpc_node *n, const char *method);
@@ -187,6 +208,23 @@ void conn_delay_timer_cb(uv_timer_t *t);
 void conn_sweep_timer_cb(uv_timer_t *t);
 rpc_conn *conn_by_cid(rpc_node *n, uint64_t cid);
 void conn_free_delayed(rpc_node *n);
+void conn_mark_dirty(rpc_conn *c);
+/* Decodes and dispatches every whole frame in the decoder. */
+void conn_on_bytes(rpc_conn *c);
+/* Refuses the peer's rpc Handshake with a reason, then closes. */
+void conn_refuse(rpc_conn *c, const char *reason);
+/* Closes once the bytes queued for the socket are out (a refusal or alert
+ * the peer should read), with code and reason for the calls and the log. */
+void conn_close_after_flush(rpc_conn *c, int code, const char *reason);
+
+/* conn_tls.c */
+/* Dialer: TCP is up, send the ClientHello. */
+void conn_tls_start(rpc_conn *c);
+/* Ciphertext (or the first bytes of a plaintext peer) from the socket. */
+void conn_tls_on_read(rpc_conn *c, const uint8_t *p, size_t n);
+/* Encrypts what may be sent now (rpc handshake frames, then application
+ * frames once READY) and moves the ciphertext to c->wbuf. */
+int conn_tls_fill(rpc_conn *c);
 
 /* call.c */
 void call_on_frame(rpc_conn *c, const rpc_env *env);

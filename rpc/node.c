@@ -527,6 +527,9 @@ static void node_free(rpc_node *n)
     rpc_heap_free(&n->deadlines);
     rpc_heap_free(&n->delayed);
     rpc_faults_free(&n->faults);
+    tls_ctx_free(n->tls);
+    for (int i = 0; i < 3; i++) free(n->tls_files[i]);
+    free(n->rxbuf);
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
@@ -552,6 +555,7 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
     n->cfg.locality = n->locality;
     n->cfg.listen_addr = cfg->listen_addr ? n->listen : NULL;
     n->cfg.faults = NULL;
+    n->cfg.tls_ca = n->cfg.tls_cert = n->cfg.tls_key = NULL; /* loaded below, not kept */
     rpc_locality_region(n->locality, n->region, sizeof(n->region));
     n->transport.ops = &rpc_uv_transport_ops;
     n->transport.impl = n;
@@ -560,7 +564,21 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
     pthread_mutex_init(&n->mu, NULL);
     rpc_faults_init(&n->faults, cfg->fault_seed);
     rpc_rng_seed(&n->jitter_rng, cfg->fault_seed ^ 0x5DEECE66DULL);
-    int rc = uv_loop_init(&n->loop);
+    int rc = 0;
+    if (cfg->tls_ca || cfg->tls_cert || cfg->tls_key) {
+        /* Half a TLS configuration is a mistake, never a quiet fallback to
+         * plaintext. */
+        if ((rc = tls_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, &n->tls, e))) goto err_free;
+        n->tls_files[0] = strdup(cfg->tls_ca);
+        n->tls_files[1] = strdup(cfg->tls_cert);
+        n->tls_files[2] = strdup(cfg->tls_key);
+        n->rxbuf = malloc(RPC_RXBUF);
+        if (!n->rxbuf || !n->tls_files[0] || !n->tls_files[1] || !n->tls_files[2]) {
+            rc = merr_set(e, MERR_NOMEM, "rpc node: out of memory");
+            goto err_free;
+        }
+    }
+    rc = uv_loop_init(&n->loop);
     if (rc) {
         merr_set(e, MERR_IO, "uv_loop_init: %s", uv_strerror(rc));
         goto err_free;
@@ -597,9 +615,9 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
         goto err_loop;
     }
     n->thread_started = 1;
-    MLOG_I(MOD, "node started", "node=%llu listen=%s port=%d cluster=%s locality=%s",
+    MLOG_I(MOD, "node started", "node=%llu listen=%s port=%d cluster=%s locality=%s tls=%s",
            (unsigned long long)n->cfg.node_id, n->listen[0] ? n->listen : "-", n->port,
-           n->cluster_id, n->locality);
+           n->cluster_id, n->locality, n->tls ? "on" : "off (insecure)");
     *out = n;
     return 0;
 err_loop:
@@ -609,6 +627,37 @@ err_loop:
 err_free:
     node_free(n);
     return rc;
+}
+
+struct tls_swap {
+    rpc_node *n;
+    tls_ctx *ctx;
+};
+
+static void tls_swap_on_loop(void *arg)
+{
+    struct tls_swap *s = arg;
+    tls_ctx *old = s->n->tls;
+    s->n->tls = s->ctx;
+    s->ctx = old;
+}
+
+int rpc_node_reload_tls(rpc_node *n, merr *e)
+{
+    if (!n->tls) return merr_set(e, MERR_INVALID, "this node runs insecure: no TLS to reload");
+    /* Files are read here, on the caller's thread: the loop only swaps. */
+    struct tls_swap s = {.n = n};
+    int rc = tls_ctx_new(n->tls_files[0], n->tls_files[1], n->tls_files[2], &s.ctx, e);
+    if (rc) return rc;
+    if ((rc = rpc_node_run_sync(n, tls_swap_on_loop, &s))) {
+        tls_ctx_free(s.ctx);
+        return merr_set(e, rc, "rpc node is stopping");
+    }
+    /* Open sessions hold their own reference to the old context. */
+    tls_ctx_free(s.ctx);
+    MLOG_I(MOD, "TLS certificates reloaded", "node=%llu cert=%s",
+           (unsigned long long)n->cfg.node_id, n->tls_files[1]);
+    return 0;
 }
 
 void rpc_node_stop(rpc_node *n)

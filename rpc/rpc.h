@@ -12,10 +12,11 @@
  * Everything else, and every callback, belongs to the loop thread: call it
  * from a handler, a callback, or a function given to post.
  *
- * I/O layering (so TLS can slot in later with memory BIOs): socket bytes go
- * to conn_on_bytes() which feeds the frame decoder; outgoing frames collect
- * in a per-connection buffer that conn_flush() hands to the socket. A TLS
- * layer sits between those two points and the socket. */
+ * I/O layering: socket bytes go to conn_on_bytes() which feeds the frame
+ * decoder; outgoing frames collect in a per-connection buffer that
+ * conn_flush() hands to the socket. With TLS (rpc_config.tls_*), a TLS 1.3
+ * session over memory BIOs sits between those two points and the socket
+ * (rpc/tls.h, rpc/conn_tls.c, docs/security.md). */
 #ifndef MERIDIAN_RPC_RPC_H
 #define MERIDIAN_RPC_RPC_H
 
@@ -50,6 +51,12 @@ typedef struct rpc_config {
      * seeded PRNG. Tests inject a fixed one. Called on the loop thread. */
     double (*jitter)(void *arg);
     void *jitter_arg;
+    /* TLS: the cluster CA and this endpoint's certificate and key (PEM
+     * files). All NULL = insecure (plaintext, nothing authenticated). With
+     * TLS every connection is mutual TLS 1.3 against the CA, a peer that
+     * claims a node id must hold a node certificate, and plaintext peers
+     * are refused (docs/security.md). */
+    const char *tls_ca, *tls_cert, *tls_key;
 } rpc_config;
 
 void rpc_config_defaults(rpc_config *c);
@@ -60,6 +67,12 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e);
 /* Stops the loop (pending calls end with MERR_CLOSED), joins the thread and
  * frees the node. Not from the loop thread. */
 void rpc_node_stop(rpc_node *n);
+
+/* Thread-safe (not from the loop thread): rereads the CA, certificate and
+ * key files given at start. New connections use them; open ones keep
+ * theirs. On any error the old ones stay in use. MERR_INVALID on an
+ * insecure node. */
+int rpc_node_reload_tls(rpc_node *n, merr *e);
 
 uint64_t rpc_node_id(const rpc_node *n);
 int rpc_node_port(const rpc_node *n); /* bound port, 0 when not listening */

@@ -31,7 +31,14 @@ struct rpc_req {
     int oneway;
     int stream;   /* the caller opened a stream (rpc_stream_send) */
     int canceled; /* caller canceled or its connection is gone */
-    void *impl;   /* the implementation's bookkeeping */
+    /* Who sent it, for authorization. On a TLS connection from the
+     * verified certificate (peer_verified = 1): a node certificate gives
+     * peer_is_node = 1 and peer_user "node", a client certificate the user
+     * name in its CN. Insecure: nothing is verified; peer_is_node is what
+     * the peer claimed (node id != 0) and peer_user is "". */
+    const char *peer_user;
+    int peer_is_node, peer_verified;
+    void *impl; /* the implementation's bookkeeping */
 };
 
 /* A call ended: code 0 and the reply payload, or a MERR_* code and a message

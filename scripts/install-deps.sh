@@ -7,6 +7,7 @@ PKGS=(
   build-essential cmake pkg-config git
   libsqlite3-dev sqlite3
   libuv1-dev
+  libssl-dev openssl         # TLS (rpc/tls.c) and certificates (meridian cert)
   libprotobuf-c-dev protobuf-c-compiler
   chrony
   libcmocka-dev

@@ -1,6 +1,7 @@
 /* Blocking rpc calls for command-line tools (see cli_rpc.h). */
 #include "server/cli_rpc.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "rpc/rpc.h"
+#include "rpc/tls.h"
 
 #define GATEWAY 1 /* the local handle of the one gateway address */
 
@@ -32,7 +34,7 @@ typedef struct pending {
     mbuf *reply;
 } pending;
 
-int cli_rpc_open(const char *host, cli_rpc **out, merr *e)
+int cli_rpc_open(const char *host, const char *certs_dir, const char *user, cli_rpc **out, merr *e)
 {
     struct sockaddr_storage ss;
     if (maddr_parse(host, &ss, e)) return merr_wrap(e, "--host");
@@ -45,6 +47,14 @@ int cli_rpc_open(const char *host, cli_rpc **out, merr *e)
     rpc_config_defaults(&cfg);
     cfg.node_id = 0;
     cfg.listen_addr = NULL;
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    if (certs_dir) {
+        if (tls_certs_paths(certs_dir, user ? user : "root", ca, cert, key, e)) {
+            free(c);
+            return e->code;
+        }
+        cfg.tls_ca = ca, cfg.tls_cert = cert, cfg.tls_key = key;
+    }
     int rc = rpc_node_start(&cfg, &c->rpc, e);
     if (rc) {
         free(c);

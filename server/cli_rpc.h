@@ -12,8 +12,10 @@
 
 typedef struct cli_rpc cli_rpc;
 
-/* host is "HOST:PORT". Nothing is dialled until the first call. */
-int cli_rpc_open(const char *host, cli_rpc **out, merr *e);
+/* host is "HOST:PORT". certs_dir: TLS with the CA in it and the client
+ * certificate of `user` (client.USER.crt/.key); NULL = insecure. Nothing is
+ * dialled until the first call. */
+int cli_rpc_open(const char *host, const char *certs_dir, const char *user, cli_rpc **out, merr *e);
 void cli_rpc_close(cli_rpc *c);
 /* Calls method with payload and waits up to timeout_ns. On success the reply
  * payload is appended to `reply`. Errors: the remote handler's code and

@@ -1,4 +1,5 @@
-/* `meridian init --host H`: initialises a new cluster at one node, once. */
+/* `meridian init --host H (--certs-dir D | --insecure)`: initialises a new
+ * cluster at one node, once. With TLS it authenticates as user root. */
 #include <stdio.h>
 
 #include "common/cli.h"
@@ -9,23 +10,30 @@
 
 int cmd_init(int argc, char **argv)
 {
-    const char *host = NULL;
+    const char *host = NULL, *certs_dir = NULL;
     int64_t timeout = 10 * MTIME_S;
+    int insecure = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT", "the node to initialise the cluster at (required)"},
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 10s)"},
+        {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
+        {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the node runs --insecure)"},
         {0},
     };
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "--host HOST:PORT", flags, argc, argv, &npos, &done);
+    int rc = cli_parse(argv[0], "--host HOST:PORT (--certs-dir DIR | --insecure)", flags, argc,
+                       argv, &npos, &done);
     if (done) return rc;
-    if (npos || !host) {
-        fprintf(stderr, "%s: %s\n", argv[0], npos ? "unexpected argument" : "--host is required");
+    if (npos || !host || !certs_dir == !insecure) {
+        fprintf(stderr, "%s: %s\n", argv[0],
+                npos    ? "unexpected argument"
+                : !host ? "--host is required"
+                        : "give --certs-dir DIR (the root client certificate) or --insecure");
         return CLI_EXIT_USAGE;
     }
     merr e = {0};
     cli_rpc *c = NULL;
-    if (cli_rpc_open(host, &c, &e)) {
+    if (cli_rpc_open(host, certs_dir, "root", &c, &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         return 1;
     }

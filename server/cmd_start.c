@@ -32,21 +32,27 @@ int cmd_start(int argc, char **argv)
          "epsilon of --clock-source static (default 100ms)"},
         {"log-level", CLI_STR, &cfg.log_level, "LEVEL", "trace|debug|info|warn|error"},
         {"insecure", CLI_BOOL, &cfg.insecure, NULL, "no TLS (local tests and demos)"},
+        {"certs-dir", CLI_STR, &cfg.certs_dir, "DIR", "TLS: ca.crt, node.crt, node.key"},
         {0},
     };
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "--store DIR --listen HOST:PORT [flags]", flags, argc, argv, &npos,
-                       &done);
+    int rc = cli_parse(argv[0], "--store DIR --listen HOST:PORT (--certs-dir DIR | --insecure)",
+                       flags, argc, argv, &npos, &done);
     if (done) return rc;
     if (npos) {
         fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[1]);
         return CLI_EXIT_USAGE;
     }
     merr e = {0};
-    if (node_config_validate(&cfg, &e)) {
+    if (node_config_validate(&cfg, &e) || node_config_check_security(&cfg, &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         return CLI_EXIT_USAGE;
     }
+    if (cfg.insecure)
+        fprintf(stderr,
+                "%s: WARNING: running --insecure: traffic is plaintext and nobody is "
+                "authenticated; for local tests and demos only\n",
+                argv[0]);
     mlog_level lvl;
     mlog_parse_level(cfg.log_level, &lvl);
     mlog_set_level(lvl);
@@ -65,6 +71,7 @@ int cmd_start(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* reload certificates (docs/security.md) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     node *n = NULL;
     if (node_start(&cfg, &n, &e)) {
@@ -74,7 +81,13 @@ int cmd_start(int argc, char **argv)
         return 1;
     }
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        merr re = {0};
+        if (node_reload_certs(n, &re))
+            MLOG_E("node", "certificate reload failed; keeping the current ones", "error=\"%s\"",
+                   re.msg);
+    }
+    sigdelset(&sigs, SIGHUP); /* a second SIGHUP while draining is not an exit */
     MLOG_I("node", "signal received: shutting down cleanly", "signal=%d", sig);
     /* A second signal during the drain ends the process at once. */
     pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);

@@ -24,8 +24,18 @@ static const cli_cmd debug_cmds[] = {
     {0},
 };
 
+/* `meridian cert <what>`: TLS certificates (docs/security.md). */
+static const cli_cmd cert_cmds[] = {
+    {"create-ca", "create the cluster CA (certificate and key)", cmd_cert_create_ca, NULL},
+    {"create-client", "create a client certificate for USER", cmd_cert_create_client, NULL},
+    {"create-node", "create a node certificate for HOST...", cmd_cert_create_node, NULL},
+    {"list", "list the certificates in a certs directory", cmd_cert_list, NULL},
+    {0},
+};
+
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
+    {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
     {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},

@@ -17,6 +17,7 @@
 #include "common/version.h"
 #include "proto/node.pb-c.h"
 #include "rpc/rpc.h"
+#include "rpc/tls.h"
 #include "server/admin_http.h"
 #include "server/store_dir.h"
 #include "server/kv_service.h"
@@ -224,6 +225,11 @@ int node_start(const node_config *cfg, node **out, merr *e)
 
     rpc_config rc_cfg;
     rpc_config_defaults(&rc_cfg);
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    if (cfg->certs_dir) {
+        if ((rc = tls_certs_paths(cfg->certs_dir, NULL, ca, cert, key, e))) goto err;
+        rc_cfg.tls_ca = ca, rc_cfg.tls_cert = cert, rc_cfg.tls_key = key;
+    }
     rc_cfg.node_id = n->store.node_id;
     rc_cfg.cluster_id = n->store.has_identity ? n->store.cluster_id : "";
     rc_cfg.listen_addr = cfg->listen;
@@ -251,6 +257,11 @@ err:
     store_dir_close(&n->store);
     free(n);
     return rc;
+}
+
+int node_reload_certs(node *n, merr *e)
+{
+    return rpc_node_reload_tls(n->rpc, e);
 }
 
 void node_stop(node *n)

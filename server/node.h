@@ -32,6 +32,9 @@ const char *node_state_name(node_state s);
  * admin HTTP server, and writes DIR/listen-addrs ("rpc=HOST:PORT" and
  * "http=HOST:PORT" lines) for scripts and tests. */
 int node_start(const node_config *cfg, node **out, merr *e);
+/* Rereads the TLS certificates and key (SIGHUP): new connections use them.
+ * On an error the node keeps the ones it has. */
+int node_reload_certs(node *n, merr *e);
 /* Clean shutdown: stops serving, waits for in-flight work, closes everything,
  * releases the store lock and frees n. */
 void node_stop(node *n);

@@ -56,6 +56,19 @@ int node_locality_parse(const char *s, node_locality *out, merr *e)
     return 0;
 }
 
+int node_config_check_security(const node_config *c, merr *e)
+{
+    if (c->insecure && c->certs_dir)
+        return merr_set(e, MERR_INVALID, "--insecure and --certs-dir exclude each other");
+    if (c->insecure || (c->certs_dir && *c->certs_dir)) return 0;
+    return merr_set(e, MERR_INVALID,
+                    "refusing to start without TLS: give --certs-dir DIR (ca.crt, node.crt, "
+                    "node.key) or --insecure for local tests and demos. To create certificates:\n"
+                    "  meridian cert create-ca --certs-dir DIR --ca-key SAFE/ca.key\n"
+                    "  meridian cert create-node HOST... --certs-dir DIR --ca-key SAFE/ca.key\n"
+                    "  meridian cert create-client root --certs-dir DIR --ca-key SAFE/ca.key");
+}
+
 int node_config_validate(node_config *c, merr *e)
 {
     if (!c->store || !*c->store) return merr_set(e, MERR_INVALID, "--store DIR is required");

@@ -29,6 +29,7 @@ typedef struct node_config {
     int64_t static_uncertainty_ns; /* --static-uncertainty, for --clock-source static */
     const char *log_level;
     int insecure;
+    const char *certs_dir; /* --certs-dir: ca.crt, node.crt, node.key */
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;
@@ -43,5 +44,8 @@ void node_config_init(node_config *c);
 int node_locality_parse(const char *s, node_locality *out, merr *e);
 /* Checks every field and fills the derived ones. */
 int node_config_validate(node_config *c, merr *e);
+/* Secure by default: exactly one of --certs-dir and --insecure. The error
+ * says how to create certificates. */
+int node_config_check_security(const node_config *c, merr *e);
 
 #endif

@@ -6,8 +6,9 @@
  *    A range owns the span [start, end); an empty end means "to the end of the
  *    key space". Keys outside the span are refused with MERR_RANGE.
  *  - Timestamps are HLC values, opaque and ordered numerically: 0 is invalid,
- *    RANGE_TS_MAX ("latest") only as a read timestamp, and every stored
- *    timestamp is below 2^63 (SQLite integers are signed 64-bit).
+ *    RANGE_TS_MAX ("latest") only as a read timestamp. Every other uint64 is
+ *    storable (kept as ts XOR 2^63 in SQLite's signed INTEGER, which keeps
+ *    the order).
  *  - A read at t sees, per key, the newest version with ts <= t; a tombstone
  *    (delete) hides the key.
  *  - The applied slot is written in the same SQLite transaction as the effects
@@ -28,7 +29,6 @@
 #include "common/err.h"
 
 #define RANGE_TS_MAX    UINT64_MAX
-#define RANGE_TS_LIMIT  ((uint64_t)1 << 63) /* stored timestamps are < this */
 #define RANGE_KEY_MAX   (64 * 1024)
 #define RANGE_VALUE_MAX (64 * 1024 * 1024)
 /* Default GC retention (as Spanner): versions older than this are collectable. */
@@ -219,7 +219,8 @@ int range_split_key(range *r, const range_load_sample *samples, size_t n, uint8_
 
 /* One GC step: drops up to max_rows versions that are older than the newest
  * version <= horizon of their key (and that newest too if it is a tombstone
- * with nothing older left), in one short transaction. Raises the range's
+ * with nothing older left), in one short transaction (max_rows 0 = 256).
+ * Raises the range's
  * gc_horizon. *done = 1 when nothing is left to collect below horizon. */
 int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, int *done);
 /* Runs steps until done; *dropped (may be NULL) totals the rows. */

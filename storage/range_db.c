@@ -20,6 +20,7 @@
  * ts DESC also makes a forward scan meet each key's newest version first.
  * A tombstone is a NULL val; an empty value is a zero-length blob. */
 static const char *const schema_sql =
+    "BEGIN;" /* one transaction: creating a range is one commit, not six */
     "CREATE TABLE meta(id INTEGER PRIMARY KEY CHECK (id = 1),"
     " range_id INTEGER NOT NULL, generation INTEGER NOT NULL,"
     " start_key BLOB NOT NULL, end_key BLOB NOT NULL,"
@@ -38,7 +39,8 @@ static const char *const schema_sql =
     /* An in-flight split or merge (range_split.c); at most one row. */
     "CREATE TABLE pending(id INTEGER PRIMARY KEY CHECK (id = 1), op TEXT NOT NULL,"
     " key BLOB, new_id INTEGER, path TEXT NOT NULL, slot INTEGER NOT NULL);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 1;"
+    "COMMIT;";
 
 static const char *const stmt_sql[RS__COUNT] = {
     [RS_GET] = "SELECT ts, val FROM versions WHERE key = ?1 AND ts <= ?2 ORDER BY ts DESC LIMIT 1",
@@ -94,9 +96,9 @@ int range_in_span(const range *r, const uint8_t *key, size_t klen)
 
 int range_check_ts(range *r, uint64_t ts, const char *what)
 {
-    if (ts == 0 || ts >= RANGE_TS_LIMIT)
-        return merr_set(&r->err, MERR_INVALID, "%s timestamp %llu out of range (0 < ts < 2^63)",
-                        what, (unsigned long long)ts);
+    if (ts == 0 || ts == RANGE_TS_MAX)
+        return merr_set(&r->err, MERR_INVALID, "%s timestamp %llu is reserved (0 or latest)", what,
+                        (unsigned long long)ts);
     return 0;
 }
 
@@ -260,7 +262,9 @@ int range_meta_load(range *r)
 
 /* SQLite settings, chosen on purpose:
  *  - journal_mode=WAL: readers (snapshots, reads) never block the writer and a
- *    commit is one sequential append.
+ *    commit is one sequential append. (synchronous=OFF just around the switch:
+ *    on a new, empty file it would otherwise cost several fsyncs; range_create
+ *    syncs once at the end.)
  *  - synchronous=NORMAL: the WAL is fsynced only at checkpoints, not at every
  *    commit. The Paxos log is the durable record, so losing the last commits
  *    on power loss is allowed — but the applied slot must never claim effects
@@ -288,7 +292,8 @@ int range_configure(sqlite3 *db, const range_opts *o, merr *e)
     char sql[512];
     int kib = o && o->cache_kib > 0 ? o->cache_kib : 1024;
     snprintf(sql, sizeof(sql),
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d;"
+             "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+             " PRAGMA cache_size=-%d;"
              " PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=1000;"
              " PRAGMA journal_size_limit=4194304;",
              kib);
@@ -400,6 +405,12 @@ int range_create(const char *path, const range_desc *d, const range_opts *o, ran
         merr_set(e, rc, "%s", r->err.msg);
         goto err;
     }
+    /* Durable once created: the WAL (schema, meta) and the directory entries. */
+    if ((rc = range_sync(r, NULL)) != 0) {
+        merr_set(e, rc, "%s", r->err.msg);
+        goto err;
+    }
+    if ((rc = range_fsync_dir(path, e)) != 0) goto err;
     *out = r;
     return 0;
 err:

@@ -30,7 +30,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
     int rc = range_check_ts(r, horizon, "gc horizon");
     if (rc) return rc;
     if (horizon < r->gc_horizon) horizon = r->gc_horizon;
-    if (!max_rows) max_rows = 1000;
+    if (!max_rows) max_rows = 256; /* default: a few ms of write lock */
 
     victim *v = calloc(max_rows + 1, sizeof(*v));
     mbuf keys = MBUF_INIT, cur = MBUF_INIT;
@@ -48,7 +48,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
         range_bind_bytes(s, 1, r->gc_cursor.data, r->gc_cursor.len);
     else
         range_bind_bytes(s, 1, r->start.data, r->start.len);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)horizon);
+    sqlite3_bind_int64(s, 2, range_ts_sql(horizon));
 
     size_t n = 0, examined = 0;
     int have = 0, kept_tomb = 0, finished = 0;
@@ -84,7 +84,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
             break;
         }
         examined++;
-        uint64_t ts = (uint64_t)sqlite3_column_int64(s, 1);
+        uint64_t ts = range_ts_from_sql(sqlite3_column_int64(s, 1));
         int64_t bytes = sqlite3_column_int64(s, 3) + 8;
         if (!same) {
             /* First row of a key: the newest version <= horizon, kept. */
@@ -121,7 +121,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
                 break;
             }
             range_bind_bytes(d, 1, keys.data + v[i].koff, v[i].klen);
-            sqlite3_bind_int64(d, 2, (sqlite3_int64)v[i].ts);
+            sqlite3_bind_int64(d, 2, range_ts_sql(v[i].ts));
             int src = sqlite3_step(d);
             sqlite3_reset(d);
             if (src != SQLITE_DONE) {

@@ -93,7 +93,7 @@ static int version_record(range_install *in, mreader *r, merr *e)
     uint64_t ts;
     uint8_t tomb;
     if (get_bytes(r, &k, &kl) || mreader_u64be(r, &ts) || mreader_u8(r, &tomb) || tomb > 1 ||
-        (!tomb && get_bytes(r, &v, &vl)) || ts == 0 || ts >= RANGE_TS_LIMIT)
+        (!tomb && get_bytes(r, &v, &vl)) || ts == 0 || ts == RANGE_TS_MAX)
         return merr_set(e, MERR_CORRUPT, "install: bad version record");
     if (range_keycmp(k, kl, in->start.data, in->start.len) < 0 ||
         (in->end.len && range_keycmp(k, kl, in->end.data, in->end.len) >= 0))
@@ -113,7 +113,7 @@ static int version_record(range_install *in, mreader *r, merr *e)
     in->calc.total_bytes += (int64_t)(kl + vl + 8);
     sqlite3_stmt *s = in->ins[0];
     range_bind_bytes(s, 1, k, kl);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)ts);
+    sqlite3_bind_int64(s, 2, range_ts_sql(ts));
     if (tomb)
         sqlite3_bind_null(s, 3);
     else

@@ -81,6 +81,17 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
                       size_t vlen, int del);
 /* Binds a blob that may be empty (a NULL pointer would bind SQL NULL). */
 int range_bind_bytes(sqlite3_stmt *s, int i, const void *p, size_t n);
+/* versions.ts holds ts XOR 2^63 in SQLite's signed INTEGER: unsigned order
+ * becomes signed order, so every uint64 timestamp sorts right (an HLC with
+ * 52 bits of microseconds passes 2^63 in 2041). */
+static inline sqlite3_int64 range_ts_sql(uint64_t ts)
+{
+    return (sqlite3_int64)(ts ^ ((uint64_t)1 << 63));
+}
+static inline uint64_t range_ts_from_sql(sqlite3_int64 v)
+{
+    return (uint64_t)v ^ ((uint64_t)1 << 63);
+}
 /* Read-timestamp checks (corrupt, 0, below GC horizon) and its SQL value. */
 int range_check_read(range *r, uint64_t t);
 sqlite3_int64 range_read_ts(uint64_t t);

@@ -6,11 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Timestamps are stored as SQLite INTEGER (< 2^63, checked on write), so a
- * read timestamp at or beyond 2^63 ("latest") means "every version". */
+/* RANGE_TS_MAX ("latest") maps to INT64_MAX: every version qualifies. */
 sqlite3_int64 range_read_ts(uint64_t t)
 {
-    return t >= RANGE_TS_LIMIT ? INT64_MAX : (sqlite3_int64)t;
+    return range_ts_sql(t);
 }
 
 int range_check_read(range *r, uint64_t t)
@@ -53,7 +52,7 @@ int range_get(range *r, const uint8_t *key, size_t klen, uint64_t t, uint8_t **v
         }
         memcpy(copy, sqlite3_column_blob(s, 1), n);
     }
-    if (ts_out) *ts_out = (uint64_t)sqlite3_column_int64(s, 0);
+    if (ts_out) *ts_out = range_ts_from_sql(sqlite3_column_int64(s, 0));
     sqlite3_reset(s);
     *val = copy;
     *vlen = n;
@@ -70,7 +69,7 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
     rc = sqlite3_step(s);
     int have = rc == SQLITE_ROW;
     if (!have && rc != SQLITE_DONE) return range_sqlerr(r, rc, "put: latest");
-    uint64_t lts = have ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    uint64_t lts = have ? range_ts_from_sql(sqlite3_column_int64(s, 0)) : 0;
     int64_t llen = have ? sqlite3_column_int64(s, 1) : 0;
     int ltomb = have ? sqlite3_column_int(s, 2) : 1;
     sqlite3_reset(s);
@@ -99,7 +98,7 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
         s = range_stmt(r, RS_EXACT);
         if (!s) return r->err.code;
         range_bind_bytes(s, 1, key, klen);
-        sqlite3_bind_int64(s, 2, (sqlite3_int64)ts);
+        sqlite3_bind_int64(s, 2, range_ts_sql(ts));
         rc = sqlite3_step(s);
         if (rc == SQLITE_ROW) {
             d.total_bytes -= (int64_t)klen + sqlite3_column_int64(s, 0) + 8;
@@ -115,7 +114,7 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
     s = range_stmt(r, fresh ? RS_PUT_NEW : RS_PUT);
     if (!s) return r->err.code;
     range_bind_bytes(s, 1, key, klen);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)ts);
+    sqlite3_bind_int64(s, 2, range_ts_sql(ts));
     if (del)
         sqlite3_bind_null(s, 3);
     else
@@ -262,7 +261,7 @@ int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped)
         if (skipped) *skipped = 1;
         return 0;
     }
-    if (slot >= RANGE_TS_LIMIT) return merr_set(&r->err, MERR_INVALID, "slot out of range");
+    if (slot > (uint64_t)INT64_MAX) return merr_set(&r->err, MERR_INVALID, "slot out of range");
     int rc = validate(r, b);
     if (rc) return rc;
     if ((rc = range_begin(r)) != 0) return rc;

@@ -110,7 +110,7 @@ static int row_record(range_snap *s, int ph, mbuf *b)
         int tomb = sqlite3_column_type(q, 2) == SQLITE_NULL;
         bad |= mbuf_append_u8(b, 'V');
         bad |= put_bytes(b, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0));
-        bad |= mbuf_append_u64be(b, (uint64_t)sqlite3_column_int64(q, 1));
+        bad |= mbuf_append_u64be(b, range_ts_from_sql(sqlite3_column_int64(q, 1)));
         bad |= mbuf_append_u8(b, (uint8_t)tomb);
         if (!tomb)
             bad |= put_bytes(b, sqlite3_column_blob(q, 2), (size_t)sqlite3_column_bytes(q, 2));

@@ -139,7 +139,6 @@ static int build_right(range *r, const pending_split *p)
         if (e.code) merr_set(&r->err, rc, "split: %s", e.msg);
         goto out;
     }
-    char sql[4600];
     char *q = sqlite3_mprintf("ATTACH %Q AS src", r->path);
     rc = q ? exec_sql(r, db, q, "split: attach") : MERR_NOMEM;
     sqlite3_free(q);
@@ -153,8 +152,7 @@ static int build_right(range *r, const pending_split *p)
     };
     if ((rc = exec_sql(r, db, "BEGIN", "split")) != 0) goto out;
     for (size_t i = 0; i < sizeof(copies) / sizeof(copies[0]); i++) {
-        snprintf(sql, sizeof(sql), "%s", copies[i]);
-        rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        rc = sqlite3_prepare_v2(db, copies[i], -1, &s, NULL);
         if (rc == SQLITE_OK) {
             range_bind_bytes(s, 1, p->key.data, p->key.len);
             if (i == 3) {
@@ -324,7 +322,12 @@ int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_id, cons
     }
     if ((rc = range_sync(r, NULL)) != 0) goto undo;
     /* Step 2 and 3. */
-    if ((rc = build_right(r, &p)) != 0) goto undo;
+    if ((rc = build_right(r, &p)) != 0) {
+        /* Past the rename (a failed directory fsync) the split is committed:
+         * keep the marker so the next open or retry finishes it. */
+        if (access(p.path, F_OK) == 0) goto out;
+        goto undo;
+    }
     rc = flip(r, &p);
     goto out;
 undo : {

@@ -56,6 +56,10 @@ size_t lt_notes_wait(lt_notes *n, size_t want);
 logstore *lt_open(const char *dir, const logstore_opts *opts);
 /* Writes one entry synchronously; returns the status. */
 int lt_put(logstore *ls, uint64_t group, uint64_t slot, uint64_t ballot, const char *val);
+/* Returns once everything submitted before it, and the segment deletions that
+ * followed, are done: empty rounds go through the I/O thread, which works
+ * strictly in order, until one of them compacts nothing. */
+void lt_barrier(logstore *ls);
 /* Asserts entry (group, slot) is (ballot, val). */
 void lt_expect(logstore *ls, uint64_t group, uint64_t slot, uint64_t ballot, const char *val);
 void lt_expect_missing(logstore *ls, uint64_t group, uint64_t slot);

@@ -93,7 +93,7 @@ static void test_span_and_ts_checks(void **state)
     w = th_w("c", "x");
     b.ts = 0;
     assert_int_equal(range_apply(r, &b, 100, NULL), MERR_INVALID);
-    b.ts = RANGE_TS_LIMIT;
+    b.ts = RANGE_TS_MAX;
     assert_int_equal(range_apply(r, &b, 100, NULL), MERR_INVALID);
     /* Nothing of a refused batch is applied, the slot included. */
     range_meta m;
@@ -241,6 +241,39 @@ static void test_stop_callback(void **state)
     range_close(r);
 }
 
+/* Timestamps across 2^63 (where a raw signed INTEGER would flip order) stay
+ * ordered in reads, scans, stats and GC. */
+static void test_timestamps_across_sign_bit(void **state)
+{
+    range *r = th_create(&dir, "bigts.db", 8, "", "");
+    const uint64_t h = (uint64_t)1 << 63;
+    th_put(r, "k", "low", h - 2);
+    th_put(r, "k", "mid", h);
+    th_put(r, "k", "high", UINT64_MAX - 1);
+    th_put(r, "j", "j", h + 5);
+    assert_null(th_get(r, "k", h - 3));
+    assert_string_equal(th_get(r, "k", h - 1), "low");
+    assert_string_equal(th_get(r, "k", h), "mid");
+    assert_string_equal(th_get(r, "k", h + 1), "mid");
+    assert_string_equal(th_get(r, "k", UINT64_MAX - 2), "mid");
+    assert_string_equal(th_get(r, "k", UINT64_MAX - 1), "high");
+    uint8_t *v = NULL;
+    size_t n = 0;
+    uint64_t ts = 0;
+    assert_int_equal(range_get(r, (const uint8_t *)"k", 1, RANGE_TS_MAX, &v, &n, &ts), 0);
+    assert_int_equal(ts, UINT64_MAX - 1);
+    free(v);
+    th_scan o;
+    assert_string_equal(th_scan_str(r, "", "", h + 4, 0, 0, &o), "k=mid");
+    assert_string_equal(th_scan_str(r, "", "", h + 5, 0, 1, &o), "k=mid,j=j");
+    size_t dropped = 0;
+    assert_int_equal(range_gc(r, h + 1, 0, &dropped), 0);
+    assert_int_equal(dropped, 1); /* "low" */
+    assert_string_equal(th_get(r, "k", h + 1), "mid");
+    assert_int_equal(th_stats(r).versions, 3);
+    range_close(r);
+}
+
 /* A hot key with a long history between quiet keys: scans must pick the
  * right version at every t whether the walk steps or seeks past it. */
 static void test_hot_key_scans(void **state)
@@ -278,10 +311,14 @@ static void test_hot_key_scans(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_visibility_boundaries), cmocka_unit_test(test_scans),
-        cmocka_unit_test(test_span_and_ts_checks),    cmocka_unit_test(test_exactly_once),
-        cmocka_unit_test(test_random_against_model),  cmocka_unit_test(test_stop_callback),
+        cmocka_unit_test(test_visibility_boundaries),
+        cmocka_unit_test(test_scans),
+        cmocka_unit_test(test_span_and_ts_checks),
+        cmocka_unit_test(test_exactly_once),
+        cmocka_unit_test(test_random_against_model),
+        cmocka_unit_test(test_stop_callback),
         cmocka_unit_test(test_hot_key_scans),
+        cmocka_unit_test(test_timestamps_across_sign_bit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
