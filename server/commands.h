@@ -6,5 +6,6 @@
 int cmd_version(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_bench_rpc(int argc, char **argv);
+int cmd_sql(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const cli_cmd bench_cmds[] = {
 
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
+    {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},
     {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
     {0},
