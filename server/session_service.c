@@ -69,6 +69,7 @@ struct session_service {
     const session_executor *ex;
     session_service_config cfg;
     ssession *sessions; /* loop thread */
+    uint32_t nsessions; /* loop thread: linked sessions (the limit counts these) */
     uint64_t next_id;
     int closed;
     pthread_mutex_t mu; /* stats and the live-worker count */
@@ -472,6 +473,7 @@ static void unlink_session(session_service *svc, ssession *ss)
     for (ssession **pp = &svc->sessions; *pp; pp = &(*pp)->next)
         if (*pp == ss) {
             *pp = ss->next;
+            svc->nsessions--;
             return;
         }
 }
@@ -538,7 +540,7 @@ static void reap_idle(session_service *svc, int64_t now)
     }
 }
 
-static void open_worker_init(ssession *ss, const swire_open *in, sexec_error *err, int *rc)
+static void executor_open(ssession *ss, const swire_open *in, sexec_error *err, int *rc)
 {
     *rc = ss->svc->ex->open(ss->svc->ex->arg, in->user, &in->settings, &ss->ctx, err);
 }
@@ -567,7 +569,7 @@ static void h_open(void *arg, rpc_req *req)
         snprintf(err.msg, sizeof(err.msg),
                  "cluster id mismatch: asked for '%.100s', this is '%.100s'", in.cluster_id,
                  svc->cfg.cluster_id);
-    } else if (svc->st.sessions_open >= svc->cfg.max_sessions) {
+    } else if (svc->nsessions >= svc->cfg.max_sessions) {
         err.code = SEXEC_BUSY;
         err.retryable = 1;
         snprintf(err.msg, sizeof(err.msg), "too many sessions (%u)", svc->cfg.max_sessions);
@@ -580,7 +582,7 @@ static void h_open(void *arg, rpc_req *req)
         ss->svc = svc;
         pthread_mutex_init(&ss->mu, NULL);
         pthread_cond_init(&ss->cv, NULL);
-        open_worker_init(ss, &in, &err, &rc);
+        executor_open(ss, &in, &err, &rc);
         if (!rc && pthread_create(&ss->thread, NULL, worker_main, ss) == 0) {
             pthread_detach(ss->thread);
             ss->ctx_ready = 1;
@@ -588,6 +590,7 @@ static void h_open(void *arg, rpc_req *req)
             ss->last_used_ns = mtime_mono_ns();
             ss->next = svc->sessions;
             svc->sessions = ss;
+            svc->nsessions++;
             pthread_mutex_lock(&svc->mu);
             svc->workers++;
             svc->st.sessions_open++;
