@@ -13,6 +13,8 @@
 
 #include <editline/readline.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -31,22 +33,60 @@ typedef struct shell {
 } shell;
 
 static int sigpipe_fds[2] = {-1, -1};
+static int promptpipe_fds[2] = {-1, -1}; /* wakes the line reader on Ctrl-C */
 static meridian *sig_db;
 /* busy: a statement batch is being run; intr: Ctrl-C came during it. */
 static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t busy_cv = PTHREAD_COND_INITIALIZER;
 static int busy;
 static atomic_int intr;
+static volatile sig_atomic_t got_sigint; /* seen by the prompt */
 
 static void on_sigint(int sig)
 {
     (void)sig;
     char c = 1;
     int saved = errno;
+    /* The prompt's pipe first: the interrupter may end the statement at
+     * once, and the shell drains this pipe before its next prompt, so the
+     * byte must be there by then. */
+    got_sigint = 1;
+    if (promptpipe_fds[1] >= 0 && write(promptpipe_fds[1], &c, 1) < 0) {
+        /* pipe full: a Ctrl-C is already pending */
+    }
     if (sigpipe_fds[1] >= 0 && write(sigpipe_fds[1], &c, 1) < 0) {
-        /* pipe full: an interrupt is already pending */
+        /* same */
     }
     errno = saved;
+}
+
+/* libedit reads keys through this: it waits on the terminal and on the
+ * Ctrl-C pipe together, so a Ctrl-C that lands before libedit blocks in
+ * read() still ends the line instead of being lost. */
+static int shell_getc(FILE *f)
+{
+    for (;;) {
+        struct pollfd p[2] = {{fileno(f), POLLIN, 0}, {promptpipe_fds[0], POLLIN, 0}};
+        int n = poll(p, promptpipe_fds[0] >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR) {
+            if (got_sigint) return EOF;
+            continue;
+        }
+        if (n < 0) return EOF;
+        if (p[1].revents) return EOF; /* got_sigint is set */
+        unsigned char c;
+        ssize_t r = read(fileno(f), &c, 1);
+        if (r == 1) return c;
+        if (r < 0 && errno == EINTR) continue;
+        return EOF;
+    }
+}
+
+static void drain_prompt_pipe(void)
+{
+    char junk[64];
+    while (promptpipe_fds[0] >= 0 && read(promptpipe_fds[0], junk, sizeof(junk)) > 0) {
+    }
 }
 
 static void set_busy(int b)
@@ -364,7 +404,16 @@ static int repl(shell *sh, FILE *in)
         char *line = NULL;
         if (sh->interactive) {
             make_prompt(sh, prompt, sizeof(prompt), len > 0);
+            got_sigint = 0;
+            drain_prompt_pipe();
             line = readline(prompt);
+            if (!line && got_sigint) {
+                /* Ctrl-C at the prompt drops the statement being typed. */
+                printf("^C\n");
+                len = 0;
+                if (buf) buf[0] = 0;
+                continue;
+            }
         } else {
             size_t lcap = 0;
             ssize_t n = getline(&line, &lcap, in);
@@ -465,6 +514,11 @@ int shell_main(int argc, char **argv)
 
     pthread_t th;
     int have_thread = 0;
+    if (sh.interactive && pipe(promptpipe_fds) == 0) {
+        fcntl(promptpipe_fds[0], F_SETFL, O_NONBLOCK);
+        fcntl(promptpipe_fds[1], F_SETFL, O_NONBLOCK);
+        rl_getc_function = shell_getc;
+    }
     if (pipe(sigpipe_fds) == 0) {
         sig_db = sh.db;
         have_thread = pthread_create(&th, NULL, interrupter, NULL) == 0;

@@ -163,6 +163,16 @@ def test_interactive(addr):
         out = p.expect(prompt)
         check(" answer" in out and " 42" in out and "(1 row)" in out and "Time:" in out,
               "interactive multi-line result", repr(out))
+        # Ctrl-C at the prompt drops the statement being typed.
+        p.send("SELECT 'half' ||\n")
+        p.expect("-> ")
+        p.send("\x03")
+        out = p.expect(prompt)
+        check("^C" in out, "Ctrl-C at the prompt", repr(out))
+        p.send("SELECT 'whole' AS w;\n")
+        out = p.expect(prompt)
+        check(" whole" in out and "half" not in out, "statement after Ctrl-C at the prompt",
+              repr(out))
         p.send("BEGIN;\n")
         p.expect("root@%s OPEN> " % addr)
         p.send("SELECT meridian_test_abort(1);\n")
