@@ -530,7 +530,7 @@ static void reap_idle(session_service *svc, int64_t now)
     while (s) {
         ssession *next = s->next;
         pthread_mutex_lock(&s->mu);
-        int idle = !s->head;
+        int idle = !s->head && !s->running; /* a long statement is not idle */
         pthread_mutex_unlock(&s->mu);
         if (idle && now - s->last_used_ns > svc->cfg.idle_timeout_ns) {
             MLOG_I(MOD, "reaping idle session", "session=%llu", (unsigned long long)s->id);

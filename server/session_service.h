@@ -76,8 +76,11 @@ typedef struct session_settings {
 
 /* An executor: where a session's SQL runs. The bootstrap one is SQLite
  * (session_exec_sqlite.h); the distributed SQL layer provides the real one.
- * Every call except cancel happens on the session's worker thread, one at a
- * time; cancel may come from any thread while another call runs. Functions
+ * open runs on the rpc loop thread (the session must exist before the open
+ * reply names it), so it must be quick: no network round trips; connect
+ * lazily at the first prepare. Every other call except cancel happens on the
+ * session's worker thread, one at a time; cancel may come from any thread
+ * while another call runs. Functions
  * returning int return SEXEC_OK / SEXEC_ROW / SEXEC_DONE or an error code with
  * *err filled in. */
 typedef struct session_executor {
