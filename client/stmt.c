@@ -447,7 +447,9 @@ const char *meridian_column_decltype(meridian_stmt *st, int i)
 
 static const PValue *col(meridian_stmt *st, int i)
 {
-    if (!st || !st->crow || i < 0 || (size_t)i >= st->crow->n_values) return NULL;
+    /* Both bounds: a server sending more values than columns must not
+     * index past the per-column buffers. */
+    if (!st || !st->crow || i < 0 || i >= st->ncols || (size_t)i >= st->crow->n_values) return NULL;
     return st->crow->values[i];
 }
 

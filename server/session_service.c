@@ -19,6 +19,9 @@
 #include <string.h>
 
 #define MOD "session"
+/* A batch's first row waits at most this long for company (checked when the
+ * next row comes). */
+#define SESSION_BATCH_LINGER_NS (50 * MTIME_MS)
 
 enum { J_PREPARE, J_EXEC, J_CLOSE_STMT, J_SET, J_CLOSE };
 enum { B_NONE, B_POSTED, B_SENT };
@@ -280,17 +283,25 @@ static void exec_stmt(sjob *j, void *stmt, swire_exec_result *res, sexec_error *
     swire_batch b;
     swire_batch_init(&b, ex, stmt);
     int first = 1, rc;
+    int64_t started = 0; /* when the batch's first row was stepped */
+    uint32_t limit = 1;  /* rows in the next batch */
     while (!job_canceled(j)) {
         rc = ex->step(stmt, err);
         if (rc == SEXEC_ROW) {
             if ((rc = swire_batch_add_row(&b))) goto oom;
             res->rows++;
-            if (b.nrows >= svc->cfg.batch_rows || b.bytes >= svc->cfg.batch_bytes) {
+            int64_t now = mtime_mono_ns();
+            if (b.nrows == 1) started = now;
+            if (b.nrows >= limit || b.bytes >= svc->cfg.batch_bytes ||
+                now - started >= SESSION_BATCH_LINGER_NS) {
+                /* Like TCP slow start: the first row goes out alone, so a
+                 * query whose next rows are slow in coming still shows it,
+                 * then batches double up to batch_rows. */
+                limit = limit * 2 < svc->cfg.batch_rows ? limit * 2 : svc->cfg.batch_rows;
                 if (swire_batch_encode(&b, first, &j->out)) goto oom;
                 swire_batch_reset(&b);
                 first = 0;
                 if (worker_send_batch(j)) break;
-                stat_add(svc, &svc->st.rows_sent, 0);
             }
             continue;
         }

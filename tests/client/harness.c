@@ -16,12 +16,18 @@
 int ch_server_start(ch_server *s, uint64_t node_id, const char *cluster, const char *db,
                     uint32_t batch_rows)
 {
+    return ch_server_start_at(s, "127.0.0.1:0", node_id, cluster, db, batch_rows);
+}
+
+int ch_server_start_at(ch_server *s, const char *listen, uint64_t node_id, const char *cluster,
+                       const char *db, uint32_t batch_rows)
+{
     memset(s, 0, sizeof(*s));
     rpc_config cfg;
     rpc_config_defaults(&cfg);
     cfg.node_id = node_id;
     cfg.cluster_id = cluster ? cluster : "";
-    cfg.listen_addr = "127.0.0.1:0";
+    cfg.listen_addr = listen;
     merr e = {0};
     if (rpc_node_start(&cfg, &s->node, &e)) {
         fprintf(stderr, "rpc_node_start: %s\n", e.msg);
@@ -37,7 +43,10 @@ int ch_server_start(ch_server *s, uint64_t node_id, const char *cluster, const c
         rpc_node_stop(s->node);
         return -1;
     }
-    snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", rpc_node_port(s->node));
+    if (listen[0] == '[')
+        snprintf(s->addr, sizeof(s->addr), "[::1]:%d", rpc_node_port(s->node));
+    else
+        snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", rpc_node_port(s->node));
     return 0;
 }
 

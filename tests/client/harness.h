@@ -23,6 +23,9 @@ typedef struct ch_server {
  * batch_rows 0 = default. Returns 0 or -1. */
 int ch_server_start(ch_server *s, uint64_t node_id, const char *cluster, const char *db,
                     uint32_t batch_rows);
+/* The same on another loopback listener ("[::1]:0"). */
+int ch_server_start_at(ch_server *s, const char *listen, uint64_t node_id, const char *cluster,
+                       const char *db, uint32_t batch_rows);
 void ch_server_stop(ch_server *s);
 /* "hosts=ADDR user=test" plus extra ("" for none); static buffer per call site. */
 void ch_conninfo(char *buf, size_t cap, const char *hosts, const char *extra);

@@ -117,6 +117,18 @@ static void test_cluster_mismatch(void **state)
     ch_server_stop(&c);
 }
 
+static void test_ipv6(void **state)
+{
+    (void)state;
+    ch_server s6;
+    assert_int_equal(ch_server_start_at(&s6, "[::1]:0", 9, "", NULL, 0), 0);
+    meridian *db = open_db(s6.addr, NULL);
+    assert_string_equal(meridian_host(db), s6.addr);
+    assert_int_equal(query_int(db, "SELECT 6"), 6);
+    meridian_close(db);
+    ch_server_stop(&s6);
+}
+
 static void test_bind_and_columns(void **state)
 {
     (void)state;
@@ -332,6 +344,25 @@ static void test_large_result(void **state)
     session_service_stats ss;
     session_service_stats_get(srv.svc, &ss);
     assert_true(ss.batches_sent >= 200000 / 256);
+    meridian_close(db);
+}
+
+static void test_first_row_early(void **state)
+{
+    (void)state;
+    meridian *db = open_db(srv.addr, NULL);
+    meridian_stmt *st = NULL;
+    /* One row at once, then nothing for a very long time: the row must not
+     * wait for a full batch. */
+    assert_int_equal(meridian_prepare(db,
+                                      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                      "FROM c) SELECT x FROM c WHERE x = 1 OR x < 0",
+                                      -1, &st, NULL),
+                     MERIDIAN_OK);
+    assert_int_equal(meridian_step(st), MERIDIAN_ROW);
+    assert_int_equal(meridian_column_int64(st, 0), 1);
+    assert_int_equal(meridian_finalize(st), MERIDIAN_OK); /* cancels the rest */
+    assert_int_equal(query_int(db, "SELECT 3"), 3);
     meridian_close(db);
 }
 
@@ -581,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_open_errors),      cmocka_unit_test(test_cluster_mismatch),
         cmocka_unit_test(test_bind_and_columns), cmocka_unit_test(test_exec),
         cmocka_unit_test(test_errors),           cmocka_unit_test(test_large_result),
+        cmocka_unit_test(test_first_row_early),  cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_flow_control),     cmocka_unit_test(test_reset_busy_finalize),
         cmocka_unit_test(test_interrupt),        cmocka_unit_test(test_txn_state),
         cmocka_unit_test(test_run_in_txn),       cmocka_unit_test(test_settings),
