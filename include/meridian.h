@@ -18,7 +18,12 @@
  * transparently.
  *
  * Strings returned by the library stay valid until the next call on the same
- * object (as in SQLite). */
+ * object (as in SQLite).
+ *
+ * Process-wide effects of meridian_open: SIGPIPE is ignored (a gateway that
+ * hangs up must fail a statement, not kill the application), and Meridian's
+ * internal logging is off unless MERIDIAN_LOG_LEVEL (debug, info, warn, ...)
+ * is set in the environment. */
 #ifndef MERIDIAN_H
 #define MERIDIAN_H
 
