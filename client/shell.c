@@ -173,7 +173,12 @@ static int run_statements(shell *sh, const char *sql)
             print_error(sh, p, (size_t)(end - p));
             return 1;
         }
-        if (!st) break;
+        if (!st) {
+            /* Blanks, comments or a lone ';': skip them, go on after. */
+            if (!tail || tail <= p) break;
+            p = tail;
+            continue;
+        }
         shell_out o;
         if (shell_out_begin(&o, sh->fmt, stdout, st)) {
             fprintf(stderr, "ERROR: out of memory\n");

@@ -68,7 +68,7 @@ def test_formats(addr):
 def test_stdin_and_errors(addr):
     # Several statements over several lines, one session (temp table).
     r = sql(addr, "--format", "csv", stdin="CREATE TEMP TABLE s(x);\nINSERT INTO s\n VALUES (7);\n"
-            "SELECT x\n FROM s;\nSELECT 8")
+            ";; -- nothing\nSELECT x\n FROM s;\nSELECT 8")
     check(r.returncode == 0 and r.stdout == "x\n7\n8\n8\n", "stdin statements", repr(r.stdout))
     # An error: stderr with the position, exit status 1, later statements not run.
     r = sql(addr, "--format", "csv", "-e",

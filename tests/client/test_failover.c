@@ -119,11 +119,49 @@ static void test_dead_seed_and_idle_failover(void **state)
     ch_rmdir(dir);
 }
 
+typedef struct kill_arg {
+    pid_t victim;
+    int calls;
+} kill_arg;
+
+/* First attempt: the gateway dies under the transaction. */
+static int insert_after_kill(meridian *db, void *arg)
+{
+    kill_arg *k = arg;
+    if (k->calls++ == 0) ch_kill(k->victim);
+    return meridian_exec(db, "INSERT INTO t VALUES (1)", NULL, NULL, NULL);
+}
+
+static void test_run_in_txn_across_failover(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], file[PATH_MAX + 16], a[64], b[64], ci[256];
+    assert_int_equal(ch_tmpdir(dir, sizeof(dir)), 0);
+    snprintf(file, sizeof(file), "%s/shared.db", dir);
+    pid_t pa = ch_spawn_server(SESSION_SERVER_BIN, 31, file, a, sizeof(a));
+    pid_t pb = ch_spawn_server(SESSION_SERVER_BIN, 32, file, b, sizeof(b));
+    assert_true(pa > 0 && pb > 0);
+    snprintf(ci, sizeof(ci), "hosts=%s,%s", a, b);
+    meridian *db = NULL;
+    assert_int_equal(meridian_open(ci, &db), MERIDIAN_OK);
+    assert_int_equal(meridian_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), MERIDIAN_OK);
+    kill_arg k = {.victim = pa};
+    /* The lost gateway is a retryable error: the helper retries on b. */
+    assert_int_equal(meridian_run_in_txn(db, insert_after_kill, &k, 3), MERIDIAN_OK);
+    assert_int_equal(k.calls, 2);
+    assert_string_equal(meridian_host(db), b);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 1);
+    meridian_close(db);
+    ch_kill(pb);
+    ch_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failover),
         cmocka_unit_test(test_dead_seed_and_idle_failover),
+        cmocka_unit_test(test_run_in_txn_across_failover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
