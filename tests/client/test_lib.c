@@ -487,6 +487,11 @@ static void test_interrupt(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, run_long, &q), 0);
     assert_true(ch_wait(exec_started, srv.svc));
+    /* The statement runs on its session's worker: the gateway's loop, and
+     * so every other session, goes on serving. */
+    meridian *other = open_db(srv.addr, NULL);
+    assert_int_equal(query_int(other, "SELECT 11"), 11);
+    meridian_close(other);
     meridian_interrupt(db); /* from another thread, as the API promises */
     pthread_join(th, NULL);
     assert_int_equal(q.rc, MERIDIAN_INTERRUPT);
