@@ -658,6 +658,7 @@ const char *meridian_errstr(int code)
     case MERIDIAN_READONLY: return "attempt to write in a read-only session";
     case MERIDIAN_INTERRUPT: return "interrupted";
     case MERIDIAN_PROTOCOL: return "protocol error";
+    case MERIDIAN_TOOBIG: return "string or blob too big";
     case MERIDIAN_CONSTRAINT: return "constraint failed";
     case MERIDIAN_MISUSE: return "bad use of the API";
     case MERIDIAN_RANGE: return "index out of range";

@@ -52,6 +52,7 @@ typedef struct meridian_stmt meridian_stmt;
 #define MERIDIAN_READONLY    8  /* a write in a read-only session */
 #define MERIDIAN_INTERRUPT   9  /* canceled by meridian_interrupt */
 #define MERIDIAN_PROTOCOL    15 /* the server said something we do not understand */
+#define MERIDIAN_TOOBIG      18 /* a value or row too big to send */
 #define MERIDIAN_CONSTRAINT  19
 #define MERIDIAN_MISUSE      21  /* API used wrongly (NULL handle, bad option, ...) */
 #define MERIDIAN_RANGE       25  /* bind or column index out of range */

@@ -32,6 +32,7 @@ typedef struct sjob {
     size_t len;
     uint64_t seq;
     int canceled;    /* guarded by ss->mu */
+    int send_rc;     /* guarded by ss->mu: how the last batch send ended */
     int batch_state; /* guarded by ss->mu */
     int waiting;     /* loop thread: counted in batches_waiting */
     mbuf out;        /* batch, then reply payload */

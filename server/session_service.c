@@ -69,11 +69,13 @@ void session_finish_cb(void *arg)
     session_job_free(j);
 }
 
-static void batch_signal(sjob *j, int canceled)
+static void batch_signal(sjob *j, int rc)
 {
     pthread_mutex_lock(&j->ss->mu);
     j->batch_state = B_SENT;
-    if (canceled) j->canceled = 1;
+    j->send_rc = rc;
+    /* A batch too big for a frame fails the statement, not the call. */
+    if (rc && rc != MERR_TOOBIG) j->canceled = 1;
     pthread_cond_broadcast(&j->ss->cv);
     pthread_mutex_unlock(&j->ss->mu);
 }
@@ -98,7 +100,7 @@ static void try_send_batch(sjob *j)
     }
     set_waiting(j, 0);
     if (!rc) session_stat_add(j->ss->svc, &j->ss->svc->st.batches_sent, 1);
-    batch_signal(j, rc != 0);
+    batch_signal(j, rc);
 }
 
 static void on_writable(void *arg, rpc_req *req)

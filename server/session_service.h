@@ -34,6 +34,7 @@ enum {
     SEXEC_NOMEM = 7,
     SEXEC_READONLY = 8,
     SEXEC_INTERRUPT = 9,
+    SEXEC_TOOBIG = 18,
     SEXEC_MISUSE = 21,
     SEXEC_RANGE = 25,
     SEXEC_ROW = 100,

@@ -17,7 +17,8 @@ static int job_canceled(sjob *j)
 }
 
 /* Hands the encoded batch in j->out to the loop and waits until the stream
- * took it. Returns 0, or -1 when the caller is gone. */
+ * took it. Returns 0, MERR_TOOBIG (larger than a frame), or -1 when the
+ * caller is gone. */
 static int worker_send_batch(sjob *j)
 {
     ssession *ss = j->ss;
@@ -27,10 +28,10 @@ static int worker_send_batch(sjob *j)
     if (rpc_node_post(ss->svc->node, session_send_batch_cb, j)) return -1;
     pthread_mutex_lock(&ss->mu);
     while (j->batch_state == B_POSTED) pthread_cond_wait(&ss->cv, &ss->mu);
-    int gone = j->canceled;
+    int rc = j->canceled ? -1 : j->send_rc;
     pthread_mutex_unlock(&ss->mu);
     mbuf_reset(&j->out);
-    return gone ? -1 : 0;
+    return rc;
 }
 
 static sstmt *stmt_find(ssession *ss, uint64_t id)
@@ -95,6 +96,16 @@ static void run_prepare(sjob *j)
 }
 
 /* Runs stmt to completion, streaming rows. Fills res. */
+static void too_big(sexec_error *err, swire_exec_result *res)
+{
+    err->code = SEXEC_TOOBIG;
+    snprintf(err->msg, sizeof(err->msg),
+             "result row too big to send (larger than the maximum frame)");
+    err->offset = -1;
+    err->retryable = 0;
+    res->err = err;
+}
+
 static void exec_stmt(sjob *j, void *stmt, swire_exec_result *res, sexec_error *err)
 {
     ssession *ss = j->ss;
@@ -121,7 +132,9 @@ static void exec_stmt(sjob *j, void *stmt, swire_exec_result *res, sexec_error *
                 if (swire_batch_encode(&b, first, &j->out)) goto oom;
                 swire_batch_reset(&b);
                 first = 0;
-                if (worker_send_batch(j)) break;
+                int sr = worker_send_batch(j);
+                if (sr == MERR_TOOBIG) too_big(err, res);
+                if (sr) break;
             }
             continue;
         }
@@ -130,7 +143,10 @@ static void exec_stmt(sjob *j, void *stmt, swire_exec_result *res, sexec_error *
         if (b.nrows) {
             if (swire_batch_encode(&b, first, &j->out)) goto oom;
             first = 0;
-            worker_send_batch(j);
+            if (worker_send_batch(j) == MERR_TOOBIG && rc == SEXEC_DONE) {
+                too_big(err, res);
+                break;
+            }
         }
         if (rc == SEXEC_DONE)
             res->rows_affected = ex->changes(ss->ctx);

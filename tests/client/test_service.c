@@ -177,13 +177,14 @@ static int past(void *arg)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec > *(int64_t *)arg;
 }
 
-static void start_with(ch_server *s, uint32_t max_sessions, int64_t idle_ns)
+static void start_with(ch_server *s, uint32_t max_sessions, int64_t idle_ns, size_t max_frame)
 {
     memset(s, 0, sizeof(*s));
     rpc_config cfg;
     rpc_config_defaults(&cfg);
     cfg.listen_addr = "127.0.0.1:0";
     cfg.node_id = 1;
+    if (max_frame) cfg.max_frame = max_frame;
     merr e = {0};
     assert_int_equal(rpc_node_start(&cfg, &s->node, &e), 0);
     session_exec_sqlite(&s->ex, NULL);
@@ -199,7 +200,7 @@ static void test_session_limit(void **state)
 {
     (void)state;
     ch_server s;
-    start_with(&s, 2, 3600 * 1000000000LL);
+    start_with(&s, 2, 3600 * 1000000000LL, 0);
     char ci[256];
     ch_conninfo(ci, sizeof(ci), s.addr, NULL);
     meridian *a = NULL, *b = NULL, *c = NULL;
@@ -230,7 +231,7 @@ static void test_idle_reaping(void **state)
     (void)state;
     ch_server s;
     int64_t idle = 50 * 1000000LL;
-    start_with(&s, 100, idle);
+    start_with(&s, 100, idle, 0);
     char ci[256];
     ch_conninfo(ci, sizeof(ci), s.addr, NULL);
     meridian *a = NULL, *c = NULL;
@@ -251,6 +252,32 @@ static void test_idle_reaping(void **state)
     assert_int_equal(meridian_exec(a, "SELECT * FROM x", NULL, NULL, NULL), MERIDIAN_ERROR);
     meridian_close(a);
     meridian_close(c);
+    ch_server_stop(&s);
+}
+
+static void test_row_too_big(void **state)
+{
+    (void)state;
+    ch_server s;
+    start_with(&s, 10, 3600 * 1000000000LL, 1 << 20);
+    char ci[256];
+    ch_conninfo(ci, sizeof(ci), s.addr, NULL);
+    meridian *db = NULL;
+    assert_int_equal(meridian_open(ci, &db), 0);
+    meridian_stmt *st = NULL;
+    /* The first row fits, the second does not fit in a 1 MiB frame. */
+    assert_int_equal(meridian_prepare(db, "SELECT zeroblob(10) UNION ALL SELECT zeroblob(2000000)",
+                                      -1, &st, NULL),
+                     0);
+    int rc, rows = 0;
+    while ((rc = meridian_step(st)) == MERIDIAN_ROW) rows++;
+    assert_int_equal(rc, MERIDIAN_TOOBIG);
+    assert_non_null(strstr(meridian_errmsg(db), "too big"));
+    assert_int_equal(rows, 1);
+    meridian_finalize(st);
+    /* The session is fine afterwards. */
+    assert_int_equal(meridian_exec(db, "SELECT 1", NULL, NULL, NULL), MERIDIAN_OK);
+    meridian_close(db);
     ch_server_stop(&s);
 }
 
@@ -297,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_session_limit),
         cmocka_unit_test(test_idle_reaping),
+        cmocka_unit_test(test_row_too_big),
         cmocka_unit_test(test_shutdown_while_streaming),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
