@@ -247,6 +247,7 @@ typedef struct sstart {
     meridian_stmt *st;
     const uint8_t *req;
     size_t len;
+    int64_t deadline_us;
     int rc;
 } sstart;
 
@@ -299,8 +300,8 @@ static void stream_start_cb(void *arg)
     sstart *s = arg;
     meridian_stmt *st = s->st;
     s->rc = rpc_node_call_stream(st->db->node, (uint64_t)st->db->cur + 1, "session.exec", s->req,
-                                 s->len, 0, CLIENT_STREAM_WINDOW, stream_item, stream_end, st,
-                                 &st->call_id);
+                                 s->len, s->deadline_us, CLIENT_STREAM_WINDOW, stream_item,
+                                 stream_end, st, &st->call_id);
 }
 
 int client_stream_start(meridian_stmt *st, const ProtobufCMessage *req, int *sent_nothing)
@@ -311,6 +312,9 @@ int client_stream_start(meridian_stmt *st, const ProtobufCMessage *req, int *sen
     *sent_nothing = 0;
     if (encode(req, &buf, &s.len)) return client_err(db, MERIDIAN_NOMEM, 0, "out of memory");
     s.req = buf;
+    /* The deadline travels with the request; when it passes, rpc cancels
+     * the call and the gateway interrupts the statement. */
+    if (db->stmt_timeout_ns) s.deadline_us = (mtime_real_ns() + db->stmt_timeout_ns) / 1000;
     st->ended = 0;
     st->end_code = 0;
     int rc = rpc_node_run_sync(db->node, stream_start_cb, &s);
@@ -452,6 +456,12 @@ static int set_option(meridian *db, const char *k, const char *v)
             return client_err(db, MERIDIAN_MISUSE, 0,
                               "max_staleness: expected a duration like 10s, got '%s'", v);
         db->max_staleness_ms = (uint64_t)(ns / MTIME_MS);
+    } else if (!strcmp(k, "statement_timeout")) {
+        int64_t ns = 0;
+        if (strcmp(v, "0") && (cli_parse_duration(v, &ns) || ns <= 0))
+            return client_err(db, MERIDIAN_MISUSE, 0,
+                              "statement_timeout: expected a duration like 30s, got '%s'", v);
+        db->stmt_timeout_ns = ns;
     } else if (!strcmp(k, "application_name")) {
         return copy_value(db, k, db->app_name, sizeof(db->app_name), v);
     } else {

@@ -66,6 +66,7 @@ struct meridian {
     int64_t connect_timeout_ns;
     int read_only;
     uint64_t max_staleness_ms;
+    int64_t stmt_timeout_ns; /* 0 = none */
     char app_name[64];
     /* session */
     uint64_t session_id, gen;

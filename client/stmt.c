@@ -3,6 +3,7 @@
  * the retrying transaction helper. */
 #include "client/internal.h"
 
+#include "common/cli.h"
 #include "common/mtime.h"
 
 #include <inttypes.h>
@@ -346,7 +347,12 @@ static int finish_run(meridian_stmt *st)
     }
     pthread_mutex_unlock(&db->mu);
     st->state = ST_DONE;
-    if (st->end_code) {
+    if (st->end_code == MERR_TIMEOUT && db->stmt_timeout_ns) {
+        /* Our own deadline, not a lost gateway: the session lives on. */
+        char d[32];
+        cli_format_duration(db->stmt_timeout_ns, d, sizeof(d));
+        rc = client_err(db, MERIDIAN_INTERRUPT, 0, "statement timeout (%s) exceeded", d);
+    } else if (st->end_code) {
         rc = client_rpc_failed(db, st->end_code, st->end_msg);
     } else {
         Meridian__Session__ExecResult *r = st->result;

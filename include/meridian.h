@@ -81,7 +81,8 @@ MERIDIAN_API const char *meridian_errstr(int code);
  *   user=root                           session user (default "root")
  *   connect_timeout=5s                  per host (default 5s)
  *   cluster=ID                          refuse gateways of another cluster
- *   read_only=on|off, max_staleness=10s, application_name=NAME  (session options)
+ *   read_only=on|off, max_staleness=10s, application_name=NAME,
+ *   statement_timeout=30s                (session options, see set_option)
  * *db is set even on failure (unless out of memory) so meridian_errmsg can
  * tell why; close it with meridian_close either way. */
 MERIDIAN_API int meridian_open(const char *conninfo, meridian **db);
@@ -104,8 +105,10 @@ MERIDIAN_API int64_t meridian_changes(meridian *db);
 MERIDIAN_API const char *meridian_host(meridian *db);
 
 /* Session options, by name: "read_only" ("on"/"off"), "max_staleness"
- * (duration like "10s", "0" = strong reads), "application_name". Applied to
- * the live session at once and kept for sessions opened after a failover. */
+ * (duration like "10s", "0" = strong reads), "application_name",
+ * "statement_timeout" (a statement still running or streaming after this
+ * long fails with MERIDIAN_INTERRUPT; "0" = none). Applied to the live
+ * session at once and kept for sessions opened after a failover. */
 MERIDIAN_API int meridian_set_option(meridian *db, const char *name, const char *value);
 
 /* Compiles the first statement of sql (nbytes < 0: up to the NUL). *stmt is

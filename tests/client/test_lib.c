@@ -503,6 +503,30 @@ static void test_interrupt(void **state)
     meridian_close(db);
 }
 
+static void test_statement_timeout(void **state)
+{
+    (void)state;
+    meridian *db = open_db(srv.addr, "statement_timeout=200ms");
+    assert_int_equal(query_int(db, "SELECT 1"), 1);
+    meridian_stmt *st = NULL;
+    assert_int_equal(meridian_prepare(db,
+                                      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                      "FROM c WHERE x < 1000000000) SELECT count(*) FROM c",
+                                      -1, &st, NULL),
+                     MERIDIAN_OK);
+    assert_int_equal(meridian_step(st), MERIDIAN_INTERRUPT);
+    assert_non_null(strstr(meridian_errmsg(db), "statement timeout"));
+    assert_int_equal(meridian_error_retryable(db), 0);
+    meridian_finalize(st);
+    /* Same session, same gateway. */
+    assert_string_equal(meridian_host(db), srv.addr);
+    assert_int_equal(query_int(db, "SELECT 2"), 2);
+    assert_int_equal(meridian_set_option(db, "statement_timeout", "soon"), MERIDIAN_MISUSE);
+    assert_int_equal(meridian_set_option(db, "statement_timeout", "0"), MERIDIAN_OK);
+    assert_int_equal(query_int(db, "SELECT 3"), 3);
+    meridian_close(db);
+}
+
 static void test_txn_state(void **state)
 {
     (void)state;
@@ -619,8 +643,9 @@ int main(void)
         cmocka_unit_test(test_errors),           cmocka_unit_test(test_large_result),
         cmocka_unit_test(test_first_row_early),  cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_flow_control),     cmocka_unit_test(test_reset_busy_finalize),
-        cmocka_unit_test(test_interrupt),        cmocka_unit_test(test_txn_state),
-        cmocka_unit_test(test_run_in_txn),       cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_interrupt),        cmocka_unit_test(test_statement_timeout),
+        cmocka_unit_test(test_txn_state),        cmocka_unit_test(test_run_in_txn),
+        cmocka_unit_test(test_settings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
