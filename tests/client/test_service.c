@@ -281,6 +281,65 @@ static void test_row_too_big(void **state)
     ch_server_stop(&s);
 }
 
+/* ---- a lying gateway: valid session, garbage afterwards ---- */
+
+static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0x07};
+
+static void fake_open(void *arg, rpc_req *req)
+{
+    Meridian__Session__OpenReply r = MERIDIAN__SESSION__OPEN_REPLY__INIT;
+    r.session_id = 1;
+    uint8_t buf[64];
+    size_t n = meridian__session__open_reply__pack(&r, buf);
+    rpc_reply(req, 0, NULL, buf, n);
+}
+
+static void fake_garbage(void *arg, rpc_req *req)
+{
+    if (req->stream) rpc_stream_send(req, garbage, sizeof(garbage));
+    rpc_reply(req, 0, NULL, garbage, sizeof(garbage));
+}
+
+static void fake_register(void *arg)
+{
+    rpc_node *n = arg;
+    rpc_node_handle(n, "session.open", fake_open, NULL);
+    rpc_node_handle(n, "session.prepare", fake_garbage, NULL);
+    rpc_node_handle(n, "session.exec", fake_garbage, NULL);
+    rpc_node_handle(n, "session.set", fake_garbage, NULL);
+    rpc_node_handle(n, "session.close", fake_garbage, NULL);
+}
+
+static void test_garbage_from_gateway(void **state)
+{
+    (void)state;
+    rpc_config cfg;
+    rpc_config_defaults(&cfg);
+    cfg.listen_addr = "127.0.0.1:0";
+    cfg.node_id = 1;
+    rpc_node *n = NULL;
+    merr e = {0};
+    assert_int_equal(rpc_node_start(&cfg, &n, &e), 0);
+    assert_int_equal(rpc_node_run_sync(n, fake_register, n), 0);
+    char addr[64], ci[256];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", rpc_node_port(n));
+    ch_conninfo(ci, sizeof(ci), addr, NULL);
+    meridian *db = NULL;
+    assert_int_equal(meridian_open(ci, &db), 0);
+    meridian_stmt *st = NULL;
+    assert_int_equal(meridian_prepare(db, "SELECT 1", -1, &st, NULL), MERIDIAN_PROTOCOL);
+    assert_non_null(strstr(meridian_errmsg(db), "undecodable"));
+    assert_null(st);
+    assert_int_equal(meridian_set_option(db, "read_only", "on"), MERIDIAN_PROTOCOL);
+    /* A garbage row batch and result: the statement fails, nothing breaks;
+     * a gateway that lies is left for the next one. */
+    int rc = meridian_exec(db, "SELECT 1", NULL, NULL, NULL);
+    assert_true(rc == MERIDIAN_UNAVAILABLE || rc == MERIDIAN_PROTOCOL);
+    assert_non_null(strstr(meridian_errmsg(db), "undecodable"));
+    meridian_close(db);
+    rpc_node_stop(n);
+}
+
 static int waiting(void *arg)
 {
     session_service_stats st;
@@ -325,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_session_limit),
         cmocka_unit_test(test_idle_reaping),
         cmocka_unit_test(test_row_too_big),
+        cmocka_unit_test(test_garbage_from_gateway),
         cmocka_unit_test(test_shutdown_while_streaming),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
