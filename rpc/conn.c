@@ -480,7 +480,9 @@ static void on_handshake_reply(rpc_conn *c, const rpc_env *env)
         snprintf(reason, sizeof(reason),
                  "cluster id mismatch: peer is in '%.100s', this node in '%.100s'", r->cluster_id,
                  n->cluster_id);
-    else if (c->peer && !c->peer->any_id && r->node_id != c->peer->id)
+    /* Gateways (rpc_node_add_gateway) and clients (node id 0) reach nodes by
+     * address and know no node ids: their peer ids are local handles. */
+    else if (c->peer && !c->peer->any_id && n->cfg.node_id != 0 && r->node_id != c->peer->id)
         snprintf(reason, sizeof(reason), "%s is node %llu, expected node %llu", c->remote_addr,
                  (unsigned long long)r->node_id, (unsigned long long)c->peer->id);
     if (reason[0]) {

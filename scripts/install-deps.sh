@@ -11,6 +11,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler
   chrony
   libcmocka-dev
+  libedit-dev                # line editing and history in the SQL shell
   clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes
   clang-format
   python3                    # plots and small test helpers

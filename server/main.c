@@ -39,6 +39,7 @@ static const cli_cmd commands[] = {
     {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
+    {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},
     {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
     {0},
