@@ -15,7 +15,9 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
-flags=${MERIDIAN_START_FLAGS:---clock-source static --static-uncertainty 1ms}
+# Local clusters run insecure (loopback only); a secure one passes --certs-dir here.
+flags=${MERIDIAN_START_FLAGS:---insecure --clock-source static --static-uncertainty 1ms}
+tool_flags=${MERIDIAN_TOOL_FLAGS:---insecure}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -78,7 +80,8 @@ start)
   mkdir -p "$dir"; : >"$dir/nodes"
   start_node "$dir" 1 127.0.0.1:0 127.0.0.1:0
   seed=$(field "$dir" 1 3)
-  "$bin" init --host "$seed" >"$dir/init.out" 2>&1 || die "init failed: $(cat "$dir/init.out")"
+  # shellcheck disable=SC2086
+  "$bin" init --host "$seed" $tool_flags >"$dir/init.out" 2>&1 || die "init failed: $(cat "$dir/init.out")"
   for i in $(seq 2 "$n"); do start_node "$dir" "$i" 127.0.0.1:0 127.0.0.1:0 "$seed"; done
   want=$((n < 3 ? n : 3))
   wait_for 60 voters_ok "$dir" "$want" || die "range 1 did not reach $want voters"

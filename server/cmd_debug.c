@@ -17,6 +17,7 @@
 #define KV_MAX_HOSTS 16
 
 typedef struct kv_client {
+    const char *certs_dir; /* NULL: insecure */
     char host[128];
     char hosts[KV_MAX_HOSTS][128]; /* --host H1,H2,...: where to go when one fails */
     int nhosts, next;
@@ -30,7 +31,7 @@ static int kv_connect(kv_client *c, const char *host, merr *e)
     c->rpc = NULL;
     if (host != c->host) memmove(c->host, host, strnlen(host, sizeof(c->host) - 1) + 1);
     c->host[sizeof(c->host) - 1] = '\0';
-    return cli_rpc_open(host, &c->rpc, e);
+    return cli_rpc_open(c->host, c->certs_dir, "root", &c->rpc, e);
 }
 
 static void sleep_ms(int ms)
@@ -141,12 +142,14 @@ static int usage(const char *cmd)
 
 int cmd_debug_kv(int argc, char **argv)
 {
-    const char *host = NULL;
+    const char *host = NULL, *certs_dir = NULL;
     int64_t timeout = 10 * MTIME_S, limit = 0;
-    int reverse = 0;
+    int reverse = 0, insecure = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT[,...]",
          "nodes of the cluster, tried in turn (required)"},
+        {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
+        {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 10s)"},
         {"limit", CLI_INT, &limit, NULL, "scan: at most this many rows"},
         {"reverse", CLI_BOOL, &reverse, NULL, "scan: descending key order"},
@@ -157,6 +160,11 @@ int cmd_debug_kv(int argc, char **argv)
                        argc, argv, &npos, &done);
     if (done) return rc;
     if (!host || npos < 1) return usage(argv[0]);
+    if (!certs_dir == !insecure) {
+        fprintf(stderr, "%s: give --certs-dir DIR (the root client certificate) or --insecure\n",
+                argv[0]);
+        return CLI_EXIT_USAGE;
+    }
     const char *op = argv[1];
     int want = !strcmp(op, "put") ? 3 : !strcmp(op, "get") || !strcmp(op, "del") ? 2 : 0;
     if (!strcmp(op, "scan")) {
@@ -168,7 +176,7 @@ int cmd_debug_kv(int argc, char **argv)
         fprintf(stderr, "%s: keys must be non-empty\n", argv[0]);
         return CLI_EXIT_USAGE;
     }
-    kv_client c = {.deadline_ns = mtime_mono_ns() + timeout};
+    kv_client c = {.deadline_ns = mtime_mono_ns() + timeout, .certs_dir = certs_dir};
     for (const char *p = host; *p && c.nhosts < KV_MAX_HOSTS;) {
         size_t l = strcspn(p, ",");
         snprintf(c.hosts[c.nhosts++], sizeof(c.hosts[0]), "%.*s", (int)l, p);

@@ -9,6 +9,7 @@
 /* `meridian bench <what>`: add entries here, and the "bench" line below. */
 static const cli_cmd bench_cmds[] = {
     {"clock", "cost of tt_now/hlc_now, HLC fsync, commit-wait vs 2ε", cmd_bench_clock, NULL},
+    {"kv", "durable puts against a running cluster: ops/s and latency", cmd_bench_kv, NULL},
     {"logstore", "replication log store: group commit throughput and latency", cmd_bench_logstore,
      NULL},
     {"paxos", "CPU cost of the Multi-Paxos core, batched vs unbatched", cmd_bench_paxos, NULL},

@@ -24,7 +24,7 @@ wait_for() { # wait_for SECONDS CMD: a hang guard, not a timing claim
 rpc_of() { awk -v i="$1" '$1==i {print $3}' "$dir/nodes"; }
 http_of() { awk -v i="$1" '$1==i {print $4}' "$dir/nodes"; }
 metric() { curl -s --max-time 2 "http://$(http_of "$1")/metrics" | awk -v m="$2" 'index($0,m)==1 {print $2; exit}'; }
-kv() { "$bin" debug kv "$@"; }
+kv() { "$bin" debug kv "$@" --insecure; }
 
 bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
 check "3 voters in range 1" "[ \"\$(metric 1 'meridian_range_voters{range=\"1\"}')\" = 3 ]"
@@ -41,7 +41,7 @@ done
     k=$(printf 'w%04d' "$i"); n1=$(( (i % 3) + 1 )); n2=$(( (n1 % 3) + 1 )); n3=$(( (n2 % 3) + 1 ))
     echo "$k" >>"$dir/attempted"
     # Starts at a different node each time; a dead node is skipped for the next.
-    if "$bin" debug kv put "$k" "v$i" --host "$(rpc_of $n1),$(rpc_of $n2),$(rpc_of $n3)" \
+    if "$bin" debug kv put "$k" "v$i" --insecure --host "$(rpc_of $n1),$(rpc_of $n2),$(rpc_of $n3)" \
         --timeout 30s >/dev/null 2>&1; then
       echo "$k v$i" >>"$dir/acked"
     fi
@@ -83,7 +83,7 @@ head -c 65536 /dev/urandom >"$dir/garbage"
 (exec 3<>/dev/tcp/127.0.0.1/"$port" && cat "$dir/garbage" >&3; exec 3>&-) 2>/dev/null
 (exec 3<>/dev/tcp/127.0.0.1/"$port" && printf '\xff\xff\xff\xf0' >&3; sleep 0.2; exec 3>&-) 2>/dev/null
 check "node serves after garbage and an oversized frame" "[ \"\$(kv get greeting --host $(rpc_of 1) | head -1)\" = hello ]"
-"$bin" debug kv put "" x --host "$(rpc_of 1)" >/dev/null 2>&1
+"$bin" debug kv put "" x --insecure --host "$(rpc_of 1)" >/dev/null 2>&1
 check "an empty key is refused" "[ $? = 2 ]"
 
 # Restart every node: every acknowledged write is still there.
