@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -180,6 +181,36 @@ static void start_on_loop(void *arg)
     n->state = NODE_SERVING;
 }
 
+typedef struct drain_ctx {
+    node *n;
+    int busy;
+} drain_ctx;
+
+/* Stops taking new work (DRAINING answers /health with 503) and hands every
+ * lease this node holds to another voter. */
+static void drain_begin(void *arg)
+{
+    drain_ctx *d = arg;
+    node *n = d->n;
+    n->state = NODE_DRAINING;
+    if (n->host_open)
+        for (size_t i = 0; i < n->host.nreps; i++) replica_hand_off(n->host.reps[i]);
+}
+
+static void drain_check(void *arg)
+{
+    drain_ctx *d = arg;
+    node *n = d->n;
+    d->busy = 0;
+    if (!n->host_open) return;
+    for (size_t i = 0; i < n->host.nreps; i++) {
+        if (replica_draining(n->host.reps[i])) {
+            d->busy = 1;
+            replica_hand_off(n->host.reps[i]); /* again: a transfer can fail */
+        }
+    }
+}
+
 static void stop_on_loop(void *arg)
 {
     node *n = arg;
@@ -267,7 +298,19 @@ int node_reload_certs(node *n, merr *e)
 void node_stop(node *n)
 {
     if (!n) return;
-    MLOG_I("node", "shutting down", "%s", "");
+    MLOG_I("node", "shutting down: finishing writes, handing off leases", "%s", "");
+    /* In-flight writes finish and leases move before the node goes; bounded,
+     * because a node whose peers are gone must still be able to stop. */
+    drain_ctx d = {n, 1};
+    rpc_node_run_sync(n->rpc, drain_begin, &d);
+    int64_t until = mtime_mono_ns() + 5 * MTIME_S;
+    while (mtime_mono_ns() < until) {
+        rpc_node_run_sync(n->rpc, drain_check, &d);
+        if (!d.busy) break;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MLOG_I("node", d.busy ? "drain timed out: stopping anyway" : "drained", "%s", "");
     rpc_node_run_sync(n->rpc, stop_on_loop, n);
     rpc_node_stop(n->rpc); /* closes connections; pending calls end with MERR_CLOSED */
     n->state = NODE_STOPPED;

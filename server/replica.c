@@ -362,6 +362,34 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     return 0;
 }
 
+int replica_hand_off(replica *r)
+{
+    if (paxos_get_role(r->g) != PAXOS_LEADER) return 0;
+    paxos_members committed, latest;
+    paxos_get_members(r->g, &committed, &latest);
+    for (uint32_t i = 0; i < committed.nvoters; i++) {
+        paxos_node_id to = committed.voters[i];
+        if (to == r->h->node_id) continue;
+        paxos_event ev = {.type = PAXOS_EV_TRANSFER, .node = to};
+        if (tt_of(r, &ev.now)) return 0;
+        paxos_update u;
+        paxos_update_init(&u);
+        int rc = paxos_step(r->g, &ev, &u);
+        handle_update(r, &u);
+        if (rc == 0) return 1;
+    }
+    return 0;
+}
+
+int replica_draining(replica *r)
+{
+    if (r->pending) return 1;
+    paxos_members committed, latest;
+    paxos_get_members(r->g, &committed, &latest);
+    /* Still leading a group that has other voters: the hand-off is not done. */
+    return paxos_get_role(r->g) == PAXOS_LEADER && committed.nvoters > 1;
+}
+
 int replica_change_members(replica *r, int op, uint64_t node, merr *e)
 {
     paxos_event ev = {.type = PAXOS_EV_CONFIG, .op = op, .node = (paxos_node_id)node};

@@ -59,6 +59,11 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
                   replica_write_cb cb, void *arg, merr *e);
 /* Membership change through the log (leader only): PAXOS_ADD_LEARNER etc. */
 int replica_change_members(replica *r, int op, uint64_t node, merr *e);
+/* Clean shutdown: asks another voter to take over if this replica leads
+ * (returns 1 when a transfer started). */
+int replica_hand_off(replica *r);
+/* 1 while writes are in flight or leadership has not moved yet. */
+int replica_draining(replica *r);
 /* Fails writes past their deadline (called on every tick). */
 void replica_expire(replica *r, int64_t now_mono_ns);
 

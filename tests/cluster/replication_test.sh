@@ -86,6 +86,17 @@ check "node serves after garbage and an oversized frame" "[ \"\$(kv get greeting
 "$bin" debug kv put "" x --insecure --host "$(rpc_of 1)" >/dev/null 2>&1
 check "an empty key is refused" "[ $? = 2 ]"
 
+# SIGTERM of the leaseholder: it hands its lease off and exits 0; writes go on.
+lead=$(bash "$lc" leader "$dir")
+lpid=$(awk -v i="$lead" '$1==i {print $2}' "$dir/nodes")
+kill -TERM "$lpid"
+check "a SIGTERMed leaseholder exits" "wait_for 30 '! kill -0 $lpid 2>/dev/null || [ \"\$(ps -o stat= -p $lpid)\" = Z ]'"
+check "it drained (writes finished, lease handed off)" "grep -q 'msg=\"drained\"' $dir/n$lead/logs/meridian.log"
+other=$(( (lead % 3) + 1 ))
+kv put after-term yes --host "$(rpc_of $other)" --timeout 30s >/dev/null 2>&1
+check "writes go on after a clean stop of the leaseholder" "[ $? = 0 ]"
+bash "$lc" restart "$dir" "$lead" >/dev/null
+
 # Restart every node: every acknowledged write is still there.
 cp "$dir/nodes" "$dir/nodes.bak"
 bash "$lc" stop "$dir" >/dev/null 2>&1
