@@ -10,6 +10,7 @@
 #include "common/cli.h"
 #include "common/mtime.h"
 #include "proto/kv.pb-c.h"
+#include "rpc/rpc.h"
 #include "server/cli_rpc.h"
 #include "server/commands.h"
 #include "timesvc/hlc.h"
@@ -250,4 +251,51 @@ int cmd_debug_kv(int argc, char **argv)
     if (out) protobuf_c_message_free_unpacked(out, NULL);
     cli_rpc_close(c.rpc);
     return status;
+}
+
+/* `meridian debug faults`: sets a node's rpc fault injection (partitions,
+ * drops, delays; rpc/fault.h syntax). The node must run with
+ * --testing-fault-admin. */
+int cmd_debug_faults(int argc, char **argv)
+{
+    const char *host = NULL, *certs_dir = NULL, *spec = "";
+    int insecure = 0, clear = 0;
+    int64_t seed = 1;
+    const cli_flag flags[] = {
+        {"host", CLI_STR, &host, "HOST:PORT", "the node to change (required)"},
+        {"spec", CLI_STR, &spec, "SPEC", "e.g. 'peer=2,partition=both;peer=3,drop=0.5'"},
+        {"clear", CLI_BOOL, &clear, NULL, "replace the current faults (with --spec '' : heal)"},
+        {"seed", CLI_INT, &seed, NULL, "PRNG seed of the fault decisions"},
+        {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
+        {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
+        {0},
+    };
+    int npos = 0, done = 0;
+    int rc = cli_parse(argv[0], "--host HOST:PORT --spec SPEC [--clear]", flags, argc, argv, &npos,
+                       &done);
+    if (done) return rc;
+    if (!host || npos || !certs_dir == !insecure) {
+        fprintf(stderr, "%s: need --host, and --certs-dir DIR or --insecure\n", argv[0]);
+        return CLI_EXIT_USAGE;
+    }
+    uint8_t *payload = NULL;
+    size_t len = 0;
+    if (rpc_fault_msg_encode(spec, clear, (uint64_t)seed, &payload, &len)) {
+        fprintf(stderr, "%s: cannot encode the fault spec\n", argv[0]);
+        return CLI_EXIT_USAGE;
+    }
+    merr e = {0};
+    cli_rpc *c = NULL;
+    mbuf reply = MBUF_INIT;
+    rc = cli_rpc_open(host, certs_dir, "root", &c, &e);
+    if (!rc) rc = cli_rpc_call(c, RPC_METHOD_FAULTS, payload, len, 5 * MTIME_S, &reply, &e);
+    free(payload);
+    mbuf_free(&reply);
+    cli_rpc_close(c);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        return 1;
+    }
+    printf("faults set on %s: %s\n", host, spec[0] ? spec : "(none)");
+    return 0;
 }

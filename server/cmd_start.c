@@ -32,6 +32,8 @@ int cmd_start(int argc, char **argv)
          "epsilon of --clock-source static (default 100ms)"},
         {"log-level", CLI_STR, &cfg.log_level, "LEVEL", "trace|debug|info|warn|error"},
         {"insecure", CLI_BOOL, &cfg.insecure, NULL, "no TLS (local tests and demos)"},
+        {"testing-fault-admin", CLI_BOOL, &cfg.testing_fault_admin, NULL,
+         "accept fault injection over rpc (meridian debug faults): tests only"},
         {"certs-dir", CLI_STR, &cfg.certs_dir, "DIR", "TLS: ca.crt, node.crt, node.key"},
         {0},
     };

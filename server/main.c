@@ -21,6 +21,7 @@ static const cli_cmd bench_cmds[] = {
 
 /* `meridian debug <what>` */
 static const cli_cmd debug_cmds[] = {
+    {"faults", "inject rpc faults into a node (tests)", cmd_debug_faults, NULL},
     {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
     {0},
 };

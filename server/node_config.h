@@ -29,7 +29,8 @@ typedef struct node_config {
     int64_t static_uncertainty_ns; /* --static-uncertainty, for --clock-source static */
     const char *log_level;
     int insecure;
-    const char *certs_dir; /* --certs-dir: ca.crt, node.crt, node.key */
+    int testing_fault_admin; /* serve rpc.faults: partitions and delays for tests */
+    const char *certs_dir;   /* --certs-dir: ca.crt, node.crt, node.key */
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;

@@ -97,6 +97,10 @@ kv put after-term yes --host "$(rpc_of $other)" --timeout 30s >/dev/null 2>&1
 check "writes go on after a clean stop of the leaseholder" "[ $? = 0 ]"
 bash "$lc" restart "$dir" "$lead" >/dev/null
 
+# Fault injection over the network is refused unless a node opted in.
+"$bin" debug faults --insecure --host "$(rpc_of 1)" --spec "peer=2,drop=1" >/dev/null 2>&1
+check "rpc.faults refused without --testing-fault-admin" "[ $? = 1 ]"
+
 # Restart every node: every acknowledged write is still there.
 cp "$dir/nodes" "$dir/nodes.bak"
 bash "$lc" stop "$dir" >/dev/null 2>&1
