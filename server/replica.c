@@ -84,11 +84,11 @@ paxos_group *replica_group(replica *r)
 int replica_contains(replica *r, const uint8_t *key, size_t klen)
 {
     size_t n = klen < r->start_len ? klen : r->start_len;
-    int c = memcmp(key, r->start, n);
+    int c = n ? memcmp(key, r->start, n) : 0;
     if (c < 0 || (c == 0 && klen < r->start_len)) return 0;
     if (r->end_len == 0) return 1;
     n = klen < r->end_len ? klen : r->end_len;
-    c = memcmp(key, r->end, n);
+    c = n ? memcmp(key, r->end, n) : 0;
     return c < 0 || (c == 0 && klen < r->end_len);
 }
 
@@ -416,8 +416,8 @@ static int set_span(replica *r)
     r->start = malloc(m.start_len + 1);
     r->end = malloc(m.end_len + 1);
     if (!r->start || !r->end) return MERR_NOMEM;
-    memcpy(r->start, m.start, m.start_len);
-    memcpy(r->end, m.end, m.end_len);
+    if (m.start_len) memcpy(r->start, m.start, m.start_len);
+    if (m.end_len) memcpy(r->end, m.end, m.end_len);
     r->start_len = m.start_len;
     r->end_len = m.end_len;
     return 0;
@@ -494,7 +494,7 @@ static int collect_entry(void *arg, uint64_t slot, uint64_t ballot, const uint8_
     en->len = (uint32_t)(n - 5);
     en->data = malloc(en->len ? en->len : 1);
     if (!en->data) return MERR_NOMEM;
-    memcpy(en->data, val + 5, en->len);
+    if (en->len) memcpy(en->data, val + 5, en->len);
     c->n++;
     return 0;
 }
