@@ -123,7 +123,11 @@ int sql_row_decode(const sql_table *t, const uint8_t *key, size_t klen, const ui
         (t->rowid && r->kv[2].type != MKEY_INT))
         return merr_set(e, MERR_CORRUPT, "table %s: malformed row key", t->name);
     rc = sql_rec_decode(val, vlen, r->f, (size_t)t->ncols, &nf, e);
-    if (rc) return merr_set(e, MERR_CORRUPT, "table %s: %s", t->name, merr_msg(e));
+    if (rc) {
+        if (!e) return MERR_CORRUPT;
+        e->code = MERR_CORRUPT;
+        return merr_wrap(e, "table %s", t->name);
+    }
     r->rowid = t->rowid ? r->kv[2].i : 0;
     size_t fi = 0;
     for (int i = 0; i < t->ncols; i++) {

@@ -17,7 +17,9 @@ typedef struct diff_ctx {
     size_t statements, rows;
     char where[1200]; /* prefix for failure messages (file:line or seed) */
     int unordered;    /* compare every result as a multiset (ties in ORDER BY
-                       * between SQL-equal values like 4 and 4.0 may go either way) */
+                       * between SQL-equal values like 4 and 4.0 may go either way)
+                       * and accept any error message when both sides fail (which
+                       * row of an UPDATE conflicts first depends on the plan) */
 } diff_ctx;
 
 int diff_open(diff_ctx *d);
