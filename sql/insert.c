@@ -147,3 +147,40 @@ out:
     mbuf_free(&q);
     return rc;
 }
+
+int sql_upsert_strip(const char *sql, char **out)
+{
+    size_t pos = 0;
+    *out = NULL;
+    sql_tok t = sql_lex(sql, &pos);
+    if (!sql_tok_is(&t, "INSERT") && !sql_tok_is(&t, "REPLACE")) return 0;
+    const char *on = find_top(sql, pos, "ON", "CONFLICT");
+    if (!on) return 0;
+    /* ON CONFLICT [(target) [WHERE ...]] DO NOTHING */
+    pos = (size_t)(on - sql);
+    const char *end = NULL;
+    int depth = 0;
+    for (;;) {
+        sql_tok x = sql_lex(sql, &pos);
+        if (!x.kind) return 0;
+        if (x.kind == 'p' && x.p[0] == '(') depth++;
+        if (x.kind == 'p' && x.p[0] == ')') depth--;
+        if (depth == 0 && sql_tok_is(&x, "DO")) {
+            sql_tok y = sql_lex(sql, &pos);
+            if (!sql_tok_is(&y, "NOTHING")) return 0; /* DO UPDATE: not supported */
+            end = y.p + y.n;
+            break;
+        }
+    }
+    /* A second upsert clause is not ours to handle. */
+    if (find_top(sql, (size_t)(end - sql), "ON", "CONFLICT")) return 0;
+    size_t head = (size_t)(on - sql);
+    size_t n = head + strlen(end);
+    char *s = malloc(n + 2);
+    if (!s) return MERR_NOMEM;
+    memcpy(s, sql, head);
+    s[head] = ' ';
+    strcpy(s + head + 1, end);
+    *out = s;
+    return 0;
+}

@@ -29,6 +29,7 @@ struct sql_stmt {
     char *spname;
     sql_ddl_info ddl;
     int started, done, autocommit;
+    int upsert_nothing;
     uint64_t mark;
 };
 
@@ -138,6 +139,7 @@ static int stmt_begin(sql_stmt *st, merr *e)
         rc = check_schema(s, e);
     if (!rc) rc = s->ops->savepoint(s->txn, &st->mark, e);
     s->stmt_rollback_txn = 0;
+    s->stmt_keep = 0;
     st->started = 1;
     return rc;
 }
@@ -148,8 +150,9 @@ static int stmt_end(sql_stmt *st, int ok, merr *e)
     sql_session *s = st->s;
     st->done = 1;
     if (!s->txn) return 0;
-    if (ok) return st->autocommit ? txn_end(s, 1, e) : 0;
-    if (st->autocommit || s->stmt_rollback_txn) return txn_end(s, 0, NULL);
+    if (s->stmt_rollback_txn) return txn_end(s, 0, NULL);
+    if (ok || s->stmt_keep) return st->autocommit ? txn_end(s, 1, e) : 0;
+    if (st->autocommit) return txn_end(s, 0, NULL);
     merr ignore = {0};
     if (s->ops->rollback_to(s->txn, st->mark, &ignore)) return txn_end(s, 0, NULL);
     if (st->kind == K_DDL) s->catalog_dirty = 1;
@@ -220,7 +223,6 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     sqlite3 *parser = s->scratch;
     rc = classify(first.p, st, e);
     if (rc) goto err;
-    if (st->kind == K_QUERY) parser = s->db;
     if (sqlite3_prepare_v2(parser, first.p, -1, &probe, &rest) != SQLITE_OK) {
         rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(parser));
         goto err;
@@ -232,23 +234,31 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         goto err;
     }
     if (st->kind == K_QUERY) {
-        char *re = NULL;
+        char *re = NULL, *stripped = NULL;
+        sqlite3_finalize(probe);
+        probe = NULL;
+        rc = sql_upsert_strip(st->text, &stripped);
+        if (rc) {
+            rc = merr_set(e, rc, "out of memory");
+            goto err;
+        }
+        if (stripped) {
+            free(st->text);
+            st->text = stripped;
+            st->upsert_nothing = 1;
+        }
         rc = sql_insert_rewrite(s, st->text, &re);
         if (rc) {
             rc = merr_set(e, rc, "%s", re ? re : "cannot rewrite INSERT");
             free(re);
             goto err;
         }
-        if (re) {
-            sqlite3_finalize(probe);
-            probe = NULL;
-            if (sqlite3_prepare_v2(s->db, re, -1, &probe, NULL) != SQLITE_OK) {
-                rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(s->db));
-                free(re);
-                goto err;
-            }
+        if (sqlite3_prepare_v2(s->db, re ? re : st->text, -1, &probe, NULL) != SQLITE_OK) {
+            rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(s->db));
             free(re);
+            goto err;
         }
+        free(re);
         st->st = probe;
         probe = NULL;
     }
@@ -352,7 +362,9 @@ int sql_step(sql_stmt *st, merr *e)
         }
         return stmt_end(st, 1, e);
     }
+    s->upsert_nothing = st->upsert_nothing;
     int src = sqlite3_step(st->st);
+    s->upsert_nothing = 0;
     if (src == SQLITE_ROW) return 1;
     if (src == SQLITE_DONE) return stmt_end(st, 1, e);
     rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",

@@ -101,6 +101,8 @@ typedef struct sql_session {
                        * keeps one rowid (SQLite de-duplicates OR scans by it) */
     size_t nslots;
     int stmt_rollback_txn; /* a statement asked for ON CONFLICT ROLLBACK */
+    int stmt_keep;         /* OR FAIL: a failing statement keeps its earlier rows */
+    int upsert_nothing;    /* the running INSERT had ON CONFLICT DO NOTHING */
     struct sql_sp {
         char *name;
         uint64_t mark;
@@ -140,6 +142,10 @@ int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e);
 /* insert.c: *out gets a rewritten INSERT that supplies omitted defaults, or
  * NULL when the statement needs none. */
 int sql_insert_rewrite(sql_session *s, const char *sql, char **out);
+/* If an INSERT ends in ON CONFLICT [(...)] DO NOTHING, *out gets it without
+ * that clause (SQLite has no UPSERT on virtual tables; the session applies
+ * it). Otherwise *out is NULL. */
+int sql_upsert_strip(const char *sql, char **out);
 
 /* lex.c: a tiny SQL tokenizer for statement classification. */
 typedef struct sql_tok {

@@ -308,6 +308,9 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     if (!t) return SQLITE_ERROR;
     if (!s->txn) return wfail(vt, SQLITE_ERROR, "%s", "meridian: no transaction");
     int mode = sqlite3_vtab_on_conflict(s->db);
+    /* ON CONFLICT DO NOTHING (rewritten away by the session) skips rows that
+     * violate uniqueness; NOT NULL and CHECK still fail. */
+    int umode = s->upsert_nothing && mode == SQLITE_ABORT ? SQLITE_IGNORE : mode;
     /* The key of the row being replaced or deleted. */
     if (sqlite3_value_type(argv[0]) != SQLITE_NULL) {
         sqlite3_int64 h = sqlite3_value_int64(argv[0]);
@@ -386,7 +389,7 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         if (rc) goto fail;
     }
     int outcome;
-    rc = insert_row(s, t, cv, rowid, &newkey, mode, &outcome, &msg, &e);
+    rc = insert_row(s, t, cv, rowid, &newkey, umode, &outcome, &msg, &e);
     if (rc) goto fail;
     if (outcome == INS_IGNORED) {
         rc = s->ops->rollback_to(s->txn, mark, &e);
@@ -394,7 +397,6 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         goto out;
     }
     if (outcome == INS_CONFLICT) {
-        if (mode == SQLITE_ROLLBACK) s->stmt_rollback_txn = 1;
         src = wfail(vt, SQLITE_CONSTRAINT, "UNIQUE constraint failed: %s", msg);
         goto out;
     }
@@ -413,6 +415,10 @@ fail:
     src = wfail(vt, rc == MERR_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR, "%s", merr_msg(&e));
     if (rc == MERR_ABORTED || rc == MERR_RETRY) s->stmt_rollback_txn = 1;
 out:
+    /* OR FAIL keeps the statement's earlier rows; OR ROLLBACK ends the
+     * transaction (the session acts on these after the statement). */
+    if (src == SQLITE_CONSTRAINT && mode == SQLITE_FAIL) s->stmt_keep = 1;
+    if (src == SQLITE_CONSTRAINT && mode == SQLITE_ROLLBACK) s->stmt_rollback_txn = 1;
     if (nv)
         for (int i = 0; i < t->ncols; i++) sqlite3_value_free(nv[i]);
     free(nv);

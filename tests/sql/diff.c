@@ -168,8 +168,8 @@ int diff_run(diff_ctx *d, const char *sql)
         bad = 1;
     } else if (!a.failed) {
         if (d->unordered || !has_order_by(sql)) {
-            qsort(a.rows, a.n, sizeof(char *), cmpstr);
-            qsort(b.rows, b.n, sizeof(char *), cmpstr);
+            if (a.n > 1) qsort(a.rows, a.n, sizeof(char *), cmpstr);
+            if (b.n > 1) qsort(b.rows, b.n, sizeof(char *), cmpstr);
         }
         bad = a.n != b.n;
         for (size_t i = 0; !bad && i < a.n; i++) bad = strcmp(a.rows[i], b.rows[i]) != 0;
