@@ -306,7 +306,8 @@ int sql_catalog_load(sql_session *s, merr *e)
     if (!rc) rc = sql_catalog_read(s, &d, &nd, e);
     if (rc) return rc;
     tables = calloc(nd + 1, sizeof(*tables));
-    if (!tables || sqlite3_open(":memory:", &scratch) != SQLITE_OK) {
+    if (!tables || sqlite3_open(":memory:", &scratch) != SQLITE_OK ||
+        sql_sysview_register(s, scratch)) {
         rc = merr_set(e, MERR_NOMEM, "schema: cannot open scratch database");
         goto err;
     }

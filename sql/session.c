@@ -41,7 +41,8 @@ int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, mer
     s->kv = kv_ctx;
     s->catalog_dirty = 1;
     if (sqlite3_open(":memory:", &s->db) != SQLITE_OK ||
-        sqlite3_open(":memory:", &s->scratch) != SQLITE_OK || sql_vtab_register(s)) {
+        sqlite3_open(":memory:", &s->scratch) != SQLITE_OK || sql_vtab_register(s) ||
+        sql_sysview_register(s, s->db) || sql_sysview_register(s, s->scratch)) {
         sql_session_close(s);
         return merr_set(e, MERR_INTERNAL, "session: cannot open SQLite");
     }

@@ -132,6 +132,9 @@ int sql_delete_prefix(sql_session *s, uint32_t tid, int64_t iid, merr *e);
 
 /* vtab.c */
 int sql_vtab_register(sql_session *s);
+/* sysview.c: meridian_tables, meridian_indexes (on the user connection, and
+ * on the scratch one so statements that use them parse there too) */
+int sql_sysview_register(sql_session *s, sqlite3 *db);
 /* Key of a table's primary index for a row (vals: all columns; rowid used
  * for rowid tables). */
 int sql_row_key(const sql_table *t, sqlite3_value **vals, int64_t rowid, mbuf *out);

@@ -331,6 +331,31 @@ static void test_prepared(void **state)
     assert_null(st);
 }
 
+static void test_system_views(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b UNIQUE, c)");
+    ok(f->s, "CREATE INDEX tc ON t(c DESC, b)");
+    ok(f->s, "CREATE VIEW v AS SELECT a FROM t");
+    q(f->s, "SELECT name, table_id, type FROM meridian_tables ORDER BY name", &o);
+    assert_string_equal(o.buf, "t|100|table;v|NULL|view;");
+    q(f->s, "SELECT name, index_id, is_unique, columns FROM meridian_indexes ORDER BY index_id",
+      &o);
+    assert_string_equal(o.buf, "sqlite_autoindex_t_1|2|1|b;tc|3|0|c DESC, b;");
+    /* Joinable and filterable like any table; DDL shows up at once. */
+    ok(f->s, "BEGIN");
+    ok(f->s, "DROP INDEX tc");
+    q(f->s,
+      "SELECT t.name, count(i.name) FROM meridian_tables t LEFT JOIN meridian_indexes i "
+      "ON i.table_name = t.name WHERE t.type = 'table' GROUP BY t.name",
+      &o);
+    assert_string_equal(o.buf, "t|1;");
+    ok(f->s, "ROLLBACK");
+    q(f->s, "SELECT count(*) FROM meridian_indexes", &o);
+    assert_string_equal(o.buf, "2;");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +366,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_system_views, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,22 @@
+-- A thousand rows: ranges, aggregates and index maintenance at some size.
+CREATE TABLE big(id INTEGER PRIMARY KEY, g INT, s TEXT, r REAL);
+CREATE INDEX big_g ON big(g, r DESC);
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000) INSERT INTO big SELECT i, i % 37, printf('s%04d', (i * 7919) % 1000), (i * 31 % 101) / 4.0 FROM c;
+SELECT count(*), sum(id), min(s), max(s), sum(r) FROM big;
+SELECT id, s FROM big WHERE id BETWEEN 500 AND 510 ORDER BY id;
+SELECT id FROM big WHERE id > 990 ORDER BY id DESC;
+SELECT g, count(*), sum(r) FROM big GROUP BY g ORDER BY g;
+SELECT id, r FROM big WHERE g = 5 ORDER BY r DESC, id LIMIT 7;
+SELECT count(*) FROM big WHERE g = 5 AND r > 10;
+SELECT s FROM big WHERE s >= 's0990' ORDER BY s;
+UPDATE big SET g = g + 100 WHERE id % 10 = 0;
+SELECT g, count(*) FROM big WHERE g >= 100 GROUP BY g ORDER BY g LIMIT 5;
+SELECT count(*) FROM big WHERE g = 5;
+DELETE FROM big WHERE id % 3 = 0;
+SELECT count(*), sum(id) FROM big;
+SELECT count(*) FROM big WHERE g = 5;
+SELECT id FROM big WHERE g = 105 ORDER BY id;
+CREATE UNIQUE INDEX big_s ON big(s);
+SELECT id FROM big WHERE s = 's0500';
+SELECT a.id, b.id FROM big a JOIN big b ON b.id = a.id + 1 WHERE a.id < 20 ORDER BY a.id;
+SELECT g, id, rank() OVER (PARTITION BY g ORDER BY r DESC, id) AS rk FROM big WHERE g < 3 ORDER BY g, rk LIMIT 12;
