@@ -11,6 +11,7 @@
  * and DEFAULT VALUES to VALUES((dflt1), ...). Defaults are evaluated per row,
  * as SQLite does. Errors in the original statement are reported from the
  * scratch database first, so messages stay SQLite's. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,39 +149,148 @@ out:
     return rc;
 }
 
-int sql_upsert_strip(const char *sql, char **out)
+void sql_upsert_free(sql_upsert *u)
+{
+    if (!u) return;
+    for (int i = 0; i < u->ntarget; i++) free(u->target[i]);
+    free(u->target);
+    free(u->set_sql);
+    free(u->where_sql);
+    sqlite3_finalize(u->stmt);
+    free(u);
+}
+
+int sql_upsert_parse(const char *sql, char **stripped, sql_upsert **out)
 {
     size_t pos = 0;
+    *stripped = NULL;
     *out = NULL;
     sql_tok t = sql_lex(sql, &pos);
     if (!sql_tok_is(&t, "INSERT") && !sql_tok_is(&t, "REPLACE")) return 0;
     const char *on = find_top(sql, pos, "ON", "CONFLICT");
     if (!on) return 0;
-    /* ON CONFLICT [(target) [WHERE ...]] DO NOTHING */
+    sql_upsert *u = calloc(1, sizeof(*u));
+    if (!u) return MERR_NOMEM;
     pos = (size_t)(on - sql);
-    const char *end = NULL;
-    int depth = 0;
-    for (;;) {
-        sql_tok x = sql_lex(sql, &pos);
-        if (!x.kind) return 0;
-        if (x.kind == 'p' && x.p[0] == '(') depth++;
-        if (x.kind == 'p' && x.p[0] == ')') depth--;
-        if (depth == 0 && sql_tok_is(&x, "DO")) {
-            sql_tok y = sql_lex(sql, &pos);
-            if (!sql_tok_is(&y, "NOTHING")) return 0; /* DO UPDATE: not supported */
-            end = y.p + y.n;
-            break;
+    sql_lex(sql, &pos); /* ON */
+    sql_lex(sql, &pos); /* CONFLICT */
+    size_t save = pos;
+    t = sql_lex(sql, &pos);
+    if (t.kind == 'p' && t.p[0] == '(') { /* the conflict target's columns */
+        u->target = calloc(MKEY_MAX_COLS, sizeof(char *));
+        if (!u->target) goto nomem;
+        int depth = 1;
+        while (depth > 0) {
+            t = sql_lex(sql, &pos);
+            if (!t.kind) goto unsupported;
+            if (t.kind == 'p' && t.p[0] == '(') depth++;
+            if (t.kind == 'p' && t.p[0] == ')') depth--;
+            if (depth == 1 && (t.kind == 'w' || t.kind == 'q') && !sql_tok_is(&t, "COLLATE") &&
+                !sql_tok_is(&t, "ASC") && !sql_tok_is(&t, "DESC")) {
+                if (u->ntarget == MKEY_MAX_COLS) goto unsupported;
+                if (!(u->target[u->ntarget++] = sql_tok_name(&t))) goto nomem;
+            }
         }
+        save = pos;
+        t = sql_lex(sql, &pos);
+        if (sql_tok_is(&t, "WHERE")) goto unsupported; /* partial-index targets */
     }
-    /* A second upsert clause is not ours to handle. */
-    if (find_top(sql, (size_t)(end - sql), "ON", "CONFLICT")) return 0;
+    if (!sql_tok_is(&t, "DO")) goto unsupported;
+    t = sql_lex(sql, &pos);
+    const char *end;
+    /* RETURNING would show the row SQLite passed to xUpdate, not the one
+     * the upsert kept or updated: leave those statements to SQLite's error. */
+    if (find_top(sql, pos, "RETURNING", NULL)) goto unsupported;
+    if (sql_tok_is(&t, "NOTHING")) {
+        end = t.p + t.n;
+    } else if (sql_tok_is(&t, "UPDATE")) {
+        t = sql_lex(sql, &pos);
+        if (!sql_tok_is(&t, "SET")) goto unsupported;
+        u->update = 1;
+        const char *body = sql + pos;
+        if (find_top(sql, pos, "ON", "CONFLICT")) goto unsupported; /* several clauses */
+        const char *where = find_top(sql, pos, "WHERE", NULL);
+        end = sql + strlen(sql);
+        while (end > body && (end[-1] == ';' || isspace((unsigned char)end[-1]))) end--;
+        const char *set_end = where ? where : end;
+        u->set_sql = strndup(body, (size_t)(set_end - body));
+        if (where) u->where_sql = strndup(where + 5, (size_t)(end - where - 5));
+        if (!u->set_sql || (where && !u->where_sql)) goto nomem;
+    } else {
+        goto unsupported;
+    }
+    (void)save;
     size_t head = (size_t)(on - sql);
-    size_t n = head + strlen(end);
-    char *s = malloc(n + 2);
-    if (!s) return MERR_NOMEM;
+    char *s = malloc(head + strlen(end) + 2);
+    if (!s) goto nomem;
     memcpy(s, sql, head);
     s[head] = ' ';
     strcpy(s + head + 1, end);
-    *out = s;
+    *stripped = s;
+    *out = u;
+    return 0;
+unsupported:
+    /* Leave the statement alone: SQLite reports what it does not support. */
+    sql_upsert_free(u);
+    return 0;
+nomem:
+    sql_upsert_free(u);
+    return MERR_NOMEM;
+}
+
+int sql_upsert_sql(const sql_table *t, const sql_upsert *u, char **out)
+{
+    mbuf q = MBUF_INIT;
+    mbuf_printf(&q, "UPDATE \"%s\" SET ", t->name);
+    for (int part = 0; part < 2; part++) {
+        const char *src = part ? u->where_sql : u->set_sql;
+        if (!src) break;
+        if (part) {
+            mbuf_printf(&q, " AND (");
+        }
+        size_t pos = 0, last = 0;
+        for (;;) {
+            size_t before = pos;
+            sql_tok tk = sql_lex(src, &pos);
+            (void)before;
+            if (!tk.kind) break;
+            if (sql_tok_is(&tk, "excluded")) {
+                size_t p2 = pos;
+                sql_tok dot = sql_lex(src, &p2);
+                sql_tok col = sql_lex(src, &p2);
+                char *name = dot.kind == 'p' && dot.p[0] == '.' ? sql_tok_name(&col) : NULL;
+                int ci = -1;
+                for (int i = 0; name && i < t->ncols; i++)
+                    if (sqlite3_stricmp(t->cols[i].name, name) == 0) ci = i;
+                free(name);
+                if (ci >= 0) {
+                    mbuf_append(&q, src + last, (size_t)(tk.p - src) - last);
+                    mbuf_printf(&q, "?%d", ci + 1);
+                    pos = p2;
+                    last = p2;
+                    continue;
+                }
+            }
+        }
+        mbuf_append_str(&q, src + last);
+        if (part) mbuf_printf(&q, ")");
+        if (!part) {
+            /* the row: by rowid, or by its primary key values */
+            if (t->rowid) {
+                mbuf_printf(&q, " WHERE rowid = ?%d", t->ncols + 1);
+            } else {
+                for (int i = 0; i < t->npk; i++) {
+                    char *c = sqlite3_mprintf("\"%w\"", t->cols[t->pk[i]].name);
+                    mbuf_printf(&q, "%s%s IS ?%d", i ? " AND " : " WHERE ", c, t->ncols + 1 + i);
+                    sqlite3_free(c);
+                }
+            }
+        }
+    }
+    if (mbuf_append_u8(&q, 0)) {
+        mbuf_free(&q);
+        return MERR_NOMEM;
+    }
+    *out = (char *)q.data;
     return 0;
 }

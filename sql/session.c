@@ -29,7 +29,7 @@ struct sql_stmt {
     char *spname;
     sql_ddl_info ddl;
     int started, done, autocommit;
-    int upsert_nothing;
+    sql_upsert *upsert;
     uint64_t mark;
 };
 
@@ -238,7 +238,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         char *re = NULL, *stripped = NULL;
         sqlite3_finalize(probe);
         probe = NULL;
-        rc = sql_upsert_strip(st->text, &stripped);
+        rc = sql_upsert_parse(st->text, &stripped, &st->upsert);
         if (rc) {
             rc = merr_set(e, rc, "out of memory");
             goto err;
@@ -246,7 +246,6 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         if (stripped) {
             free(st->text);
             st->text = stripped;
-            st->upsert_nothing = 1;
         }
         rc = sql_insert_rewrite(s, st->text, &re);
         if (rc) {
@@ -269,6 +268,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     return 0;
 err:
     sqlite3_finalize(probe);
+    sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
     free(st->text);
     free(st->spname);
@@ -363,9 +363,9 @@ int sql_step(sql_stmt *st, merr *e)
         }
         return stmt_end(st, 1, e);
     }
-    s->upsert_nothing = st->upsert_nothing;
+    s->upsert = st->upsert;
     int src = sqlite3_step(st->st);
-    s->upsert_nothing = 0;
+    s->upsert = NULL;
     if (src == SQLITE_ROW) return 1;
     if (src == SQLITE_DONE) return stmt_end(st, 1, e);
     rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
@@ -384,6 +384,7 @@ int sql_finalize(sql_stmt *st, merr *e)
         rc = stmt_end(st, 1, e);
     }
     sqlite3_finalize(st->st);
+    sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
     free(st->text);
     free(st->spname);

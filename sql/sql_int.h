@@ -82,6 +82,7 @@ typedef struct sql_table {
     sqlite3_stmt *chk[2]; /* scratch INSERT ... RETURNING: [0] abort, [1] ignore */
 } sql_table;
 
+struct sql_upsert;
 typedef struct sql_session {
     const sql_kv_ops *ops;
     void *kv;
@@ -100,9 +101,9 @@ typedef struct sql_session {
     uint32_t *hslots; /* open-addressing hash: row key -> handle, so a row
                        * keeps one rowid (SQLite de-duplicates OR scans by it) */
     size_t nslots;
-    int stmt_rollback_txn; /* a statement asked for ON CONFLICT ROLLBACK */
-    int stmt_keep;         /* OR FAIL: a failing statement keeps its earlier rows */
-    int upsert_nothing;    /* the running INSERT had ON CONFLICT DO NOTHING */
+    int stmt_rollback_txn;     /* a statement asked for ON CONFLICT ROLLBACK */
+    int stmt_keep;             /* OR FAIL: a failing statement keeps its earlier rows */
+    struct sql_upsert *upsert; /* the running INSERT's ON CONFLICT clause */
     struct sql_sp {
         char *name;
         uint64_t mark;
@@ -145,10 +146,23 @@ int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e);
 /* insert.c: *out gets a rewritten INSERT that supplies omitted defaults, or
  * NULL when the statement needs none. */
 int sql_insert_rewrite(sql_session *s, const char *sql, char **out);
-/* If an INSERT ends in ON CONFLICT [(...)] DO NOTHING, *out gets it without
- * that clause (SQLite has no UPSERT on virtual tables; the session applies
- * it). Otherwise *out is NULL. */
-int sql_upsert_strip(const char *sql, char **out);
+/* An INSERT's upsert clause, which SQLite does not run on virtual tables:
+ * the session strips it and xUpdate applies it on a uniqueness conflict. */
+typedef struct sql_upsert {
+    int update;    /* DO UPDATE; else DO NOTHING */
+    char **target; /* conflict target column names; none: any conflict */
+    int ntarget;
+    char *set_sql;      /* DO UPDATE SET <this> */
+    char *where_sql;    /* DO UPDATE ... WHERE <this>, or NULL */
+    sqlite3_stmt *stmt; /* the nested UPDATE, prepared at the first conflict */
+} sql_upsert;
+/* If sql is an INSERT with one ON CONFLICT clause we can run, *stripped gets
+ * the statement without it and *u the clause; otherwise both stay NULL. */
+int sql_upsert_parse(const char *sql, char **stripped, sql_upsert **u);
+void sql_upsert_free(sql_upsert *u);
+/* The nested UPDATE that applies DO UPDATE to one row of t: parameters
+ * ?1..?ncols are the excluded row, then the row's rowid or key columns. */
+int sql_upsert_sql(const struct sql_table *t, const sql_upsert *u, char **out);
 
 /* lex.c: a tiny SQL tokenizer for statement classification. */
 typedef struct sql_tok {

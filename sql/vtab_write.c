@@ -137,12 +137,50 @@ static int probe(sql_session *s, const mbuf *prefix, mbuf *found, mbuf *fval, me
     return rc;
 }
 
-enum { INS_OK, INS_IGNORED, INS_CONFLICT };
+enum { INS_OK, INS_IGNORED, INS_CONFLICT, INS_UPSERT };
+
+/* Does an upsert target name exactly the columns cols[0..n)? */
+static int target_matches(const sql_table *t, const sql_upsert *u, const int *cols, int n)
+{
+    if (u->ntarget == 0) return 1;
+    if (u->ntarget != n) return 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = cols[i] >= 0 ? t->cols[cols[i]].name : "rowid";
+        int found = 0;
+        for (int j = 0; j < u->ntarget; j++) found |= sqlite3_stricmp(u->target[j], name) == 0;
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+/* Settles a uniqueness conflict with the row stored under ckey (on columns
+ * cols[0..n)): 1 when the caller may go on (REPLACE deleted the row),
+ * 0 with *outcome set when the insert stops here. */
+static int settle(sql_session *s, const sql_table *t, int mode, const int *cols, int n,
+                  const mbuf *ckey, int *outcome, char **msg, mbuf *conflict, merr *e, int *rc)
+{
+    const sql_upsert *u = s->upsert;
+    if (u && target_matches(t, u, cols, n)) {
+        *outcome = u->update ? INS_UPSERT : INS_IGNORED;
+        mbuf_reset(conflict);
+        if (mbuf_append(conflict, ckey->data, ckey->len)) *rc = MERR_NOMEM;
+        return 0;
+    }
+    if (mode == SQLITE_REPLACE && !u) {
+        *rc = delete_row(s, t, ckey->data, ckey->len, e);
+        return 1;
+    }
+    *outcome = mode == SQLITE_IGNORE && !u ? INS_IGNORED : INS_CONFLICT;
+    if (*outcome == INS_CONFLICT) *msg = cols_list(t, cols, n);
+    return 0;
+}
 
 /* Writes a new row (values cv, key rowkey) with its index entries after the
- * uniqueness checks. On a conflict under ABORT-like modes sets *msg. */
+ * uniqueness checks. On a conflict under ABORT-like modes sets *msg; for an
+ * upsert's DO UPDATE, the conflicting row's key goes to conflict. */
 static int insert_row(sql_session *s, const sql_table *t, const mkey_val *cv, int64_t rowid,
-                      const mbuf *rowkey, int mode, int *outcome, char **msg, merr *e)
+                      const mbuf *rowkey, int mode, int *outcome, char **msg, mbuf *conflict,
+                      merr *e)
 {
     mbuf probe_key = MBUF_INIT, fk = MBUF_INIT, fv = MBUF_INIT, ik = MBUF_INIT, iv = MBUF_INIT;
     int rc = 0;
@@ -154,15 +192,9 @@ static int insert_row(sql_session *s, const sql_table *t, const mkey_val *cv, in
             /* A probe over the SQL-equal prefix: 1 and 1.0 collide. */
             rc = sql_row_key_vals(t, cv, rowid, &probe_key, 1);
             if (!rc) rc = probe(s, &probe_key, &fk, &fv, e);
-            if (!rc && fk.len) {
-                if (mode == SQLITE_REPLACE) {
-                    rc = delete_row(s, t, fk.data, fk.len, e);
-                } else {
-                    *outcome = mode == SQLITE_IGNORE ? INS_IGNORED : INS_CONFLICT;
-                    if (*outcome == INS_CONFLICT) *msg = cols_list(t, t->pk, t->npk);
-                    goto out;
-                }
-            }
+            if (!rc && fk.len &&
+                !settle(s, t, mode, t->pk, t->npk, &fk, outcome, msg, conflict, e, &rc))
+                goto out;
         }
         if (k == t->nidx || rc) break;
         const sql_index *ix = &t->idx[k];
@@ -173,13 +205,7 @@ static int insert_row(sql_session *s, const sql_table *t, const mkey_val *cv, in
         rc = sql_index_prefix(t, ix, cv, &probe_key);
         if (!rc) rc = probe(s, &probe_key, &fk, &fv, e);
         if (rc || !fk.len) continue;
-        if (mode == SQLITE_REPLACE) {
-            rc = delete_row(s, t, fv.data, fv.len, e);
-        } else {
-            *outcome = mode == SQLITE_IGNORE ? INS_IGNORED : INS_CONFLICT;
-            if (*outcome == INS_CONFLICT) *msg = cols_list(t, ix->cols, ix->ncols);
-            goto out;
-        }
+        if (!settle(s, t, mode, ix->cols, ix->ncols, &fv, outcome, msg, conflict, e, &rc)) goto out;
     }
     if (!rc) rc = sql_row_record(t, cv, &fv);
     if (!rc) rc = s->ops->put(s->txn, rowkey->data, rowkey->len, fv.data, fv.len, e);
@@ -194,6 +220,48 @@ out:
     mbuf_free(&fv);
     mbuf_free(&ik);
     mbuf_free(&iv);
+    return rc;
+}
+
+/* DO UPDATE: runs the upsert's UPDATE on the conflicting row, with the
+ * excluded row's values as parameters. The nested statement goes through
+ * xUpdate like any UPDATE (with the upsert switched off). */
+static int upsert_update(sql_session *s, sql_table *t, sqlite3_vtab *vt, const mbuf *ckey,
+                         const mkey_val *cv)
+{
+    sql_upsert *u = s->upsert;
+    mkey_val kv[MKEY_MAX_COLS];
+    mbuf sc = MBUF_INIT;
+    size_t n;
+    if (!u->stmt) {
+        char *q = NULL;
+        if (sql_upsert_sql(t, u, &q)) return SQLITE_NOMEM;
+        int prc = sqlite3_prepare_v2(s->db, q, -1, &u->stmt, NULL);
+        free(q);
+        if (prc != SQLITE_OK) return wfail(vt, SQLITE_ERROR, "%s", sqlite3_errmsg(s->db));
+    }
+    if (mkey_decode(ckey->data, ckey->len, kv, MKEY_MAX_COLS, &n, &sc, NULL) ||
+        n != (size_t)(2 + t->npk)) {
+        mbuf_free(&sc);
+        return wfail(vt, SQLITE_CORRUPT, "%s", "upsert: malformed row key");
+    }
+    for (int i = 0; i < t->ncols; i++) sql_val_bind(u->stmt, i + 1, &cv[i]);
+    for (int i = 0; i < t->npk; i++) {
+        kv[2 + i].desc = 0;
+        sql_val_bind(u->stmt, t->ncols + 1 + i, &kv[2 + i]);
+    }
+    mbuf_free(&sc);
+    s->upsert = NULL;
+    int rc = sqlite3_step(u->stmt);
+    s->upsert = u;
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+        sqlite3_reset(u->stmt);
+        return SQLITE_OK;
+    }
+    char *m = sqlite3_mprintf("%s", sqlite3_errmsg(s->db));
+    sqlite3_reset(u->stmt);
+    rc = wfail(vt, rc == SQLITE_CONSTRAINT ? SQLITE_CONSTRAINT : SQLITE_ERROR, "%s", m);
+    sqlite3_free(m);
     return rc;
 }
 
@@ -308,9 +376,7 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     if (!t) return SQLITE_ERROR;
     if (!s->txn) return wfail(vt, SQLITE_ERROR, "%s", "meridian: no transaction");
     int mode = sqlite3_vtab_on_conflict(s->db);
-    /* ON CONFLICT DO NOTHING (rewritten away by the session) skips rows that
-     * violate uniqueness; NOT NULL and CHECK still fail. */
-    int umode = s->upsert_nothing && mode == SQLITE_ABORT ? SQLITE_IGNORE : mode;
+
     /* The key of the row being replaced or deleted. */
     if (sqlite3_value_type(argv[0]) != SQLITE_NULL) {
         sqlite3_int64 h = sqlite3_value_int64(argv[0]);
@@ -389,7 +455,16 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         if (rc) goto fail;
     }
     int outcome;
-    rc = insert_row(s, t, cv, rowid, &newkey, umode, &outcome, &msg, &e);
+    mbuf conflict = MBUF_INIT;
+    /* An upsert clause applies to the INSERT's rows only, not to its own
+     * nested UPDATE (which runs with s->upsert cleared). */
+    rc = insert_row(s, t, cv, rowid, &newkey, mode, &outcome, &msg, &conflict, &e);
+    if (!rc && outcome == INS_UPSERT) {
+        src = upsert_update(s, t, vt, &conflict, cv);
+        mbuf_free(&conflict);
+        goto out;
+    }
+    mbuf_free(&conflict);
     if (rc) goto fail;
     if (outcome == INS_IGNORED) {
         rc = s->ops->rollback_to(s->txn, mark, &e);

@@ -172,8 +172,8 @@ static void test_errors(void **state)
     err(f->s, "CREATE INDEX pi ON t(b) WHERE b > 'a'", MERR_UNSUPPORTED, "partial");
     err(f->s, "CREATE INDEX ei ON t(b || 'x')", MERR_UNSUPPORTED, "expressions");
     err(f->s, "CREATE TABLE n(a TEXT COLLATE NOCASE PRIMARY KEY)", MERR_UNSUPPORTED, "NOCASE");
-    err(f->s, "INSERT INTO t VALUES(1, 'x', 1) ON CONFLICT(a) DO UPDATE SET b = 'y'", MERR_INVALID,
-        "UPSERT");
+    err(f->s, "INSERT INTO t VALUES(1, 'x', 1) ON CONFLICT(a) DO UPDATE SET b = 'y' RETURNING *",
+        MERR_INVALID, "UPSERT");
     /* The failed DDL left nothing behind. */
     out o;
     q(f->s, "SELECT count(*) FROM sqlite_schema WHERE name IN ('pi', 'ei', 'n', 'tt')", &o);
