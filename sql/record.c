@@ -133,3 +133,25 @@ int sql_val_bind(sqlite3_stmt *st, int i, const mkey_val *v)
     default: return sqlite3_bind_null(st, i);
     }
 }
+
+/* A value as a column of affinity aff stores it (datatype3.html §3);
+ * v is a private copy that the result may point into. */
+mkey_val sql_apply_affinity(char aff, sqlite3_value *v)
+{
+    int ty = sqlite3_value_type(v);
+    if (aff == 'B' && (ty == SQLITE_INTEGER || ty == SQLITE_FLOAT)) {
+        const unsigned char *p = sqlite3_value_text(v);
+        return mkey_text(p ? p : (const unsigned char *)"", (size_t)sqlite3_value_bytes(v), 0);
+    }
+    if (aff >= 'C' && ty == SQLITE_TEXT) ty = sqlite3_value_numeric_type(v);
+    mkey_val out = sql_val_from_sqlite(v, 0);
+    if (aff == 'E' && out.type == MKEY_INT) return mkey_real((double)out.i, 0);
+    if ((aff == 'C' || aff == 'D') && out.type == MKEY_REAL) {
+        /* SQLite keeps a REAL as INTEGER when it converts exactly (and within
+         * ±2^51, where SQLite trusts the conversion). */
+        double d = out.d;
+        if (d >= -2251799813685248.0 && d < 2251799813685248.0 && d == (double)(int64_t)d)
+            return mkey_int((int64_t)d, 0);
+    }
+    return out;
+}

@@ -43,6 +43,10 @@ int sql_rec_decode(const uint8_t *rec, size_t len, sql_rec_field *fields, size_t
 /* A SQLite value as a key-codec value (text/blob point into the sqlite3_value,
  * valid while it is unchanged). */
 mkey_val sql_val_from_sqlite(sqlite3_value *v, int desc);
+/* The value a column of affinity aff ('A' blob/none, 'B' text, 'C' numeric,
+ * 'D' integer, 'E' real) stores for v, which must be a private copy (it may
+ * be converted in place and the result may point into it). */
+mkey_val sql_apply_affinity(char aff, sqlite3_value *v);
 /* Sets a function/column result from a key-codec value (copies bytes). */
 void sql_val_result(sqlite3_context *ctx, const mkey_val *v);
 /* Binds a key-codec value to a statement parameter (copies bytes). */

@@ -141,7 +141,7 @@ int sql_row_decode(const sql_table *t, const uint8_t *key, size_t klen, const ui
         if (fi < nf && r->f[fi].col == (uint32_t)i)
             r->cv[i] = r->f[fi].v;
         else
-            r->cv[i] = c->dflt ? sql_val_from_sqlite(c->dflt, 0) : mkey_null(0);
+            r->cv[i] = c->dflt ? c->dflt_val : mkey_null(0);
     }
     if (nf && r->f[nf - 1].col >= (uint32_t)t->ncols)
         return merr_set(e, MERR_CORRUPT, "table %s: record has unknown column", t->name);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sql/record.h"
 #include "sql/sql_int.h"
 
 /* SQLite's column affinity rules (datatype3.html, section 3.1). */
@@ -158,6 +159,15 @@ static int read_columns(sqlite3 *db, sql_table *t, merr *e)
             if (dq && sqlite3_prepare_v2(db, dq, -1, &ds, NULL) == SQLITE_OK &&
                 sqlite3_step(ds) == SQLITE_ROW)
                 c->dflt = sqlite3_value_dup(sqlite3_column_value(ds, 0));
+            /* SQLite applies the column's affinity when it reads a missing
+             * field's default (DEFAULT '7' in an INTEGER column reads 7). */
+            if (c->dflt) {
+                /* ...and a numeric literal in an untyped column gets NUMERIC
+                 * (DEFAULT 4.0 reads 4), as SQLite's valueFromExpr does. */
+                int num = sqlite3_value_type(c->dflt) == SQLITE_INTEGER ||
+                          sqlite3_value_type(c->dflt) == SQLITE_FLOAT;
+                c->dflt_val = sql_apply_affinity(c->aff == 'A' && num ? 'C' : c->aff, c->dflt);
+            }
             sqlite3_finalize(ds);
             sqlite3_free(dq);
         }

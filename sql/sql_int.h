@@ -54,6 +54,7 @@ typedef struct sql_column {
     char aff;            /* 'A' blob/none, 'B' text, 'C' numeric, 'D' integer, 'E' real */
     int keypos;          /* position in the primary key (0-based) or -1 */
     sqlite3_value *dflt; /* constant default for rows stored before ADD COLUMN */
+    mkey_val dflt_val;   /* ... with the column's affinity (points into dflt) */
     char *dflt_sql;      /* DEFAULT expression text, for INSERTs that omit the column */
 } sql_column;
 

@@ -227,7 +227,7 @@ out:
  * excluded row's values as parameters. The nested statement goes through
  * xUpdate like any UPDATE (with the upsert switched off). */
 static int upsert_update(sql_session *s, sql_table *t, sqlite3_vtab *vt, const mbuf *ckey,
-                         const mkey_val *cv)
+                         sqlite3_value **excluded, const mkey_val *cv)
 {
     sql_upsert *u = s->upsert;
     mkey_val kv[MKEY_MAX_COLS];
@@ -245,7 +245,14 @@ static int upsert_update(sql_session *s, sql_table *t, sqlite3_vtab *vt, const m
         mbuf_free(&sc);
         return wfail(vt, SQLITE_CORRUPT, "%s", "upsert: malformed row key");
     }
-    for (int i = 0; i < t->ncols; i++) sql_val_bind(u->stmt, i + 1, &cv[i]);
+    /* excluded.* are the values as written, before column affinity, except
+     * the INTEGER PRIMARY KEY, which is the rowid (as SQLite) */
+    for (int i = 0; i < t->ncols; i++) {
+        if (i == t->ipk)
+            sql_val_bind(u->stmt, i + 1, &cv[i]);
+        else
+            sqlite3_bind_value(u->stmt, i + 1, excluded[i]);
+    }
     for (int i = 0; i < t->npk; i++) {
         kv[2 + i].desc = 0;
         sql_val_bind(u->stmt, t->ncols + 1 + i, &kv[2 + i]);
@@ -339,28 +346,6 @@ static int scratch_check(sql_session *s, sql_table *t, sqlite3_vtab *vt, int mod
     return rc;
 }
 
-/* A value as a column of affinity aff stores it (datatype3.html §3);
- * v is a private copy that the result may point into. */
-static mkey_val apply_affinity(char aff, sqlite3_value *v)
-{
-    int ty = sqlite3_value_type(v);
-    if (aff == 'B' && (ty == SQLITE_INTEGER || ty == SQLITE_FLOAT)) {
-        const unsigned char *p = sqlite3_value_text(v);
-        return mkey_text(p ? p : (const unsigned char *)"", (size_t)sqlite3_value_bytes(v), 0);
-    }
-    if (aff >= 'C' && ty == SQLITE_TEXT) ty = sqlite3_value_numeric_type(v);
-    mkey_val out = sql_val_from_sqlite(v, 0);
-    if (aff == 'E' && out.type == MKEY_INT) return mkey_real((double)out.i, 0);
-    if ((aff == 'C' || aff == 'D') && out.type == MKEY_REAL) {
-        /* SQLite keeps a REAL as INTEGER when it converts exactly (and within
-         * ±2^51, where SQLite trusts the conversion). */
-        double d = out.d;
-        if (d >= -2251799813685248.0 && d < 2251799813685248.0 && d == (double)(int64_t)d)
-            return mkey_int((int64_t)d, 0);
-    }
-    return out;
-}
-
 int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_int64 *out_rowid)
 {
     mvtab *v = (mvtab *)vt;
@@ -409,6 +394,11 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     const mkey_val *ipkp = NULL;
     if (t->rowid) {
         sqlite3_value *given = t->ipk >= 0 ? argv[2 + t->ipk] : argv[1];
+        if (sqlite3_value_type(given) == SQLITE_NULL && oldkey.len && t->ipk >= 0) {
+            /* UPDATE ... SET <INTEGER PRIMARY KEY> = NULL, as SQLite */
+            src = wfail(vt, SQLITE_MISMATCH, "%s", "datatype mismatch");
+            goto out;
+        }
         if (sqlite3_value_type(given) == SQLITE_NULL) {
             rc = next_rowid(s, t, &rowid, &e);
             if (rc) goto fail;
@@ -438,7 +428,7 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
         }
         nv[i] = sqlite3_value_dup(argv[2 + i]);
         if (!nv[i]) goto nomem;
-        cv[i] = apply_affinity(t->cols[i].aff, nv[i]);
+        cv[i] = sql_apply_affinity(t->cols[i].aff, nv[i]);
     }
     if (t->ipk >= 0) rowid = cv[t->ipk].i;
     for (int i = 0; i < t->npk && !t->rowid; i++)
@@ -460,7 +450,7 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
      * nested UPDATE (which runs with s->upsert cleared). */
     rc = insert_row(s, t, cv, rowid, &newkey, mode, &outcome, &msg, &conflict, &e);
     if (!rc && outcome == INS_UPSERT) {
-        src = upsert_update(s, t, vt, &conflict, cv);
+        src = upsert_update(s, t, vt, &conflict, &argv[2], cv);
         mbuf_free(&conflict);
         goto out;
     }

@@ -163,7 +163,43 @@ static int query(diff_ctx *d, const rtable *ts, int nt)
     cond(c2, sizeof(c2), t);
     all_cols(cols, sizeof(cols), t, 0);
     all_cols(ord, sizeof(ord), t, 1);
-    switch (rn(9)) {
+    switch (rn(12)) {
+    case 9: { /* an index over existing rows: backfill (a UNIQUE one may fail) */
+        static int nidx = 0;
+        snprintf(sql, sizeof(sql), "CREATE %sINDEX %s_x%d ON %s(c%d%s)", rn(2) ? "UNIQUE " : "",
+                 t->name, nidx++, t->name, rn(t->ncols), rn(2) ? " DESC" : "");
+        break;
+    }
+    case 10: { /* a new column: old rows read its default */
+        if (t->ncols >= 6) return insert(d, t);
+        char v[32];
+        value(v, sizeof(v), 1);
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN c%d %s DEFAULT %s", t->name, t->ncols,
+                 types[rn(8)], v);
+        int bad = run(d, sql);
+        ((rtable *)t)->ncols++;
+        return bad;
+    }
+    case 11: { /* upserts: a full row (primary key columns are never NULL here) */
+        char row[512], v[32];
+        int len = 0;
+        for (int c = 0; c < t->ncols; c++) {
+            if (t->kind == 1 && c == 0)
+                snprintf(v, sizeof(v), "%d", rn(40));
+            else
+                value(v, sizeof(v), is_pk(t, c));
+            len += snprintf(row + len, sizeof(row) - (size_t)len, "%s%s", c ? ", " : "", v);
+        }
+        int set = rn(t->ncols);
+        if (rn(2) || is_pk(t, set)) /* key columns stay non-NULL: no SET on them */
+            snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES(%s) ON CONFLICT DO NOTHING", t->name,
+                     row);
+        else
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO %s VALUES(%s) ON CONFLICT DO UPDATE SET c%d = excluded.c%d",
+                     t->name, row, set, set);
+        break;
+    }
     case 0:
         snprintf(sql, sizeof(sql), "SELECT %s FROM %s WHERE %s ORDER BY %s", cols, t->name, c1,
                  ord);
@@ -206,7 +242,7 @@ static void test_random(void **state)
     const char *env = getenv("SQL_SEED");
     const char *rounds_env = getenv("SQL_ROUNDS");
     uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
-    int rounds = rounds_env ? atoi(rounds_env) : 12;
+    int rounds = rounds_env ? atoi(rounds_env) : 25;
     int failures = 0;
     size_t stmts = 0;
     print_message("sql_random: seed=%llu (rerun with SQL_SEED=%llu)\n", (unsigned long long)seed,
