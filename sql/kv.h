@@ -7,8 +7,11 @@
  * nothing above this header changes when it does.
  *
  * Contract (every implementation must keep it):
- *  - begin() opens a read-write transaction that reads one consistent
- *    snapshot and sees its own buffered writes (read-your-own-writes).
+ *  - begin() opens a transaction that reads one consistent snapshot and sees
+ *    its own buffered writes (read-your-own-writes). With SQL_KV_READ_ONLY
+ *    it only reads: put/del fail with MERR_INVALID, and the implementation
+ *    may serve it as a lock-free snapshot read (Spanner's strong read) since
+ *    it can never need to abort.
  *  - get()/scan() record what they read (keys and key ranges) so commit can
  *    guarantee serializability: a transaction whose reads were invalidated by
  *    a concurrent commit fails with MERR_ABORTED (or MERR_RETRY) at commit or
@@ -42,8 +45,11 @@
 typedef struct sql_kv_txn sql_kv_txn;
 typedef struct sql_kv_iter sql_kv_iter;
 
+/* begin() flags */
+#define SQL_KV_READ_ONLY 1u
+
 typedef struct sql_kv_ops {
-    int (*begin)(void *kv_ctx, sql_kv_txn **out, merr *e);
+    int (*begin)(void *kv_ctx, unsigned flags, sql_kv_txn **out, merr *e);
     /* Copies the value into val (reset first). 0, MERR_NOTFOUND or an error. */
     int (*get)(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, merr *e);
     int (*scan)(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,

@@ -50,6 +50,7 @@ typedef struct kvm_range {
 struct sql_kv_txn {
     sql_kv_mem *m;
     uint64_t start;
+    int read_only; /* no writes, so no read set: it always commits */
     kvm_op *ops;
     size_t nops, capops;
     kvm_blob *reads;
@@ -160,14 +161,16 @@ size_t sql_kv_mem_live_keys(const sql_kv_mem *m)
     return n;
 }
 
-static int kvm_begin(void *ctx, sql_kv_txn **out, merr *e)
+static int kvm_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
 {
     sql_kv_mem *m = ctx;
     sql_kv_txn *t = calloc(1, sizeof(*t));
     if (!t) return merr_set(e, MERR_NOMEM, "kv begin: out of memory");
     t->m = m;
     t->start = m->clock;
+    t->read_only = (flags & SQL_KV_READ_ONLY) != 0;
     m->st.begins++;
+    if (t->read_only) m->st.ro_begins++;
     *out = t;
     return 0;
 }
@@ -192,10 +195,12 @@ static void txn_free(sql_kv_txn *t)
 static int kvm_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, merr *e)
 {
     t->m->st.gets++;
-    if (grow((void **)&t->reads, &t->capreads, t->nreads, sizeof(kvm_blob)) ||
-        blob_dup(&t->reads[t->nreads], key, klen))
-        return merr_set(e, MERR_NOMEM, "kv get: out of memory");
-    t->nreads++;
+    if (!t->read_only) {
+        if (grow((void **)&t->reads, &t->capreads, t->nreads, sizeof(kvm_blob)) ||
+            blob_dup(&t->reads[t->nreads], key, klen))
+            return merr_set(e, MERR_NOMEM, "kv get: out of memory");
+        t->nreads++;
+    }
     mbuf_reset(val);
     for (size_t i = t->nops; i > 0; i--) {
         const kvm_op *op = &t->ops[i - 1];
@@ -268,15 +273,17 @@ static int kvm_scan(sql_kv_txn *t, const uint8_t *lo, size_t lon, const uint8_t 
     m->st.scans++;
     sql_kv_iter *it = calloc(1, sizeof(*it));
     if (!it) goto nomem;
-    if (grow((void **)&t->ranges, &t->capranges, t->nranges, sizeof(kvm_range))) goto nomem;
-    kvm_range *rg = &t->ranges[t->nranges];
-    memset(rg, 0, sizeof(*rg));
-    if (blob_dup(&rg->lo, lo, lon) || blob_dup(&rg->hi, hi, hi_inf ? 0 : hin)) {
-        free(rg->lo.p);
-        goto nomem;
+    if (!t->read_only) {
+        if (grow((void **)&t->ranges, &t->capranges, t->nranges, sizeof(kvm_range))) goto nomem;
+        kvm_range *rg = &t->ranges[t->nranges];
+        memset(rg, 0, sizeof(*rg));
+        if (blob_dup(&rg->lo, lo, lon) || blob_dup(&rg->hi, hi, hi_inf ? 0 : hin)) {
+            free(rg->lo.p);
+            goto nomem;
+        }
+        rg->hi_inf = hi_inf;
+        t->nranges++;
     }
-    rg->hi_inf = hi_inf;
-    t->nranges++;
     for (size_t i = lower_bound(m, lo, lon); i < m->n; i++) {
         const kvm_ent *en = &m->ents[i];
         if (!hi_inf && bcmp_(en->key.p, en->key.n, hi, hin) >= 0) break;
@@ -346,6 +353,7 @@ static int kvm_iter_next(sql_kv_iter *it, const uint8_t **key, size_t *klen, con
 static int add_op(sql_kv_txn *t, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                   int del, merr *e)
 {
+    if (t->read_only) return merr_set(e, MERR_INVALID, "kv write in a read-only transaction");
     if (grow((void **)&t->ops, &t->capops, t->nops, sizeof(kvm_op)))
         return merr_set(e, MERR_NOMEM, "kv write: out of memory");
     kvm_op *op = &t->ops[t->nops];

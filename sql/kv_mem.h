@@ -19,7 +19,7 @@
 typedef struct sql_kv_mem sql_kv_mem;
 
 typedef struct sql_kv_mem_stats {
-    uint64_t begins, gets, scans, rows, puts, dels, commits, aborts;
+    uint64_t begins, ro_begins, gets, scans, rows, puts, dels, commits, aborts;
 } sql_kv_mem_stats;
 
 extern const sql_kv_ops sql_kv_mem_ops;

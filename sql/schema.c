@@ -44,6 +44,7 @@ void sql_table_free(sql_table *t)
     free(t->name);
     sqlite3_finalize(t->chk[0]);
     sqlite3_finalize(t->chk[1]);
+    sqlite3_finalize(t->chk_del);
     free(t);
 }
 

@@ -120,9 +120,9 @@ static int check_schema(sql_session *s, merr *e)
     return rc;
 }
 
-static int txn_begin(sql_session *s, merr *e)
+static int txn_begin(sql_session *s, unsigned flags, merr *e)
 {
-    int rc = s->ops->begin(s->kv, &s->txn, e);
+    int rc = s->ops->begin(s->kv, flags, &s->txn, e);
     if (rc) return rc;
     rc = check_schema(s, e);
     if (rc) txn_end(s, 0, NULL);
@@ -134,8 +134,10 @@ static int stmt_begin(sql_stmt *st, merr *e)
     sql_session *s = st->s;
     int rc = 0;
     st->autocommit = !s->txn;
+    /* A statement on its own that only reads is a read-only transaction: a
+     * snapshot read that never aborts (and takes no locks in the cluster). */
     if (!s->txn)
-        rc = txn_begin(s, e);
+        rc = txn_begin(s, st->st && sqlite3_stmt_readonly(st->st) ? SQL_KV_READ_ONLY : 0, e);
     else if (s->catalog_dirty)
         rc = check_schema(s, e);
     if (!rc) rc = s->ops->savepoint(s->txn, &st->mark, e);
@@ -209,7 +211,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     }
     /* Prepare against a current catalog (outside a transaction: peek). */
     if (!s->txn) {
-        rc = txn_begin(s, e);
+        rc = txn_begin(s, SQL_KV_READ_ONLY, e);
         if (rc) return rc;
         txn_end(s, 0, NULL);
         s->catalog_dirty = 0;
@@ -283,7 +285,7 @@ static int run_savepoint(sql_stmt *st, merr *e)
     if (!st->spname) return merr_set(e, MERR_INVALID, "savepoint name missing");
     if (st->kind == K_SAVEPOINT) {
         if (!s->txn) {
-            rc = txn_begin(s, e);
+            rc = txn_begin(s, 0, e);
             if (rc) return rc;
             s->explicit_txn = 1;
             s->sp_began = 1;
@@ -323,7 +325,7 @@ static int run_control(sql_stmt *st, merr *e)
         if (s->explicit_txn)
             return merr_set(e, MERR_INVALID, "cannot start a transaction within a transaction");
         {
-            int rc = txn_begin(s, e);
+            int rc = txn_begin(s, 0, e);
             if (!rc) s->explicit_txn = 1;
             return rc;
         }

@@ -340,9 +340,16 @@ static int scratch_check(sql_session *s, sql_table *t, sqlite3_vtab *vt, int mod
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    char *q = sqlite3_mprintf("DELETE FROM \"%w\"", t->name);
-    sqlite3_exec(s->scratch, q, NULL, NULL, NULL);
-    sqlite3_free(q);
+    if (!t->chk_del) {
+        char *q = sqlite3_mprintf("DELETE FROM \"%w\"", t->name);
+        if (!q || sqlite3_prepare_v2(s->scratch, q, -1, &t->chk_del, NULL) != SQLITE_OK) {
+            sqlite3_free(q);
+            return wfail(vt, SQLITE_ERROR, "%s", sqlite3_errmsg(s->scratch));
+        }
+        sqlite3_free(q);
+    }
+    sqlite3_step(t->chk_del);
+    sqlite3_reset(t->chk_del);
     return rc;
 }
 

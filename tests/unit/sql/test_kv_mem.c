@@ -67,16 +67,16 @@ static void test_snapshot_and_own_writes(void **state)
     sql_kv_txn *a, *b, *c;
     char buf[256];
     assert_int_equal(sql_kv_mem_open(&m), 0);
-    assert_int_equal(ops->begin(m, &a, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &a, NULL), 0);
     put(a, "k1", "v1");
     put(a, "k2", "v2");
     assert_string_equal(get(a, "k1", buf), "v1");
-    assert_int_equal(ops->begin(m, &b, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
     assert_null(get(b, "k1", buf)); /* uncommitted writes are invisible */
     assert_int_equal(ops->commit(a, NULL), 0);
     assert_null(get(b, "k1", buf)); /* b's snapshot predates a's commit */
     ops->rollback(b);
-    assert_int_equal(ops->begin(m, &c, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &c, NULL), 0);
     assert_string_equal(get(c, "k2", buf), "v2");
     del(c, "k2");
     assert_null(get(c, "k2", buf));
@@ -99,7 +99,7 @@ static void test_savepoints(void **state)
     uint64_t m1, m2;
     char buf[256];
     assert_int_equal(sql_kv_mem_open(&m), 0);
-    assert_int_equal(ops->begin(m, &t, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &t, NULL), 0);
     put(t, "a", "1");
     assert_int_equal(ops->savepoint(t, &m1, NULL), 0);
     put(t, "b", "2");
@@ -124,13 +124,13 @@ static void test_conflicts(void **state)
     char buf[256];
     merr e = {0};
     assert_int_equal(sql_kv_mem_open(&m), 0);
-    assert_int_equal(ops->begin(m, &setup, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &setup, NULL), 0);
     put(setup, "x", "1");
     put(setup, "y", "1");
     assert_int_equal(ops->commit(setup, NULL), 0);
     /* Lost update: both read x, both write it; the second commit aborts. */
-    assert_int_equal(ops->begin(m, &a, NULL), 0);
-    assert_int_equal(ops->begin(m, &b, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &a, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
     get(a, "x", buf);
     get(b, "x", buf);
     put(a, "x", "2");
@@ -139,8 +139,8 @@ static void test_conflicts(void **state)
     assert_int_equal(ops->commit(b, &e), MERR_ABORTED);
     assert_non_null(strstr(e.msg, "aborted"));
     /* Write skew: a reads x writes y, b reads y writes x: one must abort. */
-    assert_int_equal(ops->begin(m, &a, NULL), 0);
-    assert_int_equal(ops->begin(m, &b, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &a, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
     get(a, "x", buf);
     get(b, "y", buf);
     put(a, "y", "0");
@@ -148,30 +148,42 @@ static void test_conflicts(void **state)
     assert_int_equal(ops->commit(a, NULL), 0);
     assert_int_equal(ops->commit(b, NULL), MERR_ABORTED);
     /* Phantom: a scans a range, b inserts into it. */
-    assert_int_equal(ops->begin(m, &a, NULL), 0);
-    assert_int_equal(ops->begin(m, &b, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &a, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
     scan(a, "p", "q", 0, 0, buf);
     put(a, "z", "1");
     put(b, "pp", "1");
     assert_int_equal(ops->commit(b, NULL), 0);
     assert_int_equal(ops->commit(a, NULL), MERR_ABORTED);
     /* Disjoint transactions both commit; read-only ones always do. */
-    assert_int_equal(ops->begin(m, &a, NULL), 0);
-    assert_int_equal(ops->begin(m, &b, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &a, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
     get(a, "x", buf);
     put(a, "a1", "1");
     get(b, "y", buf);
     put(b, "b1", "1");
     assert_int_equal(ops->commit(a, NULL), 0);
     assert_int_equal(ops->commit(b, NULL), 0);
-    assert_int_equal(ops->begin(m, &a, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &a, NULL), 0);
     get(a, "a1", buf);
-    assert_int_equal(ops->begin(m, &b, NULL), 0);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
     put(b, "a1", "2");
     assert_int_equal(ops->commit(b, NULL), 0);
     assert_int_equal(ops->commit(a, NULL), 0);
+    /* A read-only transaction cannot write and never aborts. */
+    assert_int_equal(ops->begin(m, SQL_KV_READ_ONLY, &a, NULL), 0);
+    get(a, "x", buf);
+    assert_int_equal(ops->put(a, (const uint8_t *)"x", 1, (const uint8_t *)"9", 1, &e),
+                     MERR_INVALID);
+    assert_int_equal(ops->del(a, (const uint8_t *)"x", 1, NULL), MERR_INVALID);
+    assert_int_equal(ops->begin(m, 0, &b, NULL), 0);
+    put(b, "x", "7");
+    assert_int_equal(ops->commit(b, NULL), 0);
+    assert_string_equal(get(a, "x", buf), "2"); /* still its snapshot */
+    assert_int_equal(ops->commit(a, NULL), 0);
     sql_kv_mem_stats st = sql_kv_mem_get_stats(m);
     assert_int_equal(st.aborts, 3);
+    assert_int_equal(st.ro_begins, 1);
     sql_kv_mem_close(m);
 }
 

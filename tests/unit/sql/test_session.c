@@ -135,6 +135,12 @@ static void test_access_paths(void **state)
     assert_int_equal(st.rows, 3);
     st = measure(f, "SELECT name FROM t WHERE id IN (5, 50, 500)", &o);
     assert_int_equal(st.rows, 2);
+    /* A statement on its own that only reads runs read-only (a snapshot
+     * read); one that writes does not. */
+    assert_int_equal(st.ro_begins, st.begins);
+    st = measure(f, "UPDATE t SET v = 0 WHERE id = 1", &o);
+    assert_int_equal(st.begins - st.ro_begins, 1);
+    assert_int_equal(st.commits, 1);
 }
 
 static void test_order_by_consumed(void **state)
@@ -282,7 +288,7 @@ static void test_corrupt_row(void **state)
     /* Table ids start at 100; the first table's rows are (100, 1, rowid). */
     mkey_val kv[3] = {mkey_int(100, 0), mkey_int(1, 0), mkey_int(2, 0)};
     assert_int_equal(mkey_encode(kv, 3, &k), 0);
-    assert_int_equal(sql_kv_mem_ops.begin(f->kv, &t, NULL), 0);
+    assert_int_equal(sql_kv_mem_ops.begin(f->kv, 0, &t, NULL), 0);
     assert_int_equal(sql_kv_mem_ops.put(t, k.data, k.len, (const uint8_t *)"\x01\x0b\x7f", 3, NULL),
                      0);
     assert_int_equal(sql_kv_mem_ops.commit(t, NULL), 0);
