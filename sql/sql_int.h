@@ -78,9 +78,9 @@ typedef struct sql_table {
     int *pk;   /* column numbers; rowid tables: {ipk} or {-1} */
     uint8_t *pkdesc;
     int nidx;
-    sql_index *idx;       /* secondary indexes, in SQLite's constraint-check order */
-    int pk_order;         /* the primary key is checked before idx[pk_order] */
-    sqlite3_stmt *chk[2]; /* scratch INSERT ... RETURNING: [0] abort, [1] ignore */
+    sql_index *idx;        /* secondary indexes, in SQLite's constraint-check order */
+    int pk_order;          /* the primary key is checked before idx[pk_order] */
+    sqlite3_stmt *chk[2];  /* scratch INSERT ... RETURNING: [0] abort, [1] ignore */
     sqlite3_stmt *chk_del; /* empties the scratch table again */
 } sql_table;
 
