@@ -108,6 +108,29 @@ int sql_session_in_txn(const sql_session *s)
     return s->explicit_txn;
 }
 
+static int progress(void *arg)
+{
+    sql_session *s = arg;
+    if (s->expired && s->expired(s->expired_arg)) {
+        s->stopped = MERR_TIMEOUT;
+        return 1;
+    }
+    return 0;
+}
+
+void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *arg)
+{
+    s->expired = expired;
+    s->expired_arg = arg;
+    sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
+}
+
+void sql_session_cancel(sql_session *s)
+{
+    __atomic_store_n(&s->stopped, MERR_CANCELED, __ATOMIC_SEQ_CST);
+    sqlite3_interrupt(s->db);
+}
+
 /* Reloads the catalog if another transaction changed the schema (or ours
  * failed). Reading the version also puts it in the read set, so a
  * concurrent DDL makes this transaction fail at commit. */
@@ -142,6 +165,7 @@ static int stmt_begin(sql_stmt *st, merr *e)
         rc = check_schema(s, e);
     if (!rc) rc = s->ops->savepoint(s->txn, &st->mark, e);
     s->stmt_rollback_txn = 0;
+    __atomic_store_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
     s->stmt_keep = 0;
     st->started = 1;
     return rc;
@@ -370,8 +394,12 @@ int sql_step(sql_stmt *st, merr *e)
     s->upsert = NULL;
     if (src == SQLITE_ROW) return 1;
     if (src == SQLITE_DONE) return stmt_end(st, 1, e);
-    rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
-                  sqlite3_errmsg(s->db));
+    int stopped = __atomic_exchange_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
+    if (src == SQLITE_INTERRUPT && stopped)
+        rc = merr_set(e, stopped, "%s", stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
+    else
+        rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
+                      sqlite3_errmsg(s->db));
     sqlite3_reset(st->st);
     stmt_end(st, 0, NULL);
     return rc;

@@ -37,6 +37,15 @@ void sql_session_close(sql_session *s);
 /* 1 inside BEGIN ... COMMIT. */
 int sql_session_in_txn(const sql_session *s);
 
+/* Statement deadlines and cancellation. While a statement runs, SQLite calls
+ * `expired(arg)` every few thousand virtual-machine steps; when it returns
+ * nonzero the statement stops with MERR_TIMEOUT and its writes are undone.
+ * The caller owns the clock (a deadline check, a cancel flag), so tests need
+ * no real time. NULL turns it off. sql_session_cancel() may be called from
+ * another thread: the running statement stops with MERR_CANCELED. */
+void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *arg);
+void sql_session_cancel(sql_session *s);
+
 /* Prepares the first statement of sql; *tail (may be NULL) gets the rest.
  * *out is NULL when sql holds only space and comments. */
 int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **tail, merr *e);

@@ -111,7 +111,10 @@ typedef struct sql_session {
         uint64_t mark;
     } * sp; /* open SAVEPOINTs, innermost last */
     size_t nsp, capsp;
-    int sp_began; /* the outermost SAVEPOINT began the transaction */
+    int sp_began;           /* the outermost SAVEPOINT began the transaction */
+    int (*expired)(void *); /* statement deadline check, or NULL */
+    void *expired_arg;
+    int stopped; /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
     merr err;
 } sql_session;
 

@@ -57,6 +57,8 @@ static void err(sql_session *s, const char *sql, int code, const char *msg)
         fail_msg("%s: message \"%s\" lacks \"%s\"", sql, e.msg, msg);
 }
 
+static sql_session *g_session; /* for the cancel callback */
+
 typedef struct fx {
     sql_kv_mem *kv;
     sql_session *s;
@@ -362,6 +364,53 @@ static void test_system_views(void **state)
     assert_string_equal(o.buf, "2;");
 }
 
+static int after_n(void *arg)
+{
+    int *left = arg;
+    return --*left < 0;
+}
+
+static int cancel_at_second_row(void *arg, sql_stmt *st)
+{
+    int *rows = arg;
+    (void)st;
+    if (++*rows == 2) sql_session_cancel(g_session);
+    return 0;
+}
+
+static void test_deadline_and_cancel(void **state)
+{
+    fx *f = *state;
+    out o;
+    int left = 3, rows = 0;
+    merr e = {0};
+    static const char *big = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                             "WHERE i < 1000000) ";
+    char sql[512];
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY)");
+    ok(f->s, "INSERT INTO t VALUES(1), (2), (3)");
+    /* The deadline passes after three checks: the statement stops and its
+     * writes are undone, whether on its own or inside a transaction. */
+    sql_session_set_deadline(f->s, after_n, &left);
+    snprintf(sql, sizeof(sql), "%s INSERT INTO t SELECT i + 10 FROM c", big);
+    err(f->s, sql, MERR_TIMEOUT, "statement timeout");
+    left = 3;
+    ok(f->s, "BEGIN");
+    ok(f->s, "INSERT INTO t VALUES(4)");
+    err(f->s, sql, MERR_TIMEOUT, NULL);
+    ok(f->s, "COMMIT");
+    sql_session_set_deadline(f->s, NULL, NULL);
+    q(f->s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "4;");
+    /* Cancellation stops a running statement. */
+    g_session = f->s;
+    assert_int_equal(sql_exec(f->s, "SELECT a FROM t ORDER BY a", cancel_at_second_row, &rows, &e),
+                     MERR_CANCELED);
+    assert_int_equal(rows, 2);
+    q(f->s, "SELECT count(*) FROM t", &o); /* the session goes on */
+    assert_string_equal(o.buf, "4;");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_system_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
