@@ -137,7 +137,7 @@ static int probe(sql_session *s, const mbuf *prefix, mbuf *found, mbuf *fval, me
     return rc;
 }
 
-enum { INS_OK, INS_IGNORED, INS_CONFLICT, INS_UPSERT };
+enum { INS_OK, INS_IGNORED, INS_CONFLICT, INS_UPSERT, INS_UPSERT_ROWID };
 
 /* Does an upsert target name exactly the columns cols[0..n)? */
 static int target_matches(const sql_table *t, const sql_upsert *u, const int *cols, int n)
@@ -161,7 +161,11 @@ static int settle(sql_session *s, const sql_table *t, int mode, const int *cols,
 {
     const sql_upsert *u = s->upsert;
     if (u && target_matches(t, u, cols, n)) {
-        *outcome = u->update ? INS_UPSERT : INS_IGNORED;
+        /* SQLite checks the rowid before it applies column affinity to the
+         * new row (and before any index): excluded.* differ accordingly. */
+        *outcome = !u->update                  ? INS_IGNORED
+                   : t->rowid && cols == t->pk ? INS_UPSERT_ROWID
+                                               : INS_UPSERT;
         mbuf_reset(conflict);
         if (mbuf_append(conflict, ckey->data, ckey->len)) *rc = MERR_NOMEM;
         return 0;
@@ -227,7 +231,7 @@ out:
  * excluded row's values as parameters. The nested statement goes through
  * xUpdate like any UPDATE (with the upsert switched off). */
 static int upsert_update(sql_session *s, sql_table *t, sqlite3_vtab *vt, const mbuf *ckey,
-                         sqlite3_value **excluded, const mkey_val *cv)
+                         sqlite3_value **excluded, const mkey_val *cv, int affined)
 {
     sql_upsert *u = s->upsert;
     mkey_val kv[MKEY_MAX_COLS];
@@ -245,10 +249,13 @@ static int upsert_update(sql_session *s, sql_table *t, sqlite3_vtab *vt, const m
         mbuf_free(&sc);
         return wfail(vt, SQLITE_CORRUPT, "%s", "upsert: malformed row key");
     }
-    /* excluded.* are the values as written, before column affinity, except
-     * the INTEGER PRIMARY KEY, which is the rowid (as SQLite) */
+    /* excluded.* are the row as SQLite holds it at the conflict: after column
+     * affinity for an index conflict, as written for a rowid conflict (but
+     * the INTEGER PRIMARY KEY is the rowid either way) */
     for (int i = 0; i < t->ncols; i++) {
-        if (i == t->ipk)
+        int real_of_int =
+            t->cols[i].aff == 'E' && sqlite3_value_type(excluded[i]) == SQLITE_INTEGER;
+        if (i == t->ipk || affined || real_of_int) /* SQLite keeps REAL columns real */
             sql_val_bind(u->stmt, i + 1, &cv[i]);
         else
             sqlite3_bind_value(u->stmt, i + 1, excluded[i]);
@@ -456,8 +463,8 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     /* An upsert clause applies to the INSERT's rows only, not to its own
      * nested UPDATE (which runs with s->upsert cleared). */
     rc = insert_row(s, t, cv, rowid, &newkey, mode, &outcome, &msg, &conflict, &e);
-    if (!rc && outcome == INS_UPSERT) {
-        src = upsert_update(s, t, vt, &conflict, &argv[2], cv);
+    if (!rc && (outcome == INS_UPSERT || outcome == INS_UPSERT_ROWID)) {
+        src = upsert_update(s, t, vt, &conflict, &argv[2], cv, outcome == INS_UPSERT);
         mbuf_free(&conflict);
         goto out;
     }

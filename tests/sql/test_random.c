@@ -197,7 +197,7 @@ static int query(diff_ctx *d, const rtable *ts, int nt)
         else
             snprintf(sql, sizeof(sql),
                      "INSERT INTO %s VALUES(%s) ON CONFLICT DO UPDATE SET c%d = excluded.c%d",
-                     t->name, row, set, set);
+                     t->name, row, set, rn(t->ncols));
         break;
     }
     case 0:
