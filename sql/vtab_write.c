@@ -189,23 +189,41 @@ static int insert_row(sql_session *s, const sql_table *t, const mkey_val *cv, in
     mbuf probe_key = MBUF_INIT, fk = MBUF_INIT, fv = MBUF_INIT, ik = MBUF_INIT, iv = MBUF_INIT;
     int rc = 0;
     *outcome = INS_OK;
-    /* Uniqueness in SQLite's order: the rowid, then each index as
-     * PRAGMA index_list lists it (the primary key among them). */
-    for (int k = 0; k <= t->nidx && !rc; k++) {
-        if (k == t->pk_order) {
+    /* Uniqueness in SQLite's order: the rowid, then each index as PRAGMA
+     * index_list lists it (the primary key among them) — except that an
+     * upsert's target constraint goes first, as in SQLite. Slot -1 is the
+     * primary key, k >= 0 is t->idx[k]. */
+    int order[MKEY_MAX_COLS + 1], n = 0;
+    for (int k = 0; k <= t->nidx && n < MKEY_MAX_COLS + 1; k++) {
+        if (k == t->pk_order) order[n++] = -1;
+        if (k < t->nidx && t->idx[k].unique && n < MKEY_MAX_COLS + 1) order[n++] = k;
+    }
+    const sql_upsert *u = s->upsert;
+    for (int i = 0; u && u->ntarget && i < n; i++) {
+        const int *cols = order[i] < 0 ? t->pk : t->idx[order[i]].cols;
+        int nc = order[i] < 0 ? t->npk : t->idx[order[i]].ncols;
+        if (target_matches(t, u, cols, nc)) { /* the first match goes first */
+            int x = order[i];
+            memmove(&order[1], &order[0], (size_t)i * sizeof(int));
+            order[0] = x;
+            break;
+        }
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        if (order[i] < 0) {
             /* A probe over the SQL-equal prefix: 1 and 1.0 collide. */
             rc = sql_row_key_vals(t, cv, rowid, &probe_key, 1);
             if (!rc) rc = probe(s, &probe_key, &fk, &fv, e);
             if (!rc && fk.len &&
                 !settle(s, t, mode, t->pk, t->npk, &fk, outcome, msg, conflict, e, &rc))
                 goto out;
+            continue;
         }
-        if (k == t->nidx || rc) break;
-        const sql_index *ix = &t->idx[k];
+        const sql_index *ix = &t->idx[order[i]];
         int has_null = 0;
         for (int j = 0; j < ix->ncols; j++)
             if (cv[ix->cols[j]].type == MKEY_NULL) has_null = 1;
-        if (!ix->unique || has_null) continue;
+        if (has_null) continue;
         rc = sql_index_prefix(t, ix, cv, &probe_key);
         if (!rc) rc = probe(s, &probe_key, &fk, &fv, e);
         if (rc || !fk.len) continue;

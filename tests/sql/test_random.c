@@ -2,7 +2,8 @@
  * columns, rowid / INTEGER PRIMARY KEY / composite keys with DESC columns,
  * unique and plain indexes), random rows with mixed types and collisions, and
  * random queries and writes, each run against SQLite and Meridian with
- * identical results required. Prints its seed; rerun with SQL_SEED=<n>;
+ * identical results required. Prints its seed; rerun with SQL_SEED=<n>
+ * (SQL_SEED=time for a fresh one; CI uses a fixed seed so it never flakes);
  * SQL_ROUNDS=<n> runs more rounds. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,13 +192,21 @@ static int query(diff_ctx *d, const rtable *ts, int nt)
             len += snprintf(row + len, sizeof(row) - (size_t)len, "%s%s", c ? ", " : "", v);
         }
         int set = rn(t->ncols);
-        if (rn(2) || is_pk(t, set)) /* key columns stay non-NULL: no SET on them */
+        /* DO UPDATE names the primary key as its target: which of several
+         * violated constraints an untargeted upsert picks is SQLite's
+         * implementation detail. */
+        char target[64] = "";
+        int tl = 0;
+        for (int i = 0; t->kind && i < (t->kind == 1 ? 1 : t->npk); i++)
+            tl += snprintf(target + tl, sizeof(target) - (size_t)tl, "%sc%d", i ? ", " : "",
+                           t->kind == 1 ? 0 : t->pk[i]);
+        if (rn(2) || is_pk(t, set) || !t->kind) /* key columns stay non-NULL */
             snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES(%s) ON CONFLICT DO NOTHING", t->name,
                      row);
         else
             snprintf(sql, sizeof(sql),
-                     "INSERT INTO %s VALUES(%s) ON CONFLICT DO UPDATE SET c%d = excluded.c%d",
-                     t->name, row, set, rn(t->ncols));
+                     "INSERT INTO %s VALUES(%s) ON CONFLICT(%s) DO UPDATE SET c%d = excluded.c%d",
+                     t->name, row, target, set, rn(t->ncols));
         break;
     }
     case 0:
@@ -241,7 +250,10 @@ static void test_random(void **state)
     (void)state;
     const char *env = getenv("SQL_SEED");
     const char *rounds_env = getenv("SQL_ROUNDS");
-    uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
+    /* A fixed seed by default keeps CI deterministic; SQL_SEED=time explores. */
+    uint64_t seed = !env                       ? 20261126
+                    : strcmp(env, "time") == 0 ? (uint64_t)time(NULL) ^ (uint64_t)clock()
+                                               : strtoull(env, NULL, 0);
     int rounds = rounds_env ? atoi(rounds_env) : 25;
     int failures = 0;
     size_t stmts = 0;
