@@ -88,7 +88,7 @@ static int col_binary(const sql_table *t, int c)
 }
 
 typedef struct plan {
-    int slot, neq, lo, hi, rev, ordered;
+    int slot, neq, lo, hi, rev, ordered, covering;
     int eqc[MKEY_MAX_COLS];
     int loc, hic;
     char flags[MKEY_MAX_COLS + 3];
@@ -154,8 +154,18 @@ static void plan_slot(const sql_table *t, sqlite3_index_info *info, int slot, pl
         if (p->hi) p->rows /= 4;
         if (p->rows < 2) p->rows = 2;
     }
-    /* A secondary index costs a row fetch per entry on top of the scan. */
-    p->cost = (slot ? 3.0 : 1.0) * p->rows + (slot ? 2.0 : 1.0);
+    /* A secondary index costs a row fetch per entry on top of the scan,
+     * unless it covers every column the statement uses (index-only scan). */
+    if (slot > 0) {
+        p->covering = t->ncols < 64;
+        for (int c = 0; c < t->ncols && p->covering; c++) {
+            if (!(info->colUsed & ((sqlite3_uint64)1 << c))) continue;
+            int in = 0;
+            for (int j = 0; j < ncols; j++) in |= cols[j] == c;
+            p->covering = in;
+        }
+    }
+    p->cost = (slot ? (p->covering ? 1.5 : 3.0) : 1.0) * p->rows + (slot ? 2.0 : 1.0);
     /* ORDER BY: the scan's order is the key order from some column at or
      * before the first non-equality column, all terms in one direction. */
     if (info->nOrderBy > 0) {
@@ -207,8 +217,8 @@ static int vt_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
         *f++ = sqlite3_vtab_rhs_value(info, i, &rhs) == SQLITE_OK ? 'C' : 'c';
     }
     *f = 0;
-    info->idxNum =
-        best.slot | (best.neq << 8) | (best.lo << 16) | (best.hi << 18) | (best.rev << 20);
+    info->idxNum = best.slot | (best.neq << 8) | (best.lo << 16) | (best.hi << 18) |
+                   (best.rev << 20) | (best.covering << 21);
     info->idxStr = sqlite3_mprintf("%s", best.flags);
     info->needToFreeIdxStr = 1;
     info->orderByConsumed = best.ordered;
@@ -265,6 +275,48 @@ static int vt_fail(sqlite3_vtab *vt, const merr *e)
     return e->code == MERR_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;
 }
 
+/* An index-only row: the columns the statement uses come from the index
+ * entry (and the row key it carries); the others stay NULL, unread. */
+static int cover_row(mcursor *c, const sql_table *t, const sql_index *ix, const uint8_t *k,
+                     size_t kl, const uint8_t *v, size_t vl, merr *e)
+{
+    size_t n, np;
+    const mkey_val *pk;
+    int rc = mkey_decode(k, kl, c->row.kv, MKEY_MAX_COLS, &n, &c->row.kscratch, e);
+    if (rc) return rc;
+    if (n != (size_t)(2 + ix->ncols + (vl ? 0 : t->npk)))
+        return merr_set(e, MERR_CORRUPT, "index %s: entry has %zu columns", ix->name, n);
+    mbuf_reset(&c->row.key);
+    if (vl) { /* unique form: the value is the row key */
+        rc = mkey_decode(v, vl, c->pkv, MKEY_MAX_COLS, &np, &c->ikscratch, e);
+        if (rc) return rc;
+        if (np != (size_t)(2 + t->npk))
+            return merr_set(e, MERR_CORRUPT, "index %s: bad row key", ix->name);
+        pk = &c->pkv[2];
+        if (mbuf_append(&c->row.key, v, vl)) return merr_set(e, MERR_NOMEM, "out of memory");
+    } else {
+        pk = &c->row.kv[2 + ix->ncols];
+        rc = sql_index_row_key(t, ix, k, kl, v, vl, &c->row.key, &c->ikscratch, e);
+        if (rc) return rc;
+    }
+    for (int i = 0; i < t->ncols; i++) c->row.cv[i] = mkey_null(0);
+    for (int j = 0; j < ix->ncols; j++) {
+        c->row.cv[ix->cols[j]] = c->row.kv[2 + j];
+        c->row.cv[ix->cols[j]].desc = 0;
+    }
+    for (int i = 0; i < t->npk; i++) {
+        if (t->pk[i] < 0) continue;
+        c->row.cv[t->pk[i]] = pk[i];
+        c->row.cv[t->pk[i]].desc = 0;
+    }
+    if (t->rowid) {
+        if (pk[0].type != MKEY_INT)
+            return merr_set(e, MERR_CORRUPT, "index %s: bad rowid", ix->name);
+        c->row.rowid = pk[0].i;
+    }
+    return 0;
+}
+
 static int vt_next(sqlite3_vtab_cursor *cur)
 {
     mcursor *c = (mcursor *)cur;
@@ -279,6 +331,12 @@ static int vt_next(sqlite3_vtab_cursor *cur)
     if (rc < 0) return vt_fail(cur->pVtab, &e);
     if (rc == 0) {
         c->eof = 1;
+        return SQLITE_OK;
+    }
+    if (c->slot > 0 && c->covering) {
+        rc = cover_row(c, t, &t->idx[c->slot - 1], k, kl, val, vl, &e);
+        if (rc) return vt_fail(cur->pVtab, &e);
+        c->eof = 0;
         return SQLITE_OK;
     }
     if (c->slot > 0) {
@@ -359,6 +417,7 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
     c->slot = idxnum & 0xff;
     int neq = (idxnum >> 8) & 0xff, lok = (idxnum >> 16) & 3, hik = (idxnum >> 18) & 3;
     int rev = (idxnum >> 20) & 1;
+    c->covering = (idxnum >> 21) & 1;
     if (c->slot > t->nidx || neq > MKEY_MAX_COLS - 3 || argc < neq + !!lok + !!hik)
         return SQLITE_ERROR;
     slot_cols(t, c->slot, cols, desc, &nseek);

@@ -16,7 +16,9 @@ typedef struct mcursor {
     sqlite3_vtab_cursor base;
     sql_kv_iter *it;
     int eof;
-    int slot; /* 0: primary rows; k: secondary index k-1 */
+    int slot;     /* 0: primary rows; k: secondary index k-1 */
+    int covering; /* index-only: no row fetch */
+    mkey_val pkv[MKEY_MAX_COLS];
     sql_row row;
     mbuf ikscratch;
     sqlite3_value *conv[MKEY_MAX_COLS + 2]; /* converted constraint values */

@@ -120,12 +120,16 @@ static void test_access_paths(void **state)
     st = measure(f, "SELECT count(*) FROM t WHERE name = 'n7'", &o);
     assert_string_equal(o.buf, "1;");
     assert_int_equal(st.rows, 100); /* no index on name: a full scan */
-    st = measure(f, "SELECT count(*) FROM t WHERE grp = 3", &o);
-    assert_string_equal(o.buf, "10;");
+    st = measure(f, "SELECT sum(v) FROM t WHERE grp = 3", &o);
+    assert_string_equal(o.buf, "240.0;");
     assert_int_equal(st.rows, 10); /* ten index entries... */
     /* ...ten row fetches, and the schema version read twice (when the
      * statement is prepared, then in its transaction). */
     assert_int_equal(st.gets, 10 + 2);
+    st = measure(f, "SELECT count(*), sum(id) FROM t WHERE grp = 3", &o);
+    assert_string_equal(o.buf, "10|480;");
+    assert_int_equal(st.rows, 10);
+    assert_int_equal(st.gets, 2); /* the index covers grp and id: no row fetch */
     st = measure(f, "SELECT x FROM c WHERE a = 3 AND b = 'b4'", &o);
     assert_string_equal(o.buf, "34;");
     assert_int_equal(st.rows, 1);
