@@ -216,6 +216,19 @@ static int vt_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
         info->aConstraintUsage[i].argvIndex = arg++;
         *f++ = sqlite3_vtab_rhs_value(info, i, &rhs) == SQLITE_OK ? 'C' : 'c';
     }
+    /* LIMIT/OFFSET go to the scan only when nothing else filters or sorts
+     * after it: every other constraint is re-checked by SQLite (we never
+     * omit), and an unconsumed ORDER BY needs all rows. */
+    int only_limits = info->nOrderBy == 0 || best.ordered;
+    for (int i = 0; i < info->nConstraint; i++)
+        if (info->aConstraint[i].op != SQLITE_INDEX_CONSTRAINT_LIMIT &&
+            info->aConstraint[i].op != SQLITE_INDEX_CONSTRAINT_OFFSET)
+            only_limits = 0;
+    for (int i = 0; i < info->nConstraint && only_limits; i++) {
+        if (!info->aConstraint[i].usable) continue;
+        info->aConstraintUsage[i].argvIndex = arg++;
+        *f++ = info->aConstraint[i].op == SQLITE_INDEX_CONSTRAINT_LIMIT ? 'L' : 'O';
+    }
     *f = 0;
     info->idxNum = best.slot | (best.neq << 8) | (best.lo << 16) | (best.hi << 18) |
                    (best.rev << 20) | (best.covering << 21);
@@ -460,7 +473,17 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
         goto out;
     }
     if (empty) goto out;
-    rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, rev, 0, &c->it, &e);
+    /* Pushed-down LIMIT/OFFSET (see vt_best_index): the scan needs at most
+     * limit + offset rows; SQLite still applies both itself. */
+    int64_t lim = -1, off = 0;
+    for (int ai = 0; ai < argc && idxstr[ai]; ai++) {
+        if (idxstr[ai] == 'L') lim = sqlite3_value_int64(argv[ai]);
+        if (idxstr[ai] == 'O' && sqlite3_value_int64(argv[ai]) > 0)
+            off = sqlite3_value_int64(argv[ai]);
+    }
+    size_t limit = lim >= 0 && lim < INT32_MAX && off < INT32_MAX ? (size_t)(lim + off) : 0;
+    if (lim == 0) goto out; /* LIMIT 0: nothing */
+    rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, rev, limit, &c->it, &e);
 out:
     mbuf_free(&lo);
     mbuf_free(&hi);

@@ -162,7 +162,19 @@ static void test_order_by_consumed(void **state)
     assert_non_null(strstr(o.buf, "TEMP B-TREE")); /* no index: SQLite sorts */
     q(f->s, "SELECT id FROM t ORDER BY id DESC LIMIT 3", &o);
     assert_string_equal(o.buf, "100;99;98;");
-    sql_kv_mem_stats st = measure(f, "SELECT x FROM c WHERE a = 9 ORDER BY b DESC LIMIT 2", &o);
+    sql_kv_mem_stats st = measure(f, "SELECT id FROM t LIMIT 3 OFFSET 2", &o);
+    assert_string_equal(o.buf, "3;4;5;");
+    assert_int_equal(st.rows, 5); /* LIMIT + OFFSET pushed into the scan */
+    st = measure(f, "SELECT id FROM t ORDER BY id DESC LIMIT 2", &o);
+    assert_string_equal(o.buf, "100;99;");
+    assert_int_equal(st.rows, 2);
+    st = measure(f, "SELECT id FROM t ORDER BY name LIMIT 2", &o);
+    assert_string_equal(o.buf, "1;10;");
+    assert_int_equal(st.rows, 100); /* SQLite sorts: it needs every row */
+    st = measure(f, "SELECT id FROM t WHERE v > 49 LIMIT 2", &o);
+    assert_string_equal(o.buf, "99;100;");
+    assert_int_equal(st.rows, 100); /* filtered after the scan: no pushdown */
+    st = measure(f, "SELECT x FROM c WHERE a = 9 ORDER BY b DESC LIMIT 2", &o);
     assert_string_equal(o.buf, "99;98;");
     assert_true(st.rows <= 10);
 }
