@@ -29,6 +29,7 @@ struct sql_stmt {
     char *spname;
     sql_ddl_info ddl;
     int started, done, autocommit;
+    int returned_rows, retries;
     sql_upsert *upsert;
     uint64_t mark;
 };
@@ -365,6 +366,10 @@ static int run_control(sql_stmt *st, merr *e)
     }
 }
 
+/* How often a statement on its own is rerun after losing a conflict at
+ * commit, before the abort reaches the client. */
+#define SQL_AUTO_RETRIES 3
+
 int sql_step(sql_stmt *st, merr *e)
 {
     sql_session *s = st->s;
@@ -374,35 +379,54 @@ int sql_step(sql_stmt *st, merr *e)
         st->done = 1;
         return run_control(st, e);
     }
-    if (!st->started) {
-        rc = stmt_begin(st, e);
-        if (rc) {
-            stmt_end(st, 0, NULL);
+    for (;;) {
+        if (!st->started) {
+            rc = stmt_begin(st, e);
+            if (rc) {
+                stmt_end(st, 0, NULL);
+                return rc;
+            }
+        }
+        if (st->kind == K_DDL) {
+            rc = sql_ddl_exec(s, st->text, &st->ddl, e);
+            if (rc) {
+                stmt_end(st, 0, NULL);
+                return rc;
+            }
+            return stmt_end(st, 1, e);
+        }
+        s->upsert = st->upsert;
+        int src = sqlite3_step(st->st);
+        s->upsert = NULL;
+        if (src == SQLITE_ROW) {
+            st->returned_rows = 1;
+            return 1;
+        }
+        if (src == SQLITE_DONE) {
+            rc = stmt_end(st, 1, e);
+            /* A statement on its own that lost a conflict at commit and has
+             * shown nothing yet simply runs again, in a new transaction. */
+            if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
+                st->retries < SQL_AUTO_RETRIES) {
+                st->retries++;
+                st->started = st->done = 0;
+                sqlite3_reset(st->st);
+                if (e) merr_clear(e);
+                continue;
+            }
             return rc;
         }
+        int stopped = __atomic_exchange_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
+        if (src == SQLITE_INTERRUPT && stopped)
+            rc = merr_set(e, stopped, "%s",
+                          stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
+        else
+            rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
+                          sqlite3_errmsg(s->db));
+        sqlite3_reset(st->st);
+        stmt_end(st, 0, NULL);
+        return rc;
     }
-    if (st->kind == K_DDL) {
-        rc = sql_ddl_exec(s, st->text, &st->ddl, e);
-        if (rc) {
-            stmt_end(st, 0, NULL);
-            return rc;
-        }
-        return stmt_end(st, 1, e);
-    }
-    s->upsert = st->upsert;
-    int src = sqlite3_step(st->st);
-    s->upsert = NULL;
-    if (src == SQLITE_ROW) return 1;
-    if (src == SQLITE_DONE) return stmt_end(st, 1, e);
-    int stopped = __atomic_exchange_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
-    if (src == SQLITE_INTERRUPT && stopped)
-        rc = merr_set(e, stopped, "%s", stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
-    else
-        rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
-                      sqlite3_errmsg(s->db));
-    sqlite3_reset(st->st);
-    stmt_end(st, 0, NULL);
-    return rc;
 }
 
 int sql_finalize(sql_stmt *st, merr *e)

@@ -427,6 +427,51 @@ static void test_deadline_and_cancel(void **state)
     assert_string_equal(o.buf, "4;");
 }
 
+static int g_fail_commits; /* commits of writes that lose an injected conflict */
+
+static int flaky_commit(sql_kv_txn *t, merr *e)
+{
+    if (g_fail_commits > 0) {
+        g_fail_commits--;
+        sql_kv_mem_ops.rollback(t);
+        return merr_set(e, MERR_ABORTED, "transaction aborted: injected conflict");
+    }
+    return sql_kv_mem_ops.commit(t, e);
+}
+
+static void test_autocommit_retry(void **state)
+{
+    fx *f = *state;
+    sql_kv_ops flaky = sql_kv_mem_ops;
+    sql_session *s;
+    merr e = {0};
+    out o;
+    flaky.commit = flaky_commit;
+    assert_int_equal(sql_session_open(&flaky, f->kv, &s, &e), 0);
+    ok(s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    /* Two lost conflicts: the statement reruns and lands once. */
+    g_fail_commits = 2;
+    ok(s, "INSERT INTO t(b) VALUES('x')");
+    assert_int_equal(g_fail_commits, 0);
+    q(s, "SELECT * FROM t", &o);
+    assert_string_equal(o.buf, "1|x;");
+    /* Past the retry budget the abort reaches the client; nothing landed. */
+    g_fail_commits = 10;
+    err(s, "INSERT INTO t(b) VALUES('y')", MERR_ABORTED, "injected");
+    assert_int_equal(g_fail_commits, 10 - 4);
+    g_fail_commits = 0;
+    q(s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "1;");
+    /* Inside BEGIN nothing is retried: COMMIT reports the abort. */
+    ok(s, "BEGIN");
+    ok(s, "INSERT INTO t(b) VALUES('z')");
+    g_fail_commits = 1;
+    err(s, "COMMIT", MERR_ABORTED, NULL);
+    q(s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "1;");
+    sql_session_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +484,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prepared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_system_views, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
