@@ -126,6 +126,11 @@ void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *a
     sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
 }
 
+void sql_session_set_read_only(sql_session *s, int on)
+{
+    s->read_only = on != 0;
+}
+
 void sql_session_cancel(sql_session *s)
 {
     __atomic_store_n(&s->stopped, MERR_CANCELED, __ATOMIC_SEQ_CST);
@@ -146,6 +151,7 @@ static int check_schema(sql_session *s, merr *e)
 
 static int txn_begin(sql_session *s, unsigned flags, merr *e)
 {
+    if (s->read_only) flags |= SQL_KV_READ_ONLY;
     int rc = s->ops->begin(s->kv, flags, &s->txn, e);
     if (rc) return rc;
     rc = check_schema(s, e);

@@ -43,6 +43,11 @@ int sql_session_in_txn(const sql_session *s);
  * The caller owns the clock (a deadline check, a cancel flag), so tests need
  * no real time. NULL turns it off. sql_session_cancel() may be called from
  * another thread: the running statement stops with MERR_CANCELED. */
+/* Read-only sessions: every transaction begins SQL_KV_READ_ONLY (snapshot
+ * reads that never abort); writes and DDL fail with MERR_INVALID. Takes
+ * effect at the next transaction. */
+void sql_session_set_read_only(sql_session *s, int on);
+
 void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *arg);
 void sql_session_cancel(sql_session *s);
 

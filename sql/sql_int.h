@@ -112,6 +112,7 @@ typedef struct sql_session {
     } * sp; /* open SAVEPOINTs, innermost last */
     size_t nsp, capsp;
     int sp_began;           /* the outermost SAVEPOINT began the transaction */
+    int read_only;          /* sql_session_set_read_only */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;
     int stopped; /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */

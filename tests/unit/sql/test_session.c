@@ -427,6 +427,30 @@ static void test_deadline_and_cancel(void **state)
     assert_string_equal(o.buf, "4;");
 }
 
+static void test_read_only_session(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    ok(f->s, "INSERT INTO t VALUES(1, 'x')");
+    sql_session_set_read_only(f->s, 1);
+    sql_kv_mem_reset_stats(f->kv);
+    q(f->s, "SELECT * FROM t", &o);
+    assert_string_equal(o.buf, "1|x;");
+    err(f->s, "INSERT INTO t VALUES(2, 'y')", MERR_INVALID, "read-only");
+    err(f->s, "CREATE TABLE u(x)", MERR_INVALID, "read-only");
+    ok(f->s, "BEGIN");
+    q(f->s, "SELECT count(*) FROM t", &o);
+    err(f->s, "DELETE FROM t", MERR_INVALID, "read-only");
+    ok(f->s, "COMMIT");
+    sql_kv_mem_stats st = sql_kv_mem_get_stats(f->kv);
+    assert_int_equal(st.ro_begins, st.begins);
+    sql_session_set_read_only(f->s, 0);
+    ok(f->s, "INSERT INTO t VALUES(2, 'y')");
+    q(f->s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "2;");
+}
+
 static int g_fail_commits; /* commits of writes that lose an injected conflict */
 
 static int flaky_commit(sql_kv_txn *t, merr *e)
@@ -485,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_system_views, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
