@@ -54,6 +54,7 @@ int sql_index_entry(const sql_table *t, const sql_index *ix, const mkey_val *cv,
     mkey_val v[MKEY_MAX_COLS];
     size_t n = 0;
     int has_null = 0;
+    if (2 + ix->ncols + t->npk > MKEY_MAX_COLS) return MERR_TOOBIG; /* refused at CREATE */
     v[n++] = mkey_int(t->id, 0);
     v[n++] = mkey_int(ix->id, 0);
     for (int j = 0; j < ix->ncols; j++) {

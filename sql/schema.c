@@ -237,6 +237,12 @@ static int build_table(sqlite3 *db, const sql_desc *d, sql_table **out, merr *e)
         rc = index_cols(db, iname, &ix->cols, &ix->desc, &ix->ncols, e);
         if (rc) goto err;
     }
+    for (int k = 0; k < t->nidx; k++)
+        if (2 + t->idx[k].ncols + (have_pk ? t->npk : 1) > MKEY_MAX_COLS) {
+            rc = merr_set(e, MERR_TOOBIG, "index %s: too many columns with the primary key",
+                          t->idx[k].name);
+            goto err;
+        }
     if (have_pk) {
         t->rowid = 0;
         t->ipk = -1;

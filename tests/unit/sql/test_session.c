@@ -198,9 +198,25 @@ static void test_errors(void **state)
     err(f->s, "CREATE TABLE n(a TEXT COLLATE NOCASE PRIMARY KEY)", MERR_UNSUPPORTED, "NOCASE");
     err(f->s, "INSERT INTO t VALUES(1, 'x', 1) ON CONFLICT(a) DO UPDATE SET b = 'y' RETURNING *",
         MERR_INVALID, "UPSERT");
+    /* Keys have at most MKEY_MAX_COLS columns: a too-wide index is refused. */
+    {
+        char wide[4096] = "CREATE TABLE w(", idx[2048] = "CREATE INDEX wi ON w(";
+        for (int i = 0; i < 40; i++) {
+            char c[32];
+            snprintf(c, sizeof(c), "%sc%d", i ? ", " : "", i);
+            strcat(wide, c);
+            strcat(idx, c);
+        }
+        strcat(wide, ", PRIMARY KEY(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
+                     "c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28))");
+        strcat(idx, ")");
+        ok(f->s, wide);
+        err(f->s, idx, MERR_TOOBIG, "too many columns");
+        ok(f->s, "SELECT count(*) FROM w");
+    }
     /* The failed DDL left nothing behind. */
     out o;
-    q(f->s, "SELECT count(*) FROM sqlite_schema WHERE name IN ('pi', 'ei', 'n', 'tt')", &o);
+    q(f->s, "SELECT count(*) FROM sqlite_schema WHERE name IN ('pi', 'ei', 'n', 'tt', 'wi')", &o);
     assert_string_equal(o.buf, "0;");
     ok(f->s, "INSERT INTO t VALUES(1, 'x', 1)");
     /* Garbage input of every kind gets an error, never a crash. */
