@@ -1,0 +1,518 @@
+/* Sessions and statements: classifies each statement (query, DDL,
+ * transaction control), keeps the session's KV transaction, gives every
+ * statement atomicity with a KV savepoint, and keeps the catalog current by
+ * checking the schema version in every transaction. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sql/ddl.h"
+#include "sql/session.h"
+#include "sql/sql_int.h"
+
+enum stmt_kind {
+    K_QUERY,
+    K_DDL,
+    K_BEGIN,
+    K_COMMIT,
+    K_ROLLBACK,
+    K_SAVEPOINT,
+    K_RELEASE,
+    K_ROLLBACK_TO
+};
+
+struct sql_stmt {
+    sql_session *s;
+    int kind;
+    sqlite3_stmt *st;
+    char *text;
+    char *spname;
+    sql_ddl_info ddl;
+    int started, done, autocommit;
+    int returned_rows, retries;
+    sql_upsert *upsert;
+    uint64_t mark;
+};
+
+int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, merr *e)
+{
+    sql_session *s = calloc(1, sizeof(*s));
+    if (!s) return merr_set(e, MERR_NOMEM, "session: out of memory");
+    s->ops = ops;
+    s->kv = kv_ctx;
+    s->catalog_dirty = 1;
+    if (sqlite3_open(":memory:", &s->db) != SQLITE_OK ||
+        sqlite3_open(":memory:", &s->scratch) != SQLITE_OK || sql_vtab_register(s) ||
+        sql_sysview_register(s, s->db) || sql_sysview_register(s, s->scratch)) {
+        sql_session_close(s);
+        return merr_set(e, MERR_INTERNAL, "session: cannot open SQLite");
+    }
+    /* Every gateway must agree on what a statement means: no double-quoted
+     * string literals, no file attachments. */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
+    sqlite3_limit(s->db, SQLITE_LIMIT_ATTACHED, 0);
+    *out = s;
+    return 0;
+}
+
+static void handles_reset(sql_session *s)
+{
+    for (size_t i = 0; i < s->nhandles; i++) mbuf_free(&s->handles[i]);
+    s->nhandles = 0;
+    if (s->nslots) memset(s->hslots, 0, s->nslots * sizeof(*s->hslots));
+}
+
+static void sp_clear(sql_session *s)
+{
+    for (size_t i = 0; i < s->nsp; i++) free(s->sp[i].name);
+    s->nsp = 0;
+    s->sp_began = 0;
+}
+
+/* Ends the session's transaction. A rolled-back or failed transaction may
+ * have changed the schema the session loaded, so the catalog reloads. */
+static int txn_end(sql_session *s, int commit, merr *e)
+{
+    int rc = 0;
+    if (!s->txn) return 0;
+    if (commit) {
+        rc = s->ops->commit(s->txn, e);
+    } else {
+        s->ops->rollback(s->txn);
+    }
+    if (rc || !commit) s->catalog_dirty = 1;
+    s->txn = NULL;
+    s->explicit_txn = 0;
+    handles_reset(s);
+    sp_clear(s);
+    return rc;
+}
+
+void sql_session_close(sql_session *s)
+{
+    if (!s) return;
+    txn_end(s, 0, NULL);
+    for (size_t i = 0; i < s->ntables; i++) sql_table_free(s->tables[i]);
+    free(s->tables);
+    sqlite3_close(s->db);
+    sqlite3_close(s->scratch);
+    handles_reset(s);
+    free(s->handles);
+    free(s->hslots);
+    free(s->sp);
+    free(s);
+}
+
+int sql_session_in_txn(const sql_session *s)
+{
+    return s->explicit_txn;
+}
+
+static int progress(void *arg)
+{
+    sql_session *s = arg;
+    if (s->expired && s->expired(s->expired_arg)) {
+        s->stopped = MERR_TIMEOUT;
+        return 1;
+    }
+    return 0;
+}
+
+void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *arg)
+{
+    s->expired = expired;
+    s->expired_arg = arg;
+    sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
+}
+
+void sql_session_set_read_only(sql_session *s, int on)
+{
+    s->read_only = on != 0;
+}
+
+void sql_session_cancel(sql_session *s)
+{
+    __atomic_store_n(&s->stopped, MERR_CANCELED, __ATOMIC_SEQ_CST);
+    sqlite3_interrupt(s->db);
+}
+
+/* Reloads the catalog if another transaction changed the schema (or ours
+ * failed). Reading the version also puts it in the read set, so a
+ * concurrent DDL makes this transaction fail at commit. */
+static int check_schema(sql_session *s, merr *e)
+{
+    uint64_t v;
+    int rc = sql_catalog_version(s, &v, e);
+    if (rc) return rc;
+    if (v != s->version || s->catalog_dirty) rc = sql_catalog_load(s, e);
+    return rc;
+}
+
+static int txn_begin(sql_session *s, unsigned flags, merr *e)
+{
+    if (s->read_only) flags |= SQL_KV_READ_ONLY;
+    int rc = s->ops->begin(s->kv, flags, &s->txn, e);
+    if (rc) return rc;
+    rc = check_schema(s, e);
+    if (rc) txn_end(s, 0, NULL);
+    return rc;
+}
+
+static int stmt_begin(sql_stmt *st, merr *e)
+{
+    sql_session *s = st->s;
+    int rc = 0;
+    st->autocommit = !s->txn;
+    /* A statement on its own that only reads is a read-only transaction: a
+     * snapshot read that never aborts (and takes no locks in the cluster). */
+    if (!s->txn)
+        rc = txn_begin(s, st->st && sqlite3_stmt_readonly(st->st) ? SQL_KV_READ_ONLY : 0, e);
+    else if (s->catalog_dirty)
+        rc = check_schema(s, e);
+    if (!rc) rc = s->ops->savepoint(s->txn, &st->mark, e);
+    s->stmt_rollback_txn = 0;
+    __atomic_store_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
+    s->stmt_keep = 0;
+    st->started = 1;
+    return rc;
+}
+
+/* Ends a statement: commits an autocommit one; on failure undoes its writes. */
+static int stmt_end(sql_stmt *st, int ok, merr *e)
+{
+    sql_session *s = st->s;
+    st->done = 1;
+    if (!s->txn) return 0;
+    if (s->stmt_rollback_txn) return txn_end(s, 0, NULL);
+    if (ok || s->stmt_keep) return st->autocommit ? txn_end(s, 1, e) : 0;
+    if (st->autocommit) return txn_end(s, 0, NULL);
+    merr ignore = {0};
+    if (s->ops->rollback_to(s->txn, st->mark, &ignore)) return txn_end(s, 0, NULL);
+    if (st->kind == K_DDL) s->catalog_dirty = 1;
+    return 0;
+}
+
+static int classify(const char *text, sql_stmt *st, merr *e)
+{
+    size_t pos = 0;
+    sql_tok t = sql_lex(text, &pos);
+    st->kind = K_QUERY;
+    if (sql_tok_is(&t, "BEGIN")) {
+        st->kind = K_BEGIN;
+    } else if (sql_tok_is(&t, "COMMIT") || sql_tok_is(&t, "END")) {
+        st->kind = K_COMMIT;
+    } else if (sql_tok_is(&t, "ROLLBACK")) {
+        st->kind = K_ROLLBACK;
+        sql_tok x = sql_lex(text, &pos);
+        if (sql_tok_is(&x, "TRANSACTION")) x = sql_lex(text, &pos);
+        if (sql_tok_is(&x, "TO")) {
+            st->kind = K_ROLLBACK_TO;
+            x = sql_lex(text, &pos);
+            if (sql_tok_is(&x, "SAVEPOINT")) x = sql_lex(text, &pos);
+            st->spname = sql_tok_name(&x);
+        }
+    } else if (sql_tok_is(&t, "SAVEPOINT") || sql_tok_is(&t, "RELEASE")) {
+        st->kind = sql_tok_is(&t, "SAVEPOINT") ? K_SAVEPOINT : K_RELEASE;
+        sql_tok x = sql_lex(text, &pos);
+        if (st->kind == K_RELEASE && sql_tok_is(&x, "SAVEPOINT")) x = sql_lex(text, &pos);
+        st->spname = sql_tok_name(&x);
+    } else if (sql_tok_is(&t, "CREATE") || sql_tok_is(&t, "DROP") || sql_tok_is(&t, "ALTER")) {
+        st->kind = K_DDL;
+        return sql_ddl_inspect(text, &st->ddl, e);
+    } else if (sql_tok_is(&t, "ATTACH") || sql_tok_is(&t, "DETACH") || sql_tok_is(&t, "VACUUM") ||
+               sql_tok_is(&t, "REINDEX")) {
+        return merr_set(e, MERR_UNSUPPORTED, "%.*s is not supported", (int)t.n, t.p);
+    }
+    return 0;
+}
+
+int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **tail, merr *e)
+{
+    size_t pos = 0;
+    const char *rest = NULL;
+    sqlite3_stmt *probe = NULL;
+    sql_stmt *st = NULL;
+    int rc = 0;
+    *out = NULL;
+    sql_tok first = sql_lex(sql, &pos);
+    if (!first.kind) {
+        if (tail) *tail = sql + pos;
+        return 0;
+    }
+    /* Prepare against a current catalog (outside a transaction: peek). */
+    if (!s->txn) {
+        rc = txn_begin(s, SQL_KV_READ_ONLY, e);
+        if (rc) return rc;
+        txn_end(s, 0, NULL);
+        s->catalog_dirty = 0;
+    } else if (s->catalog_dirty && (rc = check_schema(s, e))) {
+        return rc;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st) return merr_set(e, MERR_NOMEM, "out of memory");
+    st->s = s;
+    /* The scratch database has the same schema, so it finds the statement's
+     * end and reports syntax errors exactly as SQLite does. */
+    sqlite3 *parser = s->scratch;
+    rc = classify(first.p, st, e);
+    if (rc) goto err;
+    if (sqlite3_prepare_v2(parser, first.p, -1, &probe, &rest) != SQLITE_OK) {
+        rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(parser));
+        goto err;
+    }
+    if (!rest) rest = first.p + strlen(first.p);
+    st->text = strndup(first.p, (size_t)(rest - first.p));
+    if (!st->text) {
+        rc = merr_set(e, MERR_NOMEM, "out of memory");
+        goto err;
+    }
+    if (st->kind == K_QUERY) {
+        char *re = NULL, *stripped = NULL;
+        sqlite3_finalize(probe);
+        probe = NULL;
+        rc = sql_upsert_parse(st->text, &stripped, &st->upsert);
+        if (rc) {
+            rc = merr_set(e, rc, "out of memory");
+            goto err;
+        }
+        if (stripped) {
+            free(st->text);
+            st->text = stripped;
+        }
+        rc = sql_insert_rewrite(s, st->text, &re);
+        if (rc) {
+            rc = merr_set(e, rc, "%s", re ? re : "cannot rewrite INSERT");
+            free(re);
+            goto err;
+        }
+        if (sqlite3_prepare_v2(s->db, re ? re : st->text, -1, &probe, NULL) != SQLITE_OK) {
+            rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(s->db));
+            free(re);
+            goto err;
+        }
+        free(re);
+        st->st = probe;
+        probe = NULL;
+    }
+    sqlite3_finalize(probe);
+    if (tail) *tail = rest;
+    *out = st;
+    return 0;
+err:
+    sqlite3_finalize(probe);
+    sql_upsert_free(st->upsert);
+    sql_ddl_info_free(&st->ddl);
+    free(st->text);
+    free(st->spname);
+    free(st);
+    return rc;
+}
+
+static int run_savepoint(sql_stmt *st, merr *e)
+{
+    sql_session *s = st->s;
+    int rc = 0;
+    if (!st->spname) return merr_set(e, MERR_INVALID, "savepoint name missing");
+    if (st->kind == K_SAVEPOINT) {
+        if (!s->txn) {
+            rc = txn_begin(s, 0, e);
+            if (rc) return rc;
+            s->explicit_txn = 1;
+            s->sp_began = 1;
+        }
+        if (s->nsp == s->capsp) {
+            size_t nc = s->capsp ? s->capsp * 2 : 8;
+            void *p = realloc(s->sp, nc * sizeof(*s->sp));
+            if (!p) return merr_set(e, MERR_NOMEM, "out of memory");
+            s->sp = p;
+            s->capsp = nc;
+        }
+        s->sp[s->nsp].name = strdup(st->spname);
+        rc = s->ops->savepoint(s->txn, &s->sp[s->nsp].mark, e);
+        s->nsp++;
+        return rc;
+    }
+    size_t i = s->nsp;
+    while (i > 0 && sqlite3_stricmp(s->sp[i - 1].name, st->spname) != 0) i--;
+    if (i == 0) return merr_set(e, MERR_INVALID, "no such savepoint: %s", st->spname);
+    i--;
+    if (st->kind == K_ROLLBACK_TO) {
+        rc = s->ops->rollback_to(s->txn, s->sp[i].mark, e);
+        s->catalog_dirty = 1;
+        while (s->nsp > i + 1) free(s->sp[--s->nsp].name);
+        return rc;
+    }
+    while (s->nsp > i) free(s->sp[--s->nsp].name);
+    if (s->nsp == 0 && s->sp_began) return txn_end(s, 1, e);
+    return 0;
+}
+
+static int run_control(sql_stmt *st, merr *e)
+{
+    sql_session *s = st->s;
+    switch (st->kind) {
+    case K_BEGIN:
+        if (s->explicit_txn)
+            return merr_set(e, MERR_INVALID, "cannot start a transaction within a transaction");
+        {
+            int rc = txn_begin(s, 0, e);
+            if (!rc) s->explicit_txn = 1;
+            return rc;
+        }
+    case K_COMMIT:
+        if (!s->explicit_txn)
+            return merr_set(e, MERR_INVALID, "cannot commit - no transaction is active");
+        return txn_end(s, 1, e);
+    case K_ROLLBACK:
+        if (!s->explicit_txn)
+            return merr_set(e, MERR_INVALID, "cannot rollback - no transaction is active");
+        return txn_end(s, 0, e);
+    default: return run_savepoint(st, e);
+    }
+}
+
+/* How often a statement on its own is rerun after losing a conflict at
+ * commit, before the abort reaches the client. */
+#define SQL_AUTO_RETRIES 3
+
+int sql_step(sql_stmt *st, merr *e)
+{
+    sql_session *s = st->s;
+    int rc;
+    if (st->done) return 0;
+    if (st->kind != K_QUERY && st->kind != K_DDL) {
+        st->done = 1;
+        return run_control(st, e);
+    }
+    for (;;) {
+        if (!st->started) {
+            rc = stmt_begin(st, e);
+            if (rc) {
+                stmt_end(st, 0, NULL);
+                return rc;
+            }
+        }
+        if (st->kind == K_DDL) {
+            rc = sql_ddl_exec(s, st->text, &st->ddl, e);
+            if (rc) {
+                stmt_end(st, 0, NULL);
+                return rc;
+            }
+            return stmt_end(st, 1, e);
+        }
+        s->upsert = st->upsert;
+        int src = sqlite3_step(st->st);
+        s->upsert = NULL;
+        if (src == SQLITE_ROW) {
+            st->returned_rows = 1;
+            return 1;
+        }
+        if (src == SQLITE_DONE) {
+            rc = stmt_end(st, 1, e);
+            /* A statement on its own that lost a conflict at commit and has
+             * shown nothing yet simply runs again, in a new transaction. */
+            if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
+                st->retries < SQL_AUTO_RETRIES) {
+                st->retries++;
+                st->started = st->done = 0;
+                sqlite3_reset(st->st);
+                if (e) merr_clear(e);
+                continue;
+            }
+            return rc;
+        }
+        int stopped = __atomic_exchange_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
+        if (src == SQLITE_INTERRUPT && stopped)
+            rc = merr_set(e, stopped, "%s",
+                          stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
+        else
+            rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
+                          sqlite3_errmsg(s->db));
+        sqlite3_reset(st->st);
+        stmt_end(st, 0, NULL);
+        return rc;
+    }
+}
+
+int sql_finalize(sql_stmt *st, merr *e)
+{
+    int rc = 0;
+    if (!st) return 0;
+    if (st->started && !st->done) {
+        sqlite3_reset(st->st);
+        rc = stmt_end(st, 1, e);
+    }
+    sqlite3_finalize(st->st);
+    sql_upsert_free(st->upsert);
+    sql_ddl_info_free(&st->ddl);
+    free(st->text);
+    free(st->spname);
+    free(st);
+    return rc;
+}
+
+sqlite3_stmt *sql_stmt_handle(sql_stmt *st)
+{
+    return st->st;
+}
+
+int sql_column_count(sql_stmt *st)
+{
+    return st->st ? sqlite3_column_count(st->st) : 0;
+}
+const char *sql_column_name(sql_stmt *st, int i)
+{
+    return sqlite3_column_name(st->st, i);
+}
+int sql_column_type(sql_stmt *st, int i)
+{
+    return sqlite3_column_type(st->st, i);
+}
+int64_t sql_column_int64(sql_stmt *st, int i)
+{
+    return sqlite3_column_int64(st->st, i);
+}
+double sql_column_double(sql_stmt *st, int i)
+{
+    return sqlite3_column_double(st->st, i);
+}
+const unsigned char *sql_column_text(sql_stmt *st, int i)
+{
+    return sqlite3_column_text(st->st, i);
+}
+const void *sql_column_blob(sql_stmt *st, int i)
+{
+    return sqlite3_column_blob(st->st, i);
+}
+int sql_column_bytes(sql_stmt *st, int i)
+{
+    return sqlite3_column_bytes(st->st, i);
+}
+sqlite3_value *sql_column_value(sql_stmt *st, int i)
+{
+    return sqlite3_column_value(st->st, i);
+}
+
+int sql_exec(sql_session *s, const char *sql, sql_row_fn fn, void *arg, merr *e)
+{
+    const char *p = sql;
+    while (p && *p) {
+        sql_stmt *st;
+        const char *tail;
+        int rc = sql_prepare(s, p, &st, &tail, e);
+        if (rc) return rc;
+        if (!st) break;
+        while ((rc = sql_step(st, e)) == 1) {
+            if (fn && fn(arg, st)) {
+                sql_finalize(st, NULL);
+                return merr_set(e, MERR_CANCELED, "canceled by the row callback");
+            }
+        }
+        int frc = sql_finalize(st, rc ? NULL : e);
+        if (rc) return rc;
+        if (frc) return frc;
+        p = tail;
+    }
+    return 0;
+}

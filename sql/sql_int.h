@@ -1,0 +1,185 @@
+/* Internal structures shared by the SQL layer's modules: the in-session
+ * catalog (tables, columns, indexes as loaded from the KV catalog), the
+ * session, and the functions the modules call on each other. Not a public
+ * header: the API is sql/session.h. */
+#ifndef MERIDIAN_SQL_INT_H
+#define MERIDIAN_SQL_INT_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/keycodec.h"
+#include "sql/kv.h"
+
+/* Key layout (docs/sql.md): every key is a keycodec tuple starting with a
+ * table id. Table ids below SQL_FIRST_TABLE_ID are reserved for the system;
+ * the catalog lives under table id SQL_SYS_TABLE. */
+#define SQL_SYS_TABLE      0
+#define SQL_SYS_VERSION    1 /* (0, 1) -> u64 schema version */
+#define SQL_SYS_NEXT_ID    2 /* (0, 2) -> u64 next table id */
+#define SQL_SYS_DESC       3 /* (0, 3, name) -> descriptor */
+#define SQL_FIRST_TABLE_ID 100
+#define SQL_PRIMARY_INDEX  1 /* index id of every table's rows */
+
+/* Object kinds in the catalog. */
+enum { SQL_OBJ_TABLE = 1, SQL_OBJ_VIEW = 2 };
+
+/* A persisted index entry of a descriptor: ids survive renames. */
+typedef struct sql_desc_index {
+    uint32_t id;
+    char *name;
+    char *sql; /* CREATE INDEX text; NULL for indexes SQLite makes itself */
+} sql_desc_index;
+
+/* What the catalog stores per object: the SQL that creates it (SQLite
+ * reparses it on load) plus the ids SQLite does not know about. */
+typedef struct sql_desc {
+    int kind;
+    uint32_t id;
+    uint32_t next_index_id;
+    char *name;
+    char *sql;
+    sql_desc_index *idx;
+    size_t nidx;
+} sql_desc;
+
+typedef struct sql_column {
+    char *name;
+    char *type; /* declared type, as written */
+    char *coll; /* collation name */
+    int notnull;
+    int binary;          /* collation is BINARY: key order matches SQL order */
+    char aff;            /* 'A' blob/none, 'B' text, 'C' numeric, 'D' integer, 'E' real */
+    int keypos;          /* position in the primary key (0-based) or -1 */
+    sqlite3_value *dflt; /* constant default for rows stored before ADD COLUMN */
+    mkey_val dflt_val;   /* ... with the column's affinity (points into dflt) */
+    char *dflt_sql;      /* DEFAULT expression text, for INSERTs that omit the column */
+} sql_column;
+
+typedef struct sql_index {
+    uint32_t id;
+    char *name;
+    int unique;
+    int ncols;     /* indexed columns */
+    int *cols;     /* column numbers */
+    uint8_t *desc; /* per column */
+} sql_index;
+
+typedef struct sql_table {
+    uint32_t id;
+    char *name;
+    int ncols;
+    sql_column *cols;
+    int rowid; /* 1: keyed by an integer rowid (no PK or INTEGER PRIMARY KEY) */
+    int ipk;   /* the INTEGER PRIMARY KEY column or -1 */
+    int npk;   /* primary key columns (rowid tables: 1, the rowid) */
+    int *pk;   /* column numbers; rowid tables: {ipk} or {-1} */
+    uint8_t *pkdesc;
+    int nidx;
+    sql_index *idx;        /* secondary indexes, in SQLite's constraint-check order */
+    int pk_order;          /* the primary key is checked before idx[pk_order] */
+    sqlite3_stmt *chk[2];  /* scratch INSERT ... RETURNING: [0] abort, [1] ignore */
+    sqlite3_stmt *chk_del; /* empties the scratch table again */
+} sql_table;
+
+struct sql_upsert;
+typedef struct sql_session {
+    const sql_kv_ops *ops;
+    void *kv;
+    sqlite3 *db;      /* user-facing connection: virtual tables and views */
+    sqlite3 *scratch; /* the same schema as ordinary empty tables: parser, checks */
+    sql_kv_txn *txn;
+    int explicit_txn;
+    int catalog_dirty; /* reload before the next statement */
+    uint64_t version;  /* schema version the loaded catalog reflects */
+    sql_table **tables;
+    size_t ntables;
+    sql_desc *views;
+    size_t nviews;
+    mbuf *handles; /* rowid handles of primary-key tables: handle-1 -> row key */
+    size_t nhandles, caphandles;
+    uint32_t *hslots; /* open-addressing hash: row key -> handle, so a row
+                       * keeps one rowid (SQLite de-duplicates OR scans by it) */
+    size_t nslots;
+    int stmt_rollback_txn;     /* a statement asked for ON CONFLICT ROLLBACK */
+    int stmt_keep;             /* OR FAIL: a failing statement keeps its earlier rows */
+    struct sql_upsert *upsert; /* the running INSERT's ON CONFLICT clause */
+    struct sql_sp {
+        char *name;
+        uint64_t mark;
+    } * sp; /* open SAVEPOINTs, innermost last */
+    size_t nsp, capsp;
+    int sp_began;           /* the outermost SAVEPOINT began the transaction */
+    int read_only;          /* sql_session_set_read_only */
+    int (*expired)(void *); /* statement deadline check, or NULL */
+    void *expired_arg;
+    int stopped; /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
+    merr err;
+} sql_session;
+
+/* catalog.c */
+void sql_desc_free(sql_desc *d);
+int sql_desc_encode(const sql_desc *d, mbuf *out);
+int sql_desc_decode(const uint8_t *p, size_t n, sql_desc *d, merr *e);
+int sql_catalog_version(sql_session *s, uint64_t *v, merr *e);
+int sql_catalog_read(sql_session *s, sql_desc **out, size_t *n, merr *e);
+int sql_catalog_put(sql_session *s, const sql_desc *d, merr *e);
+int sql_catalog_del(sql_session *s, const char *name, merr *e);
+int sql_catalog_next_id(sql_session *s, uint32_t *id, merr *e);
+int sql_catalog_bump(sql_session *s, merr *e);
+/* Rebuilds the session's scratch db, tables and virtual tables from the
+ * catalog as the current transaction sees it. */
+int sql_catalog_load(sql_session *s, merr *e);
+void sql_table_free(sql_table *t);
+sql_table *sql_find_table_id(sql_session *s, uint32_t id);
+sql_table *sql_find_table(sql_session *s, const char *name);
+int sql_delete_prefix(sql_session *s, uint32_t tid, int64_t iid, merr *e);
+
+/* vtab.c */
+int sql_vtab_register(sql_session *s);
+/* sysview.c: meridian_tables, meridian_indexes (on the user connection, and
+ * on the scratch one so statements that use them parse there too) */
+int sql_sysview_register(sql_session *s, sqlite3 *db);
+/* Key of a table's primary index for a row (vals: all columns; rowid used
+ * for rowid tables). */
+int sql_row_key(const sql_table *t, sqlite3_value **vals, int64_t rowid, mbuf *out);
+/* Adds the entries of index ix for an existing row (key and decoded values);
+ * checks uniqueness. Used by CREATE INDEX backfill. */
+int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e);
+
+/* insert.c: *out gets a rewritten INSERT that supplies omitted defaults, or
+ * NULL when the statement needs none. */
+int sql_insert_rewrite(sql_session *s, const char *sql, char **out);
+/* An INSERT's upsert clause, which SQLite does not run on virtual tables:
+ * the session strips it and xUpdate applies it on a uniqueness conflict. */
+typedef struct sql_upsert {
+    int update;    /* DO UPDATE; else DO NOTHING */
+    char **target; /* conflict target column names; none: any conflict */
+    int ntarget;
+    char *set_sql;      /* DO UPDATE SET <this> */
+    char *where_sql;    /* DO UPDATE ... WHERE <this>, or NULL */
+    sqlite3_stmt *stmt; /* the nested UPDATE, prepared at the first conflict */
+} sql_upsert;
+/* If sql is an INSERT with one ON CONFLICT clause we can run, *stripped gets
+ * the statement without it and *u the clause; otherwise both stay NULL. */
+int sql_upsert_parse(const char *sql, char **stripped, sql_upsert **u);
+void sql_upsert_free(sql_upsert *u);
+/* The nested UPDATE that applies DO UPDATE to one row of t: parameters
+ * ?1..?ncols are the excluded row, then the row's rowid or key columns. */
+int sql_upsert_sql(const struct sql_table *t, const sql_upsert *u, char **out);
+
+/* lex.c: a tiny SQL tokenizer for statement classification. */
+typedef struct sql_tok {
+    const char *p;
+    size_t n;
+    int kind; /* 'w' word, 'q' quoted identifier, 's' string, 'n' number, 'p' punct, 0 end */
+} sql_tok;
+/* Next token at or after *pos (skipping space and comments). */
+sql_tok sql_lex(const char *sql, size_t *pos);
+int sql_tok_is(const sql_tok *t, const char *word);
+/* An identifier token's name, unquoted (malloc'd). */
+char *sql_tok_name(const sql_tok *t);
+
+#endif

@@ -1,0 +1,531 @@
+/* The session API: access paths chosen by xBestIndex (checked by counting KV
+ * operations, not time), ORDER BY without a sort, errors for bad and
+ * unsupported SQL, the catalog shared by sessions, transactions between
+ * sessions (conflicts abort), corrupt data, and prepared statements. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/keycodec.h"
+#include "sql/kv_mem.h"
+#include "sql/session.h"
+
+typedef struct out {
+    char buf[4096];
+} out;
+
+static int collect(void *arg, sql_stmt *st)
+{
+    out *o = arg;
+    size_t len = strlen(o->buf);
+    for (int i = 0; i < sql_column_count(st); i++) {
+        const unsigned char *t = sql_column_text(st, i);
+        len += (size_t)snprintf(o->buf + len, sizeof(o->buf) - len, "%s%s", i ? "|" : "",
+                                t ? (const char *)t : "NULL");
+    }
+    snprintf(o->buf + len, sizeof(o->buf) - len, ";");
+    return 0;
+}
+
+static void ok(sql_session *s, const char *sql)
+{
+    merr e = {0};
+    int rc = sql_exec(s, sql, NULL, NULL, &e);
+    if (rc) fail_msg("%s: %s", sql, merr_msg(&e));
+}
+
+static const char *q(sql_session *s, const char *sql, out *o)
+{
+    merr e = {0};
+    o->buf[0] = 0;
+    int rc = sql_exec(s, sql, collect, o, &e);
+    if (rc) fail_msg("%s: %s", sql, merr_msg(&e));
+    return o->buf;
+}
+
+static void err(sql_session *s, const char *sql, int code, const char *msg)
+{
+    merr e = {0};
+    int rc = sql_exec(s, sql, NULL, NULL, &e);
+    if (rc != code) fail_msg("%s: got %d (%s), want %d", sql, rc, merr_msg(&e), code);
+    if (msg && !strstr(merr_msg(&e), msg))
+        fail_msg("%s: message \"%s\" lacks \"%s\"", sql, e.msg, msg);
+}
+
+static sql_session *g_session; /* for the cancel callback */
+
+typedef struct fx {
+    sql_kv_mem *kv;
+    sql_session *s;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    merr e = {0};
+    assert_int_equal(sql_kv_mem_open(&f->kv), 0);
+    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &f->s, &e), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    sql_session_close(f->s);
+    sql_kv_mem_close(f->kv);
+    free(f);
+    return 0;
+}
+
+static void fill(sql_session *s)
+{
+    ok(s, "CREATE TABLE t(id INTEGER PRIMARY KEY, grp INT, name TEXT, v REAL)");
+    ok(s, "CREATE INDEX t_grp ON t(grp)");
+    ok(s, "CREATE TABLE c(a INT, b TEXT, x, PRIMARY KEY(a, b))");
+    ok(s, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+          "INSERT INTO t SELECT i, i % 10, 'n' || i, i * 0.5 FROM n");
+    ok(s, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+          "INSERT INTO c SELECT i / 10, 'b' || (i % 10), i FROM n");
+}
+
+/* Rows the KV returned for one statement (rows scanned is what a plan
+ * costs; gets are point reads). */
+static sql_kv_mem_stats measure(fx *f, const char *sql, out *o)
+{
+    sql_kv_mem_reset_stats(f->kv);
+    q(f->s, sql, o);
+    return sql_kv_mem_get_stats(f->kv);
+}
+
+static void test_access_paths(void **state)
+{
+    fx *f = *state;
+    out o;
+    fill(f->s);
+    sql_kv_mem_stats st = measure(f, "SELECT name FROM t WHERE id = 42", &o);
+    assert_string_equal(o.buf, "n42;");
+    assert_int_equal(st.rows, 1); /* a point lookup, not a scan */
+    st = measure(f, "SELECT count(*) FROM t WHERE id >= 10 AND id < 20", &o);
+    assert_string_equal(o.buf, "10;");
+    assert_int_equal(st.rows, 10); /* a bounded range */
+    st = measure(f, "SELECT count(*) FROM t WHERE id > 95", &o);
+    assert_string_equal(o.buf, "5;");
+    assert_int_equal(st.rows, 5);
+    st = measure(f, "SELECT count(*) FROM t WHERE name = 'n7'", &o);
+    assert_string_equal(o.buf, "1;");
+    assert_int_equal(st.rows, 100); /* no index on name: a full scan */
+    st = measure(f, "SELECT sum(v) FROM t WHERE grp = 3", &o);
+    assert_string_equal(o.buf, "240.0;");
+    assert_int_equal(st.rows, 10); /* ten index entries... */
+    /* ...ten row fetches, and the schema version read twice (when the
+     * statement is prepared, then in its transaction). */
+    assert_int_equal(st.gets, 10 + 2);
+    st = measure(f, "SELECT count(*), sum(id) FROM t WHERE grp = 3", &o);
+    assert_string_equal(o.buf, "10|480;");
+    assert_int_equal(st.rows, 10);
+    assert_int_equal(st.gets, 2); /* the index covers grp and id: no row fetch */
+    st = measure(f, "SELECT x FROM c WHERE a = 3 AND b = 'b4'", &o);
+    assert_string_equal(o.buf, "34;");
+    assert_int_equal(st.rows, 1);
+    st = measure(f, "SELECT count(*) FROM c WHERE a = 3", &o);
+    assert_string_equal(o.buf, "10;");
+    assert_int_equal(st.rows, 10); /* a prefix of a composite key */
+    st = measure(f, "SELECT count(*) FROM c WHERE a = 3 AND b > 'b6'", &o);
+    assert_string_equal(o.buf, "3;");
+    assert_int_equal(st.rows, 3);
+    st = measure(f, "SELECT name FROM t WHERE id IN (5, 50, 500)", &o);
+    assert_int_equal(st.rows, 2);
+    /* A statement on its own that only reads runs read-only (a snapshot
+     * read); one that writes does not. */
+    assert_int_equal(st.ro_begins, st.begins);
+    st = measure(f, "UPDATE t SET v = 0 WHERE id = 1", &o);
+    assert_int_equal(st.begins - st.ro_begins, 1);
+    assert_int_equal(st.commits, 1);
+}
+
+static void test_order_by_consumed(void **state)
+{
+    fx *f = *state;
+    out o;
+    fill(f->s);
+    q(f->s, "EXPLAIN QUERY PLAN SELECT * FROM t ORDER BY id DESC", &o);
+    assert_null(strstr(o.buf, "TEMP B-TREE"));
+    q(f->s, "EXPLAIN QUERY PLAN SELECT * FROM c WHERE a = 2 ORDER BY b", &o);
+    assert_null(strstr(o.buf, "TEMP B-TREE"));
+    q(f->s, "EXPLAIN QUERY PLAN SELECT * FROM t ORDER BY name", &o);
+    assert_non_null(strstr(o.buf, "TEMP B-TREE")); /* no index: SQLite sorts */
+    q(f->s, "SELECT id FROM t ORDER BY id DESC LIMIT 3", &o);
+    assert_string_equal(o.buf, "100;99;98;");
+    sql_kv_mem_stats st = measure(f, "SELECT id FROM t LIMIT 3 OFFSET 2", &o);
+    assert_string_equal(o.buf, "3;4;5;");
+    assert_int_equal(st.rows, 5); /* LIMIT + OFFSET pushed into the scan */
+    st = measure(f, "SELECT id FROM t ORDER BY id DESC LIMIT 2", &o);
+    assert_string_equal(o.buf, "100;99;");
+    assert_int_equal(st.rows, 2);
+    st = measure(f, "SELECT id FROM t ORDER BY name LIMIT 2", &o);
+    assert_string_equal(o.buf, "1;10;");
+    assert_int_equal(st.rows, 100); /* SQLite sorts: it needs every row */
+    st = measure(f, "SELECT id FROM t WHERE v > 49 LIMIT 2", &o);
+    assert_string_equal(o.buf, "99;100;");
+    assert_int_equal(st.rows, 100); /* filtered after the scan: no pushdown */
+    st = measure(f, "SELECT x FROM c WHERE a = 9 ORDER BY b DESC LIMIT 2", &o);
+    assert_string_equal(o.buf, "99;98;");
+    assert_true(st.rows <= 10);
+}
+
+static void test_errors(void **state)
+{
+    fx *f = *state;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT UNIQUE, c CHECK (c > 0))");
+    err(f->s, "SELEKT 1", MERR_INVALID, "syntax error");
+    err(f->s, "SELECT * FROM missing", MERR_INVALID, "no such table: missing");
+    err(f->s, "SELECT nope FROM t", MERR_INVALID, "no such column: nope");
+    err(f->s, "INSERT INTO t VALUES(1, 'x', 1, 1)", MERR_INVALID, "3 columns but 4 values");
+    err(f->s, "INSERT INTO t VALUES('abc', 'x', 1)", MERR_INVALID, "datatype mismatch");
+    err(f->s, "INSERT INTO t VALUES(1, 'x', 0)", MERR_INVALID, "CHECK constraint failed");
+    err(f->s, "ATTACH 'x.db' AS x", MERR_UNSUPPORTED, "ATTACH");
+    err(f->s, "CREATE TEMP TABLE tt(a)", MERR_UNSUPPORTED, "temporary");
+    err(f->s, "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END", MERR_UNSUPPORTED, NULL);
+    err(f->s, "ALTER TABLE t DROP COLUMN c", MERR_UNSUPPORTED, "DROP COLUMN");
+    err(f->s, "CREATE INDEX pi ON t(b) WHERE b > 'a'", MERR_UNSUPPORTED, "partial");
+    err(f->s, "CREATE INDEX ei ON t(b || 'x')", MERR_UNSUPPORTED, "expressions");
+    err(f->s, "CREATE TABLE n(a TEXT COLLATE NOCASE PRIMARY KEY)", MERR_UNSUPPORTED, "NOCASE");
+    err(f->s, "INSERT INTO t VALUES(1, 'x', 1) ON CONFLICT(a) DO UPDATE SET b = 'y' RETURNING *",
+        MERR_INVALID, "UPSERT");
+    /* Keys have at most MKEY_MAX_COLS columns: a too-wide index is refused. */
+    {
+        char wide[4096] = "CREATE TABLE w(", idx[2048] = "CREATE INDEX wi ON w(";
+        for (int i = 0; i < 40; i++) {
+            char c[32];
+            snprintf(c, sizeof(c), "%sc%d", i ? ", " : "", i);
+            strcat(wide, c);
+            strcat(idx, c);
+        }
+        strcat(wide, ", PRIMARY KEY(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, "
+                     "c14, c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28))");
+        strcat(idx, ")");
+        ok(f->s, wide);
+        err(f->s, idx, MERR_TOOBIG, "too many columns");
+        ok(f->s, "SELECT count(*) FROM w");
+    }
+    /* The failed DDL left nothing behind. */
+    out o;
+    q(f->s, "SELECT count(*) FROM sqlite_schema WHERE name IN ('pi', 'ei', 'n', 'tt', 'wi')", &o);
+    assert_string_equal(o.buf, "0;");
+    ok(f->s, "INSERT INTO t VALUES(1, 'x', 1)");
+    /* Garbage input of every kind gets an error, never a crash. */
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    static const char *frags[] = {"SELECT", "(",    ")",      "'",     "\"",     "t",
+                                  "*",      "FROM", "WHERE",  "=",     "1",      ",",
+                                  "--",     "/*",   "CREATE", "TABLE", "INSERT", "INTO",
+                                  "VALUES", "DROP", "ALTER",  "BEGIN", "x'0",    ";"};
+    for (int i = 0; i < 400; i++) {
+        char sql[256] = "";
+        for (int k = 0; k < 8; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            strcat(sql, frags[x % (sizeof(frags) / sizeof(frags[0]))]);
+            strcat(sql, " ");
+        }
+        merr e = {0};
+        sql_exec(f->s, sql, NULL, NULL, &e);
+        if (sql_session_in_txn(f->s)) sql_exec(f->s, "ROLLBACK", NULL, NULL, &e);
+    }
+    q(f->s, "SELECT * FROM t", &o);
+    assert_string_equal(o.buf, "1|x|1;");
+}
+
+static void test_sessions_share_catalog(void **state)
+{
+    fx *f = *state;
+    sql_session *s2;
+    merr e = {0};
+    out o;
+    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &s2, &e), 0);
+    ok(f->s, "CREATE TABLE a(k INTEGER PRIMARY KEY, v TEXT DEFAULT 'd')");
+    ok(f->s, "INSERT INTO a(k) VALUES(1)");
+    q(s2, "SELECT * FROM a", &o); /* s2 loads the new schema */
+    assert_string_equal(o.buf, "1|d;");
+    ok(s2, "ALTER TABLE a ADD COLUMN w INT DEFAULT 7");
+    q(f->s, "SELECT * FROM a", &o);
+    assert_string_equal(o.buf, "1|d|7;");
+    /* Uncommitted DDL is invisible to the other session. */
+    ok(s2, "BEGIN");
+    ok(s2, "CREATE TABLE hidden(x)");
+    err(f->s, "SELECT * FROM hidden", MERR_INVALID, "no such table");
+    ok(s2, "COMMIT");
+    q(f->s, "SELECT count(*) FROM hidden", &o);
+    assert_string_equal(o.buf, "0;");
+    /* A new session on the same KV sees everything. */
+    sql_session_close(s2);
+    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &s2, &e), 0);
+    q(s2, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name", &o);
+    assert_string_equal(o.buf, "a;hidden;");
+    sql_session_close(s2);
+}
+
+static void test_concurrent_transactions(void **state)
+{
+    fx *f = *state;
+    sql_session *s2;
+    merr e = {0};
+    out o;
+    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &s2, &e), 0);
+    ok(f->s, "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INT, oncall INT)");
+    ok(f->s, "INSERT INTO acct VALUES(1, 100, 1), (2, 100, 1)");
+    /* Lost update: both read-modify-write the same row; the later commit aborts. */
+    ok(f->s, "BEGIN");
+    ok(s2, "BEGIN");
+    ok(f->s, "UPDATE acct SET bal = bal + 10 WHERE id = 1");
+    ok(s2, "UPDATE acct SET bal = bal + 20 WHERE id = 1");
+    ok(f->s, "COMMIT");
+    err(s2, "COMMIT", MERR_ABORTED, "aborted");
+    assert_int_equal(sql_session_in_txn(s2), 0);
+    q(f->s, "SELECT bal FROM acct WHERE id = 1", &o);
+    assert_string_equal(o.buf, "110;");
+    /* Write skew (each takes the other off call after checking someone
+     * stays on call): serializability makes one abort. */
+    ok(f->s, "BEGIN");
+    ok(s2, "BEGIN");
+    q(f->s, "SELECT count(*) FROM acct WHERE oncall = 1", &o);
+    assert_string_equal(o.buf, "2;");
+    q(s2, "SELECT count(*) FROM acct WHERE oncall = 1", &o);
+    ok(f->s, "UPDATE acct SET oncall = 0 WHERE id = 1");
+    ok(s2, "UPDATE acct SET oncall = 0 WHERE id = 2");
+    ok(f->s, "COMMIT");
+    err(s2, "COMMIT", MERR_ABORTED, NULL);
+    q(f->s, "SELECT count(*) FROM acct WHERE oncall = 1", &o);
+    assert_string_equal(o.buf, "1;");
+    /* Concurrent DDL invalidates a transaction that used the old schema. */
+    ok(s2, "BEGIN");
+    q(s2, "SELECT count(*) FROM acct", &o);
+    ok(f->s, "CREATE INDEX acct_bal ON acct(bal)");
+    ok(s2, "INSERT INTO acct VALUES(3, 5, 0)");
+    err(s2, "COMMIT", MERR_ABORTED, NULL);
+    q(f->s, "SELECT id FROM acct WHERE bal = 110", &o);
+    assert_string_equal(o.buf, "1;");
+    sql_session_close(s2);
+}
+
+static void test_corrupt_row(void **state)
+{
+    fx *f = *state;
+    sql_kv_txn *t;
+    mbuf k = MBUF_INIT;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)");
+    ok(f->s, "INSERT INTO t VALUES(1, 'fine')");
+    /* Table ids start at 100; the first table's rows are (100, 1, rowid). */
+    mkey_val kv[3] = {mkey_int(100, 0), mkey_int(1, 0), mkey_int(2, 0)};
+    assert_int_equal(mkey_encode(kv, 3, &k), 0);
+    assert_int_equal(sql_kv_mem_ops.begin(f->kv, 0, &t, NULL), 0);
+    assert_int_equal(sql_kv_mem_ops.put(t, k.data, k.len, (const uint8_t *)"\x01\x0b\x7f", 3, NULL),
+                     0);
+    assert_int_equal(sql_kv_mem_ops.commit(t, NULL), 0);
+    err(f->s, "SELECT * FROM t", MERR_INVALID, "record");
+    err(f->s, "SELECT * FROM t WHERE a = 2", MERR_INVALID, "record");
+    out o;
+    q(f->s, "SELECT b FROM t WHERE a = 1", &o);
+    assert_string_equal(o.buf, "fine;");
+    mbuf_free(&k);
+}
+
+static void test_prepared(void **state)
+{
+    fx *f = *state;
+    sql_stmt *st;
+    merr e = {0};
+    const char *tail;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT, c BLOB)");
+    assert_int_equal(
+        sql_prepare(f->s, "INSERT INTO t VALUES(?1, ?2, ?3); SELECT 1", &st, &tail, &e), 0);
+    assert_string_equal(tail, " SELECT 1");
+    for (int i = 1; i <= 3; i++) {
+        sqlite3_bind_int(sql_stmt_handle(st), 1, i);
+        sqlite3_bind_text(sql_stmt_handle(st), 2, "x", -1, SQLITE_STATIC);
+        sqlite3_bind_blob(sql_stmt_handle(st), 3, "\0\1", 2, SQLITE_STATIC);
+        assert_int_equal(sql_step(st, &e), 0);
+        assert_int_equal(sqlite3_reset(sql_stmt_handle(st)), SQLITE_OK);
+        assert_int_equal(sql_finalize(st, &e), 0);
+        if (i < 3)
+            assert_int_equal(sql_prepare(f->s, "INSERT INTO t VALUES(?1, ?2, ?3)", &st, NULL, &e),
+                             0);
+    }
+    assert_int_equal(
+        sql_prepare(f->s, "SELECT a, b, c AS blobby FROM t WHERE a >= ?", &st, NULL, &e), 0);
+    sqlite3_bind_int(sql_stmt_handle(st), 1, 2);
+    assert_int_equal(sql_column_count(st), 3);
+    assert_string_equal(sql_column_name(st, 2), "blobby");
+    assert_int_equal(sql_step(st, &e), 1);
+    assert_int_equal(sql_column_type(st, 0), SQLITE_INTEGER);
+    assert_int_equal(sql_column_int64(st, 0), 2);
+    assert_int_equal(sql_column_type(st, 2), SQLITE_BLOB);
+    assert_int_equal(sql_column_bytes(st, 2), 2);
+    assert_memory_equal(sql_column_blob(st, 2), "\0\1", 2);
+    assert_int_equal(sql_finalize(st, &e), 0); /* finalized before the end: fine */
+    assert_int_equal(sql_prepare(f->s, "  -- only a comment\n", &st, NULL, &e), 0);
+    assert_null(st);
+}
+
+static void test_system_views(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b UNIQUE, c)");
+    ok(f->s, "CREATE INDEX tc ON t(c DESC, b)");
+    ok(f->s, "CREATE VIEW v AS SELECT a FROM t");
+    q(f->s, "SELECT name, table_id, type FROM meridian_tables ORDER BY name", &o);
+    assert_string_equal(o.buf, "t|100|table;v|NULL|view;");
+    q(f->s, "SELECT name, index_id, is_unique, columns FROM meridian_indexes ORDER BY index_id",
+      &o);
+    assert_string_equal(o.buf, "sqlite_autoindex_t_1|2|1|b;tc|3|0|c DESC, b;");
+    /* Joinable and filterable like any table; DDL shows up at once. */
+    ok(f->s, "BEGIN");
+    ok(f->s, "DROP INDEX tc");
+    q(f->s,
+      "SELECT t.name, count(i.name) FROM meridian_tables t LEFT JOIN meridian_indexes i "
+      "ON i.table_name = t.name WHERE t.type = 'table' GROUP BY t.name",
+      &o);
+    assert_string_equal(o.buf, "t|1;");
+    ok(f->s, "ROLLBACK");
+    q(f->s, "SELECT count(*) FROM meridian_indexes", &o);
+    assert_string_equal(o.buf, "2;");
+}
+
+static int after_n(void *arg)
+{
+    int *left = arg;
+    return --*left < 0;
+}
+
+static int cancel_at_second_row(void *arg, sql_stmt *st)
+{
+    int *rows = arg;
+    (void)st;
+    if (++*rows == 2) sql_session_cancel(g_session);
+    return 0;
+}
+
+static void test_deadline_and_cancel(void **state)
+{
+    fx *f = *state;
+    out o;
+    int left = 3, rows = 0;
+    merr e = {0};
+    static const char *big = "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                             "WHERE i < 1000000) ";
+    char sql[512];
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY)");
+    ok(f->s, "INSERT INTO t VALUES(1), (2), (3)");
+    /* The deadline passes after three checks: the statement stops and its
+     * writes are undone, whether on its own or inside a transaction. */
+    sql_session_set_deadline(f->s, after_n, &left);
+    snprintf(sql, sizeof(sql), "%s INSERT INTO t SELECT i + 10 FROM c", big);
+    err(f->s, sql, MERR_TIMEOUT, "statement timeout");
+    left = 3;
+    ok(f->s, "BEGIN");
+    ok(f->s, "INSERT INTO t VALUES(4)");
+    err(f->s, sql, MERR_TIMEOUT, NULL);
+    ok(f->s, "COMMIT");
+    sql_session_set_deadline(f->s, NULL, NULL);
+    q(f->s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "4;");
+    /* Cancellation stops a running statement. */
+    g_session = f->s;
+    assert_int_equal(sql_exec(f->s, "SELECT a FROM t ORDER BY a", cancel_at_second_row, &rows, &e),
+                     MERR_CANCELED);
+    assert_int_equal(rows, 2);
+    q(f->s, "SELECT count(*) FROM t", &o); /* the session goes on */
+    assert_string_equal(o.buf, "4;");
+}
+
+static void test_read_only_session(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    ok(f->s, "INSERT INTO t VALUES(1, 'x')");
+    sql_session_set_read_only(f->s, 1);
+    sql_kv_mem_reset_stats(f->kv);
+    q(f->s, "SELECT * FROM t", &o);
+    assert_string_equal(o.buf, "1|x;");
+    err(f->s, "INSERT INTO t VALUES(2, 'y')", MERR_INVALID, "read-only");
+    err(f->s, "CREATE TABLE u(x)", MERR_INVALID, "read-only");
+    ok(f->s, "BEGIN");
+    q(f->s, "SELECT count(*) FROM t", &o);
+    err(f->s, "DELETE FROM t", MERR_INVALID, "read-only");
+    ok(f->s, "COMMIT");
+    sql_kv_mem_stats st = sql_kv_mem_get_stats(f->kv);
+    assert_int_equal(st.ro_begins, st.begins);
+    sql_session_set_read_only(f->s, 0);
+    ok(f->s, "INSERT INTO t VALUES(2, 'y')");
+    q(f->s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "2;");
+}
+
+static int g_fail_commits; /* commits of writes that lose an injected conflict */
+
+static int flaky_commit(sql_kv_txn *t, merr *e)
+{
+    if (g_fail_commits > 0) {
+        g_fail_commits--;
+        sql_kv_mem_ops.rollback(t);
+        return merr_set(e, MERR_ABORTED, "transaction aborted: injected conflict");
+    }
+    return sql_kv_mem_ops.commit(t, e);
+}
+
+static void test_autocommit_retry(void **state)
+{
+    fx *f = *state;
+    sql_kv_ops flaky = sql_kv_mem_ops;
+    sql_session *s;
+    merr e = {0};
+    out o;
+    flaky.commit = flaky_commit;
+    assert_int_equal(sql_session_open(&flaky, f->kv, &s, &e), 0);
+    ok(s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    /* Two lost conflicts: the statement reruns and lands once. */
+    g_fail_commits = 2;
+    ok(s, "INSERT INTO t(b) VALUES('x')");
+    assert_int_equal(g_fail_commits, 0);
+    q(s, "SELECT * FROM t", &o);
+    assert_string_equal(o.buf, "1|x;");
+    /* Past the retry budget the abort reaches the client; nothing landed. */
+    g_fail_commits = 10;
+    err(s, "INSERT INTO t(b) VALUES('y')", MERR_ABORTED, "injected");
+    assert_int_equal(g_fail_commits, 10 - 4);
+    g_fail_commits = 0;
+    q(s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "1;");
+    /* Inside BEGIN nothing is retried: COMMIT reports the abort. */
+    ok(s, "BEGIN");
+    ok(s, "INSERT INTO t(b) VALUES('z')");
+    g_fail_commits = 1;
+    err(s, "COMMIT", MERR_ABORTED, NULL);
+    q(s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "1;");
+    sql_session_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_access_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_by_consumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_share_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepared, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_system_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
