@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "proto/kv.pb-c.h"
+#include "server/pbreply.h"
 #include "server/replica.h"
 #include "timesvc/hlc.h"
 
@@ -45,19 +46,6 @@ static void fill_error(host *h, replica *r, Meridian__Kv__Error *err, int code, 
         const char *a = err->leader_hint ? host_peer_addr(h, err->leader_hint) : NULL;
         err->leader_address = (char *)(a ? a : "");
     }
-}
-
-static void reply_msg(rpc_req *req, const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
-        return;
-    }
-    protobuf_c_message_pack(m, buf);
-    rpc_reply(req, 0, NULL, buf, len);
-    free(buf);
 }
 
 /* Finds the replica for a request: by range id, or by key when id is 0. */
@@ -135,7 +123,7 @@ static void on_get(void *arg, rpc_req *req)
         fill_error(h, r, &err, rc, why);
         resp.error = &err;
     }
-    reply_msg(req, &resp.base);
+    pb_reply(req, &resp.base);
     free(val);
     meridian__kv__get_request__free_unpacked(q, NULL);
 }
@@ -156,7 +144,7 @@ static void on_written(void *arg, int code, const char *msg, uint64_t commit_ts)
     } else {
         resp.commit_ts = commit_ts;
     }
-    reply_msg(w->req, &resp.base);
+    pb_reply(w->req, &resp.base);
     free(w);
 }
 
@@ -224,7 +212,7 @@ static void on_write(void *arg, rpc_req *req)
     if (rc) {
         fill_error(h, r, &err, rc, why);
         resp.error = &err;
-        reply_msg(req, &resp.base);
+        pb_reply(req, &resp.base);
     }
     free(w);
     meridian__kv__write_request__free_unpacked(q, NULL);
@@ -305,7 +293,7 @@ static void on_scan(void *arg, rpc_req *req)
         resp.error = &err;
         resp.n_rows = 0;
     }
-    reply_msg(req, &resp.base);
+    pb_reply(req, &resp.base);
     for (size_t i = 0; i < acc.n; i++) free(acc.rows[i]);
     free(acc.rows);
     meridian__kv__scan_request__free_unpacked(q, NULL);

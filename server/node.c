@@ -22,6 +22,7 @@
 #include "server/admin_http.h"
 #include "server/store_dir.h"
 #include "server/kv_service.h"
+#include "server/pbreply.h"
 #include "server/node_int.h"
 #include "server/replica.h"
 
@@ -92,19 +93,6 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
 
 /* ---- node-level rpc methods (loop thread) ---- */
 
-static void reply_packed(rpc_req *req, const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
-        return;
-    }
-    protobuf_c_message_pack(m, buf);
-    rpc_reply(req, 0, NULL, buf, len);
-    free(buf);
-}
-
 /* node.Init: makes this node the first node of a new cluster. Refused once
  * the store has an identity, so a second init can never fork a cluster. */
 static void on_init(void *arg, rpc_req *req)
@@ -128,7 +116,7 @@ static void on_init(void *arg, rpc_req *req)
     Meridian__Node__InitResponse resp = MERIDIAN__NODE__INIT_RESPONSE__INIT;
     resp.cluster_id = cid;
     resp.node_id = 1;
-    reply_packed(req, &resp.base);
+    pb_reply(req, &resp.base);
 }
 
 static void on_status(void *arg, rpc_req *req)
@@ -146,7 +134,7 @@ static void on_status(void *arg, rpc_req *req)
     resp.version = MERIDIAN_VERSION;
     resp.revision = (char *)meridian_git_revision();
     resp.uptime_seconds = (double)(mtime_mono_ns() - n->started_mono_ns) / 1e9;
-    reply_packed(req, &resp.base);
+    pb_reply(req, &resp.base);
 }
 
 /* ---- start and stop ---- */

@@ -22,6 +22,7 @@
 #include "common/mtime.h"
 #include "proto/node.pb-c.h"
 #include "server/node_int.h"
+#include "server/pbreply.h"
 #include "server/replica.h"
 
 #define MOD              "cluster"
@@ -35,15 +36,6 @@ static const uint8_t KEY_NODE_COUNTER[] = "\x00sys/node-id-counter";
 static replica *range1(node *n)
 {
     return host_find(&n->host, NODE_GENESIS_RANGE);
-}
-
-static int pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    *out = malloc(*len ? *len : 1);
-    if (!*out) return MERR_NOMEM;
-    protobuf_c_message_pack(m, *out);
-    return 0;
 }
 
 /* ---- bootstrap ---- */
@@ -122,14 +114,7 @@ static void on_admitted(void *arg, int code, const char *msg, uint64_t commit_ts
         uint64_t g[1] = {1};
         resp.genesis_voters = g;
         resp.n_genesis_voters = 1;
-        uint8_t *buf;
-        size_t len;
-        if (pack(&resp.base, &buf, &len) == 0) {
-            rpc_reply(a->req, 0, NULL, buf, len);
-            free(buf);
-        } else {
-            rpc_reply(a->req, MERR_NOMEM, "out of memory", NULL, 0);
-        }
+        pb_reply(a->req, &resp.base);
         MLOG_I(MOD, "node admitted", "node_id=%" PRIu64 " address=%s", a->node_id, a->address);
         n->admitting = 0;
     }
@@ -160,14 +145,7 @@ static void on_join(void *arg, rpc_req *req)
         if (addr && leader != n->host.node_id) {
             Meridian__Node__JoinResponse resp = MERIDIAN__NODE__JOIN_RESPONSE__INIT;
             resp.redirect = (char *)addr;
-            uint8_t *buf;
-            size_t len;
-            if (pack(&resp.base, &buf, &len) == 0) {
-                rpc_reply(req, 0, NULL, buf, len);
-                free(buf);
-            } else {
-                rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
-            }
+            pb_reply(req, &resp.base);
         } else {
             rpc_reply(req, MERR_UNAVAILABLE, "range 1 has no leaseholder yet", NULL, 0);
         }
@@ -286,7 +264,7 @@ static void try_join(node *n)
     q.locality = (char *)n->cfg.locality;
     uint8_t *buf;
     size_t len;
-    if (pack(&q.base, &buf, &len)) return;
+    if (pb_pack(&q.base, &buf, &len)) return;
     int64_t deadline = mtime_real_ns() / 1000 + 5 * 1000000;
     if (rpc_node_call(n->rpc, handle, "node.Join", buf, len, deadline, on_join_reply, n, NULL) == 0)
         n->join_inflight = 1;
@@ -322,7 +300,7 @@ static void gossip_peers(node *n)
     m.n_peers = n->host.npeers;
     uint8_t *buf;
     size_t len;
-    if (pack(&m.base, &buf, &len)) return;
+    if (pb_pack(&m.base, &buf, &len)) return;
     for (size_t i = 0; i < n->host.npeers; i++)
         if (n->host.peers[i].id != n->host.node_id)
             rpc_node_oneway(n->rpc, n->host.peers[i].id, "node.Peers", buf, len);
