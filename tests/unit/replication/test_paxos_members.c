@@ -131,6 +131,52 @@ static void test_change_survives_leader_crash(void **state)
     tc_free(&c);
 }
 
+static void add_voter(tc *c, int leader, paxos_node_id who)
+{
+    assert_int_equal(config_op(c, leader, PAXOS_ADD_LEARNER, who), 0);
+    tc_run(c, 4, TICK);
+    assert_int_equal(config_op(c, leader, PAXOS_PROMOTE, who), 0);
+    tc_run(c, 4, TICK);
+}
+
+/* Phase 1 walks the chain of configs: a candidate that only knows {1,2,3}
+ * while the group grew to {1..5} must win a majority of every config it
+ * recovers — {2,3} is a majority of {1,2,3} but not of {1..5}. */
+static void test_phase1_quorum_chain(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 5, 3);
+    tc_campaign(&c, 1);
+    tc_run(&c, 2, TICK);
+    for (int i = 1; i <= 5; i++) c.cut[3][i] = c.cut[i][3] = i != 3;
+    add_voter(&c, 1, 4);
+    add_voter(&c, 1, 5);
+    paxos_members m;
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_int_equal(m.nvoters, 5);
+    paxos_get_members(c.g[3], &m, NULL);
+    assert_int_equal(m.nvoters, 3); /* node 3 saw none of it */
+    assert_int_equal(tc_propose(&c, 1, 50, "chosen by 1,4,5 or 1,2,4,5"), 0);
+    tc_run(&c, 3, TICK);
+    paxos_group_free(c.g[1]);
+    c.g[1] = NULL;
+    c.now += 4000000000LL;
+    /* 3 reaches only 2: a majority of its own old config, not of the newer ones. */
+    c.cut[3][2] = c.cut[2][3] = 0;
+    tc_campaign(&c, 3);
+    assert_int_not_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    /* With 4 reachable too it holds a majority of every config in the chain. */
+    c.cut[3][4] = c.cut[4][3] = 0;
+    tc_campaign(&c, 3);
+    assert_int_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    tc_run(&c, 4, TICK);
+    assert_true(tc_has(&c, 3, 50));
+    paxos_get_members(c.g[3], &m, NULL);
+    assert_int_equal(m.nvoters, 5);
+    tc_free(&c);
+}
+
 /* A replica behind the truncation point gets the snapshot in chunks, installs
  * it, then continues from the log. */
 static void test_snapshot_catch_up(void **state)
@@ -233,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_learner_promote_remove),
         cmocka_unit_test(test_promote_requires_caught_up),
         cmocka_unit_test(test_change_survives_leader_crash),
+        cmocka_unit_test(test_phase1_quorum_chain),
         cmocka_unit_test(test_snapshot_catch_up),
         cmocka_unit_test(test_candidate_behind_snapshot_stands_down),
     };
