@@ -196,6 +196,20 @@ static int chain_won(paxos_group *g, paxos_update *u, int *rc)
 
 static int become_leader(paxos_group *g, paxos_update *u)
 {
+    if (paxos_ballot_cmp(g->promised, g->ballot) > 0) { /* we promised higher since */
+        paxos_become_follower(g, g->promised, 0);
+        return 0;
+    }
+    if (paxos_ballot_cmp(g->ballot, g->promised) > 0) {
+        /* Our own promise may still be held (not yet durable) or refused (we
+         * granted someone a lease): we won with others' promises. Our acceptor
+         * is about to accept in our ballot, so it must also promise it — else
+         * it could later promise a lower ballot and overwrite our values. */
+        g->promised = g->ballot;
+        u->hs_changed = 1;
+        u->promised = g->ballot;
+        paxos_persist_begin(g, u);
+    }
     g->role = PAXOS_LEADER;
     g->leader = g->cfg.self;
     g->lease_epoch++;

@@ -58,6 +58,12 @@ typedef struct ps_global {
     uint64_t probe_slot; /* ... at this slot */
 } ps_global;
 
+/* Promises delivered per ballot, to check every new leader's phase-1 quorum. */
+typedef struct ps_promises {
+    paxos_ballot b;
+    uint32_t mask; /* bit n: node n's promise arrived */
+} ps_promises;
+
 typedef struct ps_prop {
     uint64_t slot; /* where it was chosen, 0 if not (yet) */
     int group;
@@ -89,6 +95,8 @@ typedef struct ps_sim {
     int failed;
     char why[256];
     int healing; /* liveness phase: no more faults */
+    ps_promises prom[PS_MAX_GROUPS][16];
+    unsigned promn[PS_MAX_GROUPS];
     /* stats */
     uint64_t elections, snapshots, installs, config_changes, transfers, crashes;
 } ps_sim;

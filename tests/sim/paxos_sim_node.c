@@ -366,13 +366,50 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
     return 0;
 }
 
+static ps_promises *promises_of(ps_sim *s, int gi, paxos_ballot b, int add)
+{
+    for (unsigned i = 0; i < 16; i++)
+        if (s->prom[gi][i].mask && paxos_ballot_cmp(s->prom[gi][i].b, b) == 0)
+            return &s->prom[gi][i];
+    if (!add) return NULL;
+    ps_promises *p = &s->prom[gi][s->promn[gi]++ % 16];
+    p->b = b;
+    p->mask = 0;
+    return p;
+}
+
+/* A new leader must hold promises from a majority of the newest config any
+ * replica has applied: phase 1 walks the chain of configs up to it. */
+static void check_new_leader(ps_sim *s, int n, int gi)
+{
+    paxos_ballot b = paxos_get_ballot(s->node[n].g[gi]);
+    ps_promises *p = promises_of(s, gi, b, 0);
+    uint32_t mask = (p ? p->mask : 0) | (1u << n);
+    paxos_node_id ids[PS_MAX_NODES];
+    size_t k = 0;
+    for (int i = 1; i <= s->nodes; i++)
+        if (mask & (1u << i)) ids[k++] = (paxos_node_id)i;
+    const paxos_members *m = &s->glob[gi].cfg;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < m->nvoters; i++)
+        for (size_t j = 0; j < k; j++) c += ids[j] == m->voters[i];
+    if (c < m->nvoters / 2 + 1)
+        ps_fail(s, "g%d: n%d leads ballot %" PRIu64 ".%u without a majority of the current config",
+                gi, n, b.round, b.node);
+}
+
 int ps_step(ps_sim *s, int n, int gi, paxos_event *ev)
 {
     paxos_group *g = s->node[n].g[gi];
     if (!g || s->failed) return 0;
     paxos_update u;
     paxos_update_init(&u);
+    if (ev->type == PAXOS_EV_MESSAGE && ev->msg->type == PAXOS_MSG_PROMISE &&
+        !(ev->msg->flags & PAXOS_F_BEHIND))
+        promises_of(s, gi, ev->msg->ballot, 1)->mask |= 1u << ev->msg->from;
+    int was_leader = paxos_get_role(g) == PAXOS_LEADER;
     int rc = paxos_step(g, ev, &u);
+    if (!was_leader && paxos_get_role(g) == PAXOS_LEADER) check_new_leader(s, n, gi);
     if (rc == MERR_NOMEM || rc == MERR_INTERNAL || rc == MERR_CORRUPT)
         ps_fail(s, "n%d g%d: paxos_step: %s", n, gi, merr_str(rc));
     handle(s, n, gi, &u);
