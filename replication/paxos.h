@@ -277,6 +277,10 @@ void paxos_get_members(const paxos_group *g, paxos_members *committed, paxos_mem
  * block after a restart) and until when (its own tt.latest at the grant +
  * lease). For simulators checking the lease argument. */
 void paxos_get_grant(const paxos_group *g, paxos_node_id *to, int64_t *until);
+/* Checks the replica's internal invariants (log window, ballots, durability of
+ * applied slots, config index, leader state). 0, or MERR_INTERNAL with the
+ * broken rule in `why`. For simulators and tests. */
+int paxos_check(const paxos_group *g, char *why, size_t cap);
 /* The latest snapshot's slot and the membership in force after it. */
 void paxos_get_snapshot(const paxos_group *g, uint64_t *slot, paxos_members *members);
 const char *paxos_role_name(paxos_role r);

@@ -410,6 +410,8 @@ int ps_step(ps_sim *s, int n, int gi, paxos_event *ev)
     int was_leader = paxos_get_role(g) == PAXOS_LEADER;
     int rc = paxos_step(g, ev, &u);
     if (!was_leader && paxos_get_role(g) == PAXOS_LEADER) check_new_leader(s, n, gi);
+    char why[160];
+    if (paxos_check(g, why, sizeof(why))) ps_fail(s, "n%d g%d: %s", n, gi, why);
     if (rc == MERR_NOMEM || rc == MERR_INTERNAL || rc == MERR_CORRUPT)
         ps_fail(s, "n%d g%d: paxos_step: %s", n, gi, merr_str(rc));
     handle(s, n, gi, &u);
