@@ -52,7 +52,8 @@ typedef struct ps_global {
     uint64_t *prefix; /* [slot] rolling hash up to slot */
     uint64_t n;       /* slots known */
     paxos_members cfg;
-    uint64_t acked_slot; /* highest slot holding a proposal acked to a client */
+    paxos_ballot max_promised; /* highest ballot any replica ever promised */
+    uint64_t acked_slot;       /* highest slot holding a proposal acked to a client */
     uint64_t acked;
     int probe_done;      /* liveness phase: a probe proposal was chosen ... */
     uint64_t probe_slot; /* ... at this slot */
@@ -95,7 +96,7 @@ typedef struct ps_sim {
     int failed;
     char why[256];
     int healing; /* liveness phase: no more faults */
-    ps_promises prom[PS_MAX_GROUPS][16];
+    ps_promises prom[PS_MAX_GROUPS][64];
     unsigned promn[PS_MAX_GROUPS];
     /* stats */
     uint64_t elections, snapshots, installs, config_changes, transfers, crashes;

@@ -308,6 +308,8 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
     ps_node *nd = &s->node[n];
     /* 1. the log store: hard state, entries, truncation — then fsync */
     if (u->hs_changed) {
+        if (paxos_ballot_cmp(u->promised, s->glob[gi].max_promised) > 0)
+            s->glob[gi].max_promised = u->promised;
         uint8_t hs[12]; /* round (8) + node (4) */
         put_u64(hs, u->promised.round);
         put_u32(hs + 8, u->promised.node);
@@ -368,21 +370,25 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
 
 static ps_promises *promises_of(ps_sim *s, int gi, paxos_ballot b, int add)
 {
-    for (unsigned i = 0; i < 16; i++)
+    for (unsigned i = 0; i < 64; i++)
         if (s->prom[gi][i].mask && paxos_ballot_cmp(s->prom[gi][i].b, b) == 0)
             return &s->prom[gi][i];
     if (!add) return NULL;
-    ps_promises *p = &s->prom[gi][s->promn[gi]++ % 16];
+    ps_promises *p = &s->prom[gi][s->promn[gi]++ % 64];
     p->b = b;
     p->mask = 0;
     return p;
 }
 
 /* A new leader must hold promises from a majority of the newest config any
- * replica has applied: phase 1 walks the chain of configs up to it. */
+ * replica has applied: phase 1 walks the chain of configs up to it. This holds
+ * for a ballot nobody has promised to exceed (every config was chosen in a
+ * lower ballot, so its quorum met the promisers). A stale ballot whose
+ * promises were delayed may "win" later but can never get anything accepted. */
 static void check_new_leader(ps_sim *s, int n, int gi)
 {
     paxos_ballot b = paxos_get_ballot(s->node[n].g[gi]);
+    if (paxos_ballot_cmp(b, s->glob[gi].max_promised) < 0) return;
     ps_promises *p = promises_of(s, gi, b, 0);
     uint32_t mask = (p ? p->mask : 0) | (1u << n);
     paxos_node_id ids[PS_MAX_NODES];
