@@ -525,6 +525,13 @@ void ps_check(ps_sim *s)
                 ps_fail(s, "g%d: n%d holds a lease no majority protects", gi, n);
                 break;
             }
+            /* Lease reads are linearizable: a leaseholder's state machine has
+             * every write any leader acknowledged. */
+            if (s->node[n].app[gi].applied < s->glob[gi].acked_slot) {
+                ps_fail(s, "g%d: leaseholder n%d has applied %" PRIu64 " < acked slot %" PRIu64, gi,
+                        n, s->node[n].app[gi].applied, s->glob[gi].acked_slot);
+                break;
+            }
             if (holders++) {
                 ps_fail(s, "g%d: two valid leases at once (n%d and n%d)", gi, first, n);
                 break;
