@@ -16,6 +16,8 @@
  *    that state being durable (promises, accepted acknowledgements, lease grants,
  *    snapshot acks) and emits it only from the step that receives the matching
  *    PERSISTED event. So the caller may send update.msgs[] at once, always.
+ *    Persist updates in the order they were produced: a later one may
+ *    overwrite a slot an earlier one wrote.
  *  - update.chosen[] are handed out in slot order, exactly once, and only once
  *    they are durable in the local log, so a restart never finds an applied
  *    slot whose logged value is older than what was applied.
@@ -79,7 +81,7 @@ typedef struct paxos_entry {
 
 typedef enum paxos_msg_type {
     PAXOS_MSG_NONE = 0,
-    PAXOS_MSG_PREVOTE = 1,         /* "would you promise ballot? " (no state change) */
+    PAXOS_MSG_PREVOTE = 1,         /* "would you promise this ballot?" (no state change) */
     PAXOS_MSG_PREVOTE_REPLY = 2,   /* flags & PAXOS_F_REJECT when refused */
     PAXOS_MSG_PREPARE = 3,         /* phase 1a: ballot, slot = first open slot */
     PAXOS_MSG_PROMISE = 4,         /* phase 1b: accepted entries >= slot, commit */
