@@ -98,7 +98,7 @@ typedef enum paxos_msg_type {
 
 #define PAXOS_F_REJECT     0x01u /* replies: refused */
 #define PAXOS_F_QUIESCE    0x02u /* heartbeat: leader goes quiet */
-#define PAXOS_F_BEHIND     0x04u /* promise: the candidate is behind my snapshot */
+#define PAXOS_F_BEHIND     0x04u /* reject: the candidate is behind my snapshot */
 #define PAXOS_F_TRANSFER   0x08u /* prepare: the old leader (aux) released its lease */
 #define PAXOS_F_LAST_CHUNK 0x10u /* snapshot: last chunk */
 #define PAXOS_F_ALL        0x1fu

@@ -160,6 +160,7 @@ void paxos_learn_commit(paxos_group *g, paxos_ballot b, uint64_t commit);
 
 /* paxos_leader.c */
 int paxos_campaign(paxos_group *g, int prevote, int transfer, paxos_update *u);
+int paxos_may_campaign(const paxos_group *g);
 int paxos_on_prevote_reply(paxos_group *g, const paxos_msg *m, paxos_update *u);
 int paxos_on_promise(paxos_group *g, const paxos_msg *m, paxos_update *u);
 int paxos_on_accepted(paxos_group *g, const paxos_msg *m, paxos_update *u);

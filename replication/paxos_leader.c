@@ -79,11 +79,22 @@ static int send_prepare(paxos_group *g, paxos_node_id to, paxos_update *u)
     return paxos_emit(g, u, &m, 0);
 }
 
+/* May this replica campaign? If it is a voter of the committed or of the
+ * newest config in its log. The newest may be a stale, never-chosen value
+ * from an old ballot that leaves us out while the committed one has us: a
+ * voter must not silence itself on such an entry (phase 1 decides anyway). */
+int paxos_may_campaign(const paxos_group *g)
+{
+    paxos_members c, l;
+    paxos_get_members(g, &c, &l);
+    return paxos_members_is_voter(&c, g->cfg.self) || paxos_members_is_voter(&l, g->cfg.self);
+}
+
 int paxos_campaign(paxos_group *g, int prevote, int transfer, paxos_update *u)
 {
-    paxos_members latest;
-    paxos_members_at(g, paxos_log_last(g) + 1, &latest);
-    if (!paxos_members_is_voter(&latest, g->cfg.self)) return 0;
+    paxos_members latest, committed;
+    paxos_get_members(g, &committed, &latest);
+    if (!paxos_may_campaign(g)) return 0;
     paxos_reset_timeout(g);
     g->leader = 0;
     g->quiesced = 0;
@@ -97,14 +108,17 @@ int paxos_campaign(paxos_group *g, int prevote, int transfer, paxos_update *u)
     for (size_t i = 0; i < g->nrec; i++) free(g->rec[i].data);
     g->nrec = 0;
     if (!transfer) g->xfer_from = 0;
-    if (prevote && latest.nvoters > 1) {
+    if (prevote && (latest.nvoters > 1 || committed.nvoters > 1)) {
         g->role = PAXOS_PRECANDIDATE;
-        for (uint32_t i = 0; i < latest.nvoters; i++) {
-            if (latest.voters[i] == g->cfg.self) continue;
+        for (size_t i = 0; i < g->npeers; i++) {
+            paxos_node_id id = g->peers[i].id;
+            if (id == g->cfg.self ||
+                (!paxos_members_is_voter(&latest, id) && !paxos_members_is_voter(&committed, id)))
+                continue;
             paxos_msg m = {0};
             m.ballot = g->ballot;
             m.slot = g->chosen;
-            int rc = paxos_emit_new(g, u, PAXOS_MSG_PREVOTE, latest.voters[i], &m);
+            int rc = paxos_emit_new(g, u, PAXOS_MSG_PREVOTE, id, &m);
             if (rc) return rc;
         }
         paxos_peer *me = paxos_peer_find(g, g->cfg.self);
@@ -134,9 +148,11 @@ int paxos_on_prevote_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
     size_t n = 0;
     for (size_t i = 0; i < g->npeers; i++)
         if (g->peers[i].prevoted) ids[n++] = g->peers[i].id;
-    paxos_members latest;
-    paxos_members_at(g, paxos_log_last(g) + 1, &latest);
-    if (!paxos_quorum(&latest, ids, n)) return 0;
+    /* Pre-votes only spare a healthy leader from disruption; a majority of
+     * either config will do (phase 1 then needs the whole chain). */
+    paxos_members c, l;
+    paxos_get_members(g, &c, &l);
+    if (!paxos_quorum(&c, ids, n) && !paxos_quorum(&l, ids, n)) return 0;
     return paxos_campaign(g, 0, 0, u);
 }
 
@@ -241,25 +257,14 @@ static int become_leader(paxos_group *g, paxos_update *u)
         p->snap_sending = 0;
     }
     paxos_peers_sync(g);
-    paxos_members latest;
-    paxos_members_at(g, last + 1, &latest);
-    if (!paxos_members_is_voter(&latest, g->cfg.self)) {
-        /* Removed from the group: recover the log for others, but do not lead. */
-        paxos_become_follower(g, g->ballot, 0);
-        return 0;
-    }
+    /* Even if a recovered config leaves us out we drive the recovered slots to
+     * chosen (someone must), and step down once that config is applied. */
     return paxos_send_accepts_all(g, u);
 }
 
 int paxos_on_promise(paxos_group *g, const paxos_msg *m, paxos_update *u)
 {
     if (g->role != PAXOS_CANDIDATE || paxos_ballot_cmp(m->ballot, g->ballot) != 0) return 0;
-    if (m->flags & PAXOS_F_BEHIND) {
-        /* Someone has a snapshot past our chosen prefix: we cannot recover
-         * those slots. Let a more current replica lead. */
-        paxos_become_follower(g, g->ballot, 0);
-        return 0;
-    }
     paxos_peer *p = paxos_peer_find(g, m->from);
     if (!p || p->promised) return 0;
     p->promised = 1;

@@ -410,8 +410,7 @@ int ps_step(ps_sim *s, int n, int gi, paxos_event *ev)
     if (!g || s->failed) return 0;
     paxos_update u;
     paxos_update_init(&u);
-    if (ev->type == PAXOS_EV_MESSAGE && ev->msg->type == PAXOS_MSG_PROMISE &&
-        !(ev->msg->flags & PAXOS_F_BEHIND))
+    if (ev->type == PAXOS_EV_MESSAGE && ev->msg->type == PAXOS_MSG_PROMISE)
         promises_of(s, gi, ev->msg->ballot, 1)->mask |= 1u << ev->msg->from;
     int was_leader = paxos_get_role(g) == PAXOS_LEADER;
     int rc = paxos_step(g, ev, &u);

@@ -234,9 +234,10 @@ static void test_snapshot_catch_up(void **state)
     tc_free(&c);
 }
 
-/* A candidate whose open slots are inside someone's snapshot cannot recover
- * them: it stands down instead of proposing no-ops over chosen values. */
-static void test_candidate_behind_snapshot_stands_down(void **state)
+/* A candidate whose open slots are inside someone's snapshot cannot count that
+ * replica's promise (it could not report those slots): without another
+ * promiser it does not win, and the more current replica leads instead. */
+static void test_candidate_behind_snapshot_not_promised(void **state)
 {
     (void)state;
     tc c;
@@ -281,7 +282,7 @@ int main(void)
         cmocka_unit_test(test_change_survives_leader_crash),
         cmocka_unit_test(test_phase1_quorum_chain),
         cmocka_unit_test(test_snapshot_catch_up),
-        cmocka_unit_test(test_candidate_behind_snapshot_stands_down),
+        cmocka_unit_test(test_candidate_behind_snapshot_not_promised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
