@@ -177,6 +177,57 @@ static void test_phase1_quorum_chain(void **state)
     tc_free(&c);
 }
 
+/* A stale, never-chosen CONFIG from an old ballot lingers in a replica's log
+ * and leaves it out; its committed config still has it. It must still
+ * campaign (else a group can lose every eligible candidate); leading, it
+ * drives the recovered change to chosen and then steps down. */
+static void test_stale_config_does_not_silence_a_voter(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    paxos_members without2 = {2, 0, {1, 3}, {0}};
+    paxos_entry e = {0};
+    e.slot = 1;
+    e.ballot.round = 1;
+    e.ballot.node = 1;
+    e.type = PAXOS_ENTRY_CONFIG;
+    assert_int_equal(paxos_members_encode(&without2, &e.data, &e.len), 0);
+    paxos_restore rs = {0};
+    rs.promised = e.ballot;
+    rs.entries = &e;
+    rs.nentries = 1;
+    /* Nodes 1 and 2 accepted it (so a new leader must re-propose it). */
+    for (int n = 1; n <= 2; n++) {
+        paxos_group_free(c.g[n]);
+        assert_int_equal(paxos_group_new(&c.cfg[n], &c.genesis, &rs, &c.g[n]), 0);
+    }
+    free(e.data);
+    /* Only node 2 may time out: the others never tick. */
+    int campaigned = 0;
+    paxos_members m = {0};
+    for (int i = 0; i < 200 && m.nvoters != 2; i++) {
+        c.now += TICK;
+        tc_tick(&c, 2);
+        campaigned |= paxos_get_role(c.g[2]) != PAXOS_FOLLOWER;
+        tc_deliver(&c);
+        paxos_get_members(c.g[2], &m, NULL);
+    }
+    assert_true(campaigned);
+    /* Only node 2 ticks, so it led: long enough to get the change chosen (it
+     * may do so within one round of messages), then it stepped down. */
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_int_equal(m.nvoters, 2);
+    assert_false(paxos_members_is_voter(&m, 2));
+    assert_int_not_equal(paxos_get_role(c.g[2]), PAXOS_LEADER);
+    tc_run(&c, 100, TICK);
+    int l = tc_leader(&c);
+    assert_true(l == 1 || l == 3);
+    paxos_get_members(c.g[l == 1 ? 3 : 1], &m, NULL);
+    assert_int_equal(m.nvoters, 2);
+    tc_free(&c);
+}
+
 /* A replica behind the truncation point gets the snapshot in chunks, installs
  * it, then continues from the log. */
 static void test_snapshot_catch_up(void **state)
@@ -281,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_promote_requires_caught_up),
         cmocka_unit_test(test_change_survives_leader_crash),
         cmocka_unit_test(test_phase1_quorum_chain),
+        cmocka_unit_test(test_stale_config_does_not_silence_a_voter),
         cmocka_unit_test(test_snapshot_catch_up),
         cmocka_unit_test(test_candidate_behind_snapshot_not_promised),
     };
