@@ -263,6 +263,7 @@ void paxos_become_follower(paxos_group *g, paxos_ballot b, paxos_node_id leader)
     g->transfer_to = 0;
     g->transfer_released = 0;
     g->xfer_from = 0;
+    g->cfg_op = 0; /* a queued membership change is dropped with the leadership */
     for (size_t i = 0; i < g->nprops; i++) {
         free(g->props[i].data);
         if (g->ndropped == g->capdropped) {

@@ -110,6 +110,8 @@ struct paxos_group {
     size_t nprops, capprops;
     uint64_t *dropped; /* ids of discarded proposals, moved to the next update */
     size_t ndropped, capdropped;
+    int cfg_op; /* a membership change waiting for every lower slot to be chosen */
+    paxos_node_id cfg_node;
     paxos_node_id transfer_to;
     int transfer_released; /* lease given up, TIMEOUT_NOW sent */
     int transfer_elapsed;
@@ -168,6 +170,7 @@ int paxos_on_snapshot_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
 int paxos_leader_tick(paxos_group *g, paxos_update *u);
 int paxos_leader_propose(paxos_group *g, const paxos_event *ev, paxos_update *u);
 int paxos_leader_config(paxos_group *g, const paxos_event *ev, paxos_update *u);
+int paxos_leader_config_ready(paxos_group *g, paxos_update *u);
 int paxos_leader_transfer(paxos_group *g, paxos_node_id to, paxos_update *u);
 int paxos_leader_flush(paxos_group *g, paxos_update *u);
 int paxos_leader_self_persisted(paxos_group *g, paxos_update *u);

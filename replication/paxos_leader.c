@@ -413,8 +413,11 @@ int paxos_on_accepted(paxos_group *g, const paxos_msg *m, paxos_update *u)
     if (p->snap_sending && m->slot >= g->snap_slot) p->snap_sending = 0;
     uint64_t before = g->chosen;
     advance_commit(g);
-    if (g->transfer_to == p->id && p->match == paxos_log_last(g))
-        return paxos_leader_transfer(g, p->id, u);
+    if (g->transfer_to == p->id && p->match == paxos_log_last(g) && !g->transfer_released) {
+        int rc = paxos_leader_transfer(g, p->id, u);
+        if (rc != MERR_INVALID) return rc;
+        g->transfer_to = 0; /* the target left the config meanwhile: give up */
+    }
     if (g->chosen != before) return paxos_leader_flush(g, u);
     return 0;
 }
@@ -442,7 +445,9 @@ int paxos_on_snapshot_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
 /* Assigns slots to queued proposals while the window allows, then sends. */
 int paxos_leader_flush(paxos_group *g, paxos_update *u)
 {
-    while (g->nprops && paxos_log_last(g) - g->chosen < g->cfg.window &&
+    int rc0 = paxos_leader_config_ready(g, u);
+    if (rc0) return rc0;
+    while (g->nprops && paxos_log_last(g) - g->chosen < g->cfg.window && !g->cfg_op &&
            !paxos_config_pending(g, NULL)) {
         uint32_t k = 0;
         size_t bytes = 16;

@@ -80,6 +80,39 @@ static void test_learner_promote_remove(void **state)
     tc_free(&c);
 }
 
+/* A change waits until every slot below it is chosen (then it is computed
+ * from the config that governs its slot); meanwhile no new slot is assigned. */
+static void test_change_waits_for_lower_slots(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 4, 3);
+    tc_campaign(&c, 1);
+    tc_run(&c, 2, TICK);
+    c.cut[1][2] = c.cut[1][3] = 1;
+    assert_int_equal(tc_propose(&c, 1, 1, "in flight"), 0);
+    uint64_t last = paxos_get_last(c.g[1]);
+    assert_true(paxos_get_chosen(c.g[1]) < last);
+    assert_int_equal(config_op(&c, 1, PAXOS_ADD_LEARNER, 4), 0); /* queued */
+    assert_int_equal(config_op(&c, 1, PAXOS_REMOVE, 2), MERR_BUSY);
+    assert_int_equal(tc_propose(&c, 1, 2, "held back"), 0);
+    assert_int_equal(paxos_get_last(c.g[1]), last);
+    tc_drop_all(&c);
+    c.cut[1][2] = c.cut[1][3] = 0;
+    tc_run(&c, 8, TICK);
+    paxos_members m;
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_true(paxos_members_is_learner(&m, 4));
+    assert_true(tc_has(&c, 2, 1));
+    assert_true(tc_has(&c, 2, 2));
+    /* The change sits right after the slot that was in flight. */
+    int at = -1;
+    for (int i = 0; i < c.napplied[2]; i++)
+        if (c.applied[2][i].type == PAXOS_ENTRY_CONFIG) at = (int)c.applied[2][i].slot;
+    assert_int_equal(at, (int)last + 1);
+    tc_free(&c);
+}
+
 /* Promoting a learner that is behind would stall the new quorum: refused. */
 static void test_promote_requires_caught_up(void **state)
 {
@@ -330,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_quorum_intersection_rule),
         cmocka_unit_test(test_learner_promote_remove),
         cmocka_unit_test(test_promote_requires_caught_up),
+        cmocka_unit_test(test_change_waits_for_lower_slots),
         cmocka_unit_test(test_change_survives_leader_crash),
         cmocka_unit_test(test_phase1_quorum_chain),
         cmocka_unit_test(test_stale_config_does_not_silence_a_voter),
