@@ -25,7 +25,8 @@
  * Invariants: a replica promises ballot b only if b >= every ballot it promised
  * before (persisted), accepts (s, b, v) only if b >= promised; a leader proposes
  * at most one value per slot per ballot; one membership change in flight at a
- * time and no slot above an unchosen change is proposed. */
+ * time, proposed only when every lower slot is chosen, and no slot above an
+ * unchosen change is proposed; a leader has promised its own ballot. */
 #ifndef MERIDIAN_REPLICATION_PAXOS_H
 #define MERIDIAN_REPLICATION_PAXOS_H
 

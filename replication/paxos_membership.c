@@ -2,11 +2,11 @@
  *
  * The rule (docs/replication.md, "Membership"): a CONFIG value at slot s governs
  * the slots after s and takes effect for the leader when it is chosen; the
- * leader puts at most one change in flight and proposes nothing above it until
- * it is chosen. Each change moves one voter at most, so any majority of the old
- * voters meets any majority of the new ones; phase 1 additionally walks the
- * chain of configs it recovers (paxos_leader.c), so a candidate that knows only
- * an old config still meets the quorum that chose the newer ones. */
+ * leader puts at most one change in flight, proposes it only once every lower
+ * slot is chosen, and proposes nothing above it until it is chosen. Each change moves one voter at
+ * most, so any majority of the old voters meets any majority of the new ones; phase 1 additionally
+ * walks the chain of configs it recovers (paxos_leader.c), so a candidate that knows only an old
+ * config still meets the quorum that chose the newer ones. */
 #include "replication/paxos_internal.h"
 
 #include "common/err.h"
