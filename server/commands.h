@@ -16,5 +16,6 @@ int cmd_cert_create_node(int argc, char **argv);
 int cmd_cert_create_client(int argc, char **argv);
 int cmd_cert_list(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
+int cmd_bench_paxos(int argc, char **argv);
 
 #endif

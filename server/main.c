@@ -11,6 +11,7 @@ static const cli_cmd bench_cmds[] = {
     {"clock", "cost of tt_now/hlc_now, HLC fsync, commit-wait vs 2ε", cmd_bench_clock, NULL},
     {"logstore", "replication log store: group commit throughput and latency", cmd_bench_logstore,
      NULL},
+    {"paxos", "CPU cost of the Multi-Paxos core, batched vs unbatched", cmd_bench_paxos, NULL},
     {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
     {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
      NULL},
