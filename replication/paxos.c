@@ -263,6 +263,7 @@ void paxos_become_follower(paxos_group *g, paxos_ballot b, paxos_node_id leader)
     g->transfer_to = 0;
     g->transfer_released = 0;
     g->xfer_from = 0;
+    g->cfg_op = 0; /* a queued membership change is dropped with the leadership */
     for (size_t i = 0; i < g->nprops; i++) {
         free(g->props[i].data);
         if (g->ndropped == g->capdropped) {
@@ -289,7 +290,16 @@ int paxos_advance_apply(paxos_group *g, paxos_update *u)
         int rc = paxos_push_entry(&u->chosen, &u->nchosen, &u->cap_chosen, &s->e);
         if (rc) return rc;
         g->applied++;
-        if (s->e.type == PAXOS_ENTRY_CONFIG && g->role == PAXOS_LEADER) paxos_peers_sync(g);
+        if (s->e.type == PAXOS_ENTRY_CONFIG && g->role == PAXOS_LEADER) {
+            paxos_members m;
+            if (paxos_members_decode(s->e.data, s->e.len, &m) == 0 &&
+                !paxos_members_is_voter(&m, g->cfg.self)) {
+                /* A recovered change removed us: we no longer lead. */
+                paxos_become_follower(g, g->ballot, 0);
+                continue;
+            }
+            paxos_peers_sync(g);
+        }
     }
     if (g->applied - g->snap_slot > 4096) u->want_snapshot = 1;
     return 0;
@@ -381,9 +391,7 @@ static int on_tick(paxos_group *g, paxos_update *u)
 {
     if (g->role == PAXOS_LEADER) return paxos_leader_tick(g, u);
     g->elapsed++;
-    paxos_members latest;
-    paxos_members_at(g, paxos_log_last(g) + 1, &latest);
-    if (g->elapsed >= g->timeout && paxos_members_is_voter(&latest, g->cfg.self)) {
+    if (g->elapsed >= g->timeout && paxos_may_campaign(g)) {
         g->xfer_from = 0;
         return paxos_campaign(g, 1, 0, u);
     }

@@ -16,6 +16,8 @@
  *    that state being durable (promises, accepted acknowledgements, lease grants,
  *    snapshot acks) and emits it only from the step that receives the matching
  *    PERSISTED event. So the caller may send update.msgs[] at once, always.
+ *    Persist updates in the order they were produced: a later one may
+ *    overwrite a slot an earlier one wrote.
  *  - update.chosen[] are handed out in slot order, exactly once, and only once
  *    they are durable in the local log, so a restart never finds an applied
  *    slot whose logged value is older than what was applied.
@@ -23,7 +25,8 @@
  * Invariants: a replica promises ballot b only if b >= every ballot it promised
  * before (persisted), accepts (s, b, v) only if b >= promised; a leader proposes
  * at most one value per slot per ballot; one membership change in flight at a
- * time and no slot above an unchosen change is proposed. */
+ * time, proposed only when every lower slot is chosen, and no slot above an
+ * unchosen change is proposed; a leader has promised its own ballot. */
 #ifndef MERIDIAN_REPLICATION_PAXOS_H
 #define MERIDIAN_REPLICATION_PAXOS_H
 
@@ -79,7 +82,7 @@ typedef struct paxos_entry {
 
 typedef enum paxos_msg_type {
     PAXOS_MSG_NONE = 0,
-    PAXOS_MSG_PREVOTE = 1,         /* "would you promise ballot? " (no state change) */
+    PAXOS_MSG_PREVOTE = 1,         /* "would you promise this ballot?" (no state change) */
     PAXOS_MSG_PREVOTE_REPLY = 2,   /* flags & PAXOS_F_REJECT when refused */
     PAXOS_MSG_PREPARE = 3,         /* phase 1a: ballot, slot = first open slot */
     PAXOS_MSG_PROMISE = 4,         /* phase 1b: accepted entries >= slot, commit */
@@ -96,7 +99,7 @@ typedef enum paxos_msg_type {
 
 #define PAXOS_F_REJECT     0x01u /* replies: refused */
 #define PAXOS_F_QUIESCE    0x02u /* heartbeat: leader goes quiet */
-#define PAXOS_F_BEHIND     0x04u /* promise: the candidate is behind my snapshot */
+#define PAXOS_F_BEHIND     0x04u /* reject: the candidate is behind my snapshot */
 #define PAXOS_F_TRANSFER   0x08u /* prepare: the old leader (aux) released its lease */
 #define PAXOS_F_LAST_CHUNK 0x10u /* snapshot: last chunk */
 #define PAXOS_F_ALL        0x1fu
@@ -277,6 +280,10 @@ void paxos_get_members(const paxos_group *g, paxos_members *committed, paxos_mem
  * block after a restart) and until when (its own tt.latest at the grant +
  * lease). For simulators checking the lease argument. */
 void paxos_get_grant(const paxos_group *g, paxos_node_id *to, int64_t *until);
+/* Checks the replica's internal invariants (log window, ballots, durability of
+ * applied slots, config index, leader state). 0, or MERR_INTERNAL with the
+ * broken rule in `why`. For simulators and tests. */
+int paxos_check(const paxos_group *g, char *why, size_t cap);
 /* The latest snapshot's slot and the membership in force after it. */
 void paxos_get_snapshot(const paxos_group *g, uint64_t *slot, paxos_members *members);
 const char *paxos_role_name(paxos_role r);

@@ -93,10 +93,15 @@ int paxos_on_prepare(paxos_group *g, const paxos_msg *m, paxos_update *u)
 {
     int self = m->from == g->cfg.self;
     if (paxos_ballot_cmp(m->ballot, g->promised) < 0) return self ? 0 : reject(g, m, u);
-    if (paxos_lease_blocks(g, m)) {
+    if (paxos_lease_blocks(g, m) || m->slot < g->base) {
+        /* Refused without a higher ballot, so the candidate just goes on: we
+         * protect a lease, or its open slots are inside our snapshot and we
+         * cannot report them (it may still win with others' promises; we do
+         * not reset our election timer, so being more current, we campaign
+         * ourselves if it cannot). Refusing a promise is always safe. */
         paxos_msg r = {0};
-        r.ballot = m->ballot; /* not higher: the candidate just waits */
-        r.flags = PAXOS_F_REJECT;
+        r.ballot = m->ballot;
+        r.flags = PAXOS_F_REJECT | (m->slot < g->base ? PAXOS_F_BEHIND : 0);
         return paxos_emit_new(g, u, PAXOS_MSG_REJECT, m->from, &r);
     }
     raise_promise(g, m->ballot, u);
@@ -118,9 +123,7 @@ int paxos_on_prepare(paxos_group *g, const paxos_msg *m, paxos_update *u)
     r.commit = g->chosen;
     r.lease_start = m->lease_start;
     r.lease_epoch = m->lease_epoch;
-    if (m->slot < g->base) {
-        r.flags = PAXOS_F_BEHIND; /* its open slots are inside our snapshot */
-    } else {
+    {
         uint64_t last = paxos_log_last(g);
         uint32_t cnt = 0;
         for (uint64_t s = m->slot; s <= last; s++)

@@ -110,6 +110,8 @@ struct paxos_group {
     size_t nprops, capprops;
     uint64_t *dropped; /* ids of discarded proposals, moved to the next update */
     size_t ndropped, capdropped;
+    int cfg_op; /* a membership change waiting for every lower slot to be chosen */
+    paxos_node_id cfg_node;
     paxos_node_id transfer_to;
     int transfer_released; /* lease given up, TIMEOUT_NOW sent */
     int transfer_elapsed;
@@ -160,6 +162,7 @@ void paxos_learn_commit(paxos_group *g, paxos_ballot b, uint64_t commit);
 
 /* paxos_leader.c */
 int paxos_campaign(paxos_group *g, int prevote, int transfer, paxos_update *u);
+int paxos_may_campaign(const paxos_group *g);
 int paxos_on_prevote_reply(paxos_group *g, const paxos_msg *m, paxos_update *u);
 int paxos_on_promise(paxos_group *g, const paxos_msg *m, paxos_update *u);
 int paxos_on_accepted(paxos_group *g, const paxos_msg *m, paxos_update *u);
@@ -167,6 +170,7 @@ int paxos_on_snapshot_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
 int paxos_leader_tick(paxos_group *g, paxos_update *u);
 int paxos_leader_propose(paxos_group *g, const paxos_event *ev, paxos_update *u);
 int paxos_leader_config(paxos_group *g, const paxos_event *ev, paxos_update *u);
+int paxos_leader_config_ready(paxos_group *g, paxos_update *u);
 int paxos_leader_transfer(paxos_group *g, paxos_node_id to, paxos_update *u);
 int paxos_leader_flush(paxos_group *g, paxos_update *u);
 int paxos_leader_self_persisted(paxos_group *g, paxos_update *u);

@@ -79,11 +79,22 @@ static int send_prepare(paxos_group *g, paxos_node_id to, paxos_update *u)
     return paxos_emit(g, u, &m, 0);
 }
 
+/* May this replica campaign? If it is a voter of the committed or of the
+ * newest config in its log. The newest may be a stale, never-chosen value
+ * from an old ballot that leaves us out while the committed one has us: a
+ * voter must not silence itself on such an entry (phase 1 decides anyway). */
+int paxos_may_campaign(const paxos_group *g)
+{
+    paxos_members c, l;
+    paxos_get_members(g, &c, &l);
+    return paxos_members_is_voter(&c, g->cfg.self) || paxos_members_is_voter(&l, g->cfg.self);
+}
+
 int paxos_campaign(paxos_group *g, int prevote, int transfer, paxos_update *u)
 {
-    paxos_members latest;
-    paxos_members_at(g, paxos_log_last(g) + 1, &latest);
-    if (!paxos_members_is_voter(&latest, g->cfg.self)) return 0;
+    paxos_members latest, committed;
+    paxos_get_members(g, &committed, &latest);
+    if (!paxos_may_campaign(g)) return 0;
     paxos_reset_timeout(g);
     g->leader = 0;
     g->quiesced = 0;
@@ -97,14 +108,17 @@ int paxos_campaign(paxos_group *g, int prevote, int transfer, paxos_update *u)
     for (size_t i = 0; i < g->nrec; i++) free(g->rec[i].data);
     g->nrec = 0;
     if (!transfer) g->xfer_from = 0;
-    if (prevote && latest.nvoters > 1) {
+    if (prevote && (latest.nvoters > 1 || committed.nvoters > 1)) {
         g->role = PAXOS_PRECANDIDATE;
-        for (uint32_t i = 0; i < latest.nvoters; i++) {
-            if (latest.voters[i] == g->cfg.self) continue;
+        for (size_t i = 0; i < g->npeers; i++) {
+            paxos_node_id id = g->peers[i].id;
+            if (id == g->cfg.self ||
+                (!paxos_members_is_voter(&latest, id) && !paxos_members_is_voter(&committed, id)))
+                continue;
             paxos_msg m = {0};
             m.ballot = g->ballot;
             m.slot = g->chosen;
-            int rc = paxos_emit_new(g, u, PAXOS_MSG_PREVOTE, latest.voters[i], &m);
+            int rc = paxos_emit_new(g, u, PAXOS_MSG_PREVOTE, id, &m);
             if (rc) return rc;
         }
         paxos_peer *me = paxos_peer_find(g, g->cfg.self);
@@ -134,9 +148,11 @@ int paxos_on_prevote_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
     size_t n = 0;
     for (size_t i = 0; i < g->npeers; i++)
         if (g->peers[i].prevoted) ids[n++] = g->peers[i].id;
-    paxos_members latest;
-    paxos_members_at(g, paxos_log_last(g) + 1, &latest);
-    if (!paxos_quorum(&latest, ids, n)) return 0;
+    /* Pre-votes only spare a healthy leader from disruption; a majority of
+     * either config will do (phase 1 then needs the whole chain). */
+    paxos_members c, l;
+    paxos_get_members(g, &c, &l);
+    if (!paxos_quorum(&c, ids, n) && !paxos_quorum(&l, ids, n)) return 0;
     return paxos_campaign(g, 0, 0, u);
 }
 
@@ -196,6 +212,20 @@ static int chain_won(paxos_group *g, paxos_update *u, int *rc)
 
 static int become_leader(paxos_group *g, paxos_update *u)
 {
+    if (paxos_ballot_cmp(g->promised, g->ballot) > 0) { /* we promised higher since */
+        paxos_become_follower(g, g->promised, 0);
+        return 0;
+    }
+    if (paxos_ballot_cmp(g->ballot, g->promised) > 0) {
+        /* Our own promise may still be held (not yet durable) or refused (we
+         * granted someone a lease): we won with others' promises. Our acceptor
+         * is about to accept in our ballot, so it must also promise it — else
+         * it could later promise a lower ballot and overwrite our values. */
+        g->promised = g->ballot;
+        u->hs_changed = 1;
+        u->promised = g->ballot;
+        paxos_persist_begin(g, u);
+    }
     g->role = PAXOS_LEADER;
     g->leader = g->cfg.self;
     g->lease_epoch++;
@@ -227,25 +257,14 @@ static int become_leader(paxos_group *g, paxos_update *u)
         p->snap_sending = 0;
     }
     paxos_peers_sync(g);
-    paxos_members latest;
-    paxos_members_at(g, last + 1, &latest);
-    if (!paxos_members_is_voter(&latest, g->cfg.self)) {
-        /* Removed from the group: recover the log for others, but do not lead. */
-        paxos_become_follower(g, g->ballot, 0);
-        return 0;
-    }
+    /* Even if a recovered config leaves us out we drive the recovered slots to
+     * chosen (someone must), and step down once that config is applied. */
     return paxos_send_accepts_all(g, u);
 }
 
 int paxos_on_promise(paxos_group *g, const paxos_msg *m, paxos_update *u)
 {
     if (g->role != PAXOS_CANDIDATE || paxos_ballot_cmp(m->ballot, g->ballot) != 0) return 0;
-    if (m->flags & PAXOS_F_BEHIND) {
-        /* Someone has a snapshot past our chosen prefix: we cannot recover
-         * those slots. Let a more current replica lead. */
-        paxos_become_follower(g, g->ballot, 0);
-        return 0;
-    }
     paxos_peer *p = paxos_peer_find(g, m->from);
     if (!p || p->promised) return 0;
     p->promised = 1;
@@ -394,8 +413,11 @@ int paxos_on_accepted(paxos_group *g, const paxos_msg *m, paxos_update *u)
     if (p->snap_sending && m->slot >= g->snap_slot) p->snap_sending = 0;
     uint64_t before = g->chosen;
     advance_commit(g);
-    if (g->transfer_to == p->id && p->match == paxos_log_last(g))
-        return paxos_leader_transfer(g, p->id, u);
+    if (g->transfer_to == p->id && p->match == paxos_log_last(g) && !g->transfer_released) {
+        int rc = paxos_leader_transfer(g, p->id, u);
+        if (rc != MERR_INVALID) return rc;
+        g->transfer_to = 0; /* the target left the config meanwhile: give up */
+    }
     if (g->chosen != before) return paxos_leader_flush(g, u);
     return 0;
 }
@@ -423,7 +445,9 @@ int paxos_on_snapshot_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
 /* Assigns slots to queued proposals while the window allows, then sends. */
 int paxos_leader_flush(paxos_group *g, paxos_update *u)
 {
-    while (g->nprops && paxos_log_last(g) - g->chosen < g->cfg.window &&
+    int rc0 = paxos_leader_config_ready(g, u);
+    if (rc0) return rc0;
+    while (g->nprops && paxos_log_last(g) - g->chosen < g->cfg.window && !g->cfg_op &&
            !paxos_config_pending(g, NULL)) {
         uint32_t k = 0;
         size_t bytes = 16;

@@ -303,6 +303,20 @@ static void heal_and_check_liveness(ps_sim *s)
     for (int gi = 0; gi < s->groups; gi++) {
         if (group_settled(s, gi)) continue;
         int l = ps_leader_of(s, gi);
+        for (int n = 1; n <= s->nodes; n++) {
+            paxos_group *g = s->node[n].g[gi];
+            if (!g) continue;
+            paxos_members c, m;
+            paxos_get_members(g, &c, &m);
+            paxos_ballot b = paxos_get_ballot(g);
+            sim_trace_add(&s->tr, s->now,
+                          "state n%d g%d: %s promised=%" PRIu64 ".%u first=%" PRIu64
+                          " chosen=%" PRIu64 " applied=%" PRIu64 " last=%" PRIu64
+                          " voters=%u/%u (committed/newest) up=%d",
+                          n, gi, paxos_role_name(paxos_get_role(g)), b.round, b.node,
+                          paxos_get_first(g), paxos_get_chosen(g), paxos_get_applied(g),
+                          paxos_get_last(g), c.nvoters, m.nvoters, s->node[n].up);
+        }
         ps_fail(s,
                 "liveness: g%d not settled 60s after healing (leader n%d, probe %s, acked up to "
                 "%" PRIu64 ")",

@@ -52,11 +52,18 @@ typedef struct ps_global {
     uint64_t *prefix; /* [slot] rolling hash up to slot */
     uint64_t n;       /* slots known */
     paxos_members cfg;
-    uint64_t acked_slot; /* highest slot holding a proposal acked to a client */
+    paxos_ballot max_promised; /* highest ballot any replica ever promised */
+    uint64_t acked_slot;       /* highest slot holding a proposal acked to a client */
     uint64_t acked;
     int probe_done;      /* liveness phase: a probe proposal was chosen ... */
     uint64_t probe_slot; /* ... at this slot */
 } ps_global;
+
+/* Promises delivered per ballot, to check every new leader's phase-1 quorum. */
+typedef struct ps_promises {
+    paxos_ballot b;
+    uint32_t mask; /* bit n: node n's promise arrived */
+} ps_promises;
 
 typedef struct ps_prop {
     uint64_t slot; /* where it was chosen, 0 if not (yet) */
@@ -89,6 +96,8 @@ typedef struct ps_sim {
     int failed;
     char why[256];
     int healing; /* liveness phase: no more faults */
+    ps_promises prom[PS_MAX_GROUPS][64];
+    unsigned promn[PS_MAX_GROUPS];
     /* stats */
     uint64_t elections, snapshots, installs, config_changes, transfers, crashes;
 } ps_sim;

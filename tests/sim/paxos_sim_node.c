@@ -308,6 +308,8 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
     ps_node *nd = &s->node[n];
     /* 1. the log store: hard state, entries, truncation — then fsync */
     if (u->hs_changed) {
+        if (paxos_ballot_cmp(u->promised, s->glob[gi].max_promised) > 0)
+            s->glob[gi].max_promised = u->promised;
         uint8_t hs[12]; /* round (8) + node (4) */
         put_u64(hs, u->promised.round);
         put_u32(hs + 8, u->promised.node);
@@ -366,13 +368,55 @@ static int handle(ps_sim *s, int n, int gi, paxos_update *u)
     return 0;
 }
 
+static ps_promises *promises_of(ps_sim *s, int gi, paxos_ballot b, int add)
+{
+    for (unsigned i = 0; i < 64; i++)
+        if (s->prom[gi][i].mask && paxos_ballot_cmp(s->prom[gi][i].b, b) == 0)
+            return &s->prom[gi][i];
+    if (!add) return NULL;
+    ps_promises *p = &s->prom[gi][s->promn[gi]++ % 64];
+    p->b = b;
+    p->mask = 0;
+    return p;
+}
+
+/* A new leader must hold promises from a majority of the newest config any
+ * replica has applied: phase 1 walks the chain of configs up to it. This holds
+ * for a ballot nobody has promised to exceed (every config was chosen in a
+ * lower ballot, so its quorum met the promisers). A stale ballot whose
+ * promises were delayed may "win" later but can never get anything accepted. */
+static void check_new_leader(ps_sim *s, int n, int gi)
+{
+    paxos_ballot b = paxos_get_ballot(s->node[n].g[gi]);
+    if (paxos_ballot_cmp(b, s->glob[gi].max_promised) < 0) return;
+    ps_promises *p = promises_of(s, gi, b, 0);
+    uint32_t mask = (p ? p->mask : 0) | (1u << n);
+    paxos_node_id ids[PS_MAX_NODES];
+    size_t k = 0;
+    for (int i = 1; i <= s->nodes; i++)
+        if (mask & (1u << i)) ids[k++] = (paxos_node_id)i;
+    const paxos_members *m = &s->glob[gi].cfg;
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < m->nvoters; i++)
+        for (size_t j = 0; j < k; j++) c += ids[j] == m->voters[i];
+    if (c < m->nvoters / 2 + 1)
+        ps_fail(s, "g%d: n%d leads ballot %" PRIu64 ".%u without a majority of the current config",
+                gi, n, b.round, b.node);
+}
+
 int ps_step(ps_sim *s, int n, int gi, paxos_event *ev)
 {
     paxos_group *g = s->node[n].g[gi];
     if (!g || s->failed) return 0;
     paxos_update u;
     paxos_update_init(&u);
+    if (ev->type == PAXOS_EV_MESSAGE && ev->msg->type == PAXOS_MSG_PROMISE)
+        promises_of(s, gi, ev->msg->ballot, 1)->mask |= 1u << ev->msg->from;
+    int was_leader = paxos_get_role(g) == PAXOS_LEADER;
     int rc = paxos_step(g, ev, &u);
+    if (!was_leader && paxos_get_role(g) == PAXOS_LEADER) check_new_leader(s, n, gi);
+    char why[160];
+    if (paxos_check(g, why, sizeof(why))) ps_fail(s, "n%d g%d: %s", n, gi, why);
     if (rc == MERR_NOMEM || rc == MERR_INTERNAL || rc == MERR_CORRUPT)
         ps_fail(s, "n%d g%d: paxos_step: %s", n, gi, merr_str(rc));
     handle(s, n, gi, &u);
@@ -478,6 +522,13 @@ void ps_check(ps_sim *s)
             paxos_get_members(g, &c, &l);
             if (!lease_protected(s, gi, n, &c) || !lease_protected(s, gi, n, &l)) {
                 ps_fail(s, "g%d: n%d holds a lease no majority protects", gi, n);
+                break;
+            }
+            /* Lease reads are linearizable: a leaseholder's state machine has
+             * every write any leader acknowledged. */
+            if (s->node[n].app[gi].applied < s->glob[gi].acked_slot) {
+                ps_fail(s, "g%d: leaseholder n%d has applied %" PRIu64 " < acked slot %" PRIu64, gi,
+                        n, s->node[n].app[gi].applied, s->glob[gi].acked_slot);
                 break;
             }
             if (holders++) {

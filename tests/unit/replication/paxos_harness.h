@@ -139,6 +139,8 @@ static inline int tc_step(tc *c, int node, paxos_event *ev)
     paxos_update u;
     paxos_update_init(&u);
     int rc = paxos_step(c->g[node], ev, &u);
+    char why[160];
+    if (paxos_check(c->g[node], why, sizeof(why))) fail_msg("node %d: %s", node, why);
     tc_handle(c, node, &u);
     if (c->auto_persist) tc_persist(c, node);
     return rc;

@@ -67,6 +67,33 @@ static void test_lease_no_overlap_leader_slow(void **state)
     lease_handover(-TC_EPS * 9 / 10, TC_EPS * 9 / 10);
 }
 
+/* A candidate can win on others' promises while its own acceptor still
+ * protects the old lease (its clock error swung): it must then promise its own
+ * ballot before accepting in it, or it could later promise a lower one. */
+static void test_leader_promises_own_ballot(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 5, 5);
+    for (int i = 1; i <= 5; i++) {
+        paxos_group_free(c.g[i]);
+        c.cfg[i].heartbeat_ticks = 1;
+        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
+    }
+    c.off[3] = TC_EPS * 9 / 10;
+    tc_campaign(&c, 1);
+    tc_run(&c, 3, TICK);
+    int64_t last_grant = c.now;
+    paxos_group_free(c.g[1]);
+    c.g[1] = NULL;
+    c.off[3] = -TC_EPS * 9 / 10; /* node 3's block now lasts 3.8ε past the lease */
+    c.now = last_grant + c.cfg[3].lease_ns + 2 * TC_EPS + MS;
+    tc_campaign(&c, 3);
+    assert_int_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    assert_int_equal(paxos_ballot_cmp(paxos_get_ballot(c.g[3]), paxos_get_ballot(c.g[2])), 0);
+    tc_free(&c);
+}
+
 /* A lease needs a majority of grants and a leader that has applied what was
  * chosen before it led; a follower never has one. */
 static void test_lease_needs_quorum(void **state)
@@ -237,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_lease_no_overlap_leader_fast),
         cmocka_unit_test(test_lease_no_overlap_leader_slow),
         cmocka_unit_test(test_lease_needs_quorum),
+        cmocka_unit_test(test_leader_promises_own_ballot),
         cmocka_unit_test(test_prevote_protects_leader),
         cmocka_unit_test(test_leader_without_quorum_steps_down),
         cmocka_unit_test(test_leadership_transfer),

@@ -80,6 +80,39 @@ static void test_learner_promote_remove(void **state)
     tc_free(&c);
 }
 
+/* A change waits until every slot below it is chosen (then it is computed
+ * from the config that governs its slot); meanwhile no new slot is assigned. */
+static void test_change_waits_for_lower_slots(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 4, 3);
+    tc_campaign(&c, 1);
+    tc_run(&c, 2, TICK);
+    c.cut[1][2] = c.cut[1][3] = 1;
+    assert_int_equal(tc_propose(&c, 1, 1, "in flight"), 0);
+    uint64_t last = paxos_get_last(c.g[1]);
+    assert_true(paxos_get_chosen(c.g[1]) < last);
+    assert_int_equal(config_op(&c, 1, PAXOS_ADD_LEARNER, 4), 0); /* queued */
+    assert_int_equal(config_op(&c, 1, PAXOS_REMOVE, 2), MERR_BUSY);
+    assert_int_equal(tc_propose(&c, 1, 2, "held back"), 0);
+    assert_int_equal(paxos_get_last(c.g[1]), last);
+    tc_drop_all(&c);
+    c.cut[1][2] = c.cut[1][3] = 0;
+    tc_run(&c, 8, TICK);
+    paxos_members m;
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_true(paxos_members_is_learner(&m, 4));
+    assert_true(tc_has(&c, 2, 1));
+    assert_true(tc_has(&c, 2, 2));
+    /* The change sits right after the slot that was in flight. */
+    int at = -1;
+    for (int i = 0; i < c.napplied[2]; i++)
+        if (c.applied[2][i].type == PAXOS_ENTRY_CONFIG) at = (int)c.applied[2][i].slot;
+    assert_int_equal(at, (int)last + 1);
+    tc_free(&c);
+}
+
 /* Promoting a learner that is behind would stall the new quorum: refused. */
 static void test_promote_requires_caught_up(void **state)
 {
@@ -128,6 +161,103 @@ static void test_change_survives_leader_crash(void **state)
     assert_true(paxos_members_is_learner(&m, 4));
     paxos_get_members(c.g[4], &m, NULL);
     assert_true(paxos_members_is_learner(&m, 4));
+    tc_free(&c);
+}
+
+static void add_voter(tc *c, int leader, paxos_node_id who)
+{
+    assert_int_equal(config_op(c, leader, PAXOS_ADD_LEARNER, who), 0);
+    tc_run(c, 4, TICK);
+    assert_int_equal(config_op(c, leader, PAXOS_PROMOTE, who), 0);
+    tc_run(c, 4, TICK);
+}
+
+/* Phase 1 walks the chain of configs: a candidate that only knows {1,2,3}
+ * while the group grew to {1..5} must win a majority of every config it
+ * recovers — {2,3} is a majority of {1,2,3} but not of {1..5}. */
+static void test_phase1_quorum_chain(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 5, 3);
+    tc_campaign(&c, 1);
+    tc_run(&c, 2, TICK);
+    for (int i = 1; i <= 5; i++) c.cut[3][i] = c.cut[i][3] = i != 3;
+    add_voter(&c, 1, 4);
+    add_voter(&c, 1, 5);
+    paxos_members m;
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_int_equal(m.nvoters, 5);
+    paxos_get_members(c.g[3], &m, NULL);
+    assert_int_equal(m.nvoters, 3); /* node 3 saw none of it */
+    assert_int_equal(tc_propose(&c, 1, 50, "chosen by 1,4,5 or 1,2,4,5"), 0);
+    tc_run(&c, 3, TICK);
+    paxos_group_free(c.g[1]);
+    c.g[1] = NULL;
+    c.now += 4000000000LL;
+    /* 3 reaches only 2: a majority of its own old config, not of the newer ones. */
+    c.cut[3][2] = c.cut[2][3] = 0;
+    tc_campaign(&c, 3);
+    assert_int_not_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    /* With 4 reachable too it holds a majority of every config in the chain. */
+    c.cut[3][4] = c.cut[4][3] = 0;
+    tc_campaign(&c, 3);
+    assert_int_equal(paxos_get_role(c.g[3]), PAXOS_LEADER);
+    tc_run(&c, 4, TICK);
+    assert_true(tc_has(&c, 3, 50));
+    paxos_get_members(c.g[3], &m, NULL);
+    assert_int_equal(m.nvoters, 5);
+    tc_free(&c);
+}
+
+/* A stale, never-chosen CONFIG from an old ballot lingers in a replica's log
+ * and leaves it out; its committed config still has it. It must still
+ * campaign (else a group can lose every eligible candidate); leading, it
+ * drives the recovered change to chosen and then steps down. */
+static void test_stale_config_does_not_silence_a_voter(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    paxos_members without2 = {2, 0, {1, 3}, {0}};
+    paxos_entry e = {0};
+    e.slot = 1;
+    e.ballot.round = 1;
+    e.ballot.node = 1;
+    e.type = PAXOS_ENTRY_CONFIG;
+    assert_int_equal(paxos_members_encode(&without2, &e.data, &e.len), 0);
+    paxos_restore rs = {0};
+    rs.promised = e.ballot;
+    rs.entries = &e;
+    rs.nentries = 1;
+    /* Nodes 1 and 2 accepted it (so a new leader must re-propose it). */
+    for (int n = 1; n <= 2; n++) {
+        paxos_group_free(c.g[n]);
+        assert_int_equal(paxos_group_new(&c.cfg[n], &c.genesis, &rs, &c.g[n]), 0);
+    }
+    free(e.data);
+    /* Only node 2 may time out: the others never tick. */
+    int campaigned = 0;
+    paxos_members m = {0};
+    for (int i = 0; i < 200 && m.nvoters != 2; i++) {
+        c.now += TICK;
+        tc_tick(&c, 2);
+        campaigned |= paxos_get_role(c.g[2]) != PAXOS_FOLLOWER;
+        tc_deliver(&c);
+        paxos_get_members(c.g[2], &m, NULL);
+    }
+    assert_true(campaigned);
+    /* Only node 2 ticks, so it led: long enough to get the change chosen (it
+     * may do so within one round of messages), then it stepped down. */
+    paxos_get_members(c.g[2], &m, NULL);
+    assert_int_equal(m.nvoters, 2);
+    assert_false(paxos_members_is_voter(&m, 2));
+    assert_int_not_equal(paxos_get_role(c.g[2]), PAXOS_LEADER);
+    tc_run(&c, 100, TICK);
+    int l = tc_leader(&c);
+    assert_true(l == 1 || l == 3);
+    paxos_get_members(c.g[l == 1 ? 3 : 1], &m, NULL);
+    assert_int_equal(m.nvoters, 2);
     tc_free(&c);
 }
 
@@ -188,9 +318,10 @@ static void test_snapshot_catch_up(void **state)
     tc_free(&c);
 }
 
-/* A candidate whose open slots are inside someone's snapshot cannot recover
- * them: it stands down instead of proposing no-ops over chosen values. */
-static void test_candidate_behind_snapshot_stands_down(void **state)
+/* A candidate whose open slots are inside someone's snapshot cannot count that
+ * replica's promise (it could not report those slots): without another
+ * promiser it does not win, and the more current replica leads instead. */
+static void test_candidate_behind_snapshot_not_promised(void **state)
 {
     (void)state;
     tc c;
@@ -232,9 +363,12 @@ int main(void)
         cmocka_unit_test(test_quorum_intersection_rule),
         cmocka_unit_test(test_learner_promote_remove),
         cmocka_unit_test(test_promote_requires_caught_up),
+        cmocka_unit_test(test_change_waits_for_lower_slots),
         cmocka_unit_test(test_change_survives_leader_crash),
+        cmocka_unit_test(test_phase1_quorum_chain),
+        cmocka_unit_test(test_stale_config_does_not_silence_a_voter),
         cmocka_unit_test(test_snapshot_catch_up),
-        cmocka_unit_test(test_candidate_behind_snapshot_stands_down),
+        cmocka_unit_test(test_candidate_behind_snapshot_not_promised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
