@@ -1,0 +1,56 @@
+/* meridian: one binary, many subcommands (DESIGN.md §1, modelled on the
+ * `cockroach` CLI). This file is only the command table; commands live in
+ * server/cmd_*.c. */
+#include "common/cli.h"
+#include "server/commands.h"
+
+#include <signal.h>
+
+/* `meridian bench <what>`: add entries here, and the "bench" line below. */
+static const cli_cmd bench_cmds[] = {
+    {"clock", "cost of tt_now/hlc_now, HLC fsync, commit-wait vs 2ε", cmd_bench_clock, NULL},
+    {"kv", "durable puts against a running cluster: ops/s and latency", cmd_bench_kv, NULL},
+    {"logstore", "replication log store: group commit throughput and latency", cmd_bench_logstore,
+     NULL},
+    {"paxos", "CPU cost of the Multi-Paxos core, batched vs unbatched", cmd_bench_paxos, NULL},
+    {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
+    {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
+     NULL},
+    {0},
+};
+
+/* `meridian debug <what>` */
+static const cli_cmd debug_cmds[] = {
+    {"faults", "inject rpc faults into a node (tests)", cmd_debug_faults, NULL},
+    {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
+    {0},
+};
+
+/* `meridian cert <what>`: TLS certificates (docs/security.md). */
+static const cli_cmd cert_cmds[] = {
+    {"create-ca", "create the cluster CA (certificate and key)", cmd_cert_create_ca, NULL},
+    {"create-client", "create a client certificate for USER", cmd_cert_create_client, NULL},
+    {"create-node", "create a node certificate for HOST...", cmd_cert_create_node, NULL},
+    {"list", "list the certificates in a certs directory", cmd_cert_list, NULL},
+    {0},
+};
+
+static const cli_cmd commands[] = {
+    {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
+    {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
+    {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
+    {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
+    {"init", "initialise a new cluster at one node", cmd_init, NULL},
+    {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},
+    {"start", "run a node", cmd_start, NULL},
+    {"version", "print the version, git revision and build type", cmd_version, NULL},
+    {0},
+};
+
+int main(int argc, char **argv)
+{
+    /* A peer that hangs up must be an error on that connection, not a dead node. */
+    signal(SIGPIPE, SIG_IGN);
+    return cli_dispatch("meridian", "meridian: a Spanner-style distributed SQL database", commands,
+                        argc, argv);
+}
