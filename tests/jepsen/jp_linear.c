@@ -35,6 +35,7 @@ typedef struct lop { /* one operation of the key under check */
     const jp_op *op;
     const jp_call *call;
     uint64_t zob;
+    int64_t ret; /* its return event, INT64_MAX if it has none */
 } lop;
 
 typedef struct node {
@@ -227,8 +228,8 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
     }
     for (int i = 0; i < m; i++) {
         n[nn++] = (node){.op = i, .is_call = 1, .t = ops[i].call->t_inv, .match = -1};
-        if (ops[i].call->type == JP_OK)
-            n[nn++] = (node){.op = i, .is_call = 0, .t = ops[i].call->t_done, .match = -1};
+        if (ops[i].ret != INT64_MAX)
+            n[nn++] = (node){.op = i, .is_call = 0, .t = ops[i].ret, .match = -1};
     }
     qsort(n, (size_t)nn, sizeof(node), node_cmp);
     /* Link calls to their returns; the sentinel head is node nn. */
@@ -337,6 +338,93 @@ out:
     return rc;
 }
 
+/* ---- taming indeterminate operations ----
+ *
+ * Every info op doubles the configurations to search (it happened here, or
+ * later, or never), so they are narrowed first, without changing the
+ * verdict. A value is observed if an ok read returns it or an ok cas expects
+ * it (or an info cas that is itself needed expects it); its deadline is the
+ * earliest completion among its observers.
+ *  - An info op whose written value is never observed is dropped: had it
+ *    happened, only observers of its value could tell, and there are none.
+ *  - An info op that is the only writer of an observed value must have
+ *    happened before the value's deadline: it gets that as its return. */
+
+typedef struct obs {
+    int64_t v;
+    int64_t deadline; /* INT64_MAX: not observed */
+    int writers;
+} obs;
+
+static int obs_cmp(const void *a, const void *b)
+{
+    const obs *x = a, *y = b;
+    return (x->v > y->v) - (x->v < y->v);
+}
+
+static obs *obs_find(obs *o, size_t n, int64_t v)
+{
+    obs k = {.v = v};
+    return bsearch(&k, o, n, sizeof(obs), obs_cmp);
+}
+
+static int64_t written_val(const jp_op *op)
+{
+    return op->f == JP_F_WRITE ? op->v1.i : op->v2.i;
+}
+
+/* Returns the number of ops kept (moved to the front), or MERR_NOMEM. */
+static int narrow_info(lop *ops, int m)
+{
+    obs *o = malloc(((size_t)m * 2 + 1) * sizeof(obs));
+    if (!o) return MERR_NOMEM;
+    size_t no = 0;
+    for (int i = 0; i < m; i++) { /* every value any op mentions */
+        const jp_op *op = ops[i].op;
+        ops[i].ret = ops[i].call->type == JP_OK ? ops[i].call->t_done : INT64_MAX;
+        if (op->v1.kind == JP_V_INT) o[no++] = (obs){op->v1.i, INT64_MAX, 0};
+        if (op->f == JP_F_CAS) o[no++] = (obs){op->v2.i, INT64_MAX, 0};
+    }
+    qsort(o, no, sizeof(obs), obs_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < no; i++)
+        if (u == 0 || o[u - 1].v != o[i].v) o[u++] = o[i];
+    no = u;
+    for (int i = 0; i < m; i++) {
+        const jp_op *op = ops[i].op;
+        if (op->f != JP_F_READ) obs_find(o, no, written_val(op))->writers++;
+        if (ops[i].call->type != JP_OK || op->f == JP_F_WRITE || op->v1.kind != JP_V_INT) continue;
+        obs *p = obs_find(o, no, op->v1.i);
+        if (ops[i].ret < p->deadline) p->deadline = ops[i].ret;
+    }
+    for (int changed = 1; changed;) { /* needed info cas make their old value observed */
+        changed = 0;
+        for (int i = 0; i < m; i++) {
+            const jp_op *op = ops[i].op;
+            if (ops[i].call->type == JP_OK || op->f != JP_F_CAS || op->v1.kind != JP_V_INT)
+                continue;
+            int64_t d = obs_find(o, no, op->v2.i)->deadline;
+            obs *old = obs_find(o, no, op->v1.i);
+            if (d < old->deadline) {
+                old->deadline = d;
+                changed = 1;
+            }
+        }
+    }
+    int k = 0;
+    for (int i = 0; i < m; i++) {
+        if (ops[i].call->type != JP_OK && ops[i].op->f != JP_F_READ) {
+            obs *p = obs_find(o, no, written_val(ops[i].op));
+            if (p->deadline == INT64_MAX) continue; /* unobserved: as if it never happened */
+            if (p->writers == 1)
+                ops[i].ret = p->deadline > ops[i].call->t_inv ? p->deadline : ops[i].call->t_inv;
+        }
+        ops[k++] = ops[i];
+    }
+    free(o);
+    return k;
+}
+
 static int lop_cmp(const void *a, const void *b)
 {
     const lop *x = a, *y = b;
@@ -374,8 +462,10 @@ int jp_check_register(const jp_history *h, const jp_register_opts *opts, jp_repo
         if (j - i > o.max_ops_per_key)
             jp_report_unknown(r, "key %lld: %zu ops exceed the bound of %zu",
                               (long long)ops[i].op->key, j - i, o.max_ops_per_key);
-        else
-            rc = check_key(h, ops[i].op->key, ops + i, (int)(j - i), &o, r);
+        else {
+            int k = narrow_info(ops + i, (int)(j - i));
+            rc = k < 0 ? k : check_key(h, ops[i].op->key, ops + i, k, &o, r);
+        }
         i = j;
     }
     free(ops);
