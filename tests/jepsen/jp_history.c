@@ -108,6 +108,9 @@ int jp_history_add(jp_history *h, const jp_op *op, merr *e)
 {
     jp_op c;
     if (jp_op_copy(&c, op)) return merr_set(e, MERR_NOMEM, "history: out of memory");
+    /* Built in memory: the line it will have in jp_history_write's output
+     * (after the header), so explanations point into the written file. */
+    if (!c.line) c.line = h->n + 2;
     int rc = history_push(h, &c, e);
     if (rc) op_free(&c);
     return rc;

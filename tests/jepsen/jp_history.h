@@ -103,7 +103,8 @@ void jp_val_free(jp_val *v);
 int jp_val_copy(jp_val *dst, const jp_val *src);
 int jp_op_copy(jp_op *dst, const jp_op *src);
 
-/* Appends a deep copy of op. Call jp_history_index afterwards. */
+/* Appends a deep copy of op. Call jp_history_index afterwards. An op with
+ * line 0 gets the line it will have in jp_history_write's output. */
 int jp_history_add(jp_history *h, const jp_op *op, merr *e);
 
 /* Pairs invocations with completions into h->calls and validates the pairing:

@@ -12,6 +12,12 @@
  * The set hash is Zobrist-style (XOR of per-op random words) so that it is
  * updated in O(1).
  *
+ * One more pruning: an op that is legal now and leaves the state unchanged
+ * (a read that matches) is linearized greedily, with no alternative tried.
+ * If any linearization exists from here, one exists with that op first: it
+ * changes nothing for the ops after it, and every op that had to precede it
+ * is already linearized (else its return event would have come first).
+ *
  * Indeterminate (info) operations have no return event: they may be
  * linearized anywhere after their call, and the search succeeds as soon as
  * no return event is left, i.e. when every ok operation is linearized —
@@ -217,6 +223,7 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
     node *n = calloc((size_t)(2 * m + 1), sizeof(node));
     struct frame {
         int node;
+        int greedy; /* linearized without changing the state: no alternative */
         reg_state prev;
     } *stack = calloc((size_t)m + 1, sizeof(*stack));
     int *pos = malloc((size_t)(2 * m + 1) * sizeof(int));
@@ -275,8 +282,9 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
                                       (long long)key, o->max_cache_bytes, m);
                     goto out;
                 }
+                int greedy = ns.has == s.has && ns.v == s.v;
                 if (added) {
-                    stack[sp++] = (struct frame){cur, s};
+                    stack[sp++] = (struct frame){cur, greedy, s};
                     s = ns;
                     hset = hh;
                     lift(n, cur);
@@ -284,6 +292,7 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
                     continue;
                 }
                 bits[c->op / 64] &= ~(1ULL << (c->op % 64));
+                if (greedy) goto backtrack;
             }
             cur = c->next;
             continue;
@@ -300,8 +309,17 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
                 dup |= best_states[i].has == s.has && best_states[i].v == s.v;
             if (!dup) best_states[nbest++] = s;
         }
+    backtrack:
+        while (sp > 0 && stack[sp - 1].greedy) { /* undo greedy steps wholesale */
+            struct frame f = stack[--sp];
+            int op = n[f.node].op;
+            bits[op / 64] &= ~(1ULL << (op % 64));
+            hset ^= ops[op].zob;
+            s = f.prev;
+            unlift(n, f.node);
+        }
         if (sp == 0) {
-            const jp_op *bad = ops[best_op].op;
+            const jp_op *bad = ops[best_op >= 0 ? best_op : 0].op;
             mbuf ex = MBUF_INIT;
             mbuf_printf(&ex, "key %lld: line %zu (process %lld %s", (long long)key, bad->line,
                         (long long)bad->process, jp_fn_name(bad->f));
