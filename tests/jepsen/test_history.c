@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/jepsen/jp_check.h"
 #include "tests/jepsen/jp_history.h"
 
 static const char *sample = "# a comment line\n"
@@ -181,12 +182,72 @@ static void test_load_file(void **state)
     rmdir(dir);
 }
 
+/* Random mutations of valid histories: the parser answers 0 or a clear
+ * MERR_INVALID, never crashes; whatever parses, every checker judges without
+ * crashing (ASan builds make "without crashing" strict). */
+static void test_mutations_never_crash(void **state)
+{
+    (void)state;
+    static const char *alphabet = "0123456789 -[]_#\nabcdefghijklmnopqrstuvwxyz";
+    const char *seeds[] = {
+        sample,
+        "1 0 invoke txn [append 1 1] [r 2 nil]\n2 1 invoke txn [append 2 1] [r 1 nil]\n"
+        "3 0 ok txn [append 1 1] [r 2 [1]]\n4 1 ok txn [append 2 1] [r 1 [1]]\n",
+        "1 0 invoke cas 1 nil 3\n2 0 ok cas 1 nil 3\n3 1 invoke read 1 _\n4 1 ok read 1 3\n",
+    };
+    uint64_t x = 12345;
+    int parsed = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        const char *src = seeds[iter % 3];
+        size_t n = strlen(src);
+        char *buf = malloc(n + 8);
+        assert_non_null(buf);
+        memcpy(buf, src, n + 1);
+        for (int k = 0; k < 1 + iter % 4; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t at = (size_t)(x >> 33) % n;
+            /* Mostly digits for digits, which keeps the line well-formed and
+             * makes the checkers see odd values, times and processes. */
+            if ((x >> 7) % 4 && buf[at] >= '0' && buf[at] <= '9')
+                buf[at] = (char)('0' + (x >> 13) % 10);
+            else
+                buf[at] = alphabet[(x >> 13) % strlen(alphabet)];
+        }
+        jp_history h;
+        merr e = {0};
+        int rc = jp_history_parse(buf, n, &h, &e);
+        if (rc) {
+            assert_int_equal(rc, MERR_INVALID);
+            assert_non_null(strstr(e.msg, "line"));
+            free(buf);
+            continue;
+        }
+        parsed++;
+        jp_report r;
+        jp_report_init(&r);
+        assert_true(jp_check_register(&h, NULL, &r, &e) <= 0);
+        jp_report_free(&r);
+        jp_report_init(&r);
+        assert_true(jp_check_list_append(&h, NULL, &r, &e) <= 0);
+        jp_report_free(&r);
+        jp_report_init(&r);
+        assert_true(jp_check_bank(&h, NULL, &r, &e) <= 0);
+        jp_report_free(&r);
+        jp_report_init(&r);
+        assert_true(jp_check_set(&h, &r, &e) <= 0);
+        jp_report_free(&r);
+        jp_history_free(&h);
+        free(buf);
+    }
+    assert_true(parsed > 100); /* the checkers did see mutated histories */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_all_functions), cmocka_unit_test(test_write_roundtrip),
         cmocka_unit_test(test_malformed_lines),     cmocka_unit_test(test_bad_pairing),
-        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_file),           cmocka_unit_test(test_mutations_never_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
