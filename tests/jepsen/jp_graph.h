@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tests/jepsen/jp_check.h"
+#include "tests/jepsen/jp_history.h"
+
 enum { JP_E_WW = 1, JP_E_WR = 2, JP_E_RW = 4, JP_E_RT = 8, JP_E_ALL = 15 };
 
 typedef struct jp_edge {
@@ -48,5 +51,17 @@ int jp_graph_build(jp_graph *g);
  * to path[0..len); returns len, 0 if there is none (or it is longer than
  * maxlen), or MERR_NOMEM. */
 int jp_graph_cycle(jp_graph *g, size_t first, int allow, int min_rw, size_t *path, size_t maxlen);
+
+/* Adds real-time edges between the calls marked in `committed` (nodes are
+ * call indices): A -> B when A completed before B was invoked, as a
+ * transitive reduction. Info calls never complete: they only get in-edges. */
+int jp_graph_add_realtime(jp_graph *g, const jp_history *h, const char *committed);
+
+/* After jp_graph_build: reports, per strongly connected component, the
+ * shortest cycle found of each class: G0 (ww), G1c (ww+wr, >=1 wr),
+ * G-single (exactly one rw), G2 (>=2 rw) and realtime (through an rt edge,
+ * labelled with the class it would have). `max_starts` bounds the edges
+ * tried as a cycle's first edge, per component and class. */
+int jp_graph_report_cycles(jp_graph *g, const jp_history *h, size_t max_starts, jp_report *r);
 
 #endif

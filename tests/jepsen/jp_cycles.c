@@ -1,0 +1,178 @@
+/* Shared by the Elle checkers: real-time edges between transactions and the
+ * search for, and reporting of, classified cycles in a dependency graph. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/jepsen/jp_graph.h"
+
+#define MAX_CYCLE 64
+
+struct rt_ev {
+    int64_t t;
+    int done;
+    int call;
+};
+
+static int ev_cmp(const void *a, const void *b)
+{
+    const struct rt_ev *x = a, *y = b;
+    if (x->t != y->t) return x->t < y->t ? -1 : 1;
+    if (x->done != y->done) return x->done - y->done;
+    return x->call - y->call;
+}
+
+/* Real-time: events in time order; invocations before completions at equal
+ * times (a tie is concurrency). The frontier holds committed txns completed
+ * and not yet known to precede a later completed txn; a new txn gets an edge
+ * from each, which keeps the transitive reduction of real-time order. */
+int jp_graph_add_realtime(jp_graph *g, const jp_history *h, const char *committed)
+{
+    int rc = 0;
+    size_t nc = h->ncalls, nev = 0, nfront = 0;
+    struct rt_ev *ev = malloc((2 * nc + 1) * sizeof(*ev));
+    int *front = malloc((nc + 1) * sizeof(int));
+    size_t *pstart = malloc((nc + 1) * sizeof(size_t)), *plen = calloc(nc + 1, sizeof(size_t));
+    int *preds = NULL;
+    size_t npreds = 0, cappreds = 0;
+    char *infront = calloc(nc + 1, 1);
+    if (!ev || !front || !pstart || !plen || !infront) {
+        rc = MERR_NOMEM;
+        goto out;
+    }
+    for (size_t c = 0; c < nc; c++) {
+        if (!committed[c]) continue;
+        ev[nev++] = (struct rt_ev){h->calls[c].t_inv, 0, (int)c};
+        if (h->calls[c].type == JP_OK) ev[nev++] = (struct rt_ev){h->calls[c].t_done, 1, (int)c};
+    }
+    qsort(ev, nev, sizeof(*ev), ev_cmp);
+    for (size_t i = 0; i < nev && rc == 0; i++) {
+        int c = ev[i].call;
+        if (!ev[i].done) {
+            pstart[c] = npreds;
+            for (size_t j = 0; j < nfront && rc == 0; j++) {
+                if (npreds == cappreds) {
+                    cappreds = cappreds ? cappreds * 2 : 256;
+                    int *p = realloc(preds, cappreds * sizeof(int));
+                    if (!p) {
+                        rc = MERR_NOMEM;
+                        break;
+                    }
+                    preds = p;
+                }
+                preds[npreds++] = front[j];
+                rc = jp_graph_add(g, front[j], c, JP_E_RT, 0);
+            }
+            plen[c] = npreds - pstart[c];
+            continue;
+        }
+        for (size_t j = 0; j < plen[c]; j++) infront[preds[pstart[c] + j]] = 0;
+        size_t k = 0;
+        for (size_t j = 0; j < nfront; j++)
+            if (infront[front[j]]) front[k++] = front[j];
+        nfront = k;
+        front[nfront++] = c;
+        infront[c] = 1;
+    }
+out:
+    free(ev);
+    free(front);
+    free(pstart);
+    free(plen);
+    free(preds);
+    free(infront);
+    return rc;
+}
+
+static const char *ekind_name(int k)
+{
+    switch (k) {
+    case JP_E_WW: return "ww";
+    case JP_E_WR: return "wr";
+    case JP_E_RW: return "rw";
+    default: return "rt";
+    }
+}
+
+static void report_cycle(jp_graph *g, const jp_history *h, jp_report *r, jp_anomaly a,
+                         const size_t *path, int len)
+{
+    mbuf b = MBUF_INIT;
+    int nrw = 0, nwr = 0;
+    for (int i = 0; i < len; i++) {
+        const jp_edge *e = &g->e[path[i]];
+        nrw += e->kind == JP_E_RW;
+        nwr += e->kind == JP_E_WR;
+    }
+    if (a == JP_A_REALTIME)
+        mbuf_printf(&b, "(%s) ",
+                    nrw >= 2 ? "G2-realtime"
+                    : nrw    ? "G-single-realtime"
+                    : nwr    ? "G1c-realtime"
+                             : "G0-realtime");
+    for (int i = 0; i < len; i++) {
+        const jp_edge *e = &g->e[path[i]];
+        const jp_op *op = jp_call_op(h, &h->calls[e->from]);
+        mbuf_printf(&b, "T(line %zu, p%lld) -%s", op->line, (long long)op->process,
+                    ekind_name(e->kind));
+        if (e->kind != JP_E_RT) mbuf_printf(&b, "[%lld]", (long long)e->key);
+        mbuf_append_str(&b, "-> ");
+    }
+    mbuf_printf(&b, "T(line %zu)", jp_call_op(h, &h->calls[g->e[path[0]].from])->line);
+    mbuf_append_u8(&b, 0);
+    jp_report_add(r, a, "%s", b.data ? (char *)b.data : "");
+    mbuf_free(&b);
+}
+
+/* One example of each cycle class per strongly connected component. */
+int jp_graph_report_cycles(jp_graph *g, const jp_history *h, size_t max_starts, jp_report *r)
+{
+    static const struct {
+        jp_anomaly a;
+        int first, allow, min_rw;
+    } classes[] = {
+        {JP_A_G0, JP_E_WW, JP_E_WW, 0},
+        {JP_A_G1C, JP_E_WR, JP_E_WW | JP_E_WR, 0},
+        {JP_A_GSINGLE, JP_E_RW, JP_E_WW | JP_E_WR, 1},
+        {JP_A_G2, JP_E_RW, JP_E_WW | JP_E_WR | JP_E_RW, 2},
+        {JP_A_REALTIME, JP_E_RT, JP_E_ALL, 0},
+    };
+    size_t path[MAX_CYCLE], best[MAX_CYCLE];
+    size_t *tries = calloc((size_t)g->ncomp + 1, sizeof(size_t));
+    int *bestlen = calloc((size_t)g->ncomp + 1, sizeof(int));
+    size_t *bestpath = malloc(((size_t)g->ncomp + 1) * MAX_CYCLE * sizeof(size_t));
+    int rc = 0;
+    if (!tries || !bestlen || !bestpath) {
+        rc = MERR_NOMEM;
+        goto out;
+    }
+    for (size_t c = 0; c < sizeof(classes) / sizeof(classes[0]); c++) {
+        memset(tries, 0, ((size_t)g->ncomp + 1) * sizeof(size_t));
+        memset(bestlen, 0, ((size_t)g->ncomp + 1) * sizeof(int));
+        for (size_t i = 0; i < g->ne; i++) {
+            const jp_edge *e = &g->e[i];
+            int comp = g->comp[e->from];
+            if (e->kind != classes[c].first || g->comp[e->to] != comp) continue;
+            if (tries[comp]++ >= max_starts) continue;
+            int len = jp_graph_cycle(g, i, classes[c].allow, classes[c].min_rw, path, MAX_CYCLE);
+            if (len < 0) {
+                rc = len;
+                goto out;
+            }
+            if (len > 0 && (!bestlen[comp] || len < bestlen[comp])) {
+                bestlen[comp] = len;
+                memcpy(bestpath + (size_t)comp * MAX_CYCLE, path, (size_t)len * sizeof(size_t));
+            }
+        }
+        for (int comp = 0; comp < g->ncomp; comp++) {
+            if (!bestlen[comp]) continue;
+            memcpy(best, bestpath + (size_t)comp * MAX_CYCLE,
+                   (size_t)bestlen[comp] * sizeof(size_t));
+            report_cycle(g, h, r, classes[c].a, best, bestlen[comp]);
+        }
+    }
+out:
+    free(tries);
+    free(bestlen);
+    free(bestpath);
+    return rc;
+}
