@@ -7,6 +7,8 @@
  *               lists, a ww/wr/rw/real-time dependency graph, cycles
  *               classified as Adya's G0, G1c, G-single, G2, plus G1a, G1b,
  *               lost appends and real-time (strict serializability) cycles;
+ *  rw-register  the same graph for read/write registers, with version
+ *               orders inferred only partly;
  *  bank         snapshot reads see the fixed total, no negative balances;
  *  set          every acknowledged insert is in the final read.
  *
@@ -91,6 +93,15 @@ typedef struct jp_elle_opts {
 } jp_elle_opts;
 
 int jp_check_list_append(const jp_history *h, const jp_elle_opts *o, jp_report *r, merr *e);
+
+/* ---- rw-register (Elle) ---- */
+
+/* Txns of [r K V] / [w K V], written values unique per key. Version orders
+ * are inferred only partly (nil first, writes follow reads, a txn's own
+ * successive writes), so fewer cycles are visible than with list-append;
+ * what is reported is certain. Same classes, plus G1a, G1b, garbage and
+ * internal. */
+int jp_check_rw_register(const jp_history *h, const jp_elle_opts *o, jp_report *r, merr *e);
 
 /* ---- bank ---- */
 

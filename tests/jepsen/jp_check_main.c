@@ -1,6 +1,6 @@
 /* jp_check: checks a recorded history file with one of the workload
  * checkers and prints the verdict and its explanation.
- *   jp_check --workload register|list-append|bank|set [flags] HISTORY_FILE
+ *   jp_check --workload register|list-append|rw-register|bank|set [flags] HISTORY_FILE
  * Exit status: 0 valid, 1 invalid, 2 unknown, unreadable or malformed
  * history, or a usage error. */
 #include <stdio.h>
@@ -16,16 +16,16 @@ int main(int argc, char **argv)
     int has_total = 0, negative_ok = 0, no_realtime = 0;
     const char *total_s = NULL;
     const cli_flag flags[] = {
-        {"workload", CLI_STR, &workload, "W", "register, list-append, bank or set"},
+        {"workload", CLI_STR, &workload, "W", "register, list-append, rw-register, bank or set"},
         {"total", CLI_STR, &total_s, "N", "bank: the fixed total (default: the earliest read's)"},
         {"negative-ok", CLI_BOOL, &negative_ok, NULL, "bank: negative balances are allowed"},
         {"no-realtime", CLI_BOOL, &no_realtime, NULL,
-         "list-append: serializability only, no real-time edges"},
+         "list-append, rw-register: serializability only, no real-time edges"},
         {"max-steps", CLI_INT, &max_steps, "N", "register: search steps per key before unknown"},
         {0},
     };
     int npos = 0, done = 0;
-    const char *usage = "--workload register|list-append|bank|set [flags] HISTORY_FILE";
+    const char *usage = "--workload register|list-append|rw-register|bank|set [flags] HISTORY_FILE";
     int rc = cli_parse("jp_check", usage, flags, argc, argv, &npos, &done);
     if (done) return rc;
     if (npos != 1 || !workload || max_steps < 0) {
@@ -39,17 +39,20 @@ int main(int argc, char **argv)
         }
         has_total = 1;
     }
-    enum { W_REG, W_LIST, W_BANK, W_SET } w;
+    enum { W_REG, W_LIST, W_RW, W_BANK, W_SET } w;
     if (!strcmp(workload, "register"))
         w = W_REG;
     else if (!strcmp(workload, "list-append"))
         w = W_LIST;
+    else if (!strcmp(workload, "rw-register"))
+        w = W_RW;
     else if (!strcmp(workload, "bank"))
         w = W_BANK;
     else if (!strcmp(workload, "set"))
         w = W_SET;
     else {
-        fprintf(stderr, "jp_check: unknown workload '%s' (register, list-append, bank, set)\n",
+        fprintf(stderr,
+                "jp_check: unknown workload '%s' (register, list-append, rw-register, bank, set)\n",
                 workload);
         return CLI_EXIT_USAGE;
     }
@@ -70,6 +73,11 @@ int main(int argc, char **argv)
     case W_LIST: {
         jp_elle_opts o = {.no_realtime = no_realtime};
         rc = jp_check_list_append(&h, &o, &r, &e);
+        break;
+    }
+    case W_RW: {
+        jp_elle_opts o = {.no_realtime = no_realtime};
+        rc = jp_check_rw_register(&h, &o, &r, &e);
         break;
     }
     case W_BANK: {

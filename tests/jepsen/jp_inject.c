@@ -135,6 +135,63 @@ int jp_inject_stale_list_read(jp_history *h, uint64_t seed)
     return MERR_NOTFOUND;
 }
 
+/* 1 if some ok txn other than `not` reads (key, val). */
+static int read_by_other(const jp_history *h, const jp_call * not, int64_t key, int64_t val)
+{
+    for (size_t i = 0; i < h->ncalls; i++) {
+        const jp_call *c = &h->calls[i];
+        if (c == not || c->type != JP_OK) continue;
+        const jp_op *op = &h->ops[c->done];
+        for (size_t j = 0; j < op->nmops; j++)
+            if (op->mops[j].kind == JP_MOP_R && op->mops[j].key == key &&
+                op->mops[j].val.kind == JP_V_INT && op->mops[j].val.i == val)
+                return 1;
+    }
+    return 0;
+}
+
+int jp_inject_aborted_read(jp_history *h, uint64_t seed)
+{
+    FOR_CALLS(h, seed, wc)
+    {
+        if (wc->type != JP_OK) continue;
+        jp_op *w = done_op(h, wc);
+        for (size_t i = 0; i < w->nmops; i++) {
+            const jp_mop *m = &w->mops[i];
+            if (m->kind != JP_MOP_W || !read_by_other(h, wc, m->key, m->val.i)) continue;
+            w->type = JP_FAIL;
+            return jp_history_index(h, NULL);
+        }
+    }
+    return MERR_NOTFOUND;
+}
+
+int jp_inject_stale_nil_read(jp_history *h, uint64_t seed)
+{
+    FOR_CALLS(h, seed, rc)
+    {
+        if (rc->type != JP_OK) continue;
+        jp_op *r = done_op(h, rc);
+        for (size_t i = 0; i < r->nmops; i++) {
+            jp_mop *m = &r->mops[i];
+            int first = 1;
+            for (size_t q = 0; q < i; q++) first &= r->mops[q].key != m->key;
+            if (m->kind != JP_MOP_R || m->val.kind != JP_V_INT || !first) continue;
+            for (size_t j = 0; j < h->ncalls; j++) {
+                const jp_call *wc = &h->calls[j];
+                if (wc == rc || wc->type != JP_OK || wc->t_done >= rc->t_inv) continue;
+                const jp_op *w = jp_call_op(h, wc);
+                for (size_t q = 0; q < w->nmops; q++)
+                    if (w->mops[q].kind == JP_MOP_W && w->mops[q].key == m->key) {
+                        m->val.kind = JP_V_NIL;
+                        return 0;
+                    }
+            }
+        }
+    }
+    return MERR_NOTFOUND;
+}
+
 int jp_inject_bank_skew(jp_history *h, uint64_t seed)
 {
     FOR_CALLS(h, seed, rc)

@@ -127,6 +127,31 @@ static int la_apply(sim *s, jp_op *op)
     return JP_OK;
 }
 
+/* ---- rw-register ---- */
+
+static void rw_gen(sim *s, jp_op *op)
+{
+    la_gen(s, op); /* the same shapes, with writes for appends */
+    for (size_t i = 0; i < op->nmops; i++)
+        if (op->mops[i].kind == JP_MOP_APPEND) op->mops[i].kind = JP_MOP_W;
+}
+
+static int rw_apply(sim *s, jp_op *op)
+{
+    if (!op->nmops) return MERR_NOMEM;
+    for (size_t i = 0; i < op->nmops; i++) {
+        jp_mop *m = &op->mops[i];
+        if (m->kind == JP_MOP_W) {
+            s->has[m->key] = 1;
+            s->reg[m->key] = m->val.i;
+        } else {
+            m->val = s->has[m->key] ? (jp_val){.kind = JP_V_INT, .i = s->reg[m->key]}
+                                    : (jp_val){.kind = JP_V_NIL};
+        }
+    }
+    return JP_OK;
+}
+
 /* ---- bank ---- */
 
 static void bank_gen(sim *s, jp_op *op)
@@ -298,7 +323,7 @@ static int sim_run(const jp_sim_opts *o, void (*gen)(sim *, jp_op *), int (*appl
         jp_history_init(h);
         goto out;
     }
-    s.reg[0] = s.o.total; /* bank: all the money starts in account 0 */
+    if (apply == bank_apply) s.reg[0] = s.o.total; /* all the money starts in account 0 */
     rc = run(&s, h, final_read, e);
 out:
     for (int i = 0; s.lists && i < s.o.keys; i++) jp_val_free(&s.lists[i]);
@@ -316,6 +341,11 @@ int jp_sim_register(const jp_sim_opts *o, jp_history *h, merr *e)
 int jp_sim_list_append(const jp_sim_opts *o, jp_history *h, merr *e)
 {
     return sim_run(o, la_gen, la_apply, 0, h, e);
+}
+
+int jp_sim_rw_register(const jp_sim_opts *o, jp_history *h, merr *e)
+{
+    return sim_run(o, rw_gen, rw_apply, 0, h, e);
 }
 
 int jp_sim_bank(const jp_sim_opts *o, jp_history *h, merr *e)

@@ -31,6 +31,8 @@ typedef struct jp_sim_opts {
 /* Each fills a fresh, indexed history (jp_history_free it). */
 int jp_sim_register(const jp_sim_opts *o, jp_history *h, merr *e);
 int jp_sim_list_append(const jp_sim_opts *o, jp_history *h, merr *e);
+/* Txns of [r K V] / [w K V] with unique written values. */
+int jp_sim_rw_register(const jp_sim_opts *o, jp_history *h, merr *e);
 int jp_sim_bank(const jp_sim_opts *o, jp_history *h, merr *e);
 /* Inserts and reads; the last operation is a final read after all others. */
 int jp_sim_set(const jp_sim_opts *o, jp_history *h, merr *e);
@@ -45,6 +47,11 @@ int jp_inject_stale_read(jp_history *h, uint64_t seed);
 int jp_inject_lost_append(jp_history *h, uint64_t seed);
 /* list-append: a read misses an append acknowledged before it began. */
 int jp_inject_stale_list_read(jp_history *h, uint64_t seed);
+/* rw-register: a txn whose write was read by another is marked failed. */
+int jp_inject_aborted_read(jp_history *h, uint64_t seed);
+/* rw-register: a txn's first read of a key returns nil although a write to
+ * it had been acknowledged before the txn began. */
+int jp_inject_stale_nil_read(jp_history *h, uint64_t seed);
 /* bank: one balance of one read is off by one. */
 int jp_inject_bank_skew(jp_history *h, uint64_t seed);
 /* set: an acknowledged insert vanishes from the final read. */
