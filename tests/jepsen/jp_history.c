@@ -147,6 +147,10 @@ int jp_history_index(jp_history *h, merr *e)
     h->ncalls = 0;
     size_t ninv = 0;
     for (size_t i = 0; i < h->n; i++) ninv += h->ops[i].type == JP_INVOKE;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->ops[i].process < 0)
+            return merr_set(e, MERR_INVALID, "line %zu: negative process",
+                            h->ops[i].line ? h->ops[i].line : i + 1);
     int64_t np = max_process(h) + 1;
     /* Processes are small ids in practice; a sparse huge id would make the
      * pending table huge, so it is refused. */

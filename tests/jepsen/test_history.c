@@ -152,6 +152,19 @@ static void test_bad_pairing(void **state)
     expect_error("1 0 invoke txn [append 1 2]\n2 0 ok txn [append 1 2] [r 1 nil]\n",
                  "line 2: completion does not match");
     expect_error("1 99999999 invoke read 1 _\n", "process ids must be below");
+    /* Histories built in memory are checked the same way. */
+    jp_history h;
+    merr e = {0};
+    jp_history_init(&h);
+    jp_op op = {.time = 1,
+                .process = -1,
+                .type = JP_INVOKE,
+                .f = JP_F_INSERT,
+                .v1 = {.kind = JP_V_INT, .i = 1}};
+    assert_int_equal(jp_history_add(&h, &op, &e), 0);
+    assert_int_equal(jp_history_index(&h, &e), MERR_INVALID);
+    assert_non_null(strstr(e.msg, "line 2: negative process"));
+    jp_history_free(&h);
 }
 
 static void test_load_file(void **state)
