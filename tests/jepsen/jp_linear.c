@@ -12,11 +12,13 @@
  * The set hash is Zobrist-style (XOR of per-op random words) so that it is
  * updated in O(1).
  *
- * One more pruning: an op that is legal now and leaves the state unchanged
- * (a read that matches) is linearized greedily, with no alternative tried.
- * If any linearization exists from here, one exists with that op first: it
- * changes nothing for the ops after it, and every op that had to precede it
- * is already linearized (else its return event would have come first).
+ * One more pruning: an op that never changes the state (a read, a cas to
+ * the value it expects) and is legal now is linearized greedily, with no
+ * alternative tried. If any linearization exists from here, one exists with
+ * that op first: it changes nothing for the ops after it, and every op that
+ * had to precede it is already linearized (else its return event would have
+ * come first). A write of the current value does not qualify: moved from a
+ * later, different state to now, it would lose its effect there.
  *
  * Indeterminate (info) operations have no return event: they may be
  * linearized anywhere after their call, and the search succeeds as soon as
@@ -85,6 +87,15 @@ static int step(reg_state s, const jp_op *op, reg_state *out)
         return 1;
     default: return 0;
     }
+}
+
+/* 1 if op leaves every state it is legal in unchanged: a read, or a cas to
+ * the value it expects. (A write of the current value is not: later, in
+ * another state, the same write would change it.) */
+static int preserving(const jp_op *op)
+{
+    return op->f == JP_F_READ ||
+           (op->f == JP_F_CAS && op->v1.kind == JP_V_INT && op->v1.i == op->v2.i);
 }
 
 /* ---- the memo: a set of (bitset, state) ---- */
@@ -282,7 +293,7 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
                                       (long long)key, o->max_cache_bytes, m);
                     goto out;
                 }
-                int greedy = ns.has == s.has && ns.v == s.v;
+                int greedy = preserving(ops[c->op].op);
                 if (added) {
                     stack[sp++] = (struct frame){cur, greedy, s};
                     s = ns;
@@ -361,16 +372,17 @@ out:
  * Every info op doubles the configurations to search (it happened here, or
  * later, or never), so they are narrowed first, without changing the
  * verdict. A value is observed if an ok read returns it or an ok cas expects
- * it (or an info cas that is itself needed expects it); its deadline is the
- * earliest completion among its observers.
- *  - An info op whose written value is never observed is dropped: had it
+ * it; its deadline is the earliest completion among those observers. It is
+ * needed if observed, or expected by an info cas whose new value is needed.
+ *  - An info op whose written value is not needed is dropped: had it
  *    happened, only observers of its value could tell, and there are none.
  *  - An info op that is the only writer of an observed value must have
  *    happened before the value's deadline: it gets that as its return. */
 
 typedef struct obs {
     int64_t v;
-    int64_t deadline; /* INT64_MAX: not observed */
+    int64_t deadline; /* earliest completion of an ok observer; INT64_MAX: none */
+    int needed;       /* observed, directly or through info cas that may need it */
     int writers;
 } obs;
 
@@ -400,8 +412,8 @@ static int narrow_info(lop *ops, int m)
     for (int i = 0; i < m; i++) { /* every value any op mentions */
         const jp_op *op = ops[i].op;
         ops[i].ret = ops[i].call->type == JP_OK ? ops[i].call->t_done : INT64_MAX;
-        if (op->v1.kind == JP_V_INT) o[no++] = (obs){op->v1.i, INT64_MAX, 0};
-        if (op->f == JP_F_CAS) o[no++] = (obs){op->v2.i, INT64_MAX, 0};
+        if (op->v1.kind == JP_V_INT) o[no++] = (obs){op->v1.i, INT64_MAX, 0, 0};
+        if (op->f == JP_F_CAS) o[no++] = (obs){op->v2.i, INT64_MAX, 0, 0};
     }
     qsort(o, no, sizeof(obs), obs_cmp);
     size_t u = 0;
@@ -413,18 +425,21 @@ static int narrow_info(lop *ops, int m)
         if (op->f != JP_F_READ) obs_find(o, no, written_val(op))->writers++;
         if (ops[i].call->type != JP_OK || op->f == JP_F_WRITE || op->v1.kind != JP_V_INT) continue;
         obs *p = obs_find(o, no, op->v1.i);
+        p->needed = 1;
         if (ops[i].ret < p->deadline) p->deadline = ops[i].ret;
     }
-    for (int changed = 1; changed;) { /* needed info cas make their old value observed */
+    /* An info cas whose new value is needed may itself be needed, and then so
+     * is the value it expects. Only "may": the new value could have come from
+     * another writer, so no deadline follows from this. */
+    for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < m; i++) {
             const jp_op *op = ops[i].op;
             if (ops[i].call->type == JP_OK || op->f != JP_F_CAS || op->v1.kind != JP_V_INT)
                 continue;
-            int64_t d = obs_find(o, no, op->v2.i)->deadline;
             obs *old = obs_find(o, no, op->v1.i);
-            if (d < old->deadline) {
-                old->deadline = d;
+            if (obs_find(o, no, op->v2.i)->needed && !old->needed) {
+                old->needed = 1;
                 changed = 1;
             }
         }
@@ -433,8 +448,8 @@ static int narrow_info(lop *ops, int m)
     for (int i = 0; i < m; i++) {
         if (ops[i].call->type != JP_OK && ops[i].op->f != JP_F_READ) {
             obs *p = obs_find(o, no, written_val(ops[i].op));
-            if (p->deadline == INT64_MAX) continue; /* unobserved: as if it never happened */
-            if (p->writers == 1)
+            if (!p->needed) continue; /* unobserved: as if it never happened */
+            if (p->writers == 1 && p->deadline != INT64_MAX)
                 ops[i].ret = p->deadline > ops[i].call->t_inv ? p->deadline : ops[i].call->t_inv;
         }
         ops[k++] = ops[i];

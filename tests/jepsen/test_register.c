@@ -209,6 +209,95 @@ static void test_randomized(void **state)
     assert_true(injected >= 50); /* the injections did happen */
 }
 
+/* ---- an oracle: brute force over every order of small histories ---- */
+
+typedef struct bop {
+    int f;         /* 0 read, 1 write, 2 cas */
+    int a, b;      /* read/write value or cas old (0 = nil); cas new */
+    int type;      /* JP_OK, JP_FAIL, JP_INFO */
+    int call, ret; /* ret only for ok */
+} bop;
+
+/* Can the ops not in `placed` be linearized from register value `v`? */
+static int brute(const bop *o, int n, unsigned placed, int v)
+{
+    int all_ok = 1;
+    for (int i = 0; i < n; i++)
+        if (!(placed & (1u << i)) && o[i].type == JP_OK) all_ok = 0;
+    if (all_ok) return 1; /* remaining info ops never happened */
+    for (int i = 0; i < n; i++) {
+        if (placed & (1u << i)) continue;
+        int ready = 1; /* every unplaced ok op that returned before i's call blocks it */
+        for (int j = 0; j < n; j++)
+            if (j != i && !(placed & (1u << j)) && o[j].type == JP_OK && o[j].ret < o[i].call)
+                ready = 0;
+        if (!ready) continue;
+        int nv = v;
+        if (o[i].f == 0 && o[i].a != v) continue;
+        if (o[i].f == 1) nv = o[i].a;
+        if (o[i].f == 2) {
+            if (o[i].a != v) continue;
+            nv = o[i].b;
+        }
+        if (brute(o, n, placed | (1u << i), nv)) return 1;
+    }
+    return 0;
+}
+
+static void test_against_brute_force(void **state)
+{
+    (void)state;
+    uint64_t x = 99;
+    int valid = 0, invalid = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        bop o[9];
+        int n = 2 + iter % 8, m = 0;
+        char text[2048];
+        size_t len = 0;
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            uint64_t r = x >> 20;
+            bop *b = &o[i];
+            b->f = (int)(r % 3);
+            b->a = (int)((r >> 2) % 4); /* small domains: values repeat */
+            b->b = 1 + (int)((r >> 4) % 3);
+            if (b->f == 1 && b->a == 0) b->a = 1; /* writes are never nil */
+            int t = (int)((r >> 6) % 10);
+            b->type = t < 7 ? JP_OK : t < 9 ? JP_INFO : JP_FAIL;
+            if (b->f == 0 && b->type != JP_OK) b->type = JP_OK; /* info reads are noise */
+            b->call = (int)((r >> 10) % 12);
+            b->ret = b->call + (int)((r >> 14) % 8);
+            char val[16], val2[16];
+            snprintf(val, sizeof(val), b->a ? "%d" : "nil", b->a);
+            snprintf(val2, sizeof(val2), "%d", b->b);
+            const char *fn = b->f == 0 ? "read" : b->f == 1 ? "write" : "cas";
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%d %d invoke %s 1 %s%s%s\n",
+                                    b->call, i, fn, b->f == 0 ? "_" : val, b->f == 2 ? " " : "",
+                                    b->f == 2 ? val2 : "");
+            if (b->type == JP_INFO) continue;
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "%d %d %s %s 1 %s%s%s\n",
+                                    b->ret, i, b->type == JP_OK ? "ok" : "fail", fn, val,
+                                    b->f == 2 ? " " : "", b->f == 2 ? val2 : "");
+        }
+        /* The oracle drops failed ops, as the model says. */
+        bop kept[9];
+        for (int i = 0; i < n; i++)
+            if (o[i].type != JP_FAIL) kept[m++] = o[i];
+        int want = brute(kept, m, 0, 0);
+        jp_report r;
+        jp_verdict v = check_opts(text, NULL, &r);
+        if (v != (want ? JP_VALID : JP_INVALID)) {
+            fprintf(stderr, "iteration %d: checker says %s, brute force says %s\n%s%.*s", iter,
+                    jp_verdict_name(v), want ? "valid" : "invalid", text, (int)r.text.len,
+                    (char *)r.text.data);
+            fail();
+        }
+        jp_report_free(&r);
+        want ? valid++ : invalid++;
+    }
+    assert_true(valid > 300 && invalid > 300); /* both answers were exercised */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_indeterminate),
         cmocka_unit_test(test_bounds_give_unknown),
         cmocka_unit_test(test_randomized),
+        cmocka_unit_test(test_against_brute_force),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
