@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "tests/jepsen/jp_check.h"
 #include "tests/jepsen/jp_history.h"
+#include "tests/jepsen/jp_recorder.h"
 
 static const char *sample = "# a comment line\n"
                             "\n"
@@ -255,12 +257,85 @@ static void test_mutations_never_crash(void **state)
     assert_true(parsed > 100); /* the checkers did see mutated histories */
 }
 
+/* Many threads record at once: every line arrives whole, and the file is a
+ * valid history holding every op. */
+#define REC_THREADS 4
+#define REC_OPS     500
+
+typedef struct rec_arg {
+    jp_recorder *rec;
+    int64_t process;
+} rec_arg;
+
+static void *record_thread(void *p)
+{
+    rec_arg *a = p;
+    for (int i = 0; i < REC_OPS; i++) {
+        int64_t v = a->process * REC_OPS + i;
+        jp_mop m[2] = {
+            {.kind = JP_MOP_APPEND, .key = a->process, .val = {.kind = JP_V_INT, .i = v}},
+            {.kind = JP_MOP_R, .key = a->process}};
+        jp_op op = {.time = 2 * i,
+                    .process = a->process,
+                    .type = JP_INVOKE,
+                    .f = JP_F_TXN,
+                    .mops = m,
+                    .nmops = 2};
+        if (jp_recorder_add(a->rec, &op, NULL)) return p;
+        op.time++;
+        op.type = JP_OK;
+        m[1].val = (jp_val){.kind = JP_V_LIST, .items = &v, .n = 1};
+        if (jp_recorder_add(a->rec, &op, NULL)) return p;
+    }
+    return NULL;
+}
+
+static void test_recorder(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/jp_rec_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof(path), "%s/history", dir);
+    jp_recorder *rec;
+    merr e = {0};
+    assert_int_equal(jp_recorder_open(path, &rec, &e), 0);
+    pthread_t t[REC_THREADS];
+    rec_arg args[REC_THREADS];
+    for (int i = 0; i < REC_THREADS; i++) {
+        args[i] = (rec_arg){rec, i};
+        assert_int_equal(pthread_create(&t[i], NULL, record_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < REC_THREADS; i++) {
+        void *res;
+        pthread_join(t[i], &res);
+        assert_null(res);
+    }
+    assert_int_equal(jp_recorder_close(rec, &e), 0);
+    jp_history h;
+    assert_int_equal(jp_history_load(path, &h, &e), 0);
+    assert_int_equal(h.n, 2 * REC_THREADS * REC_OPS);
+    assert_int_equal(h.ncalls, REC_THREADS * REC_OPS);
+    for (size_t i = 0; i < h.ncalls; i++) assert_int_equal(h.calls[i].type, JP_OK);
+    jp_history_free(&h);
+    snprintf(path, sizeof(path), "%s/no/such/dir/history", dir);
+    assert_int_equal(jp_recorder_open(path, &rec, &e), MERR_NOTFOUND);
+    assert_non_null(strstr(e.msg, "open"));
+    snprintf(path, sizeof(path), "%s/history", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_all_functions), cmocka_unit_test(test_write_roundtrip),
-        cmocka_unit_test(test_malformed_lines),     cmocka_unit_test(test_bad_pairing),
-        cmocka_unit_test(test_load_file),           cmocka_unit_test(test_mutations_never_crash),
+        cmocka_unit_test(test_parse_all_functions),
+        cmocka_unit_test(test_write_roundtrip),
+        cmocka_unit_test(test_malformed_lines),
+        cmocka_unit_test(test_bad_pairing),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_mutations_never_crash),
+        cmocka_unit_test(test_recorder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
