@@ -176,3 +176,14 @@ out:
     free(bestpath);
     return rc;
 }
+
+void jp_graph_report_summary(const jp_graph *g, const jp_history *h, jp_report *r)
+{
+    size_t n[4] = {0}, cyclic = 0;
+    for (size_t i = 0; i < h->ncalls; i++) n[h->calls[i].type]++;
+    for (int c = 0; c < g->ncomp; c++) cyclic += g->compsize[c] > 1;
+    (void)mbuf_printf(&r->text,
+                      "summary: %zu txns (%zu ok, %zu info, %zu fail), %zu edges, %zu cyclic "
+                      "components\n",
+                      h->ncalls, n[JP_OK], n[JP_INFO], n[JP_FAIL], g->ne, cyclic);
+}

@@ -342,6 +342,7 @@ int jp_check_list_append(const jp_history *h, const jp_elle_opts *opts, jp_repor
         merr_set(e, rc, "list-append: out of memory");
         goto out;
     }
+    jp_graph_report_summary(&g, h, r);
 out:
     jp_graph_free(&g);
     free(el.apps);

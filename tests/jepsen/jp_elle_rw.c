@@ -258,6 +258,8 @@ int jp_check_rw_register(const jp_history *h, const jp_elle_opts *opts, jp_repor
     if ((rc = edges(&c, &g, !o.no_realtime)) || (rc = jp_graph_build(&g)) ||
         (rc = jp_graph_report_cycles(&g, h, o.max_cycle_starts, r)))
         merr_set(e, rc, "rw-register: out of memory");
+    else
+        jp_graph_report_summary(&g, h, r);
 out:
     jp_graph_free(&g);
     free(c.w);

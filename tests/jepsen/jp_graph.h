@@ -64,4 +64,7 @@ int jp_graph_add_realtime(jp_graph *g, const jp_history *h, const char *committe
  * tried as a cycle's first edge, per component and class. */
 int jp_graph_report_cycles(jp_graph *g, const jp_history *h, size_t max_starts, jp_report *r);
 
+/* Appends "summary: ..." (txn, edge and cyclic component counts). */
+void jp_graph_report_summary(const jp_graph *g, const jp_history *h, jp_report *r);
+
 #endif

@@ -227,10 +227,11 @@ static void fmt_state(mbuf *b, reg_state s)
 
 /* Checks one key. Returns 0 (report updated) or MERR_NOMEM. */
 static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp_register_opts *o,
-                     jp_report *r)
+                     uint64_t *total_steps, jp_report *r)
 {
     int rc = 0;
     int nn = 0;
+    uint64_t steps = 0;
     node *n = calloc((size_t)(2 * m + 1), sizeof(node));
     struct frame {
         int node;
@@ -266,7 +267,6 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
     reg_state s = {0, 0};
     uint64_t hset = 0;
     int sp = 0;
-    uint64_t steps = 0;
     int best_depth = -1, best_op = -1, nbest = 0;
     reg_state best_states[MAX_EXPLAIN_STATES];
     int cur = n[head].next;
@@ -359,6 +359,7 @@ static int check_key(const jp_history *h, int64_t key, lop *ops, int m, const jp
         cur = n[f.node].next;
     }
 out:
+    *total_steps += steps;
     free(n);
     free(stack);
     free(pos);
@@ -489,6 +490,8 @@ int jp_check_register(const jp_history *h, const jp_register_opts *opts, jp_repo
     if (other) jp_report_unknown(r, "%zu operations are not read/write/cas; ignored", other);
     qsort(ops, m, sizeof(lop), lop_cmp);
     int rc = 0;
+    size_t nkeys = 0, nkept = 0;
+    uint64_t steps = 0;
     for (size_t i = 0; i < m && rc == 0;) {
         size_t j = i;
         while (j < m && ops[j].op->key == ops[i].op->key) j++;
@@ -497,10 +500,15 @@ int jp_check_register(const jp_history *h, const jp_register_opts *opts, jp_repo
                               (long long)ops[i].op->key, j - i, o.max_ops_per_key);
         else {
             int k = narrow_info(ops + i, (int)(j - i));
-            rc = k < 0 ? k : check_key(h, ops[i].op->key, ops + i, k, &o, r);
+            rc = k < 0 ? k : check_key(h, ops[i].op->key, ops + i, k, &o, &steps, r);
+            nkept += k > 0 ? (size_t)k : 0;
         }
+        nkeys++;
         i = j;
     }
+    if (rc == 0)
+        (void)mbuf_printf(&r->text, "summary: %zu keys, %zu of %zu ops searched, %llu steps\n",
+                          nkeys, nkept, m, (unsigned long long)steps);
     free(ops);
     if (rc) return merr_set(e, rc, "register: out of memory");
     return 0;
