@@ -5,8 +5,6 @@
 
 #include "tests/jepsen/jp_graph.h"
 
-#define MAX_CYCLE 64
-
 struct rt_ev {
     int64_t t;
     int done;
@@ -93,6 +91,20 @@ static const char *ekind_name(int k)
     }
 }
 
+#define SHOW_EDGES 16 /* a longer cycle is shown by its first edges */
+
+/* The class a cycle has by its edges alone. */
+static jp_anomaly classify(const jp_graph *g, const size_t *path, int len)
+{
+    int nrw = 0, nwr = 0, nrt = 0;
+    for (int i = 0; i < len; i++) {
+        nrw += g->e[path[i]].kind == JP_E_RW;
+        nwr += g->e[path[i]].kind == JP_E_WR;
+        nrt += g->e[path[i]].kind == JP_E_RT;
+    }
+    return nrt ? JP_A_REALTIME : nrw >= 2 ? JP_A_G2 : nrw ? JP_A_GSINGLE : nwr ? JP_A_G1C : JP_A_G0;
+}
+
 static void report_cycle(jp_graph *g, const jp_history *h, jp_report *r, jp_anomaly a,
                          const size_t *path, int len)
 {
@@ -109,7 +121,7 @@ static void report_cycle(jp_graph *g, const jp_history *h, jp_report *r, jp_anom
                     : nrw    ? "G-single-realtime"
                     : nwr    ? "G1c-realtime"
                              : "G0-realtime");
-    for (int i = 0; i < len; i++) {
+    for (int i = 0; i < len && i < SHOW_EDGES; i++) {
         const jp_edge *e = &g->e[path[i]];
         const jp_op *op = jp_call_op(h, &h->calls[e->from]);
         mbuf_printf(&b, "T(line %zu, p%lld) -%s", op->line, (long long)op->process,
@@ -117,13 +129,19 @@ static void report_cycle(jp_graph *g, const jp_history *h, jp_report *r, jp_anom
         if (e->kind != JP_E_RT) mbuf_printf(&b, "[%lld]", (long long)e->key);
         mbuf_append_str(&b, "-> ");
     }
+    if (len > SHOW_EDGES) mbuf_printf(&b, "... (%d edges in all) ", len);
     mbuf_printf(&b, "T(line %zu)", jp_call_op(h, &h->calls[g->e[path[0]].from])->line);
     mbuf_append_u8(&b, 0);
     jp_report_add(r, a, "%s", b.data ? (char *)b.data : "");
     mbuf_free(&b);
 }
 
-/* One example of each cycle class per strongly connected component. */
+/* One example of each cycle class per strongly connected component: the
+ * shortest found from up to max_starts first edges. A component where no
+ * class search succeeded (the simple-cycle rule can reject the walks a
+ * search finds) still has a cycle: any edge's shortest way back, over all
+ * edges, is one, and it is reported under the class its edges give it. So
+ * every cyclic component is reported. */
 int jp_graph_report_cycles(jp_graph *g, const jp_history *h, size_t max_starts, jp_report *r)
 {
     static const struct {
@@ -136,44 +154,65 @@ int jp_graph_report_cycles(jp_graph *g, const jp_history *h, size_t max_starts, 
         {JP_A_G2, JP_E_RW, JP_E_WW | JP_E_WR | JP_E_RW, 2},
         {JP_A_REALTIME, JP_E_RT, JP_E_ALL, 0},
     };
-    size_t path[MAX_CYCLE], best[MAX_CYCLE];
-    size_t *tries = calloc((size_t)g->ncomp + 1, sizeof(size_t));
-    int *bestlen = calloc((size_t)g->ncomp + 1, sizeof(int));
-    size_t *bestpath = malloc(((size_t)g->ncomp + 1) * MAX_CYCLE * sizeof(size_t));
+    size_t nc = (size_t)g->ncomp + 1, maxlen = (size_t)g->n + 1;
+    size_t *path = malloc(maxlen * sizeof(size_t));
+    size_t *tries = calloc(nc, sizeof(size_t)), *beststart = calloc(nc, sizeof(size_t));
+    int *bestlen = calloc(nc, sizeof(int));
+    char *reported = calloc(nc, 1);
     int rc = 0;
-    if (!tries || !bestlen || !bestpath) {
+    if (!path || !tries || !beststart || !bestlen || !reported) {
         rc = MERR_NOMEM;
         goto out;
     }
     for (size_t c = 0; c < sizeof(classes) / sizeof(classes[0]); c++) {
-        memset(tries, 0, ((size_t)g->ncomp + 1) * sizeof(size_t));
-        memset(bestlen, 0, ((size_t)g->ncomp + 1) * sizeof(int));
+        memset(tries, 0, nc * sizeof(size_t));
+        memset(bestlen, 0, nc * sizeof(int));
         for (size_t i = 0; i < g->ne; i++) {
             const jp_edge *e = &g->e[i];
             int comp = g->comp[e->from];
             if (e->kind != classes[c].first || g->comp[e->to] != comp) continue;
             if (tries[comp]++ >= max_starts) continue;
-            int len = jp_graph_cycle(g, i, classes[c].allow, classes[c].min_rw, path, MAX_CYCLE);
+            int len = jp_graph_cycle(g, i, classes[c].allow, classes[c].min_rw, path, maxlen);
             if (len < 0) {
                 rc = len;
                 goto out;
             }
             if (len > 0 && (!bestlen[comp] || len < bestlen[comp])) {
                 bestlen[comp] = len;
-                memcpy(bestpath + (size_t)comp * MAX_CYCLE, path, (size_t)len * sizeof(size_t));
+                beststart[comp] = i;
             }
         }
         for (int comp = 0; comp < g->ncomp; comp++) {
             if (!bestlen[comp]) continue;
-            memcpy(best, bestpath + (size_t)comp * MAX_CYCLE,
-                   (size_t)bestlen[comp] * sizeof(size_t));
-            report_cycle(g, h, r, classes[c].a, best, bestlen[comp]);
+            /* The search is deterministic: the same start finds the same cycle. */
+            int len = jp_graph_cycle(g, beststart[comp], classes[c].allow, classes[c].min_rw, path,
+                                     maxlen);
+            if (len < 0) {
+                rc = len;
+                goto out;
+            }
+            report_cycle(g, h, r, classes[c].a, path, len);
+            reported[comp] = 1;
         }
     }
+    for (size_t i = 0; i < g->ne; i++) { /* the fallback */
+        int comp = g->comp[g->e[i].from];
+        if (reported[comp] || g->comp[g->e[i].to] != comp) continue;
+        int len = jp_graph_cycle(g, i, JP_E_ALL, 0, path, maxlen);
+        if (len < 0) {
+            rc = len;
+            goto out;
+        }
+        if (len == 0) continue;
+        report_cycle(g, h, r, classify(g, path, len), path, len);
+        reported[comp] = 1;
+    }
 out:
+    free(path);
     free(tries);
+    free(beststart);
     free(bestlen);
-    free(bestpath);
+    free(reported);
     return rc;
 }
 
