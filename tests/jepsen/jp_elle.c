@@ -33,7 +33,6 @@ typedef struct app { /* one append */
     int64_t key, val;
     int call;     /* index into h->calls */
     int is_final; /* the txn's last append to this key */
-    int64_t pos;  /* position in the key's version order, -1 if unread */
     size_t seen;  /* 1 + the last read that contained it (duplicate check) */
 } app;
 
@@ -143,7 +142,7 @@ static int collect(elle *el, merr *e)
                 int final = 1;
                 for (size_t j = i + 1; j < op->nmops; j++)
                     if (op->mops[j].kind == JP_MOP_APPEND && op->mops[j].key == m->key) final = 0;
-                el->apps[el->napps++] = (app){m->key, m->val.i, (int)c, final, -1, 0};
+                el->apps[el->napps++] = (app){m->key, m->val.i, (int)c, final, 0};
             } else if (call->type == JP_OK && m->val.kind == JP_V_LIST) {
                 el->reads[el->nreads++] = (rd){m->key, (int)c, i, m->val.items, m->val.n};
             } else if (call->type == JP_OK && m->val.kind == JP_V_NIL) {
@@ -227,21 +226,14 @@ static void orders_and_direct(elle *el)
             if (w->type == JP_INFO) el->committed[a->call] = 1;
         }
     }
-    /* Positions in the version order. */
-    for (size_t i = 0; i < el->nkeys; i++) {
-        const rd *l = el->keys[i].longest;
-        for (size_t j = 0; l && j < l->n; j++) {
-            app *a = find_app(el, l->key, l->items[j]);
-            if (a && a->pos < 0) a->pos = (int64_t)j;
-        }
-    }
     /* Lost: an ok append never read, though a read of its key began after
-     * it had been acknowledged. */
+     * it had been acknowledged. (Every element read was marked `seen`: the
+     * reads scanned in full hold all others.) */
     for (size_t i = 0; i < el->napps; i++) {
         const app *a = &el->apps[i];
         const jp_call *w = &el->h->calls[a->call];
         const kinfo *k = find_key(el, a->key);
-        if (a->pos >= 0 || w->type != JP_OK || k->last_reader_inv <= w->t_done) continue;
+        if (a->seen || w->type != JP_OK || k->last_reader_inv <= w->t_done) continue;
         jp_report_add(el->r, JP_A_LOST,
                       "key %lld: %lld appended by line %zu (acknowledged) is missing from the "
                       "read at line %zu, invoked later",

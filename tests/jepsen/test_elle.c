@@ -145,6 +145,12 @@ static void test_lost_and_direct(void **state)
            "5 2 invoke txn [r 1 nil]\n6 3 invoke txn [r 1 nil]\n"
            "7 2 ok txn [r 1 [1 2]]\n8 3 ok txn [r 1 [2 1]]\n",
            BIT(JP_A_INCOMPATIBLE), "is not a prefix of");
+    /* A value read only by the incompatible read is not lost. */
+    expect("1 0 invoke append 1 1\n2 0 ok append 1 1\n3 0 invoke append 1 2\n4 0 ok append 1 2\n"
+           "5 0 invoke append 1 3\n6 0 ok append 1 3\n"
+           "7 1 invoke txn [r 1 nil]\n8 1 ok txn [r 1 [1 2]]\n"
+           "9 2 invoke txn [r 1 nil]\n10 2 ok txn [r 1 [3]]\n",
+           BIT(JP_A_INCOMPATIBLE), "line 10 is not a prefix of the read at line 8");
     expect("1 0 invoke append 1 1\n2 0 ok append 1 1\n3 1 invoke txn [r 1 nil]\n"
            "4 1 ok txn [r 1 [1 1]]\n",
            BIT(JP_A_DUPLICATE), "line 4 reads 1 twice");
