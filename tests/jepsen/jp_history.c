@@ -132,12 +132,10 @@ static int same_shape(const jp_op *a, const jp_op *b)
     return 1;
 }
 
-static int64_t max_process(const jp_history *h)
+static int i64_cmp(const void *a, const void *b)
 {
-    int64_t m = -1;
-    for (size_t i = 0; i < h->n; i++)
-        if (h->ops[i].process > m) m = h->ops[i].process;
-    return m;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 int jp_history_index(jp_history *h, merr *e)
@@ -151,23 +149,28 @@ int jp_history_index(jp_history *h, merr *e)
         if (h->ops[i].process < 0)
             return merr_set(e, MERR_INVALID, "line %zu: negative process",
                             h->ops[i].line ? h->ops[i].line : i + 1);
-    int64_t np = max_process(h) + 1;
-    /* Processes are small ids in practice; a sparse huge id would make the
-     * pending table huge, so it is refused. */
-    if (np > (int64_t)16 * 1024 * 1024)
-        return merr_set(e, MERR_INVALID, "process ids must be below 16777216");
-    size_t *pending = malloc((size_t)(np ? np : 1) * sizeof(size_t));
+    /* Process ids can be sparse (retired ids grow), so they are mapped to
+     * dense slots through a sorted list of the distinct ids. */
+    int64_t *pids = malloc((h->n ? h->n : 1) * sizeof(int64_t));
+    size_t np = 0;
+    size_t *pending = malloc((h->n ? h->n : 1) * sizeof(size_t));
     h->calls = calloc(ninv ? ninv : 1, sizeof(jp_call));
-    if (!pending || !h->calls) {
+    if (!pids || !pending || !h->calls) {
+        free(pids);
         free(pending);
         return merr_set(e, MERR_NOMEM, "history: out of memory");
     }
-    for (int64_t p = 0; p < np; p++) pending[p] = SIZE_MAX;
+    for (size_t i = 0; i < h->n; i++) pids[i] = h->ops[i].process;
+    qsort(pids, h->n, sizeof(int64_t), i64_cmp);
+    for (size_t i = 0; i < h->n; i++)
+        if (np == 0 || pids[np - 1] != pids[i]) pids[np++] = pids[i];
+    for (size_t p = 0; p < np; p++) pending[p] = SIZE_MAX;
     int rc = 0;
     for (size_t i = 0; i < h->n; i++) {
         const jp_op *op = &h->ops[i];
         size_t ln = op->line ? op->line : i + 1;
-        size_t *pend = &pending[op->process];
+        const int64_t *slot = bsearch(&op->process, pids, np, sizeof(int64_t), i64_cmp);
+        size_t *pend = &pending[slot - pids];
         if (op->type == JP_INVOKE) {
             if (*pend != SIZE_MAX) {
                 rc = merr_set(e, MERR_INVALID,
@@ -209,9 +212,11 @@ int jp_history_index(jp_history *h, merr *e)
         c->t_done = op->type == JP_INFO ? INT64_MAX : op->time;
         *pend = SIZE_MAX;
     }
+    free(pids);
     free(pending);
     return 0;
 err:
+    free(pids);
     free(pending);
     free(h->calls);
     h->calls = NULL;
