@@ -229,6 +229,7 @@ static int emit(jp_history *h, const jp_op *op, jp_type type, int64_t t, merr *e
     return jp_history_add(h, &c, e);
 }
 
+/* final_read: 0, or the function of a read run after everything else. */
 static int run(sim *s, jp_history *h, int final_read, merr *e)
 {
     jp_history_init(h);
@@ -290,9 +291,10 @@ static int run(sim *s, jp_history *h, int final_read, merr *e)
         }
     }
     if (rc == 0 && final_read) { /* one read after everything, by a fresh process */
-        jp_op op = {.process = (int64_t)np * (s->o.ops + 2), .f = JP_F_MEMBERS};
+        jp_op op = {.process = (int64_t)np * (s->o.ops + 2), .f = (jp_fn)final_read};
+        if (op.f == JP_F_BALANCES) op.v1.kind = JP_V_LIST;
         rc = emit(h, &op, JP_INVOKE, t + 10, e);
-        if (rc == 0 && set_apply(s, &op) < 0) rc = merr_set(e, MERR_NOMEM, "sim: out of memory");
+        if (rc == 0 && s->apply(s, &op) < 0) rc = merr_set(e, MERR_NOMEM, "sim: out of memory");
         if (rc == 0) rc = emit(h, &op, JP_OK, t + 20, e);
         op_clear(&op);
     }
@@ -350,10 +352,10 @@ int jp_sim_rw_register(const jp_sim_opts *o, jp_history *h, merr *e)
 
 int jp_sim_bank(const jp_sim_opts *o, jp_history *h, merr *e)
 {
-    return sim_run(o, bank_gen, bank_apply, 0, h, e);
+    return sim_run(o, bank_gen, bank_apply, JP_F_BALANCES, h, e);
 }
 
 int jp_sim_set(const jp_sim_opts *o, jp_history *h, merr *e)
 {
-    return sim_run(o, set_gen, set_apply, 1, h, e);
+    return sim_run(o, set_gen, set_apply, JP_F_MEMBERS, h, e);
 }

@@ -33,6 +33,7 @@ int jp_sim_register(const jp_sim_opts *o, jp_history *h, merr *e);
 int jp_sim_list_append(const jp_sim_opts *o, jp_history *h, merr *e);
 /* Txns of [r K V] / [w K V] with unique written values. */
 int jp_sim_rw_register(const jp_sim_opts *o, jp_history *h, merr *e);
+/* Transfers and snapshot reads; the last operation is a final read. */
 int jp_sim_bank(const jp_sim_opts *o, jp_history *h, merr *e);
 /* Inserts and reads; the last operation is a final read after all others. */
 int jp_sim_set(const jp_sim_opts *o, jp_history *h, merr *e);
