@@ -42,9 +42,9 @@ int jp_check_bank(const jp_history *h, const jp_bank_opts *opts, jp_report *r, m
         jp_report_unknown(r, "no successful balances read");
         return 0;
     }
+    const jp_op *f0 = jp_call_op(h, first);
     int64_t total = o.total;
     if (!o.has_total) {
-        const jp_op *f0 = jp_call_op(h, first);
         total = 0;
         for (size_t j = 1; j < f0->v1.n; j += 2)
             if (__builtin_add_overflow(total, f0->v1.items[j], &total)) {
@@ -52,6 +52,13 @@ int jp_check_bank(const jp_history *h, const jp_bank_opts *opts, jp_report *r, m
                 return 0;
             }
     }
+    /* Every snapshot covers the same accounts: the earliest read's. A read
+     * that misses an account with a zero balance still sums right. */
+    size_t nref = f0->v1.n / 2;
+    int64_t *ref = malloc((nref + 1) * sizeof(int64_t));
+    if (!ref) return merr_set(e, MERR_NOMEM, "bank: out of memory");
+    for (size_t j = 0; j < nref; j++) ref[j] = f0->v1.items[2 * j];
+    qsort(ref, nref, sizeof(int64_t), i64_cmp);
     for (size_t i = 0; i < h->ncalls; i++) {
         const jp_call *c = &h->calls[i];
         const jp_op *op = jp_call_op(h, c);
@@ -60,7 +67,10 @@ int jp_check_bank(const jp_history *h, const jp_bank_opts *opts, jp_report *r, m
         int64_t sum = 0;
         int overflow = 0;
         int64_t *ids = malloc((np + 1) * sizeof(int64_t));
-        if (!ids) return merr_set(e, MERR_NOMEM, "bank: out of memory");
+        if (!ids) {
+            free(ref);
+            return merr_set(e, MERR_NOMEM, "bank: out of memory");
+        }
         for (size_t j = 0; j < np; j++) {
             int64_t acct = op->v1.items[2 * j], bal = op->v1.items[2 * j + 1];
             ids[j] = acct;
@@ -74,12 +84,17 @@ int jp_check_bank(const jp_history *h, const jp_bank_opts *opts, jp_report *r, m
             if (ids[j] == ids[j - 1])
                 jp_report_add(r, JP_A_DUPLICATE, "line %zu: account %lld read twice", op->line,
                               (long long)ids[j]);
+        if (np != nref || (np && memcmp(ids, ref, np * sizeof(int64_t))))
+            jp_report_add(r, JP_A_UNEXPECTED,
+                          "line %zu: reads other accounts than the earliest read (line %zu)",
+                          op->line, f0->line);
         free(ids);
         if (overflow || sum != total)
             jp_report_add(r, JP_A_WRONG_TOTAL, "line %zu%s: balances sum to %s%lld, not %lld",
                           op->line, c == last ? " (final read)" : "", overflow ? "(overflow) " : "",
                           (long long)sum, (long long)total);
     }
+    free(ref);
     (void)mbuf_printf(&r->text, "summary: %zu snapshot reads, total %lld%s\n", nreads,
                       (long long)total, o.has_total ? "" : " (from the earliest read)");
     return 0;

@@ -80,6 +80,9 @@ static void test_bank(void **state)
     bank(neg, &negok, JP_VALID, 0, NULL);
     bank("1 0 invoke balances\n2 0 ok balances [0 50] [0 50]\n", NULL, JP_INVALID, JP_A_DUPLICATE,
          "account 0 read twice");
+    bank("1 0 invoke balances\n2 0 ok balances [0 50] [1 50] [2 0]\n"
+         "3 0 invoke balances\n4 0 ok balances [0 50] [1 50]\n",
+         NULL, JP_INVALID, JP_A_UNEXPECTED, "line 4: reads other accounts than the earliest read");
     bank("1 0 invoke transfer 0 1 3\n2 0 ok transfer 0 1 3\n", NULL, JP_UNKNOWN, 0,
          "no successful balances read");
     bank("1 0 invoke balances\n2 0 ok balances [0 9223372036854775807] [1 1]\n", &total, JP_INVALID,
