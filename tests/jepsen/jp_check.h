@@ -39,6 +39,7 @@ typedef enum jp_anomaly {
     JP_A_GSINGLE,       /* exactly one anti-dependency (rw) edge */
     JP_A_G2,            /* two or more rw edges */
     JP_A_REALTIME,      /* a cycle that needs a real-time edge */
+    JP_A_SESSION,       /* a cycle that needs a process-order edge */
     JP_A_INCOMPATIBLE,  /* two reads of a key that are not prefixes of one another */
     JP_A_DUPLICATE,     /* an element read twice in one list / set read */
     JP_A_LOST,          /* acknowledged write absent from a later read */
@@ -89,6 +90,8 @@ int jp_check_register(const jp_history *h, const jp_register_opts *o, jp_report 
 
 typedef struct jp_elle_opts {
     int no_realtime;         /* skip real-time edges: check serializability only */
+    int process_order;       /* add process-order edges (strong session
+                                serializability; implied by real time) */
     size_t max_cycle_starts; /* edges tried per SCC and class; default 256 */
 } jp_elle_opts;
 

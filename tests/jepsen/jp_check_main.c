@@ -13,7 +13,7 @@ int main(int argc, char **argv)
 {
     const char *workload = NULL;
     int64_t total = 0, max_steps = 0;
-    int has_total = 0, negative_ok = 0, no_realtime = 0;
+    int has_total = 0, negative_ok = 0, no_realtime = 0, process_order = 0;
     const char *total_s = NULL;
     const cli_flag flags[] = {
         {"workload", CLI_STR, &workload, "W", "register, list-append, rw-register, bank or set"},
@@ -21,6 +21,8 @@ int main(int argc, char **argv)
         {"negative-ok", CLI_BOOL, &negative_ok, NULL, "bank: negative balances are allowed"},
         {"no-realtime", CLI_BOOL, &no_realtime, NULL,
          "list-append, rw-register: serializability only, no real-time edges"},
+        {"process-order", CLI_BOOL, &process_order, NULL,
+         "list-append, rw-register: process-order edges (session guarantees)"},
         {"max-steps", CLI_INT, &max_steps, "N", "register: search steps per key before unknown"},
         {0},
     };
@@ -71,12 +73,12 @@ int main(int argc, char **argv)
         break;
     }
     case W_LIST: {
-        jp_elle_opts o = {.no_realtime = no_realtime};
+        jp_elle_opts o = {.no_realtime = no_realtime, .process_order = process_order};
         rc = jp_check_list_append(&h, &o, &r, &e);
         break;
     }
     case W_RW: {
-        jp_elle_opts o = {.no_realtime = no_realtime};
+        jp_elle_opts o = {.no_realtime = no_realtime, .process_order = process_order};
         rc = jp_check_rw_register(&h, &o, &r, &e);
         break;
     }

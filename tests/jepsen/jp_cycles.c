@@ -87,6 +87,7 @@ static const char *ekind_name(int k)
     case JP_E_WW: return "ww";
     case JP_E_WR: return "wr";
     case JP_E_RW: return "rw";
+    case JP_E_PO: return "po";
     default: return "rt";
     }
 }
@@ -96,13 +97,16 @@ static const char *ekind_name(int k)
 /* The class a cycle has by its edges alone. */
 static jp_anomaly classify(const jp_graph *g, const size_t *path, int len)
 {
-    int nrw = 0, nwr = 0, nrt = 0;
+    int nrw = 0, nwr = 0, nrt = 0, npo = 0;
     for (int i = 0; i < len; i++) {
         nrw += g->e[path[i]].kind == JP_E_RW;
         nwr += g->e[path[i]].kind == JP_E_WR;
         nrt += g->e[path[i]].kind == JP_E_RT;
+        npo += g->e[path[i]].kind == JP_E_PO;
     }
-    return nrt ? JP_A_REALTIME : nrw >= 2 ? JP_A_G2 : nrw ? JP_A_GSINGLE : nwr ? JP_A_G1C : JP_A_G0;
+    if (nrt) return JP_A_REALTIME;
+    if (npo) return JP_A_SESSION;
+    return nrw >= 2 ? JP_A_G2 : nrw ? JP_A_GSINGLE : nwr ? JP_A_G1C : JP_A_G0;
 }
 
 static void report_cycle(jp_graph *g, const jp_history *h, jp_report *r, jp_anomaly a,
@@ -115,18 +119,19 @@ static void report_cycle(jp_graph *g, const jp_history *h, jp_report *r, jp_anom
         nrw += e->kind == JP_E_RW;
         nwr += e->kind == JP_E_WR;
     }
-    if (a == JP_A_REALTIME)
-        mbuf_printf(&b, "(%s) ",
-                    nrw >= 2 ? "G2-realtime"
-                    : nrw    ? "G-single-realtime"
-                    : nwr    ? "G1c-realtime"
-                             : "G0-realtime");
+    if (a == JP_A_REALTIME || a == JP_A_SESSION)
+        mbuf_printf(&b, "(%s-%s) ",
+                    nrw >= 2 ? "G2"
+                    : nrw    ? "G-single"
+                    : nwr    ? "G1c"
+                             : "G0",
+                    a == JP_A_REALTIME ? "realtime" : "session");
     for (int i = 0; i < len && i < SHOW_EDGES; i++) {
         const jp_edge *e = &g->e[path[i]];
         const jp_op *op = jp_call_op(h, &h->calls[e->from]);
         mbuf_printf(&b, "T(line %zu, p%lld) -%s", op->line, (long long)op->process,
                     ekind_name(e->kind));
-        if (e->kind != JP_E_RT) mbuf_printf(&b, "[%lld]", (long long)e->key);
+        if (e->kind != JP_E_RT && e->kind != JP_E_PO) mbuf_printf(&b, "[%lld]", (long long)e->key);
         mbuf_append_str(&b, "-> ");
     }
     if (len > SHOW_EDGES) mbuf_printf(&b, "... (%d edges in all) ", len);
@@ -153,6 +158,7 @@ int jp_graph_report_cycles(jp_graph *g, const jp_history *h, size_t max_starts, 
         {JP_A_GSINGLE, JP_E_RW, JP_E_WW | JP_E_WR, 1},
         {JP_A_G2, JP_E_RW, JP_E_WW | JP_E_WR | JP_E_RW, 2},
         {JP_A_REALTIME, JP_E_RT, JP_E_ALL, 0},
+        {JP_A_SESSION, JP_E_PO, JP_E_ALL & ~JP_E_RT, 0},
     };
     size_t nc = (size_t)g->ncomp + 1, maxlen = (size_t)g->n + 1;
     size_t *path = malloc(maxlen * sizeof(size_t));
@@ -213,6 +219,36 @@ out:
     free(beststart);
     free(bestlen);
     free(reported);
+    return rc;
+}
+
+typedef struct po_ent {
+    int64_t process;
+    size_t call;
+} po_ent;
+
+static int po_cmp(const void *a, const void *b)
+{
+    const po_ent *x = a, *y = b;
+    if (x->process != y->process) return x->process < y->process ? -1 : 1;
+    return (x->call > y->call) - (x->call < y->call);
+}
+
+int jp_graph_add_process_order(jp_graph *g, const jp_history *h, const char *committed)
+{
+    /* Calls are in invocation order and a process runs one at a time, so
+     * (process, call index) order is each process's order. */
+    size_t n = h->ncalls, k = 0;
+    po_ent *v = malloc((n + 1) * sizeof(po_ent));
+    if (!v) return MERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (committed[i]) v[k++] = (po_ent){h->ops[h->calls[i].inv].process, i};
+    qsort(v, k, sizeof(po_ent), po_cmp);
+    int rc = 0;
+    for (size_t i = 1; i < k && rc == 0; i++)
+        if (v[i].process == v[i - 1].process && h->calls[v[i - 1].call].type == JP_OK)
+            rc = jp_graph_add(g, (int)v[i - 1].call, (int)v[i].call, JP_E_PO, 0);
+    free(v);
     return rc;
 }
 

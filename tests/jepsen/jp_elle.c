@@ -288,7 +288,7 @@ static void internal(elle *el)
 
 /* ---- the graph ---- */
 
-static int add_edges(elle *el, jp_graph *g, int realtime)
+static int add_edges(elle *el, jp_graph *g, int realtime, int process_order)
 {
     int rc = 0;
     for (size_t i = 0; i < el->nkeys && rc == 0; i++) { /* ww */
@@ -314,6 +314,7 @@ static int add_edges(elle *el, jp_graph *g, int realtime)
         const app *nx = find_app(el, x->key, l->items[x->n]);
         if (nx && el->committed[nx->call]) rc = jp_graph_add(g, x->call, nx->call, JP_E_RW, x->key);
     }
+    if (rc == 0 && process_order) rc = jp_graph_add_process_order(g, el->h, el->committed);
     if (rc || !realtime) return rc;
     return jp_graph_add_realtime(g, el->h, el->committed);
 }
@@ -329,7 +330,7 @@ int jp_check_list_append(const jp_history *h, const jp_elle_opts *opts, jp_repor
     if (rc) goto out;
     orders_and_direct(&el);
     internal(&el);
-    if ((rc = add_edges(&el, &g, !o.no_realtime)) || (rc = jp_graph_build(&g)) ||
+    if ((rc = add_edges(&el, &g, !o.no_realtime, o.process_order)) || (rc = jp_graph_build(&g)) ||
         (rc = jp_graph_report_cycles(&g, h, o.max_cycle_starts, r))) {
         merr_set(e, rc, "list-append: out of memory");
         goto out;

@@ -196,7 +196,7 @@ static int writer(const rwc *c, int64_t key, int64_t val)
     return w && c->committed[w->call] ? w->call : -1;
 }
 
-static int edges(rwc *c, jp_graph *g, int realtime)
+static int edges(rwc *c, jp_graph *g, int realtime, int process_order)
 {
     int rc = 0;
     for (size_t i = 0; i < c->np && rc == 0; i++) { /* ww */
@@ -241,6 +241,7 @@ static int edges(rwc *c, jp_graph *g, int realtime)
                 rc = jp_graph_add(g, x->call, w->call, JP_E_RW, x->key);
         }
     }
+    if (rc == 0 && process_order) rc = jp_graph_add_process_order(g, c->h, c->committed);
     if (rc || !realtime) return rc;
     return jp_graph_add_realtime(g, c->h, c->committed);
 }
@@ -255,7 +256,7 @@ int jp_check_rw_register(const jp_history *h, const jp_elle_opts *opts, jp_repor
     int rc = collect(&c, e);
     if (rc) goto out;
     direct(&c);
-    if ((rc = edges(&c, &g, !o.no_realtime)) || (rc = jp_graph_build(&g)) ||
+    if ((rc = edges(&c, &g, !o.no_realtime, o.process_order)) || (rc = jp_graph_build(&g)) ||
         (rc = jp_graph_report_cycles(&g, h, o.max_cycle_starts, r)))
         merr_set(e, rc, "rw-register: out of memory");
     else

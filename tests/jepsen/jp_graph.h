@@ -14,12 +14,12 @@
 #include "tests/jepsen/jp_check.h"
 #include "tests/jepsen/jp_history.h"
 
-enum { JP_E_WW = 1, JP_E_WR = 2, JP_E_RW = 4, JP_E_RT = 8, JP_E_ALL = 15 };
+enum { JP_E_WW = 1, JP_E_WR = 2, JP_E_RW = 4, JP_E_RT = 8, JP_E_PO = 16, JP_E_ALL = 31 };
 
 typedef struct jp_edge {
     int from, to;
     int kind;    /* one JP_E_* bit */
-    int64_t key; /* the key that induced it (unused for rt) */
+    int64_t key; /* the key that induced it (unused for rt, po) */
 } jp_edge;
 
 typedef struct jp_graph {
@@ -56,6 +56,11 @@ int jp_graph_cycle(jp_graph *g, size_t first, int allow, int min_rw, size_t *pat
  * call indices): A -> B when A completed before B was invoked, as a
  * transitive reduction. Info calls never complete: they only get in-edges. */
 int jp_graph_add_realtime(jp_graph *g, const jp_history *h, const char *committed);
+
+/* Adds process-order edges: from each ok committed call to the next
+ * committed call of the same process. (After an info call a process should
+ * be retired; if not, nothing is ordered after the info call.) */
+int jp_graph_add_process_order(jp_graph *g, const jp_history *h, const char *committed);
 
 /* After jp_graph_build: reports, per strongly connected component, the
  * shortest cycle found of each class: G0 (ww), G1c (ww+wr, >=1 wr),

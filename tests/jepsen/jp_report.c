@@ -14,6 +14,7 @@ static const char *const anomaly_names[JP_A__COUNT] = {
     [JP_A_GSINGLE] = "G-single",
     [JP_A_G2] = "G2",
     [JP_A_REALTIME] = "realtime",
+    [JP_A_SESSION] = "session",
     [JP_A_INCOMPATIBLE] = "incompatible-order",
     [JP_A_DUPLICATE] = "duplicate",
     [JP_A_LOST] = "lost",

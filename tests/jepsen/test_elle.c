@@ -124,6 +124,20 @@ static void test_realtime(void **state)
            "(G-single-realtime) T(line 2, p0) -rt-> T(line 4, p1) -rw[1]-> T(line 2)");
     jp_elle_opts o = {.no_realtime = 1};
     expect_opts(h, &o, 0, NULL);
+    /* One process that does not see its own append: a session anomaly,
+     * found with process order even without real time. */
+    const char *ses = "1 0 invoke txn [append 1 1]\n2 0 ok txn [append 1 1]\n"
+                      "3 0 invoke txn [r 1 nil]\n4 0 ok txn [r 1 []]\n"
+                      "5 1 invoke txn [r 1 nil]\n6 1 ok txn [r 1 [1]]\n";
+    expect_opts(ses, &o, 0, NULL);
+    o.process_order = 1;
+    expect_opts(ses, &o, BIT(JP_A_SESSION),
+                "(G-single-session) T(line 2, p0) -po-> T(line 4, p0) -rw[1]-> T(line 2)");
+    /* Nothing is ordered after an indeterminate txn of the process. */
+    expect_opts("1 0 invoke txn [append 1 1]\n2 0 info txn [append 1 1]\n"
+                "3 0 invoke txn [r 1 nil]\n4 0 ok txn [r 1 []]\n"
+                "5 1 invoke txn [r 1 nil]\n6 1 ok txn [r 1 [1]]\n",
+                &o, 0, NULL);
     /* The same through a chain of real-time edges (the frontier keeps only
      * the transitive reduction, the cycle must still be found). */
     expect("1 0 invoke txn [append 1 1]\n2 0 ok txn [append 1 1]\n"

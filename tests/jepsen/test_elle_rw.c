@@ -99,6 +99,11 @@ static void test_realtime_internal_garbage(void **state)
     expect(stale, BIT(JP_A_REALTIME), "G-single-realtime");
     jp_elle_opts o = {.no_realtime = 1};
     expect_opts(stale, &o, 0, NULL);
+    const char *ses = "1 0 invoke txn [w 1 1]\n2 0 ok txn [w 1 1]\n"
+                      "3 0 invoke txn [r 1 _]\n4 0 ok txn [r 1 nil]\n";
+    o.process_order = 1;
+    expect_opts(ses, &o, BIT(JP_A_SESSION), "(G-single-session)");
+    o.process_order = 0;
     expect("1 0 invoke txn [w 1 5] [r 1 _]\n2 0 ok txn [w 1 5] [r 1 nil]\n", BIT(JP_A_INTERNAL),
            "line 2 micro-op 2");
     expect("1 0 invoke txn [r 1 _] [r 1 _]\n2 0 ok txn [r 1 nil] [r 1 3]\n3 1 invoke txn [w 1 3]\n"
