@@ -181,7 +181,8 @@ static void randomized(int inject)
         }
         jp_report r;
         jp_report_init(&r);
-        assert_int_equal(jp_check_rw_register(&h, NULL, &r, &e), 0);
+        jp_elle_opts eo = {.process_order = (int)(seed % 2)}; /* implied by real time */
+        assert_int_equal(jp_check_rw_register(&h, &eo, &r, &e), 0);
         if (r.verdict != (inject ? JP_INVALID : JP_VALID)) {
             fprintf(stderr, "seed %llu (inject %d): judged %s\n%.*s", (unsigned long long)o.seed,
                     inject, jp_verdict_name(r.verdict), (int)r.text.len, (char *)r.text.data);
@@ -302,7 +303,8 @@ static void test_against_brute_force(void **state)
         int ser = oracle(&h, 0, st);
         jp_report r;
         jp_report_init(&r);
-        int rc = jp_check_rw_register(&h, NULL, &r, &e);
+        jp_elle_opts eo = {.process_order = (int)(seed % 2)}; /* implied by real time */
+        int rc = jp_check_rw_register(&h, &eo, &r, &e);
         assert_int_equal(rc, 0);
         if (ser && r.verdict != JP_VALID) { /* a false alarm is never acceptable */
             fprintf(stderr, "seed %llu: strictly serializable, but judged %s\n%.*s",
