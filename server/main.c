@@ -35,12 +35,19 @@ static const cli_cmd cert_cmds[] = {
     {0},
 };
 
+/* `meridian node <what>` */
+static const cli_cmd node_cmds[] = {
+    {"status", "every node: address, locality, state, replicas, leases", cmd_node_status, NULL},
+    {0},
+};
+
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
     {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
     {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
+    {"node", "cluster nodes: meridian node status", NULL, node_cmds},
     {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},
     {"start", "run a node", cmd_start, NULL},
     {"version", "print the version, git revision and build type", cmd_version, NULL},

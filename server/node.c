@@ -134,6 +134,20 @@ static void on_status(void *arg, rpc_req *req)
     resp.version = MERIDIAN_VERSION;
     resp.revision = (char *)meridian_git_revision();
     resp.uptime_seconds = (double)(mtime_mono_ns() - n->started_mono_ns) / 1e9;
+    Meridian__Node__Peer ps[HOST_MAX_PEERS], *pp[HOST_MAX_PEERS];
+    if (n->host_open) {
+        resp.replicas = (uint32_t)n->host.nreps;
+        for (size_t i = 0; i < n->host.nreps; i++)
+            resp.leases += (uint32_t)replica_is_leaseholder(n->host.reps[i]);
+        for (size_t i = 0; i < n->host.npeers; i++) {
+            meridian__node__peer__init(&ps[i]);
+            ps[i].node_id = n->host.peers[i].id;
+            ps[i].address = n->host.peers[i].addr;
+            pp[i] = &ps[i];
+        }
+        resp.peers = pp;
+        resp.n_peers = n->host.npeers;
+    }
     pb_reply(req, &resp.base);
 }
 
