@@ -23,6 +23,8 @@ static const cli_cmd bench_cmds[] = {
 static const cli_cmd debug_cmds[] = {
     {"faults", "inject rpc faults into a node (tests)", cmd_debug_faults, NULL},
     {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
+    {"ranges", "every range: span, replicas, leaseholder, size, applied slots", cmd_debug_ranges,
+     NULL},
     {0},
 };
 

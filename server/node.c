@@ -151,6 +151,77 @@ static void on_status(void *arg, rpc_req *req)
     pb_reply(req, &resp.base);
 }
 
+/* node.Ranges: this node's replicas, for `meridian debug ranges`. */
+static void on_ranges(void *arg, rpc_req *req)
+{
+    node *n = arg;
+    Meridian__Node__RangesResponse resp = MERIDIAN__NODE__RANGES_RESPONSE__INIT;
+    resp.node_id = n->store.node_id;
+    size_t nr = n->host_open ? n->host.nreps : 0;
+    Meridian__Node__RangeInfo *infos = calloc(nr ? nr : 1, sizeof(*infos));
+    Meridian__Node__RangeInfo **ip = calloc(nr ? nr : 1, sizeof(*ip));
+    Meridian__Meta__RangeDescriptor *ds = calloc(nr ? nr : 1, sizeof(*ds));
+    Meridian__Meta__ReplicaDescriptor *rs = calloc(nr ? nr * 2 * PAXOS_MAX_NODES : 1, sizeof(*rs));
+    Meridian__Meta__ReplicaDescriptor **rp = calloc(nr ? nr * 2 * PAXOS_MAX_NODES : 1, sizeof(*rp));
+    if (!infos || !ip || !ds || !rs || !rp) {
+        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
+        goto out;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        replica *r = n->host.reps[i];
+        paxos_group *g = replica_group(r);
+        range_meta m;
+        memset(&m, 0, sizeof(m));
+        range_get_meta(replica_store(r), &m);
+        paxos_members committed, latest;
+        paxos_get_members(g, &committed, &latest);
+        Meridian__Meta__RangeDescriptor *d = &ds[i];
+        meridian__meta__range_descriptor__init(d);
+        d->range_id = replica_id(r);
+        d->start_key.data = (uint8_t *)m.start;
+        d->start_key.len = m.start_len;
+        d->end_key.data = (uint8_t *)m.end;
+        d->end_key.len = m.end_len;
+        d->generation = m.generation;
+        d->leader_node_id = replica_leader_hint(r);
+        size_t base = i * 2 * PAXOS_MAX_NODES, k = 0;
+        for (uint32_t v = 0; v < latest.nvoters; v++, k++) {
+            meridian__meta__replica_descriptor__init(&rs[base + k]);
+            rs[base + k].node_id = latest.voters[v];
+            rs[base + k].type = MERIDIAN__META__REPLICA_TYPE__VOTER;
+            rp[base + k] = &rs[base + k];
+        }
+        for (uint32_t l = 0; l < latest.nlearners; l++, k++) {
+            meridian__meta__replica_descriptor__init(&rs[base + k]);
+            rs[base + k].node_id = latest.learners[l];
+            rs[base + k].type = MERIDIAN__META__REPLICA_TYPE__LEARNER;
+            rp[base + k] = &rs[base + k];
+        }
+        d->replicas = &rp[base];
+        d->n_replicas = k;
+        Meridian__Node__RangeInfo *in = &infos[i];
+        meridian__node__range_info__init(in);
+        in->descriptor = d;
+        in->leaseholder = replica_is_leaseholder(r);
+        in->applied_slot = paxos_get_applied(g);
+        in->chosen_slot = paxos_get_chosen(g);
+        in->live_bytes = m.stats.live_bytes;
+        in->live_keys = m.stats.live_keys;
+        in->versions = m.stats.versions;
+        in->role = (char *)paxos_role_name(paxos_get_role(g));
+        ip[i] = in;
+    }
+    resp.ranges = ip;
+    resp.n_ranges = nr;
+    pb_reply(req, &resp.base);
+out:
+    free(infos);
+    free(ip);
+    free(ds);
+    free(rs);
+    free(rp);
+}
+
 /* ---- start and stop ---- */
 
 static void start_on_loop(void *arg)
@@ -179,6 +250,7 @@ static void start_on_loop(void *arg)
     kv_service_register(n->rpc, &n->host);
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
+    rpc_node_handle(n->rpc, "node.Ranges", on_ranges, n);
     if (node_cluster_start(n, e)) return;
     n->state = NODE_SERVING;
 }

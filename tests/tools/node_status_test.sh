@@ -21,6 +21,14 @@ check "localities shown" "grep -q 'local/z3' $dir/table"
 check "json parses and has 3 nodes" "python3 -c 'import json,sys; d=json.load(open(\"$dir/json\")); sys.exit(0 if len(d)==3 else 1)'"
 check "exactly one lease on range 1" "python3 -c 'import json,sys; d=json.load(open(\"$dir/json\")); sys.exit(0 if sum(x[\"leases\"] for x in d)==1 else 1)'"
 
+"$bin" debug kv put k1 v1 --insecure --host "$host" >/dev/null
+"$bin" debug ranges --host "$host" --insecure >"$dir/ranges" 2>&1
+check "debug ranges exits 0" "[ $? = 0 ]"
+check "range 1 spans everything on 3 replicas with a leaseholder" \
+  "grep -Eq '^1 +-inf +\+inf +1,2,3 +[123] ' $dir/ranges"
+"$bin" debug ranges --host "$host" --insecure --format json >"$dir/ranges.json"
+check "debug ranges json parses" "python3 -c 'import json; json.load(open(\"$dir/ranges.json\"))'"
+
 bash "$lc" kill "$dir" 3
 "$bin" node status --host "$host" --insecure >"$dir/table2" 2>&1
 check "a dead node makes it exit 3" "[ $? = 3 ]"
