@@ -77,7 +77,7 @@ int svgplot_write(const svgplot *p, const char *path, merr *e)
             mbuf_printf(&b, "<text x=\"%d\" y=\"%.1f\">%g</text>\n", W - MR + 6, y + 4,
                         ymax[1] * t / 5.0);
         double x = ML + pw * t / 5.0;
-        mbuf_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", x,
+        mbuf_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n", x,
                     H - MB + 18, xmin + (xmax - xmin) * t / 5.0);
     }
     mbuf_printf(&b,
