@@ -65,6 +65,16 @@ static void on_ready(void *arg, const char *path, const char *query, admin_respo
                                          : "cluster not initialised (run meridian init)");
 }
 
+static void on_page(void *arg, const char *path, const char *query, admin_response *r)
+{
+    node *n = arg;
+    (void)path;
+    (void)query;
+    n->http_requests++;
+    r->content_type = "text/html; charset=utf-8";
+    node_page_render(n, &r->body);
+}
+
 static void on_metrics(void *arg, const char *path, const char *query, admin_response *r)
 {
     node *n = arg;
@@ -233,6 +243,7 @@ static void start_on_loop(void *arg)
         admin_http_route(n->http, "/health", on_health, n);
         admin_http_route(n->http, "/ready", on_ready, n);
         admin_http_route(n->http, "/metrics", on_metrics, n);
+        admin_http_route(n->http, "/", on_page, n);
         admin_http_addr(n->http, n->http_addr, sizeof(n->http_addr));
     }
     host_config hc = {.store_dir = n->cfg.store, .node_id = n->store.node_id};

@@ -37,6 +37,9 @@ struct node {
     int admitting; /* a node.Join is being admitted (one at a time) */
 };
 
+/* node_page.c: the HTML admin page */
+void node_page_render(node *n, mbuf *b);
+
 /* node_cluster.c */
 int node_cluster_start(node *n, merr *e); /* loop thread, after the host opened */
 void node_cluster_stop(node *n);

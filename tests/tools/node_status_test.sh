@@ -29,6 +29,12 @@ check "range 1 spans everything on 3 replicas with a leaseholder" \
 "$bin" debug ranges --host "$host" --insecure --format json >"$dir/ranges.json"
 check "debug ranges json parses" "python3 -c 'import json; json.load(open(\"$dir/ranges.json\"))'"
 
+http=$(awk '$1==1 {print $4}' "$dir/nodes")
+curl -s "http://$http/" >"$dir/page.html"
+check "the admin page shows the node, its peers and range 1" \
+  "grep -q 'meridian node 1' $dir/page.html && grep -q '<h2>Peers' $dir/page.html && grep -q '<tr><td>1</td><td>-&infin;' $dir/page.html"
+check "the admin page is HTML" "curl -s -o /dev/null -w '%{content_type}' http://$http/ | grep -q text/html"
+
 bash "$lc" kill "$dir" 3
 "$bin" node status --host "$host" --insecure >"$dir/table2" 2>&1
 check "a dead node makes it exit 3" "[ $? = 3 ]"
