@@ -25,6 +25,7 @@
 #include "server/pbreply.h"
 #include "server/node_int.h"
 #include "server/replica.h"
+#include "server/txn_service.h"
 
 const char *node_state_name(node_state s)
 {
@@ -163,6 +164,7 @@ static void start_on_loop(void *arg)
     if (host_open(&n->host, n->rpc, &hc, e)) return;
     n->host_open = 1;
     kv_service_register(n->rpc, &n->host);
+    if (txn_service_start(n->rpc, &n->host, 0, &n->txn, e)) return;
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
     if (node_cluster_start(n, e)) return;
@@ -206,6 +208,8 @@ static void stop_on_loop(void *arg)
     if (n->http) admin_http_close(n->http); /* its handles finish closing in rpc_node_stop */
     n->http = NULL;
     node_cluster_stop(n);
+    txn_service_stop(n->txn);
+    n->txn = NULL;
     if (n->host_open) host_close(&n->host);
     n->host_open = 0;
 }
