@@ -325,8 +325,9 @@ static int transfer(sql_kv_txn *t, int a, int b, long amount, int by_scan, merr 
         const uint8_t *k, *v;
         size_t kl, vl;
         while ((rc = ops->iter_next(it, &k, &kl, &v, &vl, e)) == 1) {
-            int i = atoi((const char *)k + 5);
-            char tmp[32];
+            char tmp[32], kk[32];
+            snprintf(kk, sizeof(kk), "%.*s", (int)kl, (const char *)k);
+            int i = atoi(kk + 5);
             snprintf(tmp, sizeof(tmp), "%.*s", (int)vl, (const char *)v);
             if (i >= 0 && i < ACCOUNTS) bal[i] = atol(tmp);
         }
