@@ -110,7 +110,7 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
     return 0;
 }
 
-static uint64_t now_ts(txn_service *s)
+uint64_t txs_now_ts(txn_service *s)
 {
     tt_interval tt;
     hlc_ts ts = 0;
@@ -159,8 +159,8 @@ static void rows_free(rows *a)
     free(a->v);
 }
 
-static void reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
-                      uint64_t at, uint64_t epoch, uint64_t read_ts)
+void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
+                   uint64_t at, uint64_t epoch, uint64_t read_ts)
 {
     Meridian__Txn__GetResponse m = MERIDIAN__TXN__GET_RESPONSE__INIT;
     uint8_t *val = NULL;
@@ -181,9 +181,9 @@ static void reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCB
 /* Reads [lo, hi) (or to the end) at `at`, at most limit rows, and answers.
  * `truncated`: the locked span stops before the request's bound, so the
  * reply says "more" from the span's edge even when it holds fewer rows. */
-static void reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, const mbuf *hi,
-                       int to_end, int reverse, size_t limit, int truncated, uint64_t at,
-                       uint64_t epoch, uint64_t read_ts)
+void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, const mbuf *hi,
+                    int to_end, int reverse, size_t limit, int truncated, uint64_t at,
+                    uint64_t epoch, uint64_t read_ts)
 {
     Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
     rows a = {0};
@@ -304,11 +304,11 @@ static int lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, t
 static void finish_get(tx_range *rg, tx_parked *pk)
 {
     Meridian__Txn__GetRequest *q = pk->q;
-    reply_get(rg->s, rg->r, pk->req, &q->key, RANGE_TS_MAX, rg->epoch, 0);
+    txs_reply_get(rg->s, rg->r, pk->req, &q->key, RANGE_TS_MAX, rg->epoch, 0);
     tx_parked_free(pk);
 }
 
-static size_t scan_limit(const Meridian__Txn__ScanRequest *q)
+size_t txs_scan_limit(const Meridian__Txn__ScanRequest *q)
 {
     return q->limit && q->limit < TX_SCAN_MAX ? q->limit : TX_SCAN_MAX;
 }
@@ -316,8 +316,8 @@ static size_t scan_limit(const Meridian__Txn__ScanRequest *q)
 static void finish_scan(tx_range *rg, tx_parked *pk)
 {
     Meridian__Txn__ScanRequest *q = pk->q;
-    reply_scan(rg->s, rg->r, pk->req, &pk->lo, &pk->hi, pk->to_end, q->reverse, scan_limit(q),
-               pk->truncated, RANGE_TS_MAX, rg->epoch, 0);
+    txs_reply_scan(rg->s, rg->r, pk->req, &pk->lo, &pk->hi, pk->to_end, q->reverse,
+                   txs_scan_limit(q), pk->truncated, RANGE_TS_MAX, rg->epoch, 0);
     tx_parked_free(pk);
 }
 
@@ -398,15 +398,20 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
         if (g <= 0) return;
     }
     if (q->n_mutations == 0) { /* only reads: they were serializable under their locks */
-        reply_committed(pk->req, now_ts(s));
+        reply_committed(pk->req, txs_now_ts(s));
         tx_parked_free(pk);
         tx_txn_release(rg, t);
         t->state = TX_COMMITTED;
         t->last_ns = mtime_mono_ns();
         return;
     }
-    /* Past this point the transaction cannot be wounded: it is committing. */
-    txn_lock_set_prepared(rg->lt, t->id);
+    /* Past this point the transaction cannot be wounded: it is committing.
+     * A wound queued before its last grant still counts. */
+    if (txn_lock_set_prepared(rg->lt, t->id) == MERR_ABORTED) {
+        t->pk = pk;
+        tx_txn_abort(rg, t, "wounded by an older transaction");
+        return;
+    }
     merr e = {0};
     int rc = MERR_NOMEM;
     uint8_t rk[TX_REC_PREFIX_LEN + 8];
@@ -453,71 +458,6 @@ void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk)
     }
 }
 
-/* ---- snapshot reads ---- */
-
-/* A snapshot read without a timestamp first proposes an empty write: once it
- * is applied every earlier write is too, and every later one gets a larger
- * timestamp, so reads at its timestamp never change (and, after its
- * commit-wait, see every commit acknowledged before). */
-typedef struct barrier {
-    txn_service *s;
-    uint64_t range_id;
-    tx_parked pk;
-} barrier;
-
-static void snapshot_reply(txn_service *s, replica *r, tx_parked *pk, uint64_t at)
-{
-    if (pk->kind == TX_GET) {
-        Meridian__Txn__GetRequest *q = pk->q;
-        reply_get(s, r, pk->req, &q->key, at, 0, at);
-    } else {
-        Meridian__Txn__ScanRequest *q = pk->q;
-        reply_scan(s, r, pk->req, &pk->lo, &pk->hi, pk->to_end, q->reverse, scan_limit(q), 0, at, 0,
-                   at);
-    }
-}
-
-static void on_barrier(void *arg, int code, const char *msg, uint64_t ts)
-{
-    barrier *b = arg;
-    replica *r = host_find(b->s->h, b->range_id);
-    if (code || !r)
-        txs_fail(b->s, r, b->pk.req, b->pk.kind, code ? code : MERR_NOTFOUND, msg, 0);
-    else
-        snapshot_reply(b->s, r, &b->pk, ts);
-    if (b->pk.q) protobuf_c_message_free_unpacked(b->pk.q, NULL);
-    mbuf_free(&b->pk.lo);
-    mbuf_free(&b->pk.hi);
-    free(b);
-}
-
-/* Takes pk's contents (pk itself is the caller's). */
-static void snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts)
-{
-    if (read_ts) {
-        if (read_ts > now_ts(s))
-            txs_fail(s, r, pk->req, pk->kind, MERR_INVALID, "read timestamp is in the future", 0);
-        else
-            snapshot_reply(s, r, pk, read_ts);
-        return;
-    }
-    barrier *b = malloc(sizeof(*b));
-    merr e = {0};
-    int rc = b ? 0 : merr_set(&e, MERR_NOMEM, "out of memory");
-    if (b) {
-        b->s = s;
-        b->range_id = replica_id(r);
-        b->pk = *pk;
-        rc = replica_write(r, NULL, 0, 0, on_barrier, b, &e);
-        if (rc == 0) {
-            memset(pk, 0, sizeof(*pk)); /* moved into b */
-            return;
-        }
-        free(b);
-    }
-    txs_fail(s, r, pk->req, pk->kind, rc, e.msg, 0);
-}
-
 /* ---- handlers ---- */
 
 static void on_get(void *arg, rpc_req *req)
@@ -550,7 +490,7 @@ static void on_get(void *arg, rpc_req *req)
     }
     pk->req = req, pk->kind = TX_GET, pk->q = q;
     if (q->snapshot) {
-        snapshot_read(s, r, pk, q->read_ts);
+        txs_snapshot_read(s, r, pk, q->read_ts);
         tx_parked_free(pk);
         return;
     }
@@ -570,7 +510,7 @@ static void on_get(void *arg, rpc_req *req)
  * cover (up to the limit's last row), or the whole request span. */
 static int plan_scan(replica *r, const Meridian__Txn__ScanRequest *q, tx_parked *pk)
 {
-    size_t limit = scan_limit(q);
+    size_t limit = txs_scan_limit(q);
     rows a = {0};
     int rc = 0;
     if (pk->to_end || bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) < 0)
@@ -632,7 +572,7 @@ static void on_scan(void *arg, rpc_req *req)
         return;
     }
     if (q->snapshot) {
-        snapshot_read(s, r, pk, q->read_ts);
+        txs_snapshot_read(s, r, pk, q->read_ts);
         tx_parked_free(pk);
         return;
     }

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "proto/txn.pb-c.h"
 #include "replication/paxos.h"
 #include "rpc/rpc.h"
 #include "server/host.h"
@@ -107,5 +108,18 @@ void tx_sweep(txn_service *s);
 void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk);
 void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, const char *msg,
               int aborted);
+
+/* Shared by txn_service.c and txn_snapshot.c. at: the read timestamp
+ * (RANGE_TS_MAX: latest); epoch, read_ts: echoed in the reply. */
+void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
+                   uint64_t at, uint64_t epoch, uint64_t read_ts);
+void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, const mbuf *hi,
+                    int to_end, int reverse, size_t limit, int truncated, uint64_t at,
+                    uint64_t epoch, uint64_t read_ts);
+size_t txs_scan_limit(const Meridian__Txn__ScanRequest *q);
+uint64_t txs_now_ts(txn_service *s);
+/* Answers pk's get or scan at read_ts, or first picks one (0); takes pk's
+ * contents (pk itself stays the caller's). */
+void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts);
 
 #endif
