@@ -6,6 +6,7 @@
 #include "proto/txn.pb-c.h"
 #include "server/replica.h"
 #include "server/txn_table.h"
+#include "timesvc/hlc.h"
 
 /* ---- snapshot reads ---- */
 
@@ -49,7 +50,12 @@ static void on_barrier(void *arg, int code, const char *msg, uint64_t ts)
 void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts)
 {
     if (read_ts) {
-        if (read_ts > txs_now_ts(s))
+        /* Against the latest bound, not this node's clock: the timestamp
+         * may come from an earlier leaseholder whose clock ran a bit ahead.
+         * Observing it keeps this node's later writes above it. */
+        tt_interval tt;
+        if (host_now(s->h, &tt, NULL) || hlc_physical_ns(read_ts) > tt.latest_ns ||
+            hlc_update(&s->h->hlc, read_ts, tt.latest_ns, NULL, NULL))
             txs_fail(s, r, pk->req, pk->kind, MERR_INVALID, "read timestamp is in the future", 0);
         else
             snapshot_reply(s, r, pk, read_ts);
