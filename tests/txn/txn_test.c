@@ -551,11 +551,17 @@ static int run_sql(void)
     CHECK(!strcmp(out, "1:a:10,2:b:21"), "second session saw %s", out);
     sql_ok(s2, "SELECT count(*) FROM t WHERE id >= 2", out);
     CHECK(!strcmp(out, "1"), "range count %s", out);
+    /* A read-only session: snapshot reads through the cluster, no writes. */
+    sql_session_set_read_only(s2, 1);
+    sql_ok(s2, "SELECT sum(n) FROM t", out);
+    CHECK(!strcmp(out, "31"), "read-only sum %s", out);
+    CHECK(sql_exec(s2, "INSERT INTO t VALUES (9, 'z', 0)", NULL, NULL, &e) == MERR_INVALID,
+          "a read-only session wrote");
     sql_session_close(s1);
     sql_session_close(s2);
     txn_client_close(c1);
     txn_client_close(c2);
-    printf("ok SQL: CREATE TABLE, INSERT, UPDATE, DELETE, SELECT through the cluster\n");
+    printf("ok SQL: CREATE TABLE, INSERT, UPDATE, DELETE, SELECT, read-only session\n");
     return 0;
 }
 

@@ -48,5 +48,13 @@ run counter "$(rpc_of $lead),$(rpc_of $f1),$(rpc_of $f2)" 2 10
 # transaction record answers the retried commit.
 run recommit "$(rpc_of $f1),$(rpc_of $f2)" "$dir/raw"
 
+# The nodes stop cleanly, and (sanitizer builds) report nothing.
+bash "$lc" stop "$dir" >/dev/null 2>&1
+if grep -l "ERROR: AddressSanitizer\|runtime error:\|ERROR: LeakSanitizer" "$dir"/n*.out; then
+  echo "FAIL: a node reported a sanitizer error"; fails=$((fails+1))
+else
+  passes=$((passes+1))
+fi
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]
