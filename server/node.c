@@ -90,6 +90,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
                 MERIDIAN_VERSION, meridian_git_revision(), up, n->store.node_id, n->http_requests);
     rpc_metrics_render(n->rpc, &r->body);
     if (n->host_open) host_metrics_render(&n->host, &r->body);
+    if (n->txn) txn_service_metrics_render(n->txn, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */

@@ -284,6 +284,7 @@ static int lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, t
     int rc = txn_lock_acquire(rg->lt, &lr, &rg->out, &e);
     if (rc == MERR_ABORTED) {
         t->pk = pk;
+        rg->s->wounds++;
         tx_txn_abort(rg, t, "wounded by an older transaction");
         return -1;
     }
@@ -294,6 +295,7 @@ static int lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, t
     }
     tx_queue_out(rg);
     if (rg->out.status == TXN_LOCK_WAITING) {
+        rg->s->lock_waits++;
         pk->tag = lr.tag;
         t->pk = pk;
         return 0;
@@ -376,6 +378,7 @@ static void on_committed(void *arg, int code, const char *msg, uint64_t ts)
     tx_txn_release(rg, t);
     t->last_ns = mtime_mono_ns();
     if (code == 0) {
+        rg->s->commits++;
         t->state = TX_COMMITTED;
         t->commit_ts = ts;
     } else if (code == MERR_RETRY || code == MERR_NOT_LEADER) {
@@ -399,6 +402,7 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
     }
     if (q->n_mutations == 0) { /* only reads: they were serializable under their locks */
         reply_committed(pk->req, txs_now_ts(s));
+        s->commits++;
         tx_parked_free(pk);
         tx_txn_release(rg, t);
         t->state = TX_COMMITTED;
@@ -409,6 +413,7 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
      * A wound queued before its last grant still counts. */
     if (txn_lock_set_prepared(rg->lt, t->id) == MERR_ABORTED) {
         t->pk = pk;
+        rg->s->wounds++;
         tx_txn_abort(rg, t, "wounded by an older transaction");
         return;
     }
@@ -720,6 +725,40 @@ int txn_service_start(rpc_node *rpc, host *h, int64_t idle_ns, txn_service **out
     rpc_node_handle(rpc, "txn.Rollback", on_rollback, s);
     *out = s;
     return 0;
+}
+
+void txn_service_metrics_render(txn_service *s, mbuf *out)
+{
+    size_t open = 0, waiting = 0;
+    for (tx_range *rg = s->ranges; rg; rg = rg->next) {
+        txn_lock_stats st;
+        txn_lock_get_stats(rg->lt, &st);
+        open += st.txns;
+        waiting += st.waiting;
+    }
+    mbuf_printf(out,
+                "# HELP meridian_txn_commits_total Read-write transactions committed here.\n"
+                "# TYPE meridian_txn_commits_total counter\n"
+                "meridian_txn_commits_total %" PRIu64 "\n"
+                "# HELP meridian_txn_aborts_total Transactions aborted here, by reason.\n"
+                "# TYPE meridian_txn_aborts_total counter\n"
+                "meridian_txn_aborts_total{reason=\"wounded\"} %" PRIu64 "\n"
+                "meridian_txn_aborts_total{reason=\"idle\"} %" PRIu64 "\n"
+                "# HELP meridian_txn_lock_tables_dropped_total Lock tables dropped (lost "
+                "leadership).\n"
+                "# TYPE meridian_txn_lock_tables_dropped_total counter\n"
+                "meridian_txn_lock_tables_dropped_total %" PRIu64 "\n"
+                "# HELP meridian_txn_lock_waits_total Lock requests that had to wait.\n"
+                "# TYPE meridian_txn_lock_waits_total counter\n"
+                "meridian_txn_lock_waits_total %" PRIu64 "\n"
+                "# HELP meridian_txn_locking Transactions holding or waiting for locks here.\n"
+                "# TYPE meridian_txn_locking gauge\n"
+                "meridian_txn_locking %zu\n"
+                "# HELP meridian_txn_lock_waiting Lock requests waiting now.\n"
+                "# TYPE meridian_txn_lock_waiting gauge\n"
+                "meridian_txn_lock_waiting %zu\n",
+                s->commits, s->wounds, s->idle_aborts, s->tables_dropped, s->lock_waits, open,
+                waiting);
 }
 
 static void on_timer_closed(uv_handle_t *hd)

@@ -29,4 +29,7 @@ int txn_service_start(rpc_node *rpc, host *h, int64_t idle_ns, txn_service **out
  * MERIDIAN_TESTING_TXN_IDLE_MS (tests). */
 void txn_service_stop(txn_service *s);
 
+/* Appends Prometheus text: commits, aborts by reason, lock waits. */
+void txn_service_metrics_render(txn_service *s, mbuf *out);
+
 #endif

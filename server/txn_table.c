@@ -103,6 +103,7 @@ void tx_range_drop(tx_range *rg, const char *why)
             break;
         }
     MLOG_I(MOD, "lock table dropped", "range=%" PRIu64 " reason=\"%s\"", rg->range_id, why);
+    s->tables_dropped++;
     for (size_t i = 0; i < TX_BUCKETS; i++) {
         while (rg->b[i]) {
             tx_txn *t = rg->b[i];
@@ -207,7 +208,10 @@ void tx_pump(tx_range *rg)
         tx_txn *t = tx_txn_find(rg, w.txn);
         if (!t) continue;
         if (w.wound) {
-            if (t->state == TX_ACTIVE) tx_txn_abort(rg, t, "wounded by an older transaction");
+            if (t->state == TX_ACTIVE) {
+                rg->s->wounds++;
+                tx_txn_abort(rg, t, "wounded by an older transaction");
+            }
         } else if (t->pk && t->pk->tag == w.tag) {
             tx_parked *pk = t->pk;
             t->pk = NULL;
@@ -244,6 +248,7 @@ void tx_sweep(txn_service *s)
                 tn = t->next;
                 if (t->state == TX_ACTIVE && !t->pk && now - t->last_ns > s->idle_ns) {
                     MLOG_I(MOD, "idle transaction aborted", "txn=%" PRIu64, t->id);
+                    s->idle_aborts++;
                     tx_txn_abort(rg, t, "the transaction was idle too long: its locks are gone");
                 } else if ((t->state == TX_COMMITTED || t->state == TX_ABORTED) &&
                            now - t->last_ns > TX_KEEP_NS) {

@@ -76,6 +76,8 @@ struct txn_service {
     uv_timer_t timer;
     int64_t idle_ns;
     tx_range *ranges;
+    /* counters for /metrics */
+    uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
 };
 
 /* The table of r's range, valid under r's current ballot (a stale one is

@@ -24,6 +24,14 @@ wait_for() { # wait_for SECONDS CMD: a hang guard, not a timing claim
   for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1
 }
 rpc_of() { awk -v i="$1" '$1==i {print $3}' "$dir/nodes"; }
+msum() { # msum METRIC: the metric summed over the nodes
+  local t=0 h v
+  for h in $(awk '{print $4}' "$dir/nodes"); do
+    v=$(curl -s --max-time 2 "http://$h/metrics" | awk -v m="$1" 'index($0,m)==1 {print $2; exit}')
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
 run() {
   if "$tt" "$@"; then passes=$((passes+1)); else echo "FAIL: txn_test $*"; fails=$((fails+1)); fi
 }
@@ -35,6 +43,9 @@ f1=$(( (lead % 3) + 1 )); f2=$(( (f1 % 3) + 1 ))
 hosts="$(rpc_of $f1),$(rpc_of $lead),$(rpc_of $f2)"
 
 run contract "$hosts"
+w=$(msum 'meridian_txn_aborts_total{reason="wounded"}'); i=$(msum 'meridian_txn_aborts_total{reason="idle"}')
+if [ "$w" -ge 1 ] && [ "$i" -ge 1 ]; then passes=$((passes+1))
+else echo "FAIL: /metrics counts wounds ($w) and idle aborts ($i)"; fails=$((fails+1)); fi
 run counter "$hosts" 4 25
 run bank "$hosts" 4 25
 run sql "$hosts"
