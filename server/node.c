@@ -25,6 +25,7 @@
 #include "server/pbreply.h"
 #include "server/node_int.h"
 #include "server/replica.h"
+#include "server/txn_service.h"
 
 const char *node_state_name(node_state s)
 {
@@ -99,6 +100,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
                 MERIDIAN_VERSION, meridian_git_revision(), up, n->store.node_id, n->http_requests);
     rpc_metrics_render(n->rpc, &r->body);
     if (n->host_open) host_metrics_render(&n->host, &r->body);
+    if (n->txn) txn_service_metrics_render(n->txn, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -259,6 +261,7 @@ static void start_on_loop(void *arg)
     if (host_open(&n->host, n->rpc, &hc, e)) return;
     n->host_open = 1;
     kv_service_register(n->rpc, &n->host);
+    if (txn_service_start(n->rpc, &n->host, 0, &n->txn, e)) return;
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
     rpc_node_handle(n->rpc, "node.Ranges", on_ranges, n);
@@ -303,6 +306,8 @@ static void stop_on_loop(void *arg)
     if (n->http) admin_http_close(n->http); /* its handles finish closing in rpc_node_stop */
     n->http = NULL;
     node_cluster_stop(n);
+    txn_service_stop(n->txn);
+    n->txn = NULL;
     if (n->host_open) host_close(&n->host);
     n->host_open = 0;
 }

@@ -28,6 +28,8 @@ struct node {
     char rpc_addr[MADDR_STR_MAX];
     char http_addr[MADDR_STR_MAX];
     merr start_err; /* set by the loop-thread half of node_start */
+    /* single-range transactions (server/txn_service.h) */
+    struct txn_service *txn;
     /* cluster membership (node_cluster.c) */
     uv_timer_t cluster_timer;
     int cluster_timer_on;
