@@ -131,8 +131,12 @@ typedef struct unit {
     int w, k; /* warehouse; chunk (items, stock) or district */
 } unit;
 
-#define CHUNK      10000
-#define BATCH_ROWS 100
+#define CHUNK 10000
+/* A batch ends at 500 rows or 64 KiB of SQL, whichever comes first: few
+ * enough commits that a synchronously replicated database is not bound by
+ * commit latency, small enough for any gateway's frame limit. */
+#define BATCH_ROWS  500
+#define BATCH_BYTES 65536
 
 typedef struct loader {
     const tpcc_opts *o;
@@ -142,6 +146,7 @@ typedef struct loader {
     atomic_llong rows;
     atomic_int failed;
     atomic_int finished; /* loader threads that ended */
+    int tty;             /* stderr is a terminal: redraw the bar in place */
     tpcc_consts load;
     char now[32];
 } loader;
@@ -184,7 +189,7 @@ static void batch_row(batch *b)
 
 static int batch_end_row(batch *b)
 {
-    return b->n >= BATCH_ROWS ? batch_flush(b) : 0;
+    return b->n >= BATCH_ROWS || b->sql.len >= BATCH_BYTES ? batch_flush(b) : 0;
 }
 
 static void address(tpcc_rng *r, char s1[21], char s2[21], char city[21], char st[3], char zip[10])
@@ -383,8 +388,8 @@ static void progress(const loader *l, long long expect, int64_t t0, int final)
     int fill = (int)(frac * 40);
     for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : '.';
     bar[40] = 0;
-    fprintf(stderr, "\r[%s] %3.0f%% %lld rows %.0f rows/s %.1fs%s", bar, frac * 100, rows,
-            secs > 0 ? rows / secs : 0, secs, final ? "\n" : "");
+    fprintf(stderr, "%s[%s] %3.0f%% %lld rows %.0f rows/s %.1fs%s", l->tty ? "\r" : "", bar,
+            frac * 100, rows, secs > 0 ? rows / secs : 0, secs, final || !l->tty ? "\n" : "");
 }
 
 int tpcc_init(const tpcc_opts *o)
@@ -425,8 +430,9 @@ int tpcc_init(const tpcc_opts *o)
     if (!(th = calloc((size_t)nth, sizeof *th))) goto out;
     for (; started < nth; started++)
         if (pthread_create(&th[started], NULL, loader_main, &l)) break;
-    while (atomic_load(&l.finished) < started) {
-        if (!o->quiet) progress(&l, expect, t0, 0);
+    l.tty = isatty(2);
+    for (int tick = 0; atomic_load(&l.finished) < started; tick++) {
+        if (!o->quiet && (l.tty || tick % 10 == 0)) progress(&l, expect, t0, 0);
         usleep(200000);
     }
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);

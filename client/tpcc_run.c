@@ -191,7 +191,7 @@ static void print_final(runner *R, const totals *T, double secs)
            ms(mhist_max(&T->all), d));
     printf("new-order rolled back by design (1%%, counted in tpmC): %llu\n",
            (unsigned long long)T->rolled_back);
-    printf("delivery districts skipped (no new order): %llu\n", (unsigned long long)T->skipped);
+    printf("skipped delivery districts (no new order): %llu\n", (unsigned long long)T->skipped);
     printf("retries: %llu   aborts (gave up after %d retries): %llu   errors: %llu\n",
            (unsigned long long)T->retries, TPCC_MAX_RETRIES, (unsigned long long)T->aborts,
            (unsigned long long)T->errors);
