@@ -154,6 +154,7 @@ typedef struct tpcc_opts {
     uint64_t seed;    /* 0: from the clock */
     int quiet;        /* no progress / live lines */
     const char *csv;  /* run: per-second series to this file, or NULL */
+    const char *svg;  /* run: throughput and latency over time, or NULL */
 } tpcc_opts;
 
 /* Each returns 0 on success, 1 when the work failed (a check condition, a

@@ -25,6 +25,11 @@ void tpcc_timestamp(char buf[32]);
  * tpcc_meta so that run can pick valid C_RUN constants (2.1.6.1). */
 int tpcc_meta_read(tpcc_db *db, int *warehouses, tpcc_consts *load);
 
+/* Writes the per-second series of a run (n points each) as an SVG picture:
+ * throughput on top, latency below (tpcc_svg.c). */
+int tpcc_svg_write(const char *path, const char *title, int n, const double *tpmc,
+                   const double *p50, const double *p90, const double *p99);
+
 /* ---- the five transactions (tpcc_txn.c) ---- */
 
 #define TPCC_NSTMTS 40

@@ -233,7 +233,8 @@ int tpcc_run(const tpcc_opts *o)
     runner R = {.o = o};
     totals *T = calloc(1, sizeof *T);
     FILE *csv = NULL;
-    int rc = 1, W = 0;
+    double *series = NULL; /* per second: tpmC, p50, p90, p99 (ms), for --svg */
+    int rc = 1, W = 0, nsec = 0;
     tpcc_consts load;
     pthread_mutex_init(&R.mu, NULL);
     pthread_condattr_t ca;
@@ -260,6 +261,8 @@ int tpcc_run(const tpcc_opts *o)
         fprintf(stderr, "tpcc: %s: cannot write\n", o->csv);
         goto out;
     }
+    int maxsec = (int)((o->duration + MTIME_S - 1) / MTIME_S);
+    if (o->svg && !(series = calloc((size_t)maxsec * 4, sizeof *series))) goto out;
     if (csv) fprintf(csv, "second,tpmc,tps,p50_ms,p90_ms,p99_ms,retries,aborts,errors\n");
     if (start_workers(&R, W, &load)) {
         atomic_store(&R.stop, 1);
@@ -291,6 +294,13 @@ int tpcc_run(const tpcc_opts *o)
                     mhist_quantile(&T->interval, 0.9) / 1e6,
                     mhist_quantile(&T->interval, 0.99) / 1e6, (unsigned long long)T->retries,
                     (unsigned long long)T->aborts, (unsigned long long)T->errors);
+        if (series && nsec < maxsec) {
+            series[nsec] = tpmc;
+            series[maxsec + nsec] = mhist_quantile(&T->interval, 0.5) / 1e6;
+            series[2 * maxsec + nsec] = mhist_quantile(&T->interval, 0.9) / 1e6;
+            series[3 * maxsec + nsec] = mhist_quantile(&T->interval, 0.99) / 1e6;
+            nsec++;
+        }
         prev_no = T->done[TPCC_NEW_ORDER];
         prev_all = all;
         if (at >= R.end) break;
@@ -311,6 +321,16 @@ join:
         collect(&R, T);
         print_final(&R, T, (double)o->duration / 1e9);
         if (T->errors) rc = 1;
+        if (series) {
+            char title[256];
+            snprintf(title, sizeof title, "TPC-C on %s: %d warehouse(s), %d terminal(s)%s",
+                     o->drv->name, W, R.n, o->wait ? "" : ", no keying/think times");
+            if (tpcc_svg_write(o->svg, title, nsec, series, series + maxsec, series + 2 * maxsec,
+                               series + 3 * maxsec)) {
+                fprintf(stderr, "tpcc: %s: cannot write\n", o->svg);
+                rc = 1;
+            }
+        }
     }
     for (int i = 0; i < R.n; i++) {
         tpcc_terminal_finish(&R.w[i].t);
@@ -318,6 +338,7 @@ join:
     }
 out:
     if (csv) fclose(csv);
+    free(series);
     free(R.w);
     free(T);
     pthread_cond_destroy(&R.cv);

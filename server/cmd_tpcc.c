@@ -11,10 +11,10 @@ enum { TPCC_INIT, TPCC_RUN, TPCC_CHECK };
 
 static int tpcc_main(int argc, char **argv, int what)
 {
-    const char *host = NULL, *pg = NULL, *isolation = NULL, *csv = NULL;
+    const char *host = NULL, *pg = NULL, *isolation = NULL, *csv = NULL, *svg = NULL;
     int64_t warehouses = 1, concurrency = 0, seed = 0, duration = 60 * 1000000000LL;
     int wait = 0, quiet = 0;
-    cli_flag flags[12] = {
+    cli_flag flags[13] = {
         {"host", CLI_STR, &host, "H[:P][,H2...]", "Meridian gateways (libmeridian, insecure)"},
         {"pg-url", CLI_STR, &pg, "URL", "PostgreSQL instead, through libpq"},
         {"warehouses", CLI_INT, &warehouses, "W", "number of warehouses (default 1)"},
@@ -34,6 +34,8 @@ static int tpcc_main(int argc, char **argv, int what)
         flags[nf++] = (cli_flag){"wait", CLI_BOOL, &wait, NULL,
                                  "keying and think times per the spec (else as fast as possible)"};
         flags[nf++] = (cli_flag){"csv", CLI_STR, &csv, "FILE", "per-second series to FILE"};
+        flags[nf++] = (cli_flag){"svg", CLI_STR, &svg, "FILE",
+                                 "throughput and latency over time as a picture"};
     }
     if (what != TPCC_CHECK)
         flags[nf++] = (cli_flag){"quiet", CLI_BOOL, &quiet, NULL, "no progress or live lines"};
@@ -62,6 +64,7 @@ static int tpcc_main(int argc, char **argv, int what)
         .seed = (uint64_t)seed,
         .quiet = quiet,
         .csv = csv,
+        .svg = svg,
     };
     switch (what) {
     case TPCC_INIT: return tpcc_init(&o);

@@ -59,7 +59,7 @@ workload() {
   "$meridian" tpcc check "$@" --warehouses 1 >"$tmp/check0.out" || { cat "$tmp/check0.out"; fail "check after init"; }
 
   "$meridian" tpcc run "$@" --warehouses 1 --concurrency 4 --duration "$dur" --seed 42 \
-    --csv "$tmp/series.csv" >"$tmp/run.out" 2>"$tmp/run.err" || { cat "$tmp/run.out" "$tmp/run.err"; fail "run"; }
+    --csv "$tmp/series.csv" --svg "$tmp/run.svg" >"$tmp/run.out" 2>"$tmp/run.err" || { cat "$tmp/run.out" "$tmp/run.err"; fail "run"; }
   cat "$tmp/run.out"
   grep -q "as fast as possible" "$tmp/run.out" || fail "run without --wait must say so"
   tpmc=$(sed -n 's/^tpmC: \([0-9.]*\).*/\1/p' "$tmp/run.out")
@@ -73,6 +73,8 @@ workload() {
   # Live lines: one per second.
   [ "$(grep -c '^ *[0-9]*s  tpmC' "$tmp/run.out")" -ge 10 ] || fail "live lines missing"
   [ "$(wc -l <"$tmp/series.csv")" -ge 11 ] || fail "csv series"
+  python3 -c 'import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); assert len(d.getElementsByTagName("polyline")) == 4' \
+    "$tmp/run.svg" || fail "svg picture"
 
   "$meridian" tpcc check "$@" --warehouses 1 >"$tmp/check.out" || { cat "$tmp/check.out"; fail "check after run"; }
   cat "$tmp/check.out"
