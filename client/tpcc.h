@@ -33,7 +33,7 @@ typedef struct tpcc_stmt tpcc_stmt;
  * A connection runs one statement at a time (as libmeridian and libpq do):
  * the workload steps every statement to DONE or resets it before the next. */
 typedef struct tpcc_driver {
-    const char *name; /* "meridian", "postgresql" */
+    const char *name; /* "libmeridian", "libpq (PostgreSQL)" */
     int (*connect)(const char *target, const char *isolation, tpcc_conn **c, merr *e);
     void (*close)(tpcc_conn *c);
     /* Runs SQL (one or more statements) without results. */

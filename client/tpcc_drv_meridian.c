@@ -172,7 +172,7 @@ static const char *m_errmsg(tpcc_conn *c)
 }
 
 const tpcc_driver tpcc_driver_meridian = {
-    .name = "meridian",
+    .name = "libmeridian",
     .connect = m_connect,
     .close = m_close,
     .exec = m_exec,

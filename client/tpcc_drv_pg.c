@@ -301,7 +301,7 @@ static const char *pg_errmsg(tpcc_conn *c)
 }
 
 const tpcc_driver tpcc_driver_pg = {
-    .name = "postgresql",
+    .name = "libpq (PostgreSQL)",
     .connect = pg_connect,
     .close = pg_close,
     .exec = pg_exec,

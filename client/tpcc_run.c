@@ -166,8 +166,8 @@ static void print_final(runner *R, const totals *T, double secs)
     const tpcc_opts *o = R->o;
     double tpmc = (double)T->done[TPCC_NEW_ORDER] * 60.0 / secs;
     char a[16], b[16], c[16], d[16];
-    printf("\nTPC-C on %s: %d warehouse(s), %d terminal(s), %.1f s measured, %s\n", o->drv->name,
-           o->warehouses, R->n, secs,
+    printf("\nTPC-C through %s: %d warehouse(s), %d terminal(s), %.1f s measured, %s\n",
+           o->drv->name, o->warehouses, R->n, secs,
            o->wait ? "with keying and think times (5.2.5)"
                    : "NO keying/think times: as fast as possible (not a spec-compliant result)");
     printf("tpmC: %.1f", tpmc);
@@ -323,7 +323,7 @@ join:
         if (T->errors) rc = 1;
         if (series) {
             char title[256];
-            snprintf(title, sizeof title, "TPC-C on %s: %d warehouse(s), %d terminal(s)%s",
+            snprintf(title, sizeof title, "TPC-C through %s: %d warehouse(s), %d terminal(s)%s",
                      o->drv->name, W, R.n, o->wait ? "" : ", no keying/think times");
             if (tpcc_svg_write(o->svg, title, nsec, series, series + maxsec, series + 2 * maxsec,
                                series + 3 * maxsec)) {
