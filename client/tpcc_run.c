@@ -7,13 +7,16 @@
  * Response time is measured from the first attempt's BEGIN to the COMMIT that
  * succeeded, retries included: that is what the user waits for (5.5.1). A
  * transaction that fails retryably is rolled back and run again with the
- * same input, up to TPCC_MAX_RETRIES times; then it counts as aborted. */
+ * same input, up to TPCC_MAX_RETRIES times; then it counts as aborted.
+ * SIGINT or SIGTERM ends the measurement early; the report covers the time
+ * measured so far. */
 #include "client/tpcc_int.h"
 #include "common/histogram.h"
 #include "common/mtime.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +41,23 @@ struct runner {
     const tpcc_opts *o;
     worker *w;
     int n;
-    int64_t start, end;
+    int64_t start;
+    _Atomic int64_t end; /* moved earlier by an interrupt */
     atomic_int stop;
     atomic_int errors_printed;
     pthread_mutex_t mu;
     pthread_cond_t cv; /* broadcast at stop: wakes sleeping terminals */
 };
+
+/* Set by SIGINT / SIGTERM during a run; the reporter, awake at least once a
+ * second, ends the measurement there. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
 
 /* 5.2.5.2 / 5.2.5.4: keying times and mean think times in seconds. */
 static const double keying_s[TPCC_NTYPES] = {18, 3, 2, 2, 2};
@@ -54,7 +68,7 @@ static void sleep_until(runner *R, int64_t deadline)
 {
     struct timespec ts = {.tv_sec = deadline / MTIME_S, .tv_nsec = deadline % MTIME_S};
     pthread_mutex_lock(&R->mu);
-    while (!atomic_load(&R->stop) && mtime_mono_ns() < deadline)
+    while (!atomic_load(&R->stop) && !interrupted && mtime_mono_ns() < deadline)
         pthread_cond_timedwait(&R->cv, &R->mu, &ts);
     pthread_mutex_unlock(&R->mu);
 }
@@ -92,7 +106,7 @@ static void *terminal_main(void *arg)
             sleep_until(R, mtime_mono_ns() + tpcc_rand(&w->t.rng, cap / 2, cap));
         }
         int64_t t1 = mtime_mono_ns();
-        if (t1 > R->end) break; /* finished after the measurement interval */
+        if (t1 > atomic_load(&R->end)) break; /* finished after the measurement interval */
         pthread_mutex_lock(&w->mu);
         w->retries += (uint64_t)tries;
         if (rc == 0) {
@@ -220,7 +234,7 @@ static int start_workers(runner *R, int W, const tpcc_consts *load)
         if (tpcc_db_open(o, &w->t.db) || tpcc_terminal_prepare(&w->t)) return MERR_UNAVAILABLE;
     }
     R->start = mtime_mono_ns();
-    R->end = R->start + o->duration;
+    atomic_store(&R->end, R->start + o->duration);
     for (int i = 0; i < R->n; i++) {
         if (pthread_create(&R->w[i].th, NULL, terminal_main, &R->w[i])) return MERR_NOMEM;
         R->w[i].started = 1;
@@ -234,7 +248,7 @@ int tpcc_run(const tpcc_opts *o)
     totals *T = calloc(1, sizeof *T);
     FILE *csv = NULL;
     double *series = NULL; /* per second: tpmC, p50, p90, p99 (ms), for --svg */
-    int rc = 1, W = 0, nsec = 0;
+    int rc = 1, W = 0, nsec = 0, handlers = 0;
     tpcc_consts load;
     pthread_mutex_init(&R.mu, NULL);
     pthread_condattr_t ca;
@@ -263,6 +277,12 @@ int tpcc_run(const tpcc_opts *o)
     }
     int maxsec = (int)((o->duration + MTIME_S - 1) / MTIME_S);
     if (o->svg && !(series = calloc((size_t)maxsec * 4, sizeof *series))) goto out;
+    struct sigaction sa = {.sa_handler = on_interrupt}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
     if (csv) fprintf(csv, "second,tpmc,tps,p50_ms,p90_ms,p99_ms,retries,aborts,errors\n");
     if (start_workers(&R, W, &load)) {
         atomic_store(&R.stop, 1);
@@ -271,12 +291,18 @@ int tpcc_run(const tpcc_opts *o)
     uint64_t prev_no = 0, prev_all = 0;
     for (int sec = 1;; sec++) {
         int64_t at = R.start + sec * MTIME_S;
-        if (at > R.end) at = R.end;
+        if (at > atomic_load(&R.end)) at = atomic_load(&R.end);
         sleep_until(&R, at);
+        if (interrupted) { /* end the measurement now */
+            int64_t now = mtime_mono_ns();
+            if (now < at) at = now;
+            atomic_store(&R.end, at);
+        }
         collect(&R, T);
         uint64_t all = 0;
         for (int t = 0; t < TPCC_NTYPES; t++) all += T->done[t];
         double span = (double)(at - (R.start + (sec - 1) * MTIME_S)) / 1e9;
+        if (span < 1e-3) span = 1e-3;
         double tpmc = (double)(T->done[TPCC_NEW_ORDER] - prev_no) * 60 / span;
         double tps = (double)(all - prev_all) / span;
         char a[16], b[16], c[16];
@@ -303,7 +329,7 @@ int tpcc_run(const tpcc_opts *o)
         }
         prev_no = T->done[TPCC_NEW_ORDER];
         prev_all = all;
-        if (at >= R.end) break;
+        if (at >= atomic_load(&R.end)) break;
     }
     pthread_mutex_lock(&R.mu);
     atomic_store(&R.stop, 1);
@@ -319,7 +345,7 @@ join:
         if (R.w[i].started) pthread_join(R.w[i].th, NULL);
     if (!rc) {
         collect(&R, T);
-        print_final(&R, T, (double)o->duration / 1e9);
+        print_final(&R, T, (double)(atomic_load(&R.end) - R.start) / 1e9);
         if (T->errors) rc = 1;
         if (series) {
             char title[256];
@@ -337,6 +363,10 @@ join:
         pthread_mutex_destroy(&R.w[i].mu);
     }
 out:
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
     if (csv) fclose(csv);
     free(series);
     free(R.w);

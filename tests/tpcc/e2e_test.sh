@@ -103,6 +103,23 @@ gateway)
   grep -q "10 terminal(s)" "$tmp/wait.out" || fail "--wait: 10 terminals per warehouse"
   n=$(awk '$1 == "all" { print $2 }' "$tmp/wait.out")
   [ "$n" -le 10 ] || fail "--wait ran $n transactions in 3 s with 10 terminals"
+  # SIGINT ends a long run early, with the report of what was measured.
+  "$meridian" tpcc run --host "127.0.0.1:$port" --duration 10m >"$tmp/int.out" 2>&1 &
+  run_pid=$!
+  for _ in $(seq 1 600); do
+    grep -q '^ *2s  tpmC' "$tmp/int.out" && break
+    kill -0 "$run_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -INT "$run_pid"
+  rc=0
+  wait "$run_pid" || rc=$?
+  cat "$tmp/int.out"
+  [ "$rc" = 0 ] || fail "interrupted run exited $rc"
+  secs=$(sed -n 's/.* terminal(s), \([0-9.]*\) s measured.*/\1/p' "$tmp/int.out")
+  awk -v s="$secs" 'BEGIN { exit !(s >= 2 && s < 600) }' || fail "interrupted run measured '$secs' s"
+  n=$(awk '$1 == "all" { print $2 }' "$tmp/int.out")
+  [ "${n:-0}" -gt 0 ] || fail "interrupted run reported nothing"
   # Neither --host nor --pg-url: a usage error.
   set +e
   "$meridian" tpcc check >/dev/null 2>&1
