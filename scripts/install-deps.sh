@@ -15,6 +15,7 @@ PKGS=(
   clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes
   clang-format
   python3                    # plots and small test helpers
+  libpq-dev postgresql       # meridian tpcc --pg-url, bench/pg-setup.sh
   procps iproute2 curl
 )
 

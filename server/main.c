@@ -43,6 +43,14 @@ static const cli_cmd node_cmds[] = {
     {0},
 };
 
+/* `meridian tpcc <what>`: the TPC-C tool (docs/tpcc.md). */
+static const cli_cmd tpcc_cmds[] = {
+    {"check", "verify the consistency conditions 1-4", cmd_tpcc_check, NULL},
+    {"init", "create and load the TPC-C tables", cmd_tpcc_init, NULL},
+    {"run", "run the TPC-C mix and report tpmC and latency", cmd_tpcc_run, NULL},
+    {0},
+};
+
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
     {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
@@ -52,6 +60,7 @@ static const cli_cmd commands[] = {
     {"node", "cluster nodes: meridian node status", NULL, node_cmds},
     {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},
     {"start", "run a node", cmd_start, NULL},
+    {"tpcc", "TPC-C against Meridian or PostgreSQL: meridian tpcc init|run|check", NULL, tpcc_cmds},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
     {0},
 };
