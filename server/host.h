@@ -23,6 +23,7 @@
 #include "timesvc/tt_uv.h"
 #include "timesvc/tt.h"
 
+#define HOST_SNAPSHOT_EVERY 4096 /* as the Paxos core's want_snapshot hint */
 #define HOST_TICK_MS 50 /* Paxos tick: heartbeats every 2, elections after 10-20 */
 
 typedef struct replica replica;
@@ -74,6 +75,11 @@ struct host {
     uint64_t ticks;
     /* counters for /metrics */
     uint64_t msgs_in, msgs_out, msgs_bad, persists, applied_entries;
+    uint64_t snaps_taken, snaps_installed;
+    /* A replica snapshots (and truncates its log) once this many slots were
+     * applied since its last snapshot: HOST_SNAPSHOT_EVERY, or
+     * MERIDIAN_TESTING_SNAPSHOT_EVERY from the environment (tests). */
+    uint64_t snap_every;
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica
