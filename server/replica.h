@@ -22,6 +22,7 @@
 #include "storage/range.h"
 
 #define REPLICA_MAX_PER_SLOT 255 /* proposals per slot: the index's 8 bits */
+#define REPLICA_WINDOW       8   /* Paxos slots in flight beyond the chosen prefix */
 
 /* A write finished: code 0 and its commit timestamp (after commit-wait), or
  * an error (MERR_NOT_LEADER, MERR_RETRY: dropped before it got a slot and

@@ -27,6 +27,8 @@ struct replica {
     uint64_t next_prop;
     int broken;             /* applying failed: the replica stops until repaired */
     uint64_t snap_retry_at; /* after a failed snapshot: not before this applied slot */
+    uint64_t log_bytes;     /* bytes of entries chosen since the last snapshot */
+    uint64_t snap_len;      /* size of the last snapshot taken or installed */
 };
 
 /* Hard state blob (the log store's per-group hard state):

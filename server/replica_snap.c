@@ -53,6 +53,8 @@ void replica_maybe_snapshot(replica *r, int hinted)
     paxos_get_snapshot(r->g, &snap, NULL);
     if (applied <= snap || applied < r->snap_retry_at) return;
     if (!hinted && applied - snap < r->h->snap_every) return;
+    /* A snapshot costs a read of the whole range on the loop: amortise it. */
+    if (r->h->snap_size_rule && r->log_bytes < r->snap_len / 4) return;
     merr e = {0};
     mbuf blob = MBUF_INIT;
     uint64_t durable = 0;
@@ -68,9 +70,11 @@ void replica_maybe_snapshot(replica *r, int hinted)
                           .len = (uint32_t)blob.len};
         replica_step(r, &ev);
         r->h->snaps_taken++;
+        r->log_bytes = 0;
+        r->snap_len = blob.len;
         MLOG_D(MOD, "snapshot taken",
-               "range=%" PRIu64 " slot=%" PRIu64 " bytes=%zu durable_applied=%" PRIu64,
-               r->range_id, applied, blob.len, durable);
+               "range=%" PRIu64 " slot=%" PRIu64 " bytes=%zu durable_applied=%" PRIu64, r->range_id,
+               applied, blob.len, durable);
     } else {
         MLOG_W(MOD, "snapshot failed; the log keeps growing",
                "range=%" PRIu64 " slot=%" PRIu64 " error=\"%s\"", r->range_id, applied, e.msg);
@@ -138,6 +142,8 @@ void replica_install(replica *r, const paxos_install *snap)
                "range=%" PRIu64 " slot=%" PRIu64 " error=\"%s\"", r->range_id, snap->slot, e.msg);
     } else {
         r->h->snaps_installed++;
+        r->log_bytes = 0;
+        r->snap_len = snap->len;
         MLOG_I(MOD, "snapshot installed",
                "range=%" PRIu64 " slot=%" PRIu64 " bytes=%" PRIu32 " store_applied=%" PRIu64,
                r->range_id, snap->slot, snap->len, m.applied);
