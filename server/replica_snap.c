@@ -108,6 +108,8 @@ void replica_install(replica *r, const paxos_install *snap)
     if (!rc) rc = install_chunks(in, snap->data, snap->len, &e);
     if (!rc) {
         /* The swap: nothing runs on this range between close and reopen. */
+        range_meta before;
+        uint64_t had = range_get_meta(r->store, &before) ? UINT64_MAX : before.applied;
         range_close(r->store);
         r->store = NULL;
         rc = range_install_finish(in, &e);
@@ -117,6 +119,16 @@ void replica_install(replica *r, const paxos_install *snap)
         if (range_open(path, &o, &r->store, &oe)) {
             MLOG_E(MOD, "cannot reopen the range after a snapshot install: replica stops",
                    "range=%" PRIu64 " error=\"%s\"", r->range_id, oe.msg);
+            r->broken = 1;
+            if (in) range_install_abort(in);
+            return;
+        }
+        range_meta now;
+        if (rc && (range_get_meta(r->store, &now) || now.applied < had)) {
+            /* The install failed after dropping the old store's WAL (the old
+             * file is older than what we applied): stop rather than diverge. */
+            MLOG_E(MOD, "snapshot install failed and the old store lost writes: replica stops",
+                   "range=%" PRIu64 " error=\"%s\"", r->range_id, e.msg);
             r->broken = 1;
             if (in) range_install_abort(in);
             return;
