@@ -642,6 +642,7 @@ void replica_free(replica *r)
 {
     if (!r) return;
     fail_pending(r, MERR_CLOSED, "node stopping");
+    replica_snap_detach(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
     free(r->start);

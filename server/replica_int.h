@@ -29,6 +29,7 @@ struct replica {
     uint64_t snap_retry_at; /* after a failed snapshot: not before this applied slot */
     uint64_t log_bytes;     /* bytes of entries chosen since the last snapshot */
     uint64_t snap_len;      /* size of the last snapshot taken or installed */
+    struct snap_job *job;   /* a snapshot being read on a worker thread */
 };
 
 /* Hard state blob (the log store's per-group hard state):
@@ -49,6 +50,8 @@ int replica_set_span(replica *r);
 /* Takes a snapshot when the log behind the applied point passed the host's
  * threshold (or the core hinted); truncates the log through the core. */
 void replica_maybe_snapshot(replica *r, int hinted);
+/* Called by replica_free: a snapshot job in flight finishes without it. */
+void replica_snap_detach(replica *r);
 /* Installs a snapshot the core received, swapping the store, then steps
  * PAXOS_EV_SNAPSHOT_INSTALLED (slot 0 when it failed). */
 void replica_install(replica *r, const paxos_install *in);
