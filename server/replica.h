@@ -8,9 +8,11 @@
  *
  * Durable layout in the node's log store, per group (= range id):
  *   hard state  [promised.round u64][promised.node u32][genesis members]
+ *               then, once it has one: [snapshot slot u64][members after it]
  *   entry       ballot = round; value = [type u8][ballot.node u32][data]
  * The genesis membership (the voters the group was created with) is what
- * every replica of the group starts from; later changes are in the log. */
+ * every replica of the group starts from; later changes are in the log.
+ * Snapshots (server/replica_snap.c) truncate the log; docs/operations.md. */
 #ifndef MERIDIAN_SERVER_REPLICA_H
 #define MERIDIAN_SERVER_REPLICA_H
 
