@@ -23,7 +23,8 @@
 #include "timesvc/tt_uv.h"
 #include "timesvc/tt.h"
 
-#define HOST_TICK_MS 50 /* Paxos tick: heartbeats every 2, elections after 10-20 */
+#define HOST_SNAPSHOT_EVERY 4096 /* as the Paxos core's want_snapshot hint */
+#define HOST_TICK_MS        50   /* Paxos tick: heartbeats every 2, elections after 10-20 */
 
 typedef struct replica replica;
 typedef struct host host;
@@ -74,6 +75,14 @@ struct host {
     uint64_t ticks;
     /* counters for /metrics */
     uint64_t msgs_in, msgs_out, msgs_bad, persists, applied_entries;
+    uint64_t snaps_taken, snaps_installed;
+    /* A replica snapshots (and truncates its log) once snap_every slots were
+     * applied since its last snapshot AND the log written since is at least
+     * a quarter of the last snapshot's size (so snapshot work stays within 4x
+     * the log bytes written). MERIDIAN_TESTING_SNAPSHOT_EVERY=N (tests) sets
+     * snap_every and drops the size rule. */
+    uint64_t snap_every;
+    int snap_size_rule;
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica

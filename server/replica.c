@@ -1,5 +1,6 @@
 /* A range replica: a Paxos group applying to a range store (see replica.h). */
 #include "server/replica.h"
+#include "server/replica_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,52 +14,53 @@
 
 #define MOD "replica"
 
-/* A write waiting to be chosen, applied and commit-waited. */
-typedef struct pending_write {
-    uint64_t id;
-    uint64_t ts;
-    int64_t deadline_ns;
-    replica_write_cb cb;
-    void *arg;
-    struct pending_write *next;
-} pending_write;
-
-struct replica {
-    host *h;
-    uint64_t range_id;
-    paxos_group *g;
-    range *store;
-    paxos_members genesis;
-    uint8_t *start, *end; /* span copy (end_len 0: unbounded) */
-    size_t start_len, end_len;
-    pending_write *pending; /* proposed, not yet applied */
-    uint64_t next_prop;
-    int broken; /* applying failed: the replica stops until repaired */
-};
-
 /* ---- encodings of the durable state ---- */
 
-static int encode_hardstate(const paxos_ballot *b, const paxos_members *genesis, mbuf *out)
+/* Length of one paxos_members encoding at p (0: malformed). */
+static size_t members_len(const uint8_t *p, size_t n)
 {
-    uint8_t *mem = NULL;
-    uint32_t mlen = 0;
+    if (n < 1) return 0;
+    size_t at = 1 + 4 * (size_t)p[0];
+    if (n < at + 1) return 0;
+    at += 1 + 4 * (size_t)p[at];
+    return at <= n ? at : 0;
+}
+
+int replica_encode_hardstate(const paxos_ballot *b, const paxos_members *genesis,
+                             uint64_t snap_slot, const paxos_members *snap_members, mbuf *out)
+{
+    uint8_t *mem = NULL, *smem = NULL;
+    uint32_t mlen = 0, slen = 0;
     int rc = paxos_members_encode(genesis, &mem, &mlen);
-    if (rc) return rc;
-    rc = mbuf_append_u64be(out, b->round);
+    if (!rc && snap_slot) rc = paxos_members_encode(snap_members, &smem, &slen);
+    if (!rc) rc = mbuf_append_u64be(out, b->round);
     if (!rc) rc = mbuf_append_u32be(out, b->node);
     if (!rc) rc = mbuf_append(out, mem, mlen);
+    if (!rc && snap_slot) rc = mbuf_append_u64be(out, snap_slot);
+    if (!rc && snap_slot) rc = mbuf_append(out, smem, slen);
     free(mem);
+    free(smem);
     return rc;
 }
 
-static int decode_hardstate(const uint8_t *p, size_t n, paxos_ballot *b, paxos_members *genesis)
+int replica_decode_hardstate(const uint8_t *p, size_t n, paxos_ballot *b, paxos_members *genesis,
+                             uint64_t *snap_slot, paxos_members *snap_members)
 {
     mreader r;
     mreader_init(&r, p, n);
     uint32_t node;
     if (mreader_u64be(&r, &b->round) || mreader_u32be(&r, &node)) return MERR_CORRUPT;
     b->node = node;
-    return paxos_members_decode(p + r.pos, mreader_left(&r), genesis);
+    size_t gl = members_len(p + r.pos, mreader_left(&r));
+    if (!gl) return MERR_CORRUPT;
+    int rc = paxos_members_decode(p + r.pos, gl, genesis);
+    if (rc) return rc;
+    r.pos += gl;
+    *snap_slot = 0;
+    *snap_members = *genesis;
+    if (!mreader_left(&r)) return 0; /* no snapshot yet (or a store from before snapshots) */
+    if (mreader_u64be(&r, snap_slot)) return MERR_CORRUPT;
+    return paxos_members_decode(p + r.pos, mreader_left(&r), snap_members);
 }
 
 static uint64_t composite(uint64_t slot, uint32_t idx)
@@ -151,8 +153,24 @@ void replica_commit_waited(replica_wait *w, int status)
     free(w);
 }
 
-/* Applies one chosen DATA slot: each proposal in it is one storage batch. */
-static int apply_data(replica *r, const paxos_entry *en)
+/* The proposals of one update's chosen DATA slots, decoded. */
+typedef struct apply_set {
+    range_batch *b;
+    uint64_t *slots, *ids;
+    range_batch_decoded *dec;
+    size_t n, cap;
+} apply_set;
+
+static void apply_set_free(apply_set *as)
+{
+    for (size_t i = 0; i < as->n; i++) range_batch_decoded_free(&as->dec[i]);
+    free(as->b);
+    free(as->slots);
+    free(as->ids);
+    free(as->dec);
+}
+
+static int apply_set_add(apply_set *as, const paxos_entry *en)
 {
     paxos_batch_iter it;
     int rc = paxos_batch_iter_init(&it, en->data, en->len);
@@ -162,18 +180,48 @@ static int apply_data(replica *r, const paxos_entry *en)
     const uint8_t *data;
     uint32_t len;
     while ((rc = paxos_batch_next(&it, &id, &data, &len)) == 1) {
-        idx++;
-        if (idx > REPLICA_MAX_PER_SLOT) return MERR_CORRUPT;
-        range_batch_decoded d;
-        if ((rc = range_batch_decode(data, len, &d))) return rc;
-        rc = range_apply(r->store, &d.batch, composite(en->slot, idx), NULL);
-        uint64_t ts = d.batch.ts;
-        range_batch_decoded_free(&d);
-        if (rc) return rc;
+        if (++idx > REPLICA_MAX_PER_SLOT) return MERR_CORRUPT;
+        if (as->n == as->cap) {
+            size_t cap = as->cap ? as->cap * 2 : 32;
+            range_batch *nb = realloc(as->b, cap * sizeof(*nb));
+            if (nb) as->b = nb;
+            uint64_t *ns = realloc(as->slots, cap * sizeof(*ns));
+            if (ns) as->slots = ns;
+            uint64_t *ni = realloc(as->ids, cap * sizeof(*ni));
+            if (ni) as->ids = ni;
+            range_batch_decoded *nd = realloc(as->dec, cap * sizeof(*nd));
+            if (nd) as->dec = nd;
+            if (!nb || !ns || !ni || !nd) return MERR_NOMEM;
+            as->cap = cap;
+        }
+        if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) return rc;
+        as->b[as->n] = as->dec[as->n].batch;
+        as->slots[as->n] = composite(en->slot, idx);
+        as->ids[as->n] = id;
+        as->n++;
+    }
+    return rc;
+}
+
+/* Applies every proposal of the update's chosen DATA slots in one storage
+ * transaction (one commit instead of one per proposal), then starts the
+ * commit-wait of the writes this replica proposed. */
+static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
+{
+    apply_set as = {0};
+    int rc = 0;
+    for (size_t i = 0; i < u->nchosen && !rc; i++) {
+        const paxos_entry *en = &u->chosen[i];
+        if (en->type != PAXOS_ENTRY_DATA) continue; /* no-ops; configs live in the core */
+        *bad_slot = en->slot;
+        rc = apply_set_add(&as, en);
+    }
+    if (!rc && as.n) rc = range_apply_many(r->store, as.b, as.slots, as.n, NULL);
+    for (size_t i = 0; !rc && i < as.n; i++) {
         r->h->applied_entries++;
-        pending_write *p = take_pending(r, id);
+        pending_write *p = take_pending(r, as.ids[i]);
         if (!p) continue;
-        p->ts = ts;
+        p->ts = as.b[i].ts;
         replica_wait *w = calloc(1, sizeof(*w));
         if (!w) {
             p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
@@ -183,8 +231,10 @@ static int apply_data(replica *r, const paxos_entry *en)
         w->p = p;
         /* Spanner's commit-wait: nobody hears of the commit before ts has
          * certainly passed everywhere. */
-        if (host_commit_wait(r->h, hlc_physical_ns(ts), w)) replica_commit_waited(w, MERR_CLOCK);
+        if (host_commit_wait(r->h, hlc_physical_ns(as.b[i].ts), w))
+            replica_commit_waited(w, MERR_CLOCK);
     }
+    apply_set_free(&as);
     return rc;
 }
 
@@ -195,9 +245,15 @@ static void handle_update(replica *r, paxos_update *u)
         uint64_t bid = host_batch_id(h);
         logstore_batch *b = logstore_batch_new(bid);
         int rc = b ? 0 : MERR_NOMEM;
-        if (!rc && u->hs_changed) {
+        /* A truncation means a new snapshot: its slot and membership go into
+         * the hard state in the same atomic batch (replica_int.h). */
+        if (!rc && (u->hs_changed || u->truncate_upto)) {
             mbuf hs = MBUF_INIT;
-            rc = encode_hardstate(&u->promised, &r->genesis, &hs);
+            paxos_ballot promised = u->hs_changed ? u->promised : paxos_get_ballot(r->g);
+            uint64_t snap_slot;
+            paxos_members snap_members;
+            paxos_get_snapshot(r->g, &snap_slot, &snap_members);
+            rc = replica_encode_hardstate(&promised, &r->genesis, snap_slot, &snap_members, &hs);
             if (!rc) rc = logstore_batch_hardstate(b, r->range_id, hs.data, hs.len);
             mbuf_free(&hs);
         }
@@ -225,17 +281,14 @@ static void handle_update(replica *r, paxos_update *u)
         }
     }
     for (size_t i = 0; i < u->nmsgs; i++) host_send(h, &u->msgs[i]);
-    for (size_t i = 0; i < u->nchosen && !r->broken; i++) {
-        const paxos_entry *en = &u->chosen[i];
-        if (en->type != PAXOS_ENTRY_DATA) continue; /* no-ops; configs live in the core */
-        int rc = apply_data(r, en);
-        if (rc) {
-            MLOG_E(MOD, "apply failed: replica stops",
-                   "range=%" PRIu64 " slot=%" PRIu64 " error=\"%s\"", r->range_id, en->slot,
-                   range_err(r->store)->msg);
-            r->broken = 1;
-            fail_pending(r, MERR_IO, "apply failed on the leader");
-        }
+    for (size_t i = 0; i < u->nchosen; i++) r->log_bytes += u->chosen[i].len + 32;
+    uint64_t bad_slot = 0;
+    if (u->nchosen && !r->broken && apply_chosen(r, u, &bad_slot)) {
+        MLOG_E(MOD, "apply failed: replica stops",
+               "range=%" PRIu64 " slot<=%" PRIu64 " error=\"%s\"", r->range_id, bad_slot,
+               range_err(r->store)->msg);
+        r->broken = 1;
+        fail_pending(r, MERR_IO, "apply failed on the leader");
     }
     for (size_t i = 0; i < u->ndropped; i++) {
         pending_write *p = take_pending(r, u->dropped[i]);
@@ -243,10 +296,21 @@ static void handle_update(replica *r, paxos_update *u)
         p->cb(p->arg, MERR_RETRY, "leadership changed before the write got a slot", 0);
         free(p);
     }
+    int want_snapshot = u->want_snapshot, chose = u->nchosen > 0;
+    if (u->has_install && !r->broken) {
+        paxos_install in = u->install;
+        u->install.data = NULL; /* ours now */
+        u->has_install = 0;
+        paxos_update_free(u);
+        replica_install(r, &in);
+        free(in.data);
+        return;
+    }
     paxos_update_free(u);
+    if (chose || want_snapshot) replica_maybe_snapshot(r, want_snapshot);
 }
 
-static void step(replica *r, paxos_event *ev)
+void replica_step(replica *r, paxos_event *ev)
 {
     if (r->broken) return;
     if (tt_of(r, &ev->now)) return; /* no trustworthy time: do nothing rather than guess */
@@ -259,25 +323,25 @@ static void step(replica *r, paxos_event *ev)
 void replica_on_msg(replica *r, const paxos_msg *m)
 {
     paxos_event ev = {.type = PAXOS_EV_MESSAGE, .msg = m};
-    step(r, &ev);
+    replica_step(r, &ev);
 }
 
 void replica_tick(replica *r)
 {
     paxos_event ev = {.type = PAXOS_EV_TICK};
-    step(r, &ev);
+    replica_step(r, &ev);
 }
 
 void replica_liveness(replica *r, uint64_t node)
 {
     paxos_event ev = {.type = PAXOS_EV_LIVENESS, .node = (paxos_node_id)node};
-    step(r, &ev);
+    replica_step(r, &ev);
 }
 
 void replica_campaign(replica *r)
 {
     paxos_event ev = {.type = PAXOS_EV_CAMPAIGN};
-    step(r, &ev);
+    replica_step(r, &ev);
 }
 
 void replica_persisted(replica *r, uint64_t seq, int status)
@@ -290,7 +354,7 @@ void replica_persisted(replica *r, uint64_t seq, int status)
         return;
     }
     paxos_event ev = {.type = PAXOS_EV_PERSISTED, .seq = seq};
-    step(r, &ev);
+    replica_step(r, &ev);
 }
 
 void replica_expire(replica *r, int64_t now_mono_ns)
@@ -404,12 +468,12 @@ int replica_change_members(replica *r, int op, uint64_t node, merr *e)
 
 /* ---- create, restore, free ---- */
 
-static void range_path_of(host *h, uint64_t id, char *out, size_t cap)
+void replica_range_path(host *h, uint64_t id, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/r%" PRIu64 ".db", h->ranges_dir, id);
 }
 
-static int set_span(replica *r)
+int replica_set_span(replica *r)
 {
     range_meta m;
     if (range_get_meta(r->store, &m)) return MERR_IO;
@@ -430,6 +494,10 @@ static void config_for(host *h, uint64_t range_id, paxos_config *cfg)
     cfg->seed = (h->node_id * 0x9e3779b97f4a7c15ULL) ^ (range_id * 0xbf58476d1ce4e5b9ULL) ^
                 (uint64_t)mtime_mono_ns();
     cfg->max_batch = REPLICA_MAX_PER_SLOT;
+    /* A short window makes proposals that arrive while it is full share the
+     * next slot (one ACCEPT, one log record, one apply commit for many); a
+     * long one gives every proposal its own slot under load. */
+    cfg->window = REPLICA_WINDOW;
 }
 
 int replica_create(host *h, const range_desc *d, const paxos_members *genesis, replica **out,
@@ -441,14 +509,14 @@ int replica_create(host *h, const range_desc *d, const paxos_members *genesis, r
     r->range_id = d->range_id;
     r->genesis = *genesis;
     char path[4200];
-    range_path_of(h, d->range_id, path, sizeof(path));
+    replica_range_path(h, d->range_id, path, sizeof(path));
     int rc = range_create(path, d, NULL, &r->store, e);
     if (rc) goto err;
-    if ((rc = set_span(r))) goto err;
+    if ((rc = replica_set_span(r))) goto err;
     /* The genesis membership is durable before the group says anything. */
     mbuf hs = MBUF_INIT;
     paxos_ballot zero = {0, 0};
-    rc = encode_hardstate(&zero, genesis, &hs);
+    rc = replica_encode_hardstate(&zero, genesis, 0, NULL, &hs);
     logstore_batch *b = logstore_batch_new(host_batch_id(h));
     if (!rc) rc = b ? logstore_batch_hardstate(b, d->range_id, hs.data, hs.len) : MERR_NOMEM;
     mbuf_free(&hs);
@@ -506,17 +574,18 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
     r->h = h;
     r->range_id = range_id;
     restore_ctx c = {0};
-    mbuf hs = MBUF_INIT;
+    mbuf hs = MBUF_INIT, snap = MBUF_INIT;
     char path[4200];
-    range_path_of(h, range_id, path, sizeof(path));
+    replica_range_path(h, range_id, path, sizeof(path));
     range_opts o = {.no_create = 1};
     int rc = range_open(path, &o, &r->store, e);
     if (rc) goto err;
-    if ((rc = set_span(r))) goto err;
+    if ((rc = replica_set_span(r))) goto err;
     paxos_restore rs;
     memset(&rs, 0, sizeof(rs));
     if ((rc = logstore_hardstate(h->ls, range_id, &hs)) ||
-        (rc = decode_hardstate(hs.data, hs.len, &rs.promised, &r->genesis))) {
+        (rc = replica_decode_hardstate(hs.data, hs.len, &rs.promised, &r->genesis, &rs.snap_slot,
+                                       &rs.snap_members))) {
         merr_set(e, rc, "range %" PRIu64 ": hard state unreadable", range_id);
         goto err;
     }
@@ -528,6 +597,23 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
      * applied now (range_apply skips the ones that were). */
     uint64_t slot = m.applied >> 8;
     rs.applied = slot ? slot - 1 : 0;
+    if (rs.snap_slot) {
+        /* The core's snapshot bytes live only in memory: rebuild them from
+         * the store. The store holds at least the snapshot slot (it was made
+         * durable before the log was truncated) and may be ahead of it; a
+         * replica installing these bytes then skips the slots it already has
+         * (the store's applied counter makes every apply idempotent). */
+        uint64_t last = c.n ? c.ents[c.n - 1].slot : 0;
+        if (rs.applied > last) rs.applied = last; /* a store installed past the log */
+        if ((rc = replica_snap_blob(r->store, &snap, e))) goto err;
+        if (snap.len > UINT32_MAX) {
+            rc = merr_set(e, MERR_TOOBIG, "range %" PRIu64 ": snapshot over 4 GiB", range_id);
+            goto err;
+        }
+        rs.snap_data = snap.data;
+        rs.snap_len = (uint32_t)snap.len;
+        r->snap_len = snap.len;
+    }
     rs.entries = c.ents;
     rs.nentries = c.n;
     paxos_config cfg;
@@ -536,8 +622,9 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
         merr_set(e, rc, "range %" PRIu64 ": cannot restart its group: %s", range_id, merr_str(rc));
         goto err;
     }
-    MLOG_I(MOD, "replica restored", "range=%" PRIu64 " entries=%zu applied_slot=%" PRIu64, range_id,
-           c.n, slot);
+    MLOG_I(MOD, "replica restored",
+           "range=%" PRIu64 " entries=%zu applied_slot=%" PRIu64 " snapshot_slot=%" PRIu64,
+           range_id, c.n, slot, rs.snap_slot);
     *out = r;
     rc = 0;
     goto out;
@@ -547,6 +634,7 @@ out:
     for (size_t i = 0; i < c.n; i++) free(c.ents[i].data);
     free(c.ents);
     mbuf_free(&hs);
+    mbuf_free(&snap);
     return rc;
 }
 
@@ -554,6 +642,7 @@ void replica_free(replica *r)
 {
     if (!r) return;
     fail_pending(r, MERR_CLOSED, "node stopping");
+    replica_snap_detach(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
     free(r->start);

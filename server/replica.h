@@ -8,9 +8,11 @@
  *
  * Durable layout in the node's log store, per group (= range id):
  *   hard state  [promised.round u64][promised.node u32][genesis members]
+ *               then, once it has one: [snapshot slot u64][members after it]
  *   entry       ballot = round; value = [type u8][ballot.node u32][data]
  * The genesis membership (the voters the group was created with) is what
- * every replica of the group starts from; later changes are in the log. */
+ * every replica of the group starts from; later changes are in the log.
+ * Snapshots (server/replica_snap.c) truncate the log; docs/operations.md. */
 #ifndef MERIDIAN_SERVER_REPLICA_H
 #define MERIDIAN_SERVER_REPLICA_H
 
@@ -22,6 +24,7 @@
 #include "storage/range.h"
 
 #define REPLICA_MAX_PER_SLOT 255 /* proposals per slot: the index's 8 bits */
+#define REPLICA_WINDOW       8   /* Paxos slots in flight beyond the chosen prefix */
 
 /* A write finished: code 0 and its commit timestamp (after commit-wait), or
  * an error (MERR_NOT_LEADER, MERR_RETRY: dropped before it got a slot and

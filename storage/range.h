@@ -169,6 +169,14 @@ typedef struct range_batch {
  * of the batch is applied. Resolving an unknown txn is MERR_NOTFOUND. */
 int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped);
 
+/* Applies n batches as slots[0..n) (ascending) in ONE transaction: the
+ * batches whose slot is <= applied are skipped, the rest applied in order, and
+ * applied becomes the last slot. All or nothing: on error none is applied.
+ * *napplied (may be NULL) gets how many were applied. Cheaper than n calls of
+ * range_apply: one commit, and pages shared by the batches written once. */
+int range_apply_many(range *r, const range_batch *b, const uint64_t *slots, size_t n,
+                     size_t *napplied);
+
 /* Byte encoding of a batch for the replicated log (range_batch.c): appends
  * to `out` (crc32c-protected). Decoding checks everything and points into
  * `p`, which must outlive the decoded batch; MERR_CORRUPT on bad input. */

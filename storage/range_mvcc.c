@@ -253,27 +253,47 @@ static int resolve(range *r, const range_resolve *res)
     return run_txn_stmt(r, RS_INTENT_DEL, res->txn, res->txn_len);
 }
 
-int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped)
+/* The effects of one batch inside an open transaction (no applied update). */
+static int apply_effects(range *r, const range_batch *b)
 {
-    if (skipped) *skipped = 0;
-    if (r->corrupt) return merr_set(&r->err, MERR_CORRUPT, "range %s is marked corrupt", r->path);
-    if (slot <= r->applied) {
-        if (skipped) *skipped = 1;
-        return 0;
-    }
-    if (slot > (uint64_t)INT64_MAX) return merr_set(&r->err, MERR_INVALID, "slot out of range");
-    int rc = validate(r, b);
-    if (rc) return rc;
-    if ((rc = range_begin(r)) != 0) return rc;
+    int rc = 0;
     for (size_t i = 0; i < b->nwrites && !rc; i++) {
         const range_write *w = &b->writes[i];
         rc = range_put_version(r, w->key, w->klen, b->ts, w->val, w->vlen, w->del);
     }
     for (size_t i = 0; i < b->nprepares && !rc; i++) rc = add_intent(r, &b->prepares[i]);
     for (size_t i = 0; i < b->nresolves && !rc; i++) rc = resolve(r, &b->resolves[i]);
+    return rc;
+}
+
+int range_apply_many(range *r, const range_batch *b, const uint64_t *slots, size_t n,
+                     size_t *napplied)
+{
+    if (napplied) *napplied = 0;
+    if (r->corrupt) return merr_set(&r->err, MERR_CORRUPT, "range %s is marked corrupt", r->path);
+    uint64_t last = r->applied;
+    size_t todo = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (slots[i] <= last) continue; /* applied before: skipped */
+        if (slots[i] > (uint64_t)INT64_MAX)
+            return merr_set(&r->err, MERR_INVALID, "slot out of range");
+        int rc = validate(r, &b[i]);
+        if (rc) return rc;
+        last = slots[i];
+        todo++;
+    }
+    if (!todo) return 0;
+    int rc = range_begin(r);
+    if (rc) return rc;
+    last = r->applied;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (slots[i] > last) {
+            rc = apply_effects(r, &b[i]);
+            last = slots[i];
+        }
     uint64_t old_applied = r->applied;
     if (!rc) {
-        r->applied = slot;
+        r->applied = last;
         rc = range_meta_save(r);
     }
     if (!rc) rc = range_commit(r);
@@ -284,7 +304,17 @@ int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped)
         r->applied = old_applied;
         if (!r->corrupt) range_meta_load(r);
         r->err = saved;
+    } else if (napplied) {
+        *napplied = todo;
     }
+    return rc;
+}
+
+int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped)
+{
+    size_t done = 0;
+    int rc = range_apply_many(r, b, &slot, 1, &done);
+    if (!rc && skipped) *skipped = done == 0;
     return rc;
 }
 

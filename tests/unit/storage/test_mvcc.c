@@ -143,6 +143,45 @@ static void test_exactly_once(void **state)
     range_close(r);
 }
 
+/* range_apply_many: one transaction for several slots; skips what was
+ * applied; all or nothing when one batch is bad. */
+static void test_apply_many(void **state)
+{
+    (void)state;
+    range *r = th_create(&dir, "many.db", 5, "a", "m");
+    range_write w[4] = {th_w("b", "1"), th_w("c", "2"), th_w("d", "3"), th_w("e", NULL)};
+    range_batch b[4] = {{.ts = 10, .writes = &w[0], .nwrites = 1},
+                        {.ts = 11, .writes = &w[1], .nwrites = 1},
+                        {.ts = 12, .writes = &w[2], .nwrites = 1},
+                        {.ts = 13, .writes = &w[3], .nwrites = 1}};
+    assert_int_equal(range_apply(r, &b[0], 0x101, NULL), 0);
+    uint64_t slots[4] = {0x101, 0x102, 0x201, 0x202};
+    size_t n = 99;
+    assert_int_equal(range_apply_many(r, b, slots, 4, &n), 0);
+    assert_int_equal(n, 3); /* 0x101 was applied before */
+    range_meta m;
+    range_get_meta(r, &m);
+    assert_int_equal(m.applied, 0x202);
+    assert_int_equal(m.stats.versions, 4);
+    assert_string_equal(th_get(r, "d", RANGE_TS_MAX), "3");
+    /* Again: everything skipped, nothing changes. */
+    assert_int_equal(range_apply_many(r, b, slots, 4, &n), 0);
+    assert_int_equal(n, 0);
+    /* A bad batch (key outside [a, m)) fails the whole call. */
+    range_write good = th_w("f", "4"), bad = th_w("z", "5");
+    range_batch b2[2] = {{.ts = 20, .writes = &good, .nwrites = 1},
+                         {.ts = 21, .writes = &bad, .nwrites = 1}};
+    uint64_t slots2[2] = {0x301, 0x302};
+    assert_int_equal(range_apply_many(r, b2, slots2, 2, &n), MERR_RANGE);
+    assert_null(th_get(r, "f", RANGE_TS_MAX));
+    r = th_reopen(r);
+    range_get_meta(r, &m);
+    assert_int_equal(m.applied, 0x202);
+    assert_int_equal(m.stats.versions, 4);
+    assert_string_equal(th_get(r, "c", RANGE_TS_MAX), "2");
+    range_close(r);
+}
+
 /* Model: up to 12 keys x 64 timestamps; cell = -1 absent, -2 tombstone, else value id. */
 #define MK 12
 #define MT 64
@@ -315,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_scans),
         cmocka_unit_test(test_span_and_ts_checks),
         cmocka_unit_test(test_exactly_once),
+        cmocka_unit_test(test_apply_many),
         cmocka_unit_test(test_random_against_model),
         cmocka_unit_test(test_stop_callback),
         cmocka_unit_test(test_hot_key_scans),

@@ -1,0 +1,61 @@
+/* Internals of a range replica shared by replica.c (the write and apply
+ * path) and replica_snap.c (snapshots: taking, installing, restoring). */
+#ifndef MERIDIAN_SERVER_REPLICA_INT_H
+#define MERIDIAN_SERVER_REPLICA_INT_H
+
+#include "server/replica.h"
+
+/* A write waiting to be chosen, applied and commit-waited. */
+typedef struct pending_write {
+    uint64_t id;
+    uint64_t ts;
+    int64_t deadline_ns;
+    replica_write_cb cb;
+    void *arg;
+    struct pending_write *next;
+} pending_write;
+
+struct replica {
+    host *h;
+    uint64_t range_id;
+    paxos_group *g;
+    range *store;
+    paxos_members genesis;
+    uint8_t *start, *end; /* span copy (end_len 0: unbounded) */
+    size_t start_len, end_len;
+    pending_write *pending; /* proposed, not yet applied */
+    uint64_t next_prop;
+    int broken;             /* applying failed: the replica stops until repaired */
+    uint64_t snap_retry_at; /* after a failed snapshot: not before this applied slot */
+    uint64_t log_bytes;     /* bytes of entries chosen since the last snapshot */
+    uint64_t snap_len;      /* size of the last snapshot taken or installed */
+    struct snap_job *job;   /* a snapshot being read on a worker thread */
+};
+
+/* Hard state blob (the log store's per-group hard state):
+ *   [promised.round u64][promised.node u32][genesis members]
+ *   then, once the group has a snapshot: [snap_slot u64][members after it]
+ * Members encode as paxos_members_encode (self-delimiting). */
+int replica_encode_hardstate(const paxos_ballot *b, const paxos_members *genesis,
+                             uint64_t snap_slot, const paxos_members *snap_members, mbuf *out);
+int replica_decode_hardstate(const uint8_t *p, size_t n, paxos_ballot *b, paxos_members *genesis,
+                             uint64_t *snap_slot, paxos_members *snap_members);
+
+/* Steps the core with ev (fills ev->now) and handles the update. */
+void replica_step(replica *r, paxos_event *ev);
+void replica_range_path(host *h, uint64_t id, char *out, size_t cap);
+int replica_set_span(replica *r);
+
+/* replica_snap.c */
+/* Takes a snapshot when the log behind the applied point passed the host's
+ * threshold (or the core hinted); truncates the log through the core. */
+void replica_maybe_snapshot(replica *r, int hinted);
+/* Called by replica_free: a snapshot job in flight finishes without it. */
+void replica_snap_detach(replica *r);
+/* Installs a snapshot the core received, swapping the store, then steps
+ * PAXOS_EV_SNAPSHOT_INSTALLED (slot 0 when it failed). */
+void replica_install(replica *r, const paxos_install *in);
+/* The whole store as one snapshot blob (concatenated range_snap chunks). */
+int replica_snap_blob(range *store, mbuf *out, merr *e);
+
+#endif
