@@ -22,6 +22,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct shell {
@@ -266,8 +267,46 @@ static const char *help_text =
     ".read FILE            run the SQL in FILE\n"
     ".ranges [TABLE]       key ranges of a table (needs a Meridian cluster)\n"
     ".nodes                nodes of the cluster (needs a Meridian cluster)\n"
+    ".demo nodes|kill N|restart N   inside `meridian demo`: list, kill -9, restart nodes\n"
     "SQL statements end with ';' and may span several lines. Ctrl-C cancels the\n"
     "running statement; Ctrl-D or .quit leaves.\n";
+
+/* `.demo nodes|kill N|restart N`: inside `meridian demo`, which names its
+ * cluster script and directory in the environment, runs that script (in its
+ * own session, so a restarted node never sees the terminal's Ctrl-C). */
+static int demo_command(const char *what, const char *arg)
+{
+    const char *ctl = getenv("MERIDIAN_DEMO_CTL"), *dir = getenv("MERIDIAN_DEMO_DIR");
+    if (!ctl || !dir) {
+        fprintf(stderr, "ERROR: .demo works inside `meridian demo` only\n");
+        return 1;
+    }
+    const char *sub = NULL;
+    if (what && !strcmp(what, "nodes") && !arg) sub = "status";
+    if (what && !strcmp(what, "kill") && arg) sub = "kill";
+    if (what && !strcmp(what, "restart") && arg) sub = "restart";
+    if (!sub || (arg && strspn(arg, "0123456789") != strlen(arg))) {
+        fprintf(stderr, "ERROR: usage: .demo nodes | .demo kill N | .demo restart N\n");
+        return 1;
+    }
+    if (!strcmp(sub, "status")) printf("node pid state rpc http\n");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        setsid();
+        execlp("bash", "bash", ctl, sub, dir, arg, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        if (strcmp(sub, "status")) printf("OK\n");
+        return 0;
+    }
+    return 1;
+}
 
 /* Returns 0, 1 on error, or -1 to quit. */
 static int dot_command(shell *sh, char *line)
@@ -338,6 +377,7 @@ static int dot_command(shell *sh, char *line)
         set_busy(0);
         return rc;
     }
+    if (!strcmp(cmd, ".demo")) return demo_command(args[1], args[2]);
     if (!strcmp(cmd, ".ranges") || !strcmp(cmd, ".nodes")) {
         fprintf(stderr,
                 "ERROR: %s is not available yet: it needs a Meridian cluster, and this gateway "

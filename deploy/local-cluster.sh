@@ -11,7 +11,9 @@
 #
 # DIR/nodes has one line per node: "I PID RPC HTTP STORE". Every process this
 # script starts is recorded there and stopped by PID. MERIDIAN_BIN overrides
-# the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`.
+# the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`;
+# MERIDIAN_REGIONS="us-east us-west ..." puts node I in the I-th region
+# (cycling; default: every node in region "local").
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
@@ -32,6 +34,12 @@ wait_for() {
 addr_of() { sed -n "s/^$2=//p" "$1/listen-addrs" 2>/dev/null; }
 field() { awk -v i="$2" '$1==i {print $'"$3"'}' "$1/nodes"; }
 
+region_of() { # region_of I: from MERIDIAN_REGIONS, cycling
+  # shellcheck disable=SC2206
+  local r=(${MERIDIAN_REGIONS:-local})
+  echo "${r[$(( ($1 - 1) % ${#r[@]} ))]}"
+}
+
 start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   local dir=$1 i=$2 listen=$3 http=$4 join=${5:-}
   local store=$dir/n$i
@@ -39,7 +47,7 @@ start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   rm -f "$store/listen-addrs"
   # shellcheck disable=SC2086
   "$bin" start --store "$store" --listen "$listen" --http-listen "$http" \
-    --locality "region=local,zone=z$i" ${join:+--join "$join"} $flags \
+    --locality "region=$(region_of "$i"),zone=z$i" ${join:+--join "$join"} $flags \
     >>"$dir/n$i.out" 2>&1 &
   local pid=$!
   wait_for 30 test -s "$store/listen-addrs" || die "node $i did not start (see $dir/n$i.out)"
