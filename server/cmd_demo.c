@@ -141,17 +141,18 @@ int cmd_demo(int argc, char **argv)
 {
     int64_t nodes = 3;
     int global = 0;
-    const char *dataset = NULL;
+    const char *dataset = NULL, *format = "table";
     const cli_flag flags[] = {
         {"nodes", CLI_INT, &nodes, "N", "nodes to start (default 3)"},
         {"global", CLI_BOOL, &global, NULL,
          "three regions (us-east, us-west, europe-west) with emulated WAN latency"},
         {"dataset", CLI_STR, &dataset, "NAME", "load examples/datasets/NAME.sql first"},
+        {"format", CLI_STR, &format, "FMT", "the shell's output: table|csv|tsv|json|line"},
         {0},
     };
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "[--nodes N] [--global] [--dataset NAME]", flags, argc, argv, &npos,
-                       &done);
+    int rc = cli_parse(argv[0], "[--nodes N] [--global] [--dataset NAME] [--format FMT]", flags,
+                       argc, argv, &npos, &done);
     if (done) return rc;
     if (npos || nodes < 1 || nodes > DEMO_MAX_NODES) {
         fprintf(stderr, "%s: --nodes takes 1..%d, and no arguments\n", argv[0], DEMO_MAX_NODES);
@@ -261,7 +262,7 @@ int cmd_demo(int argc, char **argv)
     if (isatty(0))
         fprintf(stderr, "The cluster goes away when you leave the shell. Try .demo nodes, "
                         ".demo kill N, .demo restart N.\n");
-    char *sh[] = {self, "sql", "--host", hosts, NULL};
+    char *sh[] = {self, "sql", "--host", hosts, "--format", (char *)format, NULL};
     status = run(sh, -1, -1, 0);
 out:
     demo_stop(script, dir);
