@@ -308,6 +308,17 @@ static int demo_command(const char *what, const char *arg)
     return 1;
 }
 
+/* 1 when the gateway runs Meridian's SQL (its catalog views exist), 0 for
+ * the plain-SQLite test executor. */
+static int has_catalog_views(shell *sh)
+{
+    meridian_stmt *st = NULL;
+    int ok = meridian_prepare(sh->db, "SELECT 1 FROM meridian_tables LIMIT 0", -1, &st, NULL) ==
+             MERIDIAN_OK;
+    meridian_finalize(st);
+    return ok;
+}
+
 /* Returns 0, 1 on error, or -1 to quit. */
 static int dot_command(shell *sh, char *line)
 {
@@ -328,20 +339,29 @@ static int dot_command(shell *sh, char *line)
                            "AND name NOT LIKE 'sqlite_%' ORDER BY name;");
     }
     if (!strcmp(cmd, ".schema")) {
-        char sql[512];
-        if (args[1]) {
-            if (strchr(args[1], '\'')) {
-                fprintf(stderr, "ERROR: bad table name\n");
-                return 1;
-            }
+        char sql[1024];
+        if (args[1] && strchr(args[1], '\'')) {
+            fprintf(stderr, "ERROR: bad table name\n");
+            return 1;
+        }
+        char where[160] = "";
+        if (args[1]) snprintf(where, sizeof(where), "WHERE tbl = '%s'", args[1]);
+        if (has_catalog_views(sh)) {
+            /* Meridian's SQL: sqlite_schema only shows the virtual tables
+             * standing in for the real ones; the catalog has their SQL. */
             snprintf(sql, sizeof(sql),
-                     "SELECT sql || ';' AS \"schema\" FROM sqlite_schema WHERE tbl_name = '%s' "
-                     "AND sql IS NOT NULL ORDER BY type DESC, name;",
-                     args[1]);
+                     "SELECT sql || ';' AS \"schema\" FROM (SELECT name AS tbl, 0 AS o, name, "
+                     "sql FROM meridian_tables UNION ALL SELECT table_name, 1, name, 'CREATE ' "
+                     "|| CASE WHEN is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || name || "
+                     "' ON ' || table_name || '(' || columns || ')' FROM meridian_indexes WHERE "
+                     "name NOT LIKE 'sqlite_%%') %s ORDER BY tbl, o, name;",
+                     where);
         } else {
             snprintf(sql, sizeof(sql),
-                     "SELECT sql || ';' AS \"schema\" FROM sqlite_schema WHERE sql IS NOT NULL "
-                     "AND name NOT LIKE 'sqlite_%%' ORDER BY tbl_name, type DESC, name;");
+                     "SELECT sql || ';' AS \"schema\" FROM (SELECT tbl_name AS tbl, type, name, "
+                     "sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%%') "
+                     "%s ORDER BY tbl, type DESC, name;",
+                     where);
         }
         return run_sql(sh, sql);
     }

@@ -5,7 +5,8 @@
 # is empty). Nodes without the transaction client refuse SQL with a clear
 # error; nodes started with --testing-sql-memory (through
 # MERIDIAN_START_FLAGS) answer, with the flights dataset loaded and the
-# three emulated regions of --global.
+# three emulated regions of --global; on a terminal, Ctrl-C spares the
+# nodes and .demo kill/restart work (demo_pty.py).
 set -u
 bin=$1
 fails=0; passes=0
@@ -47,14 +48,23 @@ MERIDIAN_START_FLAGS="$base --testing-sql-memory" demo memory \
 CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);
 INSERT INTO t VALUES (1, 'one'), (2, 'two');
 SELECT b FROM t WHERE a = 2;
+.schema t
 .demo nodes" \
   --nodes 3 --global --dataset flights --format csv
 check "memory: exit status 0 ($(cat "$tmp/memory.rc"))" "[ \"\$(cat $tmp/memory.rc)\" = 0 ]"
 check "memory: the join answers" "grep -q '^europe-west,4$' $tmp/memory.out && grep -q '^us-east,3$' $tmp/memory.out"
 check "memory: the new table answers" "grep -qx 'two' $tmp/memory.out"
+check "memory: .schema shows the catalog's SQL" "grep -q 'CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);' $tmp/memory.out"
 check "memory: .demo nodes lists 3 running nodes" "[ \"\$(grep -c ' up ' $tmp/memory.out)\" = 3 ]"
 check "memory: three regions" "grep -q 'us-east, us-west, europe-west' $tmp/memory.err"
 check "memory: dataset loaded" "grep -q \"Loaded dataset 'flights'\" $tmp/memory.err"
+
+# On a terminal: Ctrl-C cancels a statement and spares the nodes; .demo
+# kill/restart; .quit leaves nothing (demo_pty.py checks all of it).
+mkdir -p "$tmp/pty.tmp"
+MERIDIAN_START_FLAGS="$base --testing-sql-memory" MERIDIAN_HISTORY="$tmp/history" \
+  python3 "$(dirname "$0")/demo_pty.py" "$bin" "$tmp/pty.tmp" >"$tmp/pty.err" 2>&1
+check "pty: interactive demo ($(tail -1 "$tmp/pty.err"))" "[ $? = 0 ]"
 
 # Bad arguments leave nothing either.
 mkdir -p "$tmp/bad.tmp"
