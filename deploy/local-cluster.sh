@@ -98,9 +98,14 @@ start)
 stop)
   [ -e "$dir/nodes" ] || exit 0
   while read -r i pid _; do kill -TERM "$pid" 2>/dev/null; done <"$dir/nodes"
-  while read -r i pid _; do
-    wait_for 10 sh -c "! kill -0 $pid 2>/dev/null || [ \"\$(ps -o stat= -p $pid)\" = Z ]" \
-      || kill -KILL "$pid" 2>/dev/null
+  gone() { sh -c "! kill -0 $1 2>/dev/null || [ \"\$(ps -o stat= -p $1)\" = Z ]"; }
+  while read -r i pid _ _ store; do
+    gone "$pid" && continue
+    wait_for 10 gone "$pid" && continue
+    echo "local-cluster: node $i (pid $pid) did not stop within 10 s of SIGTERM: SIGKILL" >&2
+    [ -n "${MERIDIAN_KEEP_SLOW_LOGS:-}" ] && cp "$store/logs/meridian.log" "$MERIDIAN_KEEP_SLOW_LOGS/slow-$pid.log"
+    kill -KILL "$pid" 2>/dev/null
+    wait_for 10 gone "$pid"
   done <"$dir/nodes"
   rm -f "$dir/nodes"
   ;;

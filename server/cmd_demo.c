@@ -10,8 +10,8 @@
  * Processes. The cluster script runs in its own session (setsid), so the
  * nodes never see the terminal's Ctrl-C, which belongs to the shell (it
  * cancels the running statement). This process ignores SIGINT and turns
- * SIGTERM/SIGHUP into "stop the child we wait for, then clean up", so a demo
- * killed politely still leaves nothing behind. */
+ * SIGTERM/SIGHUP into "stop the shell, then clean up", so a demo killed
+ * politely still leaves nothing behind. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -38,24 +38,39 @@ static const char *const global_latency = "latency=us-east:us-west:33ms;"
                                           "latency=us-east:europe-west:32ms;"
                                           "latency=us-west:europe-west:73ms";
 
-static volatile sig_atomic_t child_pid, stop_sig;
+/* forward: the child may be stopped early (the shell, a dataset load); the
+ * cluster scripts always run to their end, or a node started but not yet
+ * recorded in DIR/nodes would outlive the demo. */
+static volatile sig_atomic_t child_pid, stop_sig, forward;
 
 static void on_stop_signal(int sig)
 {
     stop_sig = sig;
-    if (child_pid > 0) kill((pid_t)child_pid, SIGTERM);
+    if (child_pid > 0 && forward) kill((pid_t)child_pid, SIGTERM);
 }
 
 /* Runs argv with stdin from in_fd / stdout to out_fd (-1: inherit), in a new
- * session when detach is set; returns its exit status (128+N if killed). */
-static int run(char *const argv[], int in_fd, int out_fd, int detach)
+ * session when detach is set; returns its exit status (128+N if killed).
+ * Once a stop signal came, only `always` commands (the cleanup) still run. */
+static int run(char *const argv[], int in_fd, int out_fd, int detach, int always)
 {
+    /* SIGTERM/SIGHUP wait until child_pid names the child, so the handler
+     * either sees it or has already set stop_sig, which we check here. */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop, &old);
+    if (stop_sig && !always) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return 128 + stop_sig;
+    }
     pid_t pid = fork();
-    if (pid < 0) return 127;
     if (pid == 0) {
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
         if (detach) setsid();
         if (in_fd >= 0) dup2(in_fd, 0);
         if (out_fd >= 0) dup2(out_fd, 1);
@@ -63,7 +78,9 @@ static int run(char *const argv[], int in_fd, int out_fd, int detach)
         fprintf(stderr, "meridian demo: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
-    child_pid = pid;
+    child_pid = pid > 0 ? pid : 0;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) return 127;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
@@ -131,7 +148,7 @@ static void demo_stop(const char *script, const char *dir)
 {
     char *argv[] = {"bash", (char *)script, "stop", (char *)dir, NULL};
     int null = open("/dev/null", O_WRONLY);
-    run(argv, -1, null, 0);
+    run(argv, -1, null, 0, 1);
     if (null >= 0) close(null);
     if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS))
         fprintf(stderr, "meridian demo: cannot remove %s: %s\n", dir, strerror(errno));
@@ -218,7 +235,7 @@ int cmd_demo(int argc, char **argv)
             global ? " over three emulated regions" : "", dir);
     int out = open(outpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     char *start_argv[] = {"bash", script, "start", dir, nstr, NULL};
-    rc = run(start_argv, -1, out, 1);
+    rc = run(start_argv, -1, out, 1, 0);
     if (out >= 0) close(out);
     if (rc || stop_sig) {
         fprintf(stderr, "%s: the cluster did not start (logs were in %s)\n", argv[0], dir);
@@ -237,7 +254,7 @@ int cmd_demo(int argc, char **argv)
                           h,    "--insecure", "--spec", (char *)global_latency,
                           NULL};
             int null = open("/dev/null", O_WRONLY);
-            rc = run(fa, -1, null, 0);
+            rc = run(fa, -1, null, 0, 0);
             if (null >= 0) close(null);
             if (rc) {
                 fprintf(stderr, "%s: cannot set the latency matrix on %s\n", argv[0], h);
@@ -250,7 +267,9 @@ int cmd_demo(int argc, char **argv)
         int in = open(data, O_RDONLY);
         int null = open("/dev/null", O_WRONLY);
         char *la[] = {self, "sql", "--host", hosts, NULL};
-        rc = in < 0 ? 1 : run(la, in, null, 0);
+        forward = 1;
+        rc = in < 0 ? 1 : run(la, in, null, 0, 0);
+        forward = 0;
         if (in >= 0) close(in);
         if (null >= 0) close(null);
         if (rc || stop_sig) {
@@ -263,7 +282,9 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "The cluster goes away when you leave the shell. Try .demo nodes, "
                         ".demo kill N, .demo restart N.\n");
     char *sh[] = {self, "sql", "--host", hosts, "--format", (char *)format, NULL};
-    status = run(sh, -1, -1, 0);
+    forward = 1;
+    status = run(sh, -1, -1, 0, 0);
+    forward = 0;
 out:
     demo_stop(script, dir);
     return stop_sig ? 128 + stop_sig : status;

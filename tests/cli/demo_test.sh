@@ -15,6 +15,8 @@ tmp=$(mktemp -d /tmp/meridian-demo-test-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 base="--insecure --clock-source static --static-uncertainty 1ms"
 
+running() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1")" != Z ]; }
+
 # demo NAME STDIN ARGS...: runs the demo with its own TMPDIR; leaves
 # $tmp/NAME.{out,err,rc} and checks that nothing of it remains.
 demo() {
@@ -26,9 +28,7 @@ demo() {
   local pids; pids=$(awk '$1=="node" {print $4}' "$tmp/$name.err")
   check "$name: the demo printed its node PIDs" "[ -n \"$pids\" ]"
   local p alive=""
-  for p in $pids; do
-    kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p")" != Z ] && alive="$alive $p"
-  done
+  for p in $pids; do running "$p" && alive="$alive $p"; done
   check "$name: no node process is left (alive:$alive)" "[ -z \"$alive\" ]"
   check "$name: the demo directory is gone" "[ -z \"\$(ls -A '$tmp/$name.tmp')\" ]"
 }
@@ -64,7 +64,24 @@ check "memory: dataset loaded" "grep -q \"Loaded dataset 'flights'\" $tmp/memory
 mkdir -p "$tmp/pty.tmp"
 MERIDIAN_START_FLAGS="$base --testing-sql-memory" MERIDIAN_HISTORY="$tmp/history" \
   python3 "$(dirname "$0")/demo_pty.py" "$bin" "$tmp/pty.tmp" >"$tmp/pty.err" 2>&1
-check "pty: interactive demo ($(tail -1 "$tmp/pty.err"))" "[ $? = 0 ]"
+pty_rc=$?
+check "pty: interactive demo ($(tail -1 "$tmp/pty.err"))" "[ $pty_rc = 0 ]"
+
+# SIGTERM to the demo while its shell waits for input: it still stops every
+# node and removes its directory. (fd 9 holds the FIFO open, so the shell
+# reads on without end of input until the signal.)
+mkdir -p "$tmp/term.tmp"; mkfifo "$tmp/fifo"; exec 9<>"$tmp/fifo"
+MERIDIAN_START_FLAGS="$base --testing-sql-memory" TMPDIR="$tmp/term.tmp" "$bin" demo --nodes 1 <&9 \
+  >"$tmp/term.out" 2>"$tmp/term.err" &
+demo_pid=$!
+for _ in $(seq 1 600); do grep -q '^  node 1' "$tmp/term.err" && break; sleep 0.1; done
+kill -TERM "$demo_pid"
+wait "$demo_pid"; term_rc=$?
+exec 9>&-
+term_node=$(awk '$1=="node" {print $4}' "$tmp/term.err")
+check "SIGTERM: the demo exits 143 ($term_rc)" "[ $term_rc = 143 ]"
+check "SIGTERM: node $term_node is gone" "[ -n '$term_node' ] && ! running '$term_node'"
+check "SIGTERM: the demo directory is gone" "[ -z \"\$(ls -A '$tmp/term.tmp')\" ]"
 
 # Bad arguments leave nothing either.
 mkdir -p "$tmp/bad.tmp"
@@ -74,6 +91,6 @@ check "unknown dataset: nothing created" "[ -z \"\$(ls -A $tmp/bad.tmp)\" ]"
 
 echo "demo_test: $passes passed, $fails failed"
 if [ "$fails" != 0 ]; then
-  for f in "$tmp"/*.err; do echo "== $f"; cat "$f"; done
+  for f in "$tmp"/*.err; do echo "== $f"; tail -c 3000 "$f"; done
   exit 1
 fi
