@@ -4,7 +4,7 @@
 #   local-cluster.sh start DIR [N]     start N nodes (default 3), init, wait for range 1 to have
 #                                       min(N,3) voters; prints the nodes
 #   local-cluster.sh stop DIR          SIGTERM every node by PID (SIGKILL after 10 s)
-#   local-cluster.sh kill DIR I        kill -9 node I
+#   local-cluster.sh kill DIR I        kill -9 node I (returns once it is gone)
 #   local-cluster.sh restart DIR I     start node I again on its old ports
 #   local-cluster.sh status DIR        one line per node: i pid state rpc http
 #   local-cluster.sh leader DIR        the index of the node holding range 1's lease
@@ -58,6 +58,10 @@ start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   sort -n "$dir/nodes.tmp" >"$dir/nodes"; rm -f "$dir/nodes.tmp"
 }
 
+gone() { # gone PID: exited (or a zombie nobody reaped yet)
+  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1")" = Z ]
+}
+
 metric() { # metric HTTP NAME: value of a metric line starting with NAME
   curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
 }
@@ -98,7 +102,6 @@ start)
 stop)
   [ -e "$dir/nodes" ] || exit 0
   while read -r i pid _; do kill -TERM "$pid" 2>/dev/null; done <"$dir/nodes"
-  gone() { sh -c "! kill -0 $1 2>/dev/null || [ \"\$(ps -o stat= -p $1)\" = Z ]"; }
   while read -r i pid _ _ store; do
     gone "$pid" && continue
     wait_for 10 gone "$pid" && continue
@@ -112,6 +115,7 @@ stop)
 kill)
   pid=$(field "$dir" "$3" 2); [ -n "$pid" ] || die "no node $3"
   kill -KILL "$pid"
+  wait_for 10 gone "$pid" || die "node $3 (pid $pid) survived SIGKILL"
   ;;
 restart)
   i=$3; pid=$(field "$dir" "$i" 2); [ -n "$pid" ] || die "no node $i"
