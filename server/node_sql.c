@@ -28,11 +28,14 @@ int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
         *ctx = n->sql_lock;
         return 0;
     }
-    /* The cluster's transaction client (server/txn_client.h) goes here:
-     *     if ((rc = txn_client_open(n->rpc_addr, n->cfg.certs_dir, &n->sql_txn, e))) return rc;
-     *     *ops = txn_client_kv_ops();
-     *     *ctx = n->sql_txn;
-     * and txn_client_close(n->sql_txn) in node_sql_kv_close. */
+    /* The cluster's transaction client (server/txn_client.h) goes here. It
+     * is used by one thread at a time, so each session gets its own, made
+     * on the session's worker (session_exec_sql_config.kv_open):
+     *     n->sql_cfg.kv_open = txn_open;   // txn_client_open(n->rpc_addr,
+     *     n->sql_cfg.kv_close = txn_close; //   n->cfg.certs_dir, out, e)
+     *     *ops = txn_client_kv_ops(), *ctx = n;
+     * with txn_open/txn_close two one-line wrappers of txn_client_open and
+     * txn_client_close. */
     (void)ops;
     (void)ctx;
     return merr_set(e, MERR_UNSUPPORTED,
@@ -71,6 +74,8 @@ int node_sql_start(node *n, merr *e)
     n->sql_cfg.ops = NULL;
     if (node_sql_kv(n, &n->sql_cfg.ops, &n->sql_cfg.kv_ctx, &why)) {
         n->sql_cfg.ops = NULL;
+        n->sql_cfg.kv_open = NULL;
+        n->sql_cfg.kv_close = NULL;
         node_sql_kv_close(n);
         memcpy(n->sql_cfg.refusal, why.msg, sizeof(n->sql_cfg.refusal));
         MLOG_W("node", "SQL sessions will be refused", "reason=\"%s\"", why.msg);

@@ -25,7 +25,8 @@
 
 typedef struct sx_ctx {
     session_exec_sql_config *cfg;
-    sql_session *s;
+    sql_session *s; /* made at the first statement (worker thread) */
+    void *kv;       /* the session's own KV context (cfg->kv_open), or NULL */
     atomic_int cancel;
     int failed_txn;
     uint64_t changes;
@@ -92,7 +93,24 @@ static int sx_set(void *ctx, const session_settings *s, sexec_error *err)
     c->st = *s;
     /* Stale reads (max_staleness_ms) need a read timestamp in the KV's
      * begin(); until then they are served as strong reads. */
-    sql_session_set_read_only(c->s, s->read_only);
+    if (c->s) sql_session_set_read_only(c->s, s->read_only);
+    return 0;
+}
+
+/* The SQL session, made on first use: with a per-session KV, making its
+ * context may block (a client connecting), which open on the loop must not. */
+static int ensure_session(sx_ctx *c, sexec_error *err)
+{
+    merr m = {0};
+    if (c->s) return 0;
+    void *kv = c->cfg->kv_ctx;
+    if (c->cfg->kv_open) {
+        if (c->cfg->kv_open(c->cfg->kv_ctx, &c->kv, &m)) return map_err(c, NULL, &m, -1, err);
+        kv = c->kv;
+    }
+    if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
+    sql_session_set_deadline(c->s, expired, c);
+    sql_session_set_read_only(c->s, c->st.read_only);
     return 0;
 }
 
@@ -100,7 +118,6 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
                    sexec_error *err)
 {
     session_exec_sql_config *cfg = arg;
-    merr m = {0};
     (void)user;
     if (!cfg->ops) {
         set_err(err, SEXEC_ERROR, cfg->refusal[0] ? cfg->refusal : "SQL is not available", -1);
@@ -112,15 +129,7 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
         return SEXEC_NOMEM;
     }
     c->cfg = cfg;
-    /* Quick, as open must be (it runs on the loop): sql_session_open opens
-     * two in-memory SQLite handles and reads nothing from the KV. */
-    if (sql_session_open(cfg->ops, cfg->kv_ctx, &c->s, &m)) {
-        map_err(c, NULL, &m, -1, err);
-        free(c);
-        return err->code;
-    }
-    sql_session_set_deadline(c->s, expired, c);
-    sx_set(c, s, err);
+    c->st = *s;
     *out = c;
     return 0;
 }
@@ -136,6 +145,7 @@ static int sx_prepare(void *ctx, const char *sql, size_t len, void **out, size_t
     *out = NULL;
     *tail = 0;
     /* sql_prepare reads up to a NUL; the request's text need not end in one. */
+    if ((rc = ensure_session(c, err))) return rc;
     char *text = strndup(sql, len);
     if (!text) {
         set_err(err, SEXEC_NOMEM, "out of memory", -1);
@@ -305,24 +315,25 @@ static uint64_t sx_changes(void *ctx)
     return ((sx_ctx *)ctx)->changes;
 }
 
+/* Only the flag: the statement's deadline hook polls it, and c->s may be
+ * being made on the worker right now. */
 static void sx_cancel(void *ctx)
 {
-    sx_ctx *c = ctx;
-    atomic_store(&c->cancel, 1);
-    sql_session_cancel(c->s);
+    atomic_store(&((sx_ctx *)ctx)->cancel, 1);
 }
 
 static int sx_txn_state(void *ctx)
 {
     sx_ctx *c = ctx;
     if (c->failed_txn) return SEXEC_TXN_FAILED;
-    return sql_session_in_txn(c->s) ? SEXEC_TXN_OPEN : SEXEC_TXN_IDLE;
+    return c->s && sql_session_in_txn(c->s) ? SEXEC_TXN_OPEN : SEXEC_TXN_IDLE;
 }
 
 static void sx_close(void *ctx)
 {
     sx_ctx *c = ctx;
     sql_session_close(c->s);
+    if (c->kv && c->cfg->kv_close) c->cfg->kv_close(c->kv);
     free(c);
 }
 

@@ -16,8 +16,14 @@
 
 typedef struct session_exec_sql_config {
     const sql_kv_ops *ops; /* NULL: refuse sessions with `refusal` */
-    void *kv_ctx;          /* must be usable from several threads at once */
-    char refusal[512];     /* as long as an merr message */
+    void *kv_ctx;          /* shared by every session: must be thread-safe */
+    /* Optional, for a KV used by one thread at a time (the transaction
+     * client): each session gets its own context from kv_open(kv_ctx), made
+     * on the session's worker at its first statement (open must stay quick)
+     * and given back to kv_close when the session ends. */
+    int (*kv_open)(void *kv_ctx, void **session_kv, merr *e);
+    void (*kv_close)(void *session_kv);
+    char refusal[512]; /* as long as an merr message */
 } session_exec_sql_config;
 
 /* Fills *ex; cfg must outlive the executor. */

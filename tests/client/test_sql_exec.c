@@ -50,7 +50,23 @@ typedef struct gw {
     char addr[64];
 } gw;
 
-static gw g, refusing;
+static gw g, refusing, per_session;
+
+/* Per-session KV contexts (as the transaction client needs: one thread at a
+ * time): counted, all over the same locked store. */
+static atomic_int kv_opens, kv_closes;
+static int count_open(void *kv_ctx, void **session_kv, merr *e)
+{
+    (void)e;
+    atomic_fetch_add(&kv_opens, 1);
+    *session_kv = kv_ctx;
+    return 0;
+}
+static void count_close(void *session_kv)
+{
+    (void)session_kv;
+    atomic_fetch_add(&kv_closes, 1);
+}
 static sql_kv_mem *mem;
 
 static int gw_start(gw *s, uint64_t id, const sql_kv_ops *ops, void *ctx)
@@ -87,6 +103,9 @@ static int setup(void **state)
     fault_ops = sql_kv_lock_ops;
     fault_ops.scan = fault_scan;
     if (gw_start(&g, 1, &fault_ops, lock)) return -1;
+    per_session.cfg.kv_open = count_open;
+    per_session.cfg.kv_close = count_close;
+    if (gw_start(&per_session, 3, &sql_kv_lock_ops, lock)) return -1;
     return gw_start(&refusing, 2, NULL, NULL);
 }
 
@@ -95,6 +114,7 @@ static int teardown(void **state)
     (void)state;
     gw_stop(&g);
     gw_stop(&refusing);
+    gw_stop(&per_session);
     sql_kv_lock_close(lock);
     sql_kv_mem_close(mem);
     return 0;
@@ -335,6 +355,27 @@ static void test_read_only(void **state)
     meridian_close(db);
 }
 
+static int one_closed(void *arg)
+{
+    (void)arg;
+    return atomic_load(&kv_closes) == 1;
+}
+
+static void test_per_session_kv(void **state)
+{
+    (void)state;
+    char ci[512];
+    ch_conninfo(ci, sizeof(ci), per_session.addr, NULL);
+    meridian *db = NULL;
+    assert_int_equal(meridian_open(ci, &db), MERIDIAN_OK);
+    assert_int_equal(atomic_load(&kv_opens), 0); /* made at the first statement */
+    exec_ok(db, "CREATE TABLE ps(x); INSERT INTO ps VALUES (7)");
+    assert_int_equal(query_int(db, "SELECT x FROM ps"), 7);
+    assert_int_equal(atomic_load(&kv_opens), 1);
+    meridian_close(db);
+    assert_true(ch_wait(one_closed, NULL));
+}
+
 static void test_refused_without_kv(void **state)
 {
     (void)state;
@@ -349,9 +390,10 @@ static void test_refused_without_kv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ddl_dml_join), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_transactions), cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_read_only),    cmocka_unit_test(test_refused_without_kv),
+        cmocka_unit_test(test_ddl_dml_join),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_transactions),   cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_read_only),      cmocka_unit_test(test_refused_without_kv),
+        cmocka_unit_test(test_per_session_kv),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
