@@ -54,8 +54,8 @@ int main(int argc, char **argv)
         return 1;
     }
     meridian_stmt *st = NULL;
-    if (meridian_prepare(db, "SELECT name, price FROM fruit WHERE price < ? ORDER BY name", -1,
-                         &st, NULL) != MERIDIAN_OK) {
+    if (meridian_prepare(db, "SELECT name, price FROM fruit WHERE price < ? ORDER BY name", -1, &st,
+                         NULL) != MERIDIAN_OK) {
         fprintf(stderr, "prepare: %s\n", meridian_errmsg(db));
         meridian_close(db);
         return 1;

@@ -15,6 +15,7 @@ PKGS=(
   clang libclang-rt-14-dev   # libFuzzer and sanitizer runtimes
   clang-format
   python3                    # plots and small test helpers
+  libpq-dev postgresql       # meridian tpcc --pg-url, bench/pg-setup.sh
   procps iproute2 curl
 )
 
@@ -35,6 +36,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# chrony's package starts a system chronyd; Meridian's tests run their own on
-# loopback ports and must not fight the system one over the clock.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now chrony >/dev/null 2>&1 || true; fi
+# chrony's package may start the system chronyd: that is the machine's own
+# time keeping and stays as it is. Meridian's tests run their own pair with -x
+# (never touching the clock) on non-standard loopback ports.

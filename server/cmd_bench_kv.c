@@ -13,6 +13,8 @@
 #include "common/cli.h"
 #include "common/histogram.h"
 #include "common/log.h"
+#include "common/svgplot.h"
+#include <math.h>
 #include "common/mtime.h"
 #include "proto/kv.pb-c.h"
 #include "rpc/rpc.h"
@@ -25,6 +27,7 @@ typedef struct bench {
     uint8_t *value;
     uint64_t next_key;
     mhist hist; /* loop thread */
+    mhist sec;  /* this second's latencies, for the plot */
     uint64_t ok, errors, redirects;
     int inflight;
     char leader[128];
@@ -72,6 +75,7 @@ static void on_reply(void *arg, int code, const char *msg, const uint8_t *p, siz
     if (good) {
         b->ok++;
         mhist_record(&b->hist, (uint64_t)(now - o->start_ns));
+        mhist_record(&b->sec, (uint64_t)(now - o->start_ns));
     } else {
         b->errors++;
     }
@@ -208,6 +212,7 @@ typedef struct snap {
     bench *b;
     uint64_t ok, errors;
     mhist *copy;
+    mhist *sec; /* takes and resets the per-second histogram */
 } snap;
 
 static void take_snap(void *arg)
@@ -216,6 +221,34 @@ static void take_snap(void *arg)
     s->ok = s->b->ok;
     s->errors = s->b->errors;
     if (s->copy) *s->copy = s->b->hist;
+    if (s->sec) {
+        *s->sec = s->b->sec;
+        mhist_reset(&s->b->sec);
+    }
+}
+
+#define PLOT_MAX 3600
+
+static void write_plot(const char *path, const double *t, const double *ops, const double *p50,
+                       const double *p99, size_t n, int64_t conc)
+{
+    char title[128];
+    snprintf(title, sizeof(title), "meridian bench kv: durable puts, %" PRId64 " in flight", conc);
+    svgplot p = {.title = title,
+                 .x_label = "seconds",
+                 .y_label = "puts/s",
+                 .y2_label = "latency (ms)",
+                 .x = t,
+                 .n = n};
+    p.series[0] = (svgplot_series){"puts/s", ops, 0};
+    p.series[1] = (svgplot_series){"p50", p50, 1};
+    p.series[2] = (svgplot_series){"p99", p99, 1};
+    p.nseries = 3;
+    merr e = {0};
+    if (svgplot_write(&p, path, &e))
+        fprintf(stderr, "bench kv: plot: %s\n", e.msg);
+    else
+        printf("plot written to %s\n", path);
 }
 
 static void print_line(const char *label, double secs, uint64_t ops, uint64_t errs, const mhist *h)
@@ -236,8 +269,10 @@ int cmd_bench_kv(int argc, char **argv)
     const char *host = NULL;
     int64_t concurrency = 64, duration = 10 * MTIME_S, value_size = 100;
     int insecure = 0;
+    const char *svg = NULL;
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
+        {"svg", CLI_STR, &svg, "FILE", "also draw throughput and latency over time as SVG"},
         {"concurrency", CLI_INT, &concurrency, NULL, "puts in flight (default 64)"},
         {"duration", CLI_DURATION, &duration, NULL, "how long (default 10s)"},
         {"value-size", CLI_SIZE, &value_size, NULL, "bytes per value (default 100)"},
@@ -261,6 +296,9 @@ int cmd_bench_kv(int argc, char **argv)
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     mhist_init(&b.hist);
+    mhist_init(&b.sec);
+    static double pt[PLOT_MAX], pops[PLOT_MAX], p50s[PLOT_MAX], p99s[PLOT_MAX];
+    size_t np = 0;
     b.value = malloc((size_t)value_size + 1);
     memset(b.value, 'v', (size_t)value_size);
     b.next_key = (uint64_t)mtime_real_ns(); /* fresh keys every run */
@@ -294,10 +332,17 @@ int cmd_bench_kv(int argc, char **argv)
         int fin = b.done;
         pthread_mutex_unlock(&b.mu);
         if (fin) break;
-        mhist h;
-        snap s = {&b, 0, 0, &h};
+        mhist sec;
+        snap s = {&b, 0, 0, NULL, &sec};
         rpc_node_run_sync(b.rpc, take_snap, &s);
         int64_t now = mtime_mono_ns();
+        if (np < PLOT_MAX) {
+            pt[np] = (double)(now - t0) / 1e9;
+            pops[np] = (double)(s.ok - last_ok) / ((double)(now - last_t) / 1e9);
+            p50s[np] = mhist_count(&sec) ? (double)mhist_quantile(&sec, 0.5) / 1e6 : NAN;
+            p99s[np] = mhist_count(&sec) ? (double)mhist_quantile(&sec, 0.99) / 1e6 : NAN;
+            np++;
+        }
         printf("%-8s %6.1fs %10.0f ops/s (this second)\n", "progress", (double)(now - t0) / 1e9,
                (double)(s.ok - last_ok) / ((double)(now - last_t) / 1e9));
         fflush(stdout);
@@ -306,9 +351,10 @@ int cmd_bench_kv(int argc, char **argv)
     }
     double secs = (double)(mtime_mono_ns() - t0) / 1e9;
     mhist h;
-    snap s = {&b, 0, 0, &h};
+    snap s = {&b, 0, 0, &h, NULL};
     rpc_node_run_sync(b.rpc, take_snap, &s);
     print_line("total", secs, s.ok, s.errors, &h);
+    if (svg && np > 1) write_plot(svg, pt, pops, p50s, p99s, np, concurrency);
     rpc_node_stop(b.rpc);
     free(b.value);
     return s.ok > 0 ? 0 : 1;

@@ -7,6 +7,8 @@ int cmd_version(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_debug_kv(int argc, char **argv);
+int cmd_node_status(int argc, char **argv);
+int cmd_debug_ranges(int argc, char **argv);
 int cmd_debug_faults(int argc, char **argv);
 int cmd_bench_kv(int argc, char **argv);
 int cmd_bench_rpc(int argc, char **argv);
@@ -21,5 +23,8 @@ int cmd_cert_create_client(int argc, char **argv);
 int cmd_cert_list(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_tpcc_init(int argc, char **argv);
+int cmd_tpcc_run(int argc, char **argv);
+int cmd_tpcc_check(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static const cli_cmd bench_cmds[] = {
 static const cli_cmd debug_cmds[] = {
     {"faults", "inject rpc faults into a node (tests)", cmd_debug_faults, NULL},
     {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
+    {"ranges", "every range: span, replicas, leaseholder, size, applied slots", cmd_debug_ranges,
+     NULL},
     {0},
 };
 
@@ -35,6 +37,20 @@ static const cli_cmd cert_cmds[] = {
     {0},
 };
 
+/* `meridian node <what>` */
+static const cli_cmd node_cmds[] = {
+    {"status", "every node: address, locality, state, replicas, leases", cmd_node_status, NULL},
+    {0},
+};
+
+/* `meridian tpcc <what>`: the TPC-C tool (docs/tpcc.md). */
+static const cli_cmd tpcc_cmds[] = {
+    {"check", "verify the consistency conditions 1-4", cmd_tpcc_check, NULL},
+    {"init", "create and load the TPC-C tables", cmd_tpcc_init, NULL},
+    {"run", "run the TPC-C mix and report tpmC and latency", cmd_tpcc_run, NULL},
+    {0},
+};
+
 static const cli_cmd commands[] = {
     {"bench", "run a benchmark: meridian bench <what>", NULL, bench_cmds},
     {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
@@ -42,8 +58,10 @@ static const cli_cmd commands[] = {
     {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
     {"demo", "a throwaway local cluster with the SQL shell on it", cmd_demo, NULL},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
+    {"node", "cluster nodes: meridian node status", NULL, node_cmds},
     {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},
     {"start", "run a node", cmd_start, NULL},
+    {"tpcc", "TPC-C against Meridian or PostgreSQL: meridian tpcc init|run|check", NULL, tpcc_cmds},
     {"version", "print the version, git revision and build type", cmd_version, NULL},
     {0},
 };

@@ -26,6 +26,7 @@
 #include "server/node_int.h"
 #include "server/node_sql.h"
 #include "server/replica.h"
+#include "server/txn_service.h"
 
 const char *node_state_name(node_state s)
 {
@@ -66,6 +67,16 @@ static void on_ready(void *arg, const char *path, const char *query, admin_respo
                                          : "cluster not initialised (run meridian init)");
 }
 
+static void on_page(void *arg, const char *path, const char *query, admin_response *r)
+{
+    node *n = arg;
+    (void)path;
+    (void)query;
+    n->http_requests++;
+    r->content_type = "text/html; charset=utf-8";
+    node_page_render(n, &r->body);
+}
+
 static void on_metrics(void *arg, const char *path, const char *query, admin_response *r)
 {
     node *n = arg;
@@ -90,6 +101,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
                 MERIDIAN_VERSION, meridian_git_revision(), up, n->store.node_id, n->http_requests);
     rpc_metrics_render(n->rpc, &r->body);
     if (n->host_open) host_metrics_render(&n->host, &r->body);
+    if (n->txn) txn_service_metrics_render(n->txn, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -135,7 +147,92 @@ static void on_status(void *arg, rpc_req *req)
     resp.version = MERIDIAN_VERSION;
     resp.revision = (char *)meridian_git_revision();
     resp.uptime_seconds = (double)(mtime_mono_ns() - n->started_mono_ns) / 1e9;
+    Meridian__Node__Peer ps[HOST_MAX_PEERS], *pp[HOST_MAX_PEERS];
+    if (n->host_open) {
+        resp.replicas = (uint32_t)n->host.nreps;
+        for (size_t i = 0; i < n->host.nreps; i++)
+            resp.leases += (uint32_t)replica_is_leaseholder(n->host.reps[i]);
+        for (size_t i = 0; i < n->host.npeers; i++) {
+            meridian__node__peer__init(&ps[i]);
+            ps[i].node_id = n->host.peers[i].id;
+            ps[i].address = n->host.peers[i].addr;
+            pp[i] = &ps[i];
+        }
+        resp.peers = pp;
+        resp.n_peers = n->host.npeers;
+    }
     pb_reply(req, &resp.base);
+}
+
+/* node.Ranges: this node's replicas, for `meridian debug ranges`. */
+static void on_ranges(void *arg, rpc_req *req)
+{
+    node *n = arg;
+    Meridian__Node__RangesResponse resp = MERIDIAN__NODE__RANGES_RESPONSE__INIT;
+    resp.node_id = n->store.node_id;
+    size_t nr = n->host_open ? n->host.nreps : 0;
+    Meridian__Node__RangeInfo *infos = calloc(nr ? nr : 1, sizeof(*infos));
+    Meridian__Node__RangeInfo **ip = calloc(nr ? nr : 1, sizeof(*ip));
+    Meridian__Meta__RangeDescriptor *ds = calloc(nr ? nr : 1, sizeof(*ds));
+    Meridian__Meta__ReplicaDescriptor *rs = calloc(nr ? nr * 2 * PAXOS_MAX_NODES : 1, sizeof(*rs));
+    Meridian__Meta__ReplicaDescriptor **rp = calloc(nr ? nr * 2 * PAXOS_MAX_NODES : 1, sizeof(*rp));
+    if (!infos || !ip || !ds || !rs || !rp) {
+        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
+        goto out;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        replica *r = n->host.reps[i];
+        paxos_group *g = replica_group(r);
+        range_meta m;
+        memset(&m, 0, sizeof(m));
+        range_get_meta(replica_store(r), &m);
+        paxos_members committed, latest;
+        paxos_get_members(g, &committed, &latest);
+        Meridian__Meta__RangeDescriptor *d = &ds[i];
+        meridian__meta__range_descriptor__init(d);
+        d->range_id = replica_id(r);
+        d->start_key.data = (uint8_t *)m.start;
+        d->start_key.len = m.start_len;
+        d->end_key.data = (uint8_t *)m.end;
+        d->end_key.len = m.end_len;
+        d->generation = m.generation;
+        d->leader_node_id = replica_leader_hint(r);
+        size_t base = i * 2 * PAXOS_MAX_NODES, k = 0;
+        for (uint32_t v = 0; v < latest.nvoters; v++, k++) {
+            meridian__meta__replica_descriptor__init(&rs[base + k]);
+            rs[base + k].node_id = latest.voters[v];
+            rs[base + k].type = MERIDIAN__META__REPLICA_TYPE__VOTER;
+            rp[base + k] = &rs[base + k];
+        }
+        for (uint32_t l = 0; l < latest.nlearners; l++, k++) {
+            meridian__meta__replica_descriptor__init(&rs[base + k]);
+            rs[base + k].node_id = latest.learners[l];
+            rs[base + k].type = MERIDIAN__META__REPLICA_TYPE__LEARNER;
+            rp[base + k] = &rs[base + k];
+        }
+        d->replicas = &rp[base];
+        d->n_replicas = k;
+        Meridian__Node__RangeInfo *in = &infos[i];
+        meridian__node__range_info__init(in);
+        in->descriptor = d;
+        in->leaseholder = replica_is_leaseholder(r);
+        in->applied_slot = paxos_get_applied(g);
+        in->chosen_slot = paxos_get_chosen(g);
+        in->live_bytes = m.stats.live_bytes;
+        in->live_keys = m.stats.live_keys;
+        in->versions = m.stats.versions;
+        in->role = (char *)paxos_role_name(paxos_get_role(g));
+        ip[i] = in;
+    }
+    resp.ranges = ip;
+    resp.n_ranges = nr;
+    pb_reply(req, &resp.base);
+out:
+    free(infos);
+    free(ip);
+    free(ds);
+    free(rs);
+    free(rp);
 }
 
 /* ---- start and stop ---- */
@@ -149,6 +246,7 @@ static void start_on_loop(void *arg)
         admin_http_route(n->http, "/health", on_health, n);
         admin_http_route(n->http, "/ready", on_ready, n);
         admin_http_route(n->http, "/metrics", on_metrics, n);
+        admin_http_route(n->http, "/", on_page, n);
         admin_http_addr(n->http, n->http_addr, sizeof(n->http_addr));
     }
     host_config hc = {.store_dir = n->cfg.store, .node_id = n->store.node_id};
@@ -164,8 +262,10 @@ static void start_on_loop(void *arg)
     if (host_open(&n->host, n->rpc, &hc, e)) return;
     n->host_open = 1;
     kv_service_register(n->rpc, &n->host);
+    if (txn_service_start(n->rpc, &n->host, 0, &n->txn, e)) return;
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
+    rpc_node_handle(n->rpc, "node.Ranges", on_ranges, n);
     if (node_cluster_start(n, e)) return;
     n->state = NODE_SERVING;
 }
@@ -207,6 +307,8 @@ static void stop_on_loop(void *arg)
     if (n->http) admin_http_close(n->http); /* its handles finish closing in rpc_node_stop */
     n->http = NULL;
     node_cluster_stop(n);
+    txn_service_stop(n->txn);
+    n->txn = NULL;
     if (n->host_open) host_close(&n->host);
     n->host_open = 0;
 }

@@ -30,6 +30,8 @@ struct node {
     char rpc_addr[MADDR_STR_MAX];
     char http_addr[MADDR_STR_MAX];
     merr start_err; /* set by the loop-thread half of node_start */
+    /* single-range transactions (server/txn_service.h) */
+    struct txn_service *txn;
     /* cluster membership (node_cluster.c) */
     uv_timer_t cluster_timer;
     int cluster_timer_on;
@@ -44,6 +46,9 @@ struct node {
     struct sql_kv_mem *sql_mem;   /* --testing-sql-memory only */
     struct sql_kv_lock *sql_lock; /* ... and its serializing wrapper */
 };
+
+/* node_page.c: the HTML admin page */
+void node_page_render(node *n, mbuf *b);
 
 /* node_cluster.c */
 int node_cluster_start(node *n, merr *e); /* loop thread, after the host opened */

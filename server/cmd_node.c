@@ -1,0 +1,253 @@
+/* `meridian node status --host H`: every node the cluster knows, with its
+ * address, locality, state, replica and lease counts and uptime. The host is
+ * asked for its address book; then every node is asked for its own status (a
+ * node that does not answer is listed as unreachable). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/cli.h"
+#include "common/mtime.h"
+#include "proto/node.pb-c.h"
+#include "server/cli_rpc.h"
+#include "server/commands.h"
+
+static Meridian__Node__StatusResponse *status_of(const char *addr, const char *certs, merr *e)
+{
+    cli_rpc *c = NULL;
+    if (cli_rpc_open(addr, certs, "root", &c, e)) return NULL;
+    Meridian__Node__StatusRequest q = MERIDIAN__NODE__STATUS_REQUEST__INIT;
+    uint8_t buf[8];
+    size_t n = meridian__node__status_request__pack(&q, buf);
+    mbuf reply = MBUF_INIT;
+    Meridian__Node__StatusResponse *r = NULL;
+    if (cli_rpc_call(c, "node.Status", buf, n, 3 * MTIME_S, &reply, e) == 0) {
+        r = meridian__node__status_response__unpack(NULL, reply.len, reply.data);
+        if (!r) merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", addr);
+    }
+    mbuf_free(&reply);
+    cli_rpc_close(c);
+    return r;
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        if ((unsigned char)*s >= 0x20) putchar(*s);
+    }
+    putchar('"');
+}
+
+int cmd_node_status(int argc, char **argv)
+{
+    const char *host = NULL, *certs = NULL, *format = "table";
+    int insecure = 0;
+    const cli_flag flags[] = {
+        {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
+        {"format", CLI_STR, &format, "table|json", "output format (default table)"},
+        {"certs-dir", CLI_STR, &certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
+        {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
+        {0},
+    };
+    int npos = 0, done = 0;
+    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json]", flags, argc, argv, &npos,
+                       &done);
+    if (done) return rc;
+    int json = strcmp(format, "json") == 0;
+    if (!host || npos || !certs == !insecure || (!json && strcmp(format, "table"))) {
+        fprintf(stderr, "%s: need --host, --certs-dir DIR or --insecure, and --format table|json\n",
+                argv[0]);
+        return CLI_EXIT_USAGE;
+    }
+    merr e = {0};
+    Meridian__Node__StatusResponse *first = status_of(host, certs, &e);
+    if (!first) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        return 1;
+    }
+    if (!json)
+        printf("%-4s %-22s %-24s %-9s %8s %6s %10s\n", "id", "address", "locality", "state",
+               "replicas", "leases", "uptime");
+    /* The address book may not list the host itself before it has an identity. */
+    size_t n = first->n_peers ? first->n_peers : 1;
+    int unreachable = 0;
+    if (json) printf("[");
+    for (size_t i = 0; i < n; i++) {
+        const char *addr = first->n_peers ? first->peers[i]->address : host;
+        uint64_t id = first->n_peers ? first->peers[i]->node_id : first->node_id;
+        merr pe = {0};
+        Meridian__Node__StatusResponse *s = status_of(addr, certs, &pe);
+        if (json) {
+            printf("%s{\"id\":%" PRIu64 ",\"address\":", i ? "," : "", id);
+            json_str(addr);
+            if (s) {
+                printf(",\"region\":");
+                json_str(s->locality ? s->locality->region : "");
+                printf(",\"zone\":");
+                json_str(s->locality ? s->locality->zone : "");
+                printf(",\"state\":");
+                json_str(s->state);
+                printf(",\"replicas\":%u,\"leases\":%u,\"uptime_seconds\":%.1f}", s->replicas,
+                       s->leases, s->uptime_seconds);
+            } else {
+                printf(",\"state\":\"unreachable\",\"error\":");
+                json_str(pe.msg);
+                printf("}");
+            }
+        } else if (s) {
+            char loc[64];
+            snprintf(loc, sizeof(loc), "%s/%s", s->locality ? s->locality->region : "?",
+                     s->locality ? s->locality->zone : "?");
+            printf("%-4" PRIu64 " %-22s %-24s %-9s %8u %6u %9.0fs\n", id, addr, loc, s->state,
+                   s->replicas, s->leases, s->uptime_seconds);
+        } else {
+            printf("%-4" PRIu64 " %-22s %-24s %-9s\n", id, addr, "-", "unreachable");
+        }
+        if (!s) unreachable++;
+        if (s) meridian__node__status_response__free_unpacked(s, NULL);
+    }
+    if (json) printf("]\n");
+    meridian__node__status_response__free_unpacked(first, NULL);
+    return unreachable ? 3 : 0;
+}
+
+static Meridian__Node__RangesResponse *ranges_of(const char *addr, const char *certs, merr *e)
+{
+    cli_rpc *c = NULL;
+    if (cli_rpc_open(addr, certs, "root", &c, e)) return NULL;
+    Meridian__Node__RangesRequest q = MERIDIAN__NODE__RANGES_REQUEST__INIT;
+    uint8_t buf[8];
+    size_t n = meridian__node__ranges_request__pack(&q, buf);
+    mbuf reply = MBUF_INIT;
+    Meridian__Node__RangesResponse *r = NULL;
+    if (cli_rpc_call(c, "node.Ranges", buf, n, 3 * MTIME_S, &reply, e) == 0) {
+        r = meridian__node__ranges_response__unpack(NULL, reply.len, reply.data);
+        if (!r) merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", addr);
+    }
+    mbuf_free(&reply);
+    cli_rpc_close(c);
+    return r;
+}
+
+/* Keys are bytes: printable ones as they are, the rest as \xNN. */
+static void fmt_key(const ProtobufCBinaryData *k, int is_end, char *out, size_t cap)
+{
+    if (k->len == 0) {
+        snprintf(out, cap, "%s", is_end ? "+inf" : "-inf");
+        return;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < k->len && o + 5 < cap; i++) {
+        uint8_t ch = k->data[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+    }
+    out[o] = 0;
+}
+
+/* `meridian debug ranges --host H`: every range with its span, replicas,
+ * leaseholder, size and how far each replica has applied. */
+int cmd_debug_ranges(int argc, char **argv)
+{
+    const char *host = NULL, *certs = NULL, *format = "table";
+    int insecure = 0;
+    const cli_flag flags[] = {
+        {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
+        {"format", CLI_STR, &format, "table|json", "output format (default table)"},
+        {"certs-dir", CLI_STR, &certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
+        {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
+        {0},
+    };
+    int npos = 0, done = 0;
+    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json]", flags, argc, argv, &npos,
+                       &done);
+    if (done) return rc;
+    int json = strcmp(format, "json") == 0;
+    if (!host || npos || !certs == !insecure || (!json && strcmp(format, "table"))) {
+        fprintf(stderr, "%s: need --host, --certs-dir DIR or --insecure, and --format table|json\n",
+                argv[0]);
+        return CLI_EXIT_USAGE;
+    }
+    merr e = {0};
+    Meridian__Node__StatusResponse *st = status_of(host, certs, &e);
+    if (!st) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        return 1;
+    }
+    size_t nn = st->n_peers;
+    Meridian__Node__RangesResponse *per[64] = {0};
+    if (nn > 64) nn = 64;
+    for (size_t i = 0; i < nn; i++) {
+        merr pe = {0};
+        per[i] = ranges_of(st->peers[i]->address, certs, &pe);
+    }
+    /* Every range id any node reports, in order. */
+    uint64_t ids[256];
+    size_t nids = 0;
+    for (size_t i = 0; i < nn; i++)
+        for (size_t j = 0; per[i] && j < per[i]->n_ranges; j++) {
+            uint64_t id = per[i]->ranges[j]->descriptor->range_id;
+            size_t k = 0;
+            while (k < nids && ids[k] != id) k++;
+            if (k == nids && nids < 256) ids[nids++] = id;
+        }
+    if (json)
+        printf("[");
+    else
+        printf("%-6s %-16s %-16s %-14s %-6s %10s %10s  %s\n", "range", "start", "end", "replicas",
+               "lease", "keys", "bytes", "applied (node:slot)");
+    for (size_t k = 0; k < nids; k++) {
+        const Meridian__Node__RangeInfo *best = NULL;
+        uint64_t lease = 0;
+        char applied[512] = "";
+        size_t ap = 0;
+        for (size_t i = 0; i < nn; i++)
+            for (size_t j = 0; per[i] && j < per[i]->n_ranges; j++) {
+                const Meridian__Node__RangeInfo *in = per[i]->ranges[j];
+                if (in->descriptor->range_id != ids[k]) continue;
+                if (in->leaseholder) lease = per[i]->node_id;
+                if (!best || in->leaseholder || in->applied_slot > best->applied_slot) best = in;
+                ap += (size_t)snprintf(
+                    applied + ap, ap < sizeof(applied) ? sizeof(applied) - ap : 0,
+                    "%s%" PRIu64 ":%" PRIu64, ap ? " " : "", per[i]->node_id, in->applied_slot);
+            }
+        char start[64], end[64], reps[96] = "";
+        fmt_key(&best->descriptor->start_key, 0, start, sizeof(start));
+        fmt_key(&best->descriptor->end_key, 1, end, sizeof(end));
+        size_t rpos = 0;
+        for (size_t r = 0; r < best->descriptor->n_replicas; r++) {
+            const Meridian__Meta__ReplicaDescriptor *d = best->descriptor->replicas[r];
+            rpos += (size_t)snprintf(reps + rpos, rpos < sizeof(reps) ? sizeof(reps) - rpos : 0,
+                                     "%s%" PRIu64 "%s", r ? "," : "", d->node_id,
+                                     d->type == MERIDIAN__META__REPLICA_TYPE__LEARNER ? "L" : "");
+        }
+        if (json) {
+            printf("%s{\"range\":%" PRIu64 ",\"start\":", k ? "," : "", ids[k]);
+            json_str(start);
+            printf(",\"end\":");
+            json_str(end);
+            printf(",\"replicas\":");
+            json_str(reps);
+            printf(",\"leaseholder\":%" PRIu64 ",\"keys\":%" PRId64 ",\"bytes\":%" PRId64
+                   ",\"applied\":",
+                   lease, best->live_keys, best->live_bytes);
+            json_str(applied);
+            printf("}");
+        } else {
+            char ls[16];
+            snprintf(ls, sizeof(ls), "%" PRIu64, lease);
+            printf("%-6" PRIu64 " %-16s %-16s %-14s %-6s %10" PRId64 " %10" PRId64 "  %s\n", ids[k],
+                   start, end, reps, lease ? ls : "none", best->live_keys, best->live_bytes,
+                   applied);
+        }
+    }
+    if (json) printf("]\n");
+    for (size_t i = 0; i < nn; i++)
+        if (per[i]) meridian__node__ranges_response__free_unpacked(per[i], NULL);
+    meridian__node__status_response__free_unpacked(st, NULL);
+    return 0;
+}

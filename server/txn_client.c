@@ -1,0 +1,474 @@
+/* The remote sql/kv.h implementation (see txn_client.h): connection and
+ * failover, the retrying call, begin/get/put/del/savepoints/commit. */
+#include "server/txn_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/mtime.h"
+#include "server/txn_client_int.h"
+
+#define TC_ATTEMPT_NS (10LL * MTIME_S) /* one rpc; a lock wait longer than this is re-asked */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c) return c;
+    return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+/* ---- connection ---- */
+
+static int tc_connect(txn_client *c, const char *host, merr *e)
+{
+    if (c->rpc) cli_rpc_close(c->rpc);
+    c->rpc = NULL;
+    if (host != c->cur) snprintf(c->cur, sizeof(c->cur), "%s", host);
+    return cli_rpc_open(c->cur, c->certs_dir, "root", &c->rpc, e);
+}
+
+int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **out, merr *e)
+{
+    txn_client *c = calloc(1, sizeof(*c));
+    if (!c) return merr_set(e, MERR_NOMEM, "out of memory");
+    c->timeout_ns = 30 * MTIME_S;
+    for (const char *p = hosts_csv ? hosts_csv : ""; *p && c->nhosts < TC_MAX_HOSTS;) {
+        size_t l = strcspn(p, ",");
+        if (l && l < sizeof(c->hosts[0]))
+            snprintf(c->hosts[c->nhosts++], sizeof(c->hosts[0]), "%.*s", (int)l, p);
+        p += l;
+        if (*p == ',') p++;
+    }
+    int rc = 0;
+    if (c->nhosts == 0) {
+        rc = merr_set(e, MERR_INVALID, "no hosts given");
+        goto err;
+    }
+    if (certs_dir && !(c->certs_dir = strdup(certs_dir))) {
+        rc = merr_set(e, MERR_NOMEM, "out of memory");
+        goto err;
+    }
+    c->next = c->nhosts > 1 ? 1 : 0;
+    if ((rc = tc_connect(c, c->hosts[0], e))) goto err;
+    *out = c;
+    return 0;
+err:
+    free(c->certs_dir);
+    free(c);
+    return rc;
+}
+
+void txn_client_close(txn_client *c)
+{
+    if (!c) return;
+    cli_rpc_close(c->rpc);
+    free(c->certs_dir);
+    free(c);
+}
+
+void txn_client_set_next_priority(txn_client *c, uint64_t prio)
+{
+    c->next_prio = prio;
+}
+
+uint64_t txn_client_priority(const sql_kv_txn *t)
+{
+    return t->prio;
+}
+
+void txn_client_set_timeout(txn_client *c, int64_t ns)
+{
+    c->timeout_ns = ns > 0 ? ns : 30 * MTIME_S;
+}
+
+/* ---- calls ---- */
+
+static const Meridian__Kv__Error *err_of(const ProtobufCMessage *m, int *aborted)
+{
+    *aborted = 0;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (d == &meridian__txn__get_response__descriptor) {
+        *aborted = ((const Meridian__Txn__GetResponse *)m)->aborted;
+        return ((const Meridian__Txn__GetResponse *)m)->error;
+    }
+    if (d == &meridian__txn__scan_response__descriptor) {
+        *aborted = ((const Meridian__Txn__ScanResponse *)m)->aborted;
+        return ((const Meridian__Txn__ScanResponse *)m)->error;
+    }
+    if (d == &meridian__txn__commit_response__descriptor) {
+        *aborted = ((const Meridian__Txn__CommitResponse *)m)->aborted;
+        return ((const Meridian__Txn__CommitResponse *)m)->error;
+    }
+    return ((const Meridian__Txn__RollbackResponse *)m)->error;
+}
+
+/* Moves on to the next seed host; after a full round, backs off a little. */
+static int next_host(txn_client *c, merr *e)
+{
+    int rc = tc_connect(c, c->hosts[c->next], e);
+    c->next = (c->next + 1) % c->nhosts;
+    if (c->next == 0) sleep_ms(100);
+    return rc;
+}
+
+int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
+            const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, merr *e)
+{
+    size_t len = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return merr_set(e, MERR_NOMEM, "out of memory");
+    protobuf_c_message_pack(req, buf);
+    int64_t deadline = mtime_mono_ns() + c->timeout_ns;
+    int rc = merr_set(e, MERR_TIMEOUT, "%s: no leaseholder answered in time", method);
+    while (mtime_mono_ns() < deadline) {
+        mbuf reply = MBUF_INIT;
+        merr ce = {0};
+        int64_t left = deadline - mtime_mono_ns();
+        int crc = cli_rpc_call(c->rpc, method, buf, len,
+                               left < TC_ATTEMPT_NS ? left : TC_ATTEMPT_NS, &reply, &ce);
+        if (crc) {
+            mbuf_free(&reply);
+            if (crc == MERR_INVALID || crc == MERR_UNSUPPORTED || crc == MERR_PROTOCOL) {
+                rc = crc;
+                *e = ce;
+                break;
+            }
+            /* Unreachable, stopping, or a timeout: try the next node (a
+             * retried request is safe: reads re-lock, commits are
+             * idempotent by transaction id). */
+            if (crc == MERR_TIMEOUT) continue;
+            if (next_host(c, e)) {
+                rc = e->code;
+                break;
+            }
+            continue;
+        }
+        ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, reply.len, reply.data);
+        mbuf_free(&reply);
+        if (!m) {
+            rc = merr_set(e, MERR_PROTOCOL, "%s: undecodable reply from %s", method, c->cur);
+            break;
+        }
+        int aborted;
+        const Meridian__Kv__Error *err = err_of(m, &aborted);
+        if (aborted) {
+            rc = merr_set(e, MERR_ABORTED, "transaction aborted: %s",
+                          err && err->message ? err->message : "retry it");
+            protobuf_c_message_free_unpacked(m, NULL);
+            break;
+        }
+        if (!err) {
+            *out = m;
+            rc = 0;
+            break;
+        }
+        int kind = err->kind;
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", err->message ? err->message : "");
+        char hint[128] = "";
+        if (err->leader_address) snprintf(hint, sizeof(hint), "%s", err->leader_address);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER) {
+            if (hint[0] && strcmp(hint, c->cur)) {
+                if ((rc = tc_connect(c, hint, e))) break;
+            } else {
+                sleep_ms(50); /* an election is running */
+            }
+        } else if (kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND) {
+            if (next_host(c, e)) {
+                rc = e->code;
+                break;
+            }
+        } else if (kind == MERIDIAN__KV__ERROR_KIND__UNAVAILABLE ||
+                   kind == MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN) {
+            sleep_ms(50);
+        } else {
+            rc = merr_set(e,
+                          kind == MERIDIAN__KV__ERROR_KIND__INVALID          ? MERR_INVALID
+                          : kind == MERIDIAN__KV__ERROR_KIND__RANGE_MISMATCH ? MERR_RANGE
+                                                                             : MERR_INTERNAL,
+                          "%s: %s", method, msg);
+            break;
+        }
+        rc = merr_set(e, MERR_TIMEOUT, "%s: %s", method, msg);
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- transactions ---- */
+
+static int key_ok(const uint8_t *key, size_t klen, merr *e)
+{
+    if (klen == 0 || klen > 65536 || key[0] == 0x00)
+        return merr_set(e, MERR_INVALID, "keys are 1 to 65536 bytes and do not start with 0x00");
+    return 0;
+}
+
+void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m)
+{
+    meridian__txn__txn_meta__init(m);
+    m->id = t->id;
+    m->priority = t->prio;
+    m->lock_epoch = t->epoch;
+}
+
+int tc_epoch(sql_kv_txn *t, uint64_t epoch, merr *e)
+{
+    if (t->epoch == 0) t->epoch = epoch;
+    if (epoch && epoch != t->epoch) {
+        t->aborted = 1;
+        return merr_set(e, MERR_ABORTED,
+                        "transaction aborted: its range's lock table changed (lease moved)");
+    }
+    return 0;
+}
+
+int tc_anchor(sql_kv_txn *t, const uint8_t *key, size_t klen)
+{
+    if (t->anchor.len) return 0;
+    return mbuf_append(&t->anchor, key, klen);
+}
+
+static int tc_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
+{
+    txn_client *c = ctx;
+    sql_kv_txn *t = calloc(1, sizeof(*t));
+    if (!t) return merr_set(e, MERR_NOMEM, "out of memory");
+    t->c = c;
+    t->ro = (flags & SQL_KV_READ_ONLY) != 0;
+    while (t->id == 0) {
+        if (getrandom(&t->id, sizeof(t->id), 0) != (ssize_t)sizeof(t->id)) {
+            free(t);
+            return merr_set(e, MERR_IO, "getrandom: %s", strerror(errno));
+        }
+    }
+    /* Priority: the first start time, as an HLC-shaped value (µs << 12). */
+    t->prio = c->next_prio ? c->next_prio : ((uint64_t)mtime_real_ns() / 1000) << 12;
+    c->next_prio = 0;
+    *out = t;
+    return 0;
+}
+
+static void txn_free(sql_kv_txn *t)
+{
+    for (size_t i = 0; i < t->nops; i++) {
+        free(t->ops[i].key);
+        free(t->ops[i].val);
+    }
+    free(t->ops);
+    mbuf_free(&t->anchor);
+    free(t);
+}
+
+static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, merr *e)
+{
+    int rc = key_ok(key, klen, e);
+    if (rc) return rc;
+    if (t->aborted) return merr_set(e, MERR_ABORTED, "transaction aborted");
+    mbuf_reset(val);
+    for (size_t i = t->nops; i > 0; i--) { /* read-your-own-writes */
+        const tc_op *op = &t->ops[i - 1];
+        if (tc_bcmp(op->key, op->klen, key, klen)) continue;
+        if (op->del) return MERR_NOTFOUND;
+        return mbuf_append(val, op->val, op->vlen) ? merr_set(e, MERR_NOMEM, "out of memory") : 0;
+    }
+    Meridian__Txn__TxnMeta meta;
+    tc_meta(t, &meta);
+    Meridian__Txn__GetRequest q = MERIDIAN__TXN__GET_REQUEST__INIT;
+    q.txn = &meta;
+    q.key.data = (uint8_t *)key, q.key.len = klen;
+    q.snapshot = t->ro;
+    q.read_ts = t->read_ts;
+    if (!t->ro) {
+        if (tc_anchor(t, key, klen)) return merr_set(e, MERR_NOMEM, "out of memory");
+        t->touched = 1;
+    }
+    ProtobufCMessage *m = NULL;
+    if ((rc = tc_call(t->c, "txn.Get", &q.base, &meridian__txn__get_response__descriptor, &m, e))) {
+        if (rc == MERR_ABORTED) t->aborted = 1;
+        return rc;
+    }
+    Meridian__Txn__GetResponse *r = (Meridian__Txn__GetResponse *)m;
+    if (t->ro && !t->read_ts) t->read_ts = r->read_ts;
+    if (!t->ro) rc = tc_epoch(t, r->lock_epoch, e);
+    if (!rc && !r->found) rc = MERR_NOTFOUND;
+    if (!rc && mbuf_append(val, r->value.data, r->value.len))
+        rc = merr_set(e, MERR_NOMEM, "out of memory");
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
+static int add_op(sql_kv_txn *t, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                  int del, merr *e)
+{
+    if (t->ro) return merr_set(e, MERR_INVALID, "kv write in a read-only transaction");
+    int rc = key_ok(key, klen, e);
+    if (rc) return rc;
+    if (t->nops == t->capops) {
+        size_t cap = t->capops ? t->capops * 2 : 16;
+        tc_op *ops = realloc(t->ops, cap * sizeof(*ops));
+        if (!ops) return merr_set(e, MERR_NOMEM, "out of memory");
+        t->ops = ops;
+        t->capops = cap;
+    }
+    tc_op *op = &t->ops[t->nops];
+    op->key = malloc(klen);
+    op->val = malloc(del || !vlen ? 1 : vlen);
+    if (!op->key || !op->val || tc_anchor(t, key, klen)) {
+        free(op->key);
+        free(op->val);
+        return merr_set(e, MERR_NOMEM, "out of memory");
+    }
+    memcpy(op->key, key, klen);
+    if (!del && vlen) memcpy(op->val, val, vlen);
+    op->klen = klen;
+    op->vlen = del ? 0 : vlen;
+    op->del = del;
+    t->nops++;
+    return 0;
+}
+
+static int tc_put(sql_kv_txn *t, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                  merr *e)
+{
+    return add_op(t, key, klen, val, vlen, 0, e);
+}
+
+static int tc_del(sql_kv_txn *t, const uint8_t *key, size_t klen, merr *e)
+{
+    return add_op(t, key, klen, NULL, 0, 1, e);
+}
+
+static int tc_savepoint(sql_kv_txn *t, uint64_t *mark, merr *e)
+{
+    (void)e;
+    *mark = t->nops;
+    return 0;
+}
+
+static int tc_rollback_to(sql_kv_txn *t, uint64_t mark, merr *e)
+{
+    if (mark > t->nops) return merr_set(e, MERR_INVALID, "kv rollback_to: bad mark");
+    while (t->nops > mark) {
+        t->nops--;
+        free(t->ops[t->nops].key);
+        free(t->ops[t->nops].val);
+    }
+    return 0;
+}
+
+static void send_rollback(sql_kv_txn *t)
+{
+    if (!t->touched || !t->anchor.len) return;
+    Meridian__Txn__TxnMeta meta;
+    tc_meta(t, &meta);
+    Meridian__Txn__RollbackRequest q = MERIDIAN__TXN__ROLLBACK_REQUEST__INIT;
+    q.txn = &meta;
+    q.key.data = t->anchor.data, q.key.len = t->anchor.len;
+    /* Best effort: locks left behind go when the idle timeout ends them. */
+    int64_t saved = t->c->timeout_ns;
+    t->c->timeout_ns = 2 * MTIME_S;
+    ProtobufCMessage *m = NULL;
+    merr e = {0};
+    if (tc_call(t->c, "txn.Rollback", &q.base, &meridian__txn__rollback_response__descriptor, &m,
+                &e) == 0)
+        protobuf_c_message_free_unpacked(m, NULL);
+    t->c->timeout_ns = saved;
+}
+
+/* Orders buffered writes by key, newest last among equal keys. */
+static int op_order(const void *a, const void *b)
+{
+    const tc_op *x = *(const tc_op *const *)a, *y = *(const tc_op *const *)b;
+    int c = tc_bcmp(x->key, x->klen, y->key, y->klen);
+    return c ? c : x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int tc_commit(sql_kv_txn *t, merr *e)
+{
+    int rc = 0;
+    tc_op **by = NULL;
+    Meridian__Kv__Mutation *ms = NULL, **mp = NULL;
+    if (t->ro) goto out; /* a snapshot is consistent: nothing to check */
+    if (t->aborted) {
+        send_rollback(t);
+        rc = merr_set(e, MERR_ABORTED, "transaction aborted: retry it");
+        goto out;
+    }
+    if (t->nops == 0 && !t->touched) goto out;
+    /* The last write of each key wins. */
+    by = malloc((t->nops ? t->nops : 1) * sizeof(*by));
+    ms = calloc(t->nops ? t->nops : 1, sizeof(*ms));
+    mp = calloc(t->nops ? t->nops : 1, sizeof(*mp));
+    if (!by || !ms || !mp) {
+        rc = merr_set(e, MERR_NOMEM, "out of memory");
+        send_rollback(t);
+        goto out;
+    }
+    for (size_t i = 0; i < t->nops; i++) by[i] = &t->ops[i];
+    qsort(by, t->nops, sizeof(*by), op_order);
+    size_t n = 0;
+    for (size_t i = 0; i < t->nops; i++) {
+        if (i + 1 < t->nops && !tc_bcmp(by[i]->key, by[i]->klen, by[i + 1]->key, by[i + 1]->klen))
+            continue;
+        meridian__kv__mutation__init(&ms[n]);
+        ms[n].key.data = by[i]->key, ms[n].key.len = by[i]->klen;
+        ms[n].value.data = by[i]->val, ms[n].value.len = by[i]->vlen;
+        ms[n].is_delete = by[i]->del;
+        mp[n] = &ms[n];
+        n++;
+    }
+    Meridian__Txn__TxnMeta meta;
+    tc_meta(t, &meta);
+    Meridian__Txn__CommitRequest q = MERIDIAN__TXN__COMMIT_REQUEST__INIT;
+    q.txn = &meta;
+    q.mutations = mp;
+    q.n_mutations = n;
+    q.key.data = t->anchor.data, q.key.len = t->anchor.len;
+    ProtobufCMessage *m = NULL;
+    rc = tc_call(t->c, "txn.Commit", &q.base, &meridian__txn__commit_response__descriptor, &m, e);
+    if (rc == 0) protobuf_c_message_free_unpacked(m, NULL);
+out:
+    free(by);
+    free(ms);
+    free(mp);
+    txn_free(t);
+    return rc;
+}
+
+static void tc_rollback(sql_kv_txn *t)
+{
+    if (!t->ro) send_rollback(t);
+    txn_free(t);
+}
+
+static const sql_kv_ops tc_ops = {
+    .begin = tc_begin,
+    .get = tc_get,
+    .scan = tc_scan,
+    .iter_next = tc_iter_next,
+    .iter_close = tc_iter_close,
+    .put = tc_put,
+    .del = tc_del,
+    .savepoint = tc_savepoint,
+    .rollback_to = tc_rollback_to,
+    .commit = tc_commit,
+    .rollback = tc_rollback,
+};
+
+const sql_kv_ops *txn_client_kv_ops(void)
+{
+    return &tc_ops;
+}

@@ -1,0 +1,49 @@
+/* A remote implementation of the SQL layer's transactional KV (sql/kv.h)
+ * over a Meridian cluster: the txn.* methods of server/txn_service.c.
+ *
+ *  - begin() picks a random transaction id and a priority (the clock, or the
+ *    priority of the attempt being retried: txn_client_set_next_priority), so
+ *    a retried transaction keeps its age under wound-wait and eventually wins.
+ *  - get()/scan() go to the range's leaseholder, which takes shared locks
+ *    (point, or key-range for scans: no phantoms) and returns the latest
+ *    committed values; buffered writes of the transaction are merged in
+ *    (read-your-own-writes). A scan iterator fetches pages lazily.
+ *  - put()/del() are buffered locally; savepoint()/rollback_to() are marks
+ *    in that buffer. commit() sends the writes in one txn.Commit: exclusive
+ *    locks, one replicated write, commit-wait. MERR_ABORTED when the
+ *    transaction was wounded, timed out or lost its locks: retry it.
+ *  - SQL_KV_READ_ONLY transactions read lock-free at one snapshot timestamp
+ *    chosen by the leaseholder at the first read; they never abort.
+ *
+ * Requests follow NOT_LEADER hints and fail over among the seed hosts; a
+ * retried commit is idempotent (the leaseholder keeps the outcome by txn id).
+ * A txn_client and its transactions are used by one thread at a time (any
+ * thread but an rpc loop); open one client per thread. */
+#ifndef MERIDIAN_SERVER_TXN_CLIENT_H
+#define MERIDIAN_SERVER_TXN_CLIENT_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "sql/kv.h"
+
+typedef struct txn_client txn_client;
+
+/* hosts_csv: "H1:P1,H2:P2,..." (seeds, tried in turn). certs_dir: TLS with
+ * the root client certificate there; NULL: insecure. */
+int txn_client_open(const char *hosts_csv, const char *certs_dir_or_NULL, txn_client **out,
+                    merr *e);
+void txn_client_close(txn_client *c);
+
+/* The sql/kv.h operations; their kv_ctx is the txn_client. */
+const sql_kv_ops *txn_client_kv_ops(void);
+
+/* The next begin() on c uses this priority (a retry keeps its first start
+ * timestamp); 0 = from the clock. */
+void txn_client_set_next_priority(txn_client *c, uint64_t prio);
+/* The priority a transaction runs with. */
+uint64_t txn_client_priority(const sql_kv_txn *t);
+/* How long one operation may take, retries included (default 30 s). */
+void txn_client_set_timeout(txn_client *c, int64_t ns);
+
+#endif

@@ -1,0 +1,63 @@
+/* Internals shared by txn_client.c (connection, calls, transactions) and
+ * txn_client_iter.c (scan iterators). */
+#ifndef MERIDIAN_SERVER_TXN_CLIENT_INT_H
+#define MERIDIAN_SERVER_TXN_CLIENT_INT_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "proto/txn.pb-c.h"
+#include "server/cli_rpc.h"
+#include "server/txn_client.h"
+
+#define TC_MAX_HOSTS 16
+
+struct txn_client {
+    char hosts[TC_MAX_HOSTS][128];
+    int nhosts, next;
+    char cur[128];
+    char *certs_dir; /* NULL: insecure */
+    cli_rpc *rpc;
+    uint64_t next_prio;
+    int64_t timeout_ns;
+};
+
+typedef struct tc_op {
+    uint8_t *key, *val;
+    size_t klen, vlen;
+    int del;
+} tc_op;
+
+struct sql_kv_txn {
+    txn_client *c;
+    uint64_t id, prio;
+    uint64_t epoch;   /* the lock table our locks are in (0: none yet) */
+    uint64_t read_ts; /* read-only: the snapshot (0: not chosen yet) */
+    int ro;
+    int aborted; /* a read said so: commit refuses, rollback releases */
+    int touched; /* locks may be held at the leaseholder */
+    tc_op *ops;  /* buffered writes, in order (savepoint marks index it) */
+    size_t nops, capops;
+    mbuf anchor; /* the first key touched: names the range */
+};
+
+int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
+void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m);
+/* Calls method with req until an answer that is not "go elsewhere / try
+ * again"; *out is the unpacked response. MERR_ABORTED when it says aborted. */
+int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
+            const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, merr *e);
+/* Checks a locking read's lock epoch against the transaction's. */
+int tc_epoch(sql_kv_txn *t, uint64_t epoch, merr *e);
+/* Records the first key a transaction touches. */
+int tc_anchor(sql_kv_txn *t, const uint8_t *key, size_t klen);
+
+int tc_scan(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+            int reverse, size_t limit, sql_kv_iter **out, merr *e);
+int tc_iter_next(sql_kv_iter *it, const uint8_t **key, size_t *klen, const uint8_t **val,
+                 size_t *vlen, merr *e);
+void tc_iter_close(sql_kv_iter *it);
+
+#endif

@@ -1,0 +1,784 @@
+/* The txn.* rpc methods at the range leaseholder (see txn_service.h): locking
+ * reads, snapshot reads, commit through one replicated write, rollback. */
+#include "server/txn_service.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/mtime.h"
+#include "proto/txn.pb-c.h"
+#include "server/pbreply.h"
+#include "server/replica.h"
+#include "server/txn_table.h"
+#include "timesvc/hlc.h"
+
+#define MOD         "txn"
+#define TX_SCAN_MAX 1000 /* rows per Scan reply */
+#define TX_MUT_MAX  100000
+#define TX_IDLE_NS  (10LL * MTIME_S)
+#define TX_SWEEP_MS 200
+/* The durable transaction record, written in the commit's own batch, so a
+ * retried commit (also at a new leaseholder) learns the outcome. System keys
+ * (first byte 0x00) are not reachable through txn.*. */
+#define TX_REC_PREFIX     "\x00txn/"
+#define TX_REC_PREFIX_LEN 5
+
+static const uint8_t first_user_key[] = {0x01};
+
+static int bcmp_(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c) return c;
+    return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+/* ---- errors ---- */
+
+static Meridian__Kv__ErrorKind kind_of(int code)
+{
+    switch (code) {
+    case MERR_NOT_LEADER: return MERIDIAN__KV__ERROR_KIND__NOT_LEADER;
+    case MERR_RANGE: return MERIDIAN__KV__ERROR_KIND__RANGE_MISMATCH;
+    case MERR_NOTFOUND: return MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND;
+    case MERR_CLOCK: return MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN;
+    case MERR_INVALID:
+    case MERR_TOOBIG: return MERIDIAN__KV__ERROR_KIND__INVALID;
+    case MERR_ABORTED:
+    case MERR_RETRY:
+    case MERR_TIMEOUT:
+    case MERR_UNAVAILABLE:
+    case MERR_BUSY: return MERIDIAN__KV__ERROR_KIND__UNAVAILABLE;
+    default: return MERIDIAN__KV__ERROR_KIND__INTERNAL;
+    }
+}
+
+void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, const char *msg,
+              int aborted)
+{
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    err.kind = kind_of(code);
+    err.message = (char *)(msg ? msg : merr_str(code));
+    if (code == MERR_NOT_LEADER && r) {
+        err.leader_hint = replica_leader_hint(r);
+        const char *a = err.leader_hint ? host_peer_addr(s->h, err.leader_hint) : NULL;
+        err.leader_address = (char *)(a ? a : "");
+    }
+    switch (kind) {
+    case TX_GET: {
+        Meridian__Txn__GetResponse m = MERIDIAN__TXN__GET_RESPONSE__INIT;
+        m.error = &err, m.aborted = aborted;
+        pb_reply(req, &m.base);
+        break;
+    }
+    case TX_SCAN: {
+        Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
+        m.error = &err, m.aborted = aborted;
+        pb_reply(req, &m.base);
+        break;
+    }
+    case TX_COMMIT: {
+        Meridian__Txn__CommitResponse m = MERIDIAN__TXN__COMMIT_RESPONSE__INIT;
+        m.error = &err, m.aborted = aborted;
+        pb_reply(req, &m.base);
+        break;
+    }
+    }
+}
+
+static int user_key_ok(const uint8_t *k, size_t n)
+{
+    return n > 0 && n <= RANGE_KEY_MAX && k[0] != 0x00;
+}
+
+/* Finds the leaseholder replica holding key; 0 or an error code with why. */
+static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, const char **why)
+{
+    replica *r = host_find_key(s->h, k, n);
+    *out = r;
+    if (!r) {
+        *why = "no replica of that range on this node";
+        return MERR_NOTFOUND;
+    }
+    if (!replica_is_leaseholder(r)) {
+        *why = "this replica does not hold the lease";
+        return MERR_NOT_LEADER;
+    }
+    return 0;
+}
+
+uint64_t txs_now_ts(txn_service *s)
+{
+    tt_interval tt;
+    hlc_ts ts = 0;
+    if (host_now(s->h, &tt, NULL) || hlc_now(&s->h->hlc, tt.now_ns, &ts, NULL)) return 0;
+    return ts;
+}
+
+/* ---- reads ---- */
+
+typedef struct rows {
+    Meridian__Kv__KeyValue **v;
+    size_t n, cap;
+    int oom;
+} rows;
+
+static int add_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                   uint64_t ts)
+{
+    rows *a = arg;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        Meridian__Kv__KeyValue **nv = realloc(a->v, cap * sizeof(*nv));
+        if (!nv) goto oom;
+        a->v = nv;
+        a->cap = cap;
+    }
+    Meridian__Kv__KeyValue *kv = malloc(sizeof(*kv) + klen + vlen + 1);
+    if (!kv) goto oom;
+    meridian__kv__key_value__init(kv);
+    uint8_t *mem = (uint8_t *)(kv + 1);
+    memcpy(mem, key, klen);
+    if (vlen) memcpy(mem + klen, val, vlen);
+    kv->key.data = mem, kv->key.len = klen;
+    kv->value.data = mem + klen, kv->value.len = vlen;
+    kv->version_ts = ts;
+    a->v[a->n++] = kv;
+    return 0;
+oom:
+    a->oom = 1;
+    return 1;
+}
+
+static void rows_free(rows *a)
+{
+    for (size_t i = 0; i < a->n; i++) free(a->v[i]);
+    free(a->v);
+}
+
+void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
+                   uint64_t at, uint64_t epoch, uint64_t read_ts)
+{
+    Meridian__Txn__GetResponse m = MERIDIAN__TXN__GET_RESPONSE__INIT;
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    int rc = range_get(replica_store(r), key->data, key->len, at, &val, &vlen, NULL);
+    if (rc && rc != MERR_NOTFOUND) {
+        txs_fail(s, r, req, TX_GET, rc, range_err(replica_store(r))->msg, 0);
+        return;
+    }
+    m.found = rc == 0;
+    m.value.data = val, m.value.len = vlen;
+    m.lock_epoch = epoch;
+    m.read_ts = read_ts;
+    pb_reply(req, &m.base);
+    free(val);
+}
+
+/* Reads [lo, hi) (or to the end) at `at`, at most limit rows, and answers.
+ * `truncated`: the locked span stops before the request's bound, so the
+ * reply says "more" from the span's edge even when it holds fewer rows. */
+void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, const mbuf *hi,
+                    int to_end, int reverse, size_t limit, int truncated, uint64_t at,
+                    uint64_t epoch, uint64_t read_ts)
+{
+    Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
+    rows a = {0};
+    uint8_t *resume = NULL;
+    int rc = 0;
+    if (to_end || bcmp_(lo->data, lo->len, hi->data, hi->len) < 0) {
+        rc = range_scan(replica_store(r), lo->data, lo->len, to_end ? NULL : hi->data,
+                        to_end ? 0 : hi->len, at, limit + 1, reverse, add_row, &a, NULL);
+        if (a.oom) rc = MERR_NOMEM;
+    }
+    if (rc) {
+        rows_free(&a);
+        txs_fail(s, r, req, TX_SCAN, rc, range_err(replica_store(r))->msg, 0);
+        return;
+    }
+    if (a.n > limit) {
+        /* Forward: go on just after the last row; reverse: below it. */
+        const ProtobufCBinaryData *k = &a.v[limit - 1]->key;
+        resume = malloc(k->len + 1);
+        if (!resume) {
+            rows_free(&a);
+            txs_fail(s, r, req, TX_SCAN, MERR_NOMEM, "out of memory", 0);
+            return;
+        }
+        memcpy(resume, k->data, k->len);
+        resume[k->len] = 0x00;
+        m.more = 1;
+        m.resume.data = resume;
+        m.resume.len = reverse ? k->len : k->len + 1;
+        m.n_rows = limit;
+    } else {
+        m.n_rows = a.n;
+        if (truncated) {
+            m.more = 1;
+            m.resume = reverse ? (ProtobufCBinaryData){lo->len, lo->data}
+                               : (ProtobufCBinaryData){hi->len, hi->data};
+        }
+    }
+    m.rows = a.v;
+    m.lock_epoch = epoch;
+    m.read_ts = read_ts;
+    pb_reply(req, &m.base);
+    free(resume);
+    rows_free(&a);
+}
+
+/* ---- transactions: entering, locking ---- */
+
+/* Checks a request's transaction against the table and returns it (created
+ * if new), or answers the request and returns NULL. */
+static tx_txn *txn_enter(txn_service *s, tx_range *rg, rpc_req *req, tx_kind kind,
+                         const Meridian__Txn__TxnMeta *meta)
+{
+    tx_txn *t = tx_txn_find(rg, meta->id);
+    if (meta->lock_epoch && meta->lock_epoch != rg->epoch) {
+        txs_fail(s, rg->r, req, kind, MERR_ABORTED,
+                 "the transaction's locks were taken under an earlier lease and are gone", 1);
+        return NULL;
+    }
+    if (!t && meta->lock_epoch) {
+        txs_fail(s, rg->r, req, kind, MERR_ABORTED,
+                 "the transaction is unknown here: it timed out and lost its locks", 1);
+        return NULL;
+    }
+    if (!t && !(t = tx_txn_add(rg, meta->id, meta->priority))) {
+        txs_fail(s, rg->r, req, kind, MERR_BUSY, "too many open transactions", 0);
+        return NULL;
+    }
+    if (t->prio != meta->priority) {
+        txs_fail(s, rg->r, req, kind, MERR_INVALID, "the transaction's priority changed", 0);
+        return NULL;
+    }
+    if (t->state != TX_ACTIVE) {
+        int ab = t->state == TX_ABORTED;
+        txs_fail(s, rg->r, req, kind, ab ? MERR_ABORTED : MERR_INVALID,
+                 ab ? "the transaction was aborted (wounded or timed out)"
+                    : "the transaction is already committing or committed",
+                 ab);
+        return NULL;
+    }
+    if (t->pk) {
+        /* The client gave up on its previous request and sent this one. */
+        txs_fail(s, rg->r, t->pk->req, t->pk->kind, MERR_UNAVAILABLE, "superseded by a retry", 0);
+        tx_parked_free(t->pk);
+        t->pk = NULL;
+        if (txn_lock_cancel_waits(rg->lt, t->id, &rg->out) == 0) tx_queue_out(rg);
+    }
+    t->last_ns = mtime_mono_ns();
+    return t;
+}
+
+/* 1: granted; 0: parked until granted; -1: the request was answered. */
+static int lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, txn_lock_mode mode)
+{
+    txn_lock_req lr = {.txn = t->id, .prio = t->prio, .span = span, .mode = mode};
+    lr.tag = ++t->next_tag;
+    merr e = {0};
+    int rc = txn_lock_acquire(rg->lt, &lr, &rg->out, &e);
+    if (rc == MERR_ABORTED) {
+        t->pk = pk;
+        rg->s->wounds++;
+        tx_txn_abort(rg, t, "wounded by an older transaction");
+        return -1;
+    }
+    if (rc) {
+        txs_fail(rg->s, rg->r, pk->req, pk->kind, rc, e.msg[0] ? e.msg : merr_str(rc), 0);
+        tx_parked_free(pk);
+        return -1;
+    }
+    tx_queue_out(rg);
+    if (rg->out.status == TXN_LOCK_WAITING) {
+        rg->s->lock_waits++;
+        pk->tag = lr.tag;
+        t->pk = pk;
+        return 0;
+    }
+    return 1;
+}
+
+static void finish_get(tx_range *rg, tx_parked *pk)
+{
+    Meridian__Txn__GetRequest *q = pk->q;
+    txs_reply_get(rg->s, rg->r, pk->req, &q->key, RANGE_TS_MAX, rg->epoch, 0);
+    tx_parked_free(pk);
+}
+
+size_t txs_scan_limit(const Meridian__Txn__ScanRequest *q)
+{
+    return q->limit && q->limit < TX_SCAN_MAX ? q->limit : TX_SCAN_MAX;
+}
+
+static void finish_scan(tx_range *rg, tx_parked *pk)
+{
+    Meridian__Txn__ScanRequest *q = pk->q;
+    txs_reply_scan(rg->s, rg->r, pk->req, &pk->lo, &pk->hi, pk->to_end, q->reverse,
+                   txs_scan_limit(q), pk->truncated, RANGE_TS_MAX, rg->epoch, 0);
+    tx_parked_free(pk);
+}
+
+/* ---- commit ---- */
+
+typedef struct commit_ctx {
+    txn_service *s;
+    uint64_t range_id, epoch;
+    txn_id txn;
+} commit_ctx;
+
+static void reply_committed(rpc_req *req, uint64_t ts)
+{
+    Meridian__Txn__CommitResponse m = MERIDIAN__TXN__COMMIT_RESPONSE__INIT;
+    m.commit_ts = ts;
+    pb_reply(req, &m.base);
+}
+
+static int add_waiter(tx_txn *t, rpc_req *req)
+{
+    if (t->nwaiters == t->capwaiters) {
+        size_t cap = t->capwaiters ? t->capwaiters * 2 : 2;
+        rpc_req **w = realloc(t->waiters, cap * sizeof(*w));
+        if (!w) return MERR_NOMEM;
+        t->waiters = w;
+        t->capwaiters = cap;
+    }
+    t->waiters[t->nwaiters++] = req;
+    return 0;
+}
+
+static void rec_key(txn_id id, uint8_t out[TX_REC_PREFIX_LEN + 8])
+{
+    memcpy(out, TX_REC_PREFIX, TX_REC_PREFIX_LEN);
+    for (int i = 0; i < 8; i++) out[TX_REC_PREFIX_LEN + i] = (uint8_t)(id >> (56 - 8 * i));
+}
+
+static void on_committed(void *arg, int code, const char *msg, uint64_t ts)
+{
+    commit_ctx *c = arg;
+    tx_range *rg = tx_range_find(c->s, c->range_id);
+    tx_txn *t = rg && rg->epoch == c->epoch ? tx_txn_find(rg, c->txn) : NULL;
+    free(c);
+    if (!t || t->state != TX_COMMITTING) return; /* the table went: waiters were answered */
+    for (size_t i = 0; i < t->nwaiters; i++) {
+        if (code == 0)
+            reply_committed(t->waiters[i], ts);
+        else if (code == MERR_RETRY || code == MERR_NOT_LEADER)
+            txs_fail(rg->s, rg->r, t->waiters[i], TX_COMMIT, MERR_ABORTED,
+                     msg ? msg : "the commit was not applied", 1);
+        else /* outcome unknown here: the retried commit reads the record */
+            txs_fail(rg->s, rg->r, t->waiters[i], TX_COMMIT, MERR_UNAVAILABLE,
+                     msg ? msg : "commit outcome unknown: retry the commit", 0);
+    }
+    t->nwaiters = 0;
+    tx_txn_release(rg, t);
+    t->last_ns = mtime_mono_ns();
+    if (code == 0) {
+        rg->s->commits++;
+        t->state = TX_COMMITTED;
+        t->commit_ts = ts;
+    } else if (code == MERR_RETRY || code == MERR_NOT_LEADER) {
+        t->state = TX_ABORTED;
+    } else {
+        tx_txn_forget(rg, t);
+    }
+    tx_pump(rg);
+}
+
+/* Locks the writes one by one (parking while one waits), then proposes them
+ * with the transaction record as one replicated write. */
+static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
+{
+    txn_service *s = rg->s;
+    Meridian__Txn__CommitRequest *q = pk->q;
+    for (; pk->step < q->n_mutations; pk->step++) {
+        const ProtobufCBinaryData *k = &q->mutations[pk->step]->key;
+        int g = lock_or_park(rg, t, pk, txn_span_point(k->data, k->len), TXN_LOCK_X);
+        if (g <= 0) return;
+    }
+    if (q->n_mutations == 0) { /* only reads: they were serializable under their locks */
+        reply_committed(pk->req, txs_now_ts(s));
+        s->commits++;
+        tx_parked_free(pk);
+        tx_txn_release(rg, t);
+        t->state = TX_COMMITTED;
+        t->last_ns = mtime_mono_ns();
+        return;
+    }
+    /* Past this point the transaction cannot be wounded: it is committing.
+     * A wound queued before its last grant still counts. */
+    if (txn_lock_set_prepared(rg->lt, t->id) == MERR_ABORTED) {
+        t->pk = pk;
+        rg->s->wounds++;
+        tx_txn_abort(rg, t, "wounded by an older transaction");
+        return;
+    }
+    merr e = {0};
+    int rc = MERR_NOMEM;
+    uint8_t rk[TX_REC_PREFIX_LEN + 8];
+    rec_key(t->id, rk);
+    range_write *w = calloc(q->n_mutations + 1, sizeof(*w));
+    commit_ctx *c = malloc(sizeof(*c));
+    if (w && c && add_waiter(t, pk->req) == 0) {
+        for (size_t i = 0; i < q->n_mutations; i++) {
+            const Meridian__Kv__Mutation *m = q->mutations[i];
+            w[i] = (range_write){.key = m->key.data,
+                                 .klen = m->key.len,
+                                 .val = m->value.data,
+                                 .vlen = m->value.len,
+                                 .del = m->is_delete};
+        }
+        w[q->n_mutations] = (range_write){.key = rk, .klen = sizeof(rk)};
+        *c = (commit_ctx){s, rg->range_id, rg->epoch, t->id};
+        t->state = TX_COMMITTING;
+        rc = replica_write(rg->r, w, q->n_mutations + 1, 0, on_committed, c, &e);
+        rg->last_prop_ns = mtime_mono_ns();
+        if (rc) {
+            t->nwaiters--;
+            t->state = TX_ACTIVE;
+        }
+    }
+    if (rc) {
+        free(c);
+        txs_fail(s, rg->r, pk->req, TX_COMMIT, rc, e.msg[0] ? e.msg : merr_str(rc), 1);
+        tx_txn_release(rg, t);
+        t->state = TX_ABORTED;
+        t->last_ns = mtime_mono_ns();
+    }
+    pk->req = NULL;
+    tx_parked_free(pk);
+    free(w);
+}
+
+void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk)
+{
+    switch (pk->kind) {
+    case TX_GET: finish_get(rg, pk); break;
+    case TX_SCAN: finish_scan(rg, pk); break;
+    case TX_COMMIT: commit_continue(rg, t, pk); break;
+    }
+}
+
+/* ---- handlers ---- */
+
+static void on_get(void *arg, rpc_req *req)
+{
+    txn_service *s = arg;
+    Meridian__Txn__GetRequest *q = meridian__txn__get_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable GetRequest", NULL, 0);
+        return;
+    }
+    replica *r = NULL;
+    const char *why = NULL;
+    int rc = MERR_INVALID;
+    if (!user_key_ok(q->key.data, q->key.len))
+        why = "keys are 1 to 65536 bytes and do not start with 0x00";
+    else if (!q->snapshot && (!q->txn || !q->txn->id))
+        why = "a transaction id is required";
+    else
+        rc = route(s, q->key.data, q->key.len, &r, &why);
+    if (rc) {
+        txs_fail(s, r, req, TX_GET, rc, why, 0);
+        meridian__txn__get_request__free_unpacked(q, NULL);
+        return;
+    }
+    tx_parked *pk = calloc(1, sizeof(*pk));
+    if (!pk) {
+        txs_fail(s, r, req, TX_GET, MERR_NOMEM, "out of memory", 0);
+        meridian__txn__get_request__free_unpacked(q, NULL);
+        return;
+    }
+    pk->req = req, pk->kind = TX_GET, pk->q = q;
+    if (q->snapshot) {
+        txs_snapshot_read(s, r, pk, q->read_ts);
+        tx_parked_free(pk);
+        return;
+    }
+    tx_range *rg = tx_range_for(s, r);
+    tx_txn *t = rg ? txn_enter(s, rg, req, TX_GET, q->txn) : NULL;
+    if (!rg) txs_fail(s, r, req, TX_GET, MERR_NOMEM, "out of memory", 0);
+    if (!t) {
+        tx_parked_free(pk);
+        return;
+    }
+    if (lock_or_park(rg, t, pk, txn_span_point(q->key.data, q->key.len), TXN_LOCK_S) == 1)
+        finish_get(rg, pk);
+    tx_pump(rg);
+}
+
+/* The span a locking scan locks: what an unlocked look says the reply will
+ * cover (up to the limit's last row), or the whole request span. */
+static int plan_scan(replica *r, const Meridian__Txn__ScanRequest *q, tx_parked *pk)
+{
+    size_t limit = txs_scan_limit(q);
+    rows a = {0};
+    int rc = 0;
+    if (pk->to_end || bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) < 0)
+        rc = range_scan(replica_store(r), pk->lo.data, pk->lo.len, pk->to_end ? NULL : pk->hi.data,
+                        pk->to_end ? 0 : pk->hi.len, RANGE_TS_MAX, limit + 1, q->reverse, add_row,
+                        &a, NULL);
+    if (a.oom) rc = MERR_NOMEM;
+    if (!rc && a.n > limit) {
+        const ProtobufCBinaryData *k = &a.v[limit - 1]->key;
+        pk->truncated = 1;
+        if (q->reverse) {
+            mbuf_reset(&pk->lo);
+            rc = mbuf_append(&pk->lo, k->data, k->len);
+        } else {
+            pk->to_end = 0;
+            mbuf_reset(&pk->hi);
+            rc = mbuf_append(&pk->hi, k->data, k->len);
+            if (!rc) rc = mbuf_append_u8(&pk->hi, 0x00);
+        }
+    }
+    rows_free(&a);
+    return rc;
+}
+
+static void on_scan(void *arg, rpc_req *req)
+{
+    txn_service *s = arg;
+    Meridian__Txn__ScanRequest *q =
+        meridian__txn__scan_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable ScanRequest", NULL, 0);
+        return;
+    }
+    replica *r = NULL;
+    const char *why = NULL;
+    tx_parked *pk = calloc(1, sizeof(*pk));
+    int rc = pk ? 0 : MERR_NOMEM;
+    if (pk) {
+        pk->req = req, pk->kind = TX_SCAN, pk->q = q;
+        pk->to_end = q->to_end;
+        /* Keys below 0x01 are the system's: user scans start above them. */
+        int low = bcmp_(q->start_key.data, q->start_key.len, first_user_key, 1) < 0;
+        rc = low ? mbuf_append(&pk->lo, first_user_key, 1)
+                 : mbuf_append(&pk->lo, q->start_key.data, q->start_key.len);
+        if (!rc && !q->to_end) rc = mbuf_append(&pk->hi, q->end_key.data, q->end_key.len);
+        if (rc) why = "out of memory";
+    }
+    if (!rc && (!q->txn || (!q->snapshot && !q->txn->id))) {
+        rc = MERR_INVALID;
+        why = "a transaction id is required";
+    }
+    if (!rc) rc = route(s, pk->lo.data, pk->lo.len, &r, &why);
+    if (rc) {
+        txs_fail(s, r, req, TX_SCAN, rc, why, 0);
+        if (pk)
+            tx_parked_free(pk);
+        else
+            meridian__txn__scan_request__free_unpacked(q, NULL);
+        return;
+    }
+    if (q->snapshot) {
+        txs_snapshot_read(s, r, pk, q->read_ts);
+        tx_parked_free(pk);
+        return;
+    }
+    tx_range *rg = tx_range_for(s, r);
+    tx_txn *t = rg ? txn_enter(s, rg, req, TX_SCAN, q->txn) : NULL;
+    if (!rg) txs_fail(s, r, req, TX_SCAN, MERR_NOMEM, "out of memory", 0);
+    if (!t) {
+        tx_parked_free(pk);
+        return;
+    }
+    if ((rc = plan_scan(r, q, pk))) {
+        txs_fail(s, r, req, TX_SCAN, rc, "scan failed", 0);
+        tx_parked_free(pk);
+        return;
+    }
+    txn_span sp = pk->to_end ? txn_span_to_end(pk->lo.data, pk->lo.len)
+                             : txn_span_range(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len);
+    if (!pk->to_end && bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) >= 0)
+        finish_scan(rg, pk); /* empty: nothing to lock, nothing to read */
+    else if (lock_or_park(rg, t, pk, sp, TXN_LOCK_S) == 1)
+        finish_scan(rg, pk);
+    tx_pump(rg);
+}
+
+static void on_commit(void *arg, rpc_req *req)
+{
+    txn_service *s = arg;
+    Meridian__Txn__CommitRequest *q =
+        meridian__txn__commit_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable CommitRequest", NULL, 0);
+        return;
+    }
+    replica *r = NULL;
+    const char *why = NULL;
+    int rc = 0;
+    /* The range: the one of the key the client names (its first key). */
+    const ProtobufCBinaryData *anchor = q->key.len       ? &q->key
+                                        : q->n_mutations ? &q->mutations[0]->key
+                                                         : NULL;
+    if (!q->txn || !q->txn->id || !anchor || !user_key_ok(anchor->data, anchor->len)) {
+        rc = MERR_INVALID;
+        why = "a commit needs a transaction id and a key";
+    } else if (q->n_mutations > TX_MUT_MAX) {
+        rc = MERR_INVALID;
+        why = "too many writes in one transaction";
+    } else {
+        rc = route(s, anchor->data, anchor->len, &r, &why);
+    }
+    for (size_t i = 0; !rc && i < q->n_mutations; i++) {
+        const Meridian__Kv__Mutation *m = q->mutations[i];
+        if (!user_key_ok(m->key.data, m->key.len) || m->value.len > RANGE_VALUE_MAX) {
+            rc = MERR_INVALID;
+            why = "bad key or value size (keys must not start with 0x00)";
+        } else if (!replica_contains(r, m->key.data, m->key.len)) {
+            rc = MERR_INVALID;
+            why = "the transaction touches more than one range: multi-range transactions are not "
+                  "supported yet";
+        }
+    }
+    tx_range *rg = NULL;
+    if (!rc && !(rg = tx_range_for(s, r))) {
+        rc = MERR_NOMEM;
+        why = "out of memory";
+    }
+    if (rc) {
+        txs_fail(s, r, req, TX_COMMIT, rc, why, 0);
+        meridian__txn__commit_request__free_unpacked(q, NULL);
+        return;
+    }
+    tx_txn *t = tx_txn_find(rg, q->txn->id);
+    if (t && t->state == TX_COMMITTED) {
+        reply_committed(req, t->commit_ts);
+    } else if (t && t->state == TX_COMMITTING) {
+        if (add_waiter(t, req)) txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
+    } else {
+        uint8_t rk[TX_REC_PREFIX_LEN + 8];
+        rec_key(q->txn->id, rk);
+        uint64_t ts = 0;
+        uint8_t *v = NULL;
+        size_t vl = 0;
+        if (!t && range_get(replica_store(r), rk, sizeof(rk), RANGE_TS_MAX, &v, &vl, &ts) == 0) {
+            reply_committed(req, ts); /* a retry of a commit an earlier leaseholder applied */
+        } else if ((t = txn_enter(s, rg, req, TX_COMMIT, q->txn))) {
+            tx_parked *pk = calloc(1, sizeof(*pk));
+            if (pk) {
+                pk->req = req, pk->kind = TX_COMMIT, pk->q = q;
+                q = NULL;
+                commit_continue(rg, t, pk);
+            } else {
+                txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
+            }
+        }
+        free(v);
+    }
+    if (q) meridian__txn__commit_request__free_unpacked(q, NULL);
+    tx_pump(rg);
+}
+
+static void on_rollback(void *arg, rpc_req *req)
+{
+    txn_service *s = arg;
+    Meridian__Txn__RollbackRequest *q =
+        meridian__txn__rollback_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable RollbackRequest", NULL, 0);
+        return;
+    }
+    replica *r = q->txn && q->key.len ? host_find_key(s->h, q->key.data, q->key.len) : NULL;
+    tx_range *rg = r ? tx_range_find(s, replica_id(r)) : NULL;
+    tx_txn *t = rg ? tx_txn_find(rg, q->txn->id) : NULL;
+    if (t && t->state == TX_ACTIVE) {
+        tx_txn_abort(rg, t, "rolled back");
+        tx_txn_forget(rg, t);
+        tx_pump(rg);
+    }
+    Meridian__Txn__RollbackResponse m = MERIDIAN__TXN__ROLLBACK_RESPONSE__INIT;
+    pb_reply(req, &m.base);
+    meridian__txn__rollback_request__free_unpacked(q, NULL);
+}
+
+/* ---- lifecycle ---- */
+
+static void on_timer(uv_timer_t *tm)
+{
+    tx_sweep(tm->data);
+}
+
+int txn_service_start(rpc_node *rpc, host *h, int64_t idle_ns, txn_service **out, merr *e)
+{
+    txn_service *s = calloc(1, sizeof(*s));
+    if (!s) return merr_set(e, MERR_NOMEM, "out of memory");
+    s->rpc = rpc;
+    s->h = h;
+    /* Tests shorten the idle timeout to see a late commit refused. */
+    const char *env = getenv("MERIDIAN_TESTING_TXN_IDLE_MS");
+    if (idle_ns <= 0 && env && atoll(env) > 0) idle_ns = atoll(env) * 1000000LL;
+    s->idle_ns = idle_ns > 0 ? idle_ns : TX_IDLE_NS;
+    uv_timer_init(rpc_node_loop(rpc), &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, on_timer, TX_SWEEP_MS, TX_SWEEP_MS);
+    rpc_node_handle(rpc, "txn.Get", on_get, s);
+    rpc_node_handle(rpc, "txn.Scan", on_scan, s);
+    rpc_node_handle(rpc, "txn.Commit", on_commit, s);
+    rpc_node_handle(rpc, "txn.Rollback", on_rollback, s);
+    *out = s;
+    return 0;
+}
+
+void txn_service_metrics_render(txn_service *s, mbuf *out)
+{
+    size_t open = 0, waiting = 0;
+    for (tx_range *rg = s->ranges; rg; rg = rg->next) {
+        txn_lock_stats st;
+        txn_lock_get_stats(rg->lt, &st);
+        open += st.txns;
+        waiting += st.waiting;
+    }
+    mbuf_printf(out,
+                "# HELP meridian_txn_commits_total Read-write transactions committed here.\n"
+                "# TYPE meridian_txn_commits_total counter\n"
+                "meridian_txn_commits_total %" PRIu64 "\n"
+                "# HELP meridian_txn_aborts_total Transactions aborted here, by reason.\n"
+                "# TYPE meridian_txn_aborts_total counter\n"
+                "meridian_txn_aborts_total{reason=\"wounded\"} %" PRIu64 "\n"
+                "meridian_txn_aborts_total{reason=\"idle\"} %" PRIu64 "\n"
+                "# HELP meridian_txn_lock_tables_dropped_total Lock tables dropped (lost "
+                "leadership).\n"
+                "# TYPE meridian_txn_lock_tables_dropped_total counter\n"
+                "meridian_txn_lock_tables_dropped_total %" PRIu64 "\n"
+                "# HELP meridian_txn_lock_waits_total Lock requests that had to wait.\n"
+                "# TYPE meridian_txn_lock_waits_total counter\n"
+                "meridian_txn_lock_waits_total %" PRIu64 "\n"
+                "# HELP meridian_txn_locking Transactions holding or waiting for locks here.\n"
+                "# TYPE meridian_txn_locking gauge\n"
+                "meridian_txn_locking %zu\n"
+                "# HELP meridian_txn_lock_waiting Lock requests waiting now.\n"
+                "# TYPE meridian_txn_lock_waiting gauge\n"
+                "meridian_txn_lock_waiting %zu\n",
+                s->commits, s->wounds, s->idle_aborts, s->tables_dropped, s->lock_waits, open,
+                waiting);
+}
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+    free(hd->data);
+}
+
+static void on_stopped(void *arg, rpc_req *req)
+{
+    (void)arg;
+    rpc_reply(req, MERR_UNAVAILABLE, "the node is stopping", NULL, 0);
+}
+
+void txn_service_stop(txn_service *s)
+{
+    if (!s) return;
+    while (s->ranges) tx_range_drop(s->ranges, "the node is stopping");
+    const char *methods[] = {"txn.Get", "txn.Scan", "txn.Commit", "txn.Rollback"};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        rpc_node_handle(s->rpc, methods[i], on_stopped, NULL);
+    uv_timer_stop(&s->timer);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}

@@ -1,0 +1,127 @@
+/* The per-range transaction state of txn_service.c: one lock table per range
+ * this node leads, the transactions it knows (active, committing, recently
+ * finished), their parked requests, and the wound/grant work queue. Split
+ * from the rpc handlers so each file stays readable; internal to server/. */
+#ifndef MERIDIAN_SERVER_TXN_TABLE_H
+#define MERIDIAN_SERVER_TXN_TABLE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "proto/txn.pb-c.h"
+#include "replication/paxos.h"
+#include "rpc/rpc.h"
+#include "server/host.h"
+#include "server/replica.h"
+#include "txn/lock.h"
+
+#define TX_BUCKETS 256
+
+typedef enum tx_state { TX_ACTIVE, TX_COMMITTING, TX_COMMITTED, TX_ABORTED } tx_state;
+typedef enum tx_kind { TX_GET, TX_SCAN, TX_COMMIT } tx_kind;
+
+/* A request waiting for a lock (the rpc stays open until it is granted). */
+typedef struct tx_parked {
+    rpc_req *req;
+    tx_kind kind;
+    void *q;      /* the unpacked request, owned */
+    size_t step;  /* commit: the next mutation to lock */
+    uint64_t tag; /* the lock request waited for */
+    /* scan: the span locked (and re-read once granted) */
+    mbuf lo, hi;
+    int to_end, truncated;
+} tx_parked;
+
+typedef struct tx_txn {
+    txn_id id;
+    txn_ts prio;
+    tx_state state;
+    uint64_t commit_ts;
+    int64_t last_ns;   /* monotonic: last request, or when it finished */
+    tx_parked *pk;     /* at most one: the client is blocking */
+    rpc_req **waiters; /* commit requests waiting for the outcome */
+    size_t nwaiters, capwaiters;
+    uint64_t next_tag;
+    struct tx_txn *next;
+} tx_txn;
+
+typedef struct tx_work {
+    int wound; /* 1: abort txn; 0: txn's request `tag` was granted */
+    txn_id txn;
+    uint64_t tag;
+} tx_work;
+
+typedef struct txn_service txn_service;
+
+typedef struct tx_range {
+    txn_service *s;
+    uint64_t range_id;
+    replica *r;
+    paxos_ballot ballot; /* the table is valid only under this ballot */
+    uint64_t epoch;      /* names this table; returned with locking reads */
+    txn_lock_table *lt;
+    txn_lock_out out;
+    tx_txn *b[TX_BUCKETS];
+    tx_work *q;
+    size_t nq, capq;
+    int pumping;
+    int64_t last_prop_ns; /* monotonic: the last write this table proposed */
+    struct tx_range *next;
+} tx_range;
+
+struct txn_service {
+    rpc_node *rpc;
+    host *h;
+    uv_timer_t timer;
+    int64_t idle_ns;
+    tx_range *ranges;
+    /* counters for /metrics */
+    uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
+};
+
+/* The table of r's range, valid under r's current ballot (a stale one is
+ * dropped first); created when missing. NULL when out of memory. */
+tx_range *tx_range_for(txn_service *s, replica *r);
+tx_range *tx_range_find(txn_service *s, uint64_t range_id);
+/* Aborts every transaction of the table and frees it (lease lost). */
+void tx_range_drop(tx_range *rg, const char *why);
+/* 1 while rg's replica leads under the ballot the table was made for (the
+ * lease itself may have lapsed while the group was quiet). */
+int tx_range_valid(tx_range *rg);
+
+tx_txn *tx_txn_find(tx_range *rg, txn_id id);
+tx_txn *tx_txn_add(tx_range *rg, txn_id id, txn_ts prio);
+void tx_txn_forget(tx_range *rg, tx_txn *t);
+/* Releases t's locks, answers its parked request "aborted", marks it ABORTED. */
+void tx_txn_abort(tx_range *rg, tx_txn *t, const char *why);
+/* Releases t's locks (commit or abort). */
+void tx_txn_release(tx_range *rg, tx_txn *t);
+/* Queues the wounds and grants of rg->out; tx_pump() acts on them. */
+void tx_queue_out(tx_range *rg);
+void tx_pump(tx_range *rg);
+void tx_parked_free(tx_parked *pk);
+
+/* Sweeps idle and finished transactions and lost leases (timer). */
+void tx_sweep(txn_service *s);
+
+/* In txn_service.c: resumes a parked request whose lock was granted, and
+ * answers a request with an error (aborted: the transaction must restart). */
+void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk);
+void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, const char *msg,
+              int aborted);
+
+/* Shared by txn_service.c and txn_snapshot.c. at: the read timestamp
+ * (RANGE_TS_MAX: latest); epoch, read_ts: echoed in the reply. */
+void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
+                   uint64_t at, uint64_t epoch, uint64_t read_ts);
+void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, const mbuf *hi,
+                    int to_end, int reverse, size_t limit, int truncated, uint64_t at,
+                    uint64_t epoch, uint64_t read_ts);
+size_t txs_scan_limit(const Meridian__Txn__ScanRequest *q);
+uint64_t txs_now_ts(txn_service *s);
+/* Answers pk's get or scan at read_ts, or first picks one (0); takes pk's
+ * contents (pk itself stays the caller's). */
+void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts);
+
+#endif
