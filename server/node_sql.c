@@ -13,8 +13,22 @@
 #include "common/log.h"
 #include "server/node_int.h"
 #include "server/session_exec_sql.h"
+#include "server/txn_client.h"
 #include "sql/kv_lock.h"
 #include "sql/kv_mem.h"
+
+/* A transaction client per session: it is used by one thread at a time,
+ * and each session runs on its own worker. */
+static int txn_open(void *arg, void **kv, merr *e)
+{
+    node *n = arg;
+    return txn_client_open(n->rpc_addr, n->cfg.certs_dir, (txn_client **)kv, e);
+}
+
+static void txn_close(void *kv)
+{
+    txn_client_close(kv);
+}
 
 int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
 {
@@ -28,19 +42,13 @@ int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
         *ctx = n->sql_lock;
         return 0;
     }
-    /* The cluster's transaction client (server/txn_client.h) goes here. It
-     * is used by one thread at a time, so each session gets its own, made
-     * on the session's worker (session_exec_sql_config.kv_open):
-     *     n->sql_cfg.kv_open = txn_open;   // txn_client_open(n->rpc_addr,
-     *     n->sql_cfg.kv_close = txn_close; //   n->cfg.certs_dir, out, e)
-     *     *ops = txn_client_kv_ops(), *ctx = n;
-     * with txn_open/txn_close two one-line wrappers of txn_client_open and
-     * txn_client_close. */
-    (void)ops;
-    (void)ctx;
-    return merr_set(e, MERR_UNSUPPORTED,
-                    "SQL needs the transaction client, which this build of the node does not "
-                    "have yet: SQL sessions are refused");
+    /* The cluster's transaction client (server/txn_client.h), one per
+     * session, made on the session's worker at its first statement. */
+    n->sql_cfg.kv_open = txn_open;
+    n->sql_cfg.kv_close = txn_close;
+    *ops = txn_client_kv_ops();
+    *ctx = n;
+    return 0;
 }
 
 void node_sql_kv_close(node *n)

@@ -2,8 +2,8 @@
 # `meridian demo` end to end: SQL on stdin runs against a real local cluster,
 # and when the shell exits every node process and every file of the demo is
 # gone (node PIDs as the demo printed them, checked after; the demo's TMPDIR
-# is empty). Nodes without the transaction client refuse SQL with a clear
-# error; nodes started with --testing-sql-memory (through
+# is empty). SQL runs over the cluster's transactions; nodes started with
+# --testing-sql-memory (through
 # MERIDIAN_START_FLAGS) answer, with the flights dataset loaded and the
 # three emulated regions of --global; on a terminal, Ctrl-C spares the
 # nodes and .demo kill/restart work (demo_pty.py).
@@ -33,13 +33,14 @@ demo() {
   check "$name: the demo directory is gone" "[ -z \"\$(ls -A '$tmp/$name.tmp')\" ]"
 }
 
-# Default: the node has no transaction client yet: SQL is refused, clearly.
-# TODO(txn_client): once node_sql_kv returns the transaction client, this
-# must answer like the "memory" case below (expect 2 / rc 0).
-MERIDIAN_START_FLAGS="$base" demo refused "SELECT 1 + 1;" --nodes 3
-check "refused: exit status 1" "[ \"\$(cat $tmp/refused.rc)\" = 1 ]"
-check "refused: says SQL needs the transaction client" \
-  "grep -q 'SQL needs the transaction client' $tmp/refused.err"
+# Default: SQL over the cluster's transactions (the transaction client).
+MERIDIAN_START_FLAGS="$base" demo cluster "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT);
+INSERT INTO kv VALUES (1, 'one'), (2, 'two');
+SELECT v FROM kv WHERE k = 2;
+SELECT 1 + 1;" --nodes 3 --format csv
+check "cluster: exit status 0 ($(cat "$tmp/cluster.rc"))" "[ \"\$(cat $tmp/cluster.rc)\" = 0 ]"
+check "cluster: the table answers" "grep -qx 'two' $tmp/cluster.out"
+check "cluster: 1 + 1 = 2" "grep -qx '2' $tmp/cluster.out"
 
 # With the test-only in-memory KV on every node: the dataset loads, the
 # query answers, the regions are set.
