@@ -22,6 +22,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct shell {
@@ -266,8 +267,57 @@ static const char *help_text =
     ".read FILE            run the SQL in FILE\n"
     ".ranges [TABLE]       key ranges of a table (needs a Meridian cluster)\n"
     ".nodes                nodes of the cluster (needs a Meridian cluster)\n"
+    ".demo nodes|kill N|restart N   inside `meridian demo`: list, kill -9, restart nodes\n"
     "SQL statements end with ';' and may span several lines. Ctrl-C cancels the\n"
     "running statement; Ctrl-D or .quit leaves.\n";
+
+/* `.demo nodes|kill N|restart N`: inside `meridian demo`, which names its
+ * cluster script and directory in the environment, runs that script (in its
+ * own session, so a restarted node never sees the terminal's Ctrl-C). */
+static int demo_command(const char *what, const char *arg)
+{
+    const char *ctl = getenv("MERIDIAN_DEMO_CTL"), *dir = getenv("MERIDIAN_DEMO_DIR");
+    if (!ctl || !dir) {
+        fprintf(stderr, "ERROR: .demo works inside `meridian demo` only\n");
+        return 1;
+    }
+    const char *sub = NULL;
+    if (what && !strcmp(what, "nodes") && !arg) sub = "status";
+    if (what && !strcmp(what, "kill") && arg) sub = "kill";
+    if (what && !strcmp(what, "restart") && arg) sub = "restart";
+    if (!sub || (arg && strspn(arg, "0123456789") != strlen(arg))) {
+        fprintf(stderr, "ERROR: usage: .demo nodes | .demo kill N | .demo restart N\n");
+        return 1;
+    }
+    if (!strcmp(sub, "status")) printf("node pid state rpc http\n");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        setsid();
+        execlp("bash", "bash", ctl, sub, dir, arg, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        if (strcmp(sub, "status")) printf("OK\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 when the gateway runs Meridian's SQL (its catalog views exist), 0 for
+ * the plain-SQLite test executor. */
+static int has_catalog_views(shell *sh)
+{
+    meridian_stmt *st = NULL;
+    int ok = meridian_prepare(sh->db, "SELECT 1 FROM meridian_tables LIMIT 0", -1, &st, NULL) ==
+             MERIDIAN_OK;
+    meridian_finalize(st);
+    return ok;
+}
 
 /* Returns 0, 1 on error, or -1 to quit. */
 static int dot_command(shell *sh, char *line)
@@ -289,20 +339,29 @@ static int dot_command(shell *sh, char *line)
                            "AND name NOT LIKE 'sqlite_%' ORDER BY name;");
     }
     if (!strcmp(cmd, ".schema")) {
-        char sql[512];
-        if (args[1]) {
-            if (strchr(args[1], '\'')) {
-                fprintf(stderr, "ERROR: bad table name\n");
-                return 1;
-            }
+        char sql[1024];
+        if (args[1] && strchr(args[1], '\'')) {
+            fprintf(stderr, "ERROR: bad table name\n");
+            return 1;
+        }
+        char where[160] = "";
+        if (args[1]) snprintf(where, sizeof(where), "WHERE tbl = '%s'", args[1]);
+        if (has_catalog_views(sh)) {
+            /* Meridian's SQL: sqlite_schema only shows the virtual tables
+             * standing in for the real ones; the catalog has their SQL. */
             snprintf(sql, sizeof(sql),
-                     "SELECT sql || ';' AS \"schema\" FROM sqlite_schema WHERE tbl_name = '%s' "
-                     "AND sql IS NOT NULL ORDER BY type DESC, name;",
-                     args[1]);
+                     "SELECT sql || ';' AS \"schema\" FROM (SELECT name AS tbl, 0 AS o, name, "
+                     "sql FROM meridian_tables UNION ALL SELECT table_name, 1, name, 'CREATE ' "
+                     "|| CASE WHEN is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || name || "
+                     "' ON ' || table_name || '(' || columns || ')' FROM meridian_indexes WHERE "
+                     "name NOT LIKE 'sqlite_%%') %s ORDER BY tbl, o, name;",
+                     where);
         } else {
             snprintf(sql, sizeof(sql),
-                     "SELECT sql || ';' AS \"schema\" FROM sqlite_schema WHERE sql IS NOT NULL "
-                     "AND name NOT LIKE 'sqlite_%%' ORDER BY tbl_name, type DESC, name;");
+                     "SELECT sql || ';' AS \"schema\" FROM (SELECT tbl_name AS tbl, type, name, "
+                     "sql FROM sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%%') "
+                     "%s ORDER BY tbl, type DESC, name;",
+                     where);
         }
         return run_sql(sh, sql);
     }
@@ -338,6 +397,7 @@ static int dot_command(shell *sh, char *line)
         set_busy(0);
         return rc;
     }
+    if (!strcmp(cmd, ".demo")) return demo_command(args[1], args[2]);
     if (!strcmp(cmd, ".ranges") || !strcmp(cmd, ".nodes")) {
         fprintf(stderr,
                 "ERROR: %s is not available yet: it needs a Meridian cluster, and this gateway "

@@ -4,14 +4,16 @@
 #   local-cluster.sh start DIR [N]     start N nodes (default 3), init, wait for range 1 to have
 #                                       min(N,3) voters; prints the nodes
 #   local-cluster.sh stop DIR          SIGTERM every node by PID (SIGKILL after 10 s)
-#   local-cluster.sh kill DIR I        kill -9 node I
+#   local-cluster.sh kill DIR I        kill -9 node I (returns once it is gone)
 #   local-cluster.sh restart DIR I     start node I again on its old ports
 #   local-cluster.sh status DIR        one line per node: i pid state rpc http
 #   local-cluster.sh leader DIR        the index of the node holding range 1's lease
 #
 # DIR/nodes has one line per node: "I PID RPC HTTP STORE". Every process this
 # script starts is recorded there and stopped by PID. MERIDIAN_BIN overrides
-# the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`.
+# the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`;
+# MERIDIAN_REGIONS="us-east us-west ..." puts node I in the I-th region
+# (cycling; default: every node in region "local").
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
@@ -32,6 +34,12 @@ wait_for() {
 addr_of() { sed -n "s/^$2=//p" "$1/listen-addrs" 2>/dev/null; }
 field() { awk -v i="$2" '$1==i {print $'"$3"'}' "$1/nodes"; }
 
+region_of() { # region_of I: from MERIDIAN_REGIONS, cycling
+  # shellcheck disable=SC2206
+  local r=(${MERIDIAN_REGIONS:-local})
+  echo "${r[$(( ($1 - 1) % ${#r[@]} ))]}"
+}
+
 start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   local dir=$1 i=$2 listen=$3 http=$4 join=${5:-}
   local store=$dir/n$i
@@ -39,7 +47,7 @@ start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   rm -f "$store/listen-addrs"
   # shellcheck disable=SC2086
   "$bin" start --store "$store" --listen "$listen" --http-listen "$http" \
-    --locality "region=local,zone=z$i" ${join:+--join "$join"} $flags \
+    --locality "region=$(region_of "$i"),zone=z$i" ${join:+--join "$join"} $flags \
     >>"$dir/n$i.out" 2>&1 &
   local pid=$!
   wait_for 30 test -s "$store/listen-addrs" || die "node $i did not start (see $dir/n$i.out)"
@@ -48,6 +56,10 @@ start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   grep -v "^$i " "$dir/nodes" 2>/dev/null >"$dir/nodes.tmp" || true
   echo "$i $pid $rpc $h $store" >>"$dir/nodes.tmp"
   sort -n "$dir/nodes.tmp" >"$dir/nodes"; rm -f "$dir/nodes.tmp"
+}
+
+gone() { # gone PID: exited (or a zombie nobody reaped yet)
+  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1")" = Z ]
 }
 
 metric() { # metric HTTP NAME: value of a metric line starting with NAME
@@ -90,15 +102,20 @@ start)
 stop)
   [ -e "$dir/nodes" ] || exit 0
   while read -r i pid _; do kill -TERM "$pid" 2>/dev/null; done <"$dir/nodes"
-  while read -r i pid _; do
-    wait_for 10 sh -c "! kill -0 $pid 2>/dev/null || [ \"\$(ps -o stat= -p $pid)\" = Z ]" \
-      || kill -KILL "$pid" 2>/dev/null
+  while read -r i pid _ _ store; do
+    gone "$pid" && continue
+    wait_for 10 gone "$pid" && continue
+    echo "local-cluster: node $i (pid $pid) did not stop within 10 s of SIGTERM: SIGKILL" >&2
+    [ -n "${MERIDIAN_KEEP_SLOW_LOGS:-}" ] && cp "$store/logs/meridian.log" "$MERIDIAN_KEEP_SLOW_LOGS/slow-$pid.log"
+    kill -KILL "$pid" 2>/dev/null
+    wait_for 10 gone "$pid"
   done <"$dir/nodes"
   rm -f "$dir/nodes"
   ;;
 kill)
   pid=$(field "$dir" "$3" 2); [ -n "$pid" ] || die "no node $3"
   kill -KILL "$pid"
+  wait_for 10 gone "$pid" || die "node $3 (pid $pid) survived SIGKILL"
   ;;
 restart)
   i=$3; pid=$(field "$dir" "$i" 2); [ -n "$pid" ] || die "no node $i"

@@ -34,6 +34,8 @@ int cmd_start(int argc, char **argv)
         {"insecure", CLI_BOOL, &cfg.insecure, NULL, "no TLS (local tests and demos)"},
         {"testing-fault-admin", CLI_BOOL, &cfg.testing_fault_admin, NULL,
          "accept fault injection over rpc (meridian debug faults): tests only"},
+        {"testing-sql-memory", CLI_BOOL, &cfg.testing_sql_memory, NULL,
+         "serve SQL from a private in-memory store (not replicated, lost at exit): tests only"},
         {"certs-dir", CLI_STR, &cfg.certs_dir, "DIR", "TLS: ca.crt, node.crt, node.key"},
         {0},
     };

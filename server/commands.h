@@ -22,6 +22,7 @@ int cmd_cert_create_node(int argc, char **argv);
 int cmd_cert_create_client(int argc, char **argv);
 int cmd_cert_list(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_tpcc_init(int argc, char **argv);
 int cmd_tpcc_run(int argc, char **argv);
 int cmd_tpcc_check(int argc, char **argv);

@@ -56,6 +56,7 @@ static const cli_cmd commands[] = {
     {"cert", "create and list TLS certificates: meridian cert <what>", NULL, cert_cmds},
     {"clock", "show this node's time interval, uncertainty and clock status", cmd_clock, NULL},
     {"debug", "debugging tools: meridian debug <what>", NULL, debug_cmds},
+    {"demo", "a throwaway local cluster with the SQL shell on it", cmd_demo, NULL},
     {"init", "initialise a new cluster at one node", cmd_init, NULL},
     {"node", "cluster nodes: meridian node status", NULL, node_cmds},
     {"sql", "the SQL shell: meridian sql --host H[,H2...] [-e SQL]", cmd_sql, NULL},

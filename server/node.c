@@ -24,6 +24,7 @@
 #include "server/kv_service.h"
 #include "server/pbreply.h"
 #include "server/node_int.h"
+#include "server/node_sql.h"
 #include "server/replica.h"
 #include "server/txn_service.h"
 
@@ -365,6 +366,7 @@ int node_start(const node_config *cfg, node **out, merr *e)
         rc = e->code;
         goto err;
     }
+    if ((rc = node_sql_start(n, e))) goto err;
     if ((rc = write_listen_addrs(n, e))) goto err;
     MLOG_I("node", "node started", "store=%s rpc=%s http=%s node_id=%" PRIu64 " cluster=%s pid=%d",
            cfg->store, n->rpc_addr, n->http_addr[0] ? n->http_addr : "-", n->store.node_id,
@@ -373,6 +375,7 @@ int node_start(const node_config *cfg, node **out, merr *e)
     return 0;
 err:
     if (n->rpc) {
+        node_sql_stop(n);
         rpc_node_run_sync(n->rpc, stop_on_loop, n);
         rpc_node_stop(n->rpc);
     }
@@ -402,6 +405,7 @@ void node_stop(node *n)
         nanosleep(&ts, NULL);
     }
     MLOG_I("node", d.busy ? "drain timed out: stopping anyway" : "drained", "%s", "");
+    node_sql_stop(n); /* sessions end (running statements interrupted) */
     rpc_node_run_sync(n->rpc, stop_on_loop, n);
     rpc_node_stop(n->rpc); /* closes connections; pending calls end with MERR_CLOSED */
     n->state = NODE_STOPPED;

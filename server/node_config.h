@@ -30,6 +30,7 @@ typedef struct node_config {
     const char *log_level;
     int insecure;
     int testing_fault_admin; /* serve rpc.faults: partitions and delays for tests */
+    int testing_sql_memory;  /* SQL over a private in-memory KV: tests only */
     const char *certs_dir;   /* --certs-dir: ca.crt, node.crt, node.key */
 
     /* Derived by node_config_validate(). */

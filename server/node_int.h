@@ -10,6 +10,8 @@
 #include "server/admin_http.h"
 #include "server/host.h"
 #include "server/node.h"
+#include "server/session_exec_sql.h"
+#include "server/session_service.h"
 #include "server/store_dir.h"
 
 #define NODE_GENESIS_RANGE 1 /* range 1: the whole key space at first */
@@ -37,6 +39,12 @@ struct node {
     unsigned join_seed; /* next seed to try */
     char join_redirect[MADDR_STR_MAX];
     int admitting; /* a node.Join is being admitted (one at a time) */
+    /* SQL sessions (node_sql.c) */
+    session_service *sql_svc;
+    session_executor sql_ex;
+    session_exec_sql_config sql_cfg;
+    struct sql_kv_mem *sql_mem;   /* --testing-sql-memory only */
+    struct sql_kv_lock *sql_lock; /* ... and its serializing wrapper */
 };
 
 /* node_page.c: the HTML admin page */

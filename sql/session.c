@@ -11,14 +11,14 @@
 #include "sql/sql_int.h"
 
 enum stmt_kind {
-    K_QUERY,
-    K_DDL,
-    K_BEGIN,
-    K_COMMIT,
-    K_ROLLBACK,
-    K_SAVEPOINT,
-    K_RELEASE,
-    K_ROLLBACK_TO
+    K_QUERY = SQL_STMT_QUERY,
+    K_DDL = SQL_STMT_DDL,
+    K_BEGIN = SQL_STMT_BEGIN,
+    K_COMMIT = SQL_STMT_COMMIT,
+    K_ROLLBACK = SQL_STMT_ROLLBACK,
+    K_SAVEPOINT = SQL_STMT_SAVEPOINT,
+    K_RELEASE = SQL_STMT_RELEASE,
+    K_ROLLBACK_TO = SQL_STMT_ROLLBACK_TO
 };
 
 struct sql_stmt {
@@ -41,6 +41,7 @@ int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, mer
     s->ops = ops;
     s->kv = kv_ctx;
     s->catalog_dirty = 1;
+    s->err_offset = -1;
     if (sqlite3_open(":memory:", &s->db) != SQLITE_OK ||
         sqlite3_open(":memory:", &s->scratch) != SQLITE_OK || sql_vtab_register(s) ||
         sql_sysview_register(s, s->db) || sql_sysview_register(s, s->scratch)) {
@@ -235,6 +236,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     sql_stmt *st = NULL;
     int rc = 0;
     *out = NULL;
+    s->err_offset = -1;
     sql_tok first = sql_lex(sql, &pos);
     if (!first.kind) {
         if (tail) *tail = sql + pos;
@@ -258,6 +260,8 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     rc = classify(first.p, st, e);
     if (rc) goto err;
     if (sqlite3_prepare_v2(parser, first.p, -1, &probe, &rest) != SQLITE_OK) {
+        int off = sqlite3_error_offset(parser);
+        if (off >= 0) s->err_offset = (int)(first.p - sql) + off;
         rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(parser));
         goto err;
     }
@@ -287,6 +291,9 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
             goto err;
         }
         if (sqlite3_prepare_v2(s->db, re ? re : st->text, -1, &probe, NULL) != SQLITE_OK) {
+            /* Offsets into a rewritten INSERT would point at the wrong text. */
+            int off = re || st->upsert ? -1 : sqlite3_error_offset(s->db);
+            if (off >= 0) s->err_offset = (int)(first.p - sql) + off;
             rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(s->db));
             free(re);
             goto err;
@@ -450,6 +457,42 @@ int sql_finalize(sql_stmt *st, merr *e)
     free(st->spname);
     free(st);
     return rc;
+}
+
+int sql_reset(sql_stmt *st, merr *e)
+{
+    int rc = 0;
+    if (st->started && !st->done) {
+        if (st->st) sqlite3_reset(st->st);
+        rc = stmt_end(st, 1, e);
+    }
+    if (st->st) {
+        sqlite3_reset(st->st);
+        sqlite3_clear_bindings(st->st);
+    }
+    st->started = st->done = st->returned_rows = st->retries = 0;
+    return rc;
+}
+
+sql_stmt_kind sql_stmt_get_kind(sql_stmt *st)
+{
+    return (sql_stmt_kind)st->kind;
+}
+
+int sql_stmt_readonly(sql_stmt *st)
+{
+    if (st->kind == K_DDL) return 0;
+    return st->st ? sqlite3_stmt_readonly(st->st) : 1;
+}
+
+int sql_session_error_offset(const sql_session *s)
+{
+    return s->err_offset;
+}
+
+uint64_t sql_session_changes(const sql_session *s)
+{
+    return (uint64_t)sqlite3_changes64(s->db);
 }
 
 sqlite3_stmt *sql_stmt_handle(sql_stmt *st)

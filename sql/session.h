@@ -75,6 +75,31 @@ const void *sql_column_blob(sql_stmt *st, int i);
 int sql_column_bytes(sql_stmt *st, int i);
 sqlite3_value *sql_column_value(sql_stmt *st, int i);
 
+/* What a statement is (the session classifies each one before running it). */
+typedef enum sql_stmt_kind {
+    SQL_STMT_QUERY = 0, /* SELECT, INSERT, UPDATE, DELETE, ... */
+    SQL_STMT_DDL,
+    SQL_STMT_BEGIN,
+    SQL_STMT_COMMIT, /* COMMIT or END */
+    SQL_STMT_ROLLBACK,
+    SQL_STMT_SAVEPOINT,
+    SQL_STMT_RELEASE,
+    SQL_STMT_ROLLBACK_TO
+} sql_stmt_kind;
+sql_stmt_kind sql_stmt_get_kind(sql_stmt *st);
+/* 1 when running the statement cannot change data or schema (queries that
+ * only read, and transaction control, as sqlite3_stmt_readonly says). */
+int sql_stmt_readonly(sql_stmt *st);
+/* Makes a statement ready to run again and clears its bindings. A statement
+ * cut short first finishes as sql_finalize would (an autocommit one
+ * commits); returns 0 or that commit's error. */
+int sql_reset(sql_stmt *st, merr *e);
+/* Byte offset (from the start of the text given to sql_prepare) of the
+ * token the last failed sql_prepare complained about, or -1. */
+int sql_session_error_offset(const sql_session *s);
+/* Rows changed by the last INSERT/UPDATE/DELETE (sqlite3_changes). */
+uint64_t sql_session_changes(const sql_session *s);
+
 /* Called for every result row; nonzero stops sql_exec with MERR_CANCELED. */
 typedef int (*sql_row_fn)(void *arg, sql_stmt *st);
 /* Runs every statement of sql in turn, stopping at the first error. */

@@ -115,7 +115,8 @@ typedef struct sql_session {
     int read_only;          /* sql_session_set_read_only */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;
-    int stopped; /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
+    int stopped;    /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
+    int err_offset; /* of the last failed sql_prepare, or -1 */
     merr err;
 } sql_session;
 

@@ -1,0 +1,362 @@
+/* The session executor over Meridian's SQL layer (session_exec_sql.h): maps
+ * the session_executor table onto sql/session.h and turns MERR_* failures
+ * into the protocol's SQLite-like errors.
+ *
+ * Cancel is an atomic flag the statement's deadline hook polls (every 1000
+ * SQLite VM steps), not only sqlite3_interrupt: an interrupt that lands just
+ * before a statement starts is forgotten by SQLite, the flag is not (reset()
+ * clears it; the service calls reset() before it checks for cancellation,
+ * so no cancel slips between the two).
+ *
+ * Failed transactions. The protocol says that after a retryable abort inside
+ * BEGIN the transaction is TXN_FAILED until the client says ROLLBACK (or
+ * COMMIT/END, which then roll back), so a client that keeps sending the rest
+ * of its transaction does not see later statements run in autocommit. The
+ * SQL layer has already left the transaction when it reports the abort; this
+ * file keeps the FAILED mark. */
+#include "server/session_exec_sql.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sql/session.h"
+
+typedef struct sx_ctx {
+    session_exec_sql_config *cfg;
+    sql_session *s; /* made at the first statement (worker thread) */
+    void *kv;       /* the session's own KV context (cfg->kv_open), or NULL */
+    atomic_int cancel;
+    int failed_txn;
+    uint64_t changes;
+    session_settings st;
+} sx_ctx;
+
+typedef struct sx_stmt {
+    sx_ctx *c;
+    sql_stmt *st;
+} sx_stmt;
+
+static void set_err(sexec_error *e, int code, const char *msg, int offset)
+{
+    e->code = code;
+    snprintf(e->msg, sizeof(e->msg), "%s", msg);
+    e->offset = offset;
+    e->retryable = 0;
+}
+
+/* MERR_* from the SQL layer -> a SQLite primary code. The SQL layer reports
+ * bad SQL and constraint failures alike as MERR_INVALID with SQLite's own
+ * message; every SQLite constraint message says "constraint failed". */
+static int map_err(sx_ctx *c, sql_stmt *st, const merr *m, int offset, sexec_error *e)
+{
+    int code = SEXEC_ERROR;
+    switch (m->code) {
+    case MERR_NOMEM: code = SEXEC_NOMEM; break;
+    case MERR_ABORTED:
+    case MERR_RETRY: code = SEXEC_ABORT; break;
+    case MERR_CANCELED:
+    case MERR_TIMEOUT: code = SEXEC_INTERRUPT; break;
+    case MERR_CORRUPT:
+        code = 11; /* SQLITE_CORRUPT */
+        break;
+    case MERR_UNAVAILABLE:
+        code = 200; /* MERIDIAN_UNAVAILABLE */
+        break;
+    case MERR_INTERNAL: code = SEXEC_INTERNAL; break;
+    case MERR_INVALID:
+        if (strstr(m->msg, "constraint failed"))
+            code = 19; /* SQLITE_CONSTRAINT */
+        else if (c->st.read_only && st && !sql_stmt_readonly(st))
+            code = SEXEC_READONLY;
+        break;
+    default: break;
+    }
+    set_err(e, code, m->msg[0] ? m->msg : merr_str(m->code), offset);
+    if (code == SEXEC_INTERRUPT) snprintf(e->msg, sizeof(e->msg), "interrupted");
+    /* Retrying may succeed after a lost conflict or an unreachable range;
+     * the SQL layer already ended the transaction in both cases. */
+    e->retryable = code == SEXEC_ABORT || code == 200;
+    return code;
+}
+
+static int expired(void *arg)
+{
+    return atomic_load(&((sx_ctx *)arg)->cancel);
+}
+
+static int sx_set(void *ctx, const session_settings *s, sexec_error *err)
+{
+    sx_ctx *c = ctx;
+    (void)err;
+    c->st = *s;
+    /* Stale reads (max_staleness_ms) need a read timestamp in the KV's
+     * begin(); until then they are served as strong reads. */
+    if (c->s) sql_session_set_read_only(c->s, s->read_only);
+    return 0;
+}
+
+/* The SQL session, made on first use: with a per-session KV, making its
+ * context may block (a client connecting), which open on the loop must not. */
+static int ensure_session(sx_ctx *c, sexec_error *err)
+{
+    merr m = {0};
+    if (c->s) return 0;
+    void *kv = c->cfg->kv_ctx;
+    if (c->cfg->kv_open) {
+        if (c->cfg->kv_open(c->cfg->kv_ctx, &c->kv, &m)) return map_err(c, NULL, &m, -1, err);
+        kv = c->kv;
+    }
+    if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
+    sql_session_set_deadline(c->s, expired, c);
+    sql_session_set_read_only(c->s, c->st.read_only);
+    return 0;
+}
+
+static int sx_open(void *arg, const char *user, const session_settings *s, void **out,
+                   sexec_error *err)
+{
+    session_exec_sql_config *cfg = arg;
+    (void)user;
+    if (!cfg->ops) {
+        set_err(err, SEXEC_ERROR, cfg->refusal[0] ? cfg->refusal : "SQL is not available", -1);
+        return SEXEC_ERROR;
+    }
+    sx_ctx *c = calloc(1, sizeof(*c));
+    if (!c) {
+        set_err(err, SEXEC_NOMEM, "out of memory", -1);
+        return SEXEC_NOMEM;
+    }
+    c->cfg = cfg;
+    c->st = *s;
+    *out = c;
+    return 0;
+}
+
+static int sx_prepare(void *ctx, const char *sql, size_t len, void **out, size_t *tail,
+                      sexec_error *err)
+{
+    sx_ctx *c = ctx;
+    merr m = {0};
+    sql_stmt *st = NULL;
+    const char *rest = NULL;
+    int rc = 0;
+    *out = NULL;
+    *tail = 0;
+    /* sql_prepare reads up to a NUL; the request's text need not end in one. */
+    if ((rc = ensure_session(c, err))) return rc;
+    char *text = strndup(sql, len);
+    if (!text) {
+        set_err(err, SEXEC_NOMEM, "out of memory", -1);
+        return SEXEC_NOMEM;
+    }
+    if (sql_prepare(c->s, text, &st, &rest, &m)) {
+        rc = map_err(c, NULL, &m, sql_session_error_offset(c->s), err);
+        goto out;
+    }
+    *tail = rest ? (size_t)(rest - text) : len;
+    if (st) {
+        sx_stmt *x = calloc(1, sizeof(*x));
+        if (!x) {
+            sql_finalize(st, NULL);
+            rc = SEXEC_NOMEM;
+            set_err(err, rc, "out of memory", -1);
+            goto out;
+        }
+        x->c = c;
+        x->st = st;
+        *out = x;
+    }
+out:
+    free(text);
+    return rc;
+}
+
+static int sx_param_count(void *stmt)
+{
+    sqlite3_stmt *h = sql_stmt_handle(((sx_stmt *)stmt)->st);
+    return h ? sqlite3_bind_parameter_count(h) : 0;
+}
+
+static int sx_readonly(void *stmt)
+{
+    return sql_stmt_readonly(((sx_stmt *)stmt)->st);
+}
+
+static int sx_bind(void *stmt, int idx, const sexec_value *v, sexec_error *err)
+{
+    sqlite3_stmt *h = sql_stmt_handle(((sx_stmt *)stmt)->st);
+    int rc;
+    if (!h) {
+        set_err(err, SEXEC_RANGE, "column index out of range", -1);
+        return SEXEC_RANGE;
+    }
+    switch (v->type) {
+    case SEXEC_INT: rc = sqlite3_bind_int64(h, idx, v->i); break;
+    case SEXEC_FLOAT: rc = sqlite3_bind_double(h, idx, v->d); break;
+    case SEXEC_TEXT:
+        rc = sqlite3_bind_text64(h, idx, v->p, v->len, SQLITE_TRANSIENT, SQLITE_UTF8);
+        break;
+    case SEXEC_BLOB:
+        rc = sqlite3_bind_blob64(h, idx, v->p ? v->p : "", v->len, SQLITE_TRANSIENT);
+        break;
+    default: rc = sqlite3_bind_null(h, idx); break;
+    }
+    if (rc) set_err(err, rc & 0xff, sqlite3_errstr(rc), -1);
+    return rc ? err->code : 0;
+}
+
+static int ends_txn(sql_stmt *st)
+{
+    sql_stmt_kind k = sql_stmt_get_kind(st);
+    return k == SQL_STMT_COMMIT || k == SQL_STMT_ROLLBACK;
+}
+
+static int sx_step(void *stmt, sexec_error *err)
+{
+    sx_stmt *x = stmt;
+    sx_ctx *c = x->c;
+    merr m = {0};
+    if (c->failed_txn) {
+        if (ends_txn(x->st)) {
+            c->failed_txn = 0;
+            c->changes = 0;
+            return SEXEC_DONE;
+        }
+        set_err(err, SEXEC_ABORT,
+                "current transaction is aborted, statements ignored until ROLLBACK", -1);
+        return SEXEC_ABORT;
+    }
+    if (atomic_load(&c->cancel)) {
+        set_err(err, SEXEC_INTERRUPT, "interrupted", -1);
+        return SEXEC_INTERRUPT;
+    }
+    int in_txn = sql_session_in_txn(c->s);
+    int rc = sql_step(x->st, &m);
+    if (rc == 1) return SEXEC_ROW;
+    if (rc == 0) {
+        int dml = sql_stmt_get_kind(x->st) == SQL_STMT_QUERY && !sql_stmt_readonly(x->st);
+        c->changes = dml ? sql_session_changes(c->s) : 0;
+        return SEXEC_DONE;
+    }
+    if (atomic_load(&c->cancel)) m.code = MERR_CANCELED;
+    int code = map_err(c, x->st, &m, -1, err);
+    if (code == SEXEC_ABORT && in_txn && !ends_txn(x->st)) {
+        /* The layer has rolled back already when it reports an abort; make
+         * sure, and hold the transaction FAILED until the client ends it. */
+        if (sql_session_in_txn(c->s)) sql_exec(c->s, "ROLLBACK", NULL, NULL, NULL);
+        c->failed_txn = 1;
+    }
+    return code;
+}
+
+static int sx_column_count(void *stmt)
+{
+    return sql_column_count(((sx_stmt *)stmt)->st);
+}
+
+static const char *sx_column_name(void *stmt, int i)
+{
+    return sql_column_name(((sx_stmt *)stmt)->st, i);
+}
+
+static const char *sx_column_decltype(void *stmt, int i)
+{
+    sqlite3_stmt *h = sql_stmt_handle(((sx_stmt *)stmt)->st);
+    return h ? sqlite3_column_decltype(h, i) : NULL;
+}
+
+static void sx_column_value(void *stmt, int i, sexec_value *out)
+{
+    sql_stmt *st = ((sx_stmt *)stmt)->st;
+    memset(out, 0, sizeof(*out));
+    switch (sql_column_type(st, i)) {
+    case SQLITE_INTEGER:
+        out->type = SEXEC_INT;
+        out->i = sql_column_int64(st, i);
+        break;
+    case SQLITE_FLOAT:
+        out->type = SEXEC_FLOAT;
+        out->d = sql_column_double(st, i);
+        break;
+    case SQLITE_TEXT:
+        out->type = SEXEC_TEXT;
+        out->p = sql_column_text(st, i);
+        out->len = (size_t)sql_column_bytes(st, i);
+        break;
+    case SQLITE_BLOB:
+        out->type = SEXEC_BLOB;
+        out->p = sql_column_blob(st, i);
+        out->len = (size_t)sql_column_bytes(st, i);
+        break;
+    default: out->type = SEXEC_NULL; break;
+    }
+}
+
+static void sx_reset(void *stmt)
+{
+    sx_stmt *x = stmt;
+    /* A statement cut short (a reader that stopped, a cancel) counts as
+     * done, as sqlite3_reset does; its commit error has nobody to go to. */
+    sql_reset(x->st, NULL);
+    atomic_store(&x->c->cancel, 0);
+}
+
+static void sx_finalize(void *stmt)
+{
+    sx_stmt *x = stmt;
+    sql_finalize(x->st, NULL);
+    free(x);
+}
+
+static uint64_t sx_changes(void *ctx)
+{
+    return ((sx_ctx *)ctx)->changes;
+}
+
+/* Only the flag: the statement's deadline hook polls it, and c->s may be
+ * being made on the worker right now. */
+static void sx_cancel(void *ctx)
+{
+    atomic_store(&((sx_ctx *)ctx)->cancel, 1);
+}
+
+static int sx_txn_state(void *ctx)
+{
+    sx_ctx *c = ctx;
+    if (c->failed_txn) return SEXEC_TXN_FAILED;
+    return c->s && sql_session_in_txn(c->s) ? SEXEC_TXN_OPEN : SEXEC_TXN_IDLE;
+}
+
+static void sx_close(void *ctx)
+{
+    sx_ctx *c = ctx;
+    sql_session_close(c->s);
+    if (c->kv && c->cfg->kv_close) c->cfg->kv_close(c->kv);
+    free(c);
+}
+
+void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
+{
+    memset(ex, 0, sizeof(*ex));
+    ex->name = "meridian-sql";
+    ex->arg = cfg;
+    ex->open = sx_open;
+    ex->prepare = sx_prepare;
+    ex->param_count = sx_param_count;
+    ex->stmt_readonly = sx_readonly;
+    ex->bind = sx_bind;
+    ex->step = sx_step;
+    ex->column_count = sx_column_count;
+    ex->column_name = sx_column_name;
+    ex->column_decltype = sx_column_decltype;
+    ex->column_value = sx_column_value;
+    ex->reset = sx_reset;
+    ex->finalize = sx_finalize;
+    ex->changes = sx_changes;
+    ex->cancel = sx_cancel;
+    ex->txn_state = sx_txn_state;
+    ex->set = sx_set;
+    ex->close = sx_close;
+}

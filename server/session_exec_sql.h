@@ -1,0 +1,32 @@
+/* Meridian's SQL executor for the session service: each client session gets
+ * an sql_session (sql/session.h) over one transactional KV (sql/kv.h) shared
+ * by every session of the node, so the protocol (docs/client.md) runs
+ * Meridian's SQL: catalog, virtual tables and KV transactions.
+ *
+ * The KV is given at setup, not chosen here: the node's factory
+ * (server/node_sql.c) picks the cluster's transaction client, and tests pass
+ * sql/kv_mem. Without a KV the executor refuses every session with the
+ * reason it was given, so a node that cannot serve SQL says why instead of
+ * serving something else. */
+#ifndef MERIDIAN_SERVER_SESSION_EXEC_SQL_H
+#define MERIDIAN_SERVER_SESSION_EXEC_SQL_H
+
+#include "server/session_service.h"
+#include "sql/kv.h"
+
+typedef struct session_exec_sql_config {
+    const sql_kv_ops *ops; /* NULL: refuse sessions with `refusal` */
+    void *kv_ctx;          /* shared by every session: must be thread-safe */
+    /* Optional, for a KV used by one thread at a time (the transaction
+     * client): each session gets its own context from kv_open(kv_ctx), made
+     * on the session's worker at its first statement (open must stay quick)
+     * and given back to kv_close when the session ends. */
+    int (*kv_open)(void *kv_ctx, void **session_kv, merr *e);
+    void (*kv_close)(void *session_kv);
+    char refusal[512]; /* as long as an merr message */
+} session_exec_sql_config;
+
+/* Fills *ex; cfg must outlive the executor. */
+void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg);
+
+#endif
