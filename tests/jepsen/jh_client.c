@@ -33,10 +33,11 @@ typedef struct jh_call {
     const uint8_t *payload;
     size_t len;
     int64_t deadline_us;
-    int need_up; /* writes: send only on an established connection */
-    int sent;    /* the request was handed to a connection */
-    int probed;  /* not sent: a probe went instead to open the connection */
-    int code;    /* rpc-level result */
+    int need_up;       /* writes: send only on an established connection */
+    int sent;          /* the request was handed to a connection */
+    int probed;        /* not sent: a probe went instead to open the connection */
+    int code;          /* rpc-level result */
+    uint8_t probe[32]; /* the probe's GetRequest */
     char msg[160];
     mbuf reply;
     pthread_mutex_t mu;
@@ -80,7 +81,6 @@ static void start_on_loop(void *arg)
     const char *method = k->method;
     const uint8_t *payload = k->payload;
     size_t len = k->len;
-    static uint8_t probe[32];
     if (k->need_up && !rpc_node_peer_is_up(c->rpc, handle)) {
         /* A write queued on a connection still being dialled fails the same
          * way as one lost after it was sent: indeterminate. A read first
@@ -88,8 +88,8 @@ static void start_on_loop(void *arg)
         Meridian__Kv__GetRequest q = MERIDIAN__KV__GET_REQUEST__INIT;
         q.key.data = (uint8_t *)PROBE_KEY;
         q.key.len = sizeof(PROBE_KEY) - 1;
-        len = meridian__kv__get_request__pack(&q, probe);
-        payload = probe;
+        len = meridian__kv__get_request__pack(&q, k->probe);
+        payload = k->probe;
         method = "kv.Get";
         k->probed = 1;
     }

@@ -3,6 +3,7 @@
  *
  *   kill      local-cluster.sh kill DIR I (kill -9), later restart DIR I
  *   pause     SIGSTOP to the node's pid, later SIGCONT
+ *             (kill and pause pick range 1's leaseholder half the time)
  *   partition rpc fault injection through `meridian debug faults` on nodes
  *             started with --testing-fault-admin: one node cut off both ways,
  *             the leaseholder cut off, one node's traffic lost one way, or a
@@ -276,17 +277,24 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
     }
     int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
     int i = (int)(rpc_rng_next(g) % (uint64_t)c->n);
+    const char *role = "";
+    if ((f == JH_F_KILL || f == JH_F_PAUSE) && rpc_rng_next(g) % 2) {
+        /* Half the time the leaseholder: losing it is what tests the lease
+         * hand-over, and a random pick would hit it only 1/N of the time. */
+        int l = leader(c);
+        if (l >= 0) i = l, role = " (leaseholder)";
+    }
     jh_node *d = &c->nodes[i];
     st->count[f]++;
     if (f == JH_F_KILL) {
-        note(c, rec, "start kill node %d (pid %d)", d->idx, d->pid);
+        note(c, rec, "start kill node %d%s (pid %d)", d->idx, role, d->pid);
         if (lc(c, "kill", d->idx) != 0) st->errors++;
         nap(hold, stop);
         int rc = lc(c, "restart", d->idx);
         if (rc != 0) st->errors++;
         note(c, rec, "end kill: node %d restarted%s", d->idx, rc ? " (FAILED)" : "");
     } else if (f == JH_F_PAUSE) {
-        note(c, rec, "start pause node %d (pid %d)", d->idx, d->pid);
+        note(c, rec, "start pause node %d%s (pid %d)", d->idx, role, d->pid);
         if (kill(d->pid, SIGSTOP) != 0) st->errors++;
         nap(hold, stop);
         if (kill(d->pid, SIGCONT) != 0) st->errors++;
