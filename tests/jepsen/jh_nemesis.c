@@ -192,10 +192,8 @@ static int64_t between(rpc_rng *g, int64_t lo, int64_t hi)
     return hi > lo ? lo + (int64_t)(rpc_rng_next(g) % (uint64_t)(hi - lo)) : lo;
 }
 
-/* Builds each node's fault spec for a partition; returns 0 or -1 (no place
- * for it, e.g. one node). spec[i] is "" for nodes left alone. */
-static int partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][512], char *what,
-                           size_t wcap)
+int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
+                       size_t wcap)
 {
     int n = c->n;
     if (n < 2) return -1;
@@ -234,9 +232,9 @@ static int partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][51
             if (side[i] == side[j]) continue;
             /* One-way: only the cut-off node drops, in one direction. */
             if (f == JH_F_ONEWAY && !side[i]) continue;
-            l += (size_t)snprintf(spec[i] + l, 512 - l, "%speer=%" PRIu64 ",partition=%s",
+            l += (size_t)snprintf(spec[i] + l, JH_SPEC_MAX - l, "%speer=%" PRIu64 ",partition=%s",
                                   l ? ";" : "", c->nodes[j].id, how);
-            if (l >= 512) return -1;
+            if (l >= JH_SPEC_MAX) return -1;
         }
     }
     return 0;
@@ -300,8 +298,8 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
         if (kill(d->pid, SIGCONT) != 0) st->errors++;
         note(c, rec, "end pause: node %d resumed", d->idx);
     } else {
-        char spec[JH_MAX_NODES][512], what[256];
-        if (partition_specs(c, f, g, spec, what, sizeof(what))) {
+        char spec[JH_MAX_NODES][JH_SPEC_MAX], what[256];
+        if (jh_partition_specs(c, f, g, spec, what, sizeof(what))) {
             st->count[f]--;
             return;
         }

@@ -95,6 +95,14 @@ typedef struct jh_nemesis_opts {
 /* Parses none|kill|pause|partition|all (comma-separated) into kinds. */
 int jh_nemesis_parse(const char *spec, unsigned *kinds);
 
+/* Each node's rpc fault spec (rpc/fault.h) for partition f, drawing the
+ * victims from g; what gets a description ("isolate: 2"). spec[i] is "" for
+ * a node left alone. Rules name peers by node id (jh_node.id), never by
+ * index. Returns 0, or -1 when there is no place for f (one node). */
+#define JH_SPEC_MAX 512
+int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
+                       size_t wcap);
+
 typedef struct jh_nemesis_stats {
     int count[JH_F_COUNT];
     int errors; /* tool invocations that failed */
