@@ -60,6 +60,26 @@ int jp_recorder_add(jp_recorder *r, const jp_op *op, merr *e)
     return rc;
 }
 
+int jp_recorder_comment(jp_recorder *r, const char *text, merr *e)
+{
+    mbuf b = MBUF_INIT;
+    int rc = mbuf_append(&b, "# ", 2);
+    if (!rc) rc = mbuf_append(&b, text, strlen(text));
+    if (!rc) rc = mbuf_append_u8(&b, '\n');
+    if (rc) {
+        mbuf_free(&b);
+        return merr_set(e, rc, "recorder: out of memory");
+    }
+    for (size_t i = 2; i + 1 < b.len; i++)
+        if (b.data[i] == '\n' || b.data[i] == '\r') b.data[i] = ' ';
+    pthread_mutex_lock(&r->mu);
+    rc = mfs_write_full(r->fd, b.data, b.len, e);
+    pthread_mutex_unlock(&r->mu);
+    if (rc) merr_wrap(e, "record to %s", r->path);
+    mbuf_free(&b);
+    return rc;
+}
+
 int jp_recorder_close(jp_recorder *r, merr *e)
 {
     if (!r) return 0;

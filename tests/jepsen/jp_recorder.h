@@ -15,6 +15,10 @@ typedef struct jp_recorder jp_recorder;
 int jp_recorder_open(const char *path, jp_recorder **out, merr *e);
 /* Appends op as one line; thread-safe. op->line is ignored. */
 int jp_recorder_add(jp_recorder *r, const jp_op *op, merr *e);
+/* Appends "# text" as one comment line (newlines in text become spaces):
+ * how a harness puts events such as faults into the history; the parser
+ * skips them. Thread-safe. */
+int jp_recorder_comment(jp_recorder *r, const char *text, merr *e);
 /* fsyncs and closes; r is freed even on error. NULL is fine. */
 int jp_recorder_close(jp_recorder *r, merr *e);
 

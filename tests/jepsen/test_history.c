@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "common/fsutil.h"
 #include "tests/jepsen/jp_check.h"
 #include "tests/jepsen/jp_history.h"
 #include "tests/jepsen/jp_recorder.h"
@@ -295,6 +296,11 @@ static void *record_thread(void *p)
                     .mops = m,
                     .nmops = 2};
         if (jp_recorder_add(a->rec, &op, NULL)) return p;
+        /* Comments interleave (a nemesis's events); a newline in one must
+         * not smuggle in an op line. */
+        if (a->process == 0 && i % 50 == 0 &&
+            jp_recorder_comment(a->rec, "nemesis event\n99 7 invoke read 1 _", NULL))
+            return p;
         op.time++;
         op.type = JP_OK;
         m[1].val = (jp_val){.kind = JP_V_LIST, .items = &v, .n = 1};
@@ -331,6 +337,15 @@ static void test_recorder(void **state)
     assert_int_equal(h.ncalls, REC_THREADS * REC_OPS);
     for (size_t i = 0; i < h.ncalls; i++) assert_int_equal(h.calls[i].type, JP_OK);
     jp_history_free(&h);
+    mbuf text = MBUF_INIT;
+    assert_int_equal(mfs_read_all(path, 1 << 24, &text, &e), 0);
+    assert_int_equal(mbuf_append_u8(&text, 0), 0);
+    size_t comments = 0;
+    for (const char *c = (const char *)text.data;
+         (c = strstr(c, "\n# nemesis event 99 7 invoke read 1 _\n")); c++)
+        comments++;
+    assert_int_equal(comments, REC_OPS / 50);
+    mbuf_free(&text);
     snprintf(path, sizeof(path), "%s/no/such/dir/history", dir);
     assert_int_equal(jp_recorder_open(path, &rec, &e), MERR_NOTFOUND);
     assert_non_null(strstr(e.msg, "open"));

@@ -1,0 +1,388 @@
+/* The harness's nemesis (see jh_run.h): faults on the real processes of a
+ * cluster started by deploy/local-cluster.sh.
+ *
+ *   kill      local-cluster.sh kill DIR I (kill -9), later restart DIR I
+ *   pause     SIGSTOP to the node's pid, later SIGCONT
+ *             (kill and pause pick range 1's leaseholder half the time)
+ *   partition rpc fault injection through `meridian debug faults` on nodes
+ *             started with --testing-fault-admin: one node cut off both ways,
+ *             the leaseholder cut off, one node's traffic lost one way, or a
+ *             random minority cut off from the majority
+ *
+ * One fault at a time, each healed before the next, so a majority of range
+ * 1's voters is always up and the cluster must stay available between
+ * faults. The schedule (which fault, which node, how long) comes from a
+ * PRNG seeded with --seed; kinds go round in a shuffled order so every
+ * enabled class runs early, and the run does not end before each ran once.
+ * Events are written to the history as comments with their times. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "common/mtime.h"
+#include "tests/jepsen/jh_run.h"
+
+extern char **environ;
+
+static const char *const fault_names[JH_F_COUNT] = {
+    "kill", "pause", "isolate", "isolate-leader", "one-way", "halves",
+};
+
+const char *jh_fault_name(jh_fault f)
+{
+    return f < JH_F_COUNT ? fault_names[f] : "?";
+}
+
+#define PARTITIONS                                                                                 \
+    ((1u << JH_F_ISOLATE) | (1u << JH_F_LEADER) | (1u << JH_F_ONEWAY) | (1u << JH_F_HALVES))
+
+int jh_nemesis_parse(const char *spec, unsigned *kinds)
+{
+    *kinds = 0;
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "none")) continue;
+        if (!strcmp(t, "kill"))
+            *kinds |= 1u << JH_F_KILL;
+        else if (!strcmp(t, "pause"))
+            *kinds |= 1u << JH_F_PAUSE;
+        else if (!strcmp(t, "partition"))
+            *kinds |= PARTITIONS;
+        else if (!strcmp(t, "all"))
+            *kinds |= PARTITIONS | (1u << JH_F_KILL) | (1u << JH_F_PAUSE);
+        else
+            return MERR_INVALID;
+    }
+    return 0;
+}
+
+/* ---- the cluster file ---- */
+
+int jh_cluster_load(jh_cluster *c, merr *e)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/nodes", c->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return merr_set(e, MERR_NOTFOUND, "%s: %s", path, strerror(errno));
+    int n = 0, rc = 0;
+    char line[1024];
+    while (fgets(line, sizeof(line), f) && n < JH_MAX_NODES) {
+        jh_node *d = &c->nodes[n];
+        char http[64];
+        if (sscanf(line, "%d %d %63s %63s %511s", &d->idx, &d->pid, d->rpc, http, d->store) != 5)
+            continue;
+        snprintf(path, sizeof(path), "%s/IDENTITY", d->store);
+        mbuf id = MBUF_INIT;
+        rc = mfs_read_all(path, 4096, &id, e);
+        const char *p = NULL;
+        if (!rc && !mbuf_append_u8(&id, 0)) p = strstr((const char *)id.data, "node_id=");
+        d->id = p ? strtoull(p + 8, NULL, 10) : 0;
+        mbuf_free(&id);
+        if (!rc && !d->id) rc = merr_set(e, MERR_CORRUPT, "%s: no node_id", path);
+        if (rc) break;
+        n++;
+    }
+    fclose(f);
+    if (!rc && n < 1) rc = merr_set(e, MERR_INVALID, "%s/nodes lists no node", c->dir);
+    c->n = rc ? 0 : n;
+    return rc;
+}
+
+/* ---- running tools ---- */
+
+/* Runs argv with stdout to out (if given, NUL-terminated) or the log, stderr
+ * to the log. Returns the exit status, or -1 if it could not run. */
+static int run_tool(jh_cluster *c, char *const argv[], char *out, size_t cap)
+{
+    int pfd[2] = {-1, -1};
+    if (out && pipe2(pfd, O_CLOEXEC)) return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out ? pfd[1] : c->log_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, c->log_fd, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (out) {
+        close(pfd[1]);
+        size_t n = 0;
+        ssize_t k;
+        while (!rc && n + 1 < cap && (k = read(pfd[0], out + n, cap - 1 - n)) > 0) n += (size_t)k;
+        out[n] = '\0';
+        close(pfd[0]);
+    }
+    if (rc) return -1;
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int lc(jh_cluster *c, const char *cmd, int idx)
+{
+    char i[16];
+    snprintf(i, sizeof(i), "%d", idx);
+    char *argv[] = {"/bin/bash", (char *)c->lc, (char *)cmd, (char *)c->dir, i, NULL};
+    return run_tool(c, argv, NULL, 0);
+}
+
+static int faults(jh_cluster *c, const jh_node *d, const char *spec)
+{
+    char *argv[] = {(char *)c->bin, "debug",   "faults", "--insecure", "--host",
+                    (char *)d->rpc, "--clear", "--spec", (char *)spec, NULL};
+    return run_tool(c, argv, NULL, 0);
+}
+
+/* The index into c->nodes of range 1's leaseholder, or -1. */
+static int leader(jh_cluster *c)
+{
+    char out[64];
+    char *argv[] = {"/bin/bash", (char *)c->lc, "leader", (char *)c->dir, NULL};
+    if (run_tool(c, argv, out, sizeof(out)) != 0) return -1;
+    int idx = atoi(out);
+    for (int i = 0; i < c->n; i++)
+        if (c->nodes[i].idx == idx) return i;
+    return -1;
+}
+
+/* ---- events ---- */
+
+static void note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    int64_t now = mtime_mono_ns();
+    char line[600];
+    int n = snprintf(line, sizeof(line), "%" PRId64 " nemesis %s", now, text);
+    if (rec) jp_recorder_comment(rec, line, NULL);
+    if (n > 0) {
+        dprintf(c->log_fd, "jp_run: %s\n", line);
+    }
+}
+
+/* Sleeps ns in short slices, returning early once *stop is set. */
+static void nap(int64_t ns, volatile sig_atomic_t *stop)
+{
+    int64_t until = mtime_mono_ns() + ns;
+    for (int64_t now; !(stop && *stop) && (now = mtime_mono_ns()) < until;) {
+        int64_t s = until - now < 100 * MTIME_MS ? until - now : 100 * MTIME_MS;
+        struct timespec ts = {0, s};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int64_t between(rpc_rng *g, int64_t lo, int64_t hi)
+{
+    return hi > lo ? lo + (int64_t)(rpc_rng_next(g) % (uint64_t)(hi - lo)) : lo;
+}
+
+int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
+                       size_t wcap)
+{
+    int n = c->n;
+    if (n < 2) return -1;
+    int side[JH_MAX_NODES] = {0}; /* 1: the cut-off side */
+    int x = (int)(rpc_rng_next(g) % (uint64_t)n);
+    if (f == JH_F_LEADER) {
+        int l = leader(c);
+        if (l >= 0) x = l; /* no leaseholder right now: any node will do */
+    }
+    if (f == JH_F_HALVES) {
+        int order[JH_MAX_NODES];
+        for (int i = 0; i < n; i++) order[i] = i;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)(rpc_rng_next(g) % (uint64_t)(i + 1));
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int i = 0; i < n / 2; i++) side[order[i]] = 1;
+    } else {
+        side[x] = 1;
+    }
+    const char *how = "both";
+    if (f == JH_F_ONEWAY) how = rpc_rng_next(g) % 2 ? "out" : "in";
+    size_t wl = (size_t)snprintf(what, wcap, "%s:", jh_fault_name(f));
+    for (int i = 0; i < n; i++)
+        if (side[i] && wl < wcap)
+            wl += (size_t)snprintf(what + wl, wcap - wl, " %d", c->nodes[i].idx);
+    if (f == JH_F_ONEWAY && wl < wcap)
+        snprintf(what + wl, wcap - wl, " (%s)",
+                 !strcmp(how, "out") ? "sends lost" : "hears nothing");
+    for (int i = 0; i < n; i++) {
+        size_t l = 0;
+        spec[i][0] = '\0';
+        for (int j = 0; j < n; j++) {
+            if (side[i] == side[j]) continue;
+            /* One-way: only the cut-off node drops, in one direction. */
+            if (f == JH_F_ONEWAY && !side[i]) continue;
+            l += (size_t)snprintf(spec[i] + l, JH_SPEC_MAX - l, "%speer=%" PRIu64 ",partition=%s",
+                                  l ? ";" : "", c->nodes[j].id, how);
+            if (l >= JH_SPEC_MAX) return -1;
+        }
+    }
+    return 0;
+}
+
+static int heal_faults(jh_cluster *c, jh_nemesis_stats *st)
+{
+    int bad = 0;
+    for (int i = 0; i < c->n; i++)
+        if (faults(c, &c->nodes[i], "") != 0) bad++;
+    if (st) st->errors += bad;
+    return bad;
+}
+
+static int pid_alive(int pid)
+{
+    if (kill(pid, 0) != 0) return 0;
+    char path[64], stat[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *p = strrchr(stat, ')');
+    return !(p && p[1] == ' ' && p[2] == 'Z'); /* a zombie is dead */
+}
+
+/* Injects fault f, holds it, heals it. */
+static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_rng *g,
+                      jp_recorder *rec, volatile sig_atomic_t *stop, jh_nemesis_stats *st)
+{
+    merr e = {0};
+    if (jh_cluster_load(c, &e)) { /* pids change at restarts */
+        note(c, rec, "error: %s", e.msg);
+        st->errors++;
+        return;
+    }
+    int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
+    int i = (int)(rpc_rng_next(g) % (uint64_t)c->n);
+    const char *role = "";
+    if ((f == JH_F_KILL || f == JH_F_PAUSE) && rpc_rng_next(g) % 2) {
+        /* Half the time the leaseholder: losing it is what tests the lease
+         * hand-over, and a random pick would hit it only 1/N of the time. */
+        int l = leader(c);
+        if (l >= 0) i = l, role = " (leaseholder)";
+    }
+    jh_node *d = &c->nodes[i];
+    st->count[f]++;
+    if (f == JH_F_KILL) {
+        note(c, rec, "start kill node %d%s (pid %d)", d->idx, role, d->pid);
+        if (lc(c, "kill", d->idx) != 0) st->errors++;
+        nap(hold, stop);
+        int rc = lc(c, "restart", d->idx);
+        if (rc != 0) st->errors++;
+        note(c, rec, "end kill: node %d restarted%s", d->idx, rc ? " (FAILED)" : "");
+    } else if (f == JH_F_PAUSE) {
+        note(c, rec, "start pause node %d%s (pid %d)", d->idx, role, d->pid);
+        if (kill(d->pid, SIGSTOP) != 0) st->errors++;
+        nap(hold, stop);
+        if (kill(d->pid, SIGCONT) != 0) st->errors++;
+        note(c, rec, "end pause: node %d resumed", d->idx);
+    } else {
+        char spec[JH_MAX_NODES][JH_SPEC_MAX], what[256];
+        if (jh_partition_specs(c, f, g, spec, what, sizeof(what))) {
+            st->count[f]--;
+            return;
+        }
+        note(c, rec, "start partition %s", what);
+        for (int j = 0; j < c->n; j++)
+            if (spec[j][0] && faults(c, &c->nodes[j], spec[j]) != 0) st->errors++;
+        nap(hold, stop);
+        heal_faults(c, st);
+        note(c, rec, "end partition: healed");
+    }
+}
+
+int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
+                   volatile sig_atomic_t *stop, jh_nemesis_stats *st, merr *e)
+{
+    rpc_rng g;
+    rpc_rng_seed(&g, o->seed ^ 0x6e656d65736973ULL); /* "nemesis": apart from the clients' */
+    if (!o->kinds) {
+        nap(o->end_ns - mtime_mono_ns(), stop);
+        return 0;
+    }
+    /* Partition variants go round in their own shuffled cycle. */
+    jh_fault parts[JH_F_COUNT];
+    int nparts = 0, pnext = 0;
+    for (int f = JH_F_ISOLATE; f < JH_F_COUNT; f++)
+        if (o->kinds & (1u << f)) parts[nparts++] = (jh_fault)f;
+    /* A round: kill, pause and one partition (the enabled ones), shuffled. */
+    int classes[3], nclasses = 0;
+    if (o->kinds & (1u << JH_F_KILL)) classes[nclasses++] = 0;
+    if (o->kinds & (1u << JH_F_PAUSE)) classes[nclasses++] = 1;
+    if (nparts) classes[nclasses++] = 2;
+    int rounds = 0;
+    while (!*stop && (mtime_mono_ns() < o->end_ns || rounds == 0)) {
+        for (int i = nclasses - 1; i > 0; i--) { /* a new order each round */
+            int j = (int)(rpc_rng_next(&g) % (uint64_t)(i + 1));
+            int t = classes[i];
+            classes[i] = classes[j];
+            classes[j] = t;
+        }
+        for (int k = 0; k < nclasses && !*stop; k++) {
+            nap(between(&g, o->quiet_min_ns, o->quiet_max_ns), stop);
+            if (*stop || (rounds > 0 && mtime_mono_ns() >= o->end_ns)) break;
+            jh_fault f = classes[k] == 0 ? JH_F_KILL : classes[k] == 1 ? JH_F_PAUSE : JH_F_COUNT;
+            if (f == JH_F_COUNT) {
+                if (pnext == 0)
+                    for (int i = nparts - 1; i > 0; i--) {
+                        int j = (int)(rpc_rng_next(&g) % (uint64_t)(i + 1));
+                        jh_fault t = parts[i];
+                        parts[i] = parts[j];
+                        parts[j] = t;
+                    }
+                f = parts[pnext];
+                pnext = (pnext + 1) % nparts;
+            }
+            one_fault(c, f, o, &g, rec, stop, st);
+        }
+        rounds++;
+    }
+    (void)e;
+    return 0;
+}
+
+int jh_nemesis_heal_all(jh_cluster *c, jp_recorder *rec, jh_nemesis_stats *st, merr *e)
+{
+    int rc = jh_cluster_load(c, e);
+    if (rc) return rc;
+    int bad = 0;
+    for (int i = 0; i < c->n; i++) {
+        jh_node *d = &c->nodes[i];
+        if (pid_alive(d->pid)) {
+            kill(d->pid, SIGCONT);
+        } else if (lc(c, "restart", d->idx) != 0) {
+            bad++;
+        }
+    }
+    if (!bad && jh_cluster_load(c, e)) return e->code;
+    /* A node just restarted may take a moment to serve the admin method. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (!heal_faults(c, NULL)) break;
+        if (attempt == 4) bad++;
+        nap(500 * MTIME_MS, NULL);
+    }
+    if (st) st->errors += bad;
+    note(c, rec, "heal all%s", bad ? " (FAILED)" : "");
+    return bad ? merr_set(e, MERR_UNAVAILABLE, "could not heal the cluster (see the log)") : 0;
+}

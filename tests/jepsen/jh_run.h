@@ -1,0 +1,159 @@
+/* The Jepsen harness (`jp_run`, docs/jepsen.md "The harness"): client
+ * workers run a workload against a real cluster while a nemesis injects
+ * faults, and every operation's invocation and completion goes into a
+ * history file (jp_recorder.h) for jp_check.
+ *
+ * Three parts share this header:
+ *   - workloads (jh_workloads.c): what one operation is, and the final reads
+ *     once the cluster is healed. A workload is a table entry; register and
+ *     set exist, because the key-value API offers single-key linearizable
+ *     reads and writes and scans. bank and list-append need multi-key
+ *     transactions with reads: they plug in here as two more entries once
+ *     the cluster serves them (their checkers already exist);
+ *   - the nemesis (jh_nemesis.c): faults on the processes of a cluster
+ *     started by deploy/local-cluster.sh, scheduled by a seeded PRNG;
+ *   - the run (jh_run_main.c): flags, workers, phases, summary.
+ *
+ * Recording rule (Jepsen's): a worker is one process at a time; an `info`
+ * completion retires its process id and the worker goes on under a fresh
+ * one. Times are mtime_mono_ns(), taken before the invocation is recorded
+ * and after the answer arrived, so each op's window covers its real one. */
+#ifndef MERIDIAN_TESTS_JEPSEN_JH_RUN_H
+#define MERIDIAN_TESTS_JEPSEN_JH_RUN_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "rpc/fault.h"
+#include "tests/jepsen/jh_client.h"
+#include "tests/jepsen/jp_history.h"
+#include "tests/jepsen/jp_recorder.h"
+
+#define JH_MAX_NODES JH_MAX_HOSTS
+
+typedef struct jh_run jh_run;
+typedef struct jh_worker jh_worker;
+
+typedef struct jh_workload {
+    const char *name; /* also jp_check's --workload */
+    /* Invokes, performs and completes one operation (both recorded). */
+    int (*op)(jh_worker *w, merr *e);
+    /* After healing and recovery: the reads the checker judges the end by. */
+    int (*final)(jh_worker *w, merr *e);
+} jh_workload;
+
+const jh_workload *jh_workload_find(const char *name);
+/* "register|set": for usage messages. */
+const char *jh_workload_names(void);
+
+/* ---- the cluster, as deploy/local-cluster.sh records it ---- */
+
+typedef struct jh_node {
+    int idx; /* local-cluster.sh's index I */
+    int pid;
+    uint64_t id; /* node id, from STORE/IDENTITY */
+    char rpc[64];
+    char store[512];
+} jh_node;
+
+typedef struct jh_cluster {
+    const char *dir; /* DIR given to local-cluster.sh */
+    const char *lc;  /* path of local-cluster.sh */
+    const char *bin; /* the meridian binary (debug faults) */
+    int log_fd;      /* where tools' output goes */
+    jh_node nodes[JH_MAX_NODES];
+    int n;
+} jh_cluster;
+
+/* Reads DIR/nodes and each store's IDENTITY. */
+int jh_cluster_load(jh_cluster *c, merr *e);
+
+/* ---- the nemesis ---- */
+
+typedef enum jh_fault {
+    JH_F_KILL,    /* kill -9 a node, restart it later */
+    JH_F_PAUSE,   /* SIGSTOP a node, SIGCONT later */
+    JH_F_ISOLATE, /* cut one node off from every other, both ways */
+    JH_F_LEADER,  /* the same for range 1's leaseholder */
+    JH_F_ONEWAY,  /* one node's messages to (or from) every other are lost */
+    JH_F_HALVES,  /* a random minority cut off from the majority */
+    JH_F_COUNT
+} jh_fault;
+
+const char *jh_fault_name(jh_fault f);
+
+typedef struct jh_nemesis_opts {
+    unsigned kinds; /* bitmask of 1u << jh_fault; 0 = none */
+    uint64_t seed;
+    int64_t end_ns; /* monotonic: no new fault starts after this... */
+    /* ...once every enabled class (kill, pause, partition) ran once. */
+    int64_t quiet_min_ns, quiet_max_ns, hold_min_ns, hold_max_ns;
+} jh_nemesis_opts;
+
+/* Parses none|kill|pause|partition|all (comma-separated) into kinds. */
+int jh_nemesis_parse(const char *spec, unsigned *kinds);
+
+/* Each node's rpc fault spec (rpc/fault.h) for partition f, drawing the
+ * victims from g; what gets a description ("isolate: 2"). spec[i] is "" for
+ * a node left alone. Rules name peers by node id (jh_node.id), never by
+ * index. Returns 0, or -1 when there is no place for f (one node). */
+#define JH_SPEC_MAX 512
+int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
+                       size_t wcap);
+
+typedef struct jh_nemesis_stats {
+    int count[JH_F_COUNT];
+    int errors; /* tool invocations that failed */
+} jh_nemesis_stats;
+
+/* Runs the schedule until the end (or until *stop), healing each fault
+ * before the next. Events go to rec as comments and to the log. */
+int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
+                   volatile sig_atomic_t *stop, jh_nemesis_stats *st, merr *e);
+/* Heals everything: restarts dead nodes, resumes paused ones, clears every
+ * node's rpc faults. Idempotent; the last step before the final reads. */
+int jh_nemesis_heal_all(jh_cluster *c, jp_recorder *rec, jh_nemesis_stats *st, merr *e);
+
+/* ---- the run ---- */
+
+enum { JH_STAT_OK, JH_STAT_FAIL, JH_STAT_INFO };
+
+struct jh_run {
+    const jh_workload *wl;
+    jp_recorder *rec;
+    jh_cluster cluster;
+    const char *hosts[JH_MAX_NODES];
+    int nhosts;
+    int clients;
+    uint64_t seed;
+    int64_t op_timeout_ns, final_timeout_ns;
+    int keys;        /* register: keys in use at a time */
+    int ops_per_key; /* register: ops on a key before it is retired */
+    int testing_bug; /* record one wrong final read (the harness's self-test) */
+    atomic_int_fast64_t next_process;
+    atomic_int stop;
+    atomic_int record_failed;
+    atomic_uint_fast64_t stats[JP_F_MEMBERS + 1][3];
+    void *wl_state; /* the workload's shared state */
+};
+
+struct jh_worker {
+    jh_run *run;
+    int idx;
+    int64_t process;
+    jh_client *cl;
+    rpc_rng rng;
+};
+
+/* Records op as an invocation by w's process, stamped now. */
+int jh_invoke(jh_worker *w, jp_op *op, merr *e);
+/* Records op's completion (type set by the caller), stamped now; an info
+ * completion retires the process. */
+int jh_complete(jh_worker *w, jp_op *op, merr *e);
+/* Workload state is set up and freed by these (jh_workloads.c). */
+int jh_workload_init(jh_run *r, merr *e);
+void jh_workload_free(jh_run *r);
+
+#endif

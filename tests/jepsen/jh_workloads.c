@@ -1,0 +1,225 @@
+/* The harness's workloads on the key-value API (see jh_run.h):
+ *
+ * register: single-key reads and writes of unique integers, checked for
+ *   linearizability. A few keys are live at a time and each is retired after
+ *   ops_per_key operations, so each key's history stays small for the search
+ *   (docs/jepsen.md: "use more keys and fewer processes per key"). There is
+ *   no compare-and-set in the API yet, so there are no cas ops. At the end,
+ *   every key used is read once more.
+ * set: inserts of unique values, each its own key under one prefix; at the
+ *   end one scan of the prefix is the final `members` read, which must hold
+ *   every acknowledged insert.
+ *
+ * Keys: "jp/r/%08lld" and "jp/s/%016lld" (zero-padded, so scans return set
+ * members in numeric order); values are decimal. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/mtime.h"
+#include "tests/jepsen/jh_run.h"
+
+#define SET_PREFIX "jp/s/"
+#define SET_END    "jp/s0" /* '/' + 1: the end of the prefix */
+
+typedef struct wl_state {
+    atomic_uint_fast64_t next_value; /* last value handed out */
+    atomic_uint_fast64_t ops;        /* register: ops started */
+    atomic_int_fast64_t max_key;     /* register: highest key used */
+    atomic_int_fast64_t acked;       /* testing_bug: a key/value with an ok write (+1) */
+} wl_state;
+
+static int64_t next_value(jh_run *r)
+{
+    return (int64_t)atomic_fetch_add(&((wl_state *)r->wl_state)->next_value, 1) + 1;
+}
+
+/* Parses a value we wrote. Anything else becomes -1, a value nobody
+ * writes, so a corrupted read is an anomaly rather than a harness error. */
+static int64_t parse_value(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    return (*s && !*end && v > 0) ? (int64_t)v : -1;
+}
+
+/* ---- register ---- */
+
+static void reg_key(int64_t k, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "jp/r/%08" PRId64, k);
+}
+
+/* One read of key k, recorded; ok reads carry the value or nil. */
+static int reg_read(jh_worker *w, int64_t k, int64_t deadline, int lie, merr *e)
+{
+    jp_op op = {.f = JP_F_READ, .key = k, .v1 = {.kind = JP_V_NONE}};
+    int rc = jh_invoke(w, &op, e);
+    if (rc) return rc;
+    char key[32], val[64];
+    reg_key(k, key, sizeof(key));
+    int found = 0;
+    merr why = {0};
+    jh_outcome o = jh_kv_get(w->cl, key, deadline, &found, val, sizeof(val), &why);
+    op.type = o == JH_OK ? JP_OK : JP_FAIL; /* a read has no effect: never info */
+    if (o == JH_OK && found && !lie)
+        op.v1 = (jp_val){.kind = JP_V_INT, .i = parse_value(val)};
+    else if (o == JH_OK)
+        op.v1 = (jp_val){.kind = JP_V_NIL};
+    return jh_complete(w, &op, e);
+}
+
+static int reg_op(jh_worker *w, merr *e)
+{
+    jh_run *r = w->run;
+    wl_state *s = r->wl_state;
+    uint64_t n = atomic_fetch_add(&s->ops, 1);
+    uint64_t per_epoch = (uint64_t)r->keys * (uint64_t)r->ops_per_key;
+    int64_t k =
+        (int64_t)((n / per_epoch) * (uint64_t)r->keys + rpc_rng_next(&w->rng) % (uint64_t)r->keys);
+    int64_t m = atomic_load(&s->max_key);
+    while (k > m && !atomic_compare_exchange_weak(&s->max_key, &m, k)) {
+    }
+    int64_t deadline = mtime_mono_ns() + r->op_timeout_ns;
+    if (rpc_rng_next(&w->rng) % 2) return reg_read(w, k, deadline, 0, e);
+    jp_op op = {.f = JP_F_WRITE, .key = k, .v1 = {.kind = JP_V_INT, .i = next_value(r)}};
+    int rc = jh_invoke(w, &op, e);
+    if (rc) return rc;
+    char key[32], val[32];
+    reg_key(k, key, sizeof(key));
+    snprintf(val, sizeof(val), "%" PRId64, op.v1.i);
+    merr why = {0};
+    jh_outcome o = jh_kv_put(w->cl, key, val, deadline, &why);
+    op.type = o == JH_OK ? JP_OK : o == JH_FAIL ? JP_FAIL : JP_INFO;
+    if (o == JH_OK) atomic_store(&s->acked, k + 1);
+    return jh_complete(w, &op, e);
+}
+
+static int reg_final(jh_worker *w, merr *e)
+{
+    jh_run *r = w->run;
+    wl_state *s = r->wl_state;
+    int64_t lie_key = r->testing_bug ? atomic_load(&s->acked) - 1 : -1;
+    int64_t max = atomic_load(&s->max_key);
+    for (int64_t k = 0; k <= max; k++) {
+        int rc = reg_read(w, k, mtime_mono_ns() + r->final_timeout_ns, k == lie_key, e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- set ---- */
+
+static int set_op(jh_worker *w, merr *e)
+{
+    jh_run *r = w->run;
+    jp_op op = {.f = JP_F_INSERT, .v1 = {.kind = JP_V_INT, .i = next_value(r)}};
+    int rc = jh_invoke(w, &op, e);
+    if (rc) return rc;
+    char key[48];
+    snprintf(key, sizeof(key), SET_PREFIX "%016" PRId64, op.v1.i);
+    merr why = {0};
+    jh_outcome o = jh_kv_put(w->cl, key, "1", mtime_mono_ns() + r->op_timeout_ns, &why);
+    op.type = o == JH_OK ? JP_OK : o == JH_FAIL ? JP_FAIL : JP_INFO;
+    if (o == JH_OK) {
+        int64_t zero = 0;
+        atomic_compare_exchange_strong(&((wl_state *)r->wl_state)->acked, &zero, op.v1.i);
+    }
+    return jh_complete(w, &op, e);
+}
+
+typedef struct members {
+    int64_t *v;
+    size_t n, cap;
+    int64_t skip; /* testing_bug: leave this acknowledged member out */
+} members;
+
+static void members_reset(void *arg)
+{
+    ((members *)arg)->n = 0;
+}
+
+static int members_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    members *m = arg;
+    (void)val, (void)vlen;
+    char buf[64];
+    size_t pl = sizeof(SET_PREFIX) - 1;
+    int64_t v = -1; /* a key under the prefix that we did not write */
+    if (klen > pl && klen - pl < sizeof(buf)) {
+        memcpy(buf, key + pl, klen - pl);
+        buf[klen - pl] = '\0';
+        v = parse_value(buf);
+    }
+    if (v == m->skip) return 0;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        int64_t *nv = realloc(m->v, cap * sizeof(*nv));
+        if (!nv) return 1;
+        m->v = nv;
+        m->cap = cap;
+    }
+    m->v[m->n++] = v;
+    return 0;
+}
+
+static int set_final(jh_worker *w, merr *e)
+{
+    jh_run *r = w->run;
+    members m = {.skip = r->testing_bug ? atomic_load(&((wl_state *)r->wl_state)->acked) : 0};
+    int rc = 0;
+    /* A failed read is recorded and tried again: the verdict needs one ok. */
+    for (int attempt = 0; attempt < 3 && !rc; attempt++) {
+        jp_op op = {.f = JP_F_MEMBERS, .v1 = {.kind = JP_V_NONE}};
+        if ((rc = jh_invoke(w, &op, e))) break;
+        merr why = {0};
+        jh_outcome o = jh_kv_scan(w->cl, SET_PREFIX, SET_END, mtime_mono_ns() + r->final_timeout_ns,
+                                  members_reset, members_row, &m, &why);
+        op.type = o == JH_OK ? JP_OK : JP_FAIL;
+        if (o == JH_OK) op.v1 = (jp_val){.kind = JP_V_LIST, .items = m.v, .n = m.n};
+        rc = jh_complete(w, &op, e);
+        if (o == JH_OK) break;
+        fprintf(stderr, "jp_run: final read failed: %s\n", merr_msg(&why));
+    }
+    free(m.v);
+    return rc;
+}
+
+/* ---- the table ---- */
+
+static const jh_workload workloads[] = {
+    {"register", reg_op, reg_final}, {"set", set_op, set_final},
+    /* bank and list-append: once the cluster offers multi-key transactions
+     * with reads (later issue). */
+};
+
+const jh_workload *jh_workload_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+        if (!strcmp(workloads[i].name, name)) return &workloads[i];
+    return NULL;
+}
+
+const char *jh_workload_names(void)
+{
+    return "register|set";
+}
+
+int jh_workload_init(jh_run *r, merr *e)
+{
+    wl_state *s = calloc(1, sizeof(*s));
+    if (!s) return merr_set(e, MERR_NOMEM, "out of memory");
+    atomic_init(&s->next_value, 0);
+    atomic_init(&s->ops, 0);
+    atomic_init(&s->max_key, -1);
+    atomic_init(&s->acked, 0);
+    r->wl_state = s;
+    return 0;
+}
+
+void jh_workload_free(jh_run *r)
+{
+    free(r->wl_state);
+    r->wl_state = NULL;
+}

@@ -1,0 +1,204 @@
+/* The nemesis's partition specs (jh_partition_specs): a node given a spec
+ * that names the wrong peers accepts it silently and the "partition" cuts
+ * nothing, so the end-to-end runs would pass without a real partition. Here
+ * every variant's specs are checked against the cut it claims: which node
+ * drops traffic with which, in which direction, by node id (deliberately
+ * unlike the local-cluster index). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/jepsen/jh_run.h"
+
+/* idx 1..n, node ids 11..10+n. */
+static void make_cluster(jh_cluster *c, int n)
+{
+    memset(c, 0, sizeof(*c));
+    c->dir = "/nonexistent";
+    c->lc = "/nonexistent/local-cluster.sh";
+    c->bin = "/nonexistent/meridian";
+    c->log_fd = 2;
+    c->n = n;
+    for (int i = 0; i < n; i++) {
+        c->nodes[i].idx = i + 1;
+        c->nodes[i].id = (uint64_t)(11 + i);
+        c->nodes[i].pid = 1000 + i;
+    }
+}
+
+/* Whether spec holds the rule "peer=ID,partition=HOW". */
+static int has_rule(const char *spec, uint64_t id, const char *how)
+{
+    char rule[64];
+    snprintf(rule, sizeof(rule), "peer=%llu,partition=%s", (unsigned long long)id, how);
+    size_t l = strlen(rule);
+    for (const char *p = spec; (p = strstr(p, rule)); p++)
+        if ((p == spec || p[-1] == ';') && (p[l] == '\0' || p[l] == ';')) return 1;
+    return 0;
+}
+
+static int rules(const char *spec)
+{
+    if (!spec[0]) return 0;
+    int n = 1;
+    for (const char *p = spec; *p; p++) n += *p == ';';
+    return n;
+}
+
+/* Both-way cuts: every node drops exactly the nodes of the other side. */
+static void check_cut(jh_cluster *c, char spec[][JH_SPEC_MAX], const int *side)
+{
+    for (int i = 0; i < c->n; i++) {
+        int want = 0;
+        for (int j = 0; j < c->n; j++) {
+            if (side[i] == side[j]) {
+                assert_false(has_rule(spec[i], c->nodes[j].id, "both"));
+                continue;
+            }
+            assert_true(has_rule(spec[i], c->nodes[j].id, "both"));
+            want++;
+        }
+        assert_int_equal(rules(spec[i]), want);
+    }
+}
+
+static void test_isolate(void **state)
+{
+    (void)state;
+    jh_cluster c;
+    make_cluster(&c, 3);
+    int seen[3] = {0};
+    for (uint64_t seed = 1; seed <= 64; seed++) {
+        rpc_rng g;
+        rpc_rng_seed(&g, seed);
+        char spec[JH_MAX_NODES][JH_SPEC_MAX], what[128];
+        assert_int_equal(jh_partition_specs(&c, JH_F_ISOLATE, &g, spec, what, sizeof(what)), 0);
+        int x = -1;
+        for (int i = 0; i < 3; i++)
+            if (rules(spec[i]) == 2) x = i;
+        assert_true(x >= 0);
+        seen[x]++;
+        int side[3] = {0};
+        side[x] = 1;
+        check_cut(&c, spec, side);
+        char name[32];
+        snprintf(name, sizeof(name), "isolate: %d", c.nodes[x].idx);
+        assert_string_equal(what, name);
+    }
+    for (int i = 0; i < 3; i++) assert_true(seen[i] > 0); /* the victim varies */
+}
+
+static void test_leader_without_leader(void **state)
+{
+    (void)state;
+    /* No leaseholder can be found (the tool is missing): any node will do,
+     * still a proper isolation. */
+    jh_cluster c;
+    make_cluster(&c, 3);
+    rpc_rng g;
+    rpc_rng_seed(&g, 5);
+    char spec[JH_MAX_NODES][JH_SPEC_MAX], what[128];
+    assert_int_equal(jh_partition_specs(&c, JH_F_LEADER, &g, spec, what, sizeof(what)), 0);
+    int side[3] = {0}, victims = 0;
+    for (int i = 0; i < 3; i++)
+        if (rules(spec[i]) == 2) side[i] = 1, victims++;
+    assert_int_equal(victims, 1);
+    check_cut(&c, spec, side);
+}
+
+static void test_one_way(void **state)
+{
+    (void)state;
+    jh_cluster c;
+    make_cluster(&c, 5);
+    int outs = 0, ins = 0;
+    for (uint64_t seed = 1; seed <= 64; seed++) {
+        rpc_rng g;
+        rpc_rng_seed(&g, seed);
+        char spec[JH_MAX_NODES][JH_SPEC_MAX], what[128];
+        assert_int_equal(jh_partition_specs(&c, JH_F_ONEWAY, &g, spec, what, sizeof(what)), 0);
+        int x = -1, others = 0;
+        for (int i = 0; i < 5; i++) {
+            if (rules(spec[i]))
+                x = i;
+            else
+                others++;
+        }
+        assert_int_equal(others, 4); /* only the victim drops, one way */
+        const char *how = strstr(spec[x], "partition=out") ? "out" : "in";
+        outs += how[0] == 'o';
+        ins += how[0] == 'i';
+        for (int j = 0; j < 5; j++) assert_int_equal(has_rule(spec[x], c.nodes[j].id, how), j != x);
+        assert_int_equal(rules(spec[x]), 4);
+        assert_non_null(strstr(what, how[0] == 'o' ? "sends lost" : "hears nothing"));
+    }
+    assert_true(outs > 0 && ins > 0);
+}
+
+static void test_halves(void **state)
+{
+    (void)state;
+    for (int n = 2; n <= 7; n++) {
+        jh_cluster c;
+        make_cluster(&c, n);
+        rpc_rng g;
+        rpc_rng_seed(&g, (uint64_t)n);
+        char spec[JH_MAX_NODES][JH_SPEC_MAX], what[128];
+        assert_int_equal(jh_partition_specs(&c, JH_F_HALVES, &g, spec, what, sizeof(what)), 0);
+        /* The minority is the side whose nodes each cut n - n/2 peers. */
+        int side[JH_MAX_NODES] = {0}, minority = 0;
+        for (int i = 0; i < n; i++)
+            if (rules(spec[i]) == n - n / 2) side[i] = 1, minority++;
+        if (n % 2 == 0) { /* equal halves: both sides cut n/2; take those in `what` */
+            minority = 0;
+            for (int i = 0; i < n; i++) {
+                char tok[16];
+                snprintf(tok, sizeof(tok), " %d", c.nodes[i].idx);
+                side[i] = strstr(what, tok) != NULL;
+                minority += side[i];
+            }
+        }
+        assert_int_equal(minority, n / 2);
+        check_cut(&c, spec, side);
+    }
+}
+
+static void test_one_node(void **state)
+{
+    (void)state;
+    jh_cluster c;
+    make_cluster(&c, 1);
+    rpc_rng g;
+    rpc_rng_seed(&g, 1);
+    char spec[JH_MAX_NODES][JH_SPEC_MAX], what[128];
+    assert_int_equal(jh_partition_specs(&c, JH_F_ISOLATE, &g, spec, what, sizeof(what)), -1);
+}
+
+static void test_parse(void **state)
+{
+    (void)state;
+    unsigned k;
+    assert_int_equal(jh_nemesis_parse("none", &k), 0);
+    assert_int_equal(k, 0);
+    assert_int_equal(jh_nemesis_parse("kill,pause", &k), 0);
+    assert_int_equal(k, (1u << JH_F_KILL) | (1u << JH_F_PAUSE));
+    assert_int_equal(jh_nemesis_parse("partition", &k), 0);
+    assert_int_equal(k, (1u << JH_F_ISOLATE) | (1u << JH_F_LEADER) | (1u << JH_F_ONEWAY) |
+                            (1u << JH_F_HALVES));
+    assert_int_equal(jh_nemesis_parse("all", &k), 0);
+    assert_int_equal(k, (1u << JH_F_COUNT) - 1);
+    assert_int_equal(jh_nemesis_parse("kill,bogus", &k), MERR_INVALID);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_isolate),  cmocka_unit_test(test_leader_without_leader),
+        cmocka_unit_test(test_one_way),  cmocka_unit_test(test_halves),
+        cmocka_unit_test(test_one_node), cmocka_unit_test(test_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
