@@ -16,6 +16,7 @@ typedef Meridian__Session__Error PError;
 static int pack_into(const ProtobufCMessage *m, mbuf *out)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
+    if (n == 0) return 0; /* all defaults; out->data may be NULL (no NULL + 0) */
     if (mbuf_reserve(out, n)) return MERR_NOMEM;
     protobuf_c_message_pack(m, out->data + out->len);
     out->len += n;

@@ -55,6 +55,8 @@ static int parse_seconds(const char *s, int64_t *ns)
             if (nf < 9) frac = frac * 10 + (*s - '0');
     }
     if (*s || (nd == 0 && nf == 0)) return -1;
+    /* The loop lets whole reach 9e10; past 9e9 s, whole * 1e9 overflows. */
+    if (whole > 9000000000LL) return -1;
     for (int i = nf; i < 9; i++) frac *= 10;
     int64_t v = whole * 1000000000LL + frac;
     *ns = neg ? -v : v;

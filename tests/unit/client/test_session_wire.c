@@ -129,6 +129,18 @@ static void test_batch_encoding(void **state)
     ex.close(ctx);
 }
 
+/* A reply of all defaults packs to zero bytes: encoding it into an empty
+ * buffer must not do arithmetic on its NULL data (UBSan; found by
+ * fuzz_session_wire). */
+static void test_empty_reply_into_empty_buffer(void **state)
+{
+    (void)state;
+    mbuf out = MBUF_INIT;
+    assert_int_equal(swire_status_encode(NULL, 0, &out), 0);
+    assert_int_equal(out.len, 0);
+    mbuf_free(&out);
+}
+
 static void test_executor_rules(void **state)
 {
     (void)state;
@@ -164,9 +176,8 @@ static void test_executor_rules(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_peek_session),
-        cmocka_unit_test(test_exec_decode_values),
-        cmocka_unit_test(test_batch_encoding),
+        cmocka_unit_test(test_peek_session),   cmocka_unit_test(test_exec_decode_values),
+        cmocka_unit_test(test_batch_encoding), cmocka_unit_test(test_empty_reply_into_empty_buffer),
         cmocka_unit_test(test_executor_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
