@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "proto/kv.pb-c.h"
+#include "server/kv_rows.h"
 #include "server/pbreply.h"
 #include "server/replica.h"
 #include "timesvc/hlc.h"
@@ -218,41 +219,6 @@ static void on_write(void *arg, rpc_req *req)
     meridian__kv__write_request__free_unpacked(q, NULL);
 }
 
-typedef struct scan_acc {
-    Meridian__Kv__KeyValue **rows;
-    size_t n, cap;
-    int oom;
-} scan_acc;
-
-static int scan_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                    uint64_t ts)
-{
-    scan_acc *a = arg;
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        Meridian__Kv__KeyValue **n = realloc(a->rows, cap * sizeof(*n));
-        if (!n) goto oom;
-        a->rows = n;
-        a->cap = cap;
-    }
-    Meridian__Kv__KeyValue *kv = malloc(sizeof(*kv) + klen + vlen + 1);
-    if (!kv) goto oom;
-    meridian__kv__key_value__init(kv);
-    uint8_t *mem = (uint8_t *)(kv + 1);
-    memcpy(mem, key, klen);
-    if (vlen) memcpy(mem + klen, val, vlen);
-    kv->key.data = mem;
-    kv->key.len = klen;
-    kv->value.data = mem + klen;
-    kv->value.len = vlen;
-    kv->version_ts = ts;
-    a->rows[a->n++] = kv;
-    return 0;
-oom:
-    a->oom = 1;
-    return 1;
-}
-
 static void on_scan(void *arg, rpc_req *req)
 {
     host *h = arg;
@@ -263,30 +229,35 @@ static void on_scan(void *arg, rpc_req *req)
     }
     Meridian__Kv__ScanResponse resp = MERIDIAN__KV__SCAN_RESPONSE__INIT;
     Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
-    scan_acc acc = {0};
+    kv_rows acc = {0};
     replica *r = NULL;
     const char *why = NULL;
     int rc = route(h, q->target, &q->start_key, &r, &why);
     if (!rc) {
         uint64_t now = read_ts_now(h, &rc);
         size_t limit = q->limit && q->limit < KV_SCAN_MAX ? q->limit : KV_SCAN_MAX;
+        if (!rc && q->read_ts > now) {
+            /* As kv.Get: a future timestamp could see writes not yet committed. */
+            rc = MERR_INVALID;
+            why = "read timestamp is in the future";
+        }
         if (!rc) {
             uint64_t at = q->read_ts ? q->read_ts : RANGE_TS_MAX;
             /* One more than the limit tells whether the scan must go on. */
             rc = range_scan(replica_store(r), q->start_key.data, q->start_key.len, q->end_key.data,
-                            q->end_key.len, at, limit + 1, q->reverse, scan_row, &acc, NULL);
+                            q->end_key.len, at, limit + 1, q->reverse, kv_rows_add, &acc, NULL);
             if (acc.oom) rc = MERR_NOMEM;
             if (rc) why = range_err(replica_store(r))->msg;
             resp.read_ts = q->read_ts ? q->read_ts : now;
         }
         if (!rc && acc.n > limit) {
-            resp.resume_key = acc.rows[limit]->key;
+            resp.resume_key = acc.v[limit]->key;
             acc.n = limit + 1; /* keep the row alive for resume_key; not sent */
             resp.n_rows = limit;
         } else {
             resp.n_rows = acc.n;
         }
-        resp.rows = acc.rows;
+        resp.rows = acc.v;
     }
     if (rc) {
         fill_error(h, r, &err, rc, why);
@@ -294,8 +265,7 @@ static void on_scan(void *arg, rpc_req *req)
         resp.n_rows = 0;
     }
     pb_reply(req, &resp.base);
-    for (size_t i = 0; i < acc.n; i++) free(acc.rows[i]);
-    free(acc.rows);
+    kv_rows_free(&acc);
     meridian__kv__scan_request__free_unpacked(q, NULL);
 }
 

@@ -1,6 +1,7 @@
 /* The txn.* rpc methods at the range leaseholder (see txn_service.h): locking
  * reads, snapshot reads, commit through one replicated write, rollback. */
 #include "server/txn_service.h"
+#include "server/kv_rows.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -120,45 +121,6 @@ uint64_t txs_now_ts(txn_service *s)
 
 /* ---- reads ---- */
 
-typedef struct rows {
-    Meridian__Kv__KeyValue **v;
-    size_t n, cap;
-    int oom;
-} rows;
-
-static int add_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                   uint64_t ts)
-{
-    rows *a = arg;
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 64;
-        Meridian__Kv__KeyValue **nv = realloc(a->v, cap * sizeof(*nv));
-        if (!nv) goto oom;
-        a->v = nv;
-        a->cap = cap;
-    }
-    Meridian__Kv__KeyValue *kv = malloc(sizeof(*kv) + klen + vlen + 1);
-    if (!kv) goto oom;
-    meridian__kv__key_value__init(kv);
-    uint8_t *mem = (uint8_t *)(kv + 1);
-    memcpy(mem, key, klen);
-    if (vlen) memcpy(mem + klen, val, vlen);
-    kv->key.data = mem, kv->key.len = klen;
-    kv->value.data = mem + klen, kv->value.len = vlen;
-    kv->version_ts = ts;
-    a->v[a->n++] = kv;
-    return 0;
-oom:
-    a->oom = 1;
-    return 1;
-}
-
-static void rows_free(rows *a)
-{
-    for (size_t i = 0; i < a->n; i++) free(a->v[i]);
-    free(a->v);
-}
-
 void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
                    uint64_t at, uint64_t epoch, uint64_t read_ts)
 {
@@ -186,16 +148,16 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
                     uint64_t epoch, uint64_t read_ts)
 {
     Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
-    rows a = {0};
+    kv_rows a = {0};
     uint8_t *resume = NULL;
     int rc = 0;
     if (to_end || bcmp_(lo->data, lo->len, hi->data, hi->len) < 0) {
         rc = range_scan(replica_store(r), lo->data, lo->len, to_end ? NULL : hi->data,
-                        to_end ? 0 : hi->len, at, limit + 1, reverse, add_row, &a, NULL);
+                        to_end ? 0 : hi->len, at, limit + 1, reverse, kv_rows_add, &a, NULL);
         if (a.oom) rc = MERR_NOMEM;
     }
     if (rc) {
-        rows_free(&a);
+        kv_rows_free(&a);
         txs_fail(s, r, req, TX_SCAN, rc, range_err(replica_store(r))->msg, 0);
         return;
     }
@@ -204,7 +166,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
         const ProtobufCBinaryData *k = &a.v[limit - 1]->key;
         resume = malloc(k->len + 1);
         if (!resume) {
-            rows_free(&a);
+            kv_rows_free(&a);
             txs_fail(s, r, req, TX_SCAN, MERR_NOMEM, "out of memory", 0);
             return;
         }
@@ -227,7 +189,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
     m.read_ts = read_ts;
     pb_reply(req, &m.base);
     free(resume);
-    rows_free(&a);
+    kv_rows_free(&a);
 }
 
 /* ---- transactions: entering, locking ---- */
@@ -516,12 +478,12 @@ static void on_get(void *arg, rpc_req *req)
 static int plan_scan(replica *r, const Meridian__Txn__ScanRequest *q, tx_parked *pk)
 {
     size_t limit = txs_scan_limit(q);
-    rows a = {0};
+    kv_rows a = {0};
     int rc = 0;
     if (pk->to_end || bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) < 0)
         rc = range_scan(replica_store(r), pk->lo.data, pk->lo.len, pk->to_end ? NULL : pk->hi.data,
-                        pk->to_end ? 0 : pk->hi.len, RANGE_TS_MAX, limit + 1, q->reverse, add_row,
-                        &a, NULL);
+                        pk->to_end ? 0 : pk->hi.len, RANGE_TS_MAX, limit + 1, q->reverse,
+                        kv_rows_add, &a, NULL);
     if (a.oom) rc = MERR_NOMEM;
     if (!rc && a.n > limit) {
         const ProtobufCBinaryData *k = &a.v[limit - 1]->key;
@@ -536,7 +498,7 @@ static int plan_scan(replica *r, const Meridian__Txn__ScanRequest *q, tx_parked 
             if (!rc) rc = mbuf_append_u8(&pk->hi, 0x00);
         }
     }
-    rows_free(&a);
+    kv_rows_free(&a);
     return rc;
 }
 
