@@ -146,6 +146,8 @@ int cmd_debug_kv(int argc, char **argv)
     const char *host = NULL, *certs_dir = NULL;
     int64_t timeout = 10 * MTIME_S, limit = 0;
     int reverse = 0, insecure = 0;
+    const char *at_s = NULL;
+    uint64_t at = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT[,...]",
          "nodes of the cluster, tried in turn (required)"},
@@ -154,6 +156,8 @@ int cmd_debug_kv(int argc, char **argv)
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 10s)"},
         {"limit", CLI_INT, &limit, NULL, "scan: at most this many rows"},
         {"reverse", CLI_BOOL, &reverse, NULL, "scan: descending key order"},
+        {"at", CLI_STR, &at_s, "TIMESTAMP",
+         "get/scan: read at this HLC time (2026-11-26T04:31:03.1Z+0)"},
         {0},
     };
     int npos = 0, done = 0;
@@ -161,6 +165,13 @@ int cmd_debug_kv(int argc, char **argv)
                        argc, argv, &npos, &done);
     if (done) return rc;
     if (!host || npos < 1) return usage(argv[0]);
+    if (at_s) {
+        merr pe = {0};
+        if (hlc_parse(at_s, &at, &pe)) {
+            fprintf(stderr, "%s: --at: %s\n", argv[0], pe.msg);
+            return CLI_EXIT_USAGE;
+        }
+    }
     if (!certs_dir == !insecure) {
         fprintf(stderr, "%s: give --certs-dir DIR (the root client certificate) or --insecure\n",
                 argv[0]);
@@ -196,6 +207,7 @@ int cmd_debug_kv(int argc, char **argv)
         Meridian__Kv__GetRequest q = MERIDIAN__KV__GET_REQUEST__INIT;
         q.key.data = (uint8_t *)argv[2];
         q.key.len = strlen(argv[2]);
+        q.read_ts = at;
         rc = kv_call(&c, "kv.Get", &q.base, unpack_get_response, err_get_response, &out, &e);
         if (!rc) {
             Meridian__Kv__GetResponse *r = (Meridian__Kv__GetResponse *)out;
@@ -235,6 +247,7 @@ int cmd_debug_kv(int argc, char **argv)
         }
         q.limit = (uint32_t)(limit > 0 ? limit : 0);
         q.reverse = reverse;
+        q.read_ts = at;
         rc = kv_call(&c, "kv.Scan", &q.base, unpack_scan_response, err_scan_response, &out, &e);
         if (!rc) {
             Meridian__Kv__ScanResponse *r = (Meridian__Kv__ScanResponse *)out;

@@ -29,6 +29,22 @@ check "range 1 spans everything on 3 replicas with a leaseholder" \
 "$bin" debug ranges --host "$host" --insecure --format json >"$dir/ranges.json"
 check "debug ranges json parses" "python3 -c 'import json; json.load(open(\"$dir/ranges.json\"))'"
 
+# Reads at a timestamp: MVCC through the cluster; the future is refused.
+t1=$("$bin" debug kv put mv one --insecure --host "$host" | sed -n 's/^committed: //p')
+"$bin" debug kv put mv two --insecure --host "$host" >/dev/null
+check "a read at the first commit's time sees the first value" \
+  "[ \"\$($bin debug kv get mv --at '$t1' --insecure --host $host | head -1)\" = one ]"
+check "a read now sees the second value" \
+  "[ \"\$($bin debug kv get mv --insecure --host $host | head -1)\" = two ]"
+check "a scan at the first commit's time sees the first value" \
+  "$bin debug kv scan mv mw --at '$t1' --insecure --host $host | grep -qx 'mv=one'"
+"$bin" debug kv get mv --at 2099-01-01T00:00:00Z+0 --insecure --host "$host" >"$dir/future" 2>&1
+check "a get in the future is refused" "[ $? = 1 ] && grep -q future $dir/future"
+"$bin" debug kv scan --at 2099-01-01T00:00:00Z+0 --insecure --host "$host" >"$dir/future" 2>&1
+check "a scan in the future is refused" "[ $? = 1 ] && grep -q future $dir/future"
+"$bin" debug kv get mv --at yesterday --insecure --host "$host" >/dev/null 2>&1
+check "a malformed --at exits 2" "[ $? = 2 ]"
+
 http=$(awk '$1==1 {print $4}' "$dir/nodes")
 curl -s "http://$http/" >"$dir/page.html"
 check "the admin page shows the node, its peers and range 1" \
