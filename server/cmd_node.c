@@ -12,22 +12,29 @@
 #include "server/cli_rpc.h"
 #include "server/commands.h"
 
-static Meridian__Node__StatusResponse *status_of(const char *addr, const char *certs, merr *e)
+/* Calls one of the node.* methods whose request is empty and decodes the
+ * reply as `desc`; NULL with e set when the node cannot be asked. */
+static ProtobufCMessage *ask(const char *addr, const char *certs, const char *method,
+                             const ProtobufCMessageDescriptor *desc, merr *e)
 {
     cli_rpc *c = NULL;
     if (cli_rpc_open(addr, certs, "root", &c, e)) return NULL;
-    Meridian__Node__StatusRequest q = MERIDIAN__NODE__STATUS_REQUEST__INIT;
-    uint8_t buf[8];
-    size_t n = meridian__node__status_request__pack(&q, buf);
     mbuf reply = MBUF_INIT;
-    Meridian__Node__StatusResponse *r = NULL;
-    if (cli_rpc_call(c, "node.Status", buf, n, 3 * MTIME_S, &reply, e) == 0) {
-        r = meridian__node__status_response__unpack(NULL, reply.len, reply.data);
+    ProtobufCMessage *r = NULL;
+    /* An empty message packs to zero bytes. */
+    if (cli_rpc_call(c, method, NULL, 0, 3 * MTIME_S, &reply, e) == 0) {
+        r = protobuf_c_message_unpack(desc, NULL, reply.len, reply.data);
         if (!r) merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", addr);
     }
     mbuf_free(&reply);
     cli_rpc_close(c);
     return r;
+}
+
+static Meridian__Node__StatusResponse *status_of(const char *addr, const char *certs, merr *e)
+{
+    return (Meridian__Node__StatusResponse *)ask(addr, certs, "node.Status",
+                                                 &meridian__node__status_response__descriptor, e);
 }
 
 static void json_str(const char *s)
@@ -115,20 +122,8 @@ int cmd_node_status(int argc, char **argv)
 
 static Meridian__Node__RangesResponse *ranges_of(const char *addr, const char *certs, merr *e)
 {
-    cli_rpc *c = NULL;
-    if (cli_rpc_open(addr, certs, "root", &c, e)) return NULL;
-    Meridian__Node__RangesRequest q = MERIDIAN__NODE__RANGES_REQUEST__INIT;
-    uint8_t buf[8];
-    size_t n = meridian__node__ranges_request__pack(&q, buf);
-    mbuf reply = MBUF_INIT;
-    Meridian__Node__RangesResponse *r = NULL;
-    if (cli_rpc_call(c, "node.Ranges", buf, n, 3 * MTIME_S, &reply, e) == 0) {
-        r = meridian__node__ranges_response__unpack(NULL, reply.len, reply.data);
-        if (!r) merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", addr);
-    }
-    mbuf_free(&reply);
-    cli_rpc_close(c);
-    return r;
+    return (Meridian__Node__RangesResponse *)ask(addr, certs, "node.Ranges",
+                                                 &meridian__node__ranges_response__descriptor, e);
 }
 
 /* Keys are bytes: printable ones as they are, the rest as \xNN. */
