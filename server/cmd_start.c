@@ -37,6 +37,10 @@ int cmd_start(int argc, char **argv)
         {"testing-sql-memory", CLI_BOOL, &cfg.testing_sql_memory, NULL,
          "serve SQL from a private in-memory store (not replicated, lost at exit): tests only"},
         {"certs-dir", CLI_STR, &cfg.certs_dir, "DIR", "TLS: ca.crt, node.crt, node.key"},
+        {"chrony-socket", CLI_STR, &cfg.chrony_socket, "PATH",
+         "chronyd unix command socket, for --clock-source chrony (needs root)"},
+        {"chrony-port", CLI_INT, &cfg.chrony_port, "PORT",
+         "chronyd command port on 127.0.0.1 (default 323)"},
         {0},
     };
     int npos = 0, done = 0;

@@ -369,8 +369,11 @@ void host_metrics_render(host *h, mbuf *out)
                 "# TYPE meridian_clock_uncertainty_seconds gauge\n"
                 "meridian_clock_uncertainty_seconds %.9f\n"
                 "# TYPE meridian_clock_status gauge\n"
-                "meridian_clock_status{status=\"%s\"} 1\n",
-                (double)tt.epsilon_ns / 1e9, tt_status_name(tt.status));
+                "meridian_clock_status{status=\"%s\"} 1\n"
+                "# TYPE meridian_clock_source gauge\n"
+                "meridian_clock_source{source=\"%s\"} 1\n",
+                (double)tt.epsilon_ns / 1e9, tt_status_name(tt.status),
+                tt_source_name(h->clock.cfg.source));
     mbuf_printf(out, "# TYPE meridian_range_leaseholder gauge\n"
                      "# TYPE meridian_range_voters gauge\n"
                      "# TYPE meridian_range_applied_slot gauge\n"

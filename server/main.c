@@ -23,6 +23,7 @@ static const cli_cmd bench_cmds[] = {
 static const cli_cmd debug_cmds[] = {
     {"faults", "inject rpc faults into a node (tests)", cmd_debug_faults, NULL},
     {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
+    {"ping", "round trips from one node to every other, as Paxos sees them", cmd_debug_ping, NULL},
     {"ranges", "every range: span, replicas, leaseholder, size, applied slots", cmd_debug_ranges,
      NULL},
     {0},

@@ -24,6 +24,7 @@
 #include "server/kv_service.h"
 #include "server/pbreply.h"
 #include "server/node_int.h"
+#include "server/node_ping.h"
 #include "server/node_sql.h"
 #include "server/replica.h"
 #include "server/txn_service.h"
@@ -252,6 +253,8 @@ static void start_on_loop(void *arg)
     host_config hc = {.store_dir = n->cfg.store, .node_id = n->store.node_id};
     tt_config_default(&hc.clock);
     tt_chrony_config_default(&hc.chrony);
+    hc.chrony.port = (int)n->cfg.chrony_port;
+    hc.chrony.socket_path = n->cfg.chrony_socket;
     if (strcmp(n->cfg.clock_source, "static") == 0) {
         hc.clock.source = TT_SOURCE_STATIC;
         hc.clock.static_uncertainty_ns = n->cfg.static_uncertainty_ns;
@@ -266,6 +269,7 @@ static void start_on_loop(void *arg)
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
     rpc_node_handle(n->rpc, "node.Ranges", on_ranges, n);
+    node_ping_register(n->rpc);
     if (node_cluster_start(n, e)) return;
     n->state = NODE_SERVING;
 }

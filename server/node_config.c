@@ -14,6 +14,7 @@ void node_config_init(node_config *c)
     c->max_clock_uncertainty_ns = 500 * MTIME_MS; /* CockroachDB's and YugabyteDB's bound */
     c->static_uncertainty_ns = 100 * MTIME_MS;
     c->log_level = "info";
+    c->chrony_port = 323;
 }
 
 static int valid_label(const char *s, size_t n)
@@ -101,6 +102,11 @@ int node_config_validate(node_config *c, merr *e)
         return merr_set(
             e, MERR_INVALID,
             "--static-uncertainty must be positive and at most --max-clock-uncertainty");
+    if (c->chrony_port <= 0 || c->chrony_port > 65535)
+        return merr_set(e, MERR_INVALID, "--chrony-port must be in 1..65535");
+    if (c->chrony_socket && c->chrony_socket[0] != '/')
+        return merr_set(e, MERR_INVALID, "--chrony-socket '%s': want an absolute path",
+                        c->chrony_socket);
     mlog_level lvl;
     if (mlog_parse_level(c->log_level, &lvl))
         return merr_set(e, MERR_INVALID, "--log-level '%s': want trace, debug, info, warn or error",

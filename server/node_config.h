@@ -32,6 +32,11 @@ typedef struct node_config {
     int testing_fault_admin; /* serve rpc.faults: partitions and delays for tests */
     int testing_sql_memory;  /* SQL over a private in-memory KV: tests only */
     const char *certs_dir;   /* --certs-dir: ca.crt, node.crt, node.key */
+    /* Where chronyd answers for --clock-source chrony: its unix command
+     * socket (root only), else 127.0.0.1:chrony_port. Several chronyds on one
+     * machine (one per emulated region) need these. */
+    const char *chrony_socket;
+    int64_t chrony_port;
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;

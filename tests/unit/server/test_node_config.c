@@ -59,7 +59,7 @@ static void test_validate(void **state)
         {&c.listen, "nowhere", "--listen"},       {&c.join, "127.0.0.1", "--join"},
         {&c.http_listen, "x:y", "--http-listen"}, {&c.advertise, "127.0.0.1:0", "--advertise"},
         {&c.locality, "zone=a", "--locality"},    {&c.clock_source, "sundial", "--clock-source"},
-        {&c.log_level, "shouty", "--log-level"},
+        {&c.log_level, "shouty", "--log-level"},  {&c.chrony_socket, "rel.sock", "--chrony-socket"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         node_config_init(&c);
@@ -75,6 +75,17 @@ static void test_validate(void **state)
     c.listen = "127.0.0.1:1";
     c.max_clock_uncertainty_ns = 0;
     assert_int_equal(node_config_validate(&c, &e), MERR_INVALID);
+    /* One chronyd per emulated region: the port and socket are the node's. */
+    node_config_init(&c);
+    c.store = "/tmp/x";
+    c.listen = "127.0.0.1:1";
+    assert_int_equal(c.chrony_port, 323);
+    c.chrony_port = 70000;
+    assert_int_equal(node_config_validate(&c, &e), MERR_INVALID);
+    assert_non_null(strstr(e.msg, "--chrony-port"));
+    c.chrony_port = 11125;
+    c.chrony_socket = "/run/region-a/chronyd.sock";
+    assert_int_equal(node_config_validate(&c, &e), 0);
 }
 
 int main(void)
