@@ -43,6 +43,7 @@ start_one() { # start_one NAME TEMPLATE
   chmod 0700 "$d"
   rm -f "$d/chronyd.pid" "$d/chronyd.sock"
   sed -e "s|@DIR@|$dir|g" -e "s|@MASTER_PORT@|$MASTER_PORT|g" \
+      -e "s|@MASTER_ADDR@|127.0.0.1|g" -e "s|@MASTER_ALLOW@|127.0.0.1|g" \
       -e "s|@MASTER_CMDPORT@|$MASTER_CMDPORT|g" -e "s|@NODE_CMDPORT@|$NODE_CMDPORT|g" \
       "$here/$tmpl" > "$d/chronyd.conf"
   # -x: never adjust the system clock. -u: stay the user we are, so the daemon
