@@ -22,14 +22,8 @@ flags=${MERIDIAN_START_FLAGS:---insecure --clock-source static --static-uncertai
 tool_flags=${MERIDIAN_TOOL_FLAGS:---insecure}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
-
-# wait_for SECONDS CMD...: polls CMD every 0.1 s; the limit only guards hangs.
-wait_for() {
-  local limit=$1; shift
-  local n=$((limit * 10))
-  for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
+# shellcheck source=deploy/lib.sh
+. "$here/lib.sh"
 
 addr_of() { sed -n "s/^$2=//p" "$1/listen-addrs" 2>/dev/null; }
 field() { awk -v i="$2" '$1==i {print $'"$3"'}' "$1/nodes"; }
@@ -58,22 +52,6 @@ start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   sort -n "$dir/nodes.tmp" >"$dir/nodes"; rm -f "$dir/nodes.tmp"
 }
 
-gone() { # gone PID: exited (or a zombie nobody reaped yet)
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1")" = Z ]
-}
-
-metric() { # metric HTTP NAME: value of a metric line starting with NAME
-  curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
-}
-
-voters_ok() { # voters_ok DIR WANT: some node reports range 1 with WANT voters
-  local dir=$1 want=$2 h
-  for h in $(awk '{print $4}' "$dir/nodes"); do
-    [ "$(metric "$h" 'meridian_range_voters{range="1"}')" = "$want" ] && return 0
-  done
-  return 1
-}
-
 leader() {
   local dir=$1 i h
   while read -r i _ _ h _; do
@@ -96,7 +74,7 @@ start)
   "$bin" init --host "$seed" $tool_flags >"$dir/init.out" 2>&1 || die "init failed: $(cat "$dir/init.out")"
   for i in $(seq 2 "$n"); do start_node "$dir" "$i" 127.0.0.1:0 127.0.0.1:0 "$seed"; done
   want=$((n < 3 ? n : 3))
-  wait_for 60 voters_ok "$dir" "$want" || die "range 1 did not reach $want voters"
+  wait_for 60 voters_ok "$dir/nodes" "$want" || die "range 1 did not reach $want voters"
   cat "$dir/nodes"
   ;;
 stop)

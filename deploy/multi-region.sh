@@ -50,16 +50,10 @@ usage() {
   exit 2
 }
 say() { echo "multi-region: $*" >&2; }
+# shellcheck source=deploy/lib.sh
+. "$here/lib.sh"
 
-# wait_for SECONDS CMD...: polls CMD every 0.1 s; the limit only guards hangs.
-wait_for() {
-  local limit=$1; shift
-  local n=$((limit * 10))
-  for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
-
-alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null)" != Z ]; }
+alive() { ! gone "$1"; }
 # ours PID: the process still runs a command line that names DIR, so a
 # recycled PID is never killed.
 ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$dir"; }
@@ -179,20 +173,12 @@ start_node() { # start_node I JOIN
     --insecure --testing-fault-admin $clock >>"$dir/n$i.out" 2>&1 &
   pid=$!
   echo "node n$i $pid" >>"$dir/procs"
-  wait_for 30 test -s "$store/listen-addrs" || die "node $i did not start (see $dir/n$i.out)"
+  # Done when the node wrote its addresses, or exited (no point waiting).
+  wait_for 30 eval "test -s $store/listen-addrs || gone $pid"
+  test -s "$store/listen-addrs" ||
+    die "node $i did not start: $(tail -n 3 "$dir/n$i.out" 2>/dev/null) (see $dir/n$i.out)"
   rpc=$(sed -n 's/^rpc=//p' "$store/listen-addrs"); h=$(sed -n 's/^http=//p' "$store/listen-addrs")
   echo "$i $pid $rpc $h $store $r ${ns:--}" >>"$dir/nodes"
-}
-
-metric() { # metric HTTP NAME
-  curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
-}
-voters_ok() { # some node reports range 1 with WANT voters
-  local h
-  for h in $(awk '{print $4}' "$dir/nodes"); do
-    [ "$(metric "$h" 'meridian_range_voters{range="1"}')" = "$1" ] && return 0
-  done
-  return 1
 }
 
 # ---- network ----
@@ -351,7 +337,7 @@ cmd_up() {
   "$bin" init --host "$seed" --insecure >"$dir/init.out" 2>&1 || die "init failed: $(cat "$dir/init.out")"
   for i in $(seq 2 "$nodes"); do start_node "$i" "$seed"; done
   local want=$((nodes < 3 ? nodes : 3))
-  wait_for 60 voters_ok "$want" || die "range 1 did not reach $want voters"
+  wait_for 60 voters_ok "$dir/nodes" "$want" || die "range 1 did not reach $want voters"
 
   if [ -n "$latency" ]; then
     if [ "$mode" = netns ] && netem_works && netem_latency; then

@@ -1,0 +1,25 @@
+# Shell helpers shared by local-cluster.sh and multi-region.sh (sourced).
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s; the limit only guards hangs.
+wait_for() {
+  local limit=$1; shift
+  local n=$((limit * 10))
+  for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
+gone() { # gone PID: exited (or a zombie nobody reaped yet)
+  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1")" = Z ]
+}
+
+metric() { # metric HTTP NAME: value of a metric line starting with NAME
+  curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
+}
+
+voters_ok() { # voters_ok NODES WANT: a node of NODES (4th field: http) reports range 1 with WANT voters
+  local h
+  for h in $(awk '{print $4}' "$1"); do
+    [ "$(metric "$h" 'meridian_range_voters{range="1"}')" = "$2" ] && return 0
+  done
+  return 1
+}
