@@ -3,7 +3,7 @@
 #
 #   multi-region.sh up DIR --nodes N --regions "us-east,us-west,eu-west"
 #       [--latency "us-east:us-west:30ms,us-east:eu-west:40ms,..."]
-#       [--mode netns|loopback|auto] [--subnet 10.77.0] [--leader-region R]
+#       [--mode netns|loopback|auto] [--subnet 10.X.Y] [--leader-region R]
 #   multi-region.sh down DIR       stop everything `up` started, remove what it made
 #   multi-region.sh status DIR     mode, time, one line per node
 #   multi-region.sh sql DIR [ARGS] the SQL shell on the deployment's gateways
@@ -45,7 +45,7 @@ CHRONYD=${CHRONYD:-$(command -v chronyd || echo /usr/sbin/chronyd)}
 die() { echo "multi-region: $*" >&2; exit 1; }
 usage() {
   echo "usage: $0 up DIR --nodes N --regions R1,R2,... [--latency R1:R2:DUR,...]" \
-    "[--mode netns|loopback|auto] [--subnet A.B.C] [--leader-region R]" >&2
+    "[--mode netns|loopback|auto] [--subnet 10.X.Y] [--leader-region R]" >&2
   echo "       $0 down|status DIR;  $0 sql DIR [meridian sql flags]" >&2
   exit 2
 }
@@ -278,6 +278,7 @@ cmd_up() {
   IFS=, read -r -a regions <<<"$regions_s"; nregions=${#regions[@]}
   local r a b d p
   for r in "${regions[@]}"; do valid_label "$r" || die "bad region '$r': 1-20 characters of a-z, 0-9, -"; done
+  [ "$(printf '%s\n' "${regions[@]}" | sort | uniq -d)" = "" ] || die "--regions names a region twice"
   for p in ${latency//,/ }; do
     IFS=: read -r a b d <<<"$p"
     [[ " ${regions[*]} " == *" $a "* ]] && [[ " ${regions[*]} " == *" $b "* ]] && [ "$a" != "$b" ] ||
@@ -285,6 +286,8 @@ cmd_up() {
     valid_duration "$d" || die "bad --latency duration '$d' in '$p': want e.g. 40ms, 500us, 1s"
   done
   case $mode in netns | loopback | auto) ;; *) die "--mode takes netns, loopback or auto" ;; esac
+  [ -z "$subnet" ] || [[ $subnet =~ ^10\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
+    die "--subnet takes the first three octets of a private 10.x.y.0/24, e.g. 10.77.3"
   if [ -n "$leader" ] && ! [[ " ${regions[*]} " == *" $leader "* ]]; then
     die "--leader-region $leader is not one of --regions"
   fi

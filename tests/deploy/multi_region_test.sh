@@ -75,6 +75,10 @@ for k, v in sorted(rtt.items()):
     print(k, v)
 PY
 cat "$tmp/rtt"
+"$bin" debug ping --host "$(host 1)" --insecure --count 0 >/dev/null 2>&1
+check "debug ping --count 0 is a usage error" "[ $? = 2 ]"
+"$bin" debug ping --host 127.0.0.1:9 --insecure >/dev/null 2>"$tmp/noping"
+check "debug ping to no node fails and says so" "[ $? = 1 ] && [ -s $tmp/noping ]"
 r() { awk -v k="$1" '$1==k {print $2}' "$tmp/rtt"; }
 intra=$(r us-east:us-east) ew=$(r us-east:us-west) ee=$(r eu-west:us-east) we=$(r eu-west:us-west)
 # Each direction pays the one-way delay: RTT >= 2 x one-way (2 ms slack for
