@@ -58,11 +58,12 @@ static int ping_peer(cli_rpc *c, uint64_t target, int count, int64_t *rtts, merr
         if (cli_rpc_call(c, "node.Ping", buf, len, 10 * MTIME_S, &reply, e) == 0) {
             Meridian__Node__PingResponse *r =
                 meridian__node__ping_response__unpack(NULL, reply.len, reply.data);
-            if (r)
-                rtts[ok++] = r->rtt_ns;
-            else
+            if (!r) {
                 merr_set(e, MERR_PROTOCOL, "undecodable PingResponse");
-            if (r) meridian__node__ping_response__free_unpacked(r, NULL);
+            } else {
+                rtts[ok++] = r->rtt_ns;
+                meridian__node__ping_response__free_unpacked(r, NULL);
+            }
         }
         mbuf_free(&reply);
     }
