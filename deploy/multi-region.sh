@@ -373,7 +373,7 @@ stop_pid() { # stop_pid PID: SIGTERM, SIGKILL after 10 s
   wait_for 10 eval "! ours $1" && return 0
   say "pid $1 did not stop within 10 s of SIGTERM: SIGKILL"
   kill -KILL "$1" 2>/dev/null
-  wait_for 10 eval "! alive $1"
+  wait_for 30 eval "! alive $1" || say "pid $1 survived SIGKILL for 30 s (stuck in the kernel?)"
 }
 
 cmd_down() {

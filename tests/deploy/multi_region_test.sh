@@ -121,11 +121,16 @@ fi
 bash "$script" down "$dir" >"$tmp/down.out" 2>&1
 check "down exits 0" "[ $? = 0 ]"
 check "down again is a no-op" "bash $script down $dir >/dev/null 2>&1"
-left=""
-for p in $pids; do # a zombie nobody reaped yet is gone
-  kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p")" != Z ] && left="$left $p"
-done
-check "no process of the run is left (${left:-none})" "[ -z '$left' ]"
+still() { # the processes of the run still alive (a zombie nobody reaped yet is gone)
+  left=""
+  for p in $pids; do
+    kill -0 "$p" 2>/dev/null && [ "$(ps -o stat= -p "$p")" != Z ] && left="$left $p"
+  done
+  [ -z "$left" ]
+}
+# down has returned; a process it SIGKILLed may take a moment to be gone.
+for _ in $(seq 1 100); do still && break; sleep 0.3; done
+check "no process of the run is left (${left:-none})" "[ -z '$left' ]" || cat "$tmp/down.out"
 check "no process names the directory" "! pgrep -f -- '$dir/' >/dev/null"
 check "no namespace left" "! ip netns list | grep -q ^$prefix"
 check "no link left" "! ip -o link show | grep -q ': $prefix'"
