@@ -46,7 +46,7 @@ int maddr_split(const char *s, char *host, size_t host_cap, int *port, merr *e)
 static int parse(const char *s, struct sockaddr_storage *out, int min_port, merr *e)
 {
     char host[MADDR_STR_MAX];
-    int port;
+    int port = 0;
     int rc = split(s, host, sizeof(host), &port, min_port, e);
     if (rc) return rc;
     memset(out, 0, sizeof(*out));

@@ -158,7 +158,7 @@ int sql_catalog_version(sql_session *s, uint64_t *v, merr *e)
 
 int sql_catalog_bump(sql_session *s, merr *e)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = sql_catalog_version(s, &v, e);
     if (!rc) rc = put_u64(s, SQL_SYS_VERSION, v + 1, e);
     return rc;
@@ -166,7 +166,7 @@ int sql_catalog_bump(sql_session *s, merr *e)
 
 int sql_catalog_next_id(sql_session *s, uint32_t *id, merr *e)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = get_u64(s, SQL_SYS_NEXT_ID, SQL_FIRST_TABLE_ID, &v, e);
     if (rc) return rc;
     if (v >= UINT32_MAX) return merr_set(e, MERR_TOOBIG, "catalog: table ids exhausted");
