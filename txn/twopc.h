@@ -118,7 +118,7 @@ typedef enum txn_action_type {
     TXN_ACT_REACQUIRE_LOCKS, /* new leader: take the prepared txn's read (S) and write (X)
                                 locks again: its s is not known yet and may exceed any
                                 ts this leader assigns, so a write to what it read must
-                                wait for its outcome (txn_sim seed 2335) */
+                                wait for its outcome (found by tests/sim/txn_sim) */
     TXN_ACT_ASSIGNED_TS,     /* the leader assigned ts: raise last_assigned */
 } txn_action_type;
 

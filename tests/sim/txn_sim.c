@@ -4,6 +4,7 @@
  *   txn_sim --seeds A-B [...]             sweep; stops at the first failure
  *   txn_sim --seeds A-B --replay-check    run each seed twice, compare traces
  *   txn_sim --seeds A-B --inject BUG --expect-anomaly
+ *   txn_sim --seeds A-B --inject BUG --expect-violation
  *                                         the checkers must catch BUG
  *
  * One thread runs N nodes and R ranges (txn_sim_range.c) with bank and
@@ -84,8 +85,6 @@ static void move_leader(ts_sim *s, int ri, int avoid)
     if (nc) ts_range_failover(s, ri, cand[sim_rng_below(&s->rng, (uint64_t)nc)]);
 }
 
-static int isolated;
-
 static void on_nemesis(ts_sim *s)
 {
     if (s->calm) return;
@@ -95,7 +94,7 @@ static void on_nemesis(ts_sim *s)
     int ri = 1 + (int)sim_rng_below(&s->rng, (uint64_t)s->ranges);
     switch (what) {
     case 0: /* crash a node (one at a time); its ranges fail over */
-        if (down_node(s) || isolated) break;
+        if (down_node(s) || s->isolated) break;
         s->node[a].up = 0;
         s->crashes++;
         sim_trace_add(&s->tr, s->now, "nemesis: crash n%d", a);
@@ -117,8 +116,8 @@ static void on_nemesis(ts_sim *s)
         move_leader(s, ri, 0);
         break;
     case 3: /* isolate a node; its ranges fail over to the majority side */
-        if (isolated || down_node(s)) break;
-        isolated = a;
+        if (s->isolated || down_node(s)) break;
+        s->isolated = a;
         sim_net_isolate(&s->net, a, 1);
         sim_trace_add(&s->tr, s->now, "nemesis: isolate n%d", a);
         for (int r = 1; r <= s->ranges; r++)
@@ -131,7 +130,7 @@ static void on_nemesis(ts_sim *s)
     case 5:
     case 6:
         sim_net_heal(&s->net);
-        isolated = 0;
+        s->isolated = 0;
         sim_trace_add(&s->tr, s->now, "nemesis: heal");
         break;
     case 7:
@@ -252,7 +251,8 @@ typedef struct ts_opts {
 } ts_opts;
 
 typedef struct ts_totals {
-    uint64_t commits, aborts, retries, infos, snaps, failovers, crashes, wounds, seeds_caught;
+    uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
+        wounds;
     double sim_seconds;
 } ts_totals;
 
@@ -268,7 +268,7 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
     s->ranges = o->ranges;
     s->inject = o->inject;
     s->invariants = o->invariants;
-    isolated = 0;
+    s->isolated = 0;
     sim_rng_seed(&s->rng, seed);
     sim_queue_init(&s->q);
     sim_trace_init(&s->tr, o->verbose);
@@ -308,7 +308,7 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
     if (!s->failed) {
         s->calm = 1;
         sim_net_heal(&s->net);
-        isolated = 0;
+        s->isolated = 0;
         s->net.drop = s->net.dup = 0;
         for (int n = 1; n <= s->nodes; n++) s->node[n].up = 1;
         sim_trace_add(&s->tr, s->now, "calm");
@@ -328,6 +328,8 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
         tot->retries += s->retries;
         tot->infos += s->infos;
         tot->snaps += s->snaps;
+        tot->snaps_ok += s->snaps_ok;
+        tot->follower_reads += s->follower_reads;
         tot->failovers += s->failovers;
         tot->crashes += s->crashes;
         tot->wounds += s->wounds;
@@ -375,7 +377,7 @@ int main(int argc, char **argv)
 {
     int64_t seed = -1, steps = 20000, nodes = 3, ranges = 3;
     const char *seeds = NULL, *inject = "none";
-    int verbose = 0, replay = 0, npos = 0, done = 0, expect = 0, noinv = 0;
+    int verbose = 0, replay = 0, npos = 0, done = 0, expect = 0, expect_v = 0, noinv = 0;
     const cli_flag flags[] = {
         {"seed", CLI_INT, &seed, "N", "run one seed"},
         {"seeds", CLI_STR, &seeds, "A-B", "sweep seeds A..B (inclusive)"},
@@ -389,7 +391,9 @@ int main(int argc, char **argv)
          "reacquire-writes-only"},
         {"no-invariants", CLI_BOOL, &noinv, NULL, "leave the verdict to the history checkers"},
         {"expect-anomaly", CLI_BOOL, &expect, NULL,
-         "exit 0 only if some seed fails (implies --no-invariants)"},
+         "exit 0 only if the checkers reject some seed's history (implies --no-invariants)"},
+        {"expect-violation", CLI_BOOL, &expect_v, NULL,
+         "exit 0 only if some seed breaks an invariant or fails the checkers"},
         {0},
     };
     int st = cli_parse("txn_sim", "[flags]", flags, argc, argv, &npos, &done);
@@ -411,6 +415,7 @@ int main(int argc, char **argv)
                  .ranges = (int)ranges,
                  .verbose = verbose && lo == hi,
                  .invariants = !noinv && !expect};
+    expect |= expect_v;
     if ((nodes != 3 && nodes != 5) || ranges < 2 || ranges > TS_MAX_RANGES || steps < 0) {
         fprintf(stderr, "txn_sim: --nodes must be 3 or 5, --ranges 2..%d\n", TS_MAX_RANGES);
         return CLI_EXIT_USAGE;
@@ -427,7 +432,7 @@ int main(int argc, char **argv)
         char why[512];
         int rc = run_seed(sd, &o, &h1, &tot, expect, why, sizeof(why));
         if (rc == 2 || (rc && !expect)) return 1;
-        if (rc == 3) {
+        if (rc == 3 || (rc == 1 && expect_v)) {
             failed++;
             printf("txn_sim: seed %" PRIu64 " caught the injected %s: %s\n", sd, inject, why);
             break;
@@ -455,9 +460,10 @@ int main(int argc, char **argv)
            o.inject ? ", with an injected bug" : "");
     printf("  simulated %.0fs: %" PRIu64 " commits, %" PRIu64 " aborts (%" PRIu64
            " retried, %" PRIu64 " wounds), %" PRIu64 " indeterminate, %" PRIu64
-           " snapshot reads, %" PRIu64 " failovers, %" PRIu64 " crashes\n",
+           " snapshot reads (%" PRIu64 " ok; %" PRIu64 " key reads served by followers), %" PRIu64
+           " failovers, %" PRIu64 " crashes\n",
            tot.sim_seconds, tot.commits, tot.aborts, tot.retries, tot.wounds, tot.infos, tot.snaps,
-           tot.failovers, tot.crashes);
+           tot.snaps_ok, tot.follower_reads, tot.failovers, tot.crashes);
     if (expect && !failed) {
         fprintf(stderr,
                 "txn_sim: the injected %s went unnoticed in seeds %" PRIu64 "-%" PRIu64 "\n",

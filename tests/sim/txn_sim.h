@@ -227,6 +227,7 @@ typedef struct ts_client {
     int has_read[TS_MAX_KEYS];
     /* snapshot read */
     txn_ts snap_t;
+    int64_t snap_start;
     int snap_pending;
     int snap_slots[TS_MAX_KEYS];
     int nsnap;
@@ -253,6 +254,7 @@ typedef struct ts_sim {
     int failed;
     char why[512];
     int calm;                       /* no faults, no new ops */
+    int isolated;                   /* the node the nemesis cut off, 0 = none */
     ts_node node[TS_MAX_NODES + 1]; /* node 0: the clients' host */
     ts_range rg[TS_MAX_RANGES + 1];
     int naccts, nlists; /* bank slots 0..naccts-1, list slots after */
@@ -263,7 +265,8 @@ typedef struct ts_sim {
     int64_t next_val;
     jp_history hbank, hlist;
     /* counts */
-    uint64_t commits, aborts, retries, infos, snaps, failovers, crashes, wounds;
+    uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
+        wounds;
 } ts_sim;
 
 /* txn_sim.c */

@@ -13,7 +13,8 @@
 
 #define LOCK_TIMEOUT   (400 * TS_MS)
 #define COMMIT_TIMEOUT (1500 * TS_MS)
-#define SNAP_TIMEOUT   (1000 * TS_MS)
+#define SNAP_RETRY     (300 * TS_MS)
+#define SNAP_TIMEOUT   (1500 * TS_MS)
 
 ts_txn *ts_txn_get(ts_sim *s, txn_id id)
 {
@@ -129,18 +130,14 @@ static void complete(ts_sim *s, ts_client *c, jp_type type)
 
 /* ---- snapshot reads ---- */
 
-static void start_snap(ts_sim *s, ts_client *c)
+/* Asks a random replica of each key's range (followers included) for the
+ * keys not read yet; a retry asks again, maybe elsewhere, at the same t. */
+static void send_snaps(ts_sim *s, ts_client *c)
 {
-    c->st = C_SNAP;
-    c->seq++;
-    c->snap_t = (txn_ts)client_tt_latest(s); /* strong: every acknowledged commit is below */
-    c->snap_pending = c->nsnap;
-    clear_reads(c);
-    s->snaps++;
     for (int i = 0; i < c->nsnap; i++) {
+        if (c->has_read[c->snap_slots[i]]) continue;
         int slot = c->snap_slots[i], ri = ts_range_of(s, slot);
         const ts_range *r = &s->rg[ri];
-        /* Any replica, followers included. */
         int node = r->rep[sim_rng_below(&s->rng, (uint64_t)r->nrep)].node;
         ts_msg m = {.type = M_SNAP,
                     .range = ri,
@@ -150,7 +147,19 @@ static void start_snap(ts_sim *s, ts_client *c)
                     .ts = c->snap_t};
         ts_send(s, 0, node, &m);
     }
-    arm(s, c, SNAP_TIMEOUT);
+    arm(s, c, SNAP_RETRY);
+}
+
+static void start_snap(ts_sim *s, ts_client *c)
+{
+    c->st = C_SNAP;
+    c->seq++;
+    c->snap_t = (txn_ts)client_tt_latest(s); /* strong: every acknowledged commit is below */
+    c->snap_pending = c->nsnap;
+    c->snap_start = s->now;
+    clear_reads(c);
+    s->snaps++;
+    send_snaps(s, c);
 }
 
 /* ---- read-write transactions ---- */
@@ -375,7 +384,12 @@ void ts_client_on_timeout(ts_sim *s, ts_client *c, uint64_t seq)
     switch (c->st) {
     case C_LOCKING: abort_attempt(s, c, 1); break;
     case C_COMMITTING: complete(s, c, JP_INFO); break;
-    case C_SNAP: complete(s, c, JP_FAIL); break;
+    case C_SNAP:
+        if (s->now - c->snap_start < SNAP_TIMEOUT)
+            send_snaps(s, c);
+        else
+            complete(s, c, JP_FAIL);
+        break;
     default: break;
     }
 }
@@ -416,7 +430,10 @@ void ts_client_on_msg(ts_sim *s, ts_client *c, const ts_msg *m)
             memcpy(c->readl[m->slot], m->items, (size_t)m->nitems * sizeof(int64_t));
             c->nreadl[m->slot] = (size_t)m->nitems;
         }
-        if (--c->snap_pending == 0) complete(s, c, JP_OK);
+        if (--c->snap_pending == 0) {
+            s->snaps_ok++;
+            complete(s, c, JP_OK);
+        }
         return;
     default: return;
     }

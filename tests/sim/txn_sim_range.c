@@ -128,6 +128,7 @@ static void serve_snap(ts_sim *s, ts_range *r, ts_replica *p, const ts_snapreq *
                 r->id, p->node, q->slot, q->t, pn, cn);
     ts_msg *m = calloc(1, sizeof(ts_msg) + TS_MAX_ITEMS * sizeof(int64_t));
     if (!m) return;
+    s->follower_reads += p != &r->rep[r->leader_rep];
     m->type = M_SNAP_REPLY;
     m->range = r->id;
     m->client = q->client;
@@ -433,8 +434,7 @@ static void reacquire(ts_sim *s, ts_range *r, txn_id t)
             lock_again(s, r, t, tx->prio, tx->w[i].slot, TXN_LOCK_X);
 }
 
-static void do_actions(ts_sim *s, ts_range *r, txn_id t, bool coord, const txn_out *out,
-                       bool quiet_aborts)
+static void do_actions(ts_sim *s, ts_range *r, txn_id t, const txn_out *out, bool quiet_aborts)
 {
     for (size_t i = 0; i < out->n && !s->failed; i++) {
         const txn_action *a = &out->a[i];
@@ -500,7 +500,6 @@ static void do_actions(ts_sim *s, ts_range *r, txn_id t, bool coord, const txn_o
             break;
         }
     }
-    (void)coord;
 }
 
 static void step(ts_sim *s, ts_range *r, txn_id t, const txn_event *ev)
@@ -521,7 +520,7 @@ static void step(ts_sim *s, ts_range *r, txn_id t, const txn_event *ev)
         return;
     }
     m->last_activity = s->now;
-    do_actions(s, r, t, m->coord, &out, false);
+    do_actions(s, r, t, &out, false);
 }
 
 static void handle_grants(ts_sim *s, ts_range *r, const txn_lock_out *o)
@@ -644,9 +643,6 @@ void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m)
         break;
     default: return;
     }
-    /* A participant asks a coordinator; a coordinator's decision answers. */
-    if (m->type == M_DECISION && r->m && m->txn < r->capm && r->m[m->txn] && r->m[m->txn]->coord)
-        return;
     step(s, r, m->txn, &ev);
 }
 
@@ -771,6 +767,6 @@ void ts_range_failover(ts_sim *s, int range, int to_rep)
         m->last_activity = s->now;
         /* An aborted coordinator re-announces the abort of every txn it ever
          * aborted; participants in doubt ask anyway, so the sim skips that. */
-        do_actions(s, r, (txn_id)t, m->coord, &out, was_aborted);
+        do_actions(s, r, (txn_id)t, &out, was_aborted);
     }
 }
