@@ -375,6 +375,7 @@ static void send_range(ts_sim *s, ts_range *r, int to, ts_msg *m)
 static void handle_grants(ts_sim *s, ts_range *r, const txn_lock_out *o);
 
 static void step(ts_sim *s, ts_range *r, txn_id t, const txn_event *ev);
+static void release(ts_sim *s, ts_range *r, txn_id t);
 
 /* Aborts txn t here because the lock table wounded it. */
 static void wound(ts_sim *s, ts_range *r, txn_id t)
@@ -383,6 +384,11 @@ static void wound(ts_sim *s, ts_range *r, txn_id t)
     txn_event ev = {.type = TXN_EV_ABORT};
     ts_clk(s, ts_leader_node(s, r->id), &ev.clk, r->last_assigned);
     step(s, r, t, &ev);
+    /* The table expects the wounded to let go at once, whatever the machine
+     * said: a coordinator already ABORTING (a participant said no) would
+     * otherwise hold its locks until its abort record is chosen. */
+    txn_lock_txn_info info;
+    if (txn_lock_txn_get(r->lt, t, &info) == 0) release(s, r, t);
 }
 
 static void release(ts_sim *s, ts_range *r, txn_id t)
