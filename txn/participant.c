@@ -173,7 +173,8 @@ static int on_chosen(txn_part *p, int kind, const txn_record *r, txn_out *out, m
         p->st = TXN_PART_PREPARED;
         if (p->leader) {
             if (replayed) {
-                /* Proposed by an earlier leader: its locks died with it. */
+                /* Proposed by an earlier leader: its locks (read and
+                 * write) died with it. */
                 twopc_push(out, TXN_ACT_REACQUIRE_LOCKS);
                 twopc_push(out, TXN_ACT_MARK_PREPARED);
             }

@@ -53,7 +53,8 @@ typedef enum txn_outcome {
 
 /* A record replicated through a range's Paxos log. */
 typedef enum txn_rec_type {
-    TXN_REC_PREPARE = 1, /* participant: voted yes at ts = prepare ts, holds its write locks */
+    TXN_REC_PREPARE = 1, /* participant: voted yes at ts = prepare ts, holds its read and
+                            write locks (the caller's record names both sets of spans) */
     TXN_REC_COMMIT = 2,  /* coordinator: decision at ts = s; participant: outcome */
     TXN_REC_ABORT = 3,
 } txn_rec_type;
@@ -114,7 +115,10 @@ typedef enum txn_action_type {
     TXN_ACT_APPLY,           /* apply this range's writes at ts (every replica) */
     TXN_ACT_RELEASE_LOCKS,   /* txn_lock_release_all */
     TXN_ACT_MARK_PREPARED,   /* txn_lock_set_prepared: no longer woundable */
-    TXN_ACT_REACQUIRE_LOCKS, /* new leader: take the prepared txn's write locks again */
+    TXN_ACT_REACQUIRE_LOCKS, /* new leader: take the prepared txn's read (S) and write (X)
+                                locks again: its s is not known yet and may exceed any
+                                ts this leader assigns, so a write to what it read must
+                                wait for its outcome (found by tests/sim/txn_sim) */
     TXN_ACT_ASSIGNED_TS,     /* the leader assigned ts: raise last_assigned */
 } txn_action_type;
 

@@ -313,6 +313,22 @@ static void test_prepared_is_not_wounded(void **state)
     assert_true(f->out.n_granted == 1 && f->out.granted[0].txn == 1);
 }
 
+/* What a new participant leader does for a prepared txn (REACQUIRE_LOCKS):
+ * retake its shared locks too. They keep an older writer waiting, unwounded,
+ * until the outcome: the txn's commit ts may end up above the writer's. */
+static void test_prepared_read_lock_holds_off_writer(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(acq(f, 5, P("read"), S), GRANTED);
+    assert_int_equal(acq(f, 5, P("write"), X), GRANTED);
+    assert_int_equal(txn_lock_set_prepared(f->lt, 5), 0);
+    assert_int_equal(acq(f, 1, P("read"), X), WAITING);
+    assert_int_equal(f->out.n_wounded, 0);
+    assert_true(f->out.waits_for == 5);
+    release(f, 5);
+    assert_true(f->out.n_granted == 1 && f->out.granted[0].txn == 1);
+}
+
 static void test_fair_no_barging(void **state)
 {
     fx *f = *state;
@@ -490,6 +506,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_wounds_younger_sharer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_waits_for_older_sharer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prepared_is_not_wounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_read_lock_holds_off_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fair_no_barging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiters_granted_by_age_not_arrival, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_waiter_blocks_younger_inside, setup, teardown),

@@ -373,7 +373,7 @@ static void test_follower_replay_and_failover(void **state)
     assert_true(f.prepare_ts == 151 && f.coord == COORD);
     assert_int_equal(simple(&f, TXN_EV_TIMEOUT), MERR_NOT_LEADER);
 
-    /* It becomes leader: takes the write locks again and asks. */
+    /* It becomes leader: takes its read and write locks again and asks. */
     txn_part_become_leader(&f, EPOCH + 1, &out);
     assert_non_null(find(TXN_ACT_REACQUIRE_LOCKS));
     assert_non_null(find(TXN_ACT_MARK_PREPARED));

@@ -1,0 +1,301 @@
+/* Shared state of the transaction simulator (issue 8): txn_sim.c drives the
+ * run (CLI, event loop, nemesis, final checks), txn_sim_range.c runs the
+ * ranges (log, leader with lock table and 2PC machines, replicas with safe
+ * time and MVCC versions, invariants), txn_sim_client.c runs the clients
+ * (bank and list-append workloads) and records the Jepsen histories.
+ *
+ * The replicated log of a range is modelled abstractly, as in
+ * tests/unit/txn/test_twopc_sim.c: a sequence of chosen records; a proposal
+ * is chosen some time after it was made if the leader still leads and
+ * reaches a majority; at a failover every proposal in flight is either
+ * chosen or lost. Paxos itself is paxos_sim's job; here the subject is the
+ * transaction layer on top, so the log only needs Paxos's contract. */
+#ifndef MERIDIAN_TESTS_SIM_TXN_SIM_H
+#define MERIDIAN_TESTS_SIM_TXN_SIM_H
+
+#include "sim/sim.h"
+#include "tests/jepsen/jp_history.h"
+#include "txn/lock.h"
+#include "txn/safetime.h"
+#include "txn/twopc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TS_MAX_NODES   5
+#define TS_MAX_RANGES  6
+#define TS_MAX_KEYS    64 /* bank accounts + lists */
+#define TS_MAX_OPKEYS  4  /* keys of one list-append transaction */
+#define TS_MAX_ITEMS   2048
+#define TS_MS          1000000LL /* simulated time is in ns */
+#define TS_MAX_RETRIES 40
+
+enum {
+    TS_EV_NET = 1,  /* message delivery (sim_net) */
+    TS_EV_CHOOSE,   /* a = range, b = epoch: the head proposal is chosen */
+    TS_EV_REPL,     /* a = range: followers catch up */
+    TS_EV_TT,       /* a = range, b = txn: commit-wait check */
+    TS_EV_TICK,     /* a = range: machine timeouts, closed timestamps */
+    TS_EV_CLIENT,   /* node = client: start the next op or attempt */
+    TS_EV_CTIMEOUT, /* node = client, a = op sequence: the client gives up */
+    TS_EV_NEMESIS,
+};
+
+/* Protocol breakers for --inject: each breaks one rule, and a run with it
+ * must be caught by the checkers. */
+typedef enum ts_inject {
+    TS_INJ_NONE = 0,
+    TS_INJ_SKIP_COMMIT_WAIT, /* the coordinator reveals a commit before tt_after(s) */
+    TS_INJ_NO_READ_LOCKS,    /* reads take no shared locks */
+    TS_INJ_EARLY_SAFE_TIME,  /* replicas ignore in-doubt transactions in safe time */
+    /* A new leader retakes only the write locks of a prepared txn (the
+     * contract before the sim found it wrong; see reacquire()). */
+    TS_INJ_REACQUIRE_WRITES_ONLY,
+} ts_inject;
+
+typedef enum ts_msg_type {
+    M_LOCK = 1,   /* client -> leader: lock (and read) a key */
+    M_LOCK_REPLY, /* leader -> client */
+    M_PREPARE,    /* client -> participant leader */
+    M_COMMIT,     /* client -> coordinator leader */
+    M_ABORT,      /* client -> leader: give up this attempt */
+    M_VOTE,       /* participant -> coordinator */
+    M_DECISION,   /* coordinator -> participant */
+    M_QUERY,      /* participant -> coordinator */
+    M_REPLY,      /* coordinator -> client: outcome */
+    M_SNAP,       /* client -> any replica: read key at ts once safe */
+    M_SNAP_REPLY, /* replica -> client */
+} ts_msg_type;
+
+/* A message: fixed header plus `nitems` list items (read results). */
+typedef struct ts_msg {
+    int type;
+    int range;      /* the range it is for (or from, for replies) */
+    int from_range; /* VOTE, QUERY: the sender's range */
+    int client;
+    uint64_t seq; /* client's request sequence: stale replies are ignored */
+    txn_id txn;
+    txn_ts prio;
+    int slot; /* key */
+    int mode; /* LOCK: TXN_LOCK_S / TXN_LOCK_X */
+    int want_read;
+    int coord_here; /* LOCK: this range coordinates the txn */
+    int coord;      /* PREPARE: coordinator range */
+    int yes;
+    int outcome; /* txn_outcome; LOCK_REPLY/REPLY: COMMITTED = ok, ABORTED = refused */
+    txn_ts ts;
+    uint64_t epoch; /* LOCK_REPLY: leader epoch; PREPARE/COMMIT: reads epoch */
+    int nparts;     /* COMMIT */
+    int parts[TS_MAX_RANGES];
+    txn_ts ver_ts; /* LOCK_REPLY: ts of the version read */
+    int nitems;
+    int64_t items[];
+} ts_msg;
+
+typedef struct ts_ver {
+    txn_ts ts;
+    int64_t v;
+} ts_ver;
+
+/* A key's versions, ts increasing. Bank: each version is a balance. List:
+ * each version is one appended element, so the list at t is every element
+ * up to t. */
+typedef struct ts_vers {
+    ts_ver *v;
+    size_t n, cap;
+} ts_vers;
+
+typedef struct ts_snapreq {
+    int client;
+    uint64_t seq;
+    int slot;
+    txn_ts t;
+} ts_snapreq;
+
+typedef struct ts_replica {
+    int node;
+    size_t applied; /* log records applied */
+    txn_safe safe;
+    ts_vers keys[TS_MAX_KEYS];
+    ts_snapreq *parked; /* reads waiting for safe time */
+    size_t nparked, capparked;
+} ts_replica;
+
+enum { R_TXN = 1, R_CLOSE };
+
+typedef struct ts_logrec {
+    int kind;
+    txn_record r; /* R_TXN */
+    txn_ts closed;
+    int dup; /* R_TXN: the range already knew this outcome (skipped by replicas) */
+} ts_logrec;
+
+/* A parked lock request at a leader, found again by its tag. */
+typedef struct ts_parked {
+    uint64_t tag;
+    txn_id txn;
+    int client;
+    uint64_t seq;
+    int slot;
+    int want_read;
+} ts_parked;
+
+/* The leader's view of one txn in this range. */
+typedef struct ts_mach {
+    bool coord;
+    txn_part p;
+    txn_coord c;
+    int64_t last_activity;
+} ts_mach;
+
+typedef struct ts_range {
+    int id; /* 1..R, also the 2PC range id */
+    int nrep;
+    ts_replica rep[TS_MAX_NODES];
+    int leader_rep; /* index in rep[] */
+    uint64_t epoch;
+    ts_logrec *log;
+    size_t nlog, caplog;
+    ts_logrec *pend;
+    size_t npend, cappend;
+    /* leader state, rebuilt at failover */
+    txn_lock_table *lt;
+    txn_ts last_assigned;
+    ts_mach **m; /* by txn id */
+    size_t capm;
+    ts_parked *parked;
+    size_t nparked, capparked;
+    uint64_t next_tag;
+    /* canonical state at choose time (the oracle for the invariants) */
+    ts_vers canon[TS_MAX_KEYS];
+    txn_ts max_read_s[TS_MAX_KEYS]; /* greatest s of a committed txn that read the key */
+    uint8_t *outcome;               /* by txn id: outcome logged in this range */
+    size_t capout;
+} ts_range;
+
+/* What the sim knows of a txn attempt (the "client buffer" that the
+ * records stand for: a prepare or commit record carries the range's writes). */
+typedef struct ts_write {
+    int slot;
+    int64_t v;
+} ts_write;
+
+typedef struct ts_read {
+    int slot;
+    txn_ts ver_ts;
+} ts_read;
+
+typedef struct ts_txn {
+    int client;
+    txn_ts prio;
+    int coord;
+    ts_write w[2 * TS_MAX_OPKEYS];
+    int nw;
+    ts_read rd[2 * TS_MAX_OPKEYS];
+    int nrd;
+    int committed; /* outcome decided (oracle) */
+    txn_ts s;
+} ts_txn;
+
+typedef enum ts_cstate { C_IDLE = 0, C_LOCKING, C_COMMITTING, C_SNAP, C_BACKOFF } ts_cstate;
+
+typedef struct ts_step {
+    int slot;
+    int mode;
+    int read;
+} ts_step;
+
+typedef struct ts_client {
+    int id;
+    int bank; /* workload: 1 bank, 0 list-append */
+    int64_t process;
+    ts_cstate st;
+    uint64_t seq;   /* request sequence */
+    uint64_t opseq; /* operation sequence (timeouts) */
+    int64_t op_start;
+    jp_op op; /* the invocation being run */
+    /* read-write attempt */
+    txn_id txn;
+    txn_ts prio;
+    int attempts;
+    ts_step steps[3 * TS_MAX_OPKEYS];
+    int nsteps, cur;
+    uint64_t epoch[TS_MAX_RANGES + 1]; /* first lock epoch per range, 0 = untouched */
+    int64_t readv[TS_MAX_KEYS];        /* bank: balances read */
+    int64_t *readl[TS_MAX_KEYS];       /* list: the list read */
+    size_t nreadl[TS_MAX_KEYS];
+    int has_read[TS_MAX_KEYS];
+    /* snapshot read */
+    txn_ts snap_t;
+    int64_t snap_start;
+    int snap_pending;
+    int snap_slots[TS_MAX_KEYS];
+    int nsnap;
+    int ops_done;
+} ts_client;
+
+typedef struct ts_node {
+    int up;
+    sim_clock clock;
+} ts_node;
+
+typedef struct ts_sim {
+    uint64_t seed;
+    int nodes, ranges, nclients;
+    ts_inject inject;
+    int invariants; /* check invariants during the run (off: leave it to the checkers) */
+    sim_rng rng;
+    sim_queue q;
+    sim_net net;
+    sim_trace tr;
+    int64_t now;
+    int64_t eps;
+    uint64_t step;
+    int failed;
+    char why[512];
+    int calm;                       /* no faults, no new ops */
+    int isolated;                   /* the node the nemesis cut off, 0 = none */
+    ts_node node[TS_MAX_NODES + 1]; /* node 0: the clients' host */
+    ts_range rg[TS_MAX_RANGES + 1];
+    int naccts, nlists; /* bank slots 0..naccts-1, list slots after */
+    int64_t initial;    /* per account */
+    ts_client *cl;
+    ts_txn *txns; /* by txn id */
+    size_t ntxns, captxns;
+    int64_t next_val;
+    jp_history hbank, hlist;
+    /* counts */
+    uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
+        wounds;
+} ts_sim;
+
+/* txn_sim.c */
+void ts_fail(ts_sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ts_clk(ts_sim *s, int node, txn_clock *c, txn_ts last_assigned);
+int ts_send(ts_sim *s, int from, int to, const ts_msg *m);
+int ts_range_of(const ts_sim *s, int slot);
+
+/* txn_sim_range.c */
+int ts_range_init(ts_sim *s, ts_range *r, int id);
+void ts_range_free(ts_range *r);
+int ts_leader_node(const ts_sim *s, int range);
+void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m);
+void ts_range_choose(ts_sim *s, int range, uint64_t epoch);
+void ts_range_repl(ts_sim *s, int range);
+void ts_range_tt(ts_sim *s, int range, txn_id txn);
+void ts_range_tick(ts_sim *s, int range);
+void ts_range_failover(ts_sim *s, int range, int to_rep);
+/* Reads slot at t from a replica: bank value, or the list into items. */
+size_t ts_vers_read(const ts_vers *v, txn_ts t, int64_t *items, size_t max);
+
+/* txn_sim_client.c */
+void ts_client_init(ts_sim *s, ts_client *c, int id, int bank);
+void ts_client_free(ts_client *c);
+void ts_client_on_event(ts_sim *s, ts_client *c);
+void ts_client_on_timeout(ts_sim *s, ts_client *c, uint64_t opseq);
+void ts_client_on_msg(ts_sim *s, ts_client *c, const ts_msg *m);
+ts_txn *ts_txn_get(ts_sim *s, txn_id id);
+/* The final snapshot of every account, after the calm phase. */
+int ts_final_read(ts_sim *s);
+
+#endif
