@@ -127,6 +127,12 @@ void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *a
     sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
 }
 
+void sql_session_set_cluster(sql_session *s, const sql_cluster_ops *ops, void *ctx)
+{
+    s->cluster = ops;
+    s->cluster_ctx = ctx;
+}
+
 void sql_session_set_read_only(sql_session *s, int on)
 {
     s->read_only = on != 0;
