@@ -125,3 +125,20 @@ int cli_rpc_call(cli_rpc *c, const char *method, const void *payload, size_t len
     pthread_mutex_destroy(&p.mu);
     return rc;
 }
+
+ProtobufCMessage *cli_rpc_ask(const char *addr, const char *certs, const char *method,
+                              const ProtobufCMessageDescriptor *desc, int64_t timeout_ns, merr *e)
+{
+    cli_rpc *c = NULL;
+    if (cli_rpc_open(addr, certs, "root", &c, e)) return NULL;
+    mbuf reply = MBUF_INIT;
+    ProtobufCMessage *r = NULL;
+    /* An empty message packs to zero bytes. */
+    if (cli_rpc_call(c, method, NULL, 0, timeout_ns, &reply, e) == 0) {
+        r = protobuf_c_message_unpack(desc, NULL, reply.len, reply.data);
+        if (!r) merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", addr);
+    }
+    mbuf_free(&reply);
+    cli_rpc_close(c);
+    return r;
+}

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "common/buf.h"
 #include "common/err.h"
 
@@ -23,5 +25,12 @@ void cli_rpc_close(cli_rpc *c);
  * cannot be reached or refuses the connection (the reason is in e). */
 int cli_rpc_call(cli_rpc *c, const char *method, const void *payload, size_t len,
                  int64_t timeout_ns, mbuf *reply, merr *e);
+
+/* One call to addr on a client endpoint of its own (opened and closed
+ * here), the reply decoded as desc (free it with
+ * protobuf_c_message_free_unpacked). NULL with e set when the node cannot be
+ * asked. For the node.* methods whose request is empty. */
+ProtobufCMessage *cli_rpc_ask(const char *addr, const char *certs_dir_or_NULL, const char *method,
+                              const ProtobufCMessageDescriptor *desc, int64_t timeout_ns, merr *e);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "server/node_int.h"
+#include "server/node_sysviews.h"
 #include "server/session_exec_sql.h"
 #include "server/txn_client.h"
 #include "sql/kv_lock.h"
@@ -88,6 +89,8 @@ int node_sql_start(node *n, merr *e)
         memcpy(n->sql_cfg.refusal, why.msg, sizeof(n->sql_cfg.refusal));
         MLOG_W("node", "SQL sessions will be refused", "reason=\"%s\"", why.msg);
     }
+    n->sql_cfg.cluster = &node_sysviews_ops;
+    n->sql_cfg.cluster_ctx = n;
     session_exec_sql(&n->sql_ex, &n->sql_cfg);
     reg_ctx r = {.n = n};
     rpc_node_run_sync(n->rpc, register_on_loop, &r);

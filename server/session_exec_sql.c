@@ -13,14 +13,20 @@
  * COMMIT/END, which then roll back), so a client that keeps sending the rest
  * of its transaction does not see later statements run in autocommit. The
  * SQL layer has already left the transaction when it reports the abort; this
- * file keeps the FAILED mark. */
+ * file keeps the FAILED mark.
+ *
+ * Every session is in a process-wide list (reg_mu) with what the
+ * meridian_sessions view shows: id, user, when it opened, the statement it
+ * runs or ran last and whether it is running. */
 #include "server/session_exec_sql.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mtime.h"
 #include "sql/session.h"
 
 typedef struct sx_ctx {
@@ -31,7 +37,78 @@ typedef struct sx_ctx {
     int failed_txn;
     uint64_t changes;
     session_settings st;
+    /* the registry (reg_mu) */
+    struct sx_ctx *reg_prev, *reg_next;
+    uint64_t id;
+    char user[64];
+    int64_t opened_ms;
+    char *stmt_text; /* the last statement prepared or run */
+    int running, in_txn;
 } sx_ctx;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static sx_ctx *reg_head;
+
+static void reg_add(sx_ctx *c)
+{
+    pthread_mutex_lock(&reg_mu);
+    c->reg_next = reg_head;
+    if (reg_head) reg_head->reg_prev = c;
+    reg_head = c;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(sx_ctx *c)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (c->reg_prev)
+        c->reg_prev->reg_next = c->reg_next;
+    else
+        reg_head = c->reg_next;
+    if (c->reg_next) c->reg_next->reg_prev = c->reg_prev;
+    free(c->stmt_text);
+    c->stmt_text = NULL;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* Marks the session running or not; text (NULL: keep the last one) is the
+ * statement, len bytes of it. */
+static void reg_state(sx_ctx *c, const char *text, size_t len, int running)
+{
+    char *copy = text ? strndup(text, len) : NULL;
+    pthread_mutex_lock(&reg_mu);
+    if (copy) {
+        free(c->stmt_text);
+        c->stmt_text = copy;
+    }
+    c->running = running;
+    c->in_txn = c->failed_txn || (c->s && sql_session_in_txn(c->s));
+    pthread_mutex_unlock(&reg_mu);
+}
+
+int session_exec_sql_sessions(const session_exec_sql_config *cfg, uint64_t node_id,
+                              sql_cluster_emit_fn emit, void *sink)
+{
+    int rc = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (sx_ctx *c = reg_head; c && !rc; c = c->reg_next) {
+        if (c->cfg != cfg) continue;
+        sql_cluster_session row = {
+            .session_id = c->id,
+            .node_id = node_id,
+            .user = c->user,
+            .application_name = c->st.application_name[0] ? c->st.application_name : NULL,
+            .state = c->running  ? "running"
+                     : c->in_txn ? "idle in transaction"
+                                 : "idle",
+            .statement = c->stmt_text,
+            .started_at_ms = c->opened_ms,
+        };
+        rc = emit(sink, &row);
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
+}
 
 typedef struct sx_stmt {
     sx_ctx *c;
@@ -110,6 +187,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
+    if (c->cfg->cluster) sql_session_set_cluster(c->s, c->cfg->cluster, c->cfg->cluster_ctx);
     sql_session_set_read_only(c->s, c->st.read_only);
     return 0;
 }
@@ -118,7 +196,6 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
                    sexec_error *err)
 {
     session_exec_sql_config *cfg = arg;
-    (void)user;
     if (!cfg->ops) {
         set_err(err, SEXEC_ERROR, cfg->refusal[0] ? cfg->refusal : "SQL is not available", -1);
         return SEXEC_ERROR;
@@ -130,6 +207,9 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
     }
     c->cfg = cfg;
     c->st = *s;
+    snprintf(c->user, sizeof(c->user), "%s", user ? user : "");
+    c->opened_ms = mtime_real_ns() / MTIME_MS;
+    reg_add(c);
     *out = c;
     return 0;
 }
@@ -156,6 +236,10 @@ static int sx_prepare(void *ctx, const char *sql, size_t len, void **out, size_t
         goto out;
     }
     *tail = rest ? (size_t)(rest - text) : len;
+    if (st) {
+        size_t lead = strspn(text, " \t\r\n"); /* what is left of the previous statement */
+        reg_state(c, text + lead, *tail > lead ? *tail - lead : 0, 0);
+    }
     if (st) {
         sx_stmt *x = calloc(1, sizeof(*x));
         if (!x) {
@@ -233,7 +317,9 @@ static int sx_step(void *stmt, sexec_error *err)
         return SEXEC_INTERRUPT;
     }
     int in_txn = sql_session_in_txn(c->s);
+    reg_state(c, NULL, 0, 1);
     int rc = sql_step(x->st, &m);
+    reg_state(c, NULL, 0, 0);
     if (rc == 1) return SEXEC_ROW;
     if (rc == 0) {
         int dml = sql_stmt_get_kind(x->st) == SQL_STMT_QUERY && !sql_stmt_readonly(x->st);
@@ -332,9 +418,17 @@ static int sx_txn_state(void *ctx)
 static void sx_close(void *ctx)
 {
     sx_ctx *c = ctx;
+    reg_remove(c);
     sql_session_close(c->s);
     if (c->kv && c->cfg->kv_close) c->cfg->kv_close(c->kv);
     free(c);
+}
+
+static void sx_session_id(void *ctx, uint64_t id)
+{
+    pthread_mutex_lock(&reg_mu);
+    ((sx_ctx *)ctx)->id = id;
+    pthread_mutex_unlock(&reg_mu);
 }
 
 void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
@@ -359,4 +453,5 @@ void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
     ex->txn_state = sx_txn_state;
     ex->set = sx_set;
     ex->close = sx_close;
+    ex->session_id = sx_session_id;
 }
