@@ -34,6 +34,7 @@ typedef struct sx_ctx {
     sql_session *s; /* made at the first statement (worker thread) */
     void *kv;       /* the session's own KV context (cfg->kv_open), or NULL */
     atomic_int cancel;
+    _Atomic(void *) cancel_kv; /* c->kv once made: what sx_cancel may reach */
     int failed_txn;
     uint64_t changes;
     session_settings st;
@@ -184,6 +185,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
     if (c->cfg->kv_open) {
         if (c->cfg->kv_open(c->cfg->kv_ctx, &c->kv, &m)) return map_err(c, NULL, &m, -1, err);
         kv = c->kv;
+        atomic_store(&c->cancel_kv, c->kv);
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
@@ -387,6 +389,7 @@ static void sx_reset(void *stmt)
      * done, as sqlite3_reset does; its commit error has nobody to go to. */
     sql_reset(x->st, NULL);
     atomic_store(&x->c->cancel, 0);
+    if (x->c->kv && x->c->cfg->kv_cancel) x->c->cfg->kv_cancel(x->c->kv, 0);
 }
 
 static void sx_finalize(void *stmt)
@@ -401,11 +404,15 @@ static uint64_t sx_changes(void *ctx)
     return ((sx_ctx *)ctx)->changes;
 }
 
-/* Only the flag: the statement's deadline hook polls it, and c->s may be
- * being made on the worker right now. */
+/* The flag, which the statement's deadline hook polls (c->s may be being
+ * made on the worker right now), and the session KV's cancel for a
+ * statement waiting in the KV. */
 static void sx_cancel(void *ctx)
 {
-    atomic_store(&((sx_ctx *)ctx)->cancel, 1);
+    sx_ctx *c = ctx;
+    atomic_store(&c->cancel, 1);
+    void *kv = atomic_load(&c->cancel_kv);
+    if (kv && c->cfg->kv_cancel) c->cfg->kv_cancel(kv, 1);
 }
 
 static int sx_txn_state(void *ctx)

@@ -24,6 +24,11 @@ typedef struct session_exec_sql_config {
      * and given back to kv_close when the session ends. */
     int (*kv_open)(void *kv_ctx, void **session_kv, merr *e);
     void (*kv_close)(void *session_kv);
+    /* Optional: cancel a session KV's waiting call (any thread; on=1), or
+     * clear that before the next statement (on=0, the session's thread). A
+     * statement blocked in the KV (a lock wait) is not at a VM step, where
+     * the deadline hook would see the cancel. */
+    void (*kv_cancel)(void *session_kv, int on);
     char refusal[512]; /* as long as an merr message */
     /* Optional: what the cluster system views read (sql/cluster.h). */
     const sql_cluster_ops *cluster;

@@ -425,8 +425,11 @@ int sql_step(sql_stmt *st, merr *e)
             rc = stmt_end(st, 1, e);
             /* A statement on its own that lost a conflict at commit and has
              * shown nothing yet simply runs again, in a new transaction. */
+            /* Not when it was canceled meanwhile (a commit stopped waiting
+             * for a lock is aborted): the deadline hook would not see a
+             * cancel in a short statement. */
             if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
-                st->retries < SQL_AUTO_RETRIES) {
+                st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
                 st->retries++;
                 st->started = st->done = 0;
                 sqlite3_reset(st->st);
