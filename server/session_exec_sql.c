@@ -43,7 +43,8 @@ typedef struct sx_ctx {
     uint64_t id;
     char user[64];
     int64_t opened_ms;
-    char *stmt_text; /* the last statement prepared or run */
+    char *stmt_text;        /* the statement running, or the last one run */
+    const void *stmt_shown; /* whose text stmt_text is (worker only) */
     int running, in_txn;
 } sx_ctx;
 
@@ -73,10 +74,10 @@ static void reg_remove(sx_ctx *c)
 }
 
 /* Marks the session running or not; text (NULL: keep the last one) is the
- * statement, len bytes of it. */
-static void reg_state(sx_ctx *c, const char *text, size_t len, int running)
+ * statement. */
+static void reg_state(sx_ctx *c, const char *text, int running)
 {
-    char *copy = text ? strndup(text, len) : NULL;
+    char *copy = text ? strdup(text) : NULL;
     pthread_mutex_lock(&reg_mu);
     if (copy) {
         free(c->stmt_text);
@@ -114,6 +115,7 @@ int session_exec_sql_sessions(const session_exec_sql_config *cfg, uint64_t node_
 typedef struct sx_stmt {
     sx_ctx *c;
     sql_stmt *st;
+    char *text; /* for meridian_sessions */
 } sx_stmt;
 
 static void set_err(sexec_error *e, int code, const char *msg, int offset)
@@ -239,12 +241,11 @@ static int sx_prepare(void *ctx, const char *sql, size_t len, void **out, size_t
     }
     *tail = rest ? (size_t)(rest - text) : len;
     if (st) {
-        size_t lead = strspn(text, " \t\r\n"); /* what is left of the previous statement */
-        reg_state(c, text + lead, *tail > lead ? *tail - lead : 0, 0);
-    }
-    if (st) {
         sx_stmt *x = calloc(1, sizeof(*x));
-        if (!x) {
+        size_t lead = strspn(text, " \t\r\n"); /* what is left of the previous statement */
+        if (x) x->text = strndup(text + lead, *tail > lead ? *tail - lead : 0);
+        if (!x || !x->text) {
+            free(x);
             sql_finalize(st, NULL);
             rc = SEXEC_NOMEM;
             set_err(err, rc, "out of memory", -1);
@@ -319,9 +320,11 @@ static int sx_step(void *stmt, sexec_error *err)
         return SEXEC_INTERRUPT;
     }
     int in_txn = sql_session_in_txn(c->s);
-    reg_state(c, NULL, 0, 1);
+    /* The text is copied only when another statement runs (not per row). */
+    reg_state(c, c->stmt_shown != x ? x->text : NULL, 1);
+    c->stmt_shown = x;
     int rc = sql_step(x->st, &m);
-    reg_state(c, NULL, 0, 0);
+    reg_state(c, NULL, 0);
     if (rc == 1) return SEXEC_ROW;
     if (rc == 0) {
         int dml = sql_stmt_get_kind(x->st) == SQL_STMT_QUERY && !sql_stmt_readonly(x->st);
@@ -396,6 +399,8 @@ static void sx_finalize(void *stmt)
 {
     sx_stmt *x = stmt;
     sql_finalize(x->st, NULL);
+    if (x->c->stmt_shown == x) x->c->stmt_shown = NULL;
+    free(x->text);
     free(x);
 }
 
