@@ -337,7 +337,8 @@ static int cluster_command(shell *sh, const char *cmd, const char *table)
     }
     if (cmd[1] == 'n')
         return run_sql(sh, "SELECT node_id, address, region, zone, state, ranges, leases, "
-                           "CAST(uptime_s AS INTEGER) AS uptime_s FROM meridian_nodes "
+                           "CAST(uptime_s AS INTEGER) AS uptime_s, clock_source, clock_epsilon_us "
+                           "FROM meridian_nodes "
                            "ORDER BY node_id;");
     if (table && strchr(table, '\'')) {
         fprintf(stderr, "ERROR: bad table name\n");

@@ -78,6 +78,10 @@ static int nodes(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e)
             row.ranges = s->replicas;
             row.leases = s->leases;
             row.uptime_s = s->uptime_seconds;
+            /* Nodes that predate the clock fields send neither. */
+            row.clock_source = s->clock_source && s->clock_source[0] ? s->clock_source : NULL;
+            row.has_epsilon = row.clock_source && s->clock_epsilon_ns >= 0;
+            row.clock_epsilon_us = s->clock_epsilon_ns / 1000;
         }
         rc = emit(sink, &row);
         if (s) meridian__node__status_response__free_unpacked(s, NULL);

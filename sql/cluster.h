@@ -30,6 +30,9 @@ typedef struct sql_cluster_node {
     int has_stats;     /* 0 (unreachable): the counts below are NULL */
     int64_t ranges, leases;
     double uptime_s;
+    const char *clock_source; /* chrony, kernel, static */
+    int has_epsilon;          /* 0: the clock cannot vouch for a bound now */
+    int64_t clock_epsilon_us; /* TrueTime half width */
 } sql_cluster_node;
 
 typedef struct sql_cluster_range {

@@ -53,9 +53,10 @@ static const struct {
     {"meridian_indexes", 5,
      "CREATE TABLE x(table_name TEXT, name TEXT, index_id INTEGER, is_unique INTEGER, "
      "columns TEXT)"},
-    {"meridian_nodes", 8,
+    {"meridian_nodes", 10,
      "CREATE TABLE x(node_id INTEGER, address TEXT, region TEXT, zone TEXT, state TEXT, "
-     "ranges INTEGER, leases INTEGER, uptime_s REAL)"},
+     "ranges INTEGER, leases INTEGER, uptime_s REAL, clock_source TEXT, clock_epsilon_us "
+     "INTEGER)"},
     {"meridian_ranges", 10,
      "CREATE TABLE x(range_id INTEGER, table_name TEXT, start_key TEXT, end_key TEXT, "
      "generation INTEGER, replicas TEXT, leader_node INTEGER, keys INTEGER, bytes INTEGER, "
@@ -231,14 +232,16 @@ static int cl_emit(void *arg, const void *row)
     switch (k->which) {
     case V_NODES: {
         const sql_cluster_node *n = row;
-        sys_val out[8] = {
+        sys_val out[10] = {
             v_int((int64_t)n->node_id), v_text(n->address), v_text(n->region), v_text(n->zone),
-            v_text(n->state),           v_text(NULL),       v_text(NULL),      v_text(NULL)};
+            v_text(n->state),           v_text(NULL),       v_text(NULL),      v_text(NULL),
+            v_text(n->clock_source),    v_text(NULL)};
         if (n->has_stats) {
             out[5] = v_int(n->ranges);
             out[6] = v_int(n->leases);
             out[7] = (sys_val){2, 0, NULL, n->uptime_s};
         }
+        if (n->has_epsilon) out[9] = v_int(n->clock_epsilon_us);
         return sys_row(k->c, out);
     }
     case V_RANGES: return emit_range(k, row);

@@ -231,6 +231,9 @@ def test_cluster(d):
     # Replica counts: range 1 has a replica on each of the three nodes, one lease.
     check(sum(int(x[5]) for x in rows[1:]) == 3 and sum(int(x[6]) for x in rows[1:]) == 1,
           ".nodes replica and lease counts", r.stdout)
+    # local-cluster.sh runs the nodes on the static clock source.
+    check(rows[0][8:] == ["clock_source", "clock_epsilon_us"]
+          and all(x[8] == "static" and int(x[9]) > 0 for x in rows[1:]), ".nodes clock", r.stdout)
     r = sql(addr, "--format", "csv", "-e",
             "CREATE TABLE shell_k(a INTEGER PRIMARY KEY, b TEXT); "
             "INSERT INTO shell_k VALUES (1, 'x'), (2, 'y');")

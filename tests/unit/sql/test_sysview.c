@@ -52,8 +52,8 @@ static int f_nodes(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e)
 {
     fake *f = ctx;
     if (f->fail) return merr_set(e, MERR_UNAVAILABLE, "node 2 did not answer");
-    sql_cluster_node a = {1, "127.0.0.1:1", "r1", "z1", "serving", 1, 2, 1, 12.5};
-    sql_cluster_node b = {2, "127.0.0.1:2", NULL, NULL, "unreachable", 0, 0, 0, 0};
+    sql_cluster_node a = {1, "127.0.0.1:1", "r1", "z1", "serving", 1, 2, 1, 12.5, "static", 1, 900};
+    sql_cluster_node b = {2, "127.0.0.1:2", NULL, NULL, "unreachable", 0, 0, 0, 0, NULL, 0, 0};
     int rc = emit(sink, &a);
     return rc ? rc : emit(sink, &b);
 }
@@ -120,8 +120,8 @@ static void test_cluster_views(void **state)
     assert_int_equal(sql_exec(s, "CREATE TABLE t(a INTEGER PRIMARY KEY)", NULL, NULL, &e), 0);
     assert_int_equal(sql_exec(s, "CREATE TABLE u(a INTEGER PRIMARY KEY)", NULL, NULL, &e), 0);
     q(s, "SELECT * FROM meridian_nodes ORDER BY node_id", &o);
-    assert_string_equal(o.buf, "1|127.0.0.1:1|r1|z1|serving|2|1|12.5;"
-                               "2|127.0.0.1:2|NULL|NULL|unreachable|NULL|NULL|NULL;");
+    assert_string_equal(o.buf, "1|127.0.0.1:1|r1|z1|serving|2|1|12.5|static|900;"
+                               "2|127.0.0.1:2|NULL|NULL|unreachable|NULL|NULL|NULL|NULL|NULL;");
     q(s,
       "SELECT range_id, table_name, generation, replicas, leader_node, keys, bytes, applied "
       "FROM meridian_ranges ORDER BY range_id",
