@@ -310,13 +310,60 @@ static int demo_command(const char *what, const char *arg)
 
 /* 1 when the gateway runs Meridian's SQL (its catalog views exist), 0 for
  * the plain-SQLite test executor. */
-static int has_catalog_views(shell *sh)
+/* 1 when the gateway has the system view (Meridian's SQL, not a test
+ * executor). */
+static int has_view(shell *sh, const char *view)
 {
+    char sql[128];
     meridian_stmt *st = NULL;
-    int ok = meridian_prepare(sh->db, "SELECT 1 FROM meridian_tables LIMIT 0", -1, &st, NULL) ==
-             MERIDIAN_OK;
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 0", view);
+    int ok = meridian_prepare(sh->db, sql, -1, &st, NULL) == MERIDIAN_OK;
     meridian_finalize(st);
     return ok;
+}
+
+static int has_catalog_views(shell *sh)
+{
+    return has_view(sh, "meridian_tables");
+}
+
+/* `.nodes` and `.ranges [TABLE]`: queries of the cluster views. */
+static int cluster_command(shell *sh, const char *cmd, const char *table)
+{
+    if (!has_view(sh, cmd[1] == 'n' ? "meridian_nodes" : "meridian_ranges")) {
+        fprintf(stderr, "ERROR: %s needs a Meridian cluster; this gateway serves SQL without one\n",
+                cmd);
+        return 1;
+    }
+    if (cmd[1] == 'n')
+        return run_sql(sh, "SELECT node_id, address, region, zone, state, ranges, leases, "
+                           "CAST(uptime_s AS INTEGER) AS uptime_s, clock_source, clock_epsilon_us "
+                           "FROM meridian_nodes "
+                           "ORDER BY node_id;");
+    if (table && strchr(table, '\'')) {
+        fprintf(stderr, "ERROR: bad table name\n");
+        return 1;
+    }
+    char sql[512], where[160] = "";
+    if (table) {
+        /* A name that is no table is an error, not an empty list. */
+        snprintf(sql, sizeof(sql), "SELECT 1 FROM meridian_tables WHERE name = '%s' LIMIT 1",
+                 table);
+        meridian_stmt *st = NULL;
+        int found = meridian_prepare(sh->db, sql, -1, &st, NULL) == MERIDIAN_OK && st &&
+                    meridian_step(st) == MERIDIAN_ROW;
+        meridian_finalize(st);
+        if (!found) {
+            fprintf(stderr, "ERROR: no such table: %s\n", table);
+            return 1;
+        }
+        snprintf(where, sizeof(where), "WHERE table_name = '%s' ", table);
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT range_id, table_name, start_key, end_key, replicas, leader_node, keys, "
+             "bytes FROM meridian_ranges %sORDER BY range_id, table_name;",
+             where);
+    return run_sql(sh, sql);
 }
 
 /* Returns 0, 1 on error, or -1 to quit. */
@@ -398,13 +445,8 @@ static int dot_command(shell *sh, char *line)
         return rc;
     }
     if (!strcmp(cmd, ".demo")) return demo_command(args[1], args[2]);
-    if (!strcmp(cmd, ".ranges") || !strcmp(cmd, ".nodes")) {
-        fprintf(stderr,
-                "ERROR: %s is not available yet: it needs a Meridian cluster, and this gateway "
-                "serves SQL without one\n",
-                cmd);
-        return 1;
-    }
+    if (!strcmp(cmd, ".ranges") || !strcmp(cmd, ".nodes"))
+        return cluster_command(sh, cmd, cmd[1] == 'r' ? args[1] : NULL);
     fprintf(stderr, "ERROR: unknown command '%s' (try .help)\n", cmd);
     return 1;
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "common/buf.h"
 #include "common/err.h"
 
@@ -23,5 +25,26 @@ void cli_rpc_close(cli_rpc *c);
  * cannot be reached or refuses the connection (the reason is in e). */
 int cli_rpc_call(cli_rpc *c, const char *method, const void *payload, size_t len,
                  int64_t timeout_ns, mbuf *reply, merr *e);
+
+/* Interruptible calls (statement cancellation). cli_rpc_interrupt() may be
+ * called from any thread: the interruptible call running now, and every
+ * later one until cli_rpc_clear_interrupt(), fails at once with
+ * MERR_CANCELED and the remote request is canceled. Plain cli_rpc_call()s
+ * are not affected. */
+int cli_rpc_call_interruptible(cli_rpc *c, const char *method, const void *payload, size_t len,
+                               int64_t timeout_ns, mbuf *reply, merr *e);
+void cli_rpc_interrupt(cli_rpc *c);
+void cli_rpc_clear_interrupt(cli_rpc *c);
+/* Sends a request without waiting for (or reading) its reply; any thread,
+ * never blocks. The payload is copied. */
+int cli_rpc_send(cli_rpc *c, const char *method, const void *payload, size_t len,
+                 int64_t timeout_ns);
+
+/* One call to addr on a client endpoint of its own (opened and closed
+ * here), the reply decoded as desc (free it with
+ * protobuf_c_message_free_unpacked). NULL with e set when the node cannot be
+ * asked. For the node.* methods whose request is empty. */
+ProtobufCMessage *cli_rpc_ask(const char *addr, const char *certs_dir_or_NULL, const char *method,
+                              const ProtobufCMessageDescriptor *desc, int64_t timeout_ns, merr *e);
 
 #endif

@@ -12,23 +12,10 @@
 #include "server/cli_rpc.h"
 #include "server/commands.h"
 
-/* Calls one of the node.* methods whose request is empty and decodes the
- * reply as `desc`; NULL with e set when the node cannot be asked. */
 static ProtobufCMessage *ask(const char *addr, const char *certs, const char *method,
                              const ProtobufCMessageDescriptor *desc, merr *e)
 {
-    cli_rpc *c = NULL;
-    if (cli_rpc_open(addr, certs, "root", &c, e)) return NULL;
-    mbuf reply = MBUF_INIT;
-    ProtobufCMessage *r = NULL;
-    /* An empty message packs to zero bytes. */
-    if (cli_rpc_call(c, method, NULL, 0, 3 * MTIME_S, &reply, e) == 0) {
-        r = protobuf_c_message_unpack(desc, NULL, reply.len, reply.data);
-        if (!r) merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", addr);
-    }
-    mbuf_free(&reply);
-    cli_rpc_close(c);
-    return r;
+    return cli_rpc_ask(addr, certs, method, desc, 3 * MTIME_S, e);
 }
 
 static Meridian__Node__StatusResponse *status_of(const char *addr, const char *certs, merr *e)

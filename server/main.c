@@ -16,6 +16,7 @@ static const cli_cmd bench_cmds[] = {
     {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
     {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
      NULL},
+    {"sql", "SQL through libmeridian against a cluster: ops/s and latency", cmd_bench_sql, NULL},
     {0},
 };
 

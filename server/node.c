@@ -162,6 +162,10 @@ static void on_status(void *arg, rpc_req *req)
         resp.peers = pp;
         resp.n_peers = n->host.npeers;
     }
+    resp.clock_source = (char *)(n->cfg.clock_source ? n->cfg.clock_source : "");
+    tt_interval tt;
+    merr ce = {0};
+    resp.clock_epsilon_ns = n->host_open && host_now(&n->host, &tt, &ce) == 0 ? tt.epsilon_ns : -1;
     pb_reply(req, &resp.base);
 }
 

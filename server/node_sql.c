@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "server/node_int.h"
+#include "server/node_sysviews.h"
 #include "server/session_exec_sql.h"
 #include "server/txn_client.h"
 #include "sql/kv_lock.h"
@@ -30,6 +31,14 @@ static void txn_close(void *kv)
     txn_client_close(kv);
 }
 
+static void txn_cancel(void *kv, int on)
+{
+    if (on)
+        txn_client_cancel(kv);
+    else
+        txn_client_clear_cancel(kv);
+}
+
 int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
 {
     if (n->cfg.testing_sql_memory) {
@@ -46,6 +55,7 @@ int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
      * session, made on the session's worker at its first statement. */
     n->sql_cfg.kv_open = txn_open;
     n->sql_cfg.kv_close = txn_close;
+    n->sql_cfg.kv_cancel = txn_cancel;
     *ops = txn_client_kv_ops();
     *ctx = n;
     return 0;
@@ -84,10 +94,13 @@ int node_sql_start(node *n, merr *e)
         n->sql_cfg.ops = NULL;
         n->sql_cfg.kv_open = NULL;
         n->sql_cfg.kv_close = NULL;
+        n->sql_cfg.kv_cancel = NULL;
         node_sql_kv_close(n);
         memcpy(n->sql_cfg.refusal, why.msg, sizeof(n->sql_cfg.refusal));
         MLOG_W("node", "SQL sessions will be refused", "reason=\"%s\"", why.msg);
     }
+    n->sql_cfg.cluster = &node_sysviews_ops;
+    n->sql_cfg.cluster_ctx = n;
     session_exec_sql(&n->sql_ex, &n->sql_cfg);
     reg_ctx r = {.n = n};
     rpc_node_run_sync(n->rpc, register_on_loop, &r);

@@ -13,14 +13,20 @@
  * COMMIT/END, which then roll back), so a client that keeps sending the rest
  * of its transaction does not see later statements run in autocommit. The
  * SQL layer has already left the transaction when it reports the abort; this
- * file keeps the FAILED mark. */
+ * file keeps the FAILED mark.
+ *
+ * Every session is in a process-wide list (reg_mu) with what the
+ * meridian_sessions view shows: id, user, when it opened, the statement it
+ * runs or ran last and whether it is running. */
 #include "server/session_exec_sql.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mtime.h"
 #include "sql/session.h"
 
 typedef struct sx_ctx {
@@ -28,14 +34,88 @@ typedef struct sx_ctx {
     sql_session *s; /* made at the first statement (worker thread) */
     void *kv;       /* the session's own KV context (cfg->kv_open), or NULL */
     atomic_int cancel;
+    _Atomic(void *) cancel_kv; /* c->kv once made: what sx_cancel may reach */
     int failed_txn;
     uint64_t changes;
     session_settings st;
+    /* the registry (reg_mu) */
+    struct sx_ctx *reg_prev, *reg_next;
+    uint64_t id;
+    char user[64];
+    int64_t opened_ms;
+    char *stmt_text;        /* the statement running, or the last one run */
+    const void *stmt_shown; /* whose text stmt_text is (worker only) */
+    int running, in_txn;
 } sx_ctx;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static sx_ctx *reg_head;
+
+static void reg_add(sx_ctx *c)
+{
+    pthread_mutex_lock(&reg_mu);
+    c->reg_next = reg_head;
+    if (reg_head) reg_head->reg_prev = c;
+    reg_head = c;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(sx_ctx *c)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (c->reg_prev)
+        c->reg_prev->reg_next = c->reg_next;
+    else
+        reg_head = c->reg_next;
+    if (c->reg_next) c->reg_next->reg_prev = c->reg_prev;
+    free(c->stmt_text);
+    c->stmt_text = NULL;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* Marks the session running or not; text (NULL: keep the last one) is the
+ * statement. */
+static void reg_state(sx_ctx *c, const char *text, int running)
+{
+    char *copy = text ? strdup(text) : NULL;
+    pthread_mutex_lock(&reg_mu);
+    if (copy) {
+        free(c->stmt_text);
+        c->stmt_text = copy;
+    }
+    c->running = running;
+    c->in_txn = c->failed_txn || (c->s && sql_session_in_txn(c->s));
+    pthread_mutex_unlock(&reg_mu);
+}
+
+int session_exec_sql_sessions(const session_exec_sql_config *cfg, uint64_t node_id,
+                              sql_cluster_emit_fn emit, void *sink)
+{
+    int rc = 0;
+    pthread_mutex_lock(&reg_mu);
+    for (sx_ctx *c = reg_head; c && !rc; c = c->reg_next) {
+        if (c->cfg != cfg) continue;
+        sql_cluster_session row = {
+            .session_id = c->id,
+            .node_id = node_id,
+            .user = c->user,
+            .application_name = c->st.application_name[0] ? c->st.application_name : NULL,
+            .state = c->running  ? "running"
+                     : c->in_txn ? "idle in transaction"
+                                 : "idle",
+            .statement = c->stmt_text,
+            .started_at_ms = c->opened_ms,
+        };
+        rc = emit(sink, &row);
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
+}
 
 typedef struct sx_stmt {
     sx_ctx *c;
     sql_stmt *st;
+    char *text; /* for meridian_sessions */
 } sx_stmt;
 
 static void set_err(sexec_error *e, int code, const char *msg, int offset)
@@ -107,9 +187,11 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
     if (c->cfg->kv_open) {
         if (c->cfg->kv_open(c->cfg->kv_ctx, &c->kv, &m)) return map_err(c, NULL, &m, -1, err);
         kv = c->kv;
+        atomic_store(&c->cancel_kv, c->kv);
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
+    if (c->cfg->cluster) sql_session_set_cluster(c->s, c->cfg->cluster, c->cfg->cluster_ctx);
     sql_session_set_read_only(c->s, c->st.read_only);
     return 0;
 }
@@ -118,7 +200,6 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
                    sexec_error *err)
 {
     session_exec_sql_config *cfg = arg;
-    (void)user;
     if (!cfg->ops) {
         set_err(err, SEXEC_ERROR, cfg->refusal[0] ? cfg->refusal : "SQL is not available", -1);
         return SEXEC_ERROR;
@@ -130,6 +211,9 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
     }
     c->cfg = cfg;
     c->st = *s;
+    snprintf(c->user, sizeof(c->user), "%s", user ? user : "");
+    c->opened_ms = mtime_real_ns() / MTIME_MS;
+    reg_add(c);
     *out = c;
     return 0;
 }
@@ -158,7 +242,10 @@ static int sx_prepare(void *ctx, const char *sql, size_t len, void **out, size_t
     *tail = rest ? (size_t)(rest - text) : len;
     if (st) {
         sx_stmt *x = calloc(1, sizeof(*x));
-        if (!x) {
+        size_t lead = strspn(text, " \t\r\n"); /* what is left of the previous statement */
+        if (x) x->text = strndup(text + lead, *tail > lead ? *tail - lead : 0);
+        if (!x || !x->text) {
+            free(x);
             sql_finalize(st, NULL);
             rc = SEXEC_NOMEM;
             set_err(err, rc, "out of memory", -1);
@@ -233,7 +320,11 @@ static int sx_step(void *stmt, sexec_error *err)
         return SEXEC_INTERRUPT;
     }
     int in_txn = sql_session_in_txn(c->s);
+    /* The text is copied only when another statement runs (not per row). */
+    reg_state(c, c->stmt_shown != x ? x->text : NULL, 1);
+    c->stmt_shown = x;
     int rc = sql_step(x->st, &m);
+    reg_state(c, NULL, 0);
     if (rc == 1) return SEXEC_ROW;
     if (rc == 0) {
         int dml = sql_stmt_get_kind(x->st) == SQL_STMT_QUERY && !sql_stmt_readonly(x->st);
@@ -301,12 +392,15 @@ static void sx_reset(void *stmt)
      * done, as sqlite3_reset does; its commit error has nobody to go to. */
     sql_reset(x->st, NULL);
     atomic_store(&x->c->cancel, 0);
+    if (x->c->kv && x->c->cfg->kv_cancel) x->c->cfg->kv_cancel(x->c->kv, 0);
 }
 
 static void sx_finalize(void *stmt)
 {
     sx_stmt *x = stmt;
     sql_finalize(x->st, NULL);
+    if (x->c->stmt_shown == x) x->c->stmt_shown = NULL;
+    free(x->text);
     free(x);
 }
 
@@ -315,11 +409,15 @@ static uint64_t sx_changes(void *ctx)
     return ((sx_ctx *)ctx)->changes;
 }
 
-/* Only the flag: the statement's deadline hook polls it, and c->s may be
- * being made on the worker right now. */
+/* The flag, which the statement's deadline hook polls (c->s may be being
+ * made on the worker right now), and the session KV's cancel for a
+ * statement waiting in the KV. */
 static void sx_cancel(void *ctx)
 {
-    atomic_store(&((sx_ctx *)ctx)->cancel, 1);
+    sx_ctx *c = ctx;
+    atomic_store(&c->cancel, 1);
+    void *kv = atomic_load(&c->cancel_kv);
+    if (kv && c->cfg->kv_cancel) c->cfg->kv_cancel(kv, 1);
 }
 
 static int sx_txn_state(void *ctx)
@@ -332,9 +430,17 @@ static int sx_txn_state(void *ctx)
 static void sx_close(void *ctx)
 {
     sx_ctx *c = ctx;
+    reg_remove(c);
     sql_session_close(c->s);
     if (c->kv && c->cfg->kv_close) c->cfg->kv_close(c->kv);
     free(c);
+}
+
+static void sx_session_id(void *ctx, uint64_t id)
+{
+    pthread_mutex_lock(&reg_mu);
+    ((sx_ctx *)ctx)->id = id;
+    pthread_mutex_unlock(&reg_mu);
 }
 
 void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
@@ -359,4 +465,5 @@ void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
     ex->txn_state = sx_txn_state;
     ex->set = sx_set;
     ex->close = sx_close;
+    ex->session_id = sx_session_id;
 }

@@ -12,6 +12,7 @@
 #define MERIDIAN_SERVER_SESSION_EXEC_SQL_H
 
 #include "server/session_service.h"
+#include "sql/cluster.h"
 #include "sql/kv.h"
 
 typedef struct session_exec_sql_config {
@@ -23,10 +24,23 @@ typedef struct session_exec_sql_config {
      * and given back to kv_close when the session ends. */
     int (*kv_open)(void *kv_ctx, void **session_kv, merr *e);
     void (*kv_close)(void *session_kv);
+    /* Optional: cancel a session KV's waiting call (any thread; on=1), or
+     * clear that before the next statement (on=0, the session's thread). A
+     * statement blocked in the KV (a lock wait) is not at a VM step, where
+     * the deadline hook would see the cancel. */
+    void (*kv_cancel)(void *session_kv, int on);
     char refusal[512]; /* as long as an merr message */
+    /* Optional: what the cluster system views read (sql/cluster.h). */
+    const sql_cluster_ops *cluster;
+    void *cluster_ctx;
 } session_exec_sql_config;
 
 /* Fills *ex; cfg must outlive the executor. */
 void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg);
+
+/* Emits a sql_cluster_session row for every open session of executors made
+ * with cfg (any thread): the meridian_sessions view of this node. */
+int session_exec_sql_sessions(const session_exec_sql_config *cfg, uint64_t node_id,
+                              sql_cluster_emit_fn emit, void *sink);
 
 #endif

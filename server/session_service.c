@@ -267,6 +267,7 @@ static void h_open(void *arg, rpc_req *req)
             pthread_detach(ss->thread);
             ss->ctx_ready = 1;
             ss->id = ++svc->next_id;
+            if (svc->ex->session_id) svc->ex->session_id(ss->ctx, ss->id);
             ss->last_used_ns = mtime_mono_ns();
             ss->next = svc->sessions;
             svc->sessions = ss;

@@ -109,6 +109,9 @@ typedef struct session_executor {
     int (*txn_state)(void *ctx);    /* SEXEC_TXN_* */
     int (*set)(void *ctx, const session_settings *s, sexec_error *err);
     void (*close)(void *ctx);
+    /* Optional (loop thread, right after open): the session's id, for
+     * executors that list their sessions (the meridian_sessions view). */
+    void (*session_id)(void *ctx, uint64_t id);
 } session_executor;
 
 typedef struct session_service session_service;

@@ -32,10 +32,13 @@ int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 
 static int tc_connect(txn_client *c, const char *host, merr *e)
 {
+    pthread_mutex_lock(&c->mu);
     if (c->rpc) cli_rpc_close(c->rpc);
     c->rpc = NULL;
     if (host != c->cur) snprintf(c->cur, sizeof(c->cur), "%s", host);
-    return cli_rpc_open(c->cur, c->certs_dir, "root", &c->rpc, e);
+    int rc = cli_rpc_open(c->cur, c->certs_dir, "root", &c->rpc, e);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **out, merr *e)
@@ -43,6 +46,7 @@ int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **o
     txn_client *c = calloc(1, sizeof(*c));
     if (!c) return merr_set(e, MERR_NOMEM, "out of memory");
     c->timeout_ns = 30 * MTIME_S;
+    pthread_mutex_init(&c->mu, NULL);
     for (const char *p = hosts_csv ? hosts_csv : ""; *p && c->nhosts < TC_MAX_HOSTS;) {
         size_t l = strcspn(p, ",");
         if (l && l < sizeof(c->hosts[0]))
@@ -64,6 +68,7 @@ int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **o
     *out = c;
     return 0;
 err:
+    pthread_mutex_destroy(&c->mu);
     free(c->certs_dir);
     free(c);
     return rc;
@@ -73,8 +78,30 @@ void txn_client_close(txn_client *c)
 {
     if (!c) return;
     cli_rpc_close(c->rpc);
+    mbuf_free(&c->cancel_rollback);
+    pthread_mutex_destroy(&c->mu);
     free(c->certs_dir);
     free(c);
+}
+
+void txn_client_cancel(txn_client *c)
+{
+    atomic_store(&c->canceled, 1);
+    pthread_mutex_lock(&c->mu);
+    if (c->rpc && c->cancel_rollback.len)
+        (void)cli_rpc_send(c->rpc, "txn.Rollback", c->cancel_rollback.data, c->cancel_rollback.len,
+                           2 * MTIME_S);
+    else if (c->rpc)
+        cli_rpc_interrupt(c->rpc);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void txn_client_clear_cancel(txn_client *c)
+{
+    atomic_store(&c->canceled, 0);
+    pthread_mutex_lock(&c->mu);
+    if (c->rpc) cli_rpc_clear_interrupt(c->rpc);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void txn_client_set_next_priority(txn_client *c, uint64_t prio)
@@ -131,15 +158,24 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
     protobuf_c_message_pack(req, buf);
     int64_t deadline = mtime_mono_ns() + c->timeout_ns;
     int rc = merr_set(e, MERR_TIMEOUT, "%s: no leaseholder answered in time", method);
+    /* Reads may be cut short by a cancel; commits and rollbacks never are
+     * (a commit is resolved by a rollback instead: txn_client_cancel). */
+    int reads = !strcmp(method, "txn.Get") || !strcmp(method, "txn.Scan");
     while (mtime_mono_ns() < deadline) {
         mbuf reply = MBUF_INIT;
         merr ce = {0};
         int64_t left = deadline - mtime_mono_ns();
-        int crc = cli_rpc_call(c->rpc, method, buf, len,
-                               left < TC_ATTEMPT_NS ? left : TC_ATTEMPT_NS, &reply, &ce);
+        if (reads && atomic_load(&c->canceled)) {
+            rc = merr_set(e, MERR_CANCELED, "%s: canceled", method);
+            break;
+        }
+        int64_t tmo = left < TC_ATTEMPT_NS ? left : TC_ATTEMPT_NS;
+        int crc = reads ? cli_rpc_call_interruptible(c->rpc, method, buf, len, tmo, &reply, &ce)
+                        : cli_rpc_call(c->rpc, method, buf, len, tmo, &reply, &ce);
         if (crc) {
             mbuf_free(&reply);
-            if (crc == MERR_INVALID || crc == MERR_UNSUPPORTED || crc == MERR_PROTOCOL) {
+            if (crc == MERR_INVALID || crc == MERR_UNSUPPORTED || crc == MERR_PROTOCOL ||
+                crc == MERR_CANCELED) {
                 rc = crc;
                 *e = ce;
                 break;
@@ -388,6 +424,24 @@ static void send_rollback(sql_kv_txn *t)
     t->c->timeout_ns = saved;
 }
 
+/* Packs t's txn.Rollback into c->cancel_rollback. */
+static int rollback_request(sql_kv_txn *t)
+{
+    Meridian__Txn__TxnMeta meta;
+    tc_meta(t, &meta);
+    Meridian__Txn__RollbackRequest q = MERIDIAN__TXN__ROLLBACK_REQUEST__INIT;
+    q.txn = &meta;
+    q.key.data = t->anchor.data, q.key.len = t->anchor.len;
+    size_t n = protobuf_c_message_get_packed_size(&q.base);
+    pthread_mutex_lock(&t->c->mu);
+    mbuf *b = &t->c->cancel_rollback;
+    mbuf_reset(b);
+    int rc = mbuf_reserve(b, n) ? MERR_NOMEM : 0;
+    if (!rc) b->len = protobuf_c_message_pack(&q.base, b->data);
+    pthread_mutex_unlock(&t->c->mu);
+    return rc;
+}
+
 /* Orders buffered writes by key, newest last among equal keys. */
 static int op_order(const void *a, const void *b)
 {
@@ -437,8 +491,22 @@ static int tc_commit(sql_kv_txn *t, merr *e)
     q.mutations = mp;
     q.n_mutations = n;
     q.key.data = t->anchor.data, q.key.len = t->anchor.len;
+    if (atomic_load(&t->c->canceled)) { /* canceled before it could commit */
+        send_rollback(t);
+        rc = merr_set(e, MERR_CANCELED, "canceled");
+        goto out;
+    }
+    /* What txn_client_cancel sends while the commit waits for locks. */
+    if ((rc = rollback_request(t))) {
+        send_rollback(t);
+        rc = merr_set(e, rc, "out of memory");
+        goto out;
+    }
     ProtobufCMessage *m = NULL;
     rc = tc_call(t->c, "txn.Commit", &q.base, &meridian__txn__commit_response__descriptor, &m, e);
+    pthread_mutex_lock(&t->c->mu);
+    mbuf_reset(&t->c->cancel_rollback);
+    pthread_mutex_unlock(&t->c->mu);
     if (rc == 0) protobuf_c_message_free_unpacked(m, NULL);
 out:
     free(by);

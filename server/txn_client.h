@@ -15,6 +15,13 @@
  *  - SQL_KV_READ_ONLY transactions read lock-free at one snapshot timestamp
  *    chosen by the leaseholder at the first read; they never abort.
  *
+ * Cancellation: txn_client_cancel() (any thread) stops the transaction's
+ * work on c: a read waiting at the leaseholder (for a lock, or a slow
+ * leader) fails at once with MERR_CANCELED, and so does every later read
+ * until txn_client_clear_cancel(); a commit waiting for locks is resolved
+ * by rolling it back at the leaseholder, so its answer (aborted, or
+ * committed if it was already past its locks) stays the truth.
+ *
  * Requests follow NOT_LEADER hints and fail over among the seed hosts; a
  * retried commit is idempotent (the leaseholder keeps the outcome by txn id).
  * A txn_client and its transactions are used by one thread at a time (any
@@ -43,6 +50,10 @@ const sql_kv_ops *txn_client_kv_ops(void);
 void txn_client_set_next_priority(txn_client *c, uint64_t prio);
 /* The priority a transaction runs with. */
 uint64_t txn_client_priority(const sql_kv_txn *t);
+/* Any thread. */
+void txn_client_cancel(txn_client *c);
+/* The client's thread, before the next statement. */
+void txn_client_clear_cancel(txn_client *c);
 /* How long one operation may take, retries included (default 30 s). */
 void txn_client_set_timeout(txn_client *c, int64_t ns);
 

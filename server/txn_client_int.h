@@ -4,6 +4,8 @@
 #define MERIDIAN_SERVER_TXN_CLIENT_INT_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +24,11 @@ struct txn_client {
     cli_rpc *rpc;
     uint64_t next_prio;
     int64_t timeout_ns;
+    /* Cancellation (txn_client_cancel, any thread): mu guards the rpc
+     * pointer against reconnects and the commit's rollback request. */
+    pthread_mutex_t mu;
+    atomic_int canceled;
+    mbuf cancel_rollback; /* a packed txn.Rollback while a commit waits */
 };
 
 typedef struct tc_op {

@@ -127,6 +127,12 @@ void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *a
     sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
 }
 
+void sql_session_set_cluster(sql_session *s, const sql_cluster_ops *ops, void *ctx)
+{
+    s->cluster = ops;
+    s->cluster_ctx = ctx;
+}
+
 void sql_session_set_read_only(sql_session *s, int on)
 {
     s->read_only = on != 0;
@@ -419,8 +425,11 @@ int sql_step(sql_stmt *st, merr *e)
             rc = stmt_end(st, 1, e);
             /* A statement on its own that lost a conflict at commit and has
              * shown nothing yet simply runs again, in a new transaction. */
+            /* Not when it was canceled meanwhile (a commit stopped waiting
+             * for a lock is aborted): the deadline hook would not see a
+             * cancel in a short statement. */
             if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
-                st->retries < SQL_AUTO_RETRIES) {
+                st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
                 st->retries++;
                 st->started = st->done = 0;
                 sqlite3_reset(st->st);

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "sql/cluster.h"
 #include "sql/kv.h"
 
 typedef struct sql_session sql_session;
@@ -47,6 +48,10 @@ int sql_session_in_txn(const sql_session *s);
  * reads that never abort); writes and DDL fail with MERR_INVALID. Takes
  * effect at the next transaction. */
 void sql_session_set_read_only(sql_session *s, int on);
+
+/* The cluster views' hook (sql/cluster.h); ops and ctx must outlive the
+ * session. Without it those views fail with "not available". */
+void sql_session_set_cluster(sql_session *s, const sql_cluster_ops *ops, void *ctx);
 
 void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *arg);
 void sql_session_cancel(sql_session *s);

@@ -118,6 +118,8 @@ typedef struct sql_session {
     int stopped;    /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
     int err_offset; /* of the last failed sql_prepare, or -1 */
     merr err;
+    const struct sql_cluster_ops *cluster; /* system views' hook, or NULL */
+    void *cluster_ctx;
 } sql_session;
 
 /* catalog.c */
@@ -140,7 +142,7 @@ int sql_delete_prefix(sql_session *s, uint32_t tid, int64_t iid, merr *e);
 
 /* vtab.c */
 int sql_vtab_register(sql_session *s);
-/* sysview.c: meridian_tables, meridian_indexes (on the user connection, and
+/* sysview.c: meridian_tables, meridian_indexes and the cluster views (on the user connection, and
  * on the scratch one so statements that use them parse there too) */
 int sql_sysview_register(sql_session *s, sqlite3 *db);
 /* Key of a table's primary index for a row (vals: all columns; rowid used

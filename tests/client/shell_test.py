@@ -3,10 +3,13 @@
 non-interactive (-e, stdin) output formats, dot-commands, errors and exit
 codes; and through a pseudo-terminal the prompt, multi-line statements,
 transaction state in the prompt and Ctrl-C cancelling a running statement.
+With LOCAL_CLUSTER_SH, also against a real 3-node cluster: .nodes and
+.ranges from the cluster views, and Ctrl-C cancelling a statement there.
 
-usage: shell_test.py MERIDIAN_BIN SESSION_SERVER_BIN
+usage: shell_test.py MERIDIAN_BIN SESSION_SERVER_BIN [LOCAL_CLUSTER_SH]
 Every process started here is killed by PID; waits are on output, with a
 hang guard."""
+import csv
 import os
 import pty
 import select
@@ -17,6 +20,7 @@ import tempfile
 import time
 
 MERIDIAN, SERVER = sys.argv[1], sys.argv[2]
+CLUSTER_SH = sys.argv[3] if len(sys.argv) > 3 else None
 TIMEOUT = 30
 failures = []
 
@@ -103,7 +107,7 @@ def test_dot_commands(addr):
               r.stdout)
         for cmd in (".ranges", ".nodes"):
             r = sql(addr, stdin=cmd + "\n")
-            check(r.returncode == 1 and "not available yet" in r.stderr, cmd, r.stderr)
+            check(r.returncode == 1 and "needs a Meridian cluster" in r.stderr, cmd, r.stderr)
         r = sql(addr, stdin=".frobnicate\n")
         check(r.returncode == 1 and "unknown command" in r.stderr, "unknown dot-command", r.stderr)
         r = sql(addr, stdin=".read /nonexistent/file.sql\n")
@@ -208,7 +212,91 @@ def test_interactive(addr):
             os.close(p.fd)
 
 
+def cluster_nodes(d):
+    """[(index, rpc address)] from local-cluster.sh's nodes file."""
+    with open(os.path.join(d, "nodes")) as f:
+        return [(int(l.split()[0]), l.split()[2]) for l in f if l.strip()]
+
+
+def test_cluster(d):
+    nodes = cluster_nodes(d)
+    addr = nodes[0][1]
+    r = sql(addr, "--format", "csv", stdin=".nodes\n")
+    check(r.returncode == 0, ".nodes exit", r.stderr)
+    rows = list(csv.reader(r.stdout.splitlines()))
+    check(rows[0][:5] == ["node_id", "address", "region", "zone", "state"], ".nodes header",
+          repr(rows[:1]))
+    check(sorted(x[1] for x in rows[1:]) == sorted(a for _, a in nodes)
+          and all(x[4] == "serving" for x in rows[1:]), ".nodes rows", r.stdout)
+    # Replica counts: range 1 has a replica on each of the three nodes, one lease.
+    check(sum(int(x[5]) for x in rows[1:]) == 3 and sum(int(x[6]) for x in rows[1:]) == 1,
+          ".nodes replica and lease counts", r.stdout)
+    # local-cluster.sh runs the nodes on the static clock source.
+    check(rows[0][8:] == ["clock_source", "clock_epsilon_us"]
+          and all(x[8] == "static" and int(x[9]) > 0 for x in rows[1:]), ".nodes clock", r.stdout)
+    r = sql(addr, "--format", "csv", "-e",
+            "CREATE TABLE shell_k(a INTEGER PRIMARY KEY, b TEXT); "
+            "INSERT INTO shell_k VALUES (1, 'x'), (2, 'y');")
+    check(r.returncode == 0, "cluster table", r.stderr)
+    r = sql(addr, "--format", "csv", stdin=".ranges shell_k\n")
+    rows = list(csv.reader(r.stdout.splitlines()))
+    check(r.returncode == 0 and len(rows) == 2 and rows[1][:4] == ["1", "shell_k", "-inf", "+inf"],
+          ".ranges TABLE", repr((r.stdout, r.stderr)))
+    check(len(rows) == 2 and rows[1][4] == "1,2,3" and rows[1][5] in ("1", "2", "3"),
+          ".ranges replicas and leader", r.stdout)
+    r = sql(addr, stdin=".ranges no_such_table\n")
+    check(r.returncode == 1 and "no such table: no_such_table" in r.stderr, ".ranges bad table",
+          r.stderr)
+    # The session asking sees itself running its statement.
+    r = sql(addr, "--format", "csv", "-e",
+            "SELECT user, state, statement FROM meridian_sessions WHERE state = 'running';")
+    check(list(csv.reader(r.stdout.splitlines())) == [
+        ["user", "state", "statement"],
+        ["root", "running",
+         "SELECT user, state, statement FROM meridian_sessions WHERE state = 'running';"]],
+        "meridian_sessions", repr(r.stdout))
+    # Ctrl-C cancels a statement running on the cluster; the shell goes on.
+    p = Pty(addr)
+    try:
+        prompt = "root@%s> " % addr
+        p.expect(prompt)
+        p.send(".mode csv\n")
+        p.expect(prompt)
+        p.send("SELECT 'started' AS s; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1"
+               " FROM c WHERE x < 1000000000) SELECT count(*) FROM c;\n")
+        p.expect("started\r\n")
+        p.send("\x03")
+        out = p.expect(prompt)
+        check("interrupted" in out, "cluster: Ctrl-C cancels the statement", repr(out))
+        p.send("SELECT count(*) AS n FROM shell_k;\n")
+        out = p.expect(prompt)
+        check("n\r\n2" in out, "cluster: shell alive after Ctrl-C", repr(out))
+    finally:
+        p.close()
+
+
+def run_cluster_tests():
+    d = tempfile.mkdtemp(prefix="shell_test.")
+    try:
+        r = subprocess.run(["bash", CLUSTER_SH, "start", d, "3"], capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, MERIDIAN_BIN=MERIDIAN))
+        if r.returncode != 0:
+            failures.append("cluster start")
+            print("FAIL: cluster start", r.stdout, r.stderr)
+            return
+        try:
+            test_cluster(d)
+        except Exception as e:
+            failures.append("test_cluster")
+            print("FAIL: test_cluster", repr(e))
+    finally:
+        subprocess.run(["bash", CLUSTER_SH, "stop", d], capture_output=True, timeout=60)
+        subprocess.run(["rm", "-rf", d])
+
+
 def main():
+    if CLUSTER_SH:
+        run_cluster_tests()
     server, addr = start_server()
     try:
         for t in (test_formats, test_stdin_and_errors, test_dot_commands, test_interactive):

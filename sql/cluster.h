@@ -1,0 +1,74 @@
+/* The one hook through which SQL system views see the cluster.
+ *
+ * The SQL layer knows nothing of nodes, ranges or rpc: a session is given a
+ * table of callbacks (sql_session_set_cluster) that list what the views
+ * meridian_nodes, meridian_ranges, meridian_sessions and
+ * meridian_transactions show. The node implements it
+ * (server/node_sysviews.c); unit tests pass fixed rows. When the cluster
+ * gets a range directory, only the ranges callback changes.
+ *
+ * Each callback calls emit(sink, &row) once per row; the row and the strings
+ * it points at need only live for that call. A nonzero return from emit
+ * (out of memory) must be returned as is. Callbacks run on the session's
+ * thread while a statement runs; they may block (rpc), and return 0 or a
+ * negative MERR_* with a message in e. A NULL callback: the view fails with
+ * "not available". Strings may be NULL (SQL NULL); so may a field whose
+ * has_* flag is 0. Nothing is ever made up: unknown stays NULL. */
+#ifndef MERIDIAN_SQL_CLUSTER_H
+#define MERIDIAN_SQL_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct sql_cluster_node {
+    uint64_t node_id;
+    const char *address;
+    const char *region, *zone;
+    const char *state; /* starting, serving, draining, or unreachable */
+    int has_stats;     /* 0 (unreachable): the counts below are NULL */
+    int64_t ranges, leases;
+    double uptime_s;
+    const char *clock_source; /* chrony, kernel, static */
+    int has_epsilon;          /* 0: the clock cannot vouch for a bound now */
+    int64_t clock_epsilon_us; /* TrueTime half width */
+} sql_cluster_node;
+
+typedef struct sql_cluster_range {
+    uint64_t range_id;
+    const uint8_t *start, *end; /* [start, end); an empty end is +infinity */
+    size_t start_len, end_len;
+    uint64_t generation;
+    const char *replicas; /* "1,2,3" (learners suffixed L) */
+    uint64_t leader_node; /* the leaseholder; 0 when none is known */
+    int64_t keys, bytes;  /* live, as the best-informed replica says */
+    uint64_t applied;     /* that replica's applied slot */
+} sql_cluster_range;
+
+typedef struct sql_cluster_session {
+    uint64_t session_id, node_id;
+    const char *user, *application_name;
+    const char *state;     /* idle, running, idle in transaction */
+    const char *statement; /* running or last statement, NULL before one */
+    int64_t started_at_ms; /* session opened, Unix ms */
+} sql_cluster_session;
+
+typedef struct sql_cluster_txn {
+    uint64_t txn_id, node_id, range_id, priority;
+    const char *state; /* active, committing, committed, aborted */
+    int waiting;       /* a request is parked waiting for a lock */
+    int64_t age_ms;    /* since the first attempt began (its priority) */
+    int64_t idle_ms;   /* since its last request here */
+} sql_cluster_txn;
+
+typedef int (*sql_cluster_emit_fn)(void *sink, const void *row);
+
+typedef struct sql_cluster_ops {
+    int (*nodes)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
+    int (*ranges)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
+    int (*sessions)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
+    int (*transactions)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
+} sql_cluster_ops;
+
+#endif

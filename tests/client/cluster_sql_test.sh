@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SQL statement limits on three real nodes (cluster_sql_test.c is the client
+# side, through libmeridian): statement_timeout, meridian_interrupt of a
+# running statement and of one waiting for a lock, and scans fetching rows
+# in batches: the rpc messages clients sent the nodes during a count(*) of
+# 5000 rows (meridian_rpc_messages_in_total from peer 0, the client
+# endpoints, summed over the nodes) must be far fewer than the rows.
+# Every process is stopped by PID (local-cluster.sh).
+set -u
+bin=$1; ct=$2; lc=$3
+export MERIDIAN_BIN=$bin
+dir=$(mktemp -d /tmp/meridian-csql-XXXXXX)
+cleanup() {
+  bash "$lc" stop "$dir" >/dev/null 2>&1
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fails=0
+wait_for() { # wait_for SECONDS CMD: a hang guard, not a timing claim
+  local n=$(( $1 * 10 )); shift
+  for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1
+}
+rpc_of() { awk -v i="$1" '$1==i {print $3}' "$dir/nodes"; }
+from_clients() { # messages received from client endpoints, summed over the nodes
+  local t=0 h v
+  for h in $(awk '{print $4}' "$dir/nodes"); do
+    v=$(curl -s --max-time 5 "http://$h/metrics" |
+        awk 'index($0,"meridian_rpc_messages_in_total{") == 1 && index($0,"peer=\"0\"") {print $2}')
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
+run() {
+  if "$ct" "$@"; then echo "ok: $1"; else echo "FAIL: cluster_sql_test $*"; fails=$((fails+1)); fi
+}
+
+bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
+lead=""
+wait_for 30 'lead=$(bash "$lc" leader "$dir")' || { echo "FAIL: no leaseholder"; exit 1; }
+# The leaseholder is the gateway: meridian_transactions shows its lock table.
+host=$(rpc_of "$lead")
+
+run timeout "$host"
+run interrupt "$host"
+run lockwait "$host"
+
+before=$(from_clients)
+rows=$("$ct" scan "$host")
+after=$(from_clients)
+msgs=$((after - before))
+if [ "$rows" = 5000 ] && [ "$msgs" -gt 0 ] && [ "$msgs" -lt 100 ]; then
+  echo "ok: scan of $rows rows took $msgs client messages"
+else
+  echo "FAIL: scan of '$rows' rows took $msgs client messages (want 5000 rows, < 100 messages)"
+  fails=$((fails+1))
+fi
+
+[ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
+echo "all passed"
