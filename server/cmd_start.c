@@ -36,6 +36,10 @@ int cmd_start(int argc, char **argv)
          "accept fault injection over rpc (meridian debug faults): tests only"},
         {"testing-sql-memory", CLI_BOOL, &cfg.testing_sql_memory, NULL,
          "serve SQL from a private in-memory store (not replicated, lost at exit): tests only"},
+        {"testing-clock-skew", CLI_STR, &cfg.testing_clock_skew, "[-]DURATION",
+         "shift this node's clock without widening its bound: tests only"},
+        {"testing-disk-faults", CLI_BOOL, &cfg.testing_disk_faults, NULL,
+         "log writes fail with ENOSPC while STORE/TESTING_DISK_FULL exists: tests only"},
         {"certs-dir", CLI_STR, &cfg.certs_dir, "DIR", "TLS: ca.crt, node.crt, node.key"},
         {0},
     };

@@ -2,12 +2,14 @@
  * node's replicas (see host.h). */
 #include "server/host.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -74,6 +76,38 @@ static void on_logstore_done(void *arg, const logstore_done *done, size_t n)
     }
     pthread_mutex_unlock(&pv->mu);
     uv_async_send(&h->ls_async);
+}
+
+/* --testing-disk-faults: the log store's writes fail with ENOSPC while the
+ * flag file exists, as on a full disk (the Jepsen disk-full nemesis creates
+ * and removes it). Syncs and truncates pass: the store's own ENOSPC path
+ * cuts a failed round back, which needs them. */
+static ssize_t disk_fault_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    host *h = ctx;
+    if (access(h->disk_full_path, F_OK) == 0) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return logstore_posix_io.pwrite(logstore_posix_io.ctx, fd, buf, n, off);
+}
+
+static int disk_fault_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    return logstore_posix_io.fdatasync(logstore_posix_io.ctx, fd);
+}
+
+static int disk_fault_fsync_dir(void *ctx, int fd)
+{
+    (void)ctx;
+    return logstore_posix_io.fsync_dir(logstore_posix_io.ctx, fd);
+}
+
+static int disk_fault_ftruncate(void *ctx, int fd, off_t len)
+{
+    (void)ctx;
+    return logstore_posix_io.ftruncate(logstore_posix_io.ctx, fd, len);
 }
 
 static void on_ls_async(uv_async_t *a)
@@ -462,6 +496,15 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     uv_async_init(h->loop, &h->ls_async, on_ls_async);
     h->ls_async.data = h;
     logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h};
+    if (cfg->testing_disk_faults) {
+        snprintf(h->disk_full_path, sizeof(h->disk_full_path), "%s/TESTING_DISK_FULL",
+                 cfg->store_dir);
+        h->disk_io = (logstore_io){disk_fault_pwrite, disk_fault_fdatasync, disk_fault_fsync_dir,
+                                   disk_fault_ftruncate, h};
+        lo.io = &h->disk_io;
+        MLOG_W(MOD, "testing: log writes fail with ENOSPC while the flag file exists", "path=%s",
+               h->disk_full_path);
+    }
     snprintf(dir, sizeof(dir), "%s/paxos", cfg->store_dir);
     if ((rc = logstore_open(dir, &lo, &h->ls, e))) return merr_wrap(e, "log store");
     uint64_t *ids = NULL;
