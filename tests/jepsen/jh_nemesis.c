@@ -487,6 +487,9 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
     }
     int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
     int i = (int)(rpc_rng_next(g) % (uint64_t)c->n);
+    /* Clock and disk faults matter on a node that holds range 1: its voters
+     * are the first three nodes local-cluster.sh starts. */
+    if (f >= JH_F_SKEW && c->n > 3) i %= 3;
     const char *role = "";
     if ((f == JH_F_KILL || f == JH_F_PAUSE || f >= JH_F_SKEW) && rpc_rng_next(g) % 2) {
         /* Half the time the leaseholder: losing it is what tests the lease

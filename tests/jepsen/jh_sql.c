@@ -57,7 +57,7 @@ static const char *const stmt_sql[S_COUNT] = {
     "SELECT id, balance FROM jp_bank WHERE id >= ? ORDER BY id",
     "SELECT v FROM jp_la WHERE k = ?",
     "UPDATE jp_la SET v = v || ',' || ? WHERE k = ?",
-    "INSERT INTO jp_la (k, v) VALUES (?, ?)",
+    "INSERT INTO jp_la (v, k) VALUES (?, ?)",
 };
 
 struct jh_sqlconn {
@@ -139,7 +139,8 @@ static int rows_push(rows *o, int64_t x)
     return 0;
 }
 
-/* Binds up to two integers (a text bind for list-append values), runs
+/* Binds up to two integers (the first as text when a_text: list-append
+ * values, so every list is stored as text), runs
  * statement i to the end and collects its rows. Returns MERIDIAN_OK or the
  * error code (why set). */
 static int run(jh_worker *w, int i, int nargs, int64_t a, int64_t b, int a_text, rows *out,
@@ -161,7 +162,7 @@ static int run(jh_worker *w, int i, int nargs, int64_t a, int64_t b, int a_text,
                 meridian_reset(st);
                 return merr_set(why, MERR_NOMEM, "out of memory"), MERIDIAN_NOMEM;
             }
-        if (meridian_column_type(st, 0) == MERIDIAN_TEXT) {
+        if (meridian_column_type(st, 0) != MERIDIAN_NULL) {
             free(out->text);
             out->text = strdup(meridian_column_text(st, 0));
         }
@@ -416,9 +417,7 @@ static int la_txn(jh_worker *w, jp_mop *m, size_t nmops, int final, merr *e)
         } else {
             st = run(w, S_LA_APPEND, 2, m[i].val.i, m[i].key, 1, NULL, &why);
             if (st == MERIDIAN_OK && meridian_changes(w->sql->db) == 0)
-                st = run(w, S_LA_INSERT, 2, m[i].key, m[i].val.i, 0, NULL, &why);
-            /* INSERT's value binds as an integer; SQLite's TEXT affinity
-             * stores it as text, which is what the reads parse. */
+                st = run(w, S_LA_INSERT, 2, m[i].val.i, m[i].key, 1, NULL, &why);
         }
     }
     if (st == MERIDIAN_OK) {
