@@ -74,5 +74,9 @@ for _ in $(seq 1 100); do got=$(kv get before 2>/dev/null | head -1) && [ -n "$g
 check "the write acknowledged before the fault is there (got '$got')" "[ '$got' = 1 ]"
 kv put after 3 >/dev/null
 check "writes work again" "[ $? = 0 ] && [ \"\$(kv get after | head -1)\" = 3 ]"
+bash "$lc" stop "$d" >/dev/null 2>&1
+# A sanitizer build's nodes report on stderr (n*.out).
+check "no sanitizer report from any node" \
+  "! grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error:' '$top'/c*/n*.out"
 echo "$fails failed"
 [ "$fails" = 0 ]
