@@ -51,6 +51,10 @@ typedef struct host_priv {
     hlc_file_store hlc_fs;
     int hlc_fs_inited;
     hlc_store_ops hlc_ops;
+    /* At close: the closers still using this memory (host_close itself,
+     * the commit-wait waiter, the HLC keeper's save in flight, which writes
+     * through hlc_fs); the last one frees it. */
+    int close_refs;
 } host_priv;
 
 #define PRIV(h) ((host_priv *)(h)->done_mu)
@@ -530,10 +534,20 @@ static void free_priv_mem(host_priv *pv)
     free(pv);
 }
 
-/* The waiter's memory is inside host_priv: free it once libuv let go. */
+static void priv_release(host_priv *pv)
+{
+    if (--pv->close_refs == 0) free_priv_mem(pv);
+}
+
+/* The waiter's memory is inside host_priv: release it once libuv let go. */
 static void free_priv(tt_waiter *w)
 {
-    free_priv_mem((host_priv *)((char *)w - offsetof(host_priv, waiter)));
+    priv_release((host_priv *)((char *)w - offsetof(host_priv, waiter)));
+}
+
+static void keeper_closed(hlc_keeper *k)
+{
+    priv_release(k->data);
 }
 
 void host_close(host *h)
@@ -557,13 +571,19 @@ void host_close(host *h)
             replica_commit_waited(c->w, MERR_CLOSED);
             free(c);
         }
-        if (h->hlc_keeper_on) hlc_keeper_stop(&h->keeper, NULL);
+        pv->close_refs = 1;
+        if (h->hlc_keeper_on) { /* a renewal may still be saving through pv->hlc_fs */
+            pv->close_refs++;
+            h->keeper.data = pv;
+            hlc_keeper_stop(&h->keeper, keeper_closed);
+        }
         if (h->chrony_on) tt_chrony_stop(&h->chrony, NULL);
         if (h->kernel_on) tt_kernel_stop(&h->kernel, NULL);
-        if (pv->waiter.clock)
+        if (pv->waiter.clock) {
+            pv->close_refs++;
             tt_waiter_close(&pv->waiter, free_priv);
-        else
-            free_priv_mem(pv);
+        }
+        priv_release(pv);
         h->done_mu = NULL;
     }
     while (h->done_head) {
