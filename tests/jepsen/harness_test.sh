@@ -13,8 +13,9 @@ set -u
 run=$1; w=$2; nem=${3:-all}
 dur=${JEPSEN_DURATION:-20}; seed=${JEPSEN_SEED:-7}
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 fails=0
+# A failed test keeps its runs (histories, node logs, sanitizer reports).
+trap 'if [ "$fails" = 0 ]; then rm -rf "$dir"; else echo "kept for inspection: $dir"; fi' EXIT
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fails=$((fails + 1)); fi; }
 field() { awk -v k="$2" '$1==k {print $2}' "$1"; }
 fault() { tr ' ' '\n' <"$1/summary" | awk -F= -v k="$2" '$1==k {print $2}'; }
