@@ -2,12 +2,14 @@
  * node's replicas (see host.h). */
 #include "server/host.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -49,6 +51,10 @@ typedef struct host_priv {
     hlc_file_store hlc_fs;
     int hlc_fs_inited;
     hlc_store_ops hlc_ops;
+    /* At close: the closers still using this memory (host_close itself,
+     * the commit-wait waiter, the HLC keeper's save in flight, which writes
+     * through hlc_fs); the last one frees it. */
+    int close_refs;
 } host_priv;
 
 #define PRIV(h) ((host_priv *)(h)->done_mu)
@@ -74,6 +80,38 @@ static void on_logstore_done(void *arg, const logstore_done *done, size_t n)
     }
     pthread_mutex_unlock(&pv->mu);
     uv_async_send(&h->ls_async);
+}
+
+/* --testing-disk-faults: the log store's writes fail with ENOSPC while the
+ * flag file exists, as on a full disk (the Jepsen disk-full nemesis creates
+ * and removes it). Syncs and truncates pass: the store's own ENOSPC path
+ * cuts a failed round back, which needs them. */
+static ssize_t disk_fault_pwrite(void *ctx, int fd, const void *buf, size_t n, off_t off)
+{
+    host *h = ctx;
+    if (access(h->disk_full_path, F_OK) == 0) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return logstore_posix_io.pwrite(logstore_posix_io.ctx, fd, buf, n, off);
+}
+
+static int disk_fault_fdatasync(void *ctx, int fd)
+{
+    (void)ctx;
+    return logstore_posix_io.fdatasync(logstore_posix_io.ctx, fd);
+}
+
+static int disk_fault_fsync_dir(void *ctx, int fd)
+{
+    (void)ctx;
+    return logstore_posix_io.fsync_dir(logstore_posix_io.ctx, fd);
+}
+
+static int disk_fault_ftruncate(void *ctx, int fd, off_t len)
+{
+    (void)ctx;
+    return logstore_posix_io.ftruncate(logstore_posix_io.ctx, fd, len);
 }
 
 static void on_ls_async(uv_async_t *a)
@@ -465,6 +503,15 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     uv_async_init(h->loop, &h->ls_async, on_ls_async);
     h->ls_async.data = h;
     logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h};
+    if (cfg->testing_disk_faults) {
+        snprintf(h->disk_full_path, sizeof(h->disk_full_path), "%s/TESTING_DISK_FULL",
+                 cfg->store_dir);
+        h->disk_io = (logstore_io){disk_fault_pwrite, disk_fault_fdatasync, disk_fault_fsync_dir,
+                                   disk_fault_ftruncate, h};
+        lo.io = &h->disk_io;
+        MLOG_W(MOD, "testing: log writes fail with ENOSPC while the flag file exists", "path=%s",
+               h->disk_full_path);
+    }
     snprintf(dir, sizeof(dir), "%s/paxos", cfg->store_dir);
     if ((rc = logstore_open(dir, &lo, &h->ls, e))) return merr_wrap(e, "log store");
     uint64_t *ids = NULL;
@@ -490,10 +537,20 @@ static void free_priv_mem(host_priv *pv)
     free(pv);
 }
 
-/* The waiter's memory is inside host_priv: free it once libuv let go. */
+static void priv_release(host_priv *pv)
+{
+    if (--pv->close_refs == 0) free_priv_mem(pv);
+}
+
+/* The waiter's memory is inside host_priv: release it once libuv let go. */
 static void free_priv(tt_waiter *w)
 {
-    free_priv_mem((host_priv *)((char *)w - offsetof(host_priv, waiter)));
+    priv_release((host_priv *)((char *)w - offsetof(host_priv, waiter)));
+}
+
+static void keeper_closed(hlc_keeper *k)
+{
+    priv_release(k->data);
 }
 
 void host_close(host *h)
@@ -517,13 +574,19 @@ void host_close(host *h)
             replica_commit_waited(c->w, MERR_CLOSED);
             free(c);
         }
-        if (h->hlc_keeper_on) hlc_keeper_stop(&h->keeper, NULL);
+        pv->close_refs = 1;
+        if (h->hlc_keeper_on) { /* a renewal may still be saving through pv->hlc_fs */
+            pv->close_refs++;
+            h->keeper.data = pv;
+            hlc_keeper_stop(&h->keeper, keeper_closed);
+        }
         if (h->chrony_on) tt_chrony_stop(&h->chrony, NULL);
         if (h->kernel_on) tt_kernel_stop(&h->kernel, NULL);
-        if (pv->waiter.clock)
+        if (pv->waiter.clock) {
+            pv->close_refs++;
             tt_waiter_close(&pv->waiter, free_priv);
-        else
-            free_priv_mem(pv);
+        }
+        priv_release(pv);
         h->done_mu = NULL;
     }
     while (h->done_head) {

@@ -42,6 +42,7 @@ typedef struct host_config {
     uint64_t node_id;        /* 0 before the node has joined a cluster */
     tt_config clock;         /* source, bounds, skew */
     tt_chrony_config chrony; /* where chronyd answers, for the chrony source */
+    int testing_disk_faults; /* log writes fail (ENOSPC) while STORE/TESTING_DISK_FULL exists */
 } host_config;
 
 struct host {
@@ -67,6 +68,8 @@ struct host {
     /* batches in flight: id -> (range, persist seq) */
     struct host_inflight *inflight;
     uint64_t next_batch_id;
+    char disk_full_path[4096]; /* --testing-disk-faults: the flag file, or "" */
+    logstore_io disk_io;
     host_peer peers[HOST_MAX_PEERS];
     size_t npeers;
     char peers_path[4200];

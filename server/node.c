@@ -266,6 +266,8 @@ static void start_on_loop(void *arg)
         hc.clock.source = TT_SOURCE_KERNEL;
     }
     hc.clock.max_uncertainty_ns = n->cfg.max_clock_uncertainty_ns;
+    hc.clock.skew_ns = n->cfg.clock_skew_ns;
+    hc.testing_disk_faults = n->cfg.testing_disk_faults;
     if (host_open(&n->host, n->rpc, &hc, e)) return;
     n->host_open = 1;
     kv_service_register(n->rpc, &n->host);

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "common/mtime.h"
 
@@ -107,6 +108,19 @@ int node_config_validate(node_config *c, merr *e)
     if (c->chrony_socket && c->chrony_socket[0] != '/')
         return merr_set(e, MERR_INVALID, "--chrony-socket '%s': want an absolute path",
                         c->chrony_socket);
+    c->clock_skew_ns = 0;
+    if (c->testing_clock_skew) {
+        const char *d = c->testing_clock_skew;
+        int neg = *d == '-';
+        int64_t ns;
+        /* A minute is far beyond any bound: a larger skew is a typo. */
+        if (cli_parse_duration(d + neg, &ns) || ns > 60 * MTIME_S)
+            return merr_set(e, MERR_INVALID,
+                            "--testing-clock-skew '%s': want a duration such as 40ms or -2s, "
+                            "at most 1m",
+                            d);
+        c->clock_skew_ns = neg ? -ns : ns;
+    }
     mlog_level lvl;
     if (mlog_parse_level(c->log_level, &lvl))
         return merr_set(e, MERR_INVALID, "--log-level '%s': want trace, debug, info, warn or error",

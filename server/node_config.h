@@ -37,12 +37,20 @@ typedef struct node_config {
      * machine (one per emulated region) need these. */
     const char *chrony_socket;
     int64_t chrony_port;
+    /* --testing-clock-skew [-]DURATION: added to every clock reading without
+     * widening epsilon (tt_config.skew_ns), so tests can put this node's
+     * clock inside or beyond its own bound. Tests only. */
+    const char *testing_clock_skew;
+    /* --testing-disk-faults: while STORE/TESTING_DISK_FULL exists, log store
+     * writes fail with ENOSPC, as on a full disk. Tests only. */
+    int testing_disk_faults;
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;
     struct sockaddr_storage join_addrs[NODE_MAX_JOIN];
     int njoin;
     node_locality loc;
+    int64_t clock_skew_ns; /* parsed --testing-clock-skew */
 } node_config;
 
 /* Fills defaults. */

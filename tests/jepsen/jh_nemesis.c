@@ -8,6 +8,14 @@
  *             started with --testing-fault-admin: one node cut off both ways,
  *             the leaseholder cut off, one node's traffic lost one way, or a
  *             random minority cut off from the majority
+ *   clock-skew      restart a node with --testing-clock-skew inside its own
+ *             (widened) bound: nothing may break
+ *   clock-skew-big  the same beyond the maximum clock uncertainty: the node
+ *             must refuse rather than misbehave; its refusals are counted
+ *             from its log
+ *   disk-full create STORE/TESTING_DISK_FULL on a node started with
+ *             --testing-disk-faults: its log writes fail with ENOSPC until
+ *             the file goes; a node whose replica stopped is restarted
  *
  * One fault at a time, each healed before the next, so a majority of range
  * 1's voters is always up and the cluster must stay available between
@@ -35,7 +43,8 @@
 extern char **environ;
 
 static const char *const fault_names[JH_F_COUNT] = {
-    "kill", "pause", "isolate", "isolate-leader", "one-way", "halves",
+    "kill",   "pause",      "isolate",        "isolate-leader", "one-way",
+    "halves", "clock-skew", "clock-skew-big", "disk-full",
 };
 
 const char *jh_fault_name(jh_fault f)
@@ -61,6 +70,12 @@ int jh_nemesis_parse(const char *spec, unsigned *kinds)
             *kinds |= PARTITIONS;
         else if (!strcmp(t, "all"))
             *kinds |= PARTITIONS | (1u << JH_F_KILL) | (1u << JH_F_PAUSE);
+        else if (!strcmp(t, "clock-skew"))
+            *kinds |= 1u << JH_F_SKEW;
+        else if (!strcmp(t, "clock-skew-big"))
+            *kinds |= 1u << JH_F_SKEW_BIG;
+        else if (!strcmp(t, "disk-full"))
+            *kinds |= 1u << JH_F_DISK;
         else
             return MERR_INVALID;
     }
@@ -101,9 +116,19 @@ int jh_cluster_load(jh_cluster *c, merr *e)
 
 /* ---- running tools ---- */
 
+static int tool_env(jh_cluster *c, char *const argv[], const char *start_flags, char *out,
+                    size_t cap);
+
 /* Runs argv with stdout to out (if given, NUL-terminated) or the log, stderr
  * to the log. Returns the exit status, or -1 if it could not run. */
-static int run_tool(jh_cluster *c, char *const argv[], char *out, size_t cap)
+int jh_tool(jh_cluster *c, char *const argv[], char *out, size_t cap)
+{
+    return tool_env(c, argv, NULL, out, cap);
+}
+
+/* jh_tool with MERIDIAN_START_FLAGS set to start_flags (NULL: inherited). */
+static int tool_env(jh_cluster *c, char *const argv[], const char *start_flags, char *out,
+                    size_t cap)
 {
     int pfd[2] = {-1, -1};
     if (out && pipe2(pfd, O_CLOEXEC)) return -1;
@@ -112,7 +137,17 @@ static int run_tool(jh_cluster *c, char *const argv[], char *out, size_t cap)
     posix_spawn_file_actions_adddup2(&fa, out ? pfd[1] : c->log_fd, 1);
     posix_spawn_file_actions_adddup2(&fa, c->log_fd, 2);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    char **envp = environ, *own[256], flags[1024];
+    if (start_flags) { /* environ, with MERIDIAN_START_FLAGS replaced */
+        size_t n = 0;
+        for (char **p = environ; *p && n + 2 < sizeof(own) / sizeof(own[0]); p++)
+            if (strncmp(*p, "MERIDIAN_START_FLAGS=", 21)) own[n++] = *p;
+        snprintf(flags, sizeof(flags), "MERIDIAN_START_FLAGS=%s", start_flags);
+        own[n++] = flags;
+        own[n] = NULL;
+        envp = own;
+    }
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     if (out) {
         close(pfd[1]);
@@ -134,14 +169,14 @@ static int lc(jh_cluster *c, const char *cmd, int idx)
     char i[16];
     snprintf(i, sizeof(i), "%d", idx);
     char *argv[] = {"/bin/bash", (char *)c->lc, (char *)cmd, (char *)c->dir, i, NULL};
-    return run_tool(c, argv, NULL, 0);
+    return jh_tool(c, argv, NULL, 0);
 }
 
 static int faults(jh_cluster *c, const jh_node *d, const char *spec)
 {
     char *argv[] = {(char *)c->bin, "debug",   "faults", "--insecure", "--host",
                     (char *)d->rpc, "--clear", "--spec", (char *)spec, NULL};
-    return run_tool(c, argv, NULL, 0);
+    return jh_tool(c, argv, NULL, 0);
 }
 
 /* The index into c->nodes of range 1's leaseholder, or -1. */
@@ -149,7 +184,7 @@ static int leader(jh_cluster *c)
 {
     char out[64];
     char *argv[] = {"/bin/bash", (char *)c->lc, "leader", (char *)c->dir, NULL};
-    if (run_tool(c, argv, out, sizeof(out)) != 0) return -1;
+    if (jh_tool(c, argv, out, sizeof(out)) != 0) return -1;
     int idx = atoi(out);
     for (int i = 0; i < c->n; i++)
         if (c->nodes[i].idx == idx) return i;
@@ -263,6 +298,183 @@ static int pid_alive(int pid)
     return !(p && p[1] == ' ' && p[2] == 'Z'); /* a zombie is dead */
 }
 
+/* ---- clock and disk faults ---- */
+
+#define DEFAULT_START_FLAGS "--insecure --clock-source static --static-uncertainty 1ms"
+#define SKEW_BOUND_MS       50 /* clock-skew: the skewed node's own bound */
+
+/* Stops node d cleanly (SIGTERM; SIGKILL after 15 s). 0 once it is gone. */
+static int stop_node(jh_cluster *c, const jh_node *d)
+{
+    if (!pid_alive(d->pid)) return 0;
+    kill(d->pid, SIGCONT);
+    kill(d->pid, SIGTERM);
+    for (int i = 0; i < 150 && pid_alive(d->pid); i++) nap(100 * MTIME_MS, NULL);
+    return pid_alive(d->pid) ? lc(c, "kill", d->idx) : 0;
+}
+
+/* Restarts node d with the cluster's flags plus extra (NULL: none). */
+static int restart_with(jh_cluster *c, const jh_node *d, const char *extra)
+{
+    char i[16], flags[1024];
+    snprintf(i, sizeof(i), "%d", d->idx);
+    snprintf(flags, sizeof(flags), "%s %s", c->start_flags ? c->start_flags : DEFAULT_START_FLAGS,
+             extra ? extra : "");
+    char *argv[] = {"/bin/bash", (char *)c->lc, "restart", (char *)c->dir, i, NULL};
+    return tool_env(c, argv, flags, NULL, 0);
+}
+
+static void log_path(const jh_node *d, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/logs/meridian.log", d->store);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n < 0 ? 0 : n;
+}
+
+/* Lines of path from byte `from` on that contain any of pats. */
+static int count_lines(const char *path, long from, const char *const *pats, int npats)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int n = 0;
+    char line[4096];
+    if (fseek(f, from, SEEK_SET) == 0)
+        while (fgets(line, sizeof(line), f))
+            for (int i = 0; i < npats; i++)
+                if (strstr(line, pats[i])) {
+                    n++;
+                    break;
+                }
+    fclose(f);
+    return n;
+}
+
+/* What a node logs when it will not hand out or accept a timestamp because
+ * of its clock (timesvc: MERR_CLOCK; txn: a read timestamp ahead of it). */
+static const char *const clock_refusal[] = {"cannot vouch", "in the future", "CLOCK",
+                                            "clock offset"};
+static const char *const disk_failure[] = {"log store write failed", "cannot persist"};
+static const char *const replica_stopped[] = {"replica stops"};
+
+/* Makes node d range 1's leaseholder if it can: a skewed clock matters most
+ * where timestamps and leases are decided. While another node holds the
+ * lease, that node is paused for longer than a lease (4 s), at most three
+ * times, so the lease moves (to d or to a third node). Returns whether d
+ * holds it. */
+static int steer_lease(jh_cluster *c, const jh_node *d, jp_recorder *rec,
+                       volatile sig_atomic_t *stop, jh_nemesis_stats *st)
+{
+    for (int attempt = 0; attempt < 6 && !(stop && *stop); attempt++) {
+        merr e = {0};
+        int l = jh_cluster_load(c, &e) ? -1 : leader(c);
+        if (l >= 0 && c->nodes[l].idx == d->idx) return 1;
+        if (attempt == 5) break;
+        if (l < 0) { /* an election is running */
+            nap(1 * MTIME_S, stop);
+            continue;
+        }
+        jh_node *o = &c->nodes[l];
+        note(c, rec, "pause leaseholder %d for 4s to move the lease", o->idx);
+        if (kill(o->pid, SIGSTOP) != 0) st->errors++;
+        nap(4 * MTIME_S, NULL); /* never leave it stopped */
+        if (kill(o->pid, SIGCONT) != 0) st->errors++;
+        nap(1 * MTIME_S, stop);
+    }
+    return 0;
+}
+
+/* clock-skew / clock-skew-big on node d: restart it skewed, try to make it
+ * the leaseholder, hold, restart it with a true clock. */
+static void skew_fault(jh_cluster *c, jh_fault f, jh_node *d, const char *role, int64_t hold,
+                       rpc_rng *g, jp_recorder *rec, volatile sig_atomic_t *stop,
+                       jh_nemesis_stats *st)
+{
+    int big = f == JH_F_SKEW_BIG;
+    /* Within: below the node's own (widened) bound, so TrueTime still holds.
+     * Beyond: past the 500 ms maximum uncertainty and the HLC's max offset,
+     * while the node believes its 1 ms bound. */
+    int64_t ms = big ? between(g, 600, 2000) : between(g, 10, SKEW_BOUND_MS - 5);
+    const char *sign = rpc_rng_next(g) % 2 ? "-" : "";
+    char extra[160], logf[600];
+    if (big)
+        snprintf(extra, sizeof(extra), "--testing-clock-skew %s%" PRId64 "ms", sign, ms);
+    else
+        snprintf(extra, sizeof(extra),
+                 "--static-uncertainty %dms --testing-clock-skew %s%" PRId64 "ms", SKEW_BOUND_MS,
+                 sign, ms);
+    log_path(d, logf, sizeof(logf));
+    note(c, rec, "start %s node %d%s: %s", jh_fault_name(f), d->idx, role, extra);
+    if (stop_node(c, d) != 0) st->errors++;
+    long from = file_size(logf);
+    if (restart_with(c, d, extra) != 0) st->errors++;
+    c->skewed[d->idx % JH_MAX_NODES] = 1;
+    int led = steer_lease(c, d, rec, stop, st);
+    st->skew_led += led;
+    note(c, rec, "%s: node %d %s range 1's lease", jh_fault_name(f), d->idx,
+         led ? "holds" : "did not get");
+    nap(hold, stop);
+    int refusals = count_lines(logf, from, clock_refusal, 4);
+    merr e = {0};
+    if (jh_cluster_load(c, &e) == 0) { /* the new pid */
+        for (int i = 0; i < c->n; i++)
+            if (c->nodes[i].idx == d->idx) d = &c->nodes[i];
+    }
+    if (stop_node(c, d) != 0) st->errors++;
+    int rc = restart_with(c, d, NULL);
+    if (rc != 0) st->errors++;
+    c->skewed[d->idx % JH_MAX_NODES] = 0;
+    if (big) st->clock_refusals += refusals;
+    note(c, rec, "end %s: node %d restarted with a true clock%s; %d clock refusals logged",
+         jh_fault_name(f), d->idx, rc ? " (FAILED)" : "", refusals);
+}
+
+/* disk-full on node d: its log writes fail with ENOSPC for the hold. */
+static void disk_fault(jh_cluster *c, jh_node *d, const char *role, int64_t hold, jp_recorder *rec,
+                       volatile sig_atomic_t *stop, jh_nemesis_stats *st)
+{
+    char flag[600], logf[600];
+    snprintf(flag, sizeof(flag), "%s/TESTING_DISK_FULL", d->store);
+    log_path(d, logf, sizeof(logf));
+    long from = file_size(logf);
+    note(c, rec, "start disk-full node %d%s (pid %d)", d->idx, role, d->pid);
+    int fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        st->errors++;
+    else
+        close(fd);
+    nap(hold, stop);
+    int alive = pid_alive(d->pid);
+    if (unlink(flag) != 0 && errno != ENOENT) st->errors++;
+    int failures = count_lines(logf, from, disk_failure, 2);
+    int stopped = count_lines(logf, from, replica_stopped, 1);
+    st->disk_failures += failures;
+    const char *what = "still serving";
+    int rc = 0;
+    if (!alive) {
+        st->disk_crashes++;
+        what = "CRASHED, restarted";
+        rc = lc(c, "restart", d->idx);
+    } else if (stopped) {
+        /* A replica that failed a log write stops for good (replica.c): a
+         * restart recovers it from what is durable. */
+        st->disk_restarts++;
+        what = "replica stopped, restarted";
+        if (stop_node(c, d) != 0) st->errors++;
+        rc = restart_with(c, d, NULL);
+    }
+    if (rc != 0) st->errors++;
+    note(c, rec, "end disk-full: node %d has room again; %d failed log writes logged; %s%s", d->idx,
+         failures, what, rc ? " (FAILED)" : "");
+}
+
 /* Injects fault f, holds it, heals it. */
 static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_rng *g,
                       jp_recorder *rec, volatile sig_atomic_t *stop, jh_nemesis_stats *st)
@@ -275,8 +487,11 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
     }
     int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
     int i = (int)(rpc_rng_next(g) % (uint64_t)c->n);
+    /* Clock and disk faults matter on a node that holds range 1: its voters
+     * are the first three nodes local-cluster.sh starts. */
+    if (f >= JH_F_SKEW && c->n > 3) i %= 3;
     const char *role = "";
-    if ((f == JH_F_KILL || f == JH_F_PAUSE) && rpc_rng_next(g) % 2) {
+    if ((f == JH_F_KILL || f == JH_F_PAUSE || f >= JH_F_SKEW) && rpc_rng_next(g) % 2) {
         /* Half the time the leaseholder: losing it is what tests the lease
          * hand-over, and a random pick would hit it only 1/N of the time. */
         int l = leader(c);
@@ -291,6 +506,10 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
         int rc = lc(c, "restart", d->idx);
         if (rc != 0) st->errors++;
         note(c, rec, "end kill: node %d restarted%s", d->idx, rc ? " (FAILED)" : "");
+    } else if (f == JH_F_SKEW || f == JH_F_SKEW_BIG) {
+        skew_fault(c, f, d, role, hold, g, rec, stop, st);
+    } else if (f == JH_F_DISK) {
+        disk_fault(c, d, role, hold, rec, stop, st);
     } else if (f == JH_F_PAUSE) {
         note(c, rec, "start pause node %d%s (pid %d)", d->idx, role, d->pid);
         if (kill(d->pid, SIGSTOP) != 0) st->errors++;
@@ -324,13 +543,17 @@ int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
     /* Partition variants go round in their own shuffled cycle. */
     jh_fault parts[JH_F_COUNT];
     int nparts = 0, pnext = 0;
-    for (int f = JH_F_ISOLATE; f < JH_F_COUNT; f++)
+    for (int f = JH_F_ISOLATE; f <= JH_F_HALVES; f++)
         if (o->kinds & (1u << f)) parts[nparts++] = (jh_fault)f;
-    /* A round: kill, pause and one partition (the enabled ones), shuffled. */
-    int classes[3], nclasses = 0;
-    if (o->kinds & (1u << JH_F_KILL)) classes[nclasses++] = 0;
-    if (o->kinds & (1u << JH_F_PAUSE)) classes[nclasses++] = 1;
-    if (nparts) classes[nclasses++] = 2;
+    /* A round: kill, pause, one partition, the clock and disk faults (the
+     * enabled ones), shuffled. Classes are fault numbers; JH_F_COUNT stands
+     * for "the next partition". */
+    int classes[JH_F_COUNT], nclasses = 0;
+    if (o->kinds & (1u << JH_F_KILL)) classes[nclasses++] = JH_F_KILL;
+    if (o->kinds & (1u << JH_F_PAUSE)) classes[nclasses++] = JH_F_PAUSE;
+    if (nparts) classes[nclasses++] = JH_F_COUNT;
+    for (int f = JH_F_SKEW; f < JH_F_COUNT; f++)
+        if (o->kinds & (1u << f)) classes[nclasses++] = f;
     int rounds = 0;
     while (!*stop && (mtime_mono_ns() < o->end_ns || rounds == 0)) {
         for (int i = nclasses - 1; i > 0; i--) { /* a new order each round */
@@ -342,7 +565,7 @@ int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
         for (int k = 0; k < nclasses && !*stop; k++) {
             nap(between(&g, o->quiet_min_ns, o->quiet_max_ns), stop);
             if (*stop || (rounds > 0 && mtime_mono_ns() >= o->end_ns)) break;
-            jh_fault f = classes[k] == 0 ? JH_F_KILL : classes[k] == 1 ? JH_F_PAUSE : JH_F_COUNT;
+            jh_fault f = (jh_fault)classes[k];
             if (f == JH_F_COUNT) {
                 if (pnext == 0)
                     for (int i = nparts - 1; i > 0; i--) {
@@ -369,8 +592,15 @@ int jh_nemesis_heal_all(jh_cluster *c, jp_recorder *rec, jh_nemesis_stats *st, m
     int bad = 0;
     for (int i = 0; i < c->n; i++) {
         jh_node *d = &c->nodes[i];
+        char flag[600];
+        snprintf(flag, sizeof(flag), "%s/TESTING_DISK_FULL", d->store);
+        unlink(flag); /* the disk has room again */
         if (pid_alive(d->pid)) {
             kill(d->pid, SIGCONT);
+            if (c->skewed[d->idx % JH_MAX_NODES]) { /* interrupted mid-skew: a true clock */
+                if (stop_node(c, d) != 0 || restart_with(c, d, NULL) != 0) bad++;
+                c->skewed[d->idx % JH_MAX_NODES] = 0;
+            }
         } else if (lc(c, "restart", d->idx) != 0) {
             bad++;
         }

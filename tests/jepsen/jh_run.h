@@ -5,11 +5,9 @@
  *
  * Three parts share this header:
  *   - workloads (jh_workloads.c): what one operation is, and the final reads
- *     once the cluster is healed. A workload is a table entry; register and
- *     set exist, because the key-value API offers single-key linearizable
- *     reads and writes and scans. bank and list-append need multi-key
- *     transactions with reads: they plug in here as two more entries once
- *     the cluster serves them (their checkers already exist);
+ *     once the cluster is healed. A workload is a table entry: register and
+ *     set on the key-value API (jh_client.h), bank and list-append as SQL
+ *     transactions over libmeridian (jh_sql.c);
  *   - the nemesis (jh_nemesis.c): faults on the processes of a cluster
  *     started by deploy/local-cluster.sh, scheduled by a seeded PRNG;
  *   - the run (jh_run_main.c): flags, workers, phases, summary.
@@ -35,9 +33,12 @@
 
 typedef struct jh_run jh_run;
 typedef struct jh_worker jh_worker;
+typedef struct jh_sqlconn jh_sqlconn;
 
 typedef struct jh_workload {
     const char *name; /* also jp_check's --workload */
+    /* Before the clients start (tables, rows), or NULL. */
+    int (*setup)(jh_worker *w, merr *e);
     /* Invokes, performs and completes one operation (both recorded). */
     int (*op)(jh_worker *w, merr *e);
     /* After healing and recovery: the reads the checker judges the end by. */
@@ -45,7 +46,7 @@ typedef struct jh_workload {
 } jh_workload;
 
 const jh_workload *jh_workload_find(const char *name);
-/* "register|set": for usage messages. */
+/* "register|set|bank|list-append": for usage messages. */
 const char *jh_workload_names(void);
 
 /* ---- the cluster, as deploy/local-cluster.sh records it ---- */
@@ -59,26 +60,37 @@ typedef struct jh_node {
 } jh_node;
 
 typedef struct jh_cluster {
-    const char *dir; /* DIR given to local-cluster.sh */
-    const char *lc;  /* path of local-cluster.sh */
-    const char *bin; /* the meridian binary (debug faults) */
-    int log_fd;      /* where tools' output goes */
+    const char *dir;         /* DIR given to local-cluster.sh */
+    const char *start_flags; /* MERIDIAN_START_FLAGS of the cluster */
+    const char *lc;          /* path of local-cluster.sh */
+    const char *bin;         /* the meridian binary (debug faults) */
+    int log_fd;              /* where tools' output goes */
     jh_node nodes[JH_MAX_NODES];
     int n;
+    int skewed[JH_MAX_NODES]; /* by idx % JH_MAX_NODES: running with a skewed clock */
 } jh_cluster;
 
 /* Reads DIR/nodes and each store's IDENTITY. */
 int jh_cluster_load(jh_cluster *c, merr *e);
+/* Runs argv (stdout to out if given, NUL-terminated; else to the log).
+ * Returns the exit status, or -1 if it could not run. */
+int jh_tool(jh_cluster *c, char *const argv[], char *out, size_t cap);
+/* --split N: pre-splits the workload's table through `meridian debug split`
+ * when the binary has it; otherwise says the run is single-range. */
+int jh_split(jh_run *r, int n, merr *e);
 
 /* ---- the nemesis ---- */
 
 typedef enum jh_fault {
-    JH_F_KILL,    /* kill -9 a node, restart it later */
-    JH_F_PAUSE,   /* SIGSTOP a node, SIGCONT later */
-    JH_F_ISOLATE, /* cut one node off from every other, both ways */
-    JH_F_LEADER,  /* the same for range 1's leaseholder */
-    JH_F_ONEWAY,  /* one node's messages to (or from) every other are lost */
-    JH_F_HALVES,  /* a random minority cut off from the majority */
+    JH_F_KILL,     /* kill -9 a node, restart it later */
+    JH_F_PAUSE,    /* SIGSTOP a node, SIGCONT later */
+    JH_F_ISOLATE,  /* cut one node off from every other, both ways */
+    JH_F_LEADER,   /* the same for range 1's leaseholder */
+    JH_F_ONEWAY,   /* one node's messages to (or from) every other are lost */
+    JH_F_HALVES,   /* a random minority cut off from the majority */
+    JH_F_SKEW,     /* restart a node with its clock skewed within its bound */
+    JH_F_SKEW_BIG, /* ... skewed beyond the maximum clock uncertainty */
+    JH_F_DISK,     /* a node's log writes fail with ENOSPC */
     JH_F_COUNT
 } jh_fault;
 
@@ -92,7 +104,8 @@ typedef struct jh_nemesis_opts {
     int64_t quiet_min_ns, quiet_max_ns, hold_min_ns, hold_max_ns;
 } jh_nemesis_opts;
 
-/* Parses none|kill|pause|partition|all (comma-separated) into kinds. */
+/* Parses none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full
+ * (comma-separated) into kinds. all = kill, pause and partition. */
 int jh_nemesis_parse(const char *spec, unsigned *kinds);
 
 /* Each node's rpc fault spec (rpc/fault.h) for partition f, drawing the
@@ -106,6 +119,14 @@ int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPE
 typedef struct jh_nemesis_stats {
     int count[JH_F_COUNT];
     int errors; /* tool invocations that failed */
+    /* clock-skew-big: lines of the skewed nodes' logs, while skewed, where
+     * they refused to serve for want of a trustworthy clock. */
+    int clock_refusals;
+    int skew_led; /* clock-skew(-big): times the skewed node got range 1's lease */
+    /* disk-full: log-write failures the full nodes logged; nodes that died
+     * (a crash, not a clean refusal); nodes restarted because a replica had
+     * stopped and does not resume by itself once the disk has room. */
+    int disk_failures, disk_crashes, disk_restarts;
 } jh_nemesis_stats;
 
 /* Runs the schedule until the end (or until *stop), healing each fault
@@ -131,7 +152,9 @@ struct jh_run {
     int64_t op_timeout_ns, final_timeout_ns;
     int keys;        /* register: keys in use at a time */
     int ops_per_key; /* register: ops on a key before it is retired */
-    int testing_bug; /* record one wrong final read (the harness's self-test) */
+    int accounts;    /* bank: accounts, each starting with balance */
+    int64_t balance;
+    atomic_int testing_bug; /* record one wrong final read (the harness's self-test) */
     atomic_int_fast64_t next_process;
     atomic_int stop;
     atomic_int record_failed;
@@ -144,6 +167,7 @@ struct jh_worker {
     int idx;
     int64_t process;
     jh_client *cl;
+    jh_sqlconn *sql; /* bank, list-append: the worker's libmeridian connection */
     rpc_rng rng;
 };
 
@@ -155,5 +179,21 @@ int jh_complete(jh_worker *w, jp_op *op, merr *e);
 /* Workload state is set up and freed by these (jh_workloads.c). */
 int jh_workload_init(jh_run *r, merr *e);
 void jh_workload_free(jh_run *r);
+/* Shared by the workloads: a fresh unique value (1, 2, ...); a key from the
+ * live window (--keys keys at a time, each retired after --ops-per-key
+ * picks); the highest key picked so far (-1: none). */
+int64_t jh_next_value(jh_run *r);
+int64_t jh_live_key(jh_worker *w);
+int64_t jh_max_key(jh_run *r);
+
+/* The transactional workloads over libmeridian (jh_sql.c). */
+int jh_bank_setup(jh_worker *w, merr *e);
+int jh_bank_op(jh_worker *w, merr *e);
+int jh_bank_final(jh_worker *w, merr *e);
+int jh_la_setup(jh_worker *w, merr *e);
+int jh_la_op(jh_worker *w, merr *e);
+int jh_la_final(jh_worker *w, merr *e);
+/* Closes w's SQL connection, if any. */
+void jh_sql_close(jh_worker *w);
 
 #endif

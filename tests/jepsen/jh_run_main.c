@@ -122,6 +122,10 @@ static void print_summary(jh_run *r, const char *nemesis, int64_t secs_ns, nemes
     for (int f = 0; f < JH_F_COUNT; f++)
         printf(" %s=%d", jh_fault_name((jh_fault)f), n->st.count[f]);
     printf(" tool_errors=%d\n", n->st.errors);
+    printf("nemesis_effects skewed_leaseholder=%d clock_refusals=%d disk_failures=%d "
+           "disk_crashes=%d disk_restarts=%d\n",
+           n->st.skew_led, n->st.clock_refusals, n->st.disk_failures, n->st.disk_crashes,
+           n->st.disk_restarts);
     if (recovery_ns >= 0)
         printf("recovery_seconds %.2f\n", (double)recovery_ns / 1e9);
     else
@@ -134,6 +138,7 @@ int main(int argc, char **argv)
     const char *cluster = NULL, *lc = NULL, *bin = getenv("MERIDIAN_BIN"), *history = NULL;
     const char *workload = NULL, *nemesis = "none";
     int64_t duration = 20 * MTIME_S, seed = 1, clients = 5, keys = 3, ops_per_key = 200;
+    int64_t accounts = 8, balance = 100, split = 0;
     int64_t op_timeout = 5 * MTIME_S, quiet_max = 3 * MTIME_S, hold_max = 6 * MTIME_S;
     int testing_bug = 0;
     const cli_flag flags[] = {
@@ -141,13 +146,19 @@ int main(int argc, char **argv)
         {"local-cluster", CLI_STR, &lc, "PATH", "deploy/local-cluster.sh"},
         {"meridian", CLI_STR, &bin, "PATH", "the meridian binary (default $MERIDIAN_BIN)"},
         {"history", CLI_STR, &history, "FILE", "where the history goes"},
-        {"workload", CLI_STR, &workload, "W", "register|set"},
-        {"nemesis", CLI_STR, &nemesis, "N", "none|kill|pause|partition|all, or a list: kill,pause"},
+        {"workload", CLI_STR, &workload, "W", "register|set|bank|list-append"},
+        {"nemesis", CLI_STR, &nemesis, "N",
+         "none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full, or a list"},
         {"duration", CLI_DURATION, &duration, NULL, "how long clients run (default 20s)"},
         {"seed", CLI_INT, &seed, NULL, "seeds the schedule and the clients' choices"},
         {"clients", CLI_INT, &clients, NULL, "client threads (default 5)"},
         {"keys", CLI_INT, &keys, NULL, "register: keys in use at once (default 3)"},
-        {"ops-per-key", CLI_INT, &ops_per_key, NULL, "register: ops before a key retires (200)"},
+        {"ops-per-key", CLI_INT, &ops_per_key, NULL,
+         "register, list-append: picks of a key before it retires (200)"},
+        {"accounts", CLI_INT, &accounts, NULL, "bank: accounts (default 8)"},
+        {"balance", CLI_INT, &balance, NULL, "bank: each account's first balance (default 100)"},
+        {"split", CLI_INT, &split, NULL,
+         "bank, list-append: pre-split the table into N ranges (needs `meridian debug split`)"},
         {"op-timeout", CLI_DURATION, &op_timeout, NULL, "give an op up after this (default 5s)"},
         {"quiet-max", CLI_DURATION, &quiet_max, NULL, "longest gap between faults (3s; min 1/3)"},
         {"hold-max", CLI_DURATION, &hold_max, NULL, "longest fault (6s; min 1/3 of it)"},
@@ -164,6 +175,7 @@ int main(int argc, char **argv)
     if (!cluster || !lc || !bin || !history || !workload || npos ||
         !(run.wl = jh_workload_find(workload)) || jh_nemesis_parse(nemesis, &kinds) ||
         clients < 1 || clients > 256 || keys < 1 || ops_per_key < 1 || duration < 0 ||
+        accounts < 2 || accounts > 100000 || balance < 0 || split < 0 || split > 1000 ||
         op_timeout <= 0 || quiet_max <= 0 || hold_max <= 0) {
         fprintf(stderr,
                 "%s: need --cluster, --local-cluster, --meridian (or MERIDIAN_BIN), --history,\n"
@@ -178,14 +190,20 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     merr e = {0};
-    run.cluster = (jh_cluster){.dir = cluster, .lc = lc, .bin = bin, .log_fd = 2};
+    run.cluster = (jh_cluster){.dir = cluster,
+                               .lc = lc,
+                               .bin = bin,
+                               .log_fd = 2,
+                               .start_flags = getenv("MERIDIAN_START_FLAGS")};
     run.clients = (int)clients;
     run.seed = (uint64_t)seed;
     run.op_timeout_ns = op_timeout;
     run.final_timeout_ns = 30 * MTIME_S;
     run.keys = (int)keys;
     run.ops_per_key = (int)ops_per_key;
-    run.testing_bug = testing_bug;
+    run.accounts = (int)accounts;
+    run.balance = balance;
+    atomic_init(&run.testing_bug, testing_bug);
     atomic_init(&run.next_process, clients);
     atomic_init(&run.stop, 0);
     atomic_init(&run.record_failed, 0);
@@ -215,6 +233,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", argv[0], e.msg);
             goto out;
         }
+    }
+    if (run.wl->setup && run.wl->setup(&ws[0], &e)) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
+    }
+    if (!strcmp(run.wl->name, "bank")) printf("bank_total %" PRId64 "\n", accounts * balance);
+    if (split > 0 && jh_split(&run, (int)split, &e)) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
     }
     char note[256];
     snprintf(note, sizeof(note),
@@ -265,7 +292,10 @@ stop:
 summary:
     print_summary(&run, nemesis, secs, &nem, recovery);
 out:
-    for (int i = 0; ws && i < clients; i++) jh_client_close(ws[i].cl);
+    for (int i = 0; ws && i < clients; i++) {
+        jh_sql_close(&ws[i]);
+        jh_client_close(ws[i].cl);
+    }
     if (run.rec && jp_recorder_close(run.rec, &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         status = 1;

@@ -10,6 +10,8 @@
  *   end one scan of the prefix is the final `members` read, which must hold
  *   every acknowledged insert.
  *
+ * bank and list-append are SQL transactions: jh_sql.c.
+ *
  * Keys: "jp/r/%08lld" and "jp/s/%016lld" (zero-padded, so scans return set
  * members in numeric order); values are decimal. */
 #include <inttypes.h>
@@ -30,9 +32,28 @@ typedef struct wl_state {
     atomic_int_fast64_t acked;       /* testing_bug: a key/value with an ok write (+1) */
 } wl_state;
 
-static int64_t next_value(jh_run *r)
+int64_t jh_next_value(jh_run *r)
 {
     return (int64_t)atomic_fetch_add(&((wl_state *)r->wl_state)->next_value, 1) + 1;
+}
+
+int64_t jh_live_key(jh_worker *w)
+{
+    jh_run *r = w->run;
+    wl_state *s = r->wl_state;
+    uint64_t n = atomic_fetch_add(&s->ops, 1);
+    uint64_t per_epoch = (uint64_t)r->keys * (uint64_t)r->ops_per_key;
+    int64_t k =
+        (int64_t)((n / per_epoch) * (uint64_t)r->keys + rpc_rng_next(&w->rng) % (uint64_t)r->keys);
+    int64_t m = atomic_load(&s->max_key);
+    while (k > m && !atomic_compare_exchange_weak(&s->max_key, &m, k)) {
+    }
+    return k;
+}
+
+int64_t jh_max_key(jh_run *r)
+{
+    return atomic_load(&((wl_state *)r->wl_state)->max_key);
 }
 
 /* Parses a value we wrote. Anything else becomes -1, a value nobody
@@ -74,16 +95,10 @@ static int reg_op(jh_worker *w, merr *e)
 {
     jh_run *r = w->run;
     wl_state *s = r->wl_state;
-    uint64_t n = atomic_fetch_add(&s->ops, 1);
-    uint64_t per_epoch = (uint64_t)r->keys * (uint64_t)r->ops_per_key;
-    int64_t k =
-        (int64_t)((n / per_epoch) * (uint64_t)r->keys + rpc_rng_next(&w->rng) % (uint64_t)r->keys);
-    int64_t m = atomic_load(&s->max_key);
-    while (k > m && !atomic_compare_exchange_weak(&s->max_key, &m, k)) {
-    }
+    int64_t k = jh_live_key(w);
     int64_t deadline = mtime_mono_ns() + r->op_timeout_ns;
     if (rpc_rng_next(&w->rng) % 2) return reg_read(w, k, deadline, 0, e);
-    jp_op op = {.f = JP_F_WRITE, .key = k, .v1 = {.kind = JP_V_INT, .i = next_value(r)}};
+    jp_op op = {.f = JP_F_WRITE, .key = k, .v1 = {.kind = JP_V_INT, .i = jh_next_value(r)}};
     int rc = jh_invoke(w, &op, e);
     if (rc) return rc;
     char key[32], val[32];
@@ -114,7 +129,7 @@ static int reg_final(jh_worker *w, merr *e)
 static int set_op(jh_worker *w, merr *e)
 {
     jh_run *r = w->run;
-    jp_op op = {.f = JP_F_INSERT, .v1 = {.kind = JP_V_INT, .i = next_value(r)}};
+    jp_op op = {.f = JP_F_INSERT, .v1 = {.kind = JP_V_INT, .i = jh_next_value(r)}};
     int rc = jh_invoke(w, &op, e);
     if (rc) return rc;
     char key[48];
@@ -189,9 +204,10 @@ static int set_final(jh_worker *w, merr *e)
 /* ---- the table ---- */
 
 static const jh_workload workloads[] = {
-    {"register", reg_op, reg_final}, {"set", set_op, set_final},
-    /* bank and list-append: once the cluster offers multi-key transactions
-     * with reads (later issue). */
+    {"register", NULL, reg_op, reg_final},
+    {"set", NULL, set_op, set_final},
+    {"bank", jh_bank_setup, jh_bank_op, jh_bank_final},
+    {"list-append", jh_la_setup, jh_la_op, jh_la_final},
 };
 
 const jh_workload *jh_workload_find(const char *name)
@@ -203,7 +219,7 @@ const jh_workload *jh_workload_find(const char *name)
 
 const char *jh_workload_names(void)
 {
-    return "register|set";
+    return "register|set|bank|list-append";
 }
 
 int jh_workload_init(jh_run *r, merr *e)

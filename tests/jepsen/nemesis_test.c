@@ -189,7 +189,9 @@ static void test_parse(void **state)
     assert_int_equal(k, (1u << JH_F_ISOLATE) | (1u << JH_F_LEADER) | (1u << JH_F_ONEWAY) |
                             (1u << JH_F_HALVES));
     assert_int_equal(jh_nemesis_parse("all", &k), 0);
-    assert_int_equal(k, (1u << JH_F_COUNT) - 1);
+    assert_int_equal(k, (1u << (JH_F_HALVES + 1)) - 1); /* kill, pause, partitions */
+    assert_int_equal(jh_nemesis_parse("clock-skew,clock-skew-big,disk-full", &k), 0);
+    assert_int_equal(k, (1u << JH_F_SKEW) | (1u << JH_F_SKEW_BIG) | (1u << JH_F_DISK));
     assert_int_equal(jh_nemesis_parse("kill,bogus", &k), MERR_INVALID);
 }
 
