@@ -49,7 +49,8 @@ done
 ) &
 writer=$!
 wait_for 60 '[ $(wc -l <"$dir/acked") -ge 40 ]'
-victim=$(bash "$lc" leader "$dir")
+victim=""
+wait_for 30 'victim=$(bash "$lc" leader "$dir")'
 check "a leaseholder exists" "[ -n '$victim' ]"
 before=$(wc -l <"$dir/acked")
 bash "$lc" kill "$dir" "$victim"
