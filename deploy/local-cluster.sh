@@ -86,7 +86,8 @@ stop)
     echo "local-cluster: node $i (pid $pid) did not stop within 10 s of SIGTERM: SIGKILL" >&2
     [ -n "${MERIDIAN_KEEP_SLOW_LOGS:-}" ] && cp "$store/logs/meridian.log" "$MERIDIAN_KEEP_SLOW_LOGS/slow-$pid.log"
     kill -KILL "$pid" 2>/dev/null
-    wait_for 10 gone "$pid"
+    # A loaded machine (sanitizer builds, parallel tests) can take a while to reap.
+    wait_for 30 gone "$pid"
   done <"$dir/nodes"
   rm -f "$dir/nodes"
   ;;
