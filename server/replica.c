@@ -241,6 +241,7 @@ static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
 static void handle_update(replica *r, paxos_update *u)
 {
     host *h = r->h;
+    host_wake(h, r); /* it did something: tick it until it is quiet again */
     if (u->persist_seq) {
         uint64_t bid = host_batch_id(h);
         logstore_batch *b = logstore_batch_new(bid);
@@ -318,6 +319,7 @@ void replica_step(replica *r, paxos_event *ev)
     paxos_update_init(&u);
     paxos_step(r->g, ev, &u);
     handle_update(r, &u);
+    replica_lease_poll(r, 0);
 }
 
 void replica_on_msg(replica *r, const paxos_msg *m)
@@ -642,6 +644,8 @@ void replica_free(replica *r)
 {
     if (!r) return;
     fail_pending(r, MERR_CLOSED, "node stopping");
+    replica_lease_fail_all(r, MERR_CLOSED);
+    host_sleep(r->h, r);
     replica_snap_detach(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
