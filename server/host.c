@@ -479,6 +479,7 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     for (size_t i = 0; i < n && !rc; i++) {
         replica *r;
         if ((rc = replica_restore(h, ids[i], &r, e)) == 0) rc = host_add(h, r);
+        if (!rc) replica_store_sleep(r); /* thousands of ranges: not all open at once */
     }
     free(ids);
     if (rc) return rc;

@@ -153,6 +153,7 @@ void host_liveness_tick(host *h)
         if (lv->awake[i] == r && replica_may_sleep(r)) {
             lv->awake[i] = NULL;
             r->awake = 0;
+            replica_store_sleep(r);
         }
     }
     lv->walking = 0;

@@ -76,6 +76,7 @@ uint64_t replica_id(const replica *r)
 }
 range *replica_store(replica *r)
 {
+    replica_store_ensure(r); /* an idle replica's store may be closed */
     return r->store;
 }
 paxos_group *replica_group(replica *r)
@@ -241,6 +242,7 @@ static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
 static void handle_update(replica *r, paxos_update *u)
 {
     host *h = r->h;
+    if (u->nchosen || u->has_install || u->want_snapshot) replica_store_ensure(r);
     host_wake(h, r); /* it did something: tick it until it is quiet again */
     if (u->persist_seq) {
         uint64_t bid = host_batch_id(h);

@@ -96,6 +96,12 @@ int replica_is_lease_owner(replica *r);
 void replica_lease_nudge(replica *r);
 /* Feeds PAXOS_EV_LIVENESS for every live voter while the group is quiet. */
 void replica_feed_liveness(replica *r);
+/* A replica gone to sleep closes its SQLite handle (and page cache, and
+ * its 2-3 file descriptors) when the node holds more than
+ * REPLICA_OPEN_IDLE_MAX replicas; the next step or replica_store() reopens
+ * it. So 10,000 idle ranges do not hold 10,000 SQLite connections. */
+#define REPLICA_OPEN_IDLE_MAX 64
+void replica_store_sleep(replica *r);
 /* 1 when nothing needs ticks: the group is quiet and its voters' nodes are
  * live, and no write or lease waiter is pending. */
 int replica_may_sleep(replica *r);

@@ -48,6 +48,9 @@ void replica_step(replica *r, paxos_event *ev);
 void replica_range_path(host *h, uint64_t id, char *out, size_t cap);
 int replica_set_span(replica *r);
 
+/* replica_lease.c: reopens the store closed while the replica slept (a
+ * failure stops the replica: r->broken). */
+void replica_store_ensure(replica *r);
 /* replica_lease.c: runs every parked lease waiter with code (replica_free). */
 void replica_lease_fail_all(replica *r, int code);
 

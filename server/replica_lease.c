@@ -10,8 +10,10 @@
 #include "server/replica.h"
 #include "server/replica_int.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 
+#include "common/log.h"
 #include "common/mtime.h"
 
 typedef struct lease_waiter {
@@ -100,7 +102,7 @@ void replica_lease_fail_all(replica *r, int code)
 int replica_may_sleep(replica *r)
 {
     if (r->broken) return 1; /* a stopped replica steps no more */
-    if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters) return 0;
+    if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters || r->job) return 0;
     paxos_members c, l;
     paxos_get_members(r->g, &c, &l);
     for (uint32_t i = 0; i < c.nvoters; i++)
@@ -128,4 +130,26 @@ static void nudged(void *arg, int code)
 void replica_lease_nudge(replica *r)
 {
     replica_lease_wait(r, 0, nudged, NULL);
+}
+
+void replica_store_sleep(replica *r)
+{
+    if (!r->store || r->job || r->h->nreps <= REPLICA_OPEN_IDLE_MAX) return;
+    range_close(r->store);
+    r->store = NULL;
+}
+
+void replica_store_ensure(replica *r)
+{
+    if (r->store || r->broken) return;
+    char path[4200];
+    replica_range_path(r->h, r->range_id, path, sizeof(path));
+    range_opts o = {.no_create = 1};
+    merr e = {0};
+    if (range_open(path, &o, &r->store, &e)) {
+        MLOG_E("replica", "cannot reopen an idle range's store: replica stops",
+               "range=%" PRIu64 " error=\"%s\"", r->range_id, e.msg);
+        r->store = NULL;
+        r->broken = 1;
+    }
 }
