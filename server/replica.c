@@ -123,6 +123,7 @@ static void fail_pending(replica *r, int code, const char *msg)
     while (r->pending) {
         pending_write *p = r->pending;
         r->pending = p->next;
+        if (!r->pending) r->pending_tail = NULL; /* before cb: it may write again */
         p->cb(p->arg, code, msg, 0);
         free(p);
     }
@@ -130,10 +131,17 @@ static void fail_pending(replica *r, int code, const char *msg)
 
 static pending_write *take_pending(replica *r, uint64_t id)
 {
-    for (pending_write **pp = &r->pending; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id != id) continue;
-        pending_write *p = *pp;
-        *pp = p->next;
+    /* Oldest first: writes are applied in the order they were proposed, so
+     * the match is nearly always the head (a newest-first list made every
+     * apply walk all writes in flight). */
+    pending_write *prev = NULL;
+    for (pending_write *p = r->pending; p; prev = p, p = p->next) {
+        if (p->id != id) continue;
+        if (prev)
+            prev->next = p->next;
+        else
+            r->pending = p->next;
+        if (r->pending_tail == p) r->pending_tail = prev;
         return p;
     }
     return NULL;
@@ -363,16 +371,20 @@ void replica_persisted(replica *r, uint64_t seq, int status)
 
 void replica_expire(replica *r, int64_t now_mono_ns)
 {
+    pending_write *last = NULL;
     for (pending_write **pp = &r->pending; *pp;) {
         pending_write *p = *pp;
         if (p->deadline_ns && now_mono_ns > p->deadline_ns) {
             *pp = p->next;
+            if (r->pending_tail == p) r->pending_tail = last; /* before cb: it may write */
             p->cb(p->arg, MERR_TIMEOUT, "write timed out: it may or may not have been applied", 0);
             free(p);
         } else {
+            last = p;
             pp = &p->next;
         }
     }
+    r->pending_tail = last;
 }
 
 int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
@@ -411,8 +423,12 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     p->deadline_ns = deadline_ns;
     p->cb = cb;
     p->arg = arg;
-    p->next = r->pending;
-    r->pending = p;
+    p->next = NULL;
+    if (r->pending_tail)
+        r->pending_tail->next = p;
+    else
+        r->pending = p;
+    r->pending_tail = p;
     paxos_event ev = {
         .type = PAXOS_EV_PROPOSE, .id = p->id, .data = enc.data, .len = (uint32_t)enc.len};
     ev.now = now;

@@ -23,7 +23,8 @@ struct replica {
     paxos_members genesis;
     uint8_t *start, *end; /* span copy (end_len 0: unbounded) */
     size_t start_len, end_len;
-    pending_write *pending; /* proposed, not yet applied */
+    pending_write *pending; /* proposed, not yet applied; oldest first */
+    pending_write *pending_tail;
     uint64_t next_prop;
     int broken;                         /* applying failed: the replica stops until repaired */
     uint64_t snap_retry_at;             /* after a failed snapshot: not before this applied slot */
