@@ -396,8 +396,14 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     int rc = host_now(r->h, &tt, e);
     if (rc) return rc;
     paxos_tt now = {tt.earliest_ns, tt.latest_ns};
-    if (!paxos_lease_valid(r->g, now))
-        return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64, r->range_id);
+    if (!paxos_lease_valid(r->g, now)) {
+        replica_lease_nudge(r); /* a quiet leader renews (a one-voter one at once) */
+        if ((rc = host_now(r->h, &tt, e))) return rc;
+        now = (paxos_tt){tt.earliest_ns, tt.latest_ns};
+        if (!paxos_lease_valid(r->g, now))
+            return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64,
+                            r->range_id);
+    }
     for (size_t i = 0; i < n; i++)
         if (!replica_contains(r, w[i].key, w[i].klen))
             return merr_set(e, MERR_RANGE, "key outside range %" PRIu64, r->range_id);

@@ -36,6 +36,9 @@ wait_for 30 'lead=$(bash "$lc" leader "$dir")'
 check "a leaseholder exists" "[ -n '$lead' ]"
 kv put k1 v1 --host "$(rpc_of "$lead")" >/dev/null
 check "a first write at the leaseholder" "[ $? = 0 ]"
+sql() { "$bin" sql --host "$(rpc_of "$lead")" --format csv -e "$1" 2>&1; }
+sql "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)" >"$dir/sql0"
+check "a table is created" "[ $? = 0 ]"
 r0=$(round "$lead")
 check "node heartbeats flow" "wait_for 10 '[ \"\$(metric $lead meridian_node_heartbeats_received_total)\" -gt 5 ]'"
 check "every node sees both peers live" "wait_for 10 '[ \$(sum_metric meridian_peers_live) = 6 ]'"
@@ -60,6 +63,14 @@ sleep 4
 kv get k1 --host "$(rpc_of "$lead")" >"$dir/get" 2>&1
 check "a strong read after idling is served by the leaseholder" "[ \"\$(head -1 $dir/get)\" = v1 ]"
 check "still no NOT_LEADER" "[ \$(sum_metric meridian_kv_not_leader_total) = $nl1 ]"
+
+# SQL transactions (the txn service, not kv) after idling: a quiet leader
+# renews on their first request instead of answering NOT_LEADER forever.
+wait_for 30 quiet_all
+sleep 4
+check "a SQL insert after idling commits" "sql \"INSERT INTO t VALUES (1, 'x')\" >$dir/sql1"
+check "and reads back" "[ \"\$(sql 'SELECT b FROM t' | tail -1)\" = x ]"
+check "the same node still leads after the SQL (round $r0)" "[ \"\$(round $lead)\" = '$r0' ]"
 
 # kill -9 the leaseholder's node while the group is quiet: the followers see
 # its heartbeats stop, campaign, and writes resume at a new leader.
