@@ -279,10 +279,9 @@ static void on_write(void *arg, rpc_req *req)
     do_write(arg, req, req->payload, req->len, 0);
 }
 
-static void on_scan(void *arg, rpc_req *req)
+static void do_scan(host *h, rpc_req *req, const uint8_t *payload, size_t plen, int again)
 {
-    host *h = arg;
-    Meridian__Kv__ScanRequest *q = meridian__kv__scan_request__unpack(NULL, req->len, req->payload);
+    Meridian__Kv__ScanRequest *q = meridian__kv__scan_request__unpack(NULL, plen, payload);
     if (!q) {
         rpc_reply(req, MERR_INVALID, "undecodable ScanRequest", NULL, 0);
         return;
@@ -292,7 +291,12 @@ static void on_scan(void *arg, rpc_req *req)
     kv_rows acc = {0};
     replica *r = NULL;
     const char *why = NULL;
-    int rc = route(h, q->target, &q->start_key, &r, &why);
+    int rc =
+        route_or_park(h, req, payload, plen, do_scan, again, q->target, &q->start_key, &r, &why);
+    if (rc == 1) { /* parked: answered when the lease is back */
+        meridian__kv__scan_request__free_unpacked(q, NULL);
+        return;
+    }
     if (!rc) {
         uint64_t now = read_ts_now(h, &rc);
         size_t limit = q->limit && q->limit < KV_SCAN_MAX ? q->limit : KV_SCAN_MAX;
@@ -327,6 +331,11 @@ static void on_scan(void *arg, rpc_req *req)
     pb_reply(req, &resp.base);
     kv_rows_free(&acc);
     meridian__kv__scan_request__free_unpacked(q, NULL);
+}
+
+static void on_scan(void *arg, rpc_req *req)
+{
+    do_scan(arg, req, req->payload, req->len, 0);
 }
 
 void kv_service_register(rpc_node *rpc, host *h)

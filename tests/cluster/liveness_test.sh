@@ -62,6 +62,10 @@ wait_for 30 quiet_all
 sleep 4
 kv get k1 --host "$(rpc_of "$lead")" >"$dir/get" 2>&1
 check "a strong read after idling is served by the leaseholder" "[ \"\$(head -1 $dir/get)\" = v1 ]"
+wait_for 30 quiet_all
+sleep 4
+kv scan --host "$(rpc_of "$lead")" >"$dir/scan" 2>&1
+check "a scan after idling is served by the leaseholder" "grep -qx 'k1=v1' $dir/scan"
 check "still no NOT_LEADER" "[ \$(sum_metric meridian_kv_not_leader_total) = $nl1 ]"
 
 # SQL transactions (the txn service, not kv) after idling: a quiet leader
