@@ -457,6 +457,7 @@ int paxos_step(paxos_group *g, const paxos_event *ev, paxos_update *u)
         rc = 0;
         break;
     case PAXOS_EV_CAMPAIGN: rc = paxos_campaign(g, 0, 0, u); break;
+    case PAXOS_EV_RENEW: rc = paxos_leader_renew(g, u); break;
     default: return MERR_INVALID;
     }
     if (!rc) rc = paxos_advance_apply(g, u);

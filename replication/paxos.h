@@ -167,7 +167,8 @@ typedef enum paxos_event_type {
     PAXOS_EV_CONFIG = 7,             /* request one membership change */
     PAXOS_EV_TRANSFER = 8,           /* hand leadership to node */
     PAXOS_EV_LIVENESS = 9,           /* node-level heartbeat from node arrived */
-    PAXOS_EV_CAMPAIGN = 10           /* start an election now (tests, bootstrap) */
+    PAXOS_EV_CAMPAIGN = 10,          /* start an election now (tests, bootstrap) */
+    PAXOS_EV_RENEW = 11              /* leader: leave quiescence, ask for lease grants now */
 } paxos_event_type;
 
 typedef enum paxos_config_op {

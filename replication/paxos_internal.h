@@ -181,5 +181,6 @@ void paxos_self_grant(paxos_group *g);
 int paxos_send_accepts_all(paxos_group *g, paxos_update *u);
 void paxos_peers_sync(paxos_group *g);
 void paxos_leader_wake(paxos_group *g);
+int paxos_leader_renew(paxos_group *g, paxos_update *u);
 
 #endif

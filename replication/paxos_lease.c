@@ -183,3 +183,17 @@ int paxos_leader_transfer(paxos_group *g, paxos_node_id to, paxos_update *u)
     m.lease_epoch = released;
     return paxos_emit_new(g, u, PAXOS_MSG_TIMEOUT_NOW, to, &m);
 }
+
+/* Lease on demand: a quiet leader's lease lapses (nothing asks for grants);
+ * when a write or a strong read needs it, one heartbeat round asks again.
+ * The grants it earns are ordinary ones (lease_start = our tt.earliest now),
+ * so the lease argument above holds unchanged; node liveness never extends
+ * a lease by itself. */
+int paxos_leader_renew(paxos_group *g, paxos_update *u)
+{
+    if (g->role != PAXOS_LEADER) return MERR_NOT_LEADER;
+    if (g->transfer_to) return MERR_BUSY;
+    paxos_leader_wake(g);
+    g->hb_elapsed = 0;
+    return send_heartbeats(g, 0, u);
+}

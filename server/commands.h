@@ -17,6 +17,7 @@ int cmd_bench_clock(int argc, char **argv);
 int cmd_bench_storage(int argc, char **argv);
 int cmd_bench_logstore(int argc, char **argv);
 int cmd_bench_paxos(int argc, char **argv);
+int cmd_bench_ranges(int argc, char **argv);
 int cmd_cert_create_ca(int argc, char **argv);
 int cmd_cert_create_node(int argc, char **argv);
 int cmd_cert_create_client(int argc, char **argv);

@@ -272,11 +272,7 @@ static void on_tick(uv_timer_t *t)
 {
     host *h = t->data;
     h->ticks++;
-    int64_t now = mtime_mono_ns();
-    for (size_t i = 0; i < h->nreps; i++) {
-        replica_tick(h->reps[i]);
-        replica_expire(h->reps[i], now);
-    }
+    host_liveness_tick(h); /* ticks the awake replicas only */
 }
 
 /* ---- address book ---- */
@@ -366,6 +362,7 @@ int host_add(host *h, replica *r)
         h->capreps = cap;
     }
     h->reps[h->nreps++] = r;
+    host_wake(h, r);
     return 0;
 }
 
@@ -401,6 +398,11 @@ void host_metrics_render(host *h, mbuf *out)
                 "# TYPE meridian_replicas gauge\nmeridian_replicas %zu\n",
                 h->msgs_in, h->msgs_out, h->msgs_bad, h->persists, h->applied_entries,
                 h->snaps_taken, h->snaps_installed, h->nreps);
+    host_liveness_metrics(h, out);
+    mbuf_printf(out,
+                "# TYPE meridian_kv_not_leader_total counter\n"
+                "meridian_kv_not_leader_total %" PRIu64 "\n",
+                h->kv_not_leader);
     tt_interval tt;
     tt_read(&h->clock, &tt, NULL);
     mbuf_printf(out,
@@ -427,7 +429,7 @@ void host_metrics_render(host *h, mbuf *out)
                     "meridian_range_leaseholder{range=\"%" PRIu64 "\"} %d\n"
                     "meridian_range_voters{range=\"%" PRIu64 "\"} %u\n"
                     "meridian_range_applied_slot{range=\"%" PRIu64 "\"} %" PRIu64 "\n",
-                    id, replica_is_leaseholder(r), id, committed.nvoters, id, paxos_get_applied(g));
+                    id, replica_is_lease_owner(r), id, committed.nvoters, id, paxos_get_applied(g));
         /* Entries the log store holds durably for the group: bounded by the
          * snapshot threshold plus what is in flight. */
         uint64_t snap = 0;
@@ -438,6 +440,13 @@ void host_metrics_render(host *h, mbuf *out)
                     "meridian_range_snapshot_slot{range=\"%" PRIu64 "\"} %" PRIu64 "\n"
                     "meridian_range_log_entries{range=\"%" PRIu64 "\"} %" PRIu64 "\n",
                     id, snap, id, gi.n_entries);
+        /* Valid right now (a quiet leader's lapses; the gauge above says
+         * where the range is served). */
+        mbuf_printf(out, "meridian_range_lease_valid{range=\"%" PRIu64 "\"} %d\n", id,
+                    replica_is_leaseholder(r));
+        /* The promised ballot's round: it moves only with an election. */
+        mbuf_printf(out, "meridian_range_ballot_round{range=\"%" PRIu64 "\"} %" PRIu64 "\n", id,
+                    paxos_get_ballot(g).round);
     }
 }
 
@@ -520,10 +529,12 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     for (size_t i = 0; i < n && !rc; i++) {
         replica *r;
         if ((rc = replica_restore(h, ids[i], &r, e)) == 0) rc = host_add(h, r);
+        if (!rc) replica_store_sleep(r); /* thousands of ranges: not all open at once */
     }
     free(ids);
     if (rc) return rc;
     rpc_node_handle(rpc, PAXOS_METHOD, on_paxos_msg, h);
+    if ((rc = host_liveness_open(h, e))) return rc;
     uv_timer_init(h->loop, &h->tick);
     h->tick.data = h;
     uv_timer_start(&h->tick, on_tick, HOST_TICK_MS, HOST_TICK_MS);
@@ -564,6 +575,7 @@ void host_close(host *h)
     free(h->reps);
     h->reps = NULL;
     h->nreps = 0;
+    host_liveness_close(h);
     if (h->ls) logstore_close(h->ls); /* drains the I/O thread */
     h->ls = NULL;
     if (h->ls_async.data) uv_close((uv_handle_t *)&h->ls_async, NULL);

@@ -86,6 +86,8 @@ struct host {
      * snap_every and drops the size rule. */
     uint64_t snap_every;
     int snap_size_rule;
+    struct host_live *live; /* node liveness and the tick set (host_liveness.c) */
+    uint64_t kv_not_leader; /* kv answers NOT_LEADER (clients then retry elsewhere) */
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica
@@ -117,5 +119,28 @@ uint64_t host_batch_id(host *h);
 void host_metrics_render(host *h, mbuf *out);
 /* Sends one Paxos message to its destination node. */
 void host_send(host *h, const paxos_msg *m);
+
+/* ---- node liveness and the tick set (server/host_liveness.c) ----
+ * Every HOST_LIVENESS_TICKS ticks the node sends each peer in its address
+ * book one "node.live" message (cost O(peers), not O(ranges)). Only awake
+ * replicas are ticked: one goes to sleep when quiet with every voter's node
+ * live (ticking it would change nothing: the core resets a quiet follower's
+ * election timer on LIVENESS from its leader, and a quiet leader counts
+ * LIVENESS for check-quorum), and wakes when it steps, or when a node of its
+ * group dies or restarts. */
+#define HOST_LIVENESS_TICKS   2  /* heartbeat every 2 ticks (100 ms) */
+#define HOST_LIVENESS_TIMEOUT 10 /* ticks without one: dead (the election timeout) */
+#define HOST_LIVENESS_GRACE   30 /* ticks a restarted node counts as not live */
+int host_liveness_open(host *h, merr *e);
+void host_liveness_close(host *h);
+/* One tick: heartbeats out, deaths noticed, awake replicas ticked. */
+void host_liveness_tick(host *h);
+/* 1 if node (or this node itself) counts as live. */
+int host_node_live(host *h, uint64_t node);
+/* Puts r in / takes it out of the tick set (replica.c). */
+void host_wake(host *h, replica *r);
+void host_sleep(host *h, replica *r);
+size_t host_awake_count(host *h);
+void host_liveness_metrics(host *h, mbuf *out);
 
 #endif

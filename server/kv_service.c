@@ -42,6 +42,7 @@ static void fill_error(host *h, replica *r, Meridian__Kv__Error *err, int code, 
 {
     err->kind = kind_of(code);
     err->message = (char *)(msg ? msg : merr_str(code));
+    if (code == MERR_NOT_LEADER) h->kv_not_leader++;
     if (code == MERR_NOT_LEADER && r) {
         err->leader_hint = replica_leader_hint(r);
         const char *a = err->leader_hint ? host_peer_addr(h, err->leader_hint) : NULL;
@@ -74,6 +75,54 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
     return 0;
 }
 
+/* The caller's deadline as a monotonic time (0: none). */
+static int64_t deadline_of(const rpc_req *req)
+{
+    if (!req->deadline_us) return 0;
+    int64_t left_ns = (req->deadline_us - mtime_real_ns() / 1000) * 1000;
+    return mtime_mono_ns() + (left_ns > 0 ? left_ns : 0);
+}
+
+/* A request parked until its range's lease is renewed. rpc lends the payload
+ * only until the handler returns, so the parked request keeps a copy and is
+ * handled again from it; `again` keeps it from parking twice. */
+typedef void (*kv_handler)(host *h, rpc_req *req, const uint8_t *p, size_t n, int again);
+typedef struct parked {
+    host *h;
+    rpc_req *req;
+    kv_handler fn;
+    size_t len;
+    uint8_t data[];
+} parked;
+
+static void on_lease(void *arg, int code)
+{
+    parked *pk = arg;
+    if (code == MERR_CLOSED) /* the replica is gone with the node */
+        rpc_reply(pk->req, MERR_CLOSED, "node stopping", NULL, 0);
+    else
+        pk->fn(pk->h, pk->req, pk->data, pk->len, 1);
+    free(pk);
+}
+
+/* route(), except that a leader whose lease lapsed while its group was quiet
+ * parks the request and runs it again when the lease is back (returns 1),
+ * instead of sending the client away with NOT_LEADER. */
+static int route_or_park(host *h, rpc_req *req, const uint8_t *p, size_t n, kv_handler fn,
+                         int again, const Meridian__Kv__RangeTarget *t,
+                         const ProtobufCBinaryData *key, replica **out, const char **why)
+{
+    int rc = route(h, t, key, out, why);
+    if (rc != MERR_NOT_LEADER || again) return rc;
+    parked *pk = malloc(sizeof(*pk) + n);
+    if (!pk) return rc;
+    *pk = (parked){.h = h, .req = req, .fn = fn, .len = n};
+    memcpy(pk->data, p, n);
+    if (replica_lease_wait(*out, deadline_of(req), on_lease, pk) == 1) return 1;
+    free(pk);
+    return rc;
+}
+
 static uint64_t read_ts_now(host *h, int *rc)
 {
     tt_interval tt;
@@ -83,10 +132,9 @@ static uint64_t read_ts_now(host *h, int *rc)
     return ts;
 }
 
-static void on_get(void *arg, rpc_req *req)
+static void do_get(host *h, rpc_req *req, const uint8_t *payload, size_t plen, int again)
 {
-    host *h = arg;
-    Meridian__Kv__GetRequest *q = meridian__kv__get_request__unpack(NULL, req->len, req->payload);
+    Meridian__Kv__GetRequest *q = meridian__kv__get_request__unpack(NULL, plen, payload);
     if (!q) {
         rpc_reply(req, MERR_INVALID, "undecodable GetRequest", NULL, 0);
         return;
@@ -96,7 +144,11 @@ static void on_get(void *arg, rpc_req *req)
     replica *r;
     const char *why = NULL;
     uint8_t *val = NULL;
-    int rc = route(h, q->target, &q->key, &r, &why);
+    int rc = route_or_park(h, req, payload, plen, do_get, again, q->target, &q->key, &r, &why);
+    if (rc == 1) { /* parked: answered when the lease is back */
+        meridian__kv__get_request__free_unpacked(q, NULL);
+        return;
+    }
     if (!rc) {
         uint64_t now = read_ts_now(h, &rc);
         uint64_t at = q->read_ts ? q->read_ts : RANGE_TS_MAX;
@@ -129,6 +181,11 @@ static void on_get(void *arg, rpc_req *req)
     meridian__kv__get_request__free_unpacked(q, NULL);
 }
 
+static void on_get(void *arg, rpc_req *req)
+{
+    do_get(arg, req, req->payload, req->len, 0);
+}
+
 typedef struct write_ctx {
     rpc_req *req;
     host *h;
@@ -149,11 +206,9 @@ static void on_written(void *arg, int code, const char *msg, uint64_t commit_ts)
     free(w);
 }
 
-static void on_write(void *arg, rpc_req *req)
+static void do_write(host *h, rpc_req *req, const uint8_t *payload, size_t plen, int again)
 {
-    host *h = arg;
-    Meridian__Kv__WriteRequest *q =
-        meridian__kv__write_request__unpack(NULL, req->len, req->payload);
+    Meridian__Kv__WriteRequest *q = meridian__kv__write_request__unpack(NULL, plen, payload);
     if (!q) {
         rpc_reply(req, MERR_INVALID, "undecodable WriteRequest", NULL, 0);
         return;
@@ -172,7 +227,12 @@ static void on_write(void *arg, rpc_req *req)
         rc = MERR_INVALID;
         why = "keys are 1 to 65536 bytes";
     } else {
-        rc = route(h, q->target, &q->mutations[0]->key, &r, &why);
+        rc = route_or_park(h, req, payload, plen, do_write, again, q->target, &q->mutations[0]->key,
+                           &r, &why);
+        if (rc == 1) { /* parked: answered when the lease is back */
+            meridian__kv__write_request__free_unpacked(q, NULL);
+            return;
+        }
     }
     if (!rc) {
         w = calloc(q->n_mutations, sizeof(*w));
@@ -198,12 +258,7 @@ static void on_write(void *arg, rpc_req *req)
         } else {
             c->req = req;
             c->h = h;
-            int64_t deadline = 0;
-            if (req->deadline_us) {
-                int64_t left_ns = (req->deadline_us - mtime_real_ns() / 1000) * 1000;
-                deadline = mtime_mono_ns() + (left_ns > 0 ? left_ns : 0);
-            }
-            rc = replica_write(r, w, q->n_mutations, deadline, on_written, c, &e);
+            rc = replica_write(r, w, q->n_mutations, deadline_of(req), on_written, c, &e);
             if (rc) {
                 free(c);
                 why = e.msg;
@@ -219,10 +274,14 @@ static void on_write(void *arg, rpc_req *req)
     meridian__kv__write_request__free_unpacked(q, NULL);
 }
 
-static void on_scan(void *arg, rpc_req *req)
+static void on_write(void *arg, rpc_req *req)
 {
-    host *h = arg;
-    Meridian__Kv__ScanRequest *q = meridian__kv__scan_request__unpack(NULL, req->len, req->payload);
+    do_write(arg, req, req->payload, req->len, 0);
+}
+
+static void do_scan(host *h, rpc_req *req, const uint8_t *payload, size_t plen, int again)
+{
+    Meridian__Kv__ScanRequest *q = meridian__kv__scan_request__unpack(NULL, plen, payload);
     if (!q) {
         rpc_reply(req, MERR_INVALID, "undecodable ScanRequest", NULL, 0);
         return;
@@ -232,7 +291,12 @@ static void on_scan(void *arg, rpc_req *req)
     kv_rows acc = {0};
     replica *r = NULL;
     const char *why = NULL;
-    int rc = route(h, q->target, &q->start_key, &r, &why);
+    int rc =
+        route_or_park(h, req, payload, plen, do_scan, again, q->target, &q->start_key, &r, &why);
+    if (rc == 1) { /* parked: answered when the lease is back */
+        meridian__kv__scan_request__free_unpacked(q, NULL);
+        return;
+    }
     if (!rc) {
         uint64_t now = read_ts_now(h, &rc);
         size_t limit = q->limit && q->limit < KV_SCAN_MAX ? q->limit : KV_SCAN_MAX;
@@ -267,6 +331,11 @@ static void on_scan(void *arg, rpc_req *req)
     pb_reply(req, &resp.base);
     kv_rows_free(&acc);
     meridian__kv__scan_request__free_unpacked(q, NULL);
+}
+
+static void on_scan(void *arg, rpc_req *req)
+{
+    do_scan(arg, req, req->payload, req->len, 0);
 }
 
 void kv_service_register(rpc_node *rpc, host *h)

@@ -14,6 +14,7 @@ static const cli_cmd bench_cmds[] = {
      NULL},
     {"paxos", "CPU cost of the Multi-Paxos core, batched vs unbatched", cmd_bench_paxos, NULL},
     {"rpc", "rpc ping-pong over loopback: requests/s and p50/p99 latency", cmd_bench_rpc, NULL},
+    {"ranges", "idle ranges on one node: memory, CPU and fds per range", cmd_bench_ranges, NULL},
     {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
      NULL},
     {"sql", "SQL through libmeridian against a cluster: ops/s and latency", cmd_bench_sql, NULL},

@@ -140,6 +140,7 @@ static void on_join(void *arg, rpc_req *req)
         rpc_reply(req, MERR_UNAVAILABLE, "this node is not part of an initialised cluster yet",
                   NULL, 0);
     } else if (!replica_is_leaseholder(r)) {
+        replica_lease_nudge(r); /* a quiet leader: the joiner's retry finds the lease back */
         uint64_t leader = replica_leader_hint(r);
         const char *addr = leader ? host_peer_addr(&n->host, leader) : NULL;
         if (addr && leader != n->host.node_id) {

@@ -76,6 +76,7 @@ uint64_t replica_id(const replica *r)
 }
 range *replica_store(replica *r)
 {
+    replica_store_ensure(r); /* an idle replica's store may be closed */
     return r->store;
 }
 paxos_group *replica_group(replica *r)
@@ -122,6 +123,7 @@ static void fail_pending(replica *r, int code, const char *msg)
     while (r->pending) {
         pending_write *p = r->pending;
         r->pending = p->next;
+        if (!r->pending) r->pending_tail = NULL; /* before cb: it may write again */
         p->cb(p->arg, code, msg, 0);
         free(p);
     }
@@ -129,10 +131,17 @@ static void fail_pending(replica *r, int code, const char *msg)
 
 static pending_write *take_pending(replica *r, uint64_t id)
 {
-    for (pending_write **pp = &r->pending; *pp; pp = &(*pp)->next) {
-        if ((*pp)->id != id) continue;
-        pending_write *p = *pp;
-        *pp = p->next;
+    /* Oldest first: writes are applied in the order they were proposed, so
+     * the match is nearly always the head (a newest-first list made every
+     * apply walk all writes in flight). */
+    pending_write *prev = NULL;
+    for (pending_write *p = r->pending; p; prev = p, p = p->next) {
+        if (p->id != id) continue;
+        if (prev)
+            prev->next = p->next;
+        else
+            r->pending = p->next;
+        if (r->pending_tail == p) r->pending_tail = prev;
         return p;
     }
     return NULL;
@@ -241,6 +250,8 @@ static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
 static void handle_update(replica *r, paxos_update *u)
 {
     host *h = r->h;
+    if (u->nchosen || u->has_install || u->want_snapshot) replica_store_ensure(r);
+    host_wake(h, r); /* it did something: tick it until it is quiet again */
     if (u->persist_seq) {
         uint64_t bid = host_batch_id(h);
         logstore_batch *b = logstore_batch_new(bid);
@@ -318,6 +329,7 @@ void replica_step(replica *r, paxos_event *ev)
     paxos_update_init(&u);
     paxos_step(r->g, ev, &u);
     handle_update(r, &u);
+    replica_lease_poll(r, 0);
 }
 
 void replica_on_msg(replica *r, const paxos_msg *m)
@@ -359,16 +371,20 @@ void replica_persisted(replica *r, uint64_t seq, int status)
 
 void replica_expire(replica *r, int64_t now_mono_ns)
 {
+    pending_write *last = NULL;
     for (pending_write **pp = &r->pending; *pp;) {
         pending_write *p = *pp;
         if (p->deadline_ns && now_mono_ns > p->deadline_ns) {
             *pp = p->next;
+            if (r->pending_tail == p) r->pending_tail = last; /* before cb: it may write */
             p->cb(p->arg, MERR_TIMEOUT, "write timed out: it may or may not have been applied", 0);
             free(p);
         } else {
+            last = p;
             pp = &p->next;
         }
     }
+    r->pending_tail = last;
 }
 
 int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
@@ -380,8 +396,14 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     int rc = host_now(r->h, &tt, e);
     if (rc) return rc;
     paxos_tt now = {tt.earliest_ns, tt.latest_ns};
-    if (!paxos_lease_valid(r->g, now))
-        return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64, r->range_id);
+    if (!paxos_lease_valid(r->g, now)) {
+        replica_lease_nudge(r); /* a quiet leader renews (a one-voter one at once) */
+        if ((rc = host_now(r->h, &tt, e))) return rc;
+        now = (paxos_tt){tt.earliest_ns, tt.latest_ns};
+        if (!paxos_lease_valid(r->g, now))
+            return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64,
+                            r->range_id);
+    }
     for (size_t i = 0; i < n; i++)
         if (!replica_contains(r, w[i].key, w[i].klen))
             return merr_set(e, MERR_RANGE, "key outside range %" PRIu64, r->range_id);
@@ -407,8 +429,12 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     p->deadline_ns = deadline_ns;
     p->cb = cb;
     p->arg = arg;
-    p->next = r->pending;
-    r->pending = p;
+    p->next = NULL;
+    if (r->pending_tail)
+        r->pending_tail->next = p;
+    else
+        r->pending = p;
+    r->pending_tail = p;
     paxos_event ev = {
         .type = PAXOS_EV_PROPOSE, .id = p->id, .data = enc.data, .len = (uint32_t)enc.len};
     ev.now = now;
@@ -642,6 +668,8 @@ void replica_free(replica *r)
 {
     if (!r) return;
     fail_pending(r, MERR_CLOSED, "node stopping");
+    replica_lease_fail_all(r, MERR_CLOSED);
+    host_sleep(r->h, r);
     replica_snap_detach(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);

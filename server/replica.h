@@ -73,4 +73,37 @@ void replica_expire(replica *r, int64_t now_mono_ns);
 /* For the host's commit-wait queue. */
 void replica_commit_waited(replica_wait *w, int status);
 
+/* ---- lease on demand (server/replica_lease.c) ---- */
+#define REPLICA_LEASE_WAIT_NS 2000000000LL /* longest a request waits for a renewal */
+/* The lease is valid (code 0), or it never came back in time (MERR_NOT_LEADER,
+ * MERR_CLOSED when the replica goes away). */
+typedef void (*replica_lease_cb)(void *arg, int code);
+/* Returns 0 when this replica holds a valid lease now; 1 when it leads but its
+ * lease lapsed (a quiet group): it asks for grants and runs cb once, when the
+ * lease is valid or by deadline_ns (monotonic; 0 or later than
+ * REPLICA_LEASE_WAIT_NS from now: that); MERR_NOT_LEADER when it does not
+ * lead (the client must go elsewhere). */
+int replica_lease_wait(replica *r, int64_t deadline_ns, replica_lease_cb cb, void *arg);
+/* Runs the waiters whose lease came (after every step) or whose time is up
+ * (now_mono_ns != 0, on ticks). */
+void replica_lease_poll(replica *r, int64_t now_mono_ns);
+/* The lease is valid, or this is a quiet leader whose lease lapsed but would
+ * be renewed on the next request (it leads and a majority of its voters'
+ * nodes are live): for gauges and operators, "this replica is where the
+ * range is served". Serving still needs replica_is_leaseholder. */
+int replica_is_lease_owner(replica *r);
+/* Starts a renewal if this quiet leader's lease lapsed (nobody waits for it). */
+void replica_lease_nudge(replica *r);
+/* Feeds PAXOS_EV_LIVENESS for every live voter while the group is quiet. */
+void replica_feed_liveness(replica *r);
+/* A replica gone to sleep closes its SQLite handle (and page cache, and
+ * its 2-3 file descriptors) when the node holds more than
+ * REPLICA_OPEN_IDLE_MAX replicas; the next step or replica_store() reopens
+ * it. So 10,000 idle ranges do not hold 10,000 SQLite connections. */
+#define REPLICA_OPEN_IDLE_MAX 64
+void replica_store_sleep(replica *r);
+/* 1 when nothing needs ticks: the group is quiet and its voters' nodes are
+ * live, and no write or lease waiter is pending. */
+int replica_may_sleep(replica *r);
+
 #endif

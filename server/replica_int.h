@@ -23,13 +23,16 @@ struct replica {
     paxos_members genesis;
     uint8_t *start, *end; /* span copy (end_len 0: unbounded) */
     size_t start_len, end_len;
-    pending_write *pending; /* proposed, not yet applied */
+    pending_write *pending; /* proposed, not yet applied; oldest first */
+    pending_write *pending_tail;
     uint64_t next_prop;
-    int broken;             /* applying failed: the replica stops until repaired */
-    uint64_t snap_retry_at; /* after a failed snapshot: not before this applied slot */
-    uint64_t log_bytes;     /* bytes of entries chosen since the last snapshot */
-    uint64_t snap_len;      /* size of the last snapshot taken or installed */
-    struct snap_job *job;   /* a snapshot being read on a worker thread */
+    int broken;                         /* applying failed: the replica stops until repaired */
+    uint64_t snap_retry_at;             /* after a failed snapshot: not before this applied slot */
+    uint64_t log_bytes;                 /* bytes of entries chosen since the last snapshot */
+    uint64_t snap_len;                  /* size of the last snapshot taken or installed */
+    struct snap_job *job;               /* a snapshot being read on a worker thread */
+    struct lease_waiter *lease_waiters; /* parked until the lease is valid (replica_lease.c) */
+    int awake;                          /* in the host's tick set (host_liveness.c) */
 };
 
 /* Hard state blob (the log store's per-group hard state):
@@ -45,6 +48,12 @@ int replica_decode_hardstate(const uint8_t *p, size_t n, paxos_ballot *b, paxos_
 void replica_step(replica *r, paxos_event *ev);
 void replica_range_path(host *h, uint64_t id, char *out, size_t cap);
 int replica_set_span(replica *r);
+
+/* replica_lease.c: reopens the store closed while the replica slept (a
+ * failure stops the replica: r->broken). */
+void replica_store_ensure(replica *r);
+/* replica_lease.c: runs every parked lease waiter with code (replica_free). */
+void replica_lease_fail_all(replica *r, int code);
 
 /* replica_snap.c */
 /* Takes a snapshot when the log behind the applied point passed the host's

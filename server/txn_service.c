@@ -105,6 +105,8 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
         return MERR_NOTFOUND;
     }
     if (!replica_is_leaseholder(r)) {
+        replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
+        if (replica_is_leaseholder(r)) return 0;
         *why = "this replica does not hold the lease";
         return MERR_NOT_LEADER;
     }

@@ -258,6 +258,55 @@ static void test_quiescence(void **state)
     tc_free(&c);
 }
 
+/* Lease on demand: a quiet leader's lease lapses (liveness does not renew
+ * it); RENEW wakes it with one heartbeat round whose replies are ordinary
+ * grants, so the lease is back one round trip later and nobody campaigned. */
+static void test_renew_after_quiet(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    for (int i = 1; i <= 3; i++) {
+        paxos_group_free(c.g[i]);
+        c.cfg[i].quiesce_ticks = 5;
+        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
+    }
+    tc_campaign(&c, 1);
+    tc_run(&c, 10, TICK);
+    assert_true(paxos_get_quiesced(c.g[1]));
+    paxos_ballot b0 = paxos_get_ballot(c.g[2]);
+    /* Idle for more than a lease, liveness flowing both ways. */
+    for (int r = 0; r < 80; r++) {
+        assert_int_equal(msgs_in_round(&c), 0);
+        for (int n = 2; n <= 3; n++) {
+            paxos_event ev = {0};
+            ev.type = PAXOS_EV_LIVENESS;
+            ev.now = tc_tt(&c, n);
+            ev.node = 1;
+            tc_step(&c, n, &ev);
+            ev.now = tc_tt(&c, 1);
+            ev.node = (paxos_node_id)n;
+            tc_step(&c, 1, &ev);
+        }
+    }
+    assert_int_equal(tc_leader(&c), 1);
+    assert_false(paxos_lease_valid(c.g[1], tc_tt(&c, 1)));
+    /* Only a leader renews. */
+    paxos_event ev = {0};
+    ev.type = PAXOS_EV_RENEW;
+    ev.now = tc_tt(&c, 2);
+    assert_int_equal(tc_step(&c, 2, &ev), MERR_NOT_LEADER);
+    ev.now = tc_tt(&c, 1);
+    assert_int_equal(tc_step(&c, 1, &ev), 0);
+    assert_false(paxos_get_quiesced(c.g[1]));
+    assert_true(c.nq >= 2); /* a heartbeat to each follower */
+    assert_false(paxos_lease_valid(c.g[1], tc_tt(&c, 1)));
+    tc_deliver(&c);
+    assert_true(paxos_lease_valid(c.g[1], tc_tt(&c, 1)));
+    assert_int_equal(paxos_ballot_cmp(paxos_get_ballot(c.g[2]), b0), 0);
+    tc_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -269,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_leader_without_quorum_steps_down),
         cmocka_unit_test(test_leadership_transfer),
         cmocka_unit_test(test_quiescence),
+        cmocka_unit_test(test_renew_after_quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
