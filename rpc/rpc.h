@@ -145,6 +145,7 @@ typedef struct rpc_metrics {
         fault_in_blocked;
     uint64_t stream_items_out, stream_blocked;
     uint64_t queue_bytes, queue_bytes_max; /* all connections now / ever */
+    uint64_t anon_refused;                 /* calls of certificate-less clients outside session.* */
     rpc_peer_metrics *peers;               /* owned by the node; loop thread */
     size_t npeers;
 } rpc_metrics;
