@@ -102,6 +102,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     rpc_metrics_render(n->rpc, &r->body);
     if (n->host_open) host_metrics_render(&n->host, &r->body);
     if (n->txn) txn_service_metrics_render(n->txn, &r->body);
+    if (n->sql_svc) session_service_metrics_render(n->sql_svc, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */

@@ -73,6 +73,7 @@ static void register_on_loop(void *arg)
     /* Lives in the node; written on the loop when the node joins, read on
      * the loop when a session opens. */
     sc.cluster_id = n->store.cluster_id;
+    sc.secure = n->cfg.certs_dir != NULL;
     session_service_register(n->rpc, &n->sql_ex, &sc, &n->sql_svc, &r->e);
 }
 
@@ -88,6 +89,7 @@ int node_sql_start(node *n, merr *e)
         memcpy(n->sql_cfg.refusal, why.msg, sizeof(n->sql_cfg.refusal));
         MLOG_W("node", "SQL sessions will be refused", "reason=\"%s\"", why.msg);
     }
+    n->sql_cfg.enforce_privileges = n->cfg.certs_dir != NULL;
     session_exec_sql(&n->sql_ex, &n->sql_cfg);
     reg_ctx r = {.n = n};
     rpc_node_run_sync(n->rpc, register_on_loop, &r);

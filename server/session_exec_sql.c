@@ -31,6 +31,7 @@ typedef struct sx_ctx {
     int failed_txn;
     uint64_t changes;
     session_settings st;
+    char user[64];
 } sx_ctx;
 
 typedef struct sx_stmt {
@@ -66,7 +67,9 @@ static int map_err(sx_ctx *c, sql_stmt *st, const merr *m, int offset, sexec_err
         break;
     case MERR_INTERNAL: code = SEXEC_INTERNAL; break;
     case MERR_INVALID:
-        if (strstr(m->msg, "constraint failed"))
+        if (!strncmp(m->msg, "permission denied", 17))
+            code = SEXEC_AUTH;
+        else if (strstr(m->msg, "constraint failed"))
             code = 19; /* SQLITE_CONSTRAINT */
         else if (c->st.read_only && st && !sql_stmt_readonly(st))
             code = SEXEC_READONLY;
@@ -110,6 +113,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
+    sql_session_set_user(c->s, c->user, c->cfg->enforce_privileges);
     sql_session_set_read_only(c->s, c->st.read_only);
     return 0;
 }
@@ -118,7 +122,6 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
                    sexec_error *err)
 {
     session_exec_sql_config *cfg = arg;
-    (void)user;
     if (!cfg->ops) {
         set_err(err, SEXEC_ERROR, cfg->refusal[0] ? cfg->refusal : "SQL is not available", -1);
         return SEXEC_ERROR;
@@ -130,6 +133,7 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
     }
     c->cfg = cfg;
     c->st = *s;
+    snprintf(c->user, sizeof(c->user), "%s", user && *user ? user : "root");
     *out = c;
     return 0;
 }
@@ -337,6 +341,18 @@ static void sx_close(void *ctx)
     free(c);
 }
 
+static int sx_user_verifier(void *ctx, const char *user, char *out, size_t cap, int *found,
+                            sexec_error *err)
+{
+    sx_ctx *c = ctx;
+    merr m = {0};
+    int rc = ensure_session(c, err);
+    if (rc) return rc;
+    if (sql_session_user_verifier(c->s, user, out, cap, found, &m))
+        return map_err(c, NULL, &m, -1, err);
+    return 0;
+}
+
 void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
 {
     memset(ex, 0, sizeof(*ex));
@@ -359,4 +375,5 @@ void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
     ex->txn_state = sx_txn_state;
     ex->set = sx_set;
     ex->close = sx_close;
+    ex->user_verifier = sx_user_verifier;
 }

@@ -24,6 +24,9 @@ typedef struct session_exec_sql_config {
     int (*kv_open)(void *kv_ctx, void **session_kv, merr *e);
     void (*kv_close)(void *session_kv);
     char refusal[512]; /* as long as an merr message */
+    /* Check every statement against the session user's privileges
+     * (secure nodes); 0: nothing is checked (insecure nodes). */
+    int enforce_privileges;
 } session_exec_sql_config;
 
 /* Fills *ex; cfg must outlive the executor. */
