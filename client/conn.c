@@ -7,6 +7,13 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/mtime.h"
+#include "common/scram.h"
+#include "rpc/tls.h"
+
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
 
 #include <ctype.h>
 #include <signal.h>
@@ -177,6 +184,76 @@ static void fill_settings(meridian *db, Meridian__Session__Settings *s)
     s->application_name = db->app_name;
 }
 
+/* One session.auth round: sends msg, returns the server's answer in out. */
+static int auth_round(meridian *db, uint64_t sid, const char *msg, char *out, size_t outcap,
+                      int *done, char *why, size_t cap)
+{
+    Meridian__Session__AuthRequest req = MERIDIAN__SESSION__AUTH_REQUEST__INIT;
+    req.session_id = sid;
+    req.message = (char *)msg;
+    ccall c;
+    int rc = raw_call(db, "session.auth", &req.base, db->connect_timeout_ns, &c);
+    if (!rc) rc = c.code;
+    if (rc) {
+        snprintf(why, cap, "%s: %s", db->hosts[db->cur], c.msg[0] ? c.msg : merr_str(rc));
+        free(c.resp);
+        return MERIDIAN_UNAVAILABLE;
+    }
+    Meridian__Session__AuthReply *r = meridian__session__auth_reply__unpack(NULL, c.len, c.resp);
+    free(c.resp);
+    if (!r) {
+        snprintf(why, cap, "%s: undecodable auth reply", db->hosts[db->cur]);
+        return MERIDIAN_PROTOCOL;
+    }
+    if (r->error && r->error->code) {
+        snprintf(why, cap, "%s: %s", db->hosts[db->cur], r->error->message);
+        rc = r->error->code;
+    } else {
+        snprintf(out, outcap, "%s", r->message ? r->message : "");
+        *done = r->done;
+    }
+    meridian__session__auth_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* SCRAM-SHA-256 (common/scram.h) inside TLS: client-first, client-final,
+ * then the server must prove it knows the verifier too. */
+static int scram_login(meridian *db, uint64_t sid, char *why, size_t cap)
+{
+    scram_client sc;
+    uint8_t nb[18];
+    char nonce[64], a[SCRAM_MSG_MAX], b[SCRAM_MSG_MAX];
+    int done = 0, rc;
+    if (!db->password[0] || db->insecure) {
+        snprintf(why, cap,
+                 "%s: authentication failed for user %s: the server wants a password "
+                 "(password= or MERIDIAN_PASSWORD) or a client certificate",
+                 db->hosts[db->cur], db->user);
+        return MERIDIAN_AUTH;
+    }
+    if (RAND_bytes(nb, sizeof(nb)) != 1 || scram_nonce_from(nb, sizeof(nb), nonce, sizeof(nonce)) ||
+        scram_client_first(&sc, db->user, db->password, nonce, a, sizeof(a))) {
+        snprintf(why, cap, "user %s: cannot start a password login (a name with ',' or '='?)",
+                 db->user);
+        scram_client_wipe(&sc);
+        return MERIDIAN_MISUSE;
+    }
+    rc = auth_round(db, sid, a, b, sizeof(b), &done, why, cap);
+    if (!rc && scram_client_final(&sc, b, a, sizeof(a))) {
+        snprintf(why, cap, "%s: malformed SCRAM server-first message", db->hosts[db->cur]);
+        rc = MERIDIAN_PROTOCOL;
+    }
+    if (!rc) rc = auth_round(db, sid, a, b, sizeof(b), &done, why, cap);
+    if (!rc && (!done || scram_client_check(&sc, b))) {
+        /* The server does not know the verifier: not the cluster we meant. */
+        snprintf(why, cap, "%s: the server failed to prove it knows user %s's password",
+                 db->hosts[db->cur], db->user);
+        rc = MERIDIAN_AUTH;
+    }
+    scram_client_wipe(&sc);
+    return rc;
+}
+
 static int open_on(meridian *db, int host, char *why, size_t cap)
 {
     Meridian__Session__OpenRequest req = MERIDIAN__SESSION__OPEN_REQUEST__INIT;
@@ -186,6 +263,8 @@ static int open_on(meridian *db, int host, char *why, size_t cap)
     req.cluster_id = db->cluster;
     req.user = db->user;
     req.settings = &st;
+    /* insecure=on: the server checks nothing; the password stays here. */
+    req.auth_method = (char *)(db->password[0] && !db->insecure ? "scram-sha-256" : "");
     db->cur = host;
     ccall c;
     int rc = raw_call(db, "session.open", &req.base, db->connect_timeout_ns, &c);
@@ -207,6 +286,10 @@ static int open_on(meridian *db, int host, char *why, size_t cap)
     } else if (!r->session_id) {
         snprintf(why, cap, "%s: no session id in reply", db->hosts[host]);
         rc = MERIDIAN_PROTOCOL;
+    } else if (r->auth_required && (rc = scram_login(db, r->session_id, why, cap))) {
+        Meridian__Session__CloseRequest cr = MERIDIAN__SESSION__CLOSE_REQUEST__INIT;
+        cr.session_id = r->session_id;
+        if (!raw_call(db, "session.close", &cr.base, 2 * MTIME_S, &c)) free(c.resp);
     } else {
         db->session_id = r->session_id;
         db->gen++;
@@ -470,6 +553,28 @@ static int set_option(meridian *db, const char *k, const char *v)
     return 0;
 }
 
+/* A value: up to the next space, or single-quoted with \' and \\ escapes. */
+static int conninfo_value(const char *p, char *v, size_t cap, const char **end)
+{
+    size_t o = 0;
+    if (*p != '\'') {
+        while (*p && !isspace((unsigned char)*p)) {
+            if (o + 1 >= cap) return -1;
+            v[o++] = *p++;
+        }
+    } else {
+        for (p++; *p != '\''; p++) {
+            if (!*p || o + 1 >= cap) return -1;
+            if (*p == '\\' && p[1]) p++;
+            v[o++] = *p;
+        }
+        p++;
+    }
+    v[o] = 0;
+    *end = p;
+    return 0;
+}
+
 static int parse_conninfo(meridian *db, const char *ci)
 {
     const char *p = ci;
@@ -477,13 +582,15 @@ static int parse_conninfo(meridian *db, const char *ci)
         while (isspace((unsigned char)*p)) p++;
         if (!*p) break;
         const char *eq = strchr(p, '='), *end = p;
-        while (*end && !isspace((unsigned char)*end)) end++;
-        if (!eq || eq > end)
+        while (*end && !isspace((unsigned char)*end) && *end != '=') end++;
+        if (!eq || eq > end || eq != end)
             return client_err(db, MERIDIAN_MISUSE, 0, "conninfo: expected key=value at '%.*s'",
                               (int)(end - p), p);
         char k[64], v[1024];
         snprintf(k, sizeof(k), "%.*s", (int)(eq - p), p);
-        snprintf(v, sizeof(v), "%.*s", (int)(end - eq - 1), eq + 1);
+        if (conninfo_value(eq + 1, v, sizeof(v), &end))
+            return client_err(db, MERIDIAN_MISUSE, 0,
+                              "conninfo: %s: unterminated quote or too long", k);
         p = end;
         if (!strcmp(k, "hosts") || !strcmp(k, "host")) {
             char *save = NULL, *tok = strtok_r(v, ",", &save);
@@ -501,6 +608,15 @@ static int parse_conninfo(meridian *db, const char *ci)
             }
         } else if (!strcmp(k, "user")) {
             if (copy_value(db, k, db->user, sizeof(db->user), v)) return db->errcode;
+        } else if (!strcmp(k, "password")) {
+            if (copy_value(db, k, db->password, sizeof(db->password), v)) return db->errcode;
+        } else if (!strcmp(k, "certs_dir")) {
+            if (copy_value(db, k, db->certs_dir, sizeof(db->certs_dir), v)) return db->errcode;
+        } else if (!strcmp(k, "insecure")) {
+            db->insecure = !strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1");
+            if (!db->insecure && strcmp(v, "off") && strcmp(v, "false") && strcmp(v, "0"))
+                return client_err(db, MERIDIAN_MISUSE, 0, "insecure: expected on or off, got '%s'",
+                                  v);
         } else if (!strcmp(k, "cluster")) {
             if (copy_value(db, k, db->cluster, sizeof(db->cluster), v)) return db->errcode;
         } else if (!strcmp(k, "connect_timeout")) {
@@ -514,6 +630,18 @@ static int parse_conninfo(meridian *db, const char *ci)
     }
     if (!db->nhosts)
         return client_err(db, MERIDIAN_MISUSE, 0, "conninfo: no hosts (hosts=HOST:PORT[,...])");
+    const char *envpw = getenv("MERIDIAN_PASSWORD");
+    if (!db->password[0] && envpw &&
+        copy_value(db, "MERIDIAN_PASSWORD", db->password, sizeof(db->password), envpw))
+        return db->errcode;
+    if (db->insecure && db->certs_dir[0])
+        return client_err(db, MERIDIAN_MISUSE, 0,
+                          "conninfo: insecure=on and certs_dir exclude each other");
+    if (db->password[0] && !db->certs_dir[0] && !db->insecure)
+        return client_err(db, MERIDIAN_MISUSE, 0,
+                          "refusing to send a password over a plaintext connection: give "
+                          "certs_dir=DIR (TLS), or insecure=on for an --insecure cluster (which "
+                          "checks no password)");
     return 0;
 }
 
@@ -562,8 +690,26 @@ int meridian_open(const char *conninfo, meridian **out)
     cfg.backoff_initial_ns = 20 * MTIME_MS;
     cfg.backoff_max_ns = 1 * MTIME_S;
     merr e = {0};
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    if (db->certs_dir[0]) {
+        if (tls_certs_paths(db->certs_dir, db->user, ca, cert, key, &e))
+            return client_err(db, MERIDIAN_MISUSE, 0, "certs_dir: %s", e.msg);
+        cfg.tls_ca = ca;
+        /* The user's client certificate when there is one; otherwise TLS
+         * without one, and a password login. */
+        if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
+            cfg.tls_cert = cert;
+            cfg.tls_key = key;
+        } else if (!db->password[0]) {
+            return client_err(db, MERIDIAN_AUTH, 0,
+                              "no client certificate for user %s in %s (client.%s.crt) and no "
+                              "password (password= or MERIDIAN_PASSWORD)",
+                              db->user, db->certs_dir, db->user);
+        }
+    }
     if (rpc_node_start(&cfg, &db->node, &e))
-        return client_err(db, MERIDIAN_INTERNAL, 0, "start the network thread: %s", e.msg);
+        return client_err(db, db->certs_dir[0] ? MERIDIAN_MISUSE : MERIDIAN_INTERNAL, 0,
+                          "start the network thread: %s", e.msg);
     addpeers a = {db, 0};
     rc = rpc_node_run_sync(db->node, add_peers_cb, &a);
     if (rc || a.rc) return client_err(db, MERIDIAN_INTERNAL, 0, "register hosts");
@@ -614,6 +760,7 @@ int meridian_close(meridian *db)
         if (!raw_call(db, "session.close", &req.base, 2 * MTIME_S, &c)) free(c.resp);
     }
     if (db->node) rpc_node_stop(db->node);
+    OPENSSL_cleanse(db->password, sizeof(db->password));
     for (int i = 0; i < db->nhosts; i++) free(db->hosts[i]);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->cv);
@@ -675,6 +822,7 @@ const char *meridian_errstr(int code)
     case MERIDIAN_ROW: return "another row available";
     case MERIDIAN_DONE: return "no more rows available";
     case MERIDIAN_UNAVAILABLE: return "no server available";
+    case MERIDIAN_AUTH: return "authentication failed or permission denied";
     default: return "unknown error";
     }
 }

@@ -63,6 +63,9 @@ struct meridian {
     char *hosts[CLIENT_MAX_HOSTS];
     int nhosts, cur;
     char user[64], cluster[128];
+    char password[256];   /* wiped at close */
+    char certs_dir[1024]; /* "" = plaintext */
+    int insecure;
     int64_t connect_timeout_ns;
     int read_only;
     uint64_t max_staleness_ms;

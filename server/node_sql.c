@@ -22,7 +22,12 @@
 static int txn_open(void *arg, void **kv, merr *e)
 {
     node *n = arg;
-    return txn_client_open(n->rpc_addr, n->cfg.certs_dir, (txn_client **)kv, e);
+    /* cli_rpc_open quiets the log for command-line tools; a node serving
+     * SQL keeps its own level (else its log stops at the first session). */
+    mlog_level lvl = (mlog_level)mlog_min_level;
+    int rc = txn_client_open(n->rpc_addr, n->cfg.certs_dir, (txn_client **)kv, e);
+    mlog_set_level(lvl);
+    return rc;
 }
 
 static void txn_close(void *kv)

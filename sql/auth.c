@@ -288,6 +288,13 @@ static unsigned privs(sql_session *s, const char *table)
     return p;
 }
 
+int sql_auth_user_missing(sql_session *s)
+{
+    if (!s->auth_enforce || !strcasecmp(s->user, SQL_ROOT_USER)) return 0;
+    const auth_user *u = find_user(s->auth, s->user);
+    return !u || u->role;
+}
+
 static int bypass(sql_session *s)
 {
     return !s->auth_enforce || (privs(s, NULL) & SQL_PRIV_ADMIN);

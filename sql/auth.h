@@ -68,6 +68,10 @@ char *sql_auth_redact(const char *sql);
 /* Loads users and grants in the session's transaction (check_schema). */
 int sql_auth_load(sql_session *s, merr *e);
 void sql_auth_cache_free(sql_session *s);
+/* 1 when privileges are enforced and the session user does not exist (or
+ * is a role): a certificate for a name the catalog does not know, or a user
+ * dropped while its session was open. */
+int sql_auth_user_missing(sql_session *s);
 /* Installs the authorizers on the session's connections. */
 void sql_auth_install(sql_session *s);
 /* ADMIN needed by a statement of this module (and more checks), then runs it. */

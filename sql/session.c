@@ -297,6 +297,8 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     } else if (s->catalog_dirty && (rc = check_schema(s, e))) {
         return rc;
     }
+    if (sql_auth_user_missing(s))
+        return merr_set(e, MERR_INVALID, "permission denied: user %s does not exist", s->user);
     st = calloc(1, sizeof(*st));
     if (!st) return merr_set(e, MERR_NOMEM, "out of memory");
     st->s = s;
