@@ -13,7 +13,8 @@
 # script starts is recorded there and stopped by PID. MERIDIAN_BIN overrides
 # the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`;
 # MERIDIAN_REGIONS="us-east us-west ..." puts node I in the I-th region
-# (cycling; default: every node in region "local").
+# (cycling; default: every node in region "local"); MERIDIAN_METRICS_TOKEN is
+# sent to a secure cluster's /metrics.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
@@ -63,7 +64,10 @@ gone() { # gone PID: exited (or a zombie nobody reaped yet)
 }
 
 metric() { # metric HTTP NAME: value of a metric line starting with NAME
-  curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
+  # A secure cluster's /metrics wants its bearer token (docs/security.md).
+  local auth=()
+  [ -n "${MERIDIAN_METRICS_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $MERIDIAN_METRICS_TOKEN")
+  curl -s --max-time 2 "${auth[@]}" "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
 }
 
 voters_ok() { # voters_ok DIR WANT: some node reports range 1 with WANT voters

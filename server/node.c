@@ -3,6 +3,7 @@
 #include "server/node.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,42 @@ out:
     free(rp);
 }
 
+/* ---- the admin HTTP token ---- */
+
+/* Secure nodes answer /metrics and the status page only with the bearer
+ * token of CERTS_DIR/metrics.token (docs/security.md): a file Prometheus can
+ * read (credentials_file), made by `meridian cert create-node`. A missing
+ * file locks those routes instead of opening them. */
+static void read_metrics_token(const node *n, char *tok, size_t cap, char *path, size_t pcap)
+{
+    mbuf b = MBUF_INIT;
+    merr e = {0};
+    snprintf(path, pcap, "%s/%s", n->cfg.certs_dir, "metrics.token");
+    tok[0] = 0;
+    if (mfs_read_all(path, cap - 1, &b, &e) == 0) {
+        size_t len = b.len;
+        while (len &&
+               (b.data[len - 1] == '\n' || b.data[len - 1] == '\r' || b.data[len - 1] == ' '))
+            len--;
+        memcpy(tok, b.data, len);
+        tok[len] = 0;
+    } else {
+        MLOG_W("node", "no metrics token: /metrics and / refuse every request",
+               "file=%s err=\"%s\"", path, e.msg);
+    }
+    mbuf_free(&b);
+}
+
+static void set_metrics_token(void *arg)
+{
+    node *n = arg;
+    char tok[128], path[PATH_MAX];
+    if (!n->http) return;
+    read_metrics_token(n, tok, sizeof(tok), path, sizeof(path));
+    admin_http_require_token(n->http, tok, path);
+    memset(tok, 0, sizeof(tok));
+}
+
 /* ---- start and stop ---- */
 
 static void start_on_loop(void *arg)
@@ -246,8 +283,9 @@ static void start_on_loop(void *arg)
         if (admin_http_start(rpc_node_loop(n->rpc), n->cfg.http_listen, &n->http, e)) return;
         admin_http_route(n->http, "/health", on_health, n);
         admin_http_route(n->http, "/ready", on_ready, n);
-        admin_http_route(n->http, "/metrics", on_metrics, n);
-        admin_http_route(n->http, "/", on_page, n);
+        admin_http_route_private(n->http, "/metrics", on_metrics, n);
+        admin_http_route_private(n->http, "/", on_page, n);
+        if (n->cfg.certs_dir) set_metrics_token(n);
         admin_http_addr(n->http, n->http_addr, sizeof(n->http_addr));
     }
     host_config hc = {.store_dir = n->cfg.store, .node_id = n->store.node_id};
@@ -387,7 +425,9 @@ err:
 
 int node_reload_certs(node *n, merr *e)
 {
-    return rpc_node_reload_tls(n->rpc, e);
+    int rc = rpc_node_reload_tls(n->rpc, e);
+    if (!rc && n->cfg.certs_dir) rpc_node_run_sync(n->rpc, set_metrics_token, n);
+    return rc;
 }
 
 void node_stop(node *n)
