@@ -252,11 +252,12 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     unsigned long long id = (unsigned long long)n->cfg.node_id;
     int rc = 0;
 #define C(name, field, help)                                                                       \
-    rc |= mbuf_printf(out,                                                                         \
-                      "# HELP meridian_rpc_" name " " help "\n# TYPE meridian_rpc_" name           \
-                      " %s\nmeridian_rpc_" name "{node=\"%llu\"} %llu\n",                          \
-                      strstr(name, "queue_bytes") ? "gauge" : "counter", id,                       \
-                      (unsigned long long)m->field)
+    rc |=                                                                                          \
+        mbuf_printf(out,                                                                           \
+                    "# HELP meridian_rpc_" name " " help "\n# TYPE meridian_rpc_" name             \
+                    " %s\nmeridian_rpc_" name "{node=\"%llu\"} %llu\n",                            \
+                    strstr(name, "queue_bytes") || strstr(name, "_inbound") ? "gauge" : "counter", \
+                    id, (unsigned long long)m->field)
     C("connections_dialed_total", conns_dialed, "outbound connections opened");
     C("connections_accepted_total", conns_accepted, "inbound connections accepted");
     C("connections_closed_total", conns_closed, "connections closed");
@@ -272,6 +273,9 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     C("calls_canceled_total", calls_canceled, "calls canceled by the caller");
     C("busy_rejections_total", busy_rejections, "sends refused by a full queue");
     C("unknown_methods_total", unknown_methods, "requests for unregistered methods");
+    C("connections_over_limit_total", conns_over_limit,
+      "inbound connections refused: --max-connections reached");
+    C("connections_inbound", inbound_open, "inbound connections open now");
     C("anonymous_refused_total", anon_refused,
       "calls outside session.* from clients without a certificate");
     C("fault_dropped_total", fault_dropped, "messages dropped by fault injection");

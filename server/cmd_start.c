@@ -37,6 +37,10 @@ int cmd_start(int argc, char **argv)
         {"testing-sql-memory", CLI_BOOL, &cfg.testing_sql_memory, NULL,
          "serve SQL from a private in-memory store (not replicated, lost at exit): tests only"},
         {"certs-dir", CLI_STR, &cfg.certs_dir, "DIR", "TLS: ca.crt, node.crt, node.key"},
+        {"max-connections", CLI_INT, &cfg.max_connections, "N",
+         "inbound connections at once (default 1024)"},
+        {"max-session-memory", CLI_SIZE, &cfg.max_session_memory, "SIZE",
+         "a SQL session's buffered writes (default 64MiB)"},
         {0},
     };
     int npos = 0, done = 0;

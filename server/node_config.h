@@ -29,9 +29,11 @@ typedef struct node_config {
     int64_t static_uncertainty_ns; /* --static-uncertainty, for --clock-source static */
     const char *log_level;
     int insecure;
-    int testing_fault_admin; /* serve rpc.faults: partitions and delays for tests */
-    int testing_sql_memory;  /* SQL over a private in-memory KV: tests only */
-    const char *certs_dir;   /* --certs-dir: ca.crt, node.crt, node.key */
+    int testing_fault_admin;    /* serve rpc.faults: partitions and delays for tests */
+    int testing_sql_memory;     /* SQL over a private in-memory KV: tests only */
+    const char *certs_dir;      /* --certs-dir: ca.crt, node.crt, node.key */
+    int64_t max_connections;    /* --max-connections: inbound rpc connections (1024) */
+    int64_t max_session_memory; /* --max-session-memory: a session's buffered writes (64 MiB) */
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;

@@ -27,6 +27,7 @@ static int txn_open(void *arg, void **kv, merr *e)
     mlog_level lvl = (mlog_level)mlog_min_level;
     int rc = txn_client_open(n->rpc_addr, n->cfg.certs_dir, (txn_client **)kv, e);
     mlog_set_level(lvl);
+    if (!rc) txn_client_set_write_limit(*kv, (size_t)n->cfg.max_session_memory);
     return rc;
 }
 
