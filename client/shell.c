@@ -512,7 +512,8 @@ static int repl(shell *sh, FILE *in)
         if (!sqlite3_complete(buf)) continue;
         if (sh->interactive) {
             buf[len - 1] = 0; /* history without the trailing newline */
-            add_history(buf);
+            /* The history file must not keep a password in clear. */
+            if (!strcasestr(buf, "PASSWORD")) add_history(buf);
             buf[len - 1] = '\n';
         }
         int rc = run_sql(sh, buf);
