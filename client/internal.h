@@ -97,6 +97,12 @@ int client_err_from(meridian *db, const Meridian__Session__Error *e);
  * (retryable) or another code. */
 int client_rpc_failed(meridian *db, int rpc_code, const char *msg);
 
+/* conninfo.c: parses conninfo into db (hosts, user, password, TLS, options);
+ * sets one session option. Both return 0 or a MERIDIAN_* code with db's
+ * error set. */
+int client_parse_conninfo(meridian *db, const char *conninfo);
+int client_set_option(meridian *db, const char *name, const char *value);
+
 /* Makes sure a session exists (opening one on the next reachable host). */
 int client_ensure_session(meridian *db);
 /* A blocking call on the session's gateway: *resp (malloc'd) on success.
