@@ -7,6 +7,13 @@
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/mtime.h"
+#include "common/scram.h"
+#include "rpc/tls.h"
+
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
 
 #include <ctype.h>
 #include <signal.h>
@@ -177,6 +184,76 @@ static void fill_settings(meridian *db, Meridian__Session__Settings *s)
     s->application_name = db->app_name;
 }
 
+/* One session.auth round: sends msg, returns the server's answer in out. */
+static int auth_round(meridian *db, uint64_t sid, const char *msg, char *out, size_t outcap,
+                      int *done, char *why, size_t cap)
+{
+    Meridian__Session__AuthRequest req = MERIDIAN__SESSION__AUTH_REQUEST__INIT;
+    req.session_id = sid;
+    req.message = (char *)msg;
+    ccall c;
+    int rc = raw_call(db, "session.auth", &req.base, db->connect_timeout_ns, &c);
+    if (!rc) rc = c.code;
+    if (rc) {
+        snprintf(why, cap, "%s: %s", db->hosts[db->cur], c.msg[0] ? c.msg : merr_str(rc));
+        free(c.resp);
+        return MERIDIAN_UNAVAILABLE;
+    }
+    Meridian__Session__AuthReply *r = meridian__session__auth_reply__unpack(NULL, c.len, c.resp);
+    free(c.resp);
+    if (!r) {
+        snprintf(why, cap, "%s: undecodable auth reply", db->hosts[db->cur]);
+        return MERIDIAN_PROTOCOL;
+    }
+    if (r->error && r->error->code) {
+        snprintf(why, cap, "%s: %s", db->hosts[db->cur], r->error->message);
+        rc = r->error->code;
+    } else {
+        snprintf(out, outcap, "%s", r->message ? r->message : "");
+        *done = r->done;
+    }
+    meridian__session__auth_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* SCRAM-SHA-256 (common/scram.h) inside TLS: client-first, client-final,
+ * then the server must prove it knows the verifier too. */
+static int scram_login(meridian *db, uint64_t sid, char *why, size_t cap)
+{
+    scram_client sc;
+    uint8_t nb[18];
+    char nonce[64], a[SCRAM_MSG_MAX], b[SCRAM_MSG_MAX];
+    int done = 0, rc;
+    if (!db->password[0] || db->insecure) {
+        snprintf(why, cap,
+                 "%s: authentication failed for user %s: the server wants a password "
+                 "(password= or MERIDIAN_PASSWORD) or a client certificate",
+                 db->hosts[db->cur], db->user);
+        return MERIDIAN_AUTH;
+    }
+    if (RAND_bytes(nb, sizeof(nb)) != 1 || scram_nonce_from(nb, sizeof(nb), nonce, sizeof(nonce)) ||
+        scram_client_first(&sc, db->user, db->password, nonce, a, sizeof(a))) {
+        snprintf(why, cap, "user %s: cannot start a password login (a name with ',' or '='?)",
+                 db->user);
+        scram_client_wipe(&sc);
+        return MERIDIAN_MISUSE;
+    }
+    rc = auth_round(db, sid, a, b, sizeof(b), &done, why, cap);
+    if (!rc && scram_client_final(&sc, b, a, sizeof(a))) {
+        snprintf(why, cap, "%s: malformed SCRAM server-first message", db->hosts[db->cur]);
+        rc = MERIDIAN_PROTOCOL;
+    }
+    if (!rc) rc = auth_round(db, sid, a, b, sizeof(b), &done, why, cap);
+    if (!rc && (!done || scram_client_check(&sc, b))) {
+        /* The server does not know the verifier: not the cluster we meant. */
+        snprintf(why, cap, "%s: the server failed to prove it knows user %s's password",
+                 db->hosts[db->cur], db->user);
+        rc = MERIDIAN_AUTH;
+    }
+    scram_client_wipe(&sc);
+    return rc;
+}
+
 static int open_on(meridian *db, int host, char *why, size_t cap)
 {
     Meridian__Session__OpenRequest req = MERIDIAN__SESSION__OPEN_REQUEST__INIT;
@@ -186,6 +263,8 @@ static int open_on(meridian *db, int host, char *why, size_t cap)
     req.cluster_id = db->cluster;
     req.user = db->user;
     req.settings = &st;
+    /* insecure=on: the server checks nothing; the password stays here. */
+    req.auth_method = (char *)(db->password[0] && !db->insecure ? "scram-sha-256" : "");
     db->cur = host;
     ccall c;
     int rc = raw_call(db, "session.open", &req.base, db->connect_timeout_ns, &c);
@@ -207,6 +286,10 @@ static int open_on(meridian *db, int host, char *why, size_t cap)
     } else if (!r->session_id) {
         snprintf(why, cap, "%s: no session id in reply", db->hosts[host]);
         rc = MERIDIAN_PROTOCOL;
+    } else if (r->auth_required && (rc = scram_login(db, r->session_id, why, cap))) {
+        Meridian__Session__CloseRequest cr = MERIDIAN__SESSION__CLOSE_REQUEST__INIT;
+        cr.session_id = r->session_id;
+        if (!raw_call(db, "session.close", &cr.base, 2 * MTIME_S, &c)) free(c.resp);
     } else {
         db->session_id = r->session_id;
         db->gen++;
@@ -430,93 +513,6 @@ void meridian_interrupt(meridian *db)
     client_call_async(db, "session.cancel", &req.base, host);
 }
 
-/* ---- conninfo, options ---- */
-
-static int copy_value(meridian *db, const char *k, char *dst, size_t cap, const char *v)
-{
-    size_t n = strlen(v);
-    if (n >= cap)
-        return client_err(db, MERIDIAN_MISUSE, 0, "%s: longer than %zu bytes", k, cap - 1);
-    memcpy(dst, v, n + 1);
-    return 0;
-}
-
-static int set_option(meridian *db, const char *k, const char *v)
-{
-    if (!strcmp(k, "read_only")) {
-        if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1"))
-            db->read_only = 1;
-        else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "0"))
-            db->read_only = 0;
-        else
-            return client_err(db, MERIDIAN_MISUSE, 0, "read_only: expected on or off, got '%s'", v);
-    } else if (!strcmp(k, "max_staleness")) {
-        int64_t ns = 0;
-        if (strcmp(v, "0") && cli_parse_duration(v, &ns))
-            return client_err(db, MERIDIAN_MISUSE, 0,
-                              "max_staleness: expected a duration like 10s, got '%s'", v);
-        db->max_staleness_ms = (uint64_t)(ns / MTIME_MS);
-    } else if (!strcmp(k, "statement_timeout")) {
-        int64_t ns = 0;
-        if (strcmp(v, "0") && (cli_parse_duration(v, &ns) || ns <= 0))
-            return client_err(db, MERIDIAN_MISUSE, 0,
-                              "statement_timeout: expected a duration like 30s, got '%s'", v);
-        db->stmt_timeout_ns = ns;
-    } else if (!strcmp(k, "application_name")) {
-        return copy_value(db, k, db->app_name, sizeof(db->app_name), v);
-    } else {
-        return client_err(db, MERIDIAN_MISUSE, 0, "unknown option '%s'", k);
-    }
-    return 0;
-}
-
-static int parse_conninfo(meridian *db, const char *ci)
-{
-    const char *p = ci;
-    while (*p) {
-        while (isspace((unsigned char)*p)) p++;
-        if (!*p) break;
-        const char *eq = strchr(p, '='), *end = p;
-        while (*end && !isspace((unsigned char)*end)) end++;
-        if (!eq || eq > end)
-            return client_err(db, MERIDIAN_MISUSE, 0, "conninfo: expected key=value at '%.*s'",
-                              (int)(end - p), p);
-        char k[64], v[1024];
-        snprintf(k, sizeof(k), "%.*s", (int)(eq - p), p);
-        snprintf(v, sizeof(v), "%.*s", (int)(end - eq - 1), eq + 1);
-        p = end;
-        if (!strcmp(k, "hosts") || !strcmp(k, "host")) {
-            char *save = NULL, *tok = strtok_r(v, ",", &save);
-            for (; tok; tok = strtok_r(NULL, ",", &save)) {
-                struct sockaddr_storage ss;
-                merr e = {0};
-                if (db->nhosts == CLIENT_MAX_HOSTS)
-                    return client_err(db, MERIDIAN_MISUSE, 0, "conninfo: more than %d hosts",
-                                      CLIENT_MAX_HOSTS);
-                if (maddr_parse(tok, &ss, &e))
-                    return client_err(db, MERIDIAN_MISUSE, 0, "conninfo: host '%s': %s", tok,
-                                      e.msg);
-                if (!(db->hosts[db->nhosts++] = strdup(tok)))
-                    return client_err(db, MERIDIAN_NOMEM, 0, "out of memory");
-            }
-        } else if (!strcmp(k, "user")) {
-            if (copy_value(db, k, db->user, sizeof(db->user), v)) return db->errcode;
-        } else if (!strcmp(k, "cluster")) {
-            if (copy_value(db, k, db->cluster, sizeof(db->cluster), v)) return db->errcode;
-        } else if (!strcmp(k, "connect_timeout")) {
-            if (cli_parse_duration(v, &db->connect_timeout_ns) || db->connect_timeout_ns <= 0)
-                return client_err(
-                    db, MERIDIAN_MISUSE, 0,
-                    "conninfo: connect_timeout: expected a duration like 5s, got '%s'", v);
-        } else if (set_option(db, k, v)) {
-            return db->errcode;
-        }
-    }
-    if (!db->nhosts)
-        return client_err(db, MERIDIAN_MISUSE, 0, "conninfo: no hosts (hosts=HOST:PORT[,...])");
-    return 0;
-}
-
 typedef struct addpeers {
     meridian *db;
     int rc;
@@ -541,7 +537,7 @@ int meridian_open(const char *conninfo, meridian **out)
     db->connect_timeout_ns = 5 * MTIME_S;
     client_ok(db);
     if (!conninfo) return client_err(db, MERIDIAN_MISUSE, 0, "conninfo is NULL");
-    int rc = parse_conninfo(db, conninfo);
+    int rc = client_parse_conninfo(db, conninfo);
     if (rc) return rc;
     /* A gateway that hangs up must fail a statement, not kill the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -562,8 +558,26 @@ int meridian_open(const char *conninfo, meridian **out)
     cfg.backoff_initial_ns = 20 * MTIME_MS;
     cfg.backoff_max_ns = 1 * MTIME_S;
     merr e = {0};
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    if (db->certs_dir[0]) {
+        if (tls_certs_paths(db->certs_dir, db->user, ca, cert, key, &e))
+            return client_err(db, MERIDIAN_MISUSE, 0, "certs_dir: %s", e.msg);
+        cfg.tls_ca = ca;
+        /* The user's client certificate when there is one; otherwise TLS
+         * without one, and a password login. */
+        if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
+            cfg.tls_cert = cert;
+            cfg.tls_key = key;
+        } else if (!db->password[0]) {
+            return client_err(db, MERIDIAN_AUTH, 0,
+                              "no client certificate for user %s in %s (client.%s.crt) and no "
+                              "password (password= or MERIDIAN_PASSWORD)",
+                              db->user, db->certs_dir, db->user);
+        }
+    }
     if (rpc_node_start(&cfg, &db->node, &e))
-        return client_err(db, MERIDIAN_INTERNAL, 0, "start the network thread: %s", e.msg);
+        return client_err(db, db->certs_dir[0] ? MERIDIAN_MISUSE : MERIDIAN_INTERNAL, 0,
+                          "start the network thread: %s", e.msg);
     addpeers a = {db, 0};
     rc = rpc_node_run_sync(db->node, add_peers_cb, &a);
     if (rc || a.rc) return client_err(db, MERIDIAN_INTERNAL, 0, "register hosts");
@@ -573,7 +587,7 @@ int meridian_open(const char *conninfo, meridian **out)
 int meridian_set_option(meridian *db, const char *name, const char *value)
 {
     if (!db || !name || !value) return MERIDIAN_MISUSE;
-    int rc = set_option(db, name, value);
+    int rc = client_set_option(db, name, value);
     if (rc) return rc;
     if (!db->connected) {
         client_ok(db);
@@ -614,6 +628,7 @@ int meridian_close(meridian *db)
         if (!raw_call(db, "session.close", &req.base, 2 * MTIME_S, &c)) free(c.resp);
     }
     if (db->node) rpc_node_stop(db->node);
+    OPENSSL_cleanse(db->password, sizeof(db->password));
     for (int i = 0; i < db->nhosts; i++) free(db->hosts[i]);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->cv);
@@ -675,6 +690,7 @@ const char *meridian_errstr(int code)
     case MERIDIAN_ROW: return "another row available";
     case MERIDIAN_DONE: return "no more rows available";
     case MERIDIAN_UNAVAILABLE: return "no server available";
+    case MERIDIAN_AUTH: return "authentication failed or permission denied";
     default: return "unknown error";
     }
 }

@@ -63,6 +63,9 @@ struct meridian {
     char *hosts[CLIENT_MAX_HOSTS];
     int nhosts, cur;
     char user[64], cluster[128];
+    char password[256];   /* wiped at close */
+    char certs_dir[1024]; /* "" = plaintext */
+    int insecure;
     int64_t connect_timeout_ns;
     int read_only;
     uint64_t max_staleness_ms;
@@ -93,6 +96,12 @@ int client_err_from(meridian *db, const Meridian__Session__Error *e);
  * the session gone and moves to the next host. Returns MERIDIAN_UNAVAILABLE
  * (retryable) or another code. */
 int client_rpc_failed(meridian *db, int rpc_code, const char *msg);
+
+/* conninfo.c: parses conninfo into db (hosts, user, password, TLS, options);
+ * sets one session option. Both return 0 or a MERIDIAN_* code with db's
+ * error set. */
+int client_parse_conninfo(meridian *db, const char *conninfo);
+int client_set_option(meridian *db, const char *name, const char *value);
 
 /* Makes sure a session exists (opening one on the next reachable host). */
 int client_ensure_session(meridian *db);

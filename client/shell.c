@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 typedef struct shell {
@@ -553,7 +554,8 @@ static int repl(shell *sh, FILE *in)
         if (!sqlite3_complete(buf)) continue;
         if (sh->interactive) {
             buf[len - 1] = 0; /* history without the trailing newline */
-            add_history(buf);
+            /* The history file must not keep a password in clear. */
+            if (!strcasestr(buf, "PASSWORD")) add_history(buf);
             buf[len - 1] = '\n';
         }
         int rc = run_sql(sh, buf);
@@ -576,11 +578,48 @@ static int repl(shell *sh, FILE *in)
     return status;
 }
 
+/* Appends " key='value'" with conninfo's quoting; returns bytes written. */
+static int quote_opt(char *out, size_t cap, const char *key, const char *v)
+{
+    size_t o = (size_t)snprintf(out, cap, " %s='", key);
+    for (; *v && o + 3 < cap; v++) {
+        if (*v == '\'' || *v == '\\') out[o++] = '\\';
+        out[o++] = *v;
+    }
+    if (o + 2 > cap) return (int)cap;
+    out[o++] = '\'';
+    out[o] = 0;
+    return (int)o;
+}
+
+/* Reads a password from the terminal without echo. */
+static int read_password(const char *user, char *pw, size_t cap)
+{
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty) return -1;
+    struct termios old, noecho;
+    int fd = fileno(tty), have = tcgetattr(fd, &old) == 0;
+    fprintf(tty, "Password for user %s: ", user);
+    fflush(tty);
+    if (have) {
+        noecho = old;
+        noecho.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &noecho);
+    }
+    int rc = fgets(pw, (int)cap, tty) ? 0 : -1;
+    if (have) tcsetattr(fd, TCSAFLUSH, &old);
+    fprintf(tty, "\n");
+    fclose(tty);
+    if (!rc) pw[strcspn(pw, "\r\n")] = 0;
+    return rc;
+}
+
 int shell_main(int argc, char **argv)
 {
     const char *hosts = "127.0.0.1:26257", *exec = NULL, *format = NULL, *user = "root";
+    const char *certs_dir = NULL;
     int64_t timeout_ns = 5 * MTIME_S;
-    int read_only = 0;
+    int read_only = 0, insecure = 0, ask_password = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &hosts, "HOST:PORT[,...]", "gateways to try, in order"},
         {"execute", CLI_STR, &exec, "SQL", "run SQL and exit (also -e)"},
@@ -588,6 +627,10 @@ int shell_main(int argc, char **argv)
         {"user", CLI_STR, &user, "NAME", "session user (default root)"},
         {"connect-timeout", CLI_DURATION, &timeout_ns, NULL, "per host (default 5s)"},
         {"read-only", CLI_BOOL, &read_only, NULL, "a read-only session"},
+        {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.USER.crt/.key if any"},
+        {"password", CLI_BOOL, &ask_password, NULL,
+         "log in with a password (MERIDIAN_PASSWORD, else asked for)"},
+        {"insecure", CLI_BOOL, &insecure, NULL, "an --insecure cluster: no TLS, no login"},
         {0},
     };
     /* Our flag parser speaks --long only; -e is too familiar to refuse. */
@@ -609,9 +652,28 @@ int shell_main(int argc, char **argv)
     snprintf(sh.user, sizeof(sh.user), "%s", user);
     char conninfo[2048], d[32];
     snprintf(d, sizeof(d), "%lldms", (long long)(timeout_ns / MTIME_MS));
-    snprintf(conninfo, sizeof(conninfo), "hosts=%s user=%s connect_timeout=%s read_only=%s", hosts,
-             user, d, read_only ? "on" : "off");
-    if (meridian_open(conninfo, &sh.db)) {
+    int n = snprintf(conninfo, sizeof(conninfo),
+                     "hosts=%s user=%s connect_timeout=%s read_only=%s insecure=%s", hosts, user, d,
+                     read_only ? "on" : "off", insecure ? "on" : "off");
+    if (certs_dir)
+        n += quote_opt(conninfo + n, sizeof(conninfo) - (size_t)n, "certs_dir", certs_dir);
+    if (ask_password && !insecure && !getenv("MERIDIAN_PASSWORD")) {
+        char pw[256];
+        if (read_password(user, pw, sizeof(pw))) {
+            fprintf(stderr, "%s: cannot read a password (no terminal?): set MERIDIAN_PASSWORD\n",
+                    argv[0]);
+            return 1;
+        }
+        n += quote_opt(conninfo + n, sizeof(conninfo) - (size_t)n, "password", pw);
+        memset(pw, 0, sizeof(pw));
+    }
+    if ((size_t)n >= sizeof(conninfo)) {
+        fprintf(stderr, "%s: arguments too long\n", argv[0]);
+        return CLI_EXIT_USAGE;
+    }
+    int orc = meridian_open(conninfo, &sh.db);
+    memset(conninfo, 0, sizeof(conninfo)); /* may hold the password */
+    if (orc) {
         fprintf(stderr, "ERROR: %s\n", meridian_errmsg(sh.db));
         meridian_close(sh.db);
         return 1;

@@ -13,7 +13,10 @@ gone() { # gone PID: exited (or a zombie nobody reaped yet)
 }
 
 metric() { # metric HTTP NAME: value of a metric line starting with NAME
-  curl -s --max-time 2 "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
+  # A secure cluster's /metrics wants its bearer token (docs/security.md).
+  local auth=()
+  [ -n "${MERIDIAN_METRICS_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $MERIDIAN_METRICS_TOKEN")
+  curl -s --max-time 2 "${auth[@]}" "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
 }
 
 voters_ok() { # voters_ok NODES WANT: a node of NODES (4th field: http) reports range 1 with WANT voters

@@ -13,7 +13,8 @@
 # script starts is recorded there and stopped by PID. MERIDIAN_BIN overrides
 # the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`;
 # MERIDIAN_REGIONS="us-east us-west ..." puts node I in the I-th region
-# (cycling; default: every node in region "local").
+# (cycling; default: every node in region "local"); MERIDIAN_METRICS_TOKEN is
+# sent to a secure cluster's /metrics.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}

@@ -53,6 +53,7 @@ typedef struct meridian_stmt meridian_stmt;
 #define MERIDIAN_INTERRUPT   9  /* canceled by meridian_interrupt */
 #define MERIDIAN_PROTOCOL    15 /* the server said something we do not understand */
 #define MERIDIAN_TOOBIG      18 /* a value or row too big to send */
+#define MERIDIAN_AUTH        23 /* authentication failed, or permission denied */
 #define MERIDIAN_CONSTRAINT  19
 #define MERIDIAN_MISUSE      21  /* API used wrongly (NULL handle, bad option, ...) */
 #define MERIDIAN_RANGE       25  /* bind or column index out of range */
@@ -83,6 +84,14 @@ MERIDIAN_API const char *meridian_errstr(int code);
  *   cluster=ID                          refuse gateways of another cluster
  *   read_only=on|off, max_staleness=10s, application_name=NAME,
  *   statement_timeout=30s                (session options, see set_option)
+ *   certs_dir=DIR                       TLS (secure clusters): DIR/ca.crt, and
+ *                                       DIR/client.USER.crt/.key if present
+ *   password=SECRET                     SCRAM-SHA-256 login (TLS only; or the
+ *                                       environment's MERIDIAN_PASSWORD)
+ *   insecure=on                         an --insecure cluster: no TLS, no login
+ * A value may be single-quoted ('a b', \' and \\ escaped), as libpq's. A
+ * password is never sent over plaintext: without certs_dir, open refuses
+ * it unless insecure=on (which skips authentication altogether).
  * *db is set even on failure (unless out of memory) so meridian_errmsg can
  * tell why; close it with meridian_close either way. */
 MERIDIAN_API int meridian_open(const char *conninfo, meridian **db);

@@ -285,6 +285,16 @@ static void on_request(rpc_node *n, rpc_conn *c, const rpc_env *env)
         }
         return;
     }
+    if (c->peer_anon && strncmp(env->method, "session.", 8) != 0) {
+        /* Without a certificate a client is nobody until its SQL session
+         * authenticates it; nothing else of the node is its business. */
+        n->m.anon_refused++;
+        if (!oneway)
+            answer_error(c, env->id, MERR_INVALID,
+                         "permission denied: a connection without a client certificate may only "
+                         "open SQL sessions");
+        return;
+    }
     if (!oneway && env->deadline_us > 0 && env->deadline_us <= now_real_us()) {
         answer_error(c, env->id, MERR_TIMEOUT, "deadline passed before the request was handled");
         return;
@@ -302,6 +312,8 @@ static void on_request(rpc_node *n, rpc_conn *c, const rpc_env *env)
     s->pub.peer_user = c->peer_user;
     s->pub.peer_is_node = c->peer_is_node;
     s->pub.peer_verified = c->peer_verified;
+    s->pub.peer_anon = c->peer_anon;
+    s->pub.peer_addr = c->remote_addr;
     s->pub.method = env->method;
     s->pub.payload = env->payload;
     s->pub.len = env->payload_len;

@@ -103,6 +103,7 @@ void conn_close(rpc_conn *c, int code, const char *reason)
     int was_ready = c->state == CONN_READY;
     c->state = CONN_CLOSING;
     n->m.conns_closed++;
+    if (c->inbound_counted) n->m.inbound_open--;
     if (code == MERR_CLOSED || reason == eof_reason)
         MLOG(code == MERR_CLOSED ? MLOG_DEBUG : MLOG_INFO, MOD, "connection closed",
              "node=%llu conn=%llu remote=%s reason=\"%s\"", (unsigned long long)n->cfg.node_id,
@@ -656,7 +657,25 @@ void conn_on_accept(uv_stream_t *server, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     fill_remote_addr(c);
     rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    if (rc) conn_close(c, MERR_IO, uv_strerror(rc));
+    if (rc) {
+        conn_close(c, MERR_IO, uv_strerror(rc));
+        return;
+    }
+    if (n->cfg.max_inbound && n->m.inbound_open >= n->cfg.max_inbound) {
+        /* Said in plaintext before any TLS: a TLS dialer reads and reports
+         * a plaintext refusal (conn_tls.c), and we learn nothing from it. */
+        char why[160];
+        n->m.conns_over_limit++;
+        c->plain_peer = 1;
+        snprintf(why, sizeof(why),
+                 "too many connections: this node takes %u at once (--max-connections); "
+                 "retry later or use another node",
+                 n->cfg.max_inbound);
+        conn_refuse(c, why);
+        return;
+    }
+    c->inbound_counted = 1;
+    n->m.inbound_open++;
 }
 
 static void on_connect(uv_connect_t *req, int status)

@@ -49,11 +49,17 @@ void conn_tls_start(rpc_conn *c)
 static int tls_verified(rpc_conn *c)
 {
     char why[512];
-    if (tls_sess_peer(c->tls, c->peer_user, sizeof(c->peer_user), &c->peer_is_node)) {
+    int prc = tls_sess_peer(c->tls, c->peer_user, sizeof(c->peer_user), &c->peer_is_node);
+    if (prc == MERR_NOTFOUND && !c->outbound) {
+        /* A client without a certificate: anonymous until a session
+         * authenticates it; call.c lets it reach session.* only. */
+        c->peer_anon = 1;
+    } else if (prc) {
         tls_fail(c, "TLS: the peer certificate has no common name");
         return -1;
+    } else {
+        c->peer_verified = 1;
     }
-    c->peer_verified = 1;
     if (c->outbound && !c->peer_is_node) {
         /* We dial nodes only; a client certificate must not pose as one. */
         snprintf(why, sizeof(why),

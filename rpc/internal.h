@@ -75,6 +75,8 @@ struct rpc_conn {
      * from its claimed node id on insecure ones (peer_verified = 0). */
     char peer_user[TLS_USER_MAX];
     int peer_is_node, peer_verified;
+    int peer_anon;       /* TLS without a client certificate: session.* only */
+    int inbound_counted; /* counted in m.inbound_open (max_inbound) */
     rpc_conn *next_dirty;
     rpc_conn *prev, *next;
     rpc_call *calls;         /* outgoing calls answered on this connection */

@@ -252,11 +252,12 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     unsigned long long id = (unsigned long long)n->cfg.node_id;
     int rc = 0;
 #define C(name, field, help)                                                                       \
-    rc |= mbuf_printf(out,                                                                         \
-                      "# HELP meridian_rpc_" name " " help "\n# TYPE meridian_rpc_" name           \
-                      " %s\nmeridian_rpc_" name "{node=\"%llu\"} %llu\n",                          \
-                      strstr(name, "queue_bytes") ? "gauge" : "counter", id,                       \
-                      (unsigned long long)m->field)
+    rc |=                                                                                          \
+        mbuf_printf(out,                                                                           \
+                    "# HELP meridian_rpc_" name " " help "\n# TYPE meridian_rpc_" name             \
+                    " %s\nmeridian_rpc_" name "{node=\"%llu\"} %llu\n",                            \
+                    strstr(name, "queue_bytes") || strstr(name, "_inbound") ? "gauge" : "counter", \
+                    id, (unsigned long long)m->field)
     C("connections_dialed_total", conns_dialed, "outbound connections opened");
     C("connections_accepted_total", conns_accepted, "inbound connections accepted");
     C("connections_closed_total", conns_closed, "connections closed");
@@ -272,6 +273,11 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     C("calls_canceled_total", calls_canceled, "calls canceled by the caller");
     C("busy_rejections_total", busy_rejections, "sends refused by a full queue");
     C("unknown_methods_total", unknown_methods, "requests for unregistered methods");
+    C("connections_over_limit_total", conns_over_limit,
+      "inbound connections refused: --max-connections reached");
+    C("connections_inbound", inbound_open, "inbound connections open now");
+    C("anonymous_refused_total", anon_refused,
+      "calls outside session.* from clients without a certificate");
     C("fault_dropped_total", fault_dropped, "messages dropped by fault injection");
     C("fault_partitioned_total", fault_partitioned, "messages dropped by a partition (out)");
     C("fault_in_blocked_total", fault_in_blocked, "messages dropped by a partition (in)");
@@ -570,10 +576,11 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
          * plaintext. */
         if ((rc = tls_ctx_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, &n->tls, e))) goto err_free;
         n->tls_files[0] = strdup(cfg->tls_ca);
-        n->tls_files[1] = strdup(cfg->tls_cert);
-        n->tls_files[2] = strdup(cfg->tls_key);
+        n->tls_files[1] = cfg->tls_cert ? strdup(cfg->tls_cert) : NULL;
+        n->tls_files[2] = cfg->tls_key ? strdup(cfg->tls_key) : NULL;
         n->rxbuf = malloc(RPC_RXBUF);
-        if (!n->rxbuf || !n->tls_files[0] || !n->tls_files[1] || !n->tls_files[2]) {
+        if (!n->rxbuf || !n->tls_files[0] || (cfg->tls_cert && !n->tls_files[1]) ||
+            (cfg->tls_key && !n->tls_files[2])) {
             rc = merr_set(e, MERR_NOMEM, "rpc node: out of memory");
             goto err_free;
         }
@@ -656,7 +663,7 @@ int rpc_node_reload_tls(rpc_node *n, merr *e)
     /* Open sessions hold their own reference to the old context. */
     tls_ctx_free(s.ctx);
     MLOG_I(MOD, "TLS certificates reloaded", "node=%llu cert=%s",
-           (unsigned long long)n->cfg.node_id, n->tls_files[1]);
+           (unsigned long long)n->cfg.node_id, n->tls_files[1] ? n->tls_files[1] : "(none)");
     return 0;
 }
 

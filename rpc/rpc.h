@@ -57,6 +57,9 @@ typedef struct rpc_config {
      * claims a node id must hold a node certificate, and plaintext peers
      * are refused (docs/security.md). */
     const char *tls_ca, *tls_cert, *tls_key;
+    /* Inbound connections open at once; one more is refused with a
+     * HandshakeReply that says why, then closed. 0 = no limit. */
+    uint32_t max_inbound;
 } rpc_config;
 
 void rpc_config_defaults(rpc_config *c);
@@ -145,7 +148,9 @@ typedef struct rpc_metrics {
         fault_in_blocked;
     uint64_t stream_items_out, stream_blocked;
     uint64_t queue_bytes, queue_bytes_max; /* all connections now / ever */
-    rpc_peer_metrics *peers;               /* owned by the node; loop thread */
+    uint64_t anon_refused;                 /* calls of certificate-less clients outside session.* */
+    uint64_t conns_over_limit, inbound_open; /* max_inbound refusals; inbound now */
+    rpc_peer_metrics *peers;                 /* owned by the node; loop thread */
     size_t npeers;
 } rpc_metrics;
 

@@ -38,7 +38,11 @@ struct rpc_req {
      * the peer claimed (node id != 0) and peer_user is "". */
     const char *peer_user;
     int peer_is_node, peer_verified;
-    void *impl; /* the implementation's bookkeeping */
+    /* TLS without a client certificate (a password client): only methods
+     * "session.*" reach handlers; the rest are refused in rpc. */
+    int peer_anon;
+    const char *peer_addr; /* the connection's remote address, for logs and backoff */
+    void *impl;            /* the implementation's bookkeeping */
 };
 
 /* A call ended: code 0 and the reply payload, or a MERR_* code and a message

@@ -1,6 +1,9 @@
 /* Admin HTTP server (see admin_http.h). */
 #include "server/admin_http.h"
 
+#include <openssl/crypto.h>
+#include <strings.h>
+
 #include "common/addr.h"
 #include "common/log.h"
 
@@ -17,6 +20,7 @@ typedef struct route {
     char path[64];
     admin_handler_fn fn;
     void *arg;
+    int private_; /* needs the bearer token when one is required */
 } route;
 
 typedef struct conn conn;
@@ -26,6 +30,9 @@ struct admin_http {
     uv_tcp_t listener;
     route routes[HTTP_MAX_ROUTES];
     int nroutes;
+    int require_token;
+    char token[128], hint[256];
+    uint64_t unauthorized;
     int nconns;
     int handles; /* open libuv handles: listener + 2 per connection */
     int closing;
@@ -84,6 +91,7 @@ static const char *status_text(int status)
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 431: return "Request Header Fields Too Large";
@@ -131,6 +139,30 @@ static void respond_text(conn *c, int status, const char *text)
     mbuf_free(&b);
 }
 
+/* An "Authorization: Bearer TOKEN" header line with our token. The compare
+ * takes the same time wherever the first wrong byte is. */
+static int authorized(const admin_http *h, const char *headers)
+{
+    size_t tl = strlen(h->token);
+    if (!tl) return 0;
+    for (const char *l = headers; l && *l;) {
+        const char *end = strstr(l, "\r\n");
+        size_t n = end ? (size_t)(end - l) : strlen(l);
+        if (n > 14 && !strncasecmp(l, "authorization:", 14)) {
+            const char *v = l + 14;
+            while (*v == ' ' || *v == '\t') v++;
+            if (!strncasecmp(v, "bearer ", 7)) {
+                v += 7;
+                size_t vl = (size_t)(l + n - v);
+                while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+                return vl == tl && CRYPTO_memcmp(v, h->token, tl) == 0;
+            }
+        }
+        l = end ? end + 2 : NULL;
+    }
+    return 0;
+}
+
 /* Parses "METHOD SP TARGET SP HTTP/1.x" from the request head and serves it. */
 static void serve(conn *c)
 {
@@ -148,6 +180,7 @@ static void serve(conn *c)
     }
     *sp1 = '\0';
     *sp2 = '\0';
+    const char *headers = eol + 2;
     const char *method = c->head;
     char *target = sp1 + 1;
     int head_only = strcmp(method, "HEAD") == 0;
@@ -168,6 +201,22 @@ static void serve(conn *c)
     admin_http *h = c->srv;
     for (int i = 0; i < h->nroutes; i++) {
         if (strcmp(h->routes[i].path, target) != 0) continue;
+        if (h->routes[i].private_ && h->require_token && !authorized(h, headers)) {
+            h->unauthorized++;
+            char msg[512];
+            if (h->token[0])
+                snprintf(msg, sizeof(msg),
+                         "unauthorized: this node is secure; send 'Authorization: Bearer TOKEN' "
+                         "with the token in %s\n",
+                         h->hint);
+            else
+                snprintf(msg, sizeof(msg),
+                         "unauthorized: this node is secure and has no token file %s "
+                         "(meridian cert create-node makes one)\n",
+                         h->hint);
+            respond_text(c, 401, msg);
+            return;
+        }
         admin_response r = {.status = 200, .content_type = NULL, .body = MBUF_INIT};
         h->routes[i].fn(h->routes[i].arg, target, query, &r);
         respond(c, r.status, r.content_type, &r.body, head_only);
@@ -268,6 +317,25 @@ int admin_http_start(uv_loop_t *loop, const char *listen_addr, admin_http **out,
     }
     *out = h;
     return 0;
+}
+
+int admin_http_route_private(admin_http *h, const char *path, admin_handler_fn fn, void *arg)
+{
+    int rc = admin_http_route(h, path, fn, arg);
+    if (!rc) h->routes[h->nroutes - 1].private_ = 1;
+    return rc;
+}
+
+void admin_http_require_token(admin_http *h, const char *token, const char *hint)
+{
+    h->require_token = 1;
+    snprintf(h->token, sizeof(h->token), "%s", token ? token : "");
+    snprintf(h->hint, sizeof(h->hint), "%s", hint ? hint : "");
+}
+
+uint64_t admin_http_unauthorized(const admin_http *h)
+{
+    return h->unauthorized;
 }
 
 int admin_http_route(admin_http *h, const char *path, admin_handler_fn fn, void *arg)

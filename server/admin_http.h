@@ -29,6 +29,16 @@ typedef void (*admin_handler_fn)(void *arg, const char *path, const char *query,
 int admin_http_start(uv_loop_t *loop, const char *listen_addr, admin_http **out, merr *e);
 /* Routes an exact path to a handler. Returns 0, MERR_EXISTS or MERR_TOOBIG. */
 int admin_http_route(admin_http *h, const char *path, admin_handler_fn fn, void *arg);
+/* The same for a route that reveals data or changes state: once a token
+ * is required (admin_http_require_token), it answers only requests with
+ * "Authorization: Bearer TOKEN" (401 otherwise; compared in constant time). */
+int admin_http_route_private(admin_http *h, const char *path, admin_handler_fn fn, void *arg);
+/* Requires token on private routes (a secure node). token NULL or "":
+ * private routes refuse everyone, saying which file to create. hint names
+ * the token file in that refusal. Loop thread. */
+void admin_http_require_token(admin_http *h, const char *token, const char *hint);
+/* 401 answers so far (metrics, tests). */
+uint64_t admin_http_unauthorized(const admin_http *h);
 int admin_http_port(const admin_http *h);
 /* The bound address, "127.0.0.1:8080" (after port 0 was resolved). */
 void admin_http_addr(const admin_http *h, char *buf, size_t cap);

@@ -4,6 +4,7 @@
  * ca.crt, node.crt + node.key, client.USER.crt + client.USER.key. */
 #include <dirent.h>
 #include <limits.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,22 @@ int cmd_cert_create_ca(int argc, char **argv)
     return report(argv[0], rc, &e, msg);
 }
 
+/* CERTS_DIR/metrics.token, the bearer token of a secure node's /metrics
+ * (docs/security.md): made once, kept across certificate renewals. */
+static int make_metrics_token(const char *dir, char *msg, size_t cap, merr *e)
+{
+    char path[PATH_MAX], hex[65];
+    uint8_t r[32];
+    snprintf(path, sizeof(path), "%s/metrics.token", dir);
+    if (mfs_exists(path)) return 0;
+    if (RAND_bytes(r, sizeof(r)) != 1) return merr_set(e, MERR_INTERNAL, "no randomness");
+    for (size_t i = 0; i < sizeof(r); i++) snprintf(hex + 2 * i, 3, "%02x", r[i]);
+    int rc = mfs_write_atomic_mode(path, hex, 64, 0600, e);
+    size_t n = strlen(msg);
+    if (!rc) snprintf(msg + n, cap - n, "\ncreated metrics token %s", path);
+    return rc;
+}
+
 static int create_signed(int argc, char **argv, int node)
 {
     cert_args a = {0};
@@ -139,6 +156,7 @@ static int create_signed(int argc, char **argv, int node)
                         node ? a.npos : 0, node, cert, key, &o, &e);
     snprintf(msg, sizeof(msg), "created %s certificate %s and key %s", node ? "node" : "client",
              cert, key);
+    if (!rc && node) rc = make_metrics_token(a.certs_dir, msg, sizeof(msg), &e);
     return report(argv[0], rc, &e, msg);
 }
 

@@ -45,6 +45,10 @@ int cmd_start(int argc, char **argv)
          "chronyd unix command socket, for --clock-source chrony (needs root)"},
         {"chrony-port", CLI_INT, &cfg.chrony_port, "PORT",
          "chronyd command port on 127.0.0.1 (default 323)"},
+        {"max-connections", CLI_INT, &cfg.max_connections, "N",
+         "inbound connections at once (default 1024)"},
+        {"max-session-memory", CLI_SIZE, &cfg.max_session_memory, "SIZE",
+         "a SQL session's buffered writes (default 64MiB)"},
         {0},
     };
     int npos = 0, done = 0;

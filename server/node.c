@@ -3,6 +3,7 @@
 #include "server/node.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     rpc_metrics_render(n->rpc, &r->body);
     if (n->host_open) host_metrics_render(&n->host, &r->body);
     if (n->txn) txn_service_metrics_render(n->txn, &r->body);
+    if (n->sql_svc) session_service_metrics_render(n->sql_svc, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -240,6 +242,42 @@ out:
     free(rp);
 }
 
+/* ---- the admin HTTP token ---- */
+
+/* Secure nodes answer /metrics and the status page only with the bearer
+ * token of CERTS_DIR/metrics.token (docs/security.md): a file Prometheus can
+ * read (credentials_file), made by `meridian cert create-node`. A missing
+ * file locks those routes instead of opening them. */
+static void read_metrics_token(const node *n, char *tok, size_t cap, char *path, size_t pcap)
+{
+    mbuf b = MBUF_INIT;
+    merr e = {0};
+    snprintf(path, pcap, "%s/%s", n->cfg.certs_dir, "metrics.token");
+    tok[0] = 0;
+    if (mfs_read_all(path, cap - 1, &b, &e) == 0) {
+        size_t len = b.len;
+        while (len &&
+               (b.data[len - 1] == '\n' || b.data[len - 1] == '\r' || b.data[len - 1] == ' '))
+            len--;
+        memcpy(tok, b.data, len);
+        tok[len] = 0;
+    } else {
+        MLOG_W("node", "no metrics token: /metrics and / refuse every request",
+               "file=%s err=\"%s\"", path, e.msg);
+    }
+    mbuf_free(&b);
+}
+
+static void set_metrics_token(void *arg)
+{
+    node *n = arg;
+    char tok[128], path[PATH_MAX];
+    if (!n->http) return;
+    read_metrics_token(n, tok, sizeof(tok), path, sizeof(path));
+    admin_http_require_token(n->http, tok, path);
+    memset(tok, 0, sizeof(tok));
+}
+
 /* ---- start and stop ---- */
 
 static void start_on_loop(void *arg)
@@ -250,8 +288,9 @@ static void start_on_loop(void *arg)
         if (admin_http_start(rpc_node_loop(n->rpc), n->cfg.http_listen, &n->http, e)) return;
         admin_http_route(n->http, "/health", on_health, n);
         admin_http_route(n->http, "/ready", on_ready, n);
-        admin_http_route(n->http, "/metrics", on_metrics, n);
-        admin_http_route(n->http, "/", on_page, n);
+        admin_http_route_private(n->http, "/metrics", on_metrics, n);
+        admin_http_route_private(n->http, "/", on_page, n);
+        if (n->cfg.certs_dir) set_metrics_token(n);
         admin_http_addr(n->http, n->http_addr, sizeof(n->http_addr));
     }
     host_config hc = {.store_dir = n->cfg.store, .node_id = n->store.node_id};
@@ -367,6 +406,7 @@ int node_start(const node_config *cfg, node **out, merr *e)
     rc_cfg.listen_addr = cfg->listen;
     rc_cfg.locality = cfg->locality;
     rc_cfg.fault_admin = cfg->testing_fault_admin;
+    rc_cfg.max_inbound = (uint32_t)cfg->max_connections;
     if ((rc = rpc_node_start(&rc_cfg, &n->rpc, e))) goto err;
     format_bound(&cfg->listen_addr, rpc_node_port(n->rpc), n->rpc_addr, sizeof(n->rpc_addr));
 
@@ -396,7 +436,9 @@ err:
 
 int node_reload_certs(node *n, merr *e)
 {
-    return rpc_node_reload_tls(n->rpc, e);
+    int rc = rpc_node_reload_tls(n->rpc, e);
+    if (!rc && n->cfg.certs_dir) rpc_node_run_sync(n->rpc, set_metrics_token, n);
+    return rc;
 }
 
 void node_stop(node *n)

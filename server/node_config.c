@@ -16,6 +16,8 @@ void node_config_init(node_config *c)
     c->static_uncertainty_ns = 100 * MTIME_MS;
     c->log_level = "info";
     c->chrony_port = 323;
+    c->max_connections = 1024;
+    c->max_session_memory = 64 << 20;
 }
 
 static int valid_label(const char *s, size_t n)
@@ -78,6 +80,12 @@ int node_config_validate(node_config *c, merr *e)
         return merr_set(e, MERR_INVALID, "--listen HOST:PORT is required");
     int rc = maddr_parse_listen(c->listen, &c->listen_addr, e);
     if (rc) return merr_wrap(e, "--listen");
+    if (c->max_connections < 1 || c->max_connections > 1000000)
+        return merr_set(e, MERR_INVALID, "--max-connections: between 1 and 1000000, got %lld",
+                        (long long)c->max_connections);
+    if (c->max_session_memory < (1 << 20))
+        return merr_set(e, MERR_INVALID, "--max-session-memory: at least 1MiB, got %lld bytes",
+                        (long long)c->max_session_memory);
     if (c->advertise) {
         struct sockaddr_storage tmp;
         if ((rc = maddr_parse(c->advertise, &tmp, e))) return merr_wrap(e, "--advertise");

@@ -44,6 +44,8 @@ typedef struct node_config {
     /* --testing-disk-faults: while STORE/TESTING_DISK_FULL exists, log store
      * writes fail with ENOSPC, as on a full disk. Tests only. */
     int testing_disk_faults;
+    int64_t max_connections;    /* --max-connections: inbound rpc connections (1024) */
+    int64_t max_session_memory; /* --max-session-memory: a session's buffered writes (64 MiB) */
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;

@@ -23,7 +23,13 @@
 static int txn_open(void *arg, void **kv, merr *e)
 {
     node *n = arg;
-    return txn_client_open(n->rpc_addr, n->cfg.certs_dir, (txn_client **)kv, e);
+    /* cli_rpc_open quiets the log for command-line tools; a node serving
+     * SQL keeps its own level (else its log stops at the first session). */
+    mlog_level lvl = (mlog_level)mlog_min_level;
+    int rc = txn_client_open(n->rpc_addr, n->cfg.certs_dir, (txn_client **)kv, e);
+    mlog_set_level(lvl);
+    if (!rc) txn_client_set_write_limit(*kv, (size_t)n->cfg.max_session_memory);
+    return rc;
 }
 
 static void txn_close(void *kv)
@@ -83,6 +89,7 @@ static void register_on_loop(void *arg)
     /* Lives in the node; written on the loop when the node joins, read on
      * the loop when a session opens. */
     sc.cluster_id = n->store.cluster_id;
+    sc.secure = n->cfg.certs_dir != NULL;
     session_service_register(n->rpc, &n->sql_ex, &sc, &n->sql_svc, &r->e);
 }
 
@@ -101,6 +108,7 @@ int node_sql_start(node *n, merr *e)
     }
     n->sql_cfg.cluster = &node_sysviews_ops;
     n->sql_cfg.cluster_ctx = n;
+    n->sql_cfg.enforce_privileges = n->cfg.certs_dir != NULL;
     session_exec_sql(&n->sql_ex, &n->sql_cfg);
     reg_ctx r = {.n = n};
     rpc_node_run_sync(n->rpc, register_on_loop, &r);

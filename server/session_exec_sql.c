@@ -146,7 +146,9 @@ static int map_err(sx_ctx *c, sql_stmt *st, const merr *m, int offset, sexec_err
         break;
     case MERR_INTERNAL: code = SEXEC_INTERNAL; break;
     case MERR_INVALID:
-        if (strstr(m->msg, "constraint failed"))
+        if (!strncmp(m->msg, "permission denied", 17))
+            code = SEXEC_AUTH;
+        else if (strstr(m->msg, "constraint failed"))
             code = 19; /* SQLITE_CONSTRAINT */
         else if (c->st.read_only && st && !sql_stmt_readonly(st))
             code = SEXEC_READONLY;
@@ -192,6 +194,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
     if (c->cfg->cluster) sql_session_set_cluster(c->s, c->cfg->cluster, c->cfg->cluster_ctx);
+    sql_session_set_user(c->s, c->user, c->cfg->enforce_privileges);
     sql_session_set_read_only(c->s, c->st.read_only);
     return 0;
 }
@@ -211,7 +214,7 @@ static int sx_open(void *arg, const char *user, const session_settings *s, void 
     }
     c->cfg = cfg;
     c->st = *s;
-    snprintf(c->user, sizeof(c->user), "%s", user ? user : "");
+    snprintf(c->user, sizeof(c->user), "%s", user && *user ? user : "root");
     c->opened_ms = mtime_real_ns() / MTIME_MS;
     reg_add(c);
     *out = c;
@@ -443,6 +446,18 @@ static void sx_session_id(void *ctx, uint64_t id)
     pthread_mutex_unlock(&reg_mu);
 }
 
+static int sx_user_verifier(void *ctx, const char *user, char *out, size_t cap, int *found,
+                            sexec_error *err)
+{
+    sx_ctx *c = ctx;
+    merr m = {0};
+    int rc = ensure_session(c, err);
+    if (rc) return rc;
+    if (sql_session_user_verifier(c->s, user, out, cap, found, &m))
+        return map_err(c, NULL, &m, -1, err);
+    return 0;
+}
+
 void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
 {
     memset(ex, 0, sizeof(*ex));
@@ -466,4 +481,5 @@ void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
     ex->set = sx_set;
     ex->close = sx_close;
     ex->session_id = sx_session_id;
+    ex->user_verifier = sx_user_verifier;
 }

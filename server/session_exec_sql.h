@@ -33,6 +33,9 @@ typedef struct session_exec_sql_config {
     /* Optional: what the cluster system views read (sql/cluster.h). */
     const sql_cluster_ops *cluster;
     void *cluster_ctx;
+    /* Check every statement against the session user's privileges
+     * (secure nodes); 0: nothing is checked (insecure nodes). */
+    int enforce_privileges;
 } session_exec_sql_config;
 
 /* Fills *ex; cfg must outlive the executor. */

@@ -13,6 +13,8 @@
 #include "common/log.h"
 #include "common/mtime.h"
 
+#include <openssl/rand.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 
 static const char *methods[] = {"session.open",       "session.prepare", "session.exec",
                                 "session.close_stmt", "session.cancel",  "session.set",
-                                "session.close"};
+                                "session.close",      "session.auth"};
 
 void session_service_config_defaults(session_service_config *c)
 {
@@ -32,6 +34,8 @@ void session_service_config_defaults(session_service_config *c)
     c->batch_bytes = 256 * 1024;
     c->idle_timeout_ns = 3600 * MTIME_S;
     c->max_sessions = 1024;
+    c->auth_backoff_base_ns = 250 * MTIME_MS;
+    c->auth_backoff_max_ns = 30 * MTIME_S;
 }
 
 void session_stat_add(session_service *s, uint64_t *field, int64_t d)
@@ -222,7 +226,7 @@ static void reap_idle(session_service *svc, int64_t now)
 
 static void executor_open(ssession *ss, const swire_open *in, sexec_error *err, int *rc)
 {
-    *rc = ss->svc->ex->open(ss->svc->ex->arg, in->user, &in->settings, &ss->ctx, err);
+    *rc = ss->svc->ex->open(ss->svc->ex->arg, ss->user, &in->settings, &ss->ctx, err);
 }
 
 static void h_open(void *arg, rpc_req *req)
@@ -262,8 +266,11 @@ static void h_open(void *arg, rpc_req *req)
         ss->svc = svc;
         pthread_mutex_init(&ss->mu, NULL);
         pthread_cond_init(&ss->cv, NULL);
-        executor_open(ss, &in, &err, &rc);
-        if (!rc && pthread_create(&ss->thread, NULL, session_worker_main, ss) == 0) {
+        if (session_auth_open(svc, req, in.user, in.auth_method, ss, &err) == 0)
+            executor_open(ss, &in, &err, &rc);
+        else
+            rc = 0, ss->ctx = NULL;
+        if (!err.code && !rc && pthread_create(&ss->thread, NULL, session_worker_main, ss) == 0) {
             pthread_detach(ss->thread);
             ss->ctx_ready = 1;
             ss->id = ++svc->next_id;
@@ -278,9 +285,9 @@ static void h_open(void *arg, rpc_req *req)
             svc->st.sessions_total++;
             pthread_mutex_unlock(&svc->mu);
             MLOG_D(MOD, "session opened", "session=%llu user=%s", (unsigned long long)ss->id,
-                   in.user);
+                   ss->user);
         } else {
-            if (!rc) {
+            if (!rc && !err.code) {
                 svc->ex->close(ss->ctx);
                 err.code = SEXEC_NOMEM;
                 snprintf(err.msg, sizeof(err.msg), "cannot start a session thread");
@@ -293,12 +300,13 @@ static void h_open(void *arg, rpc_req *req)
         }
     }
     swire_open_free(&in);
+    int auth_required = ss && atomic_load(&ss->auth_state) != SA_DONE;
     if (rc) {
         rpc_reply(req, rc, "out of memory", NULL, 0);
         return;
     }
-    if (swire_open_reply_encode(ss ? ss->id : 0, svc->cfg.cluster_id, svc->ex->name,
-                                ss ? NULL : &err, &out)) {
+    if (swire_open_reply_encode_auth(ss ? ss->id : 0, svc->cfg.cluster_id, svc->ex->name,
+                                     ss ? NULL : &err, auth_required, &out)) {
         rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
         return;
     }
@@ -336,6 +344,10 @@ static void h_queued(session_service *svc, rpc_req *req, int kind)
         close_session(svc, ss, req);
         return;
     }
+    if (kind != J_AUTH && atomic_load(&ss->auth_state) != SA_DONE) {
+        rpc_reply(req, MERR_INVALID, "the session has not logged in (session.auth)", NULL, 0);
+        return;
+    }
     sjob *j = job_new(ss, kind, req);
     if (!j) {
         rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
@@ -368,6 +380,10 @@ static void h_set(void *arg, rpc_req *req)
 static void h_close(void *arg, rpc_req *req)
 {
     h_queued(arg, req, J_CLOSE);
+}
+static void h_auth(void *arg, rpc_req *req)
+{
+    h_queued(arg, req, J_AUTH);
 }
 
 static void h_cancel(void *arg, rpc_req *req)
@@ -406,7 +422,8 @@ typedef struct reg_ctx {
 static void do_register(void *arg)
 {
     reg_ctx *r = arg;
-    rpc_handler_fn fns[] = {h_open, h_prepare, h_exec, h_close_stmt, h_cancel, h_set, h_close};
+    rpc_handler_fn fns[] = {h_open,   h_prepare, h_exec,  h_close_stmt,
+                            h_cancel, h_set,     h_close, h_auth};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]) && !r->rc; i++)
         r->rc = rpc_node_handle(r->svc->node, methods[i], fns[i], r->svc);
 }
@@ -425,6 +442,13 @@ int session_service_register(rpc_node *n, const session_executor *exec,
     if (!svc->cfg.cluster_id) svc->cfg.cluster_id = "";
     if (!svc->cfg.batch_rows) svc->cfg.batch_rows = 256;
     if (!svc->cfg.batch_bytes) svc->cfg.batch_bytes = 256 * 1024;
+    if (!svc->cfg.auth_backoff_base_ns) svc->cfg.auth_backoff_base_ns = 250 * MTIME_MS;
+    if (!svc->cfg.auth_backoff_max_ns) svc->cfg.auth_backoff_max_ns = 30 * MTIME_S;
+    mbackoff_init(&svc->backoff, svc->cfg.auth_backoff_base_ns, svc->cfg.auth_backoff_max_ns);
+    if (RAND_bytes(svc->decoy_key, sizeof(svc->decoy_key)) != 1) {
+        free(svc);
+        return merr_set(e, MERR_INTERNAL, "no randomness for the session service");
+    }
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
     reg_ctx r = {svc, 0};

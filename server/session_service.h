@@ -15,6 +15,7 @@
 #ifndef MERIDIAN_SERVER_SESSION_SERVICE_H
 #define MERIDIAN_SERVER_SESSION_SERVICE_H
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "rpc/rpc.h"
 
@@ -35,6 +36,7 @@ enum {
     SEXEC_READONLY = 8,
     SEXEC_INTERRUPT = 9,
     SEXEC_TOOBIG = 18,
+    SEXEC_AUTH = 23, /* authentication failed, permission denied (SQLITE_AUTH) */
     SEXEC_MISUSE = 21,
     SEXEC_RANGE = 25,
     SEXEC_ROW = 100,
@@ -112,6 +114,10 @@ typedef struct session_executor {
     /* Optional (loop thread, right after open): the session's id, for
      * executors that list their sessions (the meridian_sessions view). */
     void (*session_id)(void *ctx, uint64_t id);
+    /* Optional (password logins): the SCRAM verifier of user ("" when it
+     * has no password), *found = 0 for unknown users. Worker thread. */
+    int (*user_verifier)(void *ctx, const char *user, char *out, size_t cap, int *found,
+                         sexec_error *err);
 } session_executor;
 
 typedef struct session_service session_service;
@@ -122,6 +128,10 @@ typedef struct session_service_config {
     size_t batch_bytes;      /* soft byte cap per item; 256 KiB */
     int64_t idle_timeout_ns; /* sessions idle this long are reaped; 1 h */
     uint32_t max_sessions;   /* 1024 */
+    /* Secure node: sessions are authenticated (a client certificate's user,
+     * or SCRAM-SHA-256 for clients without one); 0 takes the claimed user. */
+    int secure;
+    int64_t auth_backoff_base_ns, auth_backoff_max_ns; /* failed logins: 250 ms .. 30 s */
 } session_service_config;
 
 void session_service_config_defaults(session_service_config *c);
@@ -141,7 +151,10 @@ typedef struct session_service_stats {
     uint64_t execs, rows_sent, batches_sent;
     uint64_t batches_waiting; /* a worker waits for stream credit now */
     uint64_t cancels;
+    uint64_t auth_ok, auth_failures, auth_throttled; /* password logins */
 } session_service_stats;
 void session_service_stats_get(session_service *s, session_service_stats *out);
+/* Prometheus text of the counters (sessions, logins), for /metrics. */
+int session_service_metrics_render(session_service *s, mbuf *out);
 
 #endif

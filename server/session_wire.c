@@ -52,6 +52,7 @@ int swire_open_decode(const uint8_t *p, size_t len, swire_open *out)
     out->protocol_version = m->protocol_version;
     out->cluster_id = m->cluster_id;
     out->user = m->user;
+    out->auth_method = m->auth_method;
     settings_from(m->settings, &out->settings);
     return 0;
 }
@@ -65,7 +66,41 @@ void swire_open_free(swire_open *o)
 int swire_open_reply_encode(uint64_t session_id, const char *cluster_id, const char *executor,
                             const sexec_error *err, mbuf *out)
 {
+    return swire_open_reply_encode_auth(session_id, cluster_id, executor, err, 0, out);
+}
+
+int swire_auth_decode(const uint8_t *p, size_t len, const char **message, void **msg)
+{
+    Meridian__Session__AuthRequest *m = meridian__session__auth_request__unpack(NULL, len, p);
+    if (!m) return MERR_CORRUPT;
+    *msg = m;
+    *message = m->message;
+    return 0;
+}
+
+void swire_auth_free(void *msg)
+{
+    if (msg) meridian__session__auth_request__free_unpacked(msg, NULL);
+}
+
+int swire_auth_reply_encode(const sexec_error *err, const char *message, int done, mbuf *out)
+{
+    Meridian__Session__AuthReply r = MERIDIAN__SESSION__AUTH_REPLY__INIT;
+    PError pe = MERIDIAN__SESSION__ERROR__INIT;
+    r.message = (char *)(message ? message : "");
+    r.done = done != 0;
+    if (err) {
+        error_to(err, &pe);
+        r.error = &pe;
+    }
+    return pack_into(&r.base, out);
+}
+
+int swire_open_reply_encode_auth(uint64_t session_id, const char *cluster_id, const char *executor,
+                                 const sexec_error *err, int auth_required, mbuf *out)
+{
     Meridian__Session__OpenReply r = MERIDIAN__SESSION__OPEN_REPLY__INIT;
+    r.auth_required = auth_required != 0;
     PError pe = MERIDIAN__SESSION__ERROR__INIT;
     r.session_id = session_id;
     r.protocol_version = SESSION_PROTOCOL_VERSION;

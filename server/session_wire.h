@@ -11,6 +11,7 @@
 typedef struct swire_open {
     uint32_t protocol_version;
     char *cluster_id, *user;
+    char *auth_method; /* "scram-sha-256" or "" */
     session_settings settings;
     void *msg;
 } swire_open;
@@ -59,6 +60,14 @@ int swire_open_decode(const uint8_t *p, size_t len, swire_open *out);
 void swire_open_free(swire_open *o);
 int swire_open_reply_encode(uint64_t session_id, const char *cluster_id, const char *executor,
                             const sexec_error *err, mbuf *out);
+/* The same with OpenReply.auth_required. */
+int swire_open_reply_encode_auth(uint64_t session_id, const char *cluster_id, const char *executor,
+                                 const sexec_error *err, int auth_required, mbuf *out);
+/* session.auth: the SCRAM message of an AuthRequest (borrowed from *msg,
+ * freed with swire_auth_free), and the reply. */
+int swire_auth_decode(const uint8_t *p, size_t len, const char **message, void **msg);
+void swire_auth_free(void *msg);
+int swire_auth_reply_encode(const sexec_error *err, const char *message, int done, mbuf *out);
 int swire_prepare_decode(const uint8_t *p, size_t len, swire_prepare *out);
 void swire_prepare_free(swire_prepare *o);
 int swire_prepare_reply_encode(const swire_prepare_reply *r, mbuf *out);

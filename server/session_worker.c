@@ -255,6 +255,7 @@ static void session_free_worker_side(ssession *ss)
     ss->ctx_ready = 0;
     pthread_mutex_unlock(&ss->mu);
     if (ss->ctx) svc->ex->close(ss->ctx);
+    free(ss->scram);
     pthread_mutex_destroy(&ss->mu);
     pthread_cond_destroy(&ss->cv);
     free(ss);
@@ -280,6 +281,7 @@ void *session_worker_main(void *arg)
         switch (kind) {
         case J_PREPARE: run_prepare(j); break;
         case J_EXEC: run_exec(j); break;
+        case J_AUTH: session_run_auth(j); break;
         default: run_simple(j); break;
         }
         pthread_mutex_lock(&ss->mu);

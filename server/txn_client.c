@@ -41,6 +41,11 @@ static int tc_connect(txn_client *c, const char *host, merr *e)
     return rc;
 }
 
+void txn_client_set_write_limit(txn_client *c, size_t bytes)
+{
+    c->write_limit = bytes;
+}
+
 int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **out, merr *e)
 {
     txn_client *c = calloc(1, sizeof(*c));
@@ -352,6 +357,12 @@ static int add_op(sql_kv_txn *t, const uint8_t *key, size_t klen, const uint8_t 
     if (t->ro) return merr_set(e, MERR_INVALID, "kv write in a read-only transaction");
     int rc = key_ok(key, klen, e);
     if (rc) return rc;
+    size_t add = klen + (del ? 0 : vlen) + sizeof(tc_op);
+    if (t->c->write_limit && t->op_bytes + add > t->c->write_limit)
+        return merr_set(e, MERR_TOOBIG,
+                        "session memory limit: this transaction's writes pass %zu bytes "
+                        "(--max-session-memory); write in smaller transactions",
+                        t->c->write_limit);
     if (t->nops == t->capops) {
         size_t cap = t->capops ? t->capops * 2 : 16;
         tc_op *ops = realloc(t->ops, cap * sizeof(*ops));
@@ -373,6 +384,7 @@ static int add_op(sql_kv_txn *t, const uint8_t *key, size_t klen, const uint8_t 
     op->vlen = del ? 0 : vlen;
     op->del = del;
     t->nops++;
+    t->op_bytes += add;
     return 0;
 }
 
@@ -399,6 +411,7 @@ static int tc_rollback_to(sql_kv_txn *t, uint64_t mark, merr *e)
     if (mark > t->nops) return merr_set(e, MERR_INVALID, "kv rollback_to: bad mark");
     while (t->nops > mark) {
         t->nops--;
+        t->op_bytes -= t->ops[t->nops].klen + t->ops[t->nops].vlen + sizeof(tc_op);
         free(t->ops[t->nops].key);
         free(t->ops[t->nops].val);
     }

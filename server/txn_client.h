@@ -56,5 +56,9 @@ void txn_client_cancel(txn_client *c);
 void txn_client_clear_cancel(txn_client *c);
 /* How long one operation may take, retries included (default 30 s). */
 void txn_client_set_timeout(txn_client *c, int64_t ns);
+/* Caps the bytes of writes one transaction buffers (keys + values, until
+ * commit): a write past it fails with MERR_TOOBIG and the statement with
+ * it; the session and the node go on. 0 = no cap (--max-session-memory). */
+void txn_client_set_write_limit(txn_client *c, size_t bytes);
 
 #endif

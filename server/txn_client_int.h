@@ -29,6 +29,7 @@ struct txn_client {
     pthread_mutex_t mu;
     atomic_int canceled;
     mbuf cancel_rollback; /* a packed txn.Rollback while a commit waits */
+    size_t write_limit; /* bytes a transaction may buffer; 0 = no cap */
 };
 
 typedef struct tc_op {
@@ -47,7 +48,8 @@ struct sql_kv_txn {
     int touched; /* locks may be held at the leaseholder */
     tc_op *ops;  /* buffered writes, in order (savepoint marks index it) */
     size_t nops, capops;
-    mbuf anchor; /* the first key touched: names the range */
+    size_t op_bytes; /* keys + values buffered in ops */
+    mbuf anchor;     /* the first key touched: names the range */
 };
 
 int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);

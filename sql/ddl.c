@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sql/auth.h"
 #include "sql/ddl.h"
 #include "sql/record.h"
 #include "sql/row.h"
@@ -279,14 +280,19 @@ int sql_ddl_exec(sql_session *s, const char *sql, const sql_ddl_info *info, merr
         rc = sample_row(s, sample, e);
         if (rc) return rc;
     }
+    sql_auth_ddl(s, 1);
     int xrc = sqlite3_exec(s->scratch, sql, NULL, NULL, &msg);
+    sql_auth_ddl(s, 0);
     if (sample && xrc == SQLITE_OK) {
         char *q = sqlite3_mprintf("DELETE FROM \"%w\"", sample->name);
         sqlite3_exec(s->scratch, q, NULL, NULL, NULL);
         sqlite3_free(q);
     }
     if (xrc != SQLITE_OK) {
-        rc = merr_set(e, MERR_INVALID, "%s", msg ? msg : sqlite3_errmsg(s->scratch));
+        rc = merr_set(e, MERR_INVALID, "%s",
+                      s->auth_msg[0] ? s->auth_msg
+                      : msg          ? msg
+                                     : sqlite3_errmsg(s->scratch));
         sqlite3_free(msg);
         s->catalog_dirty = 1;
         return rc;
@@ -301,10 +307,15 @@ int sql_ddl_exec(sql_session *s, const char *sql, const sql_ddl_info *info, merr
             if (t->idx[k].id == added[i].iid) rc = sql_index_backfill(s, t, &t->idx[k], e);
     }
     free(added);
+    if (!rc) rc = sql_auth_after_ddl(s, e);
     if (!rc && info->ctas_table) {
         char *q = sqlite3_mprintf("INSERT INTO \"%w\" %s", info->ctas_table, info->ctas_select);
+        s->auth_msg[0] = 0;
         if (!q || sqlite3_exec(s->db, q, NULL, NULL, &msg) != SQLITE_OK)
-            rc = merr_set(e, MERR_INVALID, "%s", msg ? msg : sqlite3_errmsg(s->db));
+            rc = merr_set(e, MERR_INVALID, "%s",
+                          s->auth_msg[0] ? s->auth_msg
+                          : msg          ? msg
+                                         : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         sqlite3_free(q);
     }

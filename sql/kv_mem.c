@@ -161,6 +161,24 @@ size_t sql_kv_mem_live_keys(const sql_kv_mem *m)
     return n;
 }
 
+static int blob_has(const kvm_blob *b, const char *needle, size_t nl)
+{
+    for (size_t i = 0; b->p && i + nl <= b->n; i++)
+        if (!memcmp(b->p + i, needle, nl)) return 1;
+    return 0;
+}
+
+int sql_kv_mem_contains(const sql_kv_mem *m, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (size_t i = 0; i < m->n; i++) {
+        if (blob_has(&m->ents[i].key, needle, nl)) return 1;
+        for (size_t j = 0; j < m->ents[i].nv; j++)
+            if (blob_has(&m->ents[i].v[j].val, needle, nl)) return 1;
+    }
+    return 0;
+}
+
 static int kvm_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
 {
     sql_kv_mem *m = ctx;

@@ -30,5 +30,8 @@ sql_kv_mem_stats sql_kv_mem_get_stats(const sql_kv_mem *m);
 void sql_kv_mem_reset_stats(sql_kv_mem *m);
 /* Number of keys with a live (not deleted) newest version. */
 size_t sql_kv_mem_live_keys(const sql_kv_mem *m);
+/* 1 when any key or any version's value holds needle (tests: what must
+ * never be stored, like a clear password). */
+int sql_kv_mem_contains(const sql_kv_mem *m, const char *needle);
 
 #endif

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "sql/record.h"
+#include "sql/auth.h"
 #include "sql/sql_int.h"
 
 /* SQLite's column affinity rules (datatype3.html, section 3.1). */
@@ -312,7 +313,19 @@ static int drop_user_objects(sqlite3 *db, merr *e)
     return rc;
 }
 
+static int catalog_load(sql_session *s, merr *e);
+
+/* Rebuilding the schema drops and creates tables: not the user's doing, so
+ * the authorizer (auth.c) is off meanwhile. */
 int sql_catalog_load(sql_session *s, merr *e)
+{
+    sqlite3_set_authorizer(s->db, NULL, NULL);
+    int rc = catalog_load(s, e);
+    sql_auth_install(s);
+    return rc;
+}
+
+static int catalog_load(sql_session *s, merr *e)
 {
     sql_desc *d = NULL;
     size_t nd = 0, nt = 0;

@@ -2,10 +2,12 @@
  * transaction control), keeps the session's KV transaction, gives every
  * statement atomicity with a KV savepoint, and keeps the catalog current by
  * checking the schema version in every transaction. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "sql/auth.h"
 #include "sql/ddl.h"
 #include "sql/session.h"
 #include "sql/sql_int.h"
@@ -18,7 +20,8 @@ enum stmt_kind {
     K_ROLLBACK = SQL_STMT_ROLLBACK,
     K_SAVEPOINT = SQL_STMT_SAVEPOINT,
     K_RELEASE = SQL_STMT_RELEASE,
-    K_ROLLBACK_TO = SQL_STMT_ROLLBACK_TO
+    K_ROLLBACK_TO = SQL_STMT_ROLLBACK_TO,
+    K_AUTH = SQL_STMT_AUTH
 };
 
 struct sql_stmt {
@@ -28,6 +31,7 @@ struct sql_stmt {
     char *text;
     char *spname;
     sql_ddl_info ddl;
+    sql_auth_stmt auth;
     int started, done, autocommit;
     int returned_rows, retries;
     sql_upsert *upsert;
@@ -53,6 +57,8 @@ int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, mer
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
     sqlite3_limit(s->db, SQLITE_LIMIT_ATTACHED, 0);
+    snprintf(s->user, sizeof(s->user), "root");
+    sql_auth_install(s);
     *out = s;
     return 0;
 }
@@ -102,6 +108,7 @@ void sql_session_close(sql_session *s)
     free(s->handles);
     free(s->hslots);
     free(s->sp);
+    sql_auth_cache_free(s);
     free(s);
 }
 
@@ -152,7 +159,10 @@ static int check_schema(sql_session *s, merr *e)
     uint64_t v;
     int rc = sql_catalog_version(s, &v, e);
     if (rc) return rc;
-    if (v != s->version || s->catalog_dirty) rc = sql_catalog_load(s, e);
+    int stale = v != s->version || s->catalog_dirty;
+    if (stale) rc = sql_catalog_load(s, e);
+    /* Users and grants change the version too: reload them with it. */
+    if (!rc && (stale || !s->auth)) rc = sql_auth_load(s, e);
     return rc;
 }
 
@@ -196,7 +206,7 @@ static int stmt_end(sql_stmt *st, int ok, merr *e)
     if (st->autocommit) return txn_end(s, 0, NULL);
     merr ignore = {0};
     if (s->ops->rollback_to(s->txn, st->mark, &ignore)) return txn_end(s, 0, NULL);
-    if (st->kind == K_DDL) s->catalog_dirty = 1;
+    if (st->kind == K_DDL || st->kind == K_AUTH) s->catalog_dirty = 1;
     return 0;
 }
 
@@ -224,6 +234,8 @@ static int classify(const char *text, sql_stmt *st, merr *e)
         sql_tok x = sql_lex(text, &pos);
         if (st->kind == K_RELEASE && sql_tok_is(&x, "SAVEPOINT")) x = sql_lex(text, &pos);
         st->spname = sql_tok_name(&x);
+    } else if (sql_auth_is(text)) {
+        st->kind = K_AUTH;
     } else if (sql_tok_is(&t, "CREATE") || sql_tok_is(&t, "DROP") || sql_tok_is(&t, "ALTER")) {
         st->kind = K_DDL;
         return sql_ddl_inspect(text, &st->ddl, e);
@@ -232,6 +244,40 @@ static int classify(const char *text, sql_stmt *st, merr *e)
         return merr_set(e, MERR_UNSUPPORTED, "%.*s is not supported", (int)t.n, t.p);
     }
     return 0;
+}
+
+/* User, role and grant statements: parsed here; SHOW becomes a query over
+ * the session's cached users and grants; the text kept is redacted. */
+static int prepare_auth(sql_session *s, sql_stmt *st, const char *text, const char **rest, merr *e)
+{
+    size_t end = 0;
+    int rc = sql_auth_parse(text, &st->auth, &end, e);
+    if (rc) return rc;
+    *rest = text + end;
+    char *one = strndup(text, end);
+    st->text = one ? sql_auth_redact(one) : NULL;
+    free(one);
+    if (!st->text) return merr_set(e, MERR_NOMEM, "out of memory");
+    if (st->auth.kind != SQL_AUTH_SHOW_USERS && st->auth.kind != SQL_AUTH_SHOW_GRANTS) return 0;
+    char *q = NULL;
+    if ((rc = sql_auth_show_sql(s, &st->auth, &q, e))) return rc;
+    st->kind = K_QUERY;
+    if (sqlite3_prepare_v2(s->db, q, -1, &st->st, NULL) != SQLITE_OK)
+        rc = merr_set(e, MERR_INTERNAL, "SHOW: %s", sqlite3_errmsg(s->db));
+    free(q);
+    return rc;
+}
+
+void sql_session_set_user(sql_session *s, const char *user, int enforce)
+{
+    snprintf(s->user, sizeof(s->user), "%s", user && *user ? user : "root");
+    s->auth_enforce = enforce != 0;
+}
+
+int sql_session_user_verifier(sql_session *s, const char *user, char *verifier, size_t cap,
+                              int *found, merr *e)
+{
+    return sql_auth_lookup(s, user, verifier, cap, found, e);
 }
 
 int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **tail, merr *e)
@@ -257,6 +303,8 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     } else if (s->catalog_dirty && (rc = check_schema(s, e))) {
         return rc;
     }
+    if (sql_auth_user_missing(s))
+        return merr_set(e, MERR_INVALID, "permission denied: user %s does not exist", s->user);
     st = calloc(1, sizeof(*st));
     if (!st) return merr_set(e, MERR_NOMEM, "out of memory");
     st->s = s;
@@ -265,6 +313,14 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     sqlite3 *parser = s->scratch;
     rc = classify(first.p, st, e);
     if (rc) goto err;
+    if (st->kind == K_AUTH) {
+        rc = prepare_auth(s, st, first.p, &rest, e);
+        if (rc) goto err;
+        if (tail) *tail = rest;
+        *out = st;
+        return 0;
+    }
+    s->auth_msg[0] = 0;
     if (sqlite3_prepare_v2(parser, first.p, -1, &probe, &rest) != SQLITE_OK) {
         int off = sqlite3_error_offset(parser);
         if (off >= 0) s->err_offset = (int)(first.p - sql) + off;
@@ -300,7 +356,8 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
             /* Offsets into a rewritten INSERT would point at the wrong text. */
             int off = re || st->upsert ? -1 : sqlite3_error_offset(s->db);
             if (off >= 0) s->err_offset = (int)(first.p - sql) + off;
-            rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(s->db));
+            rc = merr_set(e, MERR_INVALID, "%s",
+                          s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
             free(re);
             goto err;
         }
@@ -316,6 +373,7 @@ err:
     sqlite3_finalize(probe);
     sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
+    sql_auth_stmt_free(&st->auth);
     free(st->text);
     free(st->spname);
     free(st);
@@ -394,7 +452,7 @@ int sql_step(sql_stmt *st, merr *e)
     sql_session *s = st->s;
     int rc;
     if (st->done) return 0;
-    if (st->kind != K_QUERY && st->kind != K_DDL) {
+    if (st->kind != K_QUERY && st->kind != K_DDL && st->kind != K_AUTH) {
         st->done = 1;
         return run_control(st, e);
     }
@@ -406,8 +464,9 @@ int sql_step(sql_stmt *st, merr *e)
                 return rc;
             }
         }
-        if (st->kind == K_DDL) {
-            rc = sql_ddl_exec(s, st->text, &st->ddl, e);
+        if (st->kind == K_DDL || st->kind == K_AUTH) {
+            rc = st->kind == K_DDL ? sql_ddl_exec(s, st->text, &st->ddl, e)
+                                   : sql_auth_exec(s, &st->auth, e);
             if (rc) {
                 stmt_end(st, 0, NULL);
                 return rc;
@@ -415,6 +474,7 @@ int sql_step(sql_stmt *st, merr *e)
             return stmt_end(st, 1, e);
         }
         s->upsert = st->upsert;
+        s->auth_msg[0] = 0;
         int src = sqlite3_step(st->st);
         s->upsert = NULL;
         if (src == SQLITE_ROW) {
@@ -444,7 +504,7 @@ int sql_step(sql_stmt *st, merr *e)
                           stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
         else
             rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
-                          sqlite3_errmsg(s->db));
+                          s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
         sqlite3_reset(st->st);
         stmt_end(st, 0, NULL);
         return rc;
@@ -462,6 +522,7 @@ int sql_finalize(sql_stmt *st, merr *e)
     sqlite3_finalize(st->st);
     sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
+    sql_auth_stmt_free(&st->auth);
     free(st->text);
     free(st->spname);
     free(st);
@@ -490,7 +551,7 @@ sql_stmt_kind sql_stmt_get_kind(sql_stmt *st)
 
 int sql_stmt_readonly(sql_stmt *st)
 {
-    if (st->kind == K_DDL) return 0;
+    if (st->kind == K_DDL || st->kind == K_AUTH) return 0;
     return st->st ? sqlite3_stmt_readonly(st->st) : 1;
 }
 

@@ -89,7 +89,8 @@ typedef enum sql_stmt_kind {
     SQL_STMT_ROLLBACK,
     SQL_STMT_SAVEPOINT,
     SQL_STMT_RELEASE,
-    SQL_STMT_ROLLBACK_TO
+    SQL_STMT_ROLLBACK_TO,
+    SQL_STMT_AUTH /* CREATE USER, GRANT, ... (sql/auth.h) */
 } sql_stmt_kind;
 sql_stmt_kind sql_stmt_get_kind(sql_stmt *st);
 /* 1 when running the statement cannot change data or schema (queries that
@@ -104,6 +105,15 @@ int sql_reset(sql_stmt *st, merr *e);
 int sql_session_error_offset(const sql_session *s);
 /* Rows changed by the last INSERT/UPDATE/DELETE (sqlite3_changes). */
 uint64_t sql_session_changes(const sql_session *s);
+
+/* The session user (docs/security.md). With enforce, every statement is
+ * checked against the user's privileges (root and ADMIN users pass);
+ * without, as on insecure nodes, nothing is checked. */
+void sql_session_set_user(sql_session *s, const char *user, int enforce);
+/* A login's SCRAM verifier ("" when the user has no password); *found = 0
+ * for an unknown user or a role. Runs its own read-only transaction. */
+int sql_session_user_verifier(sql_session *s, const char *user, char *verifier, size_t cap,
+                              int *found, merr *e);
 
 /* Called for every result row; nonzero stops sql_exec with MERR_CANCELED. */
 typedef int (*sql_row_fn)(void *arg, sql_stmt *st);

@@ -120,6 +120,14 @@ typedef struct sql_session {
     merr err;
     const struct sql_cluster_ops *cluster; /* system views' hook, or NULL */
     void *cluster_ctx;
+    /* Authorization (auth.c): the session user, whether privileges are
+     * enforced (secure nodes), the cached users and grants, and the reason
+     * of the authorizer's last denial. */
+    char user[64];
+    int auth_enforce;
+    struct sql_auth_cache *auth;
+    char auth_msg[256];
+    char auth_created[64], auth_dropped[64];
 } sql_session;
 
 /* catalog.c */

@@ -410,41 +410,45 @@ static void test_expired_refused(void **state)
     rpc_node_stop(s);
 }
 
-/* A raw TLS client with no certificate (rpc_config cannot express one). */
-static void test_no_cert_refused(void **state)
+/* A client with no certificate (a CA only: a password user) completes TLS
+ * but is anonymous: rpc refuses it every method outside session.*, whose
+ * handlers see peer_anon and make it authenticate. It cannot claim a node id. */
+static void session_echo(void *arg, rpc_req *req)
+{
+    (void)arg;
+    rpc_reply(req, 0, NULL, req->peer_anon ? "anon" : "known", req->peer_anon ? 4 : 5);
+}
+
+static void test_no_cert_is_anonymous(void **state)
 {
     (void)state;
     char addr[64];
     rpc_node *s = server(p_ca, p_node, p_nodekey, addr);
+    th_handle(s, "session.test", session_echo, NULL);
     rpc_metrics m0, m1;
     th_metrics(s, &m0);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(ctx);
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-    assert_int_equal(SSL_CTX_load_verify_locations(ctx, p_ca, NULL), 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(rpc_node_port(s))};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    SSL *ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    /* TLS 1.3: the client finishes first; the refusal arrives as an alert. */
-    if (SSL_connect(ssl) == 1) {
-        uint8_t frame[8] = {0, 0, 0, 4, 1, 2, 3, 4};
-        SSL_write(ssl, frame, sizeof(frame));
-        char b[64];
-        assert_true(SSL_read(ssl, b, sizeof(b)) <= 0);
-    }
-    unsigned long ec = ERR_peek_last_error();
-    const char *why = ec ? ERR_reason_error_string(ec) : "";
-    assert_non_null(strstr(why ? why : "", "certificate required"));
-    ERR_clear_error();
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    close(fd);
+    int before = who_calls();
+    rpc_node *cl = start(0, NULL, p_ca, NULL, NULL);
+    assert_non_null(cl);
+    add_gateway(cl, 9, addr);
+    th_result r;
+    assert_int_equal(th_call(cl, 9, "who", "yo", 2, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, MERR_INVALID);
+    assert_non_null(strstr(r.msg, "without a client certificate may only open SQL sessions"));
+    assert_int_equal(who_calls(), before); /* the handler never ran */
+    assert_int_equal(th_call(cl, 9, "session.test", "x", 1, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, 0);
+    assert_memory_equal(r.payload, "anon", 4);
     th_metrics(s, &m1);
-    assert_true(m1.handshakes_refused > m0.handshakes_refused);
-    assert_int_equal(m1.conns_up, m0.conns_up);
+    assert_true(m1.anon_refused > m0.anon_refused);
+    rpc_node_stop(cl);
+    /* Without a certificate nobody can pose as a node. */
+    rpc_node *fake = start(7, NULL, p_ca, NULL, NULL);
+    th_add_peer(fake, 2, addr);
+    assert_int_equal(th_call(fake, 2, "who", "hi", 2, th_now_us() + 3000000, &r), 0);
+    assert_int_not_equal(r.code, 0);
+    assert_int_equal(who_calls(), before);
+    rpc_node_stop(fake);
     rpc_node_stop(s);
 }
 
@@ -781,7 +785,7 @@ int main(void)
         cmocka_unit_test(test_frames_and_streams_over_tls),
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_expired_refused),
-        cmocka_unit_test(test_no_cert_refused),
+        cmocka_unit_test(test_no_cert_is_anonymous),
         cmocka_unit_test(test_client_cert_cannot_be_a_node),
         cmocka_unit_test(test_address_not_in_cert_refused),
         cmocka_unit_test(test_reload_certificates),

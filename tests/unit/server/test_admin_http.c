@@ -41,6 +41,12 @@ static void ready(void *arg, const char *path, const char *query, admin_response
     mbuf_printf(&r->body, "not ready\n");
 }
 
+static void secret(void *arg, const char *path, const char *query, admin_response *r)
+{
+    (void)arg, (void)path, (void)query;
+    mbuf_printf(&r->body, "secret data\n");
+}
+
 static void on_stop(uv_async_t *a)
 {
     fixture *f = a->data;
@@ -68,6 +74,7 @@ static int setup(void **state)
     }
     admin_http_route(f->http, "/health", health, f);
     admin_http_route(f->http, "/ready", ready, f);
+    admin_http_route_private(f->http, "/secret", secret, f);
     f->port = admin_http_port(f->http);
     pthread_create(&f->thread, NULL, loop_main, f);
     *state = f;
@@ -148,6 +155,76 @@ static void test_routes(void **state)
     free(r);
 }
 
+/* Private routes want the bearer token once one is required; public ones
+ * stay open; no token file locks them; the compare is exact. */
+typedef struct tok_req {
+    fixture *f;
+    const char *token;
+    uv_async_t a;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} tok_req;
+
+static void tok_cb(uv_async_t *a)
+{
+    tok_req *t = a->data;
+    admin_http_require_token(t->f->http, t->token, "/certs/metrics.token");
+    uv_close((uv_handle_t *)&t->a, NULL);
+    pthread_mutex_lock(&t->mu);
+    t->done = 1;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void require_token(fixture *f, const char *token)
+{
+    tok_req t = {.f = f, .token = token};
+    pthread_mutex_init(&t.mu, NULL);
+    pthread_cond_init(&t.cv, NULL);
+    /* The loop owns the server: set the token there. */
+    uv_async_init(&f->loop, &t.a, tok_cb);
+    t.a.data = &t;
+    uv_async_send(&t.a);
+    pthread_mutex_lock(&t.mu);
+    while (!t.done) pthread_cond_wait(&t.cv, &t.mu);
+    pthread_mutex_unlock(&t.mu);
+}
+
+static void test_bearer_token(void **state)
+{
+    fixture *f = *state;
+    char *r = get(f->port, "GET /secret HTTP/1.1");
+    assert_non_null(strstr(r, "200 OK")); /* no token required yet */
+    free(r);
+    require_token(f, "s3cr3t-token");
+    r = get(f->port, "GET /secret HTTP/1.1");
+    assert_non_null(strstr(r, "401 Unauthorized"));
+    assert_non_null(strstr(r, "Authorization: Bearer TOKEN"));
+    assert_non_null(strstr(r, "/certs/metrics.token"));
+    assert_null(strstr(r, "secret data"));
+    free(r);
+    r = get(f->port, "GET /secret HTTP/1.1\r\nAuthorization: Bearer s3cr3t-toke");
+    assert_non_null(strstr(r, "401"));
+    free(r);
+    r = get(f->port, "GET /secret HTTP/1.1\r\nAuthorization: Bearer s3cr3t-token2");
+    assert_non_null(strstr(r, "401"));
+    free(r);
+    r = get(f->port, "GET /secret HTTP/1.1\r\nauthorization:   bearer s3cr3t-token  ");
+    assert_non_null(strstr(r, "200 OK"));
+    assert_non_null(strstr(r, "secret data"));
+    free(r);
+    r = get(f->port, "GET /health HTTP/1.1");
+    assert_non_null(strstr(r, "200 OK")); /* public routes stay open */
+    free(r);
+    assert_true(admin_http_unauthorized(f->http) >= 3);
+    require_token(f, NULL); /* a secure node without a token file */
+    r = get(f->port, "GET /secret HTTP/1.1\r\nAuthorization: Bearer ");
+    assert_non_null(strstr(r, "401"));
+    assert_non_null(strstr(r, "has no token file"));
+    free(r);
+}
+
 static void test_malformed(void **state)
 {
     fixture *f = *state;
@@ -203,6 +280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bearer_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_cap_and_close_with_open_conns, setup,
                                         teardown),
     };
