@@ -29,7 +29,7 @@ struct txn_client {
     pthread_mutex_t mu;
     atomic_int canceled;
     mbuf cancel_rollback; /* a packed txn.Rollback while a commit waits */
-    size_t write_limit; /* bytes a transaction may buffer; 0 = no cap */
+    size_t write_limit;   /* bytes a transaction may buffer; 0 = no cap */
 };
 
 typedef struct tc_op {
