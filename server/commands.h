@@ -26,5 +26,6 @@ int cmd_demo(int argc, char **argv);
 int cmd_tpcc_init(int argc, char **argv);
 int cmd_tpcc_run(int argc, char **argv);
 int cmd_tpcc_check(int argc, char **argv);
+int cmd_debug_split(int argc, char **argv);
 
 #endif

@@ -25,6 +25,7 @@ static const cli_cmd debug_cmds[] = {
     {"kv", "key-value operations: put, get, del, scan", cmd_debug_kv, NULL},
     {"ranges", "every range: span, replicas, leaseholder, size, applied slots", cmd_debug_ranges,
      NULL},
+    {"split", "split the range holding --key KEY at KEY", cmd_debug_split, NULL},
     {0},
 };
 

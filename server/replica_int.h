@@ -46,6 +46,20 @@ void replica_step(replica *r, paxos_event *ev);
 void replica_range_path(host *h, uint64_t id, char *out, size_t cap);
 int replica_set_span(replica *r);
 
+uint64_t replica_composite(uint64_t slot, uint32_t idx);
+pending_write *replica_take_pending(replica *r, uint64_t id);
+/* Proposes pre-encoded command bytes (range_cmd.h); ts is the write's
+ * timestamp (0 for split/merge). cb runs once, as for replica_write. */
+int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                    replica_write_cb cb, void *arg, merr *e);
+
+/* replica_split.c */
+struct range_cmd;
+/* Applies a split/merge command chosen at composite slot `slot` (proposal
+ * id `id`) on this replica; idempotent on replay. Nonzero only when the
+ * store failed (the replica then stops). */
+int replica_apply_cmd(replica *r, const struct range_cmd *c, uint64_t slot, uint64_t id);
+
 /* replica_snap.c */
 /* Takes a snapshot when the log behind the applied point passed the host's
  * threshold (or the core hinted); truncates the log through the core. */

@@ -111,6 +111,54 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
     return 0;
 }
 
+/* The replica a scan starts in: the range of lo going forward, the range
+ * just below hi (or the last one) going backward. The scan is clipped to
+ * that range's span and then says "more" from its edge, so a client scans
+ * across range boundaries by following resume keys. */
+static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out, const char **why)
+{
+    host *h = s->h;
+    replica *r = NULL;
+    if (!reverse) {
+        r = host_find_key(h, pk->lo.data, pk->lo.len);
+    } else {
+        for (size_t i = 0; i < h->nreps && !r; i++) {
+            const uint8_t *st, *en;
+            size_t sl, el;
+            replica_span(h->reps[i], &st, &sl, &en, &el);
+            int below_end =
+                pk->to_end ? el == 0 : (el == 0 || bcmp_(pk->hi.data, pk->hi.len, en, el) <= 0);
+            int above_start = pk->to_end || bcmp_(st, sl, pk->hi.data, pk->hi.len) < 0;
+            if (below_end && above_start) r = h->reps[i];
+        }
+    }
+    *out = r;
+    if (!r) {
+        *why = "no replica of that range on this node";
+        return MERR_NOTFOUND;
+    }
+    if (!replica_is_leaseholder(r)) {
+        *why = "this replica does not hold the lease";
+        return MERR_NOT_LEADER;
+    }
+    const uint8_t *st, *en;
+    size_t sl, el;
+    replica_span(r, &st, &sl, &en, &el);
+    int rc = 0;
+    if (!reverse && el && (pk->to_end || bcmp_(pk->hi.data, pk->hi.len, en, el) > 0)) {
+        mbuf_reset(&pk->hi);
+        rc = mbuf_append(&pk->hi, en, el);
+        pk->to_end = 0;
+        pk->truncated = 1;
+    } else if (reverse && bcmp_(pk->lo.data, pk->lo.len, st, sl) < 0) {
+        mbuf_reset(&pk->lo);
+        rc = mbuf_append(&pk->lo, st, sl);
+        pk->truncated = 1;
+    }
+    if (rc) *why = "out of memory";
+    return rc;
+}
+
 uint64_t txs_now_ts(txn_service *s)
 {
     tt_interval tt;
@@ -529,7 +577,7 @@ static void on_scan(void *arg, rpc_req *req)
         rc = MERR_INVALID;
         why = "a transaction id is required";
     }
-    if (!rc) rc = route(s, pk->lo.data, pk->lo.len, &r, &why);
+    if (!rc) rc = route_scan(s, pk, q->reverse, &r, &why);
     if (rc) {
         txs_fail(s, r, req, TX_SCAN, rc, why, 0);
         if (pk)
@@ -595,9 +643,11 @@ static void on_commit(void *arg, rpc_req *req)
             rc = MERR_INVALID;
             why = "bad key or value size (keys must not start with 0x00)";
         } else if (!replica_contains(r, m->key.data, m->key.len)) {
-            rc = MERR_INVALID;
-            why = "the transaction touches more than one range: multi-range transactions are not "
-                  "supported yet";
+            /* The hook for 2PC: the client groups its writes by range
+             * (txn_client.c); a commit naming several goes here. */
+            rc = MERR_UNSUPPORTED;
+            why = "the transaction writes to more than one range: multi-range commit arrives "
+                  "with 2PC";
         }
     }
     tx_range *rg = NULL;
