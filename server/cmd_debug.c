@@ -40,8 +40,18 @@ static void print_ts(const char *label, uint64_t ts)
  * the range that served it (resume_key), and the next page goes on from
  * there in the next range, at the first page's read timestamp so the whole
  * scan is one snapshot. Reverse scans stay in the first range. */
+static void print_key(const ProtobufCBinaryData *k, int hex)
+{
+    if (!hex) {
+        printf("%.*s", (int)k->len, (const char *)k->data);
+        return;
+    }
+    printf("0x");
+    for (size_t i = 0; i < k->len; i++) printf("%02x", k->data[i]);
+}
+
 static int scan_all(kv_client *c, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
-                    int64_t limit, int reverse, uint64_t at, merr *e)
+                    int64_t limit, int reverse, uint64_t at, int hex, merr *e)
 {
     /* User keys start above 0x00 (system keys live below). */
     static const uint8_t first_user_key[] = {0x01};
@@ -60,9 +70,10 @@ static int scan_all(kv_client *c, const uint8_t *lo, size_t lolen, const uint8_t
                             err_scan, &out, e);
         if (rc) break;
         Meridian__Kv__ScanResponse *r = (Meridian__Kv__ScanResponse *)out;
-        for (size_t i = 0; i < r->n_rows; i++)
-            printf("%.*s=%.*s\n", (int)r->rows[i]->key.len, (const char *)r->rows[i]->key.data,
-                   (int)r->rows[i]->value.len, (const char *)r->rows[i]->value.data);
+        for (size_t i = 0; i < r->n_rows; i++) {
+            print_key(&r->rows[i]->key, hex);
+            printf("=%.*s\n", (int)r->rows[i]->value.len, (const char *)r->rows[i]->value.data);
+        }
         total += r->n_rows;
         if (!at) at = r->read_ts;
         int more = !reverse && r->resume_key.len && !(limit > 0 && total >= (uint64_t)limit);
@@ -92,7 +103,7 @@ int cmd_debug_kv(int argc, char **argv)
 {
     const char *host = NULL, *certs_dir = NULL;
     int64_t timeout = 10 * MTIME_S, limit = 0;
-    int reverse = 0, insecure = 0;
+    int reverse = 0, insecure = 0, hex = 0;
     const char *at_s = NULL;
     uint64_t at = 0;
     const cli_flag flags[] = {
@@ -103,6 +114,7 @@ int cmd_debug_kv(int argc, char **argv)
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 10s)"},
         {"limit", CLI_INT, &limit, NULL, "scan: at most this many rows"},
         {"reverse", CLI_BOOL, &reverse, NULL, "scan: descending key order"},
+        {"hex", CLI_BOOL, &hex, NULL, "scan: print keys as 0x-hex (as --key and bounds take them)"},
         {"at", CLI_STR, &at_s, "TIMESTAMP",
          "get/scan: read at this HLC time (2026-11-26T04:31:03.1Z+0)"},
         {0},
@@ -186,7 +198,7 @@ int cmd_debug_kv(int argc, char **argv)
                             err_write, &out, &e);
         if (!rc) print_ts("committed:", ((Meridian__Kv__WriteResponse *)out)->commit_ts);
     } else {
-        rc = scan_all(&c, k1, k1len, k2, k2len, limit, reverse, at, &e);
+        rc = scan_all(&c, k1, k1len, k2, k2len, limit, reverse, at, hex, &e);
     }
     if (rc) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg[0] ? e.msg : merr_str(rc));

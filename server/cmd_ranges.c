@@ -1,7 +1,8 @@
 /* `meridian debug split --host H --key KEY`: splits the range holding KEY so
  * that KEY starts a new range (docs/ranges.md). The request goes to the
  * range's leaseholder (NOT_LEADER hints are followed) and returns once the
- * split is applied there. */
+ * split is applied there. Splitting at a key that already starts a range
+ * answers with that range and its left neighbour, so a retry is harmless. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,9 @@ int cmd_debug_split(int argc, char **argv)
     kv_client c;
     ProtobufCMessage *out = NULL;
     rc = kv_client_open(&c, host, certs_dir, timeout, &e);
+    /* A split waits for a range id from range 1 and for its own apply:
+     * give one attempt longer than a lease takes to move. */
+    c.call_timeout_ns = 15 * MTIME_S;
     if (!rc) {
         Meridian__Range__SplitRequest q = MERIDIAN__RANGE__SPLIT_REQUEST__INIT;
         q.key = (ProtobufCBinaryData){klen, key};

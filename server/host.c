@@ -477,6 +477,7 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
             MLOG_W(MOD, "group without a store: waiting for its split to replay", "range=%" PRIu64,
                    ids[i]);
             rc = 0;
+            if (e) memset(e, 0, sizeof(*e)); /* not an error of the start */
         }
     }
     free(ids);

@@ -98,8 +98,8 @@ int kv_client_call(kv_client *c, const char *method, const ProtobufCMessage *req
         mbuf reply = MBUF_INIT;
         merr ce = {0};
         int64_t left = c->deadline_ns - mtime_mono_ns();
-        int crc = cli_rpc_call(c->rpc, method, buf, len, left < 2 * MTIME_S ? left : 2 * MTIME_S,
-                               &reply, &ce);
+        int64_t per = c->call_timeout_ns ? c->call_timeout_ns : 2 * MTIME_S;
+        int crc = cli_rpc_call(c->rpc, method, buf, len, left < per ? left : per, &reply, &ce);
         if (crc) {
             mbuf_free(&reply);
             *e = ce;

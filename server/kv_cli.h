@@ -21,7 +21,8 @@ typedef struct kv_client {
     char hosts[KV_MAX_HOSTS][128]; /* --host H1,H2,...: where to go when one fails */
     int nhosts, next;
     cli_rpc *rpc;
-    int64_t deadline_ns; /* monotonic */
+    int64_t deadline_ns;     /* monotonic */
+    int64_t call_timeout_ns; /* one attempt (0: 2 s); past it the next host is tried */
 } kv_client;
 
 /* hosts: "H1:P1,H2:P2,..."; connects to the first. */

@@ -324,7 +324,16 @@ static void on_split(void *arg, rpc_req *req)
     size_t sl, el;
     replica_span(r, &st, &sl, &en, &el);
     if (sl == c->klen && memcmp(st, c->key, sl) == 0) {
-        split_reply(c, MERR_INVALID, "the key is already a range boundary");
+        /* Already split there (a retry whose first answer was lost): the
+         * same outcome again, so retrying a split is safe. */
+        c->new_id = c->range_id;
+        c->range_id = 0;
+        for (size_t i = 0; i < H(nr)->nreps; i++) {
+            replica_span(H(nr)->reps[i], &st, &sl, &en, &el);
+            if (el == c->klen && memcmp(en, c->key, el) == 0)
+                c->range_id = replica_id(H(nr)->reps[i]);
+        }
+        split_reply(c, 0, NULL);
         return;
     }
     if (!replica_is_leaseholder(r)) {

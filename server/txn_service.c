@@ -47,6 +47,7 @@ static Meridian__Kv__ErrorKind kind_of(int code)
     case MERR_NOTFOUND: return MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND;
     case MERR_CLOCK: return MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN;
     case MERR_INVALID:
+    case MERR_UNSUPPORTED:
     case MERR_TOOBIG: return MERIDIAN__KV__ERROR_KIND__INVALID;
     case MERR_ABORTED:
     case MERR_RETRY:
@@ -184,6 +185,7 @@ void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBina
     m.value.data = val, m.value.len = vlen;
     m.lock_epoch = epoch;
     m.read_ts = read_ts;
+    m.range_id = replica_id(r);
     pb_reply(req, &m.base);
     free(val);
 }
@@ -235,6 +237,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
     m.rows = a.v;
     m.lock_epoch = epoch;
     m.read_ts = read_ts;
+    m.range_id = replica_id(r);
     pb_reply(req, &m.base);
     free(resume);
     kv_rows_free(&a);
@@ -248,6 +251,14 @@ static tx_txn *txn_enter(txn_service *s, tx_range *rg, rpc_req *req, tx_kind kin
                          const Meridian__Txn__TxnMeta *meta)
 {
     tx_txn *t = tx_txn_find(rg, meta->id);
+    if (meta->lock_range && meta->lock_range != rg->range_id) {
+        /* Locks in two ranges need a commit that checks both: 2PC. */
+        txs_fail(s, rg->r, req, kind, MERR_UNSUPPORTED,
+                 "a read-write transaction over more than one range: multi-range transactions "
+                 "arrive with 2PC",
+                 0);
+        return NULL;
+    }
     if (meta->lock_epoch && meta->lock_epoch != rg->epoch) {
         txs_fail(s, rg->r, req, kind, MERR_ABORTED,
                  "the transaction's locks were taken under an earlier lease and are gone", 1);
