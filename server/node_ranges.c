@@ -52,6 +52,7 @@ struct node_ranges {
     int timer_on, stopped, refs;
     int allocating;   /* range 1's leaseholder: an allocation is being written */
     int dir_inflight; /* a directory write is out */
+    int nudge;        /* a peer came (back) up: wake the quiet groups led here */
     uint64_t splits, dir_writes;
 };
 
@@ -589,10 +590,47 @@ static void dir_refresh(node_ranges *nr)
     dir_send(nr, w);
 }
 
+/* ---- waking quiet groups for returning replicas ---- */
+
+static void on_nudged(void *arg, int code, const char *msg, uint64_t ts)
+{
+    (void)code, (void)msg, (void)ts;
+    unref(arg);
+}
+
+/* A quiesced group sends nothing, so a replica that was down (and so missed,
+ * say, a SPLIT) would not hear of the slots it lacks until the next write.
+ * An empty write through every quiet group this node leads brings them
+ * back: its ACCEPT shows the returning replica what it is missing. */
+static void nudge_quiet_groups(node_ranges *nr)
+{
+    host *h = H(nr);
+    for (size_t i = 0; i < h->nreps; i++) {
+        replica *r = h->reps[i];
+        if (!paxos_get_quiesced(replica_group(r)) || !replica_is_leaseholder(r)) continue;
+        merr e = {0};
+        nr->refs++;
+        if (replica_write(r, NULL, 0, mtime_mono_ns() + SPLIT_WAIT, on_nudged, nr, &e)) nr->refs--;
+    }
+}
+
+static void on_peer(void *arg, uint64_t node_id, int up)
+{
+    node_ranges *nr = arg;
+    (void)node_id;
+    /* Not at once: the peer may still be restoring its replicas. */
+    if (up) nr->nudge = 1;
+}
+
 static void on_dir_tick(uv_timer_t *t)
 {
     node_ranges *nr = t->data;
-    if (nr->n->state == NODE_SERVING) dir_refresh(nr);
+    if (nr->n->state != NODE_SERVING) return;
+    if (nr->nudge) {
+        nr->nudge = 0;
+        nudge_quiet_groups(nr);
+    }
+    dir_refresh(nr);
 }
 
 /* ---- lifecycle ---- */
@@ -607,6 +645,7 @@ int node_ranges_start(node *n, merr *e)
     rpc_node_handle(n->rpc, "range.AllocId", on_alloc, nr);
     rpc_node_handle(n->rpc, "dir.Scan", on_dir_scan, nr);
     rpc_node_handle(n->rpc, "dir.Lookup", on_dir_lookup, nr);
+    rpc_node_on_peer(n->rpc, on_peer, nr);
     uv_timer_init(rpc_node_loop(n->rpc), &nr->timer);
     nr->timer.data = nr;
     nr->timer_on = 1;
@@ -632,6 +671,7 @@ void node_ranges_stop(node *n)
     if (!nr) return;
     n->ranges = NULL;
     nr->stopped = 1;
+    rpc_node_on_peer(n->rpc, NULL, NULL);
     const char *methods[] = {"range.Split", "range.AllocId", "dir.Scan", "dir.Lookup"};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         rpc_node_handle(n->rpc, methods[i], on_stopped, NULL);
