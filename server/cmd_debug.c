@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/cli.h"
 #include "common/mtime.h"
@@ -13,124 +12,83 @@
 #include "rpc/rpc.h"
 #include "server/cli_rpc.h"
 #include "server/commands.h"
+#include "placement/route_cache.h"
+#include "server/kv_cli.h"
 #include "timesvc/hlc.h"
 
-#define KV_MAX_HOSTS 16
-
-typedef struct kv_client {
-    const char *certs_dir; /* NULL: insecure */
-    char host[128];
-    char hosts[KV_MAX_HOSTS][128]; /* --host H1,H2,...: where to go when one fails */
-    int nhosts, next;
-    cli_rpc *rpc;
-    int64_t deadline_ns; /* monotonic */
-} kv_client;
-
-static int kv_connect(kv_client *c, const char *host, merr *e)
+static Meridian__Kv__Error *err_get(ProtobufCMessage *m)
 {
-    if (c->rpc) cli_rpc_close(c->rpc);
-    c->rpc = NULL;
-    if (host != c->host) memmove(c->host, host, strnlen(host, sizeof(c->host) - 1) + 1);
-    c->host[sizeof(c->host) - 1] = '\0';
-    return cli_rpc_open(c->host, c->certs_dir, "root", &c->rpc, e);
+    return ((Meridian__Kv__GetResponse *)m)->error;
 }
-
-static void sleep_ms(int ms)
+static Meridian__Kv__Error *err_write(ProtobufCMessage *m)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    return ((Meridian__Kv__WriteResponse *)m)->error;
 }
-
-/* What a response's error says to do next. */
-enum next { NEXT_DONE, NEXT_RETRY, NEXT_FAIL };
-
-static enum next judge(kv_client *c, const Meridian__Kv__Error *err, merr *e)
+static Meridian__Kv__Error *err_scan(ProtobufCMessage *m)
 {
-    if (!err) return NEXT_DONE;
-    switch (err->kind) {
-    case MERIDIAN__KV__ERROR_KIND__NOT_LEADER:
-        if (err->leader_address && err->leader_address[0] && strcmp(err->leader_address, c->host)) {
-            if (kv_connect(c, err->leader_address, e)) return NEXT_FAIL;
-            return NEXT_RETRY;
-        }
-        sleep_ms(100); /* no leader known yet: an election is running */
-        return NEXT_RETRY;
-    case MERIDIAN__KV__ERROR_KIND__UNAVAILABLE:
-    case MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN: sleep_ms(100); return NEXT_RETRY;
-    default: merr_set(e, MERR_INVALID, "%s", err->message); return NEXT_FAIL;
-    }
+    return ((Meridian__Kv__ScanResponse *)m)->error;
 }
-
-/* Calls method until a response without a retryable error arrives. */
-static int kv_call(kv_client *c, const char *method, const ProtobufCMessage *req,
-                   ProtobufCMessage **(*unpack)(const uint8_t *, size_t),
-                   Meridian__Kv__Error *(*err_of)(ProtobufCMessage *), ProtobufCMessage **out,
-                   merr *e)
-{
-    size_t len = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) return merr_set(e, MERR_NOMEM, "out of memory");
-    protobuf_c_message_pack(req, buf);
-    int rc = MERR_TIMEOUT;
-    while (mtime_mono_ns() < c->deadline_ns) {
-        mbuf reply = MBUF_INIT;
-        merr ce = {0};
-        int64_t left = c->deadline_ns - mtime_mono_ns();
-        int crc = cli_rpc_call(c->rpc, method, buf, len, left < 2 * MTIME_S ? left : 2 * MTIME_S,
-                               &reply, &ce);
-        if (crc) {
-            mbuf_free(&reply);
-            *e = ce;
-            rc = crc;
-            if (crc == MERR_INVALID || crc == MERR_UNSUPPORTED || crc == MERR_PROTOCOL) break;
-            /* This node cannot be reached (dead, or a stale leader hint): go
-             * to the next of --host; after a full round, back off a little. */
-            if (kv_connect(c, c->hosts[c->next], e)) break;
-            c->next = (c->next + 1) % c->nhosts;
-            if (c->next == 0) sleep_ms(200);
-            continue;
-        }
-        ProtobufCMessage *m = (ProtobufCMessage *)unpack(reply.data, reply.len);
-        mbuf_free(&reply);
-        if (!m) {
-            rc = merr_set(e, MERR_PROTOCOL, "undecodable reply from %s", c->host);
-            break;
-        }
-        enum next nx = judge(c, err_of(m), e);
-        if (nx == NEXT_DONE) {
-            *out = m;
-            rc = 0;
-            break;
-        }
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (nx == NEXT_FAIL) {
-            rc = e->code ? e->code : MERR_INVALID;
-            break;
-        }
-        rc = merr_set(e, MERR_TIMEOUT, "no leaseholder answered before --timeout");
-    }
-    free(buf);
-    return rc;
-}
-
-#define UNPACKER(T, fn)                                                                            \
-    static ProtobufCMessage **unpack_##fn(const uint8_t *p, size_t n)                              \
-    {                                                                                              \
-        return (ProtobufCMessage **)meridian__kv__##fn##__unpack(NULL, n, p);                      \
-    }                                                                                              \
-    static Meridian__Kv__Error *err_##fn(ProtobufCMessage *m)                                      \
-    {                                                                                              \
-        return ((T *)m)->error;                                                                    \
-    }
-UNPACKER(Meridian__Kv__GetResponse, get_response)
-UNPACKER(Meridian__Kv__WriteResponse, write_response)
-UNPACKER(Meridian__Kv__ScanResponse, scan_response)
 
 static void print_ts(const char *label, uint64_t ts)
 {
     char b[HLC_FORMAT_MAX];
     hlc_format(ts, b, sizeof(b));
     printf("%s %s\n", label, b);
+}
+
+/* Scans [lo, hi) page by page: a page ends at the limit or at the end of
+ * the range that served it (resume_key), and the next page goes on from
+ * there in the next range, at the first page's read timestamp so the whole
+ * scan is one snapshot. Reverse scans stay in the first range. */
+static void print_key(const ProtobufCBinaryData *k, int hex)
+{
+    if (!hex) {
+        printf("%.*s", (int)k->len, (const char *)k->data);
+        return;
+    }
+    printf("0x");
+    for (size_t i = 0; i < k->len; i++) printf("%02x", k->data[i]);
+}
+
+static int scan_all(kv_client *c, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
+                    int64_t limit, int reverse, uint64_t at, int hex, merr *e)
+{
+    /* User keys start above 0x00 (system keys live below). */
+    static const uint8_t first_user_key[] = {0x01};
+    mbuf start = MBUF_INIT;
+    int rc = lo ? mbuf_append(&start, lo, lolen) : mbuf_append(&start, first_user_key, 1);
+    size_t total = 0;
+    while (!rc) {
+        Meridian__Kv__ScanRequest q = MERIDIAN__KV__SCAN_REQUEST__INIT;
+        q.start_key = (ProtobufCBinaryData){start.len, start.data};
+        q.end_key = (ProtobufCBinaryData){hilen, (uint8_t *)hi};
+        q.limit = (uint32_t)(limit > 0 ? (uint64_t)limit - total : 0);
+        q.reverse = reverse;
+        q.read_ts = at;
+        ProtobufCMessage *out = NULL;
+        rc = kv_client_call(c, "kv.Scan", &q.base, &meridian__kv__scan_response__descriptor,
+                            err_scan, &out, e);
+        if (rc) break;
+        Meridian__Kv__ScanResponse *r = (Meridian__Kv__ScanResponse *)out;
+        for (size_t i = 0; i < r->n_rows; i++) {
+            print_key(&r->rows[i]->key, hex);
+            printf("=%.*s\n", (int)r->rows[i]->value.len, (const char *)r->rows[i]->value.data);
+        }
+        total += r->n_rows;
+        if (!at) at = r->read_ts;
+        int more = !reverse && r->resume_key.len && !(limit > 0 && total >= (uint64_t)limit);
+        if (more && route_keycmp(r->resume_key.data, r->resume_key.len, start.data, start.len) <= 0)
+            rc = merr_set(e, MERR_PROTOCOL, "a scan page did not advance");
+        if (!rc && more) {
+            mbuf_reset(&start);
+            rc = mbuf_append(&start, r->resume_key.data, r->resume_key.len);
+        }
+        protobuf_c_message_free_unpacked(out, NULL);
+        if (!more) break;
+    }
+    if (!rc) printf("(%zu rows)\n", total);
+    mbuf_free(&start);
+    return rc;
 }
 
 static int usage(const char *cmd)
@@ -145,7 +103,7 @@ int cmd_debug_kv(int argc, char **argv)
 {
     const char *host = NULL, *certs_dir = NULL;
     int64_t timeout = 10 * MTIME_S, limit = 0;
-    int reverse = 0, insecure = 0;
+    int reverse = 0, insecure = 0, hex = 0;
     const char *at_s = NULL;
     uint64_t at = 0;
     const cli_flag flags[] = {
@@ -156,6 +114,7 @@ int cmd_debug_kv(int argc, char **argv)
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 10s)"},
         {"limit", CLI_INT, &limit, NULL, "scan: at most this many rows"},
         {"reverse", CLI_BOOL, &reverse, NULL, "scan: descending key order"},
+        {"hex", CLI_BOOL, &hex, NULL, "scan: print keys as 0x-hex (as --key and bounds take them)"},
         {"at", CLI_STR, &at_s, "TIMESTAMP",
          "get/scan: read at this HLC time (2026-11-26T04:31:03.1Z+0)"},
         {0},
@@ -184,31 +143,33 @@ int cmd_debug_kv(int argc, char **argv)
     } else if (!want || npos != want) {
         return usage(argv[0]);
     }
-    if (argv[2] && strcmp(op, "scan") && (argv[2][0] == '\0' || argv[2][0] == '\x01')) {
-        fprintf(stderr, "%s: keys must be non-empty\n", argv[0]);
+    /* Keys and bounds: text, or 0x followed by hex digits. */
+    uint8_t *k1 = NULL, *k2 = NULL;
+    size_t k1len = 0, k2len = 0;
+    merr e = {0};
+    if ((npos >= 2 && kv_parse_key(argv[2], &k1, &k1len, &e)) ||
+        (npos >= 3 && strcmp(op, "put") && kv_parse_key(argv[3], &k2, &k2len, &e))) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        free(k1);
         return CLI_EXIT_USAGE;
     }
-    kv_client c = {.deadline_ns = mtime_mono_ns() + timeout, .certs_dir = certs_dir};
-    for (const char *p = host; *p && c.nhosts < KV_MAX_HOSTS;) {
-        size_t l = strcspn(p, ",");
-        snprintf(c.hosts[c.nhosts++], sizeof(c.hosts[0]), "%.*s", (int)l, p);
-        p += l;
-        if (*p == ',') p++;
-    }
-    c.next = c.nhosts > 1 ? 1 : 0;
-    merr e = {0};
-    if (c.nhosts == 0 || kv_connect(&c, c.hosts[0], &e)) {
+    kv_client c;
+    if (kv_client_open(&c, host, certs_dir, timeout, &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        free(k1);
+        free(k2);
+        kv_client_close(&c);
         return 1;
     }
     ProtobufCMessage *out = NULL;
     int status = 0;
     if (!strcmp(op, "get")) {
         Meridian__Kv__GetRequest q = MERIDIAN__KV__GET_REQUEST__INIT;
-        q.key.data = (uint8_t *)argv[2];
-        q.key.len = strlen(argv[2]);
+        q.key.data = k1;
+        q.key.len = k1len;
         q.read_ts = at;
-        rc = kv_call(&c, "kv.Get", &q.base, unpack_get_response, err_get_response, &out, &e);
+        rc = kv_client_call(&c, "kv.Get", &q.base, &meridian__kv__get_response__descriptor, err_get,
+                            &out, &e);
         if (!rc) {
             Meridian__Kv__GetResponse *r = (Meridian__Kv__GetResponse *)out;
             if (r->found) {
@@ -222,8 +183,8 @@ int cmd_debug_kv(int argc, char **argv)
     } else if (!strcmp(op, "put") || !strcmp(op, "del")) {
         Meridian__Kv__Mutation m = MERIDIAN__KV__MUTATION__INIT;
         Meridian__Kv__Mutation *mp = &m;
-        m.key.data = (uint8_t *)argv[2];
-        m.key.len = strlen(argv[2]);
+        m.key.data = k1;
+        m.key.len = k1len;
         if (!strcmp(op, "put")) {
             m.value.data = (uint8_t *)argv[3];
             m.value.len = strlen(argv[3]);
@@ -233,36 +194,20 @@ int cmd_debug_kv(int argc, char **argv)
         Meridian__Kv__WriteRequest q = MERIDIAN__KV__WRITE_REQUEST__INIT;
         q.mutations = &mp;
         q.n_mutations = 1;
-        rc = kv_call(&c, "kv.Write", &q.base, unpack_write_response, err_write_response, &out, &e);
+        rc = kv_client_call(&c, "kv.Write", &q.base, &meridian__kv__write_response__descriptor,
+                            err_write, &out, &e);
         if (!rc) print_ts("committed:", ((Meridian__Kv__WriteResponse *)out)->commit_ts);
     } else {
-        Meridian__Kv__ScanRequest q = MERIDIAN__KV__SCAN_REQUEST__INIT;
-        /* User keys start above 0x00 (system keys live below). */
-        static uint8_t first_user_key[] = {0x01};
-        q.start_key.data = npos >= 2 ? (uint8_t *)argv[2] : first_user_key;
-        q.start_key.len = npos >= 2 ? strlen(argv[2]) : 1;
-        if (npos == 3) {
-            q.end_key.data = (uint8_t *)argv[3];
-            q.end_key.len = strlen(argv[3]);
-        }
-        q.limit = (uint32_t)(limit > 0 ? limit : 0);
-        q.reverse = reverse;
-        q.read_ts = at;
-        rc = kv_call(&c, "kv.Scan", &q.base, unpack_scan_response, err_scan_response, &out, &e);
-        if (!rc) {
-            Meridian__Kv__ScanResponse *r = (Meridian__Kv__ScanResponse *)out;
-            for (size_t i = 0; i < r->n_rows; i++)
-                printf("%.*s=%.*s\n", (int)r->rows[i]->key.len, (const char *)r->rows[i]->key.data,
-                       (int)r->rows[i]->value.len, (const char *)r->rows[i]->value.data);
-            printf("(%zu rows)\n", r->n_rows);
-        }
+        rc = scan_all(&c, k1, k1len, k2, k2len, limit, reverse, at, hex, &e);
     }
     if (rc) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg[0] ? e.msg : merr_str(rc));
         status = 1;
     }
     if (out) protobuf_c_message_free_unpacked(out, NULL);
-    cli_rpc_close(c.rpc);
+    kv_client_close(&c);
+    free(k1);
+    free(k2);
     return status;
 }
 

@@ -9,6 +9,7 @@
 #include "common/cli.h"
 #include "common/mtime.h"
 #include "proto/node.pb-c.h"
+#include "proto/range.pb-c.h"
 #include "server/cli_rpc.h"
 #include "server/commands.h"
 
@@ -37,17 +38,19 @@ static void json_str(const char *s)
 int cmd_node_status(int argc, char **argv)
 {
     const char *host = NULL, *certs = NULL, *format = "table";
-    int insecure = 0;
+    int insecure = 0, directory = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
         {"format", CLI_STR, &format, "table|json", "output format (default table)"},
+        {"directory", CLI_BOOL, &directory, NULL,
+         "list the range directory (range 1's record) instead of asking every node"},
         {"certs-dir", CLI_STR, &certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
         {0},
     };
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json]", flags, argc, argv, &npos,
-                       &done);
+    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json] [--directory]", flags, argc,
+                       argv, &npos, &done);
     if (done) return rc;
     int json = strcmp(format, "json") == 0;
     if (!host || npos || !certs == !insecure || (!json && strcmp(format, "table"))) {
@@ -131,22 +134,76 @@ static void fmt_key(const ProtobufCBinaryData *k, int is_end, char *out, size_t 
     out[o] = 0;
 }
 
+/* `debug ranges --directory`: the range directory as range 1 holds it
+ * (dir.Scan), overlaps resolved by generation: span, generation, replicas
+ * and the leader the leaseholder recorded. */
+static int print_directory(const char *host, const char *certs, int json, const char *cmd)
+{
+    merr e = {0};
+    Meridian__Range__DirResponse *d = (Meridian__Range__DirResponse *)ask(
+        host, certs, "dir.Scan", &meridian__range__dir_response__descriptor, &e);
+    if (d && d->error) merr_set(&e, MERR_UNAVAILABLE, "%s", d->error->message);
+    if (!d || d->error) {
+        fprintf(stderr, "%s: %s\n", cmd, e.msg);
+        if (d) meridian__range__dir_response__free_unpacked(d, NULL);
+        return 1;
+    }
+    if (json)
+        printf("[");
+    else
+        printf("%-6s %-16s %-16s %-5s %-14s %-6s %s\n", "range", "start", "end", "gen", "replicas",
+               "leader", "leader address");
+    for (size_t i = 0; i < d->n_ranges; i++) {
+        const Meridian__Meta__RangeDescriptor *r = d->ranges[i];
+        char start[64], end[64], reps[96] = "";
+        fmt_key(&r->start_key, 0, start, sizeof(start));
+        fmt_key(&r->end_key, 1, end, sizeof(end));
+        size_t rpos = 0;
+        for (size_t k = 0; k < r->n_replicas; k++)
+            rpos += (size_t)snprintf(
+                reps + rpos, rpos < sizeof(reps) ? sizeof(reps) - rpos : 0, "%s%" PRIu64 "%s",
+                k ? "," : "", r->replicas[k]->node_id,
+                r->replicas[k]->type == MERIDIAN__META__REPLICA_TYPE__LEARNER ? "L" : "");
+        const char *addr = i < d->n_leader_addresses ? d->leader_addresses[i] : "";
+        if (json) {
+            printf("%s{\"range\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"start\":", i ? "," : "",
+                   r->range_id, r->generation);
+            json_str(start);
+            printf(",\"end\":");
+            json_str(end);
+            printf(",\"replicas\":");
+            json_str(reps);
+            printf(",\"leader\":%" PRIu64 ",\"leader_address\":", r->leader_node_id);
+            json_str(addr);
+            printf("}");
+        } else {
+            printf("%-6" PRIu64 " %-16s %-16s %-5" PRIu64 " %-14s %-6" PRIu64 " %s\n", r->range_id,
+                   start, end, r->generation, reps, r->leader_node_id, addr);
+        }
+    }
+    if (json) printf("]\n");
+    meridian__range__dir_response__free_unpacked(d, NULL);
+    return 0;
+}
+
 /* `meridian debug ranges --host H`: every range with its span, replicas,
  * leaseholder, size and how far each replica has applied. */
 int cmd_debug_ranges(int argc, char **argv)
 {
     const char *host = NULL, *certs = NULL, *format = "table";
-    int insecure = 0;
+    int insecure = 0, directory = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
         {"format", CLI_STR, &format, "table|json", "output format (default table)"},
+        {"directory", CLI_BOOL, &directory, NULL,
+         "list the range directory (range 1's record) instead of asking every node"},
         {"certs-dir", CLI_STR, &certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
         {0},
     };
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json]", flags, argc, argv, &npos,
-                       &done);
+    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json] [--directory]", flags, argc,
+                       argv, &npos, &done);
     if (done) return rc;
     int json = strcmp(format, "json") == 0;
     if (!host || npos || !certs == !insecure || (!json && strcmp(format, "table"))) {
@@ -154,6 +211,7 @@ int cmd_debug_ranges(int argc, char **argv)
                 argv[0]);
         return CLI_EXIT_USAGE;
     }
+    if (directory) return print_directory(host, certs, json, argv[0]);
     merr e = {0};
     Meridian__Node__StatusResponse *st = status_of(host, certs, &e);
     if (!st) {
@@ -185,13 +243,15 @@ int cmd_debug_ranges(int argc, char **argv)
     for (size_t k = 0; k < nids; k++) {
         const Meridian__Node__RangeInfo *best = NULL;
         uint64_t lease = 0;
-        char applied[512] = "";
-        size_t ap = 0;
+        char applied[512] = "", nodes[256] = "";
+        size_t ap = 0, np = 0;
         for (size_t i = 0; i < nn; i++)
             for (size_t j = 0; per[i] && j < per[i]->n_ranges; j++) {
                 const Meridian__Node__RangeInfo *in = per[i]->ranges[j];
                 if (in->descriptor->range_id != ids[k]) continue;
                 if (in->leaseholder) lease = per[i]->node_id;
+                np += (size_t)snprintf(nodes + np, np < sizeof(nodes) ? sizeof(nodes) - np : 0,
+                                       "%s%" PRIu64, np ? "," : "", per[i]->node_id);
                 if (!best || in->leaseholder || in->applied_slot > best->applied_slot) best = in;
                 ap += (size_t)snprintf(
                     applied + ap, ap < sizeof(applied) ? sizeof(applied) - ap : 0,
@@ -208,7 +268,9 @@ int cmd_debug_ranges(int argc, char **argv)
                                      d->type == MERIDIAN__META__REPLICA_TYPE__LEARNER ? "L" : "");
         }
         if (json) {
-            printf("%s{\"range\":%" PRIu64 ",\"start\":", k ? "," : "", ids[k]);
+            printf("%s{\"range\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"nodes\":\"%s\","
+                   "\"start\":",
+                   k ? "," : "", ids[k], best->descriptor->generation, nodes);
             json_str(start);
             printf(",\"end\":");
             json_str(end);

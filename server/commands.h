@@ -29,5 +29,6 @@ int cmd_tpcc_run(int argc, char **argv);
 int cmd_tpcc_check(int argc, char **argv);
 int cmd_debug_ping(int argc, char **argv);
 int cmd_bench_sql(int argc, char **argv);
+int cmd_debug_split(int argc, char **argv);
 
 #endif

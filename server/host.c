@@ -528,8 +528,17 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     if ((rc = logstore_groups(h->ls, &ids, &n))) return merr_set(e, rc, "log store: list groups");
     for (size_t i = 0; i < n && !rc; i++) {
         replica *r;
-        if ((rc = replica_restore(h, ids[i], &r, e)) == 0) rc = host_add(h, r);
-        if (!rc) replica_store_sleep(r); /* thousands of ranges: not all open at once */
+        if ((rc = replica_restore(h, ids[i], &r, e)) == 0) {
+            rc = host_add(h, r);
+            if (!rc) replica_store_sleep(r); /* thousands of ranges: not all open at once */
+        } else if (rc == MERR_NOTFOUND && ids[i] != 1) {
+            /* A split recorded the new group but crashed before its store
+             * existed: the parent's log replay finishes it (replica_split.c). */
+            MLOG_W(MOD, "group without a store: waiting for its split to replay", "range=%" PRIu64,
+                   ids[i]);
+            rc = 0;
+            if (e) memset(e, 0, sizeof(*e)); /* not an error of the start */
+        }
     }
     free(ids);
     if (rc) return rc;

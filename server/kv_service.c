@@ -12,9 +12,11 @@
 
 #include "common/log.h"
 #include "common/mtime.h"
+#include "placement/route_cache.h"
 #include "proto/kv.pb-c.h"
 #include "server/kv_rows.h"
 #include "server/pbreply.h"
+#include "server/range_desc.h"
 #include "server/replica.h"
 #include "timesvc/hlc.h"
 
@@ -37,12 +39,16 @@ static Meridian__Kv__ErrorKind kind_of(int code)
     }
 }
 
-/* Fills err for code/msg; NOT_LEADER carries where the leader is. */
-static void fill_error(host *h, replica *r, Meridian__Kv__Error *err, int code, const char *msg)
+void kv_fill_error(host *h, replica *r, Meridian__Kv__Error *err, int code, const char *msg,
+                   range_desc_pb *dp)
 {
     err->kind = kind_of(code);
     err->message = (char *)(msg ? msg : merr_str(code));
     if (code == MERR_NOT_LEADER) h->kv_not_leader++;
+    if (code == MERR_RANGE && r && dp) {
+        range_desc_fill(r, dp);
+        err->descriptor = &dp->d;
+    }
     if (code == MERR_NOT_LEADER && r) {
         err->leader_hint = replica_leader_hint(r);
         const char *a = err->leader_hint ? host_peer_addr(h, err->leader_hint) : NULL;
@@ -64,13 +70,19 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
         *why = "no replica of that range on this node";
         return MERR_NOTFOUND;
     }
-    if (!replica_is_leaseholder(r)) {
-        *why = "this replica does not hold the lease";
-        return MERR_NOT_LEADER;
-    }
+    /* A stale route (a split or merge since) is answered by any replica
+     * with its descriptor, so the client refreshes without a detour. */
     if (key && !replica_contains(r, key->data, key->len)) {
         *why = "key outside the range";
         return MERR_RANGE;
+    }
+    if (t && t->generation && t->generation != replica_generation(r)) {
+        *why = "the range's generation changed (split or merge)";
+        return MERR_RANGE;
+    }
+    if (!replica_is_leaseholder(r)) {
+        *why = "this replica does not hold the lease";
+        return MERR_NOT_LEADER;
     }
     return 0;
 }
@@ -172,8 +184,9 @@ static void do_get(host *h, rpc_req *req, const uint8_t *payload, size_t plen, i
             resp.read_ts = q->read_ts ? q->read_ts : now;
         }
     }
+    range_desc_pb dp;
     if (rc) {
-        fill_error(h, r, &err, rc, why);
+        kv_fill_error(h, r, &err, rc, why, &dp);
         resp.error = &err;
     }
     pb_reply(req, &resp.base);
@@ -197,7 +210,7 @@ static void on_written(void *arg, int code, const char *msg, uint64_t commit_ts)
     Meridian__Kv__WriteResponse resp = MERIDIAN__KV__WRITE_RESPONSE__INIT;
     Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
     if (code) {
-        fill_error(w->h, NULL, &err, code, msg);
+        kv_fill_error(w->h, NULL, &err, code, msg, NULL);
         resp.error = &err;
     } else {
         resp.commit_ts = commit_ts;
@@ -266,7 +279,8 @@ static void do_write(host *h, rpc_req *req, const uint8_t *payload, size_t plen,
         }
     }
     if (rc) {
-        fill_error(h, r, &err, rc, why);
+        range_desc_pb dp;
+        kv_fill_error(h, r, &err, rc, why, &dp);
         resp.error = &err;
         pb_reply(req, &resp.base);
     }
@@ -291,6 +305,7 @@ static void do_scan(host *h, rpc_req *req, const uint8_t *payload, size_t plen, 
     kv_rows acc = {0};
     replica *r = NULL;
     const char *why = NULL;
+    range_desc_pb dp, sdp;
     int rc =
         route_or_park(h, req, payload, plen, do_scan, again, q->target, &q->start_key, &r, &why);
     if (rc == 1) { /* parked: answered when the lease is back */
@@ -320,11 +335,20 @@ static void do_scan(host *h, rpc_req *req, const uint8_t *payload, size_t plen, 
             resp.n_rows = limit;
         } else {
             resp.n_rows = acc.n;
+            /* The range ends before the scan does: go on in the next one. */
+            const uint8_t *st, *en;
+            size_t sl, el;
+            replica_span(r, &st, &sl, &en, &el);
+            if (!rc && !q->reverse && el &&
+                (!q->end_key.len || route_keycmp(q->end_key.data, q->end_key.len, en, el) > 0))
+                resp.resume_key = (ProtobufCBinaryData){el, (uint8_t *)en};
         }
         resp.rows = acc.v;
+        range_desc_fill(r, &sdp);
+        resp.descriptor = &sdp.d;
     }
     if (rc) {
-        fill_error(h, r, &err, rc, why);
+        kv_fill_error(h, r, &err, rc, why, &dp);
         resp.error = &err;
         resp.n_rows = 0;
     }

@@ -28,6 +28,7 @@ static const cli_cmd debug_cmds[] = {
     {"ping", "round trips from one node to every other, as Paxos sees them", cmd_debug_ping, NULL},
     {"ranges", "every range: span, replicas, leaseholder, size, applied slots", cmd_debug_ranges,
      NULL},
+    {"split", "split the range holding --key KEY at KEY", cmd_debug_split, NULL},
     {0},
 };
 

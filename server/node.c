@@ -27,6 +27,7 @@
 #include "server/node_int.h"
 #include "server/node_ping.h"
 #include "server/node_sql.h"
+#include "server/range_desc.h"
 #include "server/replica.h"
 #include "server/txn_service.h"
 
@@ -105,6 +106,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     if (n->host_open) host_metrics_render(&n->host, &r->body);
     if (n->txn) txn_service_metrics_render(n->txn, &r->body);
     if (n->sql_svc) session_service_metrics_render(n->sql_svc, &r->body);
+    node_ranges_metrics_render(n, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -180,10 +182,8 @@ static void on_ranges(void *arg, rpc_req *req)
     size_t nr = n->host_open ? n->host.nreps : 0;
     Meridian__Node__RangeInfo *infos = calloc(nr ? nr : 1, sizeof(*infos));
     Meridian__Node__RangeInfo **ip = calloc(nr ? nr : 1, sizeof(*ip));
-    Meridian__Meta__RangeDescriptor *ds = calloc(nr ? nr : 1, sizeof(*ds));
-    Meridian__Meta__ReplicaDescriptor *rs = calloc(nr ? nr * 2 * PAXOS_MAX_NODES : 1, sizeof(*rs));
-    Meridian__Meta__ReplicaDescriptor **rp = calloc(nr ? nr * 2 * PAXOS_MAX_NODES : 1, sizeof(*rp));
-    if (!infos || !ip || !ds || !rs || !rp) {
+    range_desc_pb *ds = calloc(nr ? nr : 1, sizeof(*ds));
+    if (!infos || !ip || !ds) {
         rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
         goto out;
     }
@@ -193,32 +193,8 @@ static void on_ranges(void *arg, rpc_req *req)
         range_meta m;
         memset(&m, 0, sizeof(m));
         range_get_meta(replica_store(r), &m);
-        paxos_members committed, latest;
-        paxos_get_members(g, &committed, &latest);
-        Meridian__Meta__RangeDescriptor *d = &ds[i];
-        meridian__meta__range_descriptor__init(d);
-        d->range_id = replica_id(r);
-        d->start_key.data = (uint8_t *)m.start;
-        d->start_key.len = m.start_len;
-        d->end_key.data = (uint8_t *)m.end;
-        d->end_key.len = m.end_len;
-        d->generation = m.generation;
-        d->leader_node_id = replica_leader_hint(r);
-        size_t base = i * 2 * PAXOS_MAX_NODES, k = 0;
-        for (uint32_t v = 0; v < latest.nvoters; v++, k++) {
-            meridian__meta__replica_descriptor__init(&rs[base + k]);
-            rs[base + k].node_id = latest.voters[v];
-            rs[base + k].type = MERIDIAN__META__REPLICA_TYPE__VOTER;
-            rp[base + k] = &rs[base + k];
-        }
-        for (uint32_t l = 0; l < latest.nlearners; l++, k++) {
-            meridian__meta__replica_descriptor__init(&rs[base + k]);
-            rs[base + k].node_id = latest.learners[l];
-            rs[base + k].type = MERIDIAN__META__REPLICA_TYPE__LEARNER;
-            rp[base + k] = &rs[base + k];
-        }
-        d->replicas = &rp[base];
-        d->n_replicas = k;
+        range_desc_fill(r, &ds[i]);
+        Meridian__Meta__RangeDescriptor *d = &ds[i].d;
         Meridian__Node__RangeInfo *in = &infos[i];
         meridian__node__range_info__init(in);
         in->descriptor = d;
@@ -238,8 +214,6 @@ out:
     free(infos);
     free(ip);
     free(ds);
-    free(rs);
-    free(rp);
 }
 
 /* ---- the admin HTTP token ---- */
@@ -316,6 +290,7 @@ static void start_on_loop(void *arg)
     rpc_node_handle(n->rpc, "node.Ranges", on_ranges, n);
     node_ping_register(n->rpc);
     if (node_cluster_start(n, e)) return;
+    if (node_ranges_start(n, e)) return;
     n->state = NODE_SERVING;
 }
 
@@ -356,6 +331,7 @@ static void stop_on_loop(void *arg)
     if (n->http) admin_http_close(n->http); /* its handles finish closing in rpc_node_stop */
     n->http = NULL;
     node_cluster_stop(n);
+    node_ranges_stop(n);
     txn_service_stop(n->txn);
     n->txn = NULL;
     if (n->host_open) host_close(&n->host);

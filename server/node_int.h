@@ -45,6 +45,8 @@ struct node {
     session_exec_sql_config sql_cfg;
     struct sql_kv_mem *sql_mem;   /* --testing-sql-memory only */
     struct sql_kv_lock *sql_lock; /* ... and its serializing wrapper */
+    /* splits, range ids, the range directory (node_ranges.c) */
+    struct node_ranges *ranges;
 };
 
 /* node_page.c: the HTML admin page */
@@ -55,5 +57,12 @@ int node_cluster_start(node *n, merr *e); /* loop thread, after the host opened 
 void node_cluster_stop(node *n);
 /* Makes this node node 1 of a new cluster with range 1 on it alone. */
 int node_bootstrap(node *n, char *cluster_id_out, merr *e);
+
+/* node_ranges.c: range.Split, range.AllocId, dir.Scan/Lookup and the
+ * directory writer. Loop thread, after the host opened. */
+typedef struct node_ranges node_ranges;
+int node_ranges_start(node *n, merr *e);
+void node_ranges_stop(node *n);
+void node_ranges_metrics_render(node *n, mbuf *out);
 
 #endif

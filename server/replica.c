@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/mtime.h"
+#include "server/range_cmd.h"
 #include "timesvc/hlc.h"
 
 #define MOD "replica"
@@ -63,7 +64,7 @@ int replica_decode_hardstate(const uint8_t *p, size_t n, paxos_ballot *b, paxos_
     return paxos_members_decode(p + r.pos, mreader_left(&r), snap_members);
 }
 
-static uint64_t composite(uint64_t slot, uint32_t idx)
+uint64_t replica_composite(uint64_t slot, uint32_t idx)
 {
     return (slot << 8) | idx;
 }
@@ -129,7 +130,7 @@ static void fail_pending(replica *r, int code, const char *msg)
     }
 }
 
-static pending_write *take_pending(replica *r, uint64_t id)
+pending_write *replica_take_pending(replica *r, uint64_t id)
 {
     /* Oldest first: writes are applied in the order they were proposed, so
      * the match is nearly always the head (a newest-first list made every
@@ -162,10 +163,12 @@ void replica_commit_waited(replica_wait *w, int status)
     free(w);
 }
 
-/* The proposals of one update's chosen DATA slots, decoded. */
+/* The storage batches of one update's chosen DATA slots, decoded, up to the
+ * next split/merge command (which is applied on its own, in log order). */
 typedef struct apply_set {
     range_batch *b;
     uint64_t *slots, *ids;
+    uint8_t *refused; /* 1: a key outside the span (the range split under it) */
     range_batch_decoded *dec;
     size_t n, cap;
 } apply_set;
@@ -176,10 +179,77 @@ static void apply_set_free(apply_set *as)
     free(as->b);
     free(as->slots);
     free(as->ids);
+    free(as->refused);
     free(as->dec);
 }
 
-static int apply_set_add(apply_set *as, const paxos_entry *en)
+static int apply_set_grow(apply_set *as)
+{
+    if (as->n < as->cap) return 0;
+    size_t cap = as->cap ? as->cap * 2 : 32;
+    range_batch *nb = realloc(as->b, cap * sizeof(*nb));
+    if (nb) as->b = nb;
+    uint64_t *ns = realloc(as->slots, cap * sizeof(*ns));
+    if (ns) as->slots = ns;
+    uint64_t *ni = realloc(as->ids, cap * sizeof(*ni));
+    if (ni) as->ids = ni;
+    uint8_t *nr = realloc(as->refused, cap);
+    if (nr) as->refused = nr;
+    range_batch_decoded *nd = realloc(as->dec, cap * sizeof(*nd));
+    if (nd) as->dec = nd;
+    if (!nb || !ns || !ni || !nr || !nd) return MERR_NOMEM;
+    as->cap = cap;
+    return 0;
+}
+
+/* 1 if every key the batch writes lies in r's span. A write proposed before
+ * a split and chosen after it may not: every replica then applies it as a
+ * no-op (the same decision everywhere, since all share the span). */
+static int batch_fits(replica *r, const range_batch *b)
+{
+    for (size_t i = 0; i < b->nwrites; i++)
+        if (!replica_contains(r, b->writes[i].key, b->writes[i].klen)) return 0;
+    for (size_t i = 0; i < b->nprepares; i++)
+        for (size_t j = 0; j < b->prepares[i].nwrites; j++)
+            if (!replica_contains(r, b->prepares[i].writes[j].key, b->prepares[i].writes[j].klen))
+                return 0;
+    return 1;
+}
+
+/* Applies the set in one storage transaction (one commit instead of one per
+ * proposal), starts the commit-wait of the writes this replica proposed,
+ * and empties the set. */
+static int apply_flush(replica *r, apply_set *as)
+{
+    int rc = as->n ? range_apply_many(r->store, as->b, as->slots, as->n, NULL) : 0;
+    for (size_t i = 0; !rc && i < as->n; i++) {
+        r->h->applied_entries++;
+        pending_write *p = replica_take_pending(r, as->ids[i]);
+        if (!p) continue;
+        if (as->refused[i]) {
+            p->cb(p->arg, MERR_RANGE, "the range split before the write applied: retry", 0);
+            free(p);
+            continue;
+        }
+        p->ts = as->b[i].ts;
+        replica_wait *w = calloc(1, sizeof(*w));
+        if (!w) {
+            p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
+            free(p);
+            continue;
+        }
+        w->p = p;
+        /* Spanner's commit-wait: nobody hears of the commit before ts has
+         * certainly passed everywhere. */
+        if (host_commit_wait(r->h, hlc_physical_ns(as->b[i].ts), w))
+            replica_commit_waited(w, MERR_CLOCK);
+    }
+    for (size_t i = 0; i < as->n; i++) range_batch_decoded_free(&as->dec[i]);
+    as->n = 0;
+    return rc;
+}
+
+static int apply_entry(replica *r, apply_set *as, const paxos_entry *en)
 {
     paxos_batch_iter it;
     int rc = paxos_batch_iter_init(&it, en->data, en->len);
@@ -190,31 +260,27 @@ static int apply_set_add(apply_set *as, const paxos_entry *en)
     uint32_t len;
     while ((rc = paxos_batch_next(&it, &id, &data, &len)) == 1) {
         if (++idx > REPLICA_MAX_PER_SLOT) return MERR_CORRUPT;
-        if (as->n == as->cap) {
-            size_t cap = as->cap ? as->cap * 2 : 32;
-            range_batch *nb = realloc(as->b, cap * sizeof(*nb));
-            if (nb) as->b = nb;
-            uint64_t *ns = realloc(as->slots, cap * sizeof(*ns));
-            if (ns) as->slots = ns;
-            uint64_t *ni = realloc(as->ids, cap * sizeof(*ni));
-            if (ni) as->ids = ni;
-            range_batch_decoded *nd = realloc(as->dec, cap * sizeof(*nd));
-            if (nd) as->dec = nd;
-            if (!nb || !ns || !ni || !nd) return MERR_NOMEM;
-            as->cap = cap;
+        range_cmd c;
+        if ((rc = range_cmd_decode(data, len, &c))) return rc;
+        if (c.kind != RANGE_CMD_BATCH) {
+            /* Everything before the command first, then the command alone. */
+            if ((rc = apply_flush(r, as))) return rc;
+            if ((rc = replica_apply_cmd(r, &c, replica_composite(en->slot, idx), id))) return rc;
+            continue;
         }
+        if ((rc = apply_set_grow(as))) return rc;
         if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) return rc;
         as->b[as->n] = as->dec[as->n].batch;
-        as->slots[as->n] = composite(en->slot, idx);
+        as->refused[as->n] = !batch_fits(r, &as->b[as->n]);
+        if (as->refused[as->n]) as->b[as->n] = (range_batch){0};
+        as->slots[as->n] = replica_composite(en->slot, idx);
         as->ids[as->n] = id;
         as->n++;
     }
     return rc;
 }
 
-/* Applies every proposal of the update's chosen DATA slots in one storage
- * transaction (one commit instead of one per proposal), then starts the
- * commit-wait of the writes this replica proposed. */
+/* Applies every proposal of the update's chosen DATA slots, in log order. */
 static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
 {
     apply_set as = {0};
@@ -223,26 +289,9 @@ static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
         const paxos_entry *en = &u->chosen[i];
         if (en->type != PAXOS_ENTRY_DATA) continue; /* no-ops; configs live in the core */
         *bad_slot = en->slot;
-        rc = apply_set_add(&as, en);
+        rc = apply_entry(r, &as, en);
     }
-    if (!rc && as.n) rc = range_apply_many(r->store, as.b, as.slots, as.n, NULL);
-    for (size_t i = 0; !rc && i < as.n; i++) {
-        r->h->applied_entries++;
-        pending_write *p = take_pending(r, as.ids[i]);
-        if (!p) continue;
-        p->ts = as.b[i].ts;
-        replica_wait *w = calloc(1, sizeof(*w));
-        if (!w) {
-            p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
-            free(p);
-            continue;
-        }
-        w->p = p;
-        /* Spanner's commit-wait: nobody hears of the commit before ts has
-         * certainly passed everywhere. */
-        if (host_commit_wait(r->h, hlc_physical_ns(as.b[i].ts), w))
-            replica_commit_waited(w, MERR_CLOCK);
-    }
+    if (!rc) rc = apply_flush(r, &as);
     apply_set_free(&as);
     return rc;
 }
@@ -302,7 +351,7 @@ static void handle_update(replica *r, paxos_update *u)
         fail_pending(r, MERR_IO, "apply failed on the leader");
     }
     for (size_t i = 0; i < u->ndropped; i++) {
-        pending_write *p = take_pending(r, u->dropped[i]);
+        pending_write *p = replica_take_pending(r, u->dropped[i]);
         if (!p) continue;
         p->cb(p->arg, MERR_RETRY, "leadership changed before the write got a slot", 0);
         free(p);
@@ -417,11 +466,18 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
         mbuf_free(&enc);
         return merr_set(e, rc, "cannot encode the write");
     }
+    rc = replica_propose(r, enc.data, enc.len, ts, deadline_ns, cb, arg, e);
+    mbuf_free(&enc);
+    return rc;
+}
+
+int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                    replica_write_cb cb, void *arg, merr *e)
+{
+    paxos_tt now;
+    if (tt_of(r, &now)) return merr_set(e, MERR_CLOCK, "clock cannot be trusted");
     pending_write *p = calloc(1, sizeof(*p));
-    if (!p) {
-        mbuf_free(&enc);
-        return merr_set(e, MERR_NOMEM, "out of memory");
-    }
+    if (!p) return merr_set(e, MERR_NOMEM, "out of memory");
     /* Ids are unique cluster-wide (node id in the top bits) so a proposal of
      * another leader never completes one of ours. */
     p->id = (r->h->node_id << 40) | ++r->next_prop;
@@ -435,15 +491,13 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     else
         r->pending = p;
     r->pending_tail = p;
-    paxos_event ev = {
-        .type = PAXOS_EV_PROPOSE, .id = p->id, .data = enc.data, .len = (uint32_t)enc.len};
+    paxos_event ev = {.type = PAXOS_EV_PROPOSE, .id = p->id, .data = data, .len = (uint32_t)len};
     ev.now = now;
     paxos_update u;
     paxos_update_init(&u);
-    rc = paxos_step(r->g, &ev, &u);
-    mbuf_free(&enc);
+    int rc = paxos_step(r->g, &ev, &u);
     if (rc) {
-        take_pending(r, p->id);
+        replica_take_pending(r, p->id);
         free(p);
         handle_update(r, &u);
         return merr_set(e, rc, "proposal refused: %s", merr_str(rc));
@@ -618,6 +672,16 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
     if ((rc = logstore_scan(h->ls, range_id, 0, UINT64_MAX, collect_entry, &c, e))) goto err;
     range_meta m;
     range_get_meta(r->store, &m);
+    if (rs.promised.round == 0 && c.n == 0 && rs.snap_slot == 0 && m.applied) {
+        /* A group that never promised, accepted or installed anything has
+         * applied nothing: a store with an applied counter is the right side
+         * of a split (replica_split.c), still carrying its parent's slot. */
+        if ((rc = range_reset_applied(r->store))) {
+            merr_set(e, rc, "range %" PRIu64 ": %s", range_id, range_err(r->store)->msg);
+            goto err;
+        }
+        range_get_meta(r->store, &m);
+    }
     /* The store counts proposals (slot << 8 | index); hand the last slot it
      * touched back to the core so any proposal of it not yet applied is
      * applied now (range_apply skips the ones that were). */

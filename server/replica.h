@@ -70,6 +70,19 @@ int replica_draining(replica *r);
 /* Fails writes past their deadline (called on every tick). */
 void replica_expire(replica *r, int64_t now_mono_ns);
 
+/* Splits the range at key (leaseholder only): [key, end) becomes range
+ * new_id, which the caller allocated (never reused). cb runs once the split
+ * applied here (0), or with MERR_RANGE if the range changed first. Refused
+ * while a membership change is in flight or 2PC intents are prepared
+ * (MERR_BUSY), for keys not strictly inside the span (MERR_RANGE) and for
+ * system keys (MERR_INVALID). server/replica_split.c. */
+int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, int64_t deadline_ns,
+                  replica_write_cb cb, void *arg, merr *e);
+/* The store's generation (grows with every split/merge) and span. */
+uint64_t replica_generation(replica *r);
+void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,
+                  size_t *elen);
+
 /* For the host's commit-wait queue. */
 void replica_commit_waited(replica_wait *w, int status);
 

@@ -54,6 +54,19 @@ int replica_set_span(replica *r);
 void replica_store_ensure(replica *r);
 /* replica_lease.c: runs every parked lease waiter with code (replica_free). */
 void replica_lease_fail_all(replica *r, int code);
+uint64_t replica_composite(uint64_t slot, uint32_t idx);
+pending_write *replica_take_pending(replica *r, uint64_t id);
+/* Proposes pre-encoded command bytes (range_cmd.h); ts is the write's
+ * timestamp (0 for split/merge). cb runs once, as for replica_write. */
+int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                    replica_write_cb cb, void *arg, merr *e);
+
+/* replica_split.c */
+struct range_cmd;
+/* Applies a split/merge command chosen at composite slot `slot` (proposal
+ * id `id`) on this replica; idempotent on replay. Nonzero only when the
+ * store failed (the replica then stops). */
+int replica_apply_cmd(replica *r, const struct range_cmd *c, uint64_t slot, uint64_t id);
 
 /* replica_snap.c */
 /* Takes a snapshot when the log behind the applied point passed the host's

@@ -263,11 +263,12 @@ void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m)
     m->id = t->id;
     m->priority = t->prio;
     m->lock_epoch = t->epoch;
+    m->lock_range = t->lock_range;
 }
 
-int tc_epoch(sql_kv_txn *t, uint64_t epoch, merr *e)
+int tc_epoch(sql_kv_txn *t, uint64_t range_id, uint64_t epoch, merr *e)
 {
-    if (t->epoch == 0) t->epoch = epoch;
+    if (t->epoch == 0) t->epoch = epoch, t->lock_range = range_id;
     if (epoch && epoch != t->epoch) {
         t->aborted = 1;
         return merr_set(e, MERR_ABORTED,
@@ -343,7 +344,7 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
     }
     Meridian__Txn__GetResponse *r = (Meridian__Txn__GetResponse *)m;
     if (t->ro && !t->read_ts) t->read_ts = r->read_ts;
-    if (!t->ro) rc = tc_epoch(t, r->lock_epoch, e);
+    if (!t->ro) rc = tc_epoch(t, r->range_id, r->lock_epoch, e);
     if (!rc && !r->found) rc = MERR_NOTFOUND;
     if (!rc && mbuf_append(val, r->value.data, r->value.len))
         rc = merr_set(e, MERR_NOMEM, "out of memory");

@@ -41,8 +41,9 @@ typedef struct tc_op {
 struct sql_kv_txn {
     txn_client *c;
     uint64_t id, prio;
-    uint64_t epoch;   /* the lock table our locks are in (0: none yet) */
-    uint64_t read_ts; /* read-only: the snapshot (0: not chosen yet) */
+    uint64_t epoch;      /* the lock table our locks are in (0: none yet) */
+    uint64_t lock_range; /* ... and its range (multi-range needs 2PC: refused) */
+    uint64_t read_ts;    /* read-only: the snapshot (0: not chosen yet) */
     int ro;
     int aborted; /* a read said so: commit refuses, rollback releases */
     int touched; /* locks may be held at the leaseholder */
@@ -58,8 +59,9 @@ void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m);
  * again"; *out is the unpacked response. MERR_ABORTED when it says aborted. */
 int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
             const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, merr *e);
-/* Checks a locking read's lock epoch against the transaction's. */
-int tc_epoch(sql_kv_txn *t, uint64_t epoch, merr *e);
+/* Checks a locking read's lock epoch (of range range_id) against the
+ * transaction's. */
+int tc_epoch(sql_kv_txn *t, uint64_t range_id, uint64_t epoch, merr *e);
 /* Records the first key a transaction touches. */
 int tc_anchor(sql_kv_txn *t, const uint8_t *key, size_t klen);
 

@@ -105,7 +105,7 @@ static int fetch(sql_kv_iter *it, merr *e)
     }
     Meridian__Txn__ScanResponse *r = (Meridian__Txn__ScanResponse *)m;
     if (t->ro && !t->read_ts) t->read_ts = r->read_ts;
-    if (!t->ro && (rc = tc_epoch(t, r->lock_epoch, e))) {
+    if (!t->ro && (rc = tc_epoch(t, r->range_id, r->lock_epoch, e))) {
         protobuf_c_message_free_unpacked(m, NULL);
         return rc;
     }

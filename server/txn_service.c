@@ -47,6 +47,7 @@ static Meridian__Kv__ErrorKind kind_of(int code)
     case MERR_NOTFOUND: return MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND;
     case MERR_CLOCK: return MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN;
     case MERR_INVALID:
+    case MERR_UNSUPPORTED:
     case MERR_TOOBIG: return MERIDIAN__KV__ERROR_KIND__INVALID;
     case MERR_ABORTED:
     case MERR_RETRY:
@@ -113,6 +114,54 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
     return 0;
 }
 
+/* The replica a scan starts in: the range of lo going forward, the range
+ * just below hi (or the last one) going backward. The scan is clipped to
+ * that range's span and then says "more" from its edge, so a client scans
+ * across range boundaries by following resume keys. */
+static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out, const char **why)
+{
+    host *h = s->h;
+    replica *r = NULL;
+    if (!reverse) {
+        r = host_find_key(h, pk->lo.data, pk->lo.len);
+    } else {
+        for (size_t i = 0; i < h->nreps && !r; i++) {
+            const uint8_t *st, *en;
+            size_t sl, el;
+            replica_span(h->reps[i], &st, &sl, &en, &el);
+            int below_end =
+                pk->to_end ? el == 0 : (el == 0 || bcmp_(pk->hi.data, pk->hi.len, en, el) <= 0);
+            int above_start = pk->to_end || bcmp_(st, sl, pk->hi.data, pk->hi.len) < 0;
+            if (below_end && above_start) r = h->reps[i];
+        }
+    }
+    *out = r;
+    if (!r) {
+        *why = "no replica of that range on this node";
+        return MERR_NOTFOUND;
+    }
+    if (!replica_is_leaseholder(r)) {
+        *why = "this replica does not hold the lease";
+        return MERR_NOT_LEADER;
+    }
+    const uint8_t *st, *en;
+    size_t sl, el;
+    replica_span(r, &st, &sl, &en, &el);
+    int rc = 0;
+    if (!reverse && el && (pk->to_end || bcmp_(pk->hi.data, pk->hi.len, en, el) > 0)) {
+        mbuf_reset(&pk->hi);
+        rc = mbuf_append(&pk->hi, en, el);
+        pk->to_end = 0;
+        pk->truncated = 1;
+    } else if (reverse && bcmp_(pk->lo.data, pk->lo.len, st, sl) < 0) {
+        mbuf_reset(&pk->lo);
+        rc = mbuf_append(&pk->lo, st, sl);
+        pk->truncated = 1;
+    }
+    if (rc) *why = "out of memory";
+    return rc;
+}
+
 uint64_t txs_now_ts(txn_service *s)
 {
     tt_interval tt;
@@ -138,6 +187,7 @@ void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBina
     m.value.data = val, m.value.len = vlen;
     m.lock_epoch = epoch;
     m.read_ts = read_ts;
+    m.range_id = replica_id(r);
     pb_reply(req, &m.base);
     free(val);
 }
@@ -189,6 +239,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
     m.rows = a.v;
     m.lock_epoch = epoch;
     m.read_ts = read_ts;
+    m.range_id = replica_id(r);
     pb_reply(req, &m.base);
     free(resume);
     kv_rows_free(&a);
@@ -202,6 +253,14 @@ static tx_txn *txn_enter(txn_service *s, tx_range *rg, rpc_req *req, tx_kind kin
                          const Meridian__Txn__TxnMeta *meta)
 {
     tx_txn *t = tx_txn_find(rg, meta->id);
+    if (meta->lock_range && meta->lock_range != rg->range_id) {
+        /* Locks in two ranges need a commit that checks both: 2PC. */
+        txs_fail(s, rg->r, req, kind, MERR_UNSUPPORTED,
+                 "a read-write transaction over more than one range: multi-range transactions "
+                 "arrive with 2PC",
+                 0);
+        return NULL;
+    }
     if (meta->lock_epoch && meta->lock_epoch != rg->epoch) {
         txs_fail(s, rg->r, req, kind, MERR_ABORTED,
                  "the transaction's locks were taken under an earlier lease and are gone", 1);
@@ -531,7 +590,7 @@ static void on_scan(void *arg, rpc_req *req)
         rc = MERR_INVALID;
         why = "a transaction id is required";
     }
-    if (!rc) rc = route(s, pk->lo.data, pk->lo.len, &r, &why);
+    if (!rc) rc = route_scan(s, pk, q->reverse, &r, &why);
     if (rc) {
         txs_fail(s, r, req, TX_SCAN, rc, why, 0);
         if (pk)
@@ -597,9 +656,11 @@ static void on_commit(void *arg, rpc_req *req)
             rc = MERR_INVALID;
             why = "bad key or value size (keys must not start with 0x00)";
         } else if (!replica_contains(r, m->key.data, m->key.len)) {
-            rc = MERR_INVALID;
-            why = "the transaction touches more than one range: multi-range transactions are not "
-                  "supported yet";
+            /* The hook for 2PC: the client groups its writes by range
+             * (txn_client.c); a commit naming several goes here. */
+            rc = MERR_UNSUPPORTED;
+            why = "the transaction writes to more than one range: multi-range commit arrives "
+                  "with 2PC";
         }
     }
     tx_range *rg = NULL;

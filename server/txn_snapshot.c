@@ -28,7 +28,7 @@ static void snapshot_reply(txn_service *s, replica *r, tx_parked *pk, uint64_t a
     } else {
         Meridian__Txn__ScanRequest *q = pk->q;
         txs_reply_scan(s, r, pk->req, &pk->lo, &pk->hi, pk->to_end, q->reverse, txs_scan_limit(q),
-                       0, at, 0, at);
+                       pk->truncated, at, 0, at);
     }
 }
 

@@ -35,7 +35,11 @@ static int ballot_eq(paxos_ballot a, paxos_ballot b)
 int tx_range_valid(tx_range *rg)
 {
     paxos_group *g = replica_group(rg->r);
-    return paxos_get_role(g) == PAXOS_LEADER && ballot_eq(rg->ballot, paxos_get_ballot(g));
+    /* After a split or merge the locks cover a span the range no longer
+     * (or not only) has: the table ends, its transactions abort and retry
+     * on the new routes. */
+    return paxos_get_role(g) == PAXOS_LEADER && ballot_eq(rg->ballot, paxos_get_ballot(g)) &&
+           rg->generation == replica_generation(rg->r);
 }
 
 tx_range *tx_range_find(txn_service *s, uint64_t range_id)
@@ -64,6 +68,7 @@ tx_range *tx_range_for(txn_service *s, replica *r)
     rg->r = r;
     rg->range_id = replica_id(r);
     rg->ballot = paxos_get_ballot(replica_group(r));
+    rg->generation = replica_generation(r);
     /* A timestamp names the table: unique on this node (the HLC never
      * repeats, also across restarts) and, leases being disjoint, larger
      * than any earlier leaseholder's. */
@@ -239,7 +244,8 @@ void tx_sweep(txn_service *s)
                    "range=%" PRIu64 " role=%s ballot=%" PRIu64 ".%u table_ballot=%" PRIu64 ".%u",
                    rg->range_id, paxos_role_name(paxos_get_role(g)), b.round, (unsigned)b.node,
                    rg->ballot.round, (unsigned)rg->ballot.node);
-            tx_range_drop(rg, "this node lost leadership: the transaction's locks are gone");
+            tx_range_drop(rg, "this node lost leadership or the range split: the transaction's "
+                              "locks are gone");
             continue;
         }
         size_t open = 0;

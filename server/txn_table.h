@@ -59,6 +59,7 @@ typedef struct tx_range {
     uint64_t range_id;
     replica *r;
     paxos_ballot ballot; /* the table is valid only under this ballot */
+    uint64_t generation; /* ... and this range generation (a split/merge ends it) */
     uint64_t epoch;      /* names this table; returned with locking reads */
     txn_lock_table *lt;
     txn_lock_out out;

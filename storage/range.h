@@ -202,6 +202,11 @@ int range_list_intents(range *r, range_intent_fn fn, void *arg, size_t *n);
 int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_range_id,
                 const char *right_path, uint64_t slot);
 
+/* Resets the applied counter of a range split off by range_split (it
+ * inherits the parent's slot) to 0, for a new Paxos group whose log starts
+ * over. The caller knows the group has applied nothing of its own yet. */
+int range_reset_applied(range *r);
+
 /* Merges the adjacent right range (left.end == right.start) into r as slot
  * `slot`; the right database is deleted. Generation = max of both + 1. The
  * right handle is consumed (closed) in every case; it must not be open

@@ -366,3 +366,21 @@ int range_recover(range *r)
     mbuf_free(&p.key);
     return rc;
 }
+
+int range_reset_applied(range *r)
+{
+    if (r->corrupt) return merr_set(&r->err, MERR_CORRUPT, "range %s is marked corrupt", r->path);
+    if (r->applied == 0) return 0;
+    int rc = range_begin(r);
+    if (rc) return rc;
+    uint64_t old = r->applied;
+    r->applied = 0;
+    rc = range_meta_save(r);
+    if (!rc) rc = range_commit(r);
+    if (rc) {
+        range_rollback(r);
+        r->applied = old;
+        return rc;
+    }
+    return range_sync(r, NULL);
+}
