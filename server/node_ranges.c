@@ -161,7 +161,7 @@ static void on_alloc_reply(void *arg, int code, const char *msg, const uint8_t *
 static void alloc_id(node_ranges *nr, alloc_cb cb, void *arg)
 {
     replica *r1 = host_find(H(nr), NODE_GENESIS_RANGE);
-    if (r1 && replica_is_leaseholder(r1)) {
+    if (r1 && replica_lease_check(r1)) {
         alloc_local(nr, r1, cb, arg);
         return;
     }
@@ -221,7 +221,7 @@ static void on_alloc(void *arg, rpc_req *req)
     *q = (alloc_req){nr, req};
     if (!r1)
         reply_alloc(q, MERR_NOTFOUND, "no replica of range 1 on this node", 0);
-    else if (!replica_is_leaseholder(r1))
+    else if (!replica_lease_check(r1))
         reply_alloc(q, MERR_NOT_LEADER, "not range 1's leaseholder", 0);
     else
         alloc_local(nr, r1, reply_alloc, q);
@@ -337,7 +337,7 @@ static void on_split(void *arg, rpc_req *req)
         split_reply(c, 0, NULL);
         return;
     }
-    if (!replica_is_leaseholder(r)) {
+    if (!replica_lease_check(r)) {
         split_reply(c, MERR_NOT_LEADER, "this replica does not hold the lease");
         return;
     }
@@ -514,7 +514,7 @@ static void dir_send(node_ranges *nr, dir_write *w)
     merr e = {0};
     nr->dir_inflight = 1;
     nr->refs++;
-    if (replica_is_leaseholder(r1)) {
+    if (replica_lease_check(r1)) {
         range_write ws[DIR_WRITES];
         for (size_t i = 0; i < w->n; i++)
             ws[i] = (range_write){
@@ -563,7 +563,7 @@ static void dir_refresh(node_ranges *nr)
     w->nr = nr;
     for (size_t i = 0; i < h->nreps && w->n < DIR_WRITES; i++) {
         replica *r = h->reps[i];
-        if (!replica_is_leaseholder(r)) continue;
+        if (!replica_is_lease_owner(r)) continue;
         range_desc_pb dp;
         range_desc_fill(r, &dp);
         uint8_t *val = NULL;
@@ -607,7 +607,7 @@ static void nudge_quiet_groups(node_ranges *nr)
     host *h = H(nr);
     for (size_t i = 0; i < h->nreps; i++) {
         replica *r = h->reps[i];
-        if (!paxos_get_quiesced(replica_group(r)) || !replica_is_leaseholder(r)) continue;
+        if (!paxos_get_quiesced(replica_group(r)) || !replica_is_lease_owner(r)) continue;
         merr e = {0};
         nr->refs++;
         if (replica_write(r, NULL, 0, mtime_mono_ns() + SPLIT_WAIT, on_nudged, nr, &e)) nr->refs--;

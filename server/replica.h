@@ -107,6 +107,9 @@ void replica_lease_poll(replica *r, int64_t now_mono_ns);
 int replica_is_lease_owner(replica *r);
 /* Starts a renewal if this quiet leader's lease lapsed (nobody waits for it). */
 void replica_lease_nudge(replica *r);
+/* 1 while this replica holds a valid lease; else nudges a quiet leader to renew
+ * (the caller answers NOT_LEADER; the retry finds the lease) and says 0. */
+int replica_lease_check(replica *r);
 /* Feeds PAXOS_EV_LIVENESS for every live voter while the group is quiet. */
 void replica_feed_liveness(replica *r);
 /* A replica gone to sleep closes its SQLite handle (and page cache, and

@@ -132,6 +132,13 @@ void replica_lease_nudge(replica *r)
     replica_lease_wait(r, 0, nudged, NULL);
 }
 
+int replica_lease_check(replica *r)
+{
+    if (replica_is_leaseholder(r)) return 1;
+    replica_lease_nudge(r);
+    return replica_is_leaseholder(r);
+}
+
 void replica_store_sleep(replica *r)
 {
     if (!r->store || r->job || r->h->nreps <= REPLICA_OPEN_IDLE_MAX) return;

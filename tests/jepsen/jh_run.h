@@ -77,7 +77,7 @@ int jh_cluster_load(jh_cluster *c, merr *e);
 int jh_tool(jh_cluster *c, char *const argv[], char *out, size_t cap);
 /* --split N: pre-splits the workload's table through `meridian debug split`
  * when the binary has it; otherwise says the run is single-range. */
-int jh_split(jh_run *r, int n, merr *e);
+int jh_split(jh_worker *w, int n, merr *e);
 
 /* ---- the nemesis ---- */
 

@@ -239,7 +239,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!strcmp(run.wl->name, "bank")) printf("bank_total %" PRId64 "\n", accounts * balance);
-    if (split > 0 && jh_split(&run, (int)split, &e)) {
+    if (split > 0 && jh_split(&ws[0], (int)split, &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         goto out;
     }

@@ -27,9 +27,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/buf.h"
+#include "common/keycodec.h"
 #include "common/mtime.h"
 #include "include/meridian.h"
 #include "tests/jepsen/jh_run.h"
+
+/* sql/sql_int.h SQL_PRIMARY_INDEX: the index id of every table's rows. */
+#define JH_SQL_PRIMARY_INDEX 1
 
 enum {
     S_BEGIN,
@@ -478,8 +483,25 @@ int jh_la_final(jh_worker *w, merr *e)
 
 /* ---- --split ---- */
 
-int jh_split(jh_run *r, int n, merr *e)
+/* The table's id from the catalog view, over w's connection. */
+static int table_id(jh_worker *w, const char *table, int64_t *id, merr *e)
 {
+    if (conn(w, e)) return -1;
+    meridian_stmt *st = NULL;
+    if (meridian_prepare(w->sql->db, "SELECT table_id FROM meridian_tables WHERE name = ?1", -1,
+                         &st, NULL) != MERIDIAN_OK)
+        return merr_set(e, MERR_UNAVAILABLE, "meridian_tables: %s", meridian_errmsg(w->sql->db));
+    meridian_bind_text(st, 1, table, -1);
+    int rc = meridian_step(st);
+    if (rc == MERIDIAN_ROW) *id = meridian_column_int64(st, 0);
+    meridian_finalize(st);
+    if (rc != MERIDIAN_ROW) return merr_set(e, MERR_NOTFOUND, "table %s not in the catalog", table);
+    return 0;
+}
+
+int jh_split(jh_worker *w, int n, merr *e)
+{
+    jh_run *r = w->run;
     jh_cluster *c = &r->cluster;
     int bank = !strcmp(r->wl->name, "bank");
     if (!bank && strcmp(r->wl->name, "list-append"))
@@ -494,19 +516,29 @@ int jh_split(jh_run *r, int n, merr *e)
         return 0;
     }
     /* Split points spread over the accounts, or over the first list-append
-     * key windows. The command's form is the one planned for it; adapt here
-     * if the one that lands differs. */
+     * key windows. A row's key is (table id, primary index, integer key) in
+     * the key codec (docs/sql.md, sql/row.c). */
     const char *table = bank ? "jp_bank" : "jp_la";
+    int64_t tid = 0;
+    if (table_id(w, table, &tid, e)) return -1;
     int64_t span = bank ? r->accounts : (int64_t)r->keys * 4;
     for (int i = 1; i < n; i++) {
-        char at[32];
-        snprintf(at, sizeof(at), "%" PRId64, span * i / n);
-        char *argv[] = {
-            (char *)c->bin, "debug",       "split", "--insecure", "--host", (char *)r->hosts[0],
-            "--table",      (char *)table, "--at",  at,           NULL};
+        int64_t at = span * i / n;
+        mkey_val v[3] = {mkey_int(tid, 0), mkey_int(JH_SQL_PRIMARY_INDEX, 0), mkey_int(at, 0)};
+        mbuf k = MBUF_INIT;
+        if (mkey_encode(v, 3, &k)) {
+            mbuf_free(&k);
+            return merr_set(e, MERR_NOMEM, "out of memory");
+        }
+        char hex[2 + 2 * 64 + 1] = "0x";
+        for (size_t j = 0; j < k.len && j < 64; j++)
+            snprintf(hex + 2 + 2 * j, 3, "%02x", k.data[j]);
+        mbuf_free(&k);
+        char *argv[] = {(char *)c->bin,      "debug", "split", "--insecure", "--host",
+                        (char *)r->hosts[0], "--key", hex,     NULL};
         if (jh_tool(c, argv, NULL, 0) != 0)
             return merr_set(e, MERR_UNAVAILABLE,
-                            "meridian debug split --table %s --at %s failed (see the log)", table,
+                            "meridian debug split of %s at %" PRId64 " failed (see the log)", table,
                             at);
     }
     printf("split %d\n", n);
