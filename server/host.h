@@ -86,6 +86,7 @@ struct host {
      * snap_every and drops the size rule. */
     uint64_t snap_every;
     int snap_size_rule;
+    struct host_clock *clk; /* restart wait and peer offset check (host_clock.c) */
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica
@@ -117,5 +118,14 @@ uint64_t host_batch_id(host *h);
 void host_metrics_render(host *h, mbuf *out);
 /* Sends one Paxos message to its destination node. */
 void host_send(host *h, const paxos_msg *m);
+
+/* host_clock.c: when this node must not use its clock although the source
+ * vouches for it — until the wall clock passed the previous run's HLC mark,
+ * and while its offset to a majority of peers is beyond the bounds
+ * (timesvc/offset_check.h). host_now() fails with MERR_CLOCK then. */
+int host_clock_start(host *h, merr *e);
+void host_clock_stop(host *h);
+int host_clock_gate(host *h, const tt_interval *tt, merr *e);
+void host_clock_metrics(host *h, mbuf *out);
 
 #endif
