@@ -112,6 +112,9 @@ typedef struct session_executor {
     /* Optional (loop thread, right after open): the session's id, for
      * executors that list their sessions (the meridian_sessions view). */
     void (*session_id)(void *ctx, uint64_t id);
+    /* Optional (worker, before each exec): the statement's deadline (Unix
+     * µs, 0 = none), which every KV call the statement makes must respect. */
+    void (*set_deadline)(void *ctx, int64_t deadline_us);
 } session_executor;
 
 typedef struct session_service session_service;

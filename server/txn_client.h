@@ -56,5 +56,8 @@ void txn_client_cancel(txn_client *c);
 void txn_client_clear_cancel(txn_client *c);
 /* How long one operation may take, retries included (default 30 s). */
 void txn_client_set_timeout(txn_client *c, int64_t ns);
+/* The running statement's deadline (Unix µs, 0 = none): no call but a
+ * rollback outlasts it, so statement_timeout bounds a stuck transaction too. */
+void txn_client_set_deadline(txn_client *c, int64_t deadline_us);
 
 #endif
