@@ -277,6 +277,7 @@ static void on_tick(uv_timer_t *t)
         replica_tick(h->reps[i]);
         replica_expire(h->reps[i], now);
     }
+    replica_retry_paused(h, now);
 }
 
 /* ---- address book ---- */

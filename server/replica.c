@@ -288,9 +288,10 @@ static void handle_update(replica *r, paxos_update *u)
         }
         if (!rc && u->truncate_upto)
             rc = logstore_batch_truncate(b, r->range_id, u->truncate_upto + 1);
-        if (!rc)
+        if (!rc) {
             rc = host_persist(h, r, b, bid, u->persist_seq);
-        else if (b)
+            if (!rc) r->inflight++;
+        } else if (b)
             logstore_batch_free(b);
         if (rc) {
             /* Without durability this acceptor must not answer: stop it. */
@@ -364,6 +365,13 @@ void replica_campaign(replica *r)
 
 void replica_persisted(replica *r, uint64_t seq, int status)
 {
+    if (r->inflight) r->inflight--;
+    if (status == MERR_NOSPACE || (status && r->broken == REPLICA_PAUSED)) {
+        fail_pending(r, status, "log store write failed: no space");
+        replica_pause_for_disk(r, status);
+        return;
+    }
+    if (!status) r->retry_backoff_ns = 0;
     if (status) {
         MLOG_E(MOD, "log store write failed: replica stops", "range=%" PRIu64 " error=%s",
                r->range_id, merr_str(status));

@@ -73,4 +73,9 @@ void replica_expire(replica *r, int64_t now_mono_ns);
 /* For the host's commit-wait queue. */
 void replica_commit_waited(replica_wait *w, int status);
 
+/* replica_retry.c (host tick): a replica paused after a failed log write (no
+ * space) rebuilds itself from its durable state once its back-off passed;
+ * if the disk is still full the next write pauses it again. */
+void replica_retry_paused(host *h, int64_t now_mono_ns);
+
 #endif

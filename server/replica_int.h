@@ -30,7 +30,18 @@ struct replica {
     uint64_t log_bytes;     /* bytes of entries chosen since the last snapshot */
     uint64_t snap_len;      /* size of the last snapshot taken or installed */
     struct snap_job *job;   /* a snapshot being read on a worker thread */
+    /* A log write failed for lack of space (broken == REPLICA_PAUSED): the
+     * replica rebuilds itself from its durable state at retry_at_ns
+     * (replica_retry.c). inflight counts its batches in the log store. */
+    int64_t retry_at_ns, retry_backoff_ns;
+    uint32_t inflight;
 };
+
+#define REPLICA_PAUSED 2 /* r->broken: paused after a full disk, retrying */
+
+/* replica_retry.c: a log write of r failed with no space (its pending
+ * writes were failed): pause r, retry later. */
+void replica_pause_for_disk(replica *r, int status);
 
 /* Hard state blob (the log store's per-group hard state):
  *   [promised.round u64][promised.node u32][genesis members]
