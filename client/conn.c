@@ -161,7 +161,9 @@ int client_call(meridian *db, const char *method, const ProtobufCMessage *req, u
 {
     ccall c;
     *sent_nothing = 0;
-    int rc = raw_call(db, method, req, 0, &c);
+    /* statement_timeout bounds preparing a statement too (the gateway may
+     * read the catalog); the deadline travels with the request. */
+    int rc = raw_call(db, method, req, db->stmt_timeout_ns, &c);
     if (rc) {
         *sent_nothing = rc == MERR_UNAVAILABLE;
         return client_rpc_failed(db, rc, "not sent");

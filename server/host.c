@@ -273,6 +273,7 @@ static void on_tick(uv_timer_t *t)
     host *h = t->data;
     h->ticks++;
     host_liveness_tick(h); /* ticks the awake replicas only */
+    replica_retry_paused(h, mtime_mono_ns());
 }
 
 /* ---- address book ---- */
@@ -368,7 +369,8 @@ int host_add(host *h, replica *r)
 
 int host_now(host *h, tt_interval *tt, merr *e)
 {
-    return tt_now(&h->clock, tt, e);
+    int rc = tt_now(&h->clock, tt, e);
+    return rc ? rc : host_clock_gate(h, tt, e);
 }
 
 void host_set_node_id(host *h, uint64_t node_id)
@@ -414,6 +416,7 @@ void host_metrics_render(host *h, mbuf *out)
                 "meridian_clock_source{source=\"%s\"} 1\n",
                 (double)tt.epsilon_ns / 1e9, tt_status_name(tt.status),
                 tt_source_name(h->clock.cfg.source));
+    host_clock_metrics(h, out);
     mbuf_printf(out, "# TYPE meridian_range_leaseholder gauge\n"
                      "# TYPE meridian_range_voters gauge\n"
                      "# TYPE meridian_range_applied_slot gauge\n"
@@ -509,6 +512,7 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
      * hlc_now() on the loop never waits for an fsync in steady state. */
     if ((rc = hlc_keeper_start(&h->keeper, h->loop, &h->hlc, &h->clock, e))) return rc;
     h->hlc_keeper_on = 1;
+    if ((rc = host_clock_start(h, e))) return rc;
     uv_async_init(h->loop, &h->ls_async, on_ls_async);
     h->ls_async.data = h;
     logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h};
@@ -577,6 +581,7 @@ void host_close(host *h)
 {
     if (h->closing) return;
     h->closing = 1;
+    host_clock_stop(h);
     host_priv *pv = PRIV(h);
     if (uv_is_active((uv_handle_t *)&h->tick) || h->tick.data)
         uv_close((uv_handle_t *)&h->tick, NULL);

@@ -88,6 +88,7 @@ struct host {
     int snap_size_rule;
     struct host_live *live; /* node liveness and the tick set (host_liveness.c) */
     uint64_t kv_not_leader; /* kv answers NOT_LEADER (clients then retry elsewhere) */
+    struct host_clock *clk; /* restart wait and peer offset check (host_clock.c) */
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica
@@ -142,5 +143,13 @@ void host_wake(host *h, replica *r);
 void host_sleep(host *h, replica *r);
 size_t host_awake_count(host *h);
 void host_liveness_metrics(host *h, mbuf *out);
+/* host_clock.c: when this node must not use its clock although the source
+ * vouches for it — until the wall clock passed the previous run's HLC mark,
+ * and while its offset to a majority of peers is beyond the bounds
+ * (timesvc/offset_check.h). host_now() fails with MERR_CLOCK then. */
+int host_clock_start(host *h, merr *e);
+void host_clock_stop(host *h);
+int host_clock_gate(host *h, const tt_interval *tt, merr *e);
+void host_clock_metrics(host *h, mbuf *out);
 
 #endif

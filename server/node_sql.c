@@ -45,6 +45,11 @@ static void txn_cancel(void *kv, int on)
         txn_client_clear_cancel(kv);
 }
 
+static void txn_deadline(void *kv, int64_t deadline_us)
+{
+    txn_client_set_deadline(kv, deadline_us);
+}
+
 int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
 {
     if (n->cfg.testing_sql_memory) {
@@ -62,6 +67,7 @@ int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
     n->sql_cfg.kv_open = txn_open;
     n->sql_cfg.kv_close = txn_close;
     n->sql_cfg.kv_cancel = txn_cancel;
+    n->sql_cfg.kv_deadline = txn_deadline;
     *ops = txn_client_kv_ops();
     *ctx = n;
     return 0;

@@ -216,12 +216,30 @@ static int batch_fits(replica *r, const range_batch *b)
     return 1;
 }
 
+/* Feeds the applied timestamps into the node's HLC. A leaseholder's ts can
+ * be ahead of true time by its clock error (up to 2ε before commit-wait ends);
+ * a lease handed off early (transfer) lets the next leaseholder stamp writes
+ * while those are still ahead of its own clock. Without this, its later
+ * writes got lower timestamps and strong reads kept returning the older
+ * value (docs/jepsen.md finding 2). */
+static void replica_observe_applied(replica *r, const range_batch *b, size_t n)
+{
+    hlc_ts top = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i].ts > top) top = b[i].ts;
+    merr e = {0};
+    if (hlc_observe(&r->h->hlc, top, &e))
+        MLOG_W(MOD, "cannot store the clock mark past an applied timestamp",
+               "range=%" PRIu64 " error=\"%s\"", r->range_id, e.msg);
+}
+
 /* Applies the set in one storage transaction (one commit instead of one per
  * proposal), starts the commit-wait of the writes this replica proposed,
  * and empties the set. */
 static int apply_flush(replica *r, apply_set *as)
 {
     int rc = as->n ? range_apply_many(r->store, as->b, as->slots, as->n, NULL) : 0;
+    if (!rc && as->n) replica_observe_applied(r, as->b, as->n);
     for (size_t i = 0; !rc && i < as->n; i++) {
         r->h->applied_entries++;
         pending_write *p = replica_take_pending(r, as->ids[i]);
@@ -330,9 +348,10 @@ static void handle_update(replica *r, paxos_update *u)
         }
         if (!rc && u->truncate_upto)
             rc = logstore_batch_truncate(b, r->range_id, u->truncate_upto + 1);
-        if (!rc)
+        if (!rc) {
             rc = host_persist(h, r, b, bid, u->persist_seq);
-        else if (b)
+            if (!rc) r->inflight++;
+        } else if (b)
             logstore_batch_free(b);
         if (rc) {
             /* Without durability this acceptor must not answer: stop it. */
@@ -407,6 +426,13 @@ void replica_campaign(replica *r)
 
 void replica_persisted(replica *r, uint64_t seq, int status)
 {
+    if (r->inflight) r->inflight--;
+    if (status == MERR_NOSPACE || (status && r->broken == REPLICA_PAUSED)) {
+        fail_pending(r, status, "log store write failed: no space");
+        replica_pause_for_disk(r, status);
+        return;
+    }
+    if (!status) r->retry_backoff_ns = 0;
     if (status) {
         MLOG_E(MOD, "log store write failed: replica stops", "range=%" PRIu64 " error=%s",
                r->range_id, merr_str(status));

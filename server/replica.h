@@ -121,5 +121,9 @@ void replica_store_sleep(replica *r);
 /* 1 when nothing needs ticks: the group is quiet and its voters' nodes are
  * live, and no write or lease waiter is pending. */
 int replica_may_sleep(replica *r);
+/* replica_retry.c (host tick): a replica paused after a failed log write (no
+ * space) rebuilds itself from its durable state once its back-off passed;
+ * if the disk is still full the next write pauses it again. */
+void replica_retry_paused(host *h, int64_t now_mono_ns);
 
 #endif

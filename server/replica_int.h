@@ -33,7 +33,18 @@ struct replica {
     struct snap_job *job;               /* a snapshot being read on a worker thread */
     struct lease_waiter *lease_waiters; /* parked until the lease is valid (replica_lease.c) */
     int awake;                          /* in the host's tick set (host_liveness.c) */
+    /* A log write failed for lack of space (broken == REPLICA_PAUSED): the
+     * replica rebuilds itself from its durable state at retry_at_ns
+     * (replica_retry.c). inflight counts its batches in the log store. */
+    int64_t retry_at_ns, retry_backoff_ns;
+    uint32_t inflight;
 };
+
+#define REPLICA_PAUSED 2 /* r->broken: paused after a full disk, retrying */
+
+/* replica_retry.c: a log write of r failed with no space (its pending
+ * writes were failed): pause r, retry later. */
+void replica_pause_for_disk(replica *r, int status);
 
 /* Hard state blob (the log store's per-group hard state):
  *   [promised.round u64][promised.node u32][genesis members]

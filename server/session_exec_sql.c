@@ -46,6 +46,7 @@ typedef struct sx_ctx {
     char *stmt_text;        /* the statement running, or the last one run */
     const void *stmt_shown; /* whose text stmt_text is (worker only) */
     int running, in_txn;
+    int64_t deadline_us; /* the running statement's (0 = none) */
 } sx_ctx;
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -179,6 +180,13 @@ static int sx_set(void *ctx, const session_settings *s, sexec_error *err)
     return 0;
 }
 
+static void sx_set_deadline(void *ctx, int64_t deadline_us)
+{
+    sx_ctx *c = ctx;
+    c->deadline_us = deadline_us;
+    if (c->kv && c->cfg->kv_deadline) c->cfg->kv_deadline(c->kv, deadline_us);
+}
+
 /* The SQL session, made on first use: with a per-session KV, making its
  * context may block (a client connecting), which open on the loop must not. */
 static int ensure_session(sx_ctx *c, sexec_error *err)
@@ -190,6 +198,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
         if (c->cfg->kv_open(c->cfg->kv_ctx, &c->kv, &m)) return map_err(c, NULL, &m, -1, err);
         kv = c->kv;
         atomic_store(&c->cancel_kv, c->kv);
+        if (c->cfg->kv_deadline) c->cfg->kv_deadline(c->kv, c->deadline_us);
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
@@ -334,8 +343,12 @@ static int sx_step(void *stmt, sexec_error *err)
         c->changes = dml ? sql_session_changes(c->s) : 0;
         return SEXEC_DONE;
     }
-    if (atomic_load(&c->cancel)) m.code = MERR_CANCELED;
+    /* Past the statement's deadline a failure is its timeout (the KV gave
+     * up at the same deadline), as when the client's cancel arrives first. */
+    int timed_out = c->deadline_us && mtime_real_ns() / 1000 >= c->deadline_us;
+    if (atomic_load(&c->cancel) || timed_out) m.code = MERR_CANCELED;
     int code = map_err(c, x->st, &m, -1, err);
+    if (timed_out) snprintf(err->msg, sizeof(err->msg), "statement timeout exceeded");
     if (code == SEXEC_ABORT && in_txn && !ends_txn(x->st)) {
         /* The layer has rolled back already when it reports an abort; make
          * sure, and hold the transaction FAILED until the client ends it. */
@@ -482,4 +495,5 @@ void session_exec_sql(session_executor *ex, session_exec_sql_config *cfg)
     ex->close = sx_close;
     ex->session_id = sx_session_id;
     ex->user_verifier = sx_user_verifier;
+    ex->set_deadline = sx_set_deadline;
 }

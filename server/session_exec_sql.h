@@ -29,6 +29,9 @@ typedef struct session_exec_sql_config {
      * statement blocked in the KV (a lock wait) is not at a VM step, where
      * the deadline hook would see the cancel. */
     void (*kv_cancel)(void *session_kv, int on);
+    /* Optional: bound every call of the session KV by the running
+     * statement's deadline (Unix µs, 0 = none; the session's thread). */
+    void (*kv_deadline)(void *session_kv, int64_t deadline_us);
     char refusal[512]; /* as long as an merr message */
     /* Optional: what the cluster system views read (sql/cluster.h). */
     const sql_cluster_ops *cluster;

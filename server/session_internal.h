@@ -42,6 +42,7 @@ typedef struct sjob {
     mbuf out;        /* batch, then reply payload */
     int code;        /* rpc-level error (MERR_*) */
     char msg[128];
+    int64_t deadline_us; /* the caller's (statement_timeout), Unix µs; 0 = none */
 } sjob;
 
 typedef struct sstmt {

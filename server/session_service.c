@@ -354,6 +354,7 @@ static void h_queued(session_service *svc, rpc_req *req, int kind)
         return;
     }
     j->seq = seq;
+    j->deadline_us = req->deadline_us;
     if (kind == J_EXEC) {
         rpc_req_on_cancel(req, on_req_cancel, j);
         rpc_stream_on_writable(req, on_writable, j);

@@ -118,6 +118,9 @@ typedef struct session_executor {
      * has no password), *found = 0 for unknown users. Worker thread. */
     int (*user_verifier)(void *ctx, const char *user, char *out, size_t cap, int *found,
                          sexec_error *err);
+    /* Optional (worker, before each exec): the statement's deadline (Unix
+     * µs, 0 = none), which every KV call the statement makes must respect. */
+    void (*set_deadline)(void *ctx, int64_t deadline_us);
 } session_executor;
 
 typedef struct session_service session_service;

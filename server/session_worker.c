@@ -278,6 +278,10 @@ void *session_worker_main(void *arg)
         ss->running = j;
         pthread_mutex_unlock(&ss->mu);
         int kind = j->kind;
+        /* Every job runs under its caller's deadline (statement_timeout),
+         * never under the previous job's. */
+        const session_executor *ex = ss->svc->ex;
+        if (ex->set_deadline && ss->ctx) ex->set_deadline(ss->ctx, j->deadline_us);
         switch (kind) {
         case J_PREPARE: run_prepare(j); break;
         case J_EXEC: run_exec(j); break;

@@ -124,6 +124,13 @@ void txn_client_set_timeout(txn_client *c, int64_t ns)
     c->timeout_ns = ns > 0 ? ns : 30 * MTIME_S;
 }
 
+void txn_client_set_deadline(txn_client *c, int64_t deadline_us)
+{
+    /* The caller's clock is Unix time; calls measure monotonic time. */
+    c->stmt_deadline_ns =
+        deadline_us ? mtime_mono_ns() + (deadline_us * 1000 - mtime_real_ns()) : 0;
+}
+
 /* ---- calls ---- */
 
 static const Meridian__Kv__Error *err_of(const ProtobufCMessage *m, int *aborted)
@@ -166,6 +173,16 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
     /* Reads may be cut short by a cancel; commits and rollbacks never are
      * (a commit is resolved by a rollback instead: txn_client_cancel). */
     int reads = !strcmp(method, "txn.Get") || !strcmp(method, "txn.Scan");
+    /* The statement's deadline bounds every call but a rollback (it cleans
+     * up after a statement cut short, on its own budget). A read cut short
+     * is a cancel, as the client's own deadline would make it; a commit's
+     * outcome is unknown. */
+    if (c->stmt_deadline_ns && c->stmt_deadline_ns < deadline && strcmp(method, "txn.Rollback")) {
+        deadline = c->stmt_deadline_ns;
+        rc = reads ? merr_set(e, MERR_CANCELED, "%s: statement timeout", method)
+                   : merr_set(e, MERR_TIMEOUT, "%s: statement timeout: its outcome is unknown",
+                              method);
+    }
     while (mtime_mono_ns() < deadline) {
         mbuf reply = MBUF_INIT;
         merr ce = {0};

@@ -60,5 +60,8 @@ void txn_client_set_timeout(txn_client *c, int64_t ns);
  * commit): a write past it fails with MERR_TOOBIG and the statement with
  * it; the session and the node go on. 0 = no cap (--max-session-memory). */
 void txn_client_set_write_limit(txn_client *c, size_t bytes);
+/* The running statement's deadline (Unix µs, 0 = none): no call but a
+ * rollback outlasts it, so statement_timeout bounds a stuck transaction too. */
+void txn_client_set_deadline(txn_client *c, int64_t deadline_us);
 
 #endif

@@ -24,6 +24,7 @@ struct txn_client {
     cli_rpc *rpc;
     uint64_t next_prio;
     int64_t timeout_ns;
+    int64_t stmt_deadline_ns; /* monotonic; 0 = none (txn_client_set_deadline) */
     /* Cancellation (txn_client_cancel, any thread): mu guards the rpc
      * pointer against reconnects and the commit's rollback request. */
     pthread_mutex_t mu;

@@ -238,6 +238,15 @@ int hlc_update(hlc *h, hlc_ts received, int64_t latest_ns, hlc_ts *out, merr *e)
     return 0;
 }
 
+int hlc_observe(hlc *h, hlc_ts applied, merr *e)
+{
+    if (applied <= h->last) return 0;
+    /* Adopted even if the mark cannot be stored: hlc_now then fails (its own
+     * cover() retries the save) rather than stamp below what we applied. */
+    h->last = applied;
+    return cover(h, applied, e);
+}
+
 int64_t hlc_restart_wait_ns(const hlc *h, int64_t phys_ns)
 {
     int64_t hw_ns = hlc_physical_ns(h->restored_hw);

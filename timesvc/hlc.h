@@ -115,6 +115,12 @@ int hlc_now(hlc *h, int64_t phys_ns, hlc_ts *out, merr *e);
  * latest_ns is our clock's upper bound (tt_interval.latest_ns). out may be
  * NULL; it gets the clock's new value. */
 int hlc_update(hlc *h, hlc_ts received, int64_t latest_ns, hlc_ts *out, merr *e);
+/* Observes the timestamp of an entry this node applied from the replicated
+ * log. Unlike hlc_update there is no max_offset check: the entry is chosen
+ * whatever we think of its clock, and a replica that later leads the range
+ * must stamp above it or MVCC would order newer writes under older ones.
+ * (A clock far off is caught by the offset check, not here.) */
+int hlc_observe(hlc *h, hlc_ts applied, merr *e);
 /* How long the wall clock still needs to pass the previous run's mark (0 once
  * it has): a restarted node waits this out before it takes leases, so that
  * its timestamps are not ahead of real time. */

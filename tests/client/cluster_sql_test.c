@@ -11,6 +11,11 @@
  *                    older transaction commits, the canceled write is gone
  *   scan HOST        prints count(*) of the table `big` that `timeout`
  *                    made (the script counts the rpc messages it took)
+ *   stuck HOST       with the other nodes down (no quorum), a write with
+ *                    statement_timeout=2s fails, and the gateway's session
+ *                    is free again: the next statement does not queue
+ *                    behind the stuck one for the transaction client's own
+ *                    30 s budget
  *
  * Waits poll a condition with a generous limit that only guards hangs. */
 #include <pthread.h>
@@ -212,10 +217,29 @@ static int test_scan(const char *host)
     return fails;
 }
 
+static int test_stuck(const char *host)
+{
+    meridian *db = connect(host, "statement_timeout=2s");
+    double t0 = now_s();
+    int rc = exec(db, "INSERT INTO big VALUES (-1, 'stuck')");
+    CHECK(rc != 0, "a write without a quorum cannot succeed");
+    fprintf(stderr, "  stuck write: %s\n", meridian_errmsg(db));
+    /* SELECT 1 needs no quorum; it runs once the session's worker is free. */
+    int64_t v = one(db, "SELECT 1");
+    double took = now_s() - t0;
+    fprintf(stderr, "  write + next statement: %.1f s\n", took);
+    /* 15 s: far above 2 s of budget plus retries, far below the 30 s the
+     * transaction client allows a call when nothing bounds it. */
+    CHECK(took < 15, "the stuck write held the session for %.1f s", took);
+    (void)v;
+    meridian_close(db);
+    return fails;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s timeout|interrupt|lockwait|scan HOST\n", argv[0]);
+        fprintf(stderr, "usage: %s timeout|interrupt|lockwait|scan|stuck HOST\n", argv[0]);
         return 2;
     }
     const char *host = argv[2];
@@ -223,6 +247,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "interrupt")) return test_interrupt(host) ? 1 : 0;
     if (!strcmp(argv[1], "lockwait")) return test_lockwait(host) ? 1 : 0;
     if (!strcmp(argv[1], "scan")) return test_scan(host) ? 1 : 0;
+    if (!strcmp(argv[1], "stuck")) return test_stuck(host) ? 1 : 0;
     fprintf(stderr, "unknown test %s\n", argv[1]);
     return 2;
 }

@@ -4,7 +4,8 @@
 # running statement and of one waiting for a lock, and scans fetching rows
 # in batches: the rpc messages clients sent the nodes during a count(*) of
 # 5000 rows (meridian_rpc_messages_in_total from peer 0, the client
-# endpoints, summed over the nodes) must be far fewer than the rows.
+# endpoints, summed over the nodes) must be far fewer than the rows; and a
+# write stuck without a quorum ends at its statement_timeout.
 # Every process is stopped by PID (local-cluster.sh).
 set -u
 bin=$1; ct=$2; lc=$3
@@ -54,6 +55,10 @@ else
   echo "FAIL: scan of '$rows' rows took $msgs client messages (want 5000 rows, < 100 messages)"
   fails=$((fails+1))
 fi
+
+# Last: the other two nodes go down, so writes have no quorum.
+for i in $(awk -v l="$lead" '$1!=l {print $1}' "$dir/nodes"); do bash "$lc" kill "$dir" "$i" >/dev/null 2>&1; done
+run stuck "$host"
 
 [ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
 echo "all passed"

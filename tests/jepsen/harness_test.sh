@@ -44,6 +44,10 @@ clock-skew)
   check "a node ran with a skewed clock" "[ \"\$(fault $dir/all clock-skew)\" -ge 1 ]"
   check "the history says by how much" "grep -q 'nemesis start clock-skew node .*--testing-clock-skew' '$dir/all/history'"
   ;;
+clock-skew-big)
+  check "a node ran with a clock off beyond its bound" "[ \"\$(fault $dir/all clock-skew-big)\" -ge 1 ]"
+  check "... and refused service (clock refusals counted)" "[ \"\$(fault $dir/all clock_refusals)\" -ge 1 ]"
+  ;;
 disk-full)
   check "a node's disk was full" "[ \"\$(fault $dir/all disk-full)\" -ge 1 ]"
   check "its log writes failed" "[ \"\$(fault $dir/all disk_failures)\" -ge 1 ]"

@@ -463,8 +463,9 @@ static void disk_fault(jh_cluster *c, jh_node *d, const char *role, int64_t hold
         what = "CRASHED, restarted";
         rc = lc(c, "restart", d->idx);
     } else if (stopped) {
-        /* A replica that failed a log write stops for good (replica.c): a
-         * restart recovers it from what is durable. */
+        /* A replica that stopped after a failed write (other than no
+         * space, which it retries by itself: replica_retry.c): a restart
+         * recovers it from what is durable. */
         st->disk_restarts++;
         what = "replica stopped, restarted";
         if (stop_node(c, d) != 0) st->errors++;

@@ -211,6 +211,24 @@ static void test_update(void **state)
     assert_int_equal(hlc_update(&h, edge + 1, T0, NULL, &e), MERR_CLOCK);
 }
 
+/* An applied log entry's timestamp is adopted however far ahead it is: a
+ * replica that later leads must stamp above it (docs/time.md). */
+static void test_observe(void **state)
+{
+    (void)state;
+    hlc h = make_clock();
+    merr e = {0};
+    hlc_ts t;
+    assert_int_equal(hlc_now(&h, T0, &t, &e), 0);
+    hlc_ts ahead = hlc_make((uint64_t)((T0 + 3600 * S) / US), 3);
+    assert_int_equal(hlc_observe(&h, ahead, &e), 0);
+    assert_int_equal(hlc_now(&h, T0, &t, &e), 0);
+    assert_int_equal(t, ahead + 1);
+    /* an older one changes nothing */
+    assert_int_equal(hlc_observe(&h, hlc_make(1, 0), &e), 0);
+    assert_int_equal(h.last, ahead + 1);
+}
+
 /* ---- persistence ---- */
 
 typedef struct counting_store {
@@ -368,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_now_strictly_increasing),
         cmocka_unit_test(test_logical_overflow_carries),
         cmocka_unit_test(test_update),
+        cmocka_unit_test(test_observe),
         cmocka_unit_test_setup_teardown(test_restart_never_goes_back, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_mark_is_an_error, tmp_setup, tmp_teardown),
     };
