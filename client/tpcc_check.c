@@ -100,8 +100,8 @@ int tpcc_check(const tpcc_opts *o)
     static const char *const q[] = {
         "SELECT d_w_id, d_id, d_next_o_id FROM district",
         "SELECT o_w_id, o_d_id, MAX(o_id), SUM(o_ol_cnt) FROM orders GROUP BY o_w_id, o_d_id",
-        "SELECT no_w_id, no_d_id, MAX(no_o_id), MIN(no_o_id), COUNT(*) FROM new_order "
-        "GROUP BY no_w_id, no_d_id",
+        ("SELECT no_w_id, no_d_id, MAX(no_o_id), MIN(no_o_id), COUNT(*) FROM new_order "
+         "GROUP BY no_w_id, no_d_id"),
         "SELECT ol_w_id, ol_d_id, COUNT(*) FROM order_line GROUP BY ol_w_id, ol_d_id",
     };
     for (c.field = 0; c.field < 4; c.field++)
