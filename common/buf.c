@@ -196,6 +196,9 @@ int mreader_varint(mreader *r, uint64_t *v)
         if (shift == 63 && (c & 0x7e)) return MERR_CORRUPT; /* overflows 64 bits */
         out |= (uint64_t)(c & 0x7f) << shift;
         if (!(c & 0x80)) {
+            /* Only the shortest form: one value, one encoding (a trailing
+             * zero group would let two byte strings decode alike). */
+            if (c == 0 && shift > 0) return MERR_CORRUPT;
             *v = out;
             return 0;
         }

@@ -88,6 +88,14 @@ static void test_varint_rejects_malformed(void **state)
     over[9] = 0x02;
     mreader_init(&r, over, sizeof(over));
     assert_int_equal(mreader_varint(&r, &v), MERR_CORRUPT);
+    /* Not the shortest form: 2 as {0x82, 0x00} (found by fuzz_range_cmd). */
+    const uint8_t padded[] = {0x82, 0x00};
+    mreader_init(&r, padded, sizeof(padded));
+    assert_int_equal(mreader_varint(&r, &v), MERR_CORRUPT);
+    const uint8_t zero[] = {0x00}; /* zero itself is one 0x00 byte */
+    mreader_init(&r, zero, sizeof(zero));
+    assert_int_equal(mreader_varint(&r, &v), 0);
+    assert_int_equal(v, 0);
 }
 
 int main(void)
