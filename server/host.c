@@ -511,7 +511,7 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     h->hlc_keeper_on = 1;
     uv_async_init(h->loop, &h->ls_async, on_ls_async);
     h->ls_async.data = h;
-    logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h};
+    logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h, .zero_ahead = 1u << 20};
     if (cfg->testing_disk_faults) {
         snprintf(h->disk_full_path, sizeof(h->disk_full_path), "%s/TESTING_DISK_FULL",
                  cfg->store_dir);
