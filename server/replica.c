@@ -435,8 +435,13 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     else
         r->pending = p;
     r->pending_tail = p;
-    paxos_event ev = {
-        .type = PAXOS_EV_PROPOSE, .id = p->id, .data = enc.data, .len = (uint32_t)enc.len};
+    /* Held until the end of this loop round (host_flush_later), so writes
+     * arriving together share one slot. */
+    paxos_event ev = {.type = PAXOS_EV_PROPOSE,
+                      .id = p->id,
+                      .data = enc.data,
+                      .len = (uint32_t)enc.len,
+                      .hold = 1};
     ev.now = now;
     paxos_update u;
     paxos_update_init(&u);
@@ -449,7 +454,18 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
         return merr_set(e, rc, "proposal refused: %s", merr_str(rc));
     }
     handle_update(r, &u);
+    if (host_flush_later(r->h, r->range_id)) replica_flush(r);
     return 0;
+}
+
+void replica_flush(replica *r)
+{
+    paxos_event ev = {.type = PAXOS_EV_FLUSH};
+    if (r->broken || tt_of(r, &ev.now)) return; /* the next tick or ack flushes */
+    paxos_update u;
+    paxos_update_init(&u);
+    paxos_step(r->g, &ev, &u);
+    handle_update(r, &u);
 }
 
 int replica_hand_off(replica *r)
