@@ -170,6 +170,13 @@ static int recover_apply(void *arg, const lsf_rec *r, uint64_t off)
     return lsx_apply(&c->ls->ix, r, (lsx_loc){c->seq, off, r->rec_len});
 }
 
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
 /* Replays one segment into the index. The last segment may end in a torn or
  * corrupt tail, which is cut; anywhere else that is acknowledged data we
  * cannot read, and opening fails rather than silently dropping it. */
@@ -219,6 +226,15 @@ static int recover_segment(logstore *ls, uint64_t seq, int last, mbuf *buf, merr
                         rc == MERR_CORRUPT ? "round numbers out of order" : merr_str(rc));
     }
     ls->segs[ls->nsegs - 1].size = good;
+    ls->segs[ls->nsegs - 1].zeroed_to = good;
+    if (rc == 1 && last && ls->opts.zero_ahead && all_zero(buf->data + good, buf->len - good)) {
+        /* Zero-ahead (logstore_io.c): room written for later rounds, never
+         * data; the next round overwrites it. Only the last segment has any
+         * (it is trimmed before the next one is created). Without the option
+         * such a tail is cut, with a warning, as it always was. */
+        ls->segs[ls->nsegs - 1].zeroed_to = buf->len;
+        rc = 0;
+    }
     if (rc == 1) {
         if (!last)
             return merr_set(e, MERR_CORRUPT,
@@ -379,7 +395,13 @@ void logstore_close(logstore *ls)
         pthread_join(ls->thread, NULL);
     }
     lsx_free(&ls->ix);
-    for (size_t i = 0; i < ls->nsegs; i++) close(ls->segs[i].fd);
+    for (size_t i = 0; i < ls->nsegs; i++) {
+        /* A clean close leaves no zero-ahead room behind (best effort: open
+         * would skip it anyway). */
+        ls_segment *g = &ls->segs[i];
+        if (g->zeroed_to > g->size) ls->io.ftruncate(ls->io.ctx, g->fd, (off_t)g->size);
+        close(g->fd);
+    }
     free(ls->segs);
     if (ls->dirfd >= 0) close(ls->dirfd);
     if (ls->lockfd >= 0) close(ls->lockfd); /* releases the flock */

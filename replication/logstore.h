@@ -72,6 +72,10 @@ typedef struct logstore_opts {
     void *notify_arg;
     const logstore_io *io;     /* NULL: logstore_posix_io */
     double compact_live_ratio; /* rewrite the oldest segment below this; 0: 0.25 */
+    /* Zeros written ahead of the active segment's end, so rounds overwrite
+     * allocated blocks and their fdatasync commits no size change (see
+     * docs/logstore.md). 0: off (files hold exactly their rounds). */
+    uint64_t zero_ahead;
 } logstore_opts;
 
 typedef struct logstore_stats {

@@ -124,6 +124,10 @@ typedef struct ls_segment {
     uint64_t seq;
     int fd;
     uint64_t size; /* bytes of complete rounds (plus the header) */
+    /* File bytes written so far, zeros past `size` (logstore_io.c: zero-ahead).
+     * A round inside them overwrites allocated blocks, so its fdatasync need
+     * not commit a size change to the file system's journal. */
+    uint64_t zeroed_to;
     uint64_t live; /* bytes of records the index still points at */
     int has_drop;  /* holds a DROP record: deletable only when oldest */
 } ls_segment;

@@ -197,6 +197,53 @@ static int write_all(logstore *ls, int fd, const uint8_t *p, size_t n, uint64_t 
     return 0;
 }
 
+/* Zero-ahead (opts.zero_ahead): the active segment is extended with written
+ * zeros a chunk at a time, in the same fdatasync as the round that needs the room. Later rounds
+ * overwrite those blocks: the file's size and extents do not change, so their
+ * fdatasync flushes data only, without an ext4/xfs journal commit (measured
+ * on the development disk: ~1.6x cheaper than appending; fallocate does not
+ * help, its unwritten extents must be converted on first write). Recovery
+ * treats an all-zero tail as never written (logstore.c). */
+static const uint8_t ls_zeros[64u << 10];
+
+/* Writes zeros after a round ending at `end`; returns how far the file is now
+ * known to be written. Best effort: zeros are never data, so a failure (a
+ * full disk) only costs the speed-up, and the round itself still stands. */
+static uint64_t zero_ahead(logstore *ls, int fd, uint64_t end)
+{
+    uint64_t target = end + ls->opts.zero_ahead;
+    if (target > ls->opts.segment_size)
+        target = end > ls->opts.segment_size ? end : ls->opts.segment_size;
+    uint64_t at = end;
+    while (at < target) {
+        size_t n = target - at < sizeof(ls_zeros) ? (size_t)(target - at) : sizeof(ls_zeros);
+        ssize_t w = ls->io.pwrite(ls->io.ctx, fd, ls_zeros, n, (off_t)at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        at += (uint64_t)w;
+    }
+    return at;
+}
+
+/* Before a segment stops being the last: cut its zero-ahead room, durably,
+ * so that recovery can keep refusing any damage in a segment that is not the
+ * last (a zero tail is accepted in the last one only). */
+static int trim_zeros(logstore *ls, const ls_segment *active)
+{
+    if (active->zeroed_to <= active->size) return 0;
+    int ok = ls->io.ftruncate(ls->io.ctx, active->fd, (off_t)active->size) == 0 &&
+             ls->io.fdatasync(ls->io.ctx, active->fd) == 0;
+    int err = errno;
+    pthread_mutex_lock(&ls->ix_mu);
+    ls->st.fsyncs++;
+    if (ok)
+        ls_seg_find(ls, active->seq)->zeroed_to = active->size;
+    else
+        ls_fail(ls, "trim segment %" PRIu64 ": %s", active->seq, strerror(err));
+    pthread_mutex_unlock(&ls->ix_mu);
+    return ok ? 0 : MERR_IO;
+}
+
 typedef struct round_apply_ctx {
     logstore *ls;
     ls_segment *seg;
@@ -273,6 +320,8 @@ static int do_round(logstore *ls, logstore_batch *list)
     size_t body = rb->len - LSF_HDR_SIZE;
     if (active.size > LSF_HDR_SIZE && active.size + body > ls->opts.segment_size) {
         int fd;
+        rc = trim_zeros(ls, &active);
+        if (rc) return rc;
         rc = roll_segment(ls, active.seq + 1, &fd);
         if (rc) return rc;
         pthread_mutex_lock(&ls->ix_mu);
@@ -308,6 +357,7 @@ static int do_round(logstore *ls, logstore_batch *list)
         int terr = errno;
         pthread_mutex_lock(&ls->ix_mu);
         ls->st.fsyncs++;
+        ls_seg_find(ls, active.seq)->zeroed_to = active.size;
         if (!ok)
             ls_fail(ls, "cut back segment %" PRIu64 " after ENOSPC: %s", active.seq,
                     strerror(terr));
@@ -321,6 +371,9 @@ static int do_round(logstore *ls, logstore_batch *list)
         pthread_mutex_unlock(&ls->ix_mu);
         return MERR_IO;
     }
+    uint64_t end = active.size + n;
+    uint64_t zeroed = active.zeroed_to;
+    if (end > zeroed) zeroed = ls->opts.zero_ahead ? zero_ahead(ls, active.fd, end) : end;
     int serr = ls->io.fdatasync(ls->io.ctx, active.fd) ? errno : 0;
 
     pthread_mutex_lock(&ls->ix_mu);
@@ -344,7 +397,8 @@ static int do_round(logstore *ls, logstore_batch *list)
         pthread_mutex_unlock(&ls->ix_mu);
         return MERR_IO;
     }
-    seg->size = active.size + n;
+    seg->size = end;
+    seg->zeroed_to = zeroed;
     ls->next_round = seq + 1;
     ls->st.bytes += n;
     ls->st.records += user_rec;

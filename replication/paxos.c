@@ -458,6 +458,7 @@ int paxos_step(paxos_group *g, const paxos_event *ev, paxos_update *u)
         break;
     case PAXOS_EV_CAMPAIGN: rc = paxos_campaign(g, 0, 0, u); break;
     case PAXOS_EV_RENEW: rc = paxos_leader_renew(g, u); break;
+    case PAXOS_EV_FLUSH: rc = g->role == PAXOS_LEADER ? paxos_leader_flush(g, u) : 0; break;
     default: return MERR_INVALID;
     }
     if (!rc) rc = paxos_advance_apply(g, u);

@@ -168,7 +168,8 @@ typedef enum paxos_event_type {
     PAXOS_EV_TRANSFER = 8,           /* hand leadership to node */
     PAXOS_EV_LIVENESS = 9,           /* node-level heartbeat from node arrived */
     PAXOS_EV_CAMPAIGN = 10,          /* start an election now (tests, bootstrap) */
-    PAXOS_EV_RENEW = 11              /* leader: leave quiescence, ask for lease grants now */
+    PAXOS_EV_RENEW = 11,             /* leader: leave quiescence, ask for lease grants now */
+    PAXOS_EV_FLUSH = 12              /* leader: give slots to proposals held back (hold) */
 } paxos_event_type;
 
 typedef enum paxos_config_op {
@@ -192,6 +193,10 @@ typedef struct paxos_event {
     /* CONFIG: op + node; TRANSFER, LIVENESS: node */
     int op;
     paxos_node_id node;
+    /* PROPOSE: only queue it; a FLUSH (or a PROPOSE without hold) gives the
+     * queue slots. Proposals held through one event-loop round share a slot:
+     * one log record, accept, ack and apply for all of them. */
+    int hold;
 } paxos_event;
 
 /* A snapshot to install (follower) — complete, owned by the update. */

@@ -512,5 +512,6 @@ int paxos_leader_propose(paxos_group *g, const paxos_event *ev, paxos_update *u)
     }
     g->nprops++;
     paxos_leader_wake(g);
+    if (ev->hold) return 0;
     return paxos_leader_flush(g, u);
 }

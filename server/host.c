@@ -164,6 +164,43 @@ int host_persist(host *h, replica *r, logstore_batch *b, uint64_t id, uint64_t s
     return rc;
 }
 
+/* ---- proposals held for one loop round ---- */
+
+int host_flush_later(host *h, uint64_t range_id)
+{
+    if (h->closing) return MERR_CLOSED;
+    for (size_t i = 0; i < h->nflush; i++)
+        if (h->flush_ids[i] == range_id) return 0;
+    if (h->nflush == h->capflush) {
+        size_t cap = h->capflush ? h->capflush * 2 : 16;
+        uint64_t *n = realloc(h->flush_ids, cap * sizeof(*n));
+        if (!n) return MERR_NOMEM;
+        h->flush_ids = n;
+        h->capflush = cap;
+    }
+    h->flush_ids[h->nflush++] = range_id;
+    return 0;
+}
+
+/* Runs when the loop is about to block: every write that arrived in this
+ * round is queued in its group by now. By range id, as a replica may have
+ * gone since it asked. */
+static void on_flush_prep(uv_prepare_t *p)
+{
+    host *h = p->data;
+    while (h->nflush && !h->closing) {
+        uint64_t *ids = h->flush_ids;
+        size_t n = h->nflush;
+        h->flush_ids = NULL;
+        h->nflush = h->capflush = 0;
+        for (size_t i = 0; i < n; i++) {
+            replica *r = host_find(h, ids[i]);
+            if (r) replica_flush(r);
+        }
+        free(ids);
+    }
+}
+
 /* ---- commit-wait ---- */
 
 static void cw_arm(host *h);
@@ -515,7 +552,11 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     if ((rc = host_clock_start(h, e))) return rc;
     uv_async_init(h->loop, &h->ls_async, on_ls_async);
     h->ls_async.data = h;
-    logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h};
+    uv_prepare_init(h->loop, &h->flush_prep);
+    h->flush_prep.data = h;
+    uv_prepare_start(&h->flush_prep, on_flush_prep);
+    uv_unref((uv_handle_t *)&h->flush_prep);
+    logstore_opts lo = {.notify = on_logstore_done, .notify_arg = h, .zero_ahead = 1u << 20};
     if (cfg->testing_disk_faults) {
         snprintf(h->disk_full_path, sizeof(h->disk_full_path), "%s/TESTING_DISK_FULL",
                  cfg->store_dir);
@@ -593,6 +634,10 @@ void host_close(host *h)
     if (h->ls) logstore_close(h->ls); /* drains the I/O thread */
     h->ls = NULL;
     if (h->ls_async.data) uv_close((uv_handle_t *)&h->ls_async, NULL);
+    if (h->flush_prep.data) uv_close((uv_handle_t *)&h->flush_prep, NULL);
+    free(h->flush_ids);
+    h->flush_ids = NULL;
+    h->nflush = h->capflush = 0;
     if (pv) {
         while (pv->cw) {
             cw_entry *c = pv->cw;

@@ -89,6 +89,11 @@ struct host {
     struct host_live *live; /* node liveness and the tick set (host_liveness.c) */
     uint64_t kv_not_leader; /* kv answers NOT_LEADER (clients then retry elsewhere) */
     struct host_clock *clk; /* restart wait and peer offset check (host_clock.c) */
+    /* Ranges with proposals held this loop round, flushed before the loop
+     * blocks (host_flush_later). */
+    uv_prepare_t flush_prep;
+    uint64_t *flush_ids;
+    size_t nflush, capflush;
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica
@@ -116,6 +121,9 @@ int host_persist(host *h, replica *r, logstore_batch *b, uint64_t id, uint64_t s
 typedef struct replica_wait replica_wait;
 int host_commit_wait(host *h, int64_t t_ns, replica_wait *w);
 uint64_t host_batch_id(host *h);
+/* Calls replica_flush(range) once this loop round's callbacks are done.
+ * MERR_NOMEM: flush now instead. */
+int host_flush_later(host *h, uint64_t range_id);
 /* Appends Prometheus text: Paxos, log store, clock and per-range gauges. */
 void host_metrics_render(host *h, mbuf *out);
 /* Sends one Paxos message to its destination node. */

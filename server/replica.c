@@ -517,7 +517,13 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
     else
         r->pending = p;
     r->pending_tail = p;
-    paxos_event ev = {.type = PAXOS_EV_PROPOSE, .id = p->id, .data = data, .len = (uint32_t)len};
+    /* Held until the end of this loop round (host_flush_later), so writes
+     * arriving together share one slot. */
+    paxos_event ev = {.type = PAXOS_EV_PROPOSE,
+                      .id = p->id,
+                      .data = data,
+                      .len = (uint32_t)len,
+                      .hold = 1};
     ev.now = now;
     paxos_update u;
     paxos_update_init(&u);
@@ -529,7 +535,18 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
         return merr_set(e, rc, "proposal refused: %s", merr_str(rc));
     }
     handle_update(r, &u);
+    if (host_flush_later(r->h, r->range_id)) replica_flush(r);
     return 0;
+}
+
+void replica_flush(replica *r)
+{
+    paxos_event ev = {.type = PAXOS_EV_FLUSH};
+    if (r->broken || tt_of(r, &ev.now)) return; /* the next tick or ack flushes */
+    paxos_update u;
+    paxos_update_init(&u);
+    paxos_step(r->g, &ev, &u);
+    handle_update(r, &u);
 }
 
 int replica_hand_off(replica *r)

@@ -52,6 +52,9 @@ uint64_t replica_leader_hint(replica *r);
 void replica_on_msg(replica *r, const paxos_msg *m);
 void replica_tick(replica *r);
 void replica_persisted(replica *r, uint64_t seq, int status);
+/* Gives slots to the proposals held back this loop round (host.c calls it
+ * before the loop blocks). */
+void replica_flush(replica *r);
 void replica_liveness(replica *r, uint64_t node);
 /* Starts an election now (bootstrap of a one-voter group). */
 void replica_campaign(replica *r);

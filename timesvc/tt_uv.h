@@ -31,7 +31,8 @@ struct tt_waiter {
     int64_t t_ns;
     tt_wait_cb cb;
     int active;
-    int rearms; /* how often the timer fired early (for tests and metrics) */
+    int polling; /* the poll stays started between waits (unref'd when idle) */
+    int rearms;  /* how often the timer fired early (for tests and metrics) */
     merr err;
     void (*closed_cb)(tt_waiter *w);
     void *data; /* the caller's */

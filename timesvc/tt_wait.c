@@ -21,6 +21,10 @@ static int64_t gap_ns(const tt_waiter *w, int64_t earliest_ns)
     return gap + (int64_t)stretch + 1;
 }
 
+/* The poll is started once and left started: a one-shot timerfd that fired
+ * or was disarmed is never readable, and stopping and restarting the poll for
+ * every commit-wait cost two epoll_ctl calls per write. When idle the handle
+ * is unref'd so it does not keep the loop alive by itself. */
 static int arm(tt_waiter *w, int64_t ns)
 {
     struct itimerspec its;
@@ -29,15 +33,24 @@ static int arm(tt_waiter *w, int64_t ns)
     its.it_value.tv_sec = ns / 1000000000;
     its.it_value.tv_nsec = ns % 1000000000;
     if (timerfd_settime(w->tfd, 0, &its, NULL)) return -errno;
-    return uv_poll_start(&w->poll, UV_READABLE, wait_ready);
+    if (!w->polling) {
+        int rc = uv_poll_start(&w->poll, UV_READABLE, wait_ready);
+        if (rc) return rc;
+        w->polling = 1;
+    }
+    uv_ref((uv_handle_t *)&w->poll);
+    return 0;
 }
 
-static void disarm(tt_waiter *w)
+/* expired: the timer just fired, so the kernel disarmed it already. */
+static void disarm(tt_waiter *w, int expired)
 {
-    struct itimerspec its;
-    memset(&its, 0, sizeof(its));
-    timerfd_settime(w->tfd, 0, &its, NULL);
-    uv_poll_stop(&w->poll);
+    if (!expired) {
+        struct itimerspec its;
+        memset(&its, 0, sizeof(its));
+        timerfd_settime(w->tfd, 0, &its, NULL);
+    }
+    uv_unref((uv_handle_t *)&w->poll);
 }
 
 int tt_waiter_init(uv_loop_t *loop, tt_clock *c, tt_waiter *w, merr *e)
@@ -76,9 +89,9 @@ int tt_wait_after(tt_waiter *w, int64_t t_ns, tt_wait_cb cb, merr *e)
     return 0;
 }
 
-static void finish(tt_waiter *w, int status)
+static void finish(tt_waiter *w, int status, int expired)
 {
-    disarm(w);
+    disarm(w, expired);
     w->active = 0;
     tt_wait_cb cb = w->cb;
     w->cb = NULL;
@@ -95,24 +108,24 @@ static void wait_ready(uv_poll_t *p, int status, int events)
     if (!w->active) return;
     if (status < 0) {
         merr_set(&w->err, MERR_INTERNAL, "commit-wait: timer: %s", uv_strerror(status));
-        finish(w, MERR_INTERNAL);
+        finish(w, MERR_INTERNAL, 0);
         return;
     }
     tt_interval iv;
     int rc = tt_now(w->clock, &iv, &w->err);
     if (rc) {
-        finish(w, rc);
+        finish(w, rc, 1);
         return;
     }
     if (iv.earliest_ns > w->t_ns) {
-        finish(w, 0);
+        finish(w, 0, 1);
         return;
     }
     /* Not yet: ε grew since we armed, or the timer ran ahead of the clock. */
     w->rearms++;
     if (arm(w, gap_ns(w, iv.earliest_ns))) {
         merr_set(&w->err, MERR_INTERNAL, "commit-wait: cannot re-arm timer");
-        finish(w, MERR_INTERNAL);
+        finish(w, MERR_INTERNAL, 0);
     }
 }
 
@@ -120,7 +133,7 @@ void tt_wait_cancel(tt_waiter *w)
 {
     if (!w->active) return;
     merr_set(&w->err, MERR_CANCELED, "commit-wait canceled");
-    finish(w, MERR_CANCELED);
+    finish(w, MERR_CANCELED, 0);
 }
 
 static void waiter_closed(uv_handle_t *h)

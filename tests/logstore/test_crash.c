@@ -34,6 +34,9 @@
 #define WINDOW   32 /* batches in flight in the child */
 #define KEEP     64 /* truncation keeps this many slots */
 #define SEG_SIZE (16 * 1024)
+/* The node's zero-ahead (logstore_opts.zero_ahead), scaled to the small segments:
+ * kills then leave zero tails for recovery to skip. */
+#define ZERO_AHEAD (4 * 1024)
 
 static uint64_t rng_state;
 static uint64_t rng(void)
@@ -107,7 +110,7 @@ static void child_notify(void *arg, const logstore_done *d, size_t n)
 static void child_main(const char *dir, uint64_t start, int fd)
 {
     ack_fd = fd;
-    logstore_opts o = {.segment_size = SEG_SIZE, .notify = child_notify};
+    logstore_opts o = {.segment_size = SEG_SIZE, .notify = child_notify, .zero_ahead = ZERO_AHEAD};
     logstore *ls = NULL;
     merr e = {0};
     if (logstore_open(dir, &o, &ls, &e)) {
@@ -141,7 +144,7 @@ static uint64_t verify(const char *dir, uint64_t seed, int iter)
 {
     logstore *ls = NULL;
     merr e = {0};
-    logstore_opts o = {.segment_size = SEG_SIZE};
+    logstore_opts o = {.segment_size = SEG_SIZE, .zero_ahead = ZERO_AHEAD};
     if (logstore_open(dir, &o, &ls, &e))
         fail_msg("seed %llu iter %d: reopen: %s", (unsigned long long)seed, iter, merr_msg(&e));
     /* The newest batch's entries are never truncated yet: V-1 is the highest

@@ -52,6 +52,36 @@ static void test_batching_and_window(void **state)
     tc_free(&c);
 }
 
+/* Proposals with hold wait for a FLUSH and then share one slot (the node
+ * holds the writes of one event-loop round this way). */
+static void test_hold_then_flush_shares_a_slot(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    tc_campaign(&c, 1);
+    tc_deliver(&c);
+    uint64_t base = paxos_get_last(c.g[1]);
+    for (uint64_t id = 21; id <= 24; id++) {
+        paxos_event ev = {.type = PAXOS_EV_PROPOSE, .now = tc_tt(&c, 1), .id = id, .hold = 1};
+        ev.data = (const uint8_t *)"h"; /* the harness keeps 64 bytes of a value */
+        ev.len = 1;
+        assert_int_equal(tc_step(&c, 1, &ev), 0);
+    }
+    assert_int_equal(paxos_get_last(c.g[1]), base); /* no slot yet */
+    paxos_event fl = {.type = PAXOS_EV_FLUSH, .now = tc_tt(&c, 1)};
+    assert_int_equal(tc_step(&c, 1, &fl), 0);
+    assert_int_equal(paxos_get_last(c.g[1]), base + 1); /* all four in one slot */
+    tc_deliver(&c);
+    for (uint64_t id = 21; id <= 24; id++) assert_true(tc_has(&c, 1, id));
+    tc_run(&c, 5, TICK);
+    for (uint64_t id = 21; id <= 24; id++) assert_true(tc_has(&c, 2, id));
+    /* A follower ignores FLUSH. */
+    fl.now = tc_tt(&c, 2);
+    assert_int_equal(tc_step(&c, 2, &fl), 0);
+    tc_free(&c);
+}
+
 /* Proposals still queued (no slot yet) when the leader is deposed are
  * reported as dropped — they can never be chosen — and never show up later. */
 static void test_dropped_proposals_reported(void **state)
@@ -314,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_durability_gates_promise_and_accepted),
         cmocka_unit_test(test_restart_restores_and_blocks),
         cmocka_unit_test(test_bad_input_rejected),
+        cmocka_unit_test(test_hold_then_flush_shares_a_slot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
