@@ -519,11 +519,8 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
     r->pending_tail = p;
     /* Held until the end of this loop round (host_flush_later), so writes
      * arriving together share one slot. */
-    paxos_event ev = {.type = PAXOS_EV_PROPOSE,
-                      .id = p->id,
-                      .data = data,
-                      .len = (uint32_t)len,
-                      .hold = 1};
+    paxos_event ev = {
+        .type = PAXOS_EV_PROPOSE, .id = p->id, .data = data, .len = (uint32_t)len, .hold = 1};
     ev.now = now;
     paxos_update u;
     paxos_update_init(&u);
