@@ -5,6 +5,7 @@
 
 #include "proto/txn.pb-c.h"
 #include "server/replica.h"
+#include "server/txn_2pc.h"
 #include "server/txn_table.h"
 #include "timesvc/hlc.h"
 
@@ -22,6 +23,15 @@ typedef struct barrier {
 
 static void snapshot_reply(txn_service *s, replica *r, tx_parked *pk, uint64_t at)
 {
+    /* Safe time: a prepared, undecided transaction may still commit at or
+     * below `at` (its s >= its prepare ts): the read waits (the client
+     * retries) until the decision is applied here. */
+    uint64_t p = tx2_min_prepared(r);
+    if (p && p <= at) {
+        txs_fail(s, r, pk->req, pk->kind, MERR_BUSY,
+                 "a prepared transaction is undecided at the read timestamp: retry", 0);
+        return;
+    }
     if (pk->kind == TX_GET) {
         Meridian__Txn__GetRequest *q = pk->q;
         txs_reply_get(s, r, pk->req, &q->key, at, 0, at);
