@@ -5,6 +5,9 @@
 #include "server/txn_2pc_int.h"
 
 #include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +21,20 @@
 #define MOD "txn2pc"
 
 /* ---- small helpers ---- */
+
+/* Tests: MERIDIAN_TESTING_2PC_CRASH=PREFIX kills this node (as kill -9
+ * would) at POINT if the file PREFIX+POINT exists, removing it first: a
+ * cluster started with it crashes once per file the test creates. */
+void tx2_crash_point(const char *point)
+{
+    const char *env = getenv("MERIDIAN_TESTING_2PC_CRASH");
+    char path[512];
+    if (!env || snprintf(path, sizeof(path), "%s%s", env, point) >= (int)sizeof(path) ||
+        unlink(path))
+        return;
+    MLOG_W(MOD, "testing crash point", "point=%s", point);
+    raise(SIGKILL);
+}
 
 static uint64_t self_node(txn_service *s)
 {
@@ -299,6 +316,10 @@ static void on_proposed(void *arg, int code, const char *msg, uint64_t ts)
     txn_event ev = {.type = TXN_EV_CHOSEN, .rec = &pc->rec};
     txn_out out;
     merr e = {0};
+    if (pc->rec.type == TXN_REC_COMMIT)
+        tx2_crash_point(x->role == ROLE_COORD ? "coord-committed" : "part-committed");
+    else if (pc->rec.type == TXN_REC_PREPARE)
+        tx2_crash_point("part-prepared"); /* logged, no vote sent */
     if (x->role == ROLE_COORD) {
         if (txn_coord_step(&x->c, &ev, &out, &e) == 0) coord_run(rg, t, &out);
         /* The replica commit-waited on the record's ts before this call. */
@@ -369,6 +390,7 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
             uint64_t ts = out->rec.ts;
             if (ab && tx2_clock_now(rg->s, &clk) == 0) ts = clk.hlc_now;
             range_batch b = {.ts = ts, .writes = w, .nwrites = n};
+            if (!ab) tx2_crash_point("coord-prepared"); /* every vote yes, nothing logged */
             (void)tx2_propose(rg, t, &out->rec, &b);
             free(w);
             break;

@@ -51,6 +51,7 @@ typedef struct tx2_ctx {
 
 typedef void (*tx2_handler)(void *arg, rpc_req *req);
 
+void tx2_crash_point(const char *point);
 int tx2_clock_now(txn_service *s, txn_clock *clk);
 void tx2_observe(txn_service *s, uint64_t ts);
 int tx2_add_wait(struct tx2 *x, rpc_req *req);
