@@ -714,3 +714,11 @@ uint64_t txs_meta_epoch(const Meridian__Txn__TxnMeta *meta, uint64_t range_id)
     /* An older client: one range, or none named yet. */
     return !meta->lock_range || meta->lock_range == range_id ? meta->lock_epoch : 0;
 }
+
+uint64_t tx2_min_pending(replica *r)
+{
+    uint64_t min = 0;
+    for (const pending_write *p = r->pending; p; p = p->next)
+        if (p->ts && (!min || p->ts < min)) min = p->ts;
+    return min;
+}

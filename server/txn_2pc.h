@@ -61,6 +61,9 @@ int tx2_busy(const tx_txn *t);
 /* The smallest prepare ts of an undecided intent in r's store (0: none):
  * a snapshot read at or above it must wait for the decision. */
 uint64_t tx2_min_prepared(replica *r);
+/* The smallest ts of a write this leader proposed that has not applied
+ * yet (0: none): a read at or above it would miss it. */
+uint64_t tx2_min_pending(replica *r);
 
 /* The decision recorded at a coordinator range (and s when committed). */
 txn_outcome tx2_recorded(replica *r, uint64_t txn, uint64_t *s);

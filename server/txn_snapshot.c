@@ -24,9 +24,11 @@ typedef struct barrier {
 static void snapshot_reply(txn_service *s, replica *r, tx_parked *pk, uint64_t at)
 {
     /* Safe time: a prepared, undecided transaction may still commit at or
-     * below `at` (its s >= its prepare ts): the read waits (the client
-     * retries) until the decision is applied here. */
-    uint64_t p = tx2_min_prepared(r);
+     * below `at` (its s >= its prepare ts), and a write proposed at or
+     * below `at` may not have applied yet: the read waits (the client
+     * retries) until they have. */
+    uint64_t p = tx2_min_prepared(r), w = tx2_min_pending(r);
+    if (w && (!p || w < p)) p = w; /* a proposed write (e.g. a 2PC commit record) in flight */
     if (p && p <= at) {
         txs_fail(s, r, pk->req, pk->kind, MERR_BUSY,
                  "a prepared transaction is undecided at the read timestamp: retry", 0);

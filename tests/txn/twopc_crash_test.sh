@@ -20,6 +20,7 @@ fails=0; passes=0
 check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
 command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3"; exit 0; }
 . "$(dirname "$lc")/lib.sh"
+. "$(dirname "$0")/twopc_lib.sh"
 export MERIDIAN_TESTING_2PC_CRASH=$dir/crash-
 export MERIDIAN_TESTING_TXN_QUERY_MS=300
 rpc_of() { awk -v i="$1" '$1==i {print $3}' "$dir/nodes"; }
@@ -31,11 +32,7 @@ sql() { sql_at "$hosts" "$1"; }
 check "create the table" "sql 'CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER)' >/dev/null"
 check "insert 8 rows" "sql \"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 8)
   INSERT INTO acct SELECT i, 100 FROM c\" >/dev/null"
-"$bin" debug kv scan --hex --insecure --host "$hosts" | grep -av '^(' | tail -8 | cut -d= -f1 >"$dir/keys"
-for i in 3 5 7; do
-  k=$(sed -n "${i}p" "$dir/keys")
-  check "split at row $i" "'$bin' debug split --key $k --insecure --host '$hosts' >/dev/null"
-done
+check "split into four ranges" "split_rows 8 3 5 7"
 
 # The value every row has, once they agree (all or nothing), read through
 # every node as the gateway.
@@ -70,21 +67,6 @@ check "a later multi-range write commits (no lock left behind)" "sql 'UPDATE acc
 expect=$((expect + 1))
 check "... and is seen ($expect)" "[ \"\$(agreed)\" = $expect ]"
 
-# Every range's replicas: the same versions, no intent left.
-same_replicas() {
-  local r n f
-  for f in "$dir"/n1/ranges/r*.db; do
-    r=$(basename "$f")
-    for n in 1 2 3; do
-      [ -e "$dir/n$n/ranges/$r" ] || return 1
-      sqlite3 "file:$dir/n$n/ranges/$r?mode=ro" \
-        "SELECT (SELECT count(*) FROM intents), hex(key), ts, hex(val) FROM versions ORDER BY key, ts" \
-        >"$dir/cmp.$n" 2>/dev/null || return 1
-      grep -qv '^0|' "$dir/cmp.$n" && return 1
-    done
-    cmp -s "$dir/cmp.1" "$dir/cmp.2" && cmp -s "$dir/cmp.1" "$dir/cmp.3" || return 1
-  done
-}
 check "every range's replicas agree and hold no undecided intent" "wait_for 60 same_replicas"
 
 echo "twopc_crash_test: $passes passed, $fails failed"
