@@ -279,18 +279,34 @@ void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m)
     meridian__txn__txn_meta__init(m);
     m->id = t->id;
     m->priority = t->prio;
-    m->lock_epoch = t->epoch;
-    m->lock_range = t->lock_range;
+    if (t->nlocks) {
+        m->lock_epoch = t->locks[0].epoch;
+        m->lock_range = t->locks[0].range_id;
+        m->locks = t->lockp;
+        m->n_locks = t->nlocks;
+    }
 }
 
 int tc_epoch(sql_kv_txn *t, uint64_t range_id, uint64_t epoch, merr *e)
 {
-    if (t->epoch == 0) t->epoch = epoch, t->lock_range = range_id;
-    if (epoch && epoch != t->epoch) {
+    if (!epoch) return 0;
+    for (size_t i = 0; i < t->nlocks; i++) {
+        if (t->locks[i].range_id != range_id) continue;
+        if (t->locks[i].epoch == epoch) return 0;
         t->aborted = 1;
         return merr_set(e, MERR_ABORTED,
                         "transaction aborted: its range's lock table changed (lease moved)");
     }
+    if (t->nlocks == TC_MAX_LOCKS) {
+        t->aborted = 1;
+        return merr_set(e, MERR_TOOBIG, "a transaction may lock in at most %d ranges",
+                        TC_MAX_LOCKS);
+    }
+    meridian__txn__range_lock__init(&t->locks[t->nlocks]);
+    t->locks[t->nlocks].range_id = range_id;
+    t->locks[t->nlocks].epoch = epoch;
+    t->lockp[t->nlocks] = &t->locks[t->nlocks];
+    t->nlocks++;
     return 0;
 }
 
@@ -447,11 +463,15 @@ static void send_rollback(sql_kv_txn *t)
     /* Best effort: locks left behind go when the idle timeout ends them. */
     int64_t saved = t->c->timeout_ns;
     t->c->timeout_ns = 2 * MTIME_S;
-    ProtobufCMessage *m = NULL;
-    merr e = {0};
-    if (tc_call(t->c, "txn.Rollback", &q.base, &meridian__txn__rollback_response__descriptor, &m,
-                &e) == 0)
-        protobuf_c_message_free_unpacked(m, NULL);
+    /* Every range holding locks (by id), or the anchor's when none is known. */
+    for (size_t i = 0; i < (t->nlocks ? t->nlocks : 1); i++) {
+        q.range_id = t->nlocks ? t->locks[i].range_id : 0;
+        ProtobufCMessage *m = NULL;
+        merr e = {0};
+        if (tc_call(t->c, "txn.Rollback", &q.base, &meridian__txn__rollback_response__descriptor,
+                    &m, &e) == 0)
+            protobuf_c_message_free_unpacked(m, NULL);
+    }
     t->c->timeout_ns = saved;
 }
 

@@ -15,6 +15,7 @@
 #include "server/txn_client.h"
 
 #define TC_MAX_HOSTS 16
+#define TC_MAX_LOCKS 64 /* ranges one read-write transaction may lock in */
 
 struct txn_client {
     char hosts[TC_MAX_HOSTS][128];
@@ -42,9 +43,12 @@ typedef struct tc_op {
 struct sql_kv_txn {
     txn_client *c;
     uint64_t id, prio;
-    uint64_t epoch;      /* the lock table our locks are in (0: none yet) */
-    uint64_t lock_range; /* ... and its range (multi-range needs 2PC: refused) */
-    uint64_t read_ts;    /* read-only: the snapshot (0: not chosen yet) */
+    /* The lock tables our locks are in: (range, epoch), one per range; a
+     * commit over several is two-phase (server/txn_2pc.c). */
+    Meridian__Txn__RangeLock locks[TC_MAX_LOCKS];
+    Meridian__Txn__RangeLock *lockp[TC_MAX_LOCKS];
+    size_t nlocks;
+    uint64_t read_ts; /* read-only: the snapshot (0: not chosen yet) */
     int ro;
     int aborted; /* a read said so: commit refuses, rollback releases */
     int touched; /* locks may be held at the leaseholder */

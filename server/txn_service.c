@@ -13,6 +13,7 @@
 #include "proto/txn.pb-c.h"
 #include "server/pbreply.h"
 #include "server/replica.h"
+#include "server/txn_2pc.h"
 #include "server/txn_table.h"
 #include "timesvc/hlc.h"
 
@@ -21,11 +22,9 @@
 #define TX_MUT_MAX  100000
 #define TX_IDLE_NS  (10LL * MTIME_S)
 #define TX_SWEEP_MS 200
-/* The durable transaction record, written in the commit's own batch, so a
- * retried commit (also at a new leaseholder) learns the outcome. System keys
- * (first byte 0x00) are not reachable through txn.*. */
-#define TX_REC_PREFIX     "\x00txn/"
-#define TX_REC_PREFIX_LEN 5
+/* The durable transaction record (tx2_rec_key), written in the commit's own
+ * batch, so a retried commit (also at a new leaseholder) learns the
+ * outcome. System keys (first byte 0x00) are not reachable through txn.*. */
 
 static const uint8_t first_user_key[] = {0x01};
 
@@ -84,6 +83,12 @@ void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, 
     }
     case TX_COMMIT: {
         Meridian__Txn__CommitResponse m = MERIDIAN__TXN__COMMIT_RESPONSE__INIT;
+        m.error = &err, m.aborted = aborted;
+        pb_reply(req, &m.base);
+        break;
+    }
+    case TX_PREPARE: {
+        Meridian__Txn__PrepareResponse m = MERIDIAN__TXN__PREPARE_RESPONSE__INIT;
         m.error = &err, m.aborted = aborted;
         pb_reply(req, &m.base);
         break;
@@ -256,20 +261,13 @@ static tx_txn *txn_enter(txn_service *s, tx_range *rg, rpc_req *req, tx_kind kin
                          const Meridian__Txn__TxnMeta *meta)
 {
     tx_txn *t = tx_txn_find(rg, meta->id);
-    if (meta->lock_range && meta->lock_range != rg->range_id) {
-        /* Locks in two ranges need a commit that checks both: 2PC. */
-        txs_fail(s, rg->r, req, kind, MERR_UNSUPPORTED,
-                 "a read-write transaction over more than one range: multi-range transactions "
-                 "arrive with 2PC",
-                 0);
-        return NULL;
-    }
-    if (meta->lock_epoch && meta->lock_epoch != rg->epoch) {
+    uint64_t epoch = txs_meta_epoch(meta, rg->range_id); /* locks elsewhere: 2PC at commit */
+    if (epoch && epoch != rg->epoch) {
         txs_fail(s, rg->r, req, kind, MERR_ABORTED,
                  "the transaction's locks were taken under an earlier lease and are gone", 1);
         return NULL;
     }
-    if (!t && meta->lock_epoch) {
+    if (!t && epoch) {
         txs_fail(s, rg->r, req, kind, MERR_ABORTED,
                  "the transaction is unknown here: it timed out and lost its locks", 1);
         return NULL;
@@ -301,8 +299,7 @@ static tx_txn *txn_enter(txn_service *s, tx_range *rg, rpc_req *req, tx_kind kin
     return t;
 }
 
-/* 1: granted; 0: parked until granted; -1: the request was answered. */
-static int lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, txn_lock_mode mode)
+int txs_lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, txn_lock_mode mode)
 {
     txn_lock_req lr = {.txn = t->id, .prio = t->prio, .span = span, .mode = mode};
     lr.tag = ++t->next_tag;
@@ -364,7 +361,7 @@ static void reply_committed(rpc_req *req, uint64_t ts)
     pb_reply(req, &m.base);
 }
 
-static int add_waiter(tx_txn *t, rpc_req *req)
+int txs_add_waiter(tx_txn *t, rpc_req *req)
 {
     if (t->nwaiters == t->capwaiters) {
         size_t cap = t->capwaiters ? t->capwaiters * 2 : 2;
@@ -375,12 +372,6 @@ static int add_waiter(tx_txn *t, rpc_req *req)
     }
     t->waiters[t->nwaiters++] = req;
     return 0;
-}
-
-static void rec_key(txn_id id, uint8_t out[TX_REC_PREFIX_LEN + 8])
-{
-    memcpy(out, TX_REC_PREFIX, TX_REC_PREFIX_LEN);
-    for (int i = 0; i < 8; i++) out[TX_REC_PREFIX_LEN + i] = (uint8_t)(id >> (56 - 8 * i));
 }
 
 static void on_committed(void *arg, int code, const char *msg, uint64_t ts)
@@ -423,10 +414,12 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
     Meridian__Txn__CommitRequest *q = pk->q;
     for (; pk->step < q->n_mutations; pk->step++) {
         const ProtobufCBinaryData *k = &q->mutations[pk->step]->key;
-        int g = lock_or_park(rg, t, pk, txn_span_point(k->data, k->len), TXN_LOCK_X);
+        if (!replica_contains(rg->r, k->data, k->len)) continue; /* a participant locks it */
+        int g = txs_lock_or_park(rg, t, pk, txn_span_point(k->data, k->len), TXN_LOCK_X);
         if (g <= 0) return;
     }
-    if (q->n_mutations == 0) { /* only reads: they were serializable under their locks */
+    int multi = tx2_is_multi(rg, q);
+    if (q->n_mutations == 0 && !multi) { /* only reads: they were serializable under their locks */
         reply_committed(pk->req, txs_now_ts(s));
         s->commits++;
         tx_parked_free(pk);
@@ -443,13 +436,17 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
         tx_txn_abort(rg, t, "wounded by an older transaction");
         return;
     }
+    if (multi) {
+        tx2_coord_start(rg, t, pk);
+        return;
+    }
     merr e = {0};
     int rc = MERR_NOMEM;
-    uint8_t rk[TX_REC_PREFIX_LEN + 8];
-    rec_key(t->id, rk);
+    uint8_t rk[TX2_REC_LEN];
+    tx2_rec_key(t->id, 0, rk);
     range_write *w = calloc(q->n_mutations + 1, sizeof(*w));
     commit_ctx *c = malloc(sizeof(*c));
-    if (w && c && add_waiter(t, pk->req) == 0) {
+    if (w && c && txs_add_waiter(t, pk->req) == 0) {
         for (size_t i = 0; i < q->n_mutations; i++) {
             const Meridian__Kv__Mutation *m = q->mutations[i];
             w[i] = (range_write){.key = m->key.data,
@@ -486,6 +483,7 @@ void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk)
     case TX_GET: finish_get(rg, pk); break;
     case TX_SCAN: finish_scan(rg, pk); break;
     case TX_COMMIT: commit_continue(rg, t, pk); break;
+    case TX_PREPARE: tx2_prepare_continue(rg, t, pk); break;
     }
 }
 
@@ -532,7 +530,7 @@ static void on_get(void *arg, rpc_req *req)
         tx_parked_free(pk);
         return;
     }
-    if (lock_or_park(rg, t, pk, txn_span_point(q->key.data, q->key.len), TXN_LOCK_S) == 1)
+    if (txs_lock_or_park(rg, t, pk, txn_span_point(q->key.data, q->key.len), TXN_LOCK_S) == 1)
         finish_get(rg, pk);
     tx_pump(rg);
 }
@@ -623,7 +621,7 @@ static void on_scan(void *arg, rpc_req *req)
                              : txn_span_range(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len);
     if (!pk->to_end && bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) >= 0)
         finish_scan(rg, pk); /* empty: nothing to lock, nothing to read */
-    else if (lock_or_park(rg, t, pk, sp, TXN_LOCK_S) == 1)
+    else if (txs_lock_or_park(rg, t, pk, sp, TXN_LOCK_S) == 1)
         finish_scan(rg, pk);
     tx_pump(rg);
 }
@@ -658,12 +656,6 @@ static void on_commit(void *arg, rpc_req *req)
         if (!user_key_ok(m->key.data, m->key.len) || m->value.len > RANGE_VALUE_MAX) {
             rc = MERR_INVALID;
             why = "bad key or value size (keys must not start with 0x00)";
-        } else if (!replica_contains(r, m->key.data, m->key.len)) {
-            /* The hook for 2PC: the client groups its writes by range
-             * (txn_client.c); a commit naming several goes here. */
-            rc = MERR_UNSUPPORTED;
-            why = "the transaction writes to more than one range: multi-range commit arrives "
-                  "with 2PC";
         }
     }
     tx_range *rg = NULL;
@@ -680,15 +672,14 @@ static void on_commit(void *arg, rpc_req *req)
     if (t && t->state == TX_COMMITTED) {
         reply_committed(req, t->commit_ts);
     } else if (t && t->state == TX_COMMITTING) {
-        if (add_waiter(t, req)) txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
+        if (txs_add_waiter(t, req)) txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
     } else {
-        uint8_t rk[TX_REC_PREFIX_LEN + 8];
-        rec_key(q->txn->id, rk);
         uint64_t ts = 0;
-        uint8_t *v = NULL;
-        size_t vl = 0;
-        if (!t && range_get(replica_store(r), rk, sizeof(rk), RANGE_TS_MAX, &v, &vl, &ts) == 0) {
+        txn_outcome o = t ? TXN_OUTCOME_UNKNOWN : tx2_recorded(r, q->txn->id, &ts);
+        if (o == TXN_OUTCOME_COMMITTED) {
             reply_committed(req, ts); /* a retry of a commit an earlier leaseholder applied */
+        } else if (o == TXN_OUTCOME_ABORTED) {
+            txs_fail(s, r, req, TX_COMMIT, MERR_ABORTED, "the transaction was aborted", 1);
         } else if ((t = txn_enter(s, rg, req, TX_COMMIT, q->txn))) {
             tx_parked *pk = calloc(1, sizeof(*pk));
             if (pk) {
@@ -699,7 +690,6 @@ static void on_commit(void *arg, rpc_req *req)
                 txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
             }
         }
-        free(v);
     }
     if (q) meridian__txn__commit_request__free_unpacked(q, NULL);
     tx_pump(rg);
@@ -714,7 +704,10 @@ static void on_rollback(void *arg, rpc_req *req)
         rpc_reply(req, MERR_INVALID, "undecodable RollbackRequest", NULL, 0);
         return;
     }
-    replica *r = q->txn && q->key.len ? host_find_key(s->h, q->key.data, q->key.len) : NULL;
+    replica *r = !q->txn       ? NULL
+                 : q->range_id ? host_find(s->h, q->range_id)
+                 : q->key.len  ? host_find_key(s->h, q->key.data, q->key.len)
+                               : NULL;
     tx_range *rg = r ? tx_range_find(s, replica_id(r)) : NULL;
     tx_txn *t = rg ? tx_txn_find(rg, q->txn->id) : NULL;
     if (t && t->state == TX_ACTIVE) {
@@ -751,6 +744,7 @@ int txn_service_start(rpc_node *rpc, host *h, int64_t idle_ns, txn_service **out
     rpc_node_handle(rpc, "txn.Scan", on_scan, s);
     rpc_node_handle(rpc, "txn.Commit", on_commit, s);
     rpc_node_handle(rpc, "txn.Rollback", on_rollback, s);
+    tx2_register(s);
     *out = s;
     return 0;
 }
@@ -804,7 +798,8 @@ void txn_service_stop(txn_service *s)
 {
     if (!s) return;
     while (s->ranges) tx_range_drop(s->ranges, "the node is stopping");
-    const char *methods[] = {"txn.Get", "txn.Scan", "txn.Commit", "txn.Rollback"};
+    const char *methods[] = {"txn.Get",     "txn.Scan",   "txn.Commit", "txn.Rollback",
+                             "txn.Prepare", "txn.Decide", "txn.Status"};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         rpc_node_handle(s->rpc, methods[i], on_stopped, NULL);
     uv_timer_stop(&s->timer);

@@ -5,6 +5,7 @@
 
 #include "proto/txn.pb-c.h"
 #include "server/replica.h"
+#include "server/txn_2pc.h"
 #include "server/txn_table.h"
 #include "timesvc/hlc.h"
 
@@ -22,6 +23,17 @@ typedef struct barrier {
 
 static void snapshot_reply(txn_service *s, replica *r, tx_parked *pk, uint64_t at)
 {
+    /* Safe time: a prepared, undecided transaction may still commit at or
+     * below `at` (its s >= its prepare ts), and a write proposed at or
+     * below `at` may not have applied yet: the read waits (the client
+     * retries) until they have. */
+    uint64_t p = tx2_min_prepared(r), w = tx2_min_pending(r);
+    if (w && (!p || w < p)) p = w; /* a proposed write (e.g. a 2PC commit record) in flight */
+    if (p && p <= at) {
+        txs_fail(s, r, pk->req, pk->kind, MERR_BUSY,
+                 "a prepared transaction is undecided at the read timestamp: retry", 0);
+        return;
+    }
     if (pk->kind == TX_GET) {
         Meridian__Txn__GetRequest *q = pk->q;
         txs_reply_get(s, r, pk->req, &q->key, at, 0, at);

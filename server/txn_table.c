@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "proto/txn.pb-c.h"
+#include "server/txn_2pc.h"
 
 #define MOD             "txn"
 #define TX_KEEP_NS      (60LL * MTIME_S) /* finished transactions remembered (retried commits) */
@@ -80,6 +81,7 @@ tx_range *tx_range_for(txn_service *s, replica *r)
     rg->next = s->ranges;
     s->ranges = rg;
     MLOG_I(MOD, "lock table created", "range=%" PRIu64 " epoch=%" PRIu64, rg->range_id, rg->epoch);
+    tx2_rebuild(rg); /* prepared transactions keep their locks across leaders */
     return rg;
 }
 
@@ -94,6 +96,7 @@ void tx_parked_free(tx_parked *pk)
 
 static void txn_free(tx_txn *t)
 {
+    tx2_free(t);
     tx_parked_free(t->pk);
     free(t->waiters);
     free(t);
@@ -114,6 +117,7 @@ void tx_range_drop(tx_range *rg, const char *why)
             tx_txn *t = rg->b[i];
             rg->b[i] = t->next;
             if (t->pk) txs_fail(s, rg->r, t->pk->req, t->pk->kind, MERR_ABORTED, why, 1);
+            tx2_drop(rg, t, why);
             /* A commit in flight: its outcome is in the log (the durable
              * transaction record); the retried commit finds it there. */
             for (size_t w = 0; w < t->nwaiters; w++)
@@ -235,6 +239,14 @@ static void on_keepalive(void *arg, int code, const char *msg, uint64_t ts)
 void tx_sweep(txn_service *s)
 {
     int64_t now = mtime_mono_ns();
+    /* A leaseholder that has no lock table yet (nobody asked it anything)
+     * but holds prepared intents takes them over: it must ask their
+     * coordinators, or they would block snapshot reads forever. */
+    for (size_t i = 0; i < s->h->nreps; i++) {
+        replica *r = s->h->reps[i];
+        if (!tx_range_find(s, replica_id(r)) && replica_is_leaseholder(r) && tx2_min_prepared(r))
+            (void)tx_range_for(s, r);
+    }
     for (tx_range *rg = s->ranges, *next; rg; rg = next) {
         next = rg->next;
         if (!tx_range_valid(rg)) {
@@ -252,12 +264,13 @@ void tx_sweep(txn_service *s)
         for (size_t i = 0; i < TX_BUCKETS; i++) {
             for (tx_txn *t = rg->b[i], *tn; t; t = tn) {
                 tn = t->next;
+                if (t->x2) tx2_sweep(rg, t, now); /* resends, timeouts, status queries */
                 if (t->state == TX_ACTIVE && !t->pk && now - t->last_ns > s->idle_ns) {
                     MLOG_I(MOD, "idle transaction aborted", "txn=%" PRIu64, t->id);
                     s->idle_aborts++;
                     tx_txn_abort(rg, t, "the transaction was idle too long: its locks are gone");
                 } else if ((t->state == TX_COMMITTED || t->state == TX_ABORTED) &&
-                           now - t->last_ns > TX_KEEP_NS) {
+                           now - t->last_ns > TX_KEEP_NS && !tx2_busy(t)) {
                     tx_txn_forget(rg, t);
                 } else if (t->state == TX_ACTIVE || t->state == TX_COMMITTING) {
                     open++;

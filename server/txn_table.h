@@ -19,7 +19,7 @@
 #define TX_BUCKETS 256
 
 typedef enum tx_state { TX_ACTIVE, TX_COMMITTING, TX_COMMITTED, TX_ABORTED } tx_state;
-typedef enum tx_kind { TX_GET, TX_SCAN, TX_COMMIT } tx_kind;
+typedef enum tx_kind { TX_GET, TX_SCAN, TX_COMMIT, TX_PREPARE } tx_kind;
 
 /* A request waiting for a lock (the rpc stays open until it is granted). */
 typedef struct tx_parked {
@@ -43,6 +43,7 @@ typedef struct tx_txn {
     rpc_req **waiters; /* commit requests waiting for the outcome */
     size_t nwaiters, capwaiters;
     uint64_t next_tag;
+    struct tx2 *x2; /* 2PC state (server/txn_2pc.c), NULL for single-range */
     struct tx_txn *next;
 } tx_txn;
 
@@ -124,5 +125,12 @@ uint64_t txs_now_ts(txn_service *s);
 /* Answers pk's get or scan at read_ts, or first picks one (0); takes pk's
  * contents (pk itself stays the caller's). */
 void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts);
+/* In txn_service.c: 1: granted; 0: parked until granted; -1: answered. */
+int txs_lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, txn_lock_mode mode);
+/* The lock epoch meta names for range_id (0: none), from its lock list or
+ * its single-range fields. */
+uint64_t txs_meta_epoch(const Meridian__Txn__TxnMeta *meta, uint64_t range_id);
+/* In txn_service.c: a commit request waiting for t's outcome. */
+int txs_add_waiter(tx_txn *t, rpc_req *req);
 
 #endif

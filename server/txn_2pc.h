@@ -1,0 +1,78 @@
+/* Two-phase commit over Paxos groups in the node (Spanner §4.2.1,
+ * docs/transactions.md "Several ranges"): the coordinator and participant
+ * state machines of txn/twopc.h driven by rpcs and replicated records.
+ *
+ *  - coordinator: the leaseholder of the range the commit request names. It
+ *    locks its own writes, sends every other participant range (ranges the
+ *    transaction writes or holds locks in) a txn.Prepare with that range's
+ *    writes, collects the votes (the replies), logs its commit record with
+ *    its own writes at s, commit-waits, answers the client and sends
+ *    txn.Decide to the participants.
+ *  - participant: takes exclusive locks, logs a prepare record (a storage
+ *    intent with the writes and the read spans, at the prepare ts) and
+ *    votes; logs the outcome (a storage resolve) and releases its locks.
+ *
+ * Records at the coordinator: "\x00txn/<id>" written with the commit (its
+ * version ts is s; the single-range path writes the same key), and
+ * "\x00txn/<id>\x02" for an abort. Committed iff the first exists; an abort
+ * is announced only once its record applied and no commit record exists
+ * (a commit proposed by an earlier leader is chosen in an earlier slot).
+ *
+ * Failover: a new participant leader rebuilds its prepared transactions
+ * from the stored intents (locks retaken, read and write) when its lock
+ * table is created; a prepared participant that hears no decision asks the
+ * coordinator's range (txn.Status), which answers from its records and
+ * presumes abort (logging the abort first) for a transaction it knows
+ * nothing of. Everything runs on the rpc loop thread. */
+#ifndef MERIDIAN_SERVER_TXN_2PC_H
+#define MERIDIAN_SERVER_TXN_2PC_H
+
+#include <stdint.h>
+
+#include "server/txn_table.h"
+#include "txn/twopc.h"
+
+struct tx2;
+
+/* Registers txn.Prepare, txn.Decide, txn.Status. */
+void tx2_register(txn_service *s);
+
+/* 1 when committing q at rg needs 2PC: writes outside rg's range, or locks
+ * held in another range. */
+int tx2_is_multi(tx_range *rg, const Meridian__Txn__CommitRequest *q);
+/* The commit request pk (t's writes in rg locked, t not woundable) starts
+ * two-phase commit with rg as coordinator; takes pk. */
+void tx2_coord_start(tx_range *rg, tx_txn *t, tx_parked *pk);
+/* Resumes a parked txn.Prepare whose lock was granted. */
+void tx2_prepare_continue(tx_range *rg, tx_txn *t, tx_parked *pk);
+
+/* A new lock table: the range's prepared intents come back as prepared
+ * participants holding their locks. */
+void tx2_rebuild(tx_range *rg);
+/* The table goes: answers t's waiting 2PC requests (retry elsewhere). */
+void tx2_drop(tx_range *rg, tx_txn *t, const char *why);
+/* Frees t's 2PC state (t is being freed). */
+void tx2_free(tx_txn *t);
+/* Timer: resends, timeouts, status queries. */
+void tx2_sweep(tx_range *rg, tx_txn *t, int64_t now_ns);
+/* 1 when t is a 2PC transaction still undecided here (keep it). */
+int tx2_busy(const tx_txn *t);
+
+/* The smallest prepare ts of an undecided intent in r's store (0: none):
+ * a snapshot read at or above it must wait for the decision. */
+uint64_t tx2_min_prepared(replica *r);
+/* The smallest ts of a write this leader proposed that has not applied
+ * yet (0: none): a read at or above it would miss it. */
+uint64_t tx2_min_pending(replica *r);
+
+/* The decision recorded at a coordinator range (and s when committed). */
+txn_outcome tx2_recorded(replica *r, uint64_t txn, uint64_t *s);
+
+/* Record keys at the coordinator (out: TX2_REC_LEN bytes; abort: +1). */
+#define TX2_REC_LEN 13
+void tx2_rec_key(uint64_t txn, int abort, uint8_t *out);
+/* Intent coordinator bytes: [range u64 be][key]. */
+int tx2_coord_encode(uint64_t rid, const uint8_t *key, size_t klen, mbuf *out);
+int tx2_coord_decode(const uint8_t *p, size_t n, uint64_t *rid, const uint8_t **key, size_t *klen);
+
+#endif
