@@ -77,5 +77,7 @@ typedef struct node_pd node_pd;
 int node_pd_start(node *n, merr *e);
 void node_pd_stop(node *n);
 void node_pd_metrics_render(node *n, mbuf *out);
+/* The admin page's "Ranges per node" section (bars, from the PD's view). */
+void node_pd_page_render(node *n, mbuf *b);
 
 #endif

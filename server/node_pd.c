@@ -735,3 +735,47 @@ void node_pd_metrics_render(node *n, mbuf *out)
                 "meridian_pd_ops_failed_total %" PRIu64 "\n",
                 p->leading, p->heartbeats, p->runs, p->ops_started, p->ops_done, p->ops_failed);
 }
+
+/* ---- the admin page: ranges per node ---- */
+
+void node_pd_page_render(node *n, mbuf *b)
+{
+    node_pd *p = n->pd;
+    mbuf_printf(b, "<h2>Ranges per node</h2>");
+    if (!p || !p->leading || !p->have_last) {
+        replica *r1 = host_find(&n->host, NODE_GENESIS_RANGE);
+        uint64_t at = r1 ? replica_leader_hint(r1) : p ? p->pd_hint : 0;
+        mbuf_printf(b, "<p>The placement driver runs on range 1's leaseholder");
+        if (at) mbuf_printf(b, " (node %" PRIu64 ")", at);
+        mbuf_printf(b, ": its page shows the balance.</p>");
+        return;
+    }
+    const pd_cluster *c = &p->last;
+    uint32_t *reps = calloc(c->n_nodes ? c->n_nodes : 1, sizeof(*reps));
+    uint32_t *leads = calloc(c->n_nodes ? c->n_nodes : 1, sizeof(*leads));
+    uint32_t max = 1;
+    for (size_t i = 0; reps && leads && i < c->n_nodes; i++) {
+        for (size_t r = 0; r < c->n_ranges; r++) {
+            reps[i] += pd_range_has(&c->ranges[r], c->nodes[i].id);
+            leads[i] += c->ranges[r].leader == c->nodes[i].id;
+        }
+        if (reps[i] > max) max = reps[i];
+    }
+    mbuf_printf(b,
+                "<p>%zu ranges, as the placement driver (this node) last saw them. Bars: "
+                "replicas (grey), leases (green).</p><table><tr><th>node</th><th>liveness</th>"
+                "<th>replicas</th><th>leases</th><th style=\"width:50%%\"></th></tr>",
+                c->n_ranges);
+    for (size_t i = 0; reps && leads && i < c->n_nodes; i++) {
+        pd_liveness l = pd_node_liveness(&c->nodes[i], &p->settings, c->now_ns);
+        mbuf_printf(b,
+                    "<tr><td>%" PRIu64 "</td><td class=\"%s\">%s</td><td>%u</td><td>%u</td>"
+                    "<td><div style=\"background:#bbb;height:8px;width:%u%%\"></div>"
+                    "<div style=\"background:#4a4;height:8px;width:%u%%\"></div></td></tr>",
+                    c->nodes[i].id, l == PD_LIVE ? "ok" : "bad", pd_liveness_name(l), reps[i],
+                    leads[i], 100 * reps[i] / max, 100 * leads[i] / max);
+    }
+    mbuf_printf(b, "</table>");
+    free(reps);
+    free(leads);
+}

@@ -5,7 +5,8 @@
 # ranges (nobody calls `debug split`); the PD moves with range 1's lease
 # when its node is killed (-9) and goes on splitting with the settings it
 # reads back from range 1; every acknowledged write is read back exactly
-# once. Every process is stopped by PID.
+# once. Heartbeats drive liveness: with node.dead_timeout shortened, the new
+# PD's page shows the killed node dead. Every process is stopped by PID.
 set -u
 bin=$1; lc=$2
 export MERIDIAN_BIN=$bin
@@ -43,6 +44,8 @@ check "nothing changed" "[ \"\$(settings get range.max_bytes)\" = 67108864 ]"
 check "set range.min_bytes" "[ \"\$(settings set range.min_bytes 1KiB)\" = 1024 ]"
 check "set range.max_bytes" "[ \"\$(settings set range.max_bytes 4KiB)\" = 4096 ]"
 check "read back" "[ \"\$(settings get range.max_bytes)\" = 4096 ]"
+check "set node.suspect_timeout" "[ \"\$(settings set node.suspect_timeout 2s)\" = 2s ]"
+check "set node.dead_timeout" "[ \"\$(settings set node.dead_timeout 3s)\" = 3s ]"
 
 # Load ~1 KiB values: the PD splits ranges above 4 KiB on its own.
 val=$(head -c 1000 /dev/zero | tr '\0' v)
@@ -54,9 +57,17 @@ check "the PD ran splits (metrics)" "[ \"\$(for i in 1 2 3; do metric \$i meridi
 
 # Kill the PD's node: range 1's lease moves, and so does the PD, which reads
 # the replicated settings back and goes on splitting.
-pd=$(bash "$lc" leader "$dir")
-check "a PD leader exists (node $pd)" "[ -n '$pd' ] && [ \"\$(metric $pd meridian_pd_leader)\" = 1 ]"
+pd_node() { local i; for i in 1 2 3; do [ "$(metric "$i" meridian_pd_leader)" = 1 ] && { echo "$i"; return 0; }; done; return 1; }
+check "one node runs the PD" "wait_for 30 pd_node >/dev/null"
+pd=$(pd_node)
+page() { curl -s --max-time 2 "http://$(http_of "$1")/"; }
+all_live() { [ "$(page "$pd" | grep -o '<td class="ok">live</td>' | wc -l)" = 3 ]; }
+check "the PD's page shows ranges per node, all live" "wait_for 30 all_live"
 bash "$lc" kill "$dir" "$pd"
+# The new PD hears no heartbeat from the killed node: dead after 3 s.
+dead_seen() { local i; for i in 1 2 3; do [ "$i" = "$pd" ] && continue
+  page "$i" | grep -q "<tr><td>$pd</td><td class=\"bad\">dead</td>" && return 0; done; return 1; }
+check "the new PD declares node $pd dead" "wait_for 60 dead_seen"
 check "the settings survive the PD's node" "wait_for 60 '[ \"\$(settings get range.max_bytes 2>/dev/null)\" = 4096 ]'"
 load 121 240
 check "240 writes acknowledged" "[ \"\$(wc -l <'$dir/acked')\" = 240 ]"
