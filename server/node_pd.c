@@ -673,6 +673,55 @@ out:
     meridian__pd__settings_request__free_unpacked(q, NULL);
 }
 
+/* ---- for operators: pd.Nodes and the admin page ---- */
+
+/* Replicas and leases on node id, as the range leaseholders report them. */
+static void node_counts(const pd_cluster *c, pd_node_id id, uint32_t *reps, uint32_t *leads)
+{
+    *reps = *leads = 0;
+    for (size_t r = 0; r < c->n_ranges; r++) {
+        *reps += pd_range_has(&c->ranges[r], id);
+        *leads += c->ranges[r].leader == id;
+    }
+}
+
+static void on_nodes(void *arg, rpc_req *req)
+{
+    node_pd *p = arg;
+    Meridian__Pd__NodesResponse resp = MERIDIAN__PD__NODES_RESPONSE__INIT;
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    const pd_cluster *c = &p->last;
+    size_t n = p->leading && p->have_last ? c->n_nodes : 0;
+    Meridian__Pd__NodeInfo *ni = calloc(n ? n : 1, sizeof(*ni));
+    Meridian__Pd__NodeInfo **np = calloc(n ? n : 1, sizeof(*np));
+    if (!ni || !np) {
+        kv_fill_error(H(p), NULL, &err, MERR_NOMEM, "out of memory", NULL);
+        resp.error = &err;
+    } else if (!p->leading || !p->have_last) {
+        /* Not the PD (the hint says where it is), or one that is still
+         * listening to heartbeats after taking over. */
+        kv_fill_error(H(p), host_find(H(p), NODE_GENESIS_RANGE), &err,
+                      p->leading ? MERR_UNAVAILABLE : MERR_NOT_LEADER,
+                      p->leading ? "the placement driver is starting: retry"
+                                 : "the placement driver runs on range 1's leaseholder",
+                      NULL);
+        resp.error = &err;
+    }
+    for (size_t i = 0; !resp.error && i < n; i++) {
+        meridian__pd__node_info__init(&ni[i]);
+        ni[i].node_id = c->nodes[i].id;
+        ni[i].liveness =
+            (char *)pd_liveness_name(pd_node_liveness(&c->nodes[i], &p->settings, c->now_ns));
+        node_counts(c, c->nodes[i].id, &ni[i].replicas, &ni[i].leases);
+        np[i] = &ni[i];
+        resp.n_nodes++;
+    }
+    resp.nodes = np;
+    pb_reply(req, &resp.base);
+    free(ni);
+    free(np);
+}
+
 /* ---- lifecycle ---- */
 
 int node_pd_start(node *n, merr *e)
@@ -685,6 +734,7 @@ int node_pd_start(node *n, merr *e)
     pd_settings_default(&p->settings);
     rpc_node_handle(n->rpc, "pd.Heartbeat", on_heartbeat, p);
     rpc_node_handle(n->rpc, "pd.Settings", on_settings, p);
+    rpc_node_handle(n->rpc, "pd.Nodes", on_nodes, p);
     uv_timer_init(rpc_node_loop(n->rpc), &p->timer);
     p->timer.data = p;
     p->timer_on = 1;
@@ -712,6 +762,7 @@ void node_pd_stop(node *n)
     p->stopped = 1;
     rpc_node_handle(n->rpc, "pd.Heartbeat", on_stopped, NULL);
     rpc_node_handle(n->rpc, "pd.Settings", on_stopped, NULL);
+    rpc_node_handle(n->rpc, "pd.Nodes", on_stopped, NULL);
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed); /* drops the first reference */
 }
@@ -736,8 +787,6 @@ void node_pd_metrics_render(node *n, mbuf *out)
                 p->leading, p->heartbeats, p->runs, p->ops_started, p->ops_done, p->ops_failed);
 }
 
-/* ---- the admin page: ranges per node ---- */
-
 void node_pd_page_render(node *n, mbuf *b)
 {
     node_pd *p = n->pd;
@@ -755,10 +804,7 @@ void node_pd_page_render(node *n, mbuf *b)
     uint32_t *leads = calloc(c->n_nodes ? c->n_nodes : 1, sizeof(*leads));
     uint32_t max = 1;
     for (size_t i = 0; reps && leads && i < c->n_nodes; i++) {
-        for (size_t r = 0; r < c->n_ranges; r++) {
-            reps[i] += pd_range_has(&c->ranges[r], c->nodes[i].id);
-            leads[i] += c->ranges[r].leader == c->nodes[i].id;
-        }
+        node_counts(c, c->nodes[i].id, &reps[i], &leads[i]);
         if (reps[i] > max) max = reps[i];
     }
     mbuf_printf(b,

@@ -68,6 +68,10 @@ bash "$lc" kill "$dir" "$pd"
 dead_seen() { local i; for i in 1 2 3; do [ "$i" = "$pd" ] && continue
   page "$i" | grep -q "<tr><td>$pd</td><td class=\"bad\">dead</td>" && return 0; done; return 1; }
 check "the new PD declares node $pd dead" "wait_for 60 dead_seen"
+status_dead() { "$bin" node status --host "$(first_up)" --insecure --format json 2>/dev/null |
+  python3 -c 'import json,sys; d={str(x["id"]): x["liveness"] for x in json.load(sys.stdin)}
+sys.exit(0 if d.get(sys.argv[1]) == "dead" and list(d.values()).count("live") == 2 else 1)' "$pd"; }
+check "node status shows node $pd dead, the others live" "wait_for 60 status_dead"
 check "the settings survive the PD's node" "wait_for 60 '[ \"\$(settings get range.max_bytes 2>/dev/null)\" = 4096 ]'"
 load 121 240
 check "240 writes acknowledged" "[ \"\$(wc -l <'$dir/acked')\" = 240 ]"
