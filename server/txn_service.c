@@ -141,8 +141,11 @@ static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out,
         return MERR_NOTFOUND;
     }
     if (!replica_is_leaseholder(r)) {
-        *why = "this replica does not hold the lease";
-        return MERR_NOT_LEADER;
+        replica_lease_nudge(r); /* as route(): a quiet leader renews for the retry */
+        if (!replica_is_leaseholder(r)) {
+            *why = "this replica does not hold the lease";
+            return MERR_NOT_LEADER;
+        }
     }
     const uint8_t *st, *en;
     size_t sl, el;
