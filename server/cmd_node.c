@@ -1,7 +1,9 @@
 /* `meridian node status --host H`: every node the cluster knows, with its
  * address, locality, state, replica and lease counts and uptime. The host is
  * asked for its address book; then every node is asked for its own status (a
- * node that does not answer is listed as unreachable). */
+ * node that does not answer is listed as unreachable). The liveness column
+ * is the placement driver's (live/suspect/dead/decommissioning, from its
+ * heartbeats: "-" when it cannot be asked). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,9 +11,11 @@
 #include "common/cli.h"
 #include "common/mtime.h"
 #include "proto/node.pb-c.h"
+#include "proto/pd.pb-c.h"
 #include "proto/range.pb-c.h"
 #include "server/cli_rpc.h"
 #include "server/commands.h"
+#include "server/kv_cli.h"
 
 static ProtobufCMessage *ask(const char *addr, const char *certs, const char *method,
                              const ProtobufCMessageDescriptor *desc, merr *e)
@@ -33,6 +37,35 @@ static void json_str(const char *s)
         if ((unsigned char)*s >= 0x20) putchar(*s);
     }
     putchar('"');
+}
+
+static Meridian__Kv__Error *err_nodes(ProtobufCMessage *m)
+{
+    return ((Meridian__Pd__NodesResponse *)m)->error;
+}
+
+/* The placement driver's view (liveness from heartbeats, replicas and
+ * leases per the leaseholders); NULL when it cannot be asked: the table
+ * then shows "-". */
+static Meridian__Pd__NodesResponse *pd_nodes(const char *host, const char *certs)
+{
+    kv_client c;
+    merr e = {0};
+    ProtobufCMessage *out = NULL;
+    if (kv_client_open(&c, host, certs, 5 * MTIME_S, &e)) return NULL;
+    Meridian__Pd__NodesRequest q = MERIDIAN__PD__NODES_REQUEST__INIT;
+    if (kv_client_call(&c, "pd.Nodes", &q.base, &meridian__pd__nodes_response__descriptor,
+                       err_nodes, &out, &e))
+        out = NULL;
+    kv_client_close(&c);
+    return (Meridian__Pd__NodesResponse *)out;
+}
+
+static const char *liveness_of(const Meridian__Pd__NodesResponse *pd, uint64_t id)
+{
+    for (size_t i = 0; pd && i < pd->n_nodes; i++)
+        if (pd->nodes[i]->node_id == id) return pd->nodes[i]->liveness;
+    return "-";
 }
 
 int cmd_node_status(int argc, char **argv)
@@ -64,9 +97,10 @@ int cmd_node_status(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         return 1;
     }
+    Meridian__Pd__NodesResponse *pd = pd_nodes(host, certs);
     if (!json)
-        printf("%-4s %-22s %-24s %-9s %8s %6s %10s\n", "id", "address", "locality", "state",
-               "replicas", "leases", "uptime");
+        printf("%-4s %-22s %-24s %-9s %8s %6s %10s %s\n", "id", "address", "locality", "state",
+               "replicas", "leases", "uptime", "liveness");
     /* The address book may not list the host itself before it has an identity. */
     size_t n = first->n_peers ? first->n_peers : 1;
     int unreachable = 0;
@@ -86,27 +120,33 @@ int cmd_node_status(int argc, char **argv)
                 json_str(s->locality ? s->locality->zone : "");
                 printf(",\"state\":");
                 json_str(s->state);
-                printf(",\"replicas\":%u,\"leases\":%u,\"uptime_seconds\":%.1f}", s->replicas,
-                       s->leases, s->uptime_seconds);
+                printf(",\"replicas\":%u,\"leases\":%u,\"uptime_seconds\":%.1f,\"liveness\":",
+                       s->replicas, s->leases, s->uptime_seconds);
+                json_str(liveness_of(pd, id));
+                printf("}");
             } else {
                 printf(",\"state\":\"unreachable\",\"error\":");
                 json_str(pe.msg);
+                printf(",\"liveness\":");
+                json_str(liveness_of(pd, id));
                 printf("}");
             }
         } else if (s) {
             char loc[64];
             snprintf(loc, sizeof(loc), "%s/%s", s->locality ? s->locality->region : "?",
                      s->locality ? s->locality->zone : "?");
-            printf("%-4" PRIu64 " %-22s %-24s %-9s %8u %6u %9.0fs\n", id, addr, loc, s->state,
-                   s->replicas, s->leases, s->uptime_seconds);
+            printf("%-4" PRIu64 " %-22s %-24s %-9s %8u %6u %9.0fs %s\n", id, addr, loc, s->state,
+                   s->replicas, s->leases, s->uptime_seconds, liveness_of(pd, id));
         } else {
-            printf("%-4" PRIu64 " %-22s %-24s %-9s\n", id, addr, "-", "unreachable");
+            printf("%-4" PRIu64 " %-22s %-24s %-9s %8s %6s %10s %s\n", id, addr, "-", "unreachable",
+                   "-", "-", "-", liveness_of(pd, id));
         }
         if (!s) unreachable++;
         if (s) meridian__node__status_response__free_unpacked(s, NULL);
     }
     if (json) printf("]\n");
     meridian__node__status_response__free_unpacked(first, NULL);
+    if (pd) meridian__pd__nodes_response__free_unpacked(pd, NULL);
     return unreachable ? 3 : 0;
 }
 

@@ -30,5 +30,6 @@ int cmd_tpcc_check(int argc, char **argv);
 int cmd_debug_ping(int argc, char **argv);
 int cmd_bench_sql(int argc, char **argv);
 int cmd_debug_split(int argc, char **argv);
+int cmd_debug_settings(int argc, char **argv);
 
 #endif

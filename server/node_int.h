@@ -47,6 +47,8 @@ struct node {
     struct sql_kv_lock *sql_lock; /* ... and its serializing wrapper */
     /* splits, range ids, the range directory (node_ranges.c) */
     struct node_ranges *ranges;
+    /* the placement driver (node_pd.c) */
+    struct node_pd *pd;
 };
 
 /* node_page.c: the HTML admin page */
@@ -64,5 +66,18 @@ typedef struct node_ranges node_ranges;
 int node_ranges_start(node *n, merr *e);
 void node_ranges_stop(node *n);
 void node_ranges_metrics_render(node *n, mbuf *out);
+/* Splits the range holding key at key, from this node (it must hold the
+ * lease); done runs once, as range.Split would answer. 0 or MERR_NOMEM. */
+int node_ranges_split(node *n, const uint8_t *key, size_t klen,
+                      void (*done)(void *arg, int code, const char *msg), void *arg);
+
+/* node_pd.c: heartbeats to the placement driver, the PD loop on range 1's
+ * leaseholder, pd.Settings. Loop thread, after node_ranges_start. */
+typedef struct node_pd node_pd;
+int node_pd_start(node *n, merr *e);
+void node_pd_stop(node *n);
+void node_pd_metrics_render(node *n, mbuf *out);
+/* The admin page's "Ranges per node" section (bars, from the PD's view). */
+void node_pd_page_render(node *n, mbuf *b);
 
 #endif

@@ -106,7 +106,9 @@ void node_page_render(node *n, mbuf *b)
                     paxos_get_applied(g), paxos_get_chosen(g), m.stats.live_keys,
                     m.stats.live_bytes);
     }
-    mbuf_printf(b, "</table><p><a href=\"/metrics\">/metrics</a> &middot; "
+    mbuf_printf(b, "</table>");
+    node_pd_page_render(n, b);
+    mbuf_printf(b, "<p><a href=\"/metrics\">/metrics</a> &middot; "
                    "<a href=\"/health\">/health</a> &middot; <a href=\"/ready\">/ready</a></p>"
                    "</body></html>\n");
 }

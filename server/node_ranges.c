@@ -158,10 +158,41 @@ static void on_alloc_reply(void *arg, int code, const char *msg, const uint8_t *
     free(a);
 }
 
+typedef struct alloc_wait {
+    node_ranges *nr;
+    alloc_cb cb;
+    void *arg;
+} alloc_wait;
+
+static void on_r1_lease(void *arg, int code)
+{
+    alloc_wait *w = arg;
+    replica *r1 = w->nr->stopped ? NULL : host_find(H(w->nr), NODE_GENESIS_RANGE);
+    if (code || !r1 || !replica_is_leaseholder(r1))
+        w->cb(w->arg, MERR_UNAVAILABLE, "range 1's lease did not come back: retry", 0);
+    else
+        alloc_local(w->nr, r1, w->cb, w->arg);
+    unref(w->nr);
+    free(w);
+}
+
 static void alloc_id(node_ranges *nr, alloc_cb cb, void *arg)
 {
     replica *r1 = host_find(H(nr), NODE_GENESIS_RANGE);
-    if (r1 && replica_lease_check(r1)) {
+    if (r1 && replica_is_lease_owner(r1) && !replica_is_leaseholder(r1)) {
+        /* A quiet range 1 let its lease lapse: renew it, then allocate. */
+        alloc_wait *w = calloc(1, sizeof(*w));
+        if (!w) {
+            cb(arg, MERR_NOMEM, "out of memory", 0);
+            return;
+        }
+        *w = (alloc_wait){nr, cb, arg};
+        nr->refs++;
+        int rc = replica_lease_wait(r1, 0, on_r1_lease, w);
+        if (rc != 1) on_r1_lease(w, rc);
+        return;
+    }
+    if (r1 && replica_is_leaseholder(r1)) {
         alloc_local(nr, r1, cb, arg);
         return;
     }
@@ -221,17 +252,19 @@ static void on_alloc(void *arg, rpc_req *req)
     *q = (alloc_req){nr, req};
     if (!r1)
         reply_alloc(q, MERR_NOTFOUND, "no replica of range 1 on this node", 0);
-    else if (!replica_lease_check(r1))
+    else if (!replica_is_lease_owner(r1))
         reply_alloc(q, MERR_NOT_LEADER, "not range 1's leaseholder", 0);
     else
-        alloc_local(nr, r1, reply_alloc, q);
+        alloc_id(nr, reply_alloc, q); /* renews a lapsed lease first */
 }
 
 /* ---- range.Split ---- */
 
 typedef struct split_ctx {
     node_ranges *nr;
-    rpc_req *req;
+    rpc_req *req;                                       /* NULL: a local caller */
+    void (*done)(void *arg, int code, const char *msg); /* ... told here */
+    void *done_arg;
     uint64_t range_id, new_id;
     uint8_t *key;
     size_t klen;
@@ -239,6 +272,14 @@ typedef struct split_ctx {
 
 static void split_reply(split_ctx *c, int code, const char *msg)
 {
+    if (!c->req) {
+        c->done(c->done_arg, code, msg);
+        node_ranges *nr = c->nr;
+        free(c->key);
+        free(c);
+        unref(nr);
+        return;
+    }
     Meridian__Range__SplitResponse resp = MERIDIAN__RANGE__SPLIT_RESPONSE__INIT;
     Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
     range_desc_pb dl, dr, de;
@@ -287,6 +328,9 @@ static void on_id(void *arg, int code, const char *msg, uint64_t id)
     }
 }
 
+static void split_start(split_ctx *c);
+static void on_split_lease(void *arg, int code);
+
 static void on_split(void *arg, rpc_req *req)
 {
     node_ranges *nr = arg;
@@ -310,6 +354,12 @@ static void on_split(void *arg, rpc_req *req)
     memcpy(c->key, q->key.data, q->key.len);
     c->klen = q->key.len;
     meridian__range__split_request__free_unpacked(q, NULL);
+    split_start(c);
+}
+
+static void split_start(split_ctx *c)
+{
+    node_ranges *nr = c->nr;
     replica *r = c->klen ? host_find_key(H(nr), c->key, c->klen) : NULL;
     if (c->klen == 0 || c->klen > RANGE_KEY_MAX || c->key[0] == 0x00) {
         split_reply(c, MERR_INVALID,
@@ -337,11 +387,39 @@ static void on_split(void *arg, rpc_req *req)
         split_reply(c, 0, NULL);
         return;
     }
-    if (!replica_lease_check(r)) {
+    /* A quiet group's leader lets its lease lapse: renew it first (the
+     * placement driver splits ranges nobody is writing to right now). */
+    int lw = replica_lease_wait(r, 0, on_split_lease, c);
+    if (lw == 1) return;
+    on_split_lease(c, lw);
+}
+
+static void on_split_lease(void *arg, int code)
+{
+    split_ctx *c = arg;
+    replica *r = c->nr->stopped ? NULL : host_find(H(c->nr), c->range_id);
+    if (code || !r || !replica_is_leaseholder(r)) {
         split_reply(c, MERR_NOT_LEADER, "this replica does not hold the lease");
         return;
     }
-    alloc_id(nr, on_id, c);
+    alloc_id(c->nr, on_id, c);
+}
+
+int node_ranges_split(node *n, const uint8_t *key, size_t klen,
+                      void (*done)(void *arg, int code, const char *msg), void *arg)
+{
+    node_ranges *nr = n->ranges;
+    split_ctx *c = nr ? calloc(1, sizeof(*c)) : NULL;
+    if (c) c->key = malloc(klen ? klen : 1);
+    if (!c || !c->key) {
+        if (c) free(c);
+        return MERR_NOMEM;
+    }
+    *c = (split_ctx){.nr = nr, .done = done, .done_arg = arg, .key = c->key, .klen = klen};
+    memcpy(c->key, key, klen);
+    nr->refs++;
+    split_start(c);
+    return 0;
 }
 
 /* ---- the directory: readers ---- */

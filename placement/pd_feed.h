@@ -1,0 +1,62 @@
+/* Heartbeats in, a scheduler snapshot out: the PD leader keeps the latest
+ * heartbeat of every node (volatile: rebuilt from fresh heartbeats after a
+ * PD failover) and turns them, with the registry's node ids, into the
+ * pd_cluster that pd_schedule reads. Pure: times are arguments.
+ *
+ * Rules: a range's span, generation, members and leader come from the report
+ * of a node that holds its lease (the leaseholder applies every membership
+ * change and split first); of two leaseholder reports for overlapping spans
+ * (one stale across a split) the higher generation wins. A range nobody
+ * leads is left out: no operation could run there this round. A learner is
+ * caught up when its own report has applied within PD_FEED_CATCHUP_SLOTS of
+ * the leaseholder's. A registry node never heard from since this PD took
+ * over counts as heard at `since_ns`, so a new PD leader gives every node a
+ * full node.dead_timeout before calling it dead. */
+#ifndef MERIDIAN_PLACEMENT_PD_FEED_H
+#define MERIDIAN_PLACEMENT_PD_FEED_H
+
+#include "placement/pd_model.h"
+
+#define PD_FEED_CATCHUP_SLOTS 16
+
+typedef struct pd_hb_replica {
+    pd_range_id range;
+    uint64_t generation;
+    pd_key start, end;
+    pd_node_id voters[PD_MAX_REPLICAS], learners[PD_MAX_REPLICAS];
+    int n_voters, n_learners;
+    uint64_t size_bytes, keys, applied;
+    double reads_per_s, writes_per_s;
+    bool leaseholder;
+    pd_key mid_key; /* len 0: not reported */
+} pd_hb_replica;
+
+typedef struct pd_hb {
+    pd_node_id node;
+    int64_t received_ns;
+    uint64_t capacity_bytes, used_bytes;
+    pd_hb_replica *replicas;
+    size_t n_replicas;
+} pd_hb;
+
+typedef struct pd_hb_table {
+    pd_hb *v;
+    size_t n, cap;
+} pd_hb_table;
+
+void pd_hb_free(pd_hb *hb);
+void pd_hb_table_init(pd_hb_table *t);
+void pd_hb_table_free(pd_hb_table *t);
+/* Takes hb over (its replicas and keys), replacing that node's earlier
+ * heartbeat. 0 or MERR_NOMEM (then hb is freed). */
+int pd_hb_table_put(pd_hb_table *t, pd_hb *hb);
+const pd_hb *pd_hb_table_get(const pd_hb_table *t, pd_node_id node);
+
+/* Fills `out` (pd_cluster_init'ed, empty) with nodes = registry ∪ heard-of
+ * nodes and ranges per the rules above; now_ns goes to out->now_ns. 0,
+ * MERR_NOMEM or MERR_INVALID (e says why). */
+int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_registry,
+                  const pd_node_id *decommissioning, size_t n_decommissioning, int64_t since_ns,
+                  int64_t now_ns, pd_cluster *out, merr *e);
+
+#endif
