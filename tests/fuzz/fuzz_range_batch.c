@@ -4,8 +4,8 @@
  * trailing crc32c, so the fuzzer explores the body). Garbage must be MERR_CORRUPT;
  * whatever decodes must re-encode to bytes that decode to the same batch and
  * encode to the very same bytes again. Seeds: tests/fuzz/corpus/fuzz_range_batch/. */
-#include "common/crc32c.h"
 #include "storage/range.h"
+#include "tests/fuzz/fuzz_crc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,14 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int raw = data[0] & 1;
     mbuf in = MBUF_INIT;
-    if (mbuf_append(&in, data + 1, size - 1)) abort();
-    if (!raw) {
-        uint8_t t[4];
-        mbe32_put(t, crc32c(0, in.data, in.len));
-        if (mbuf_append(&in, t, 4)) abort();
-    }
+    fuzz_crc_input(data, size, &in);
     range_batch_decoded d;
     memset(&d, 0, sizeof d);
     int rc = range_batch_decode(in.data, in.len, &d);

@@ -4,9 +4,9 @@
  * crc32c, so the fuzzer reaches the fields behind the checksum). Garbage must
  * be MERR_CORRUPT; a decoded split or merge must re-encode to the very same
  * bytes (the encoding is canonical). Seeds: tests/fuzz/corpus/fuzz_range_cmd/. */
-#include "common/crc32c.h"
 #include "common/err.h"
 #include "server/range_cmd.h"
+#include "tests/fuzz/fuzz_crc.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,14 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
-    int raw = data[0] & 1;
     mbuf in = MBUF_INIT;
-    if (mbuf_append(&in, data + 1, size - 1)) abort();
-    if (!raw) {
-        uint8_t t[4];
-        mbe32_put(t, crc32c(0, in.data, in.len));
-        if (mbuf_append(&in, t, 4)) abort();
-    }
+    fuzz_crc_input(data, size, &in);
     range_cmd c;
     memset(&c, 0, sizeof c);
     int rc = range_cmd_decode(in.data, in.len, &c);
