@@ -1,6 +1,7 @@
 /* File-system helpers (see fsutil.h). */
 #include "common/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -129,4 +130,48 @@ int mfs_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+/* Empties the directory open at dfd (closed here); `path` is for errors. */
+static int remove_below(int dfd, const char *path, merr *e)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return fail(e, "opendir", path);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (errno = 0, de = readdir(d))) {
+        const char *n = de->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+        if (!unlinkat(dirfd(d), n, 0)) continue;
+        if (errno != EISDIR && errno != EPERM) {
+            rc = fail(e, "unlink in", path);
+            break;
+        }
+        /* A directory: empty it, then remove it. */
+        int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) {
+            rc = fail(e, "open dir in", path);
+            break;
+        }
+        rc = remove_below(sub, path, e);
+        if (!rc && unlinkat(dirfd(d), n, AT_REMOVEDIR)) rc = fail(e, "rmdir in", path);
+    }
+    if (!rc && errno) rc = fail(e, "readdir", path);
+    closedir(d);
+    return rc;
+}
+
+int mfs_remove_tree(const char *path, merr *e)
+{
+    struct stat st;
+    if (lstat(path, &st)) return errno == ENOENT ? 0 : fail(e, "stat", path);
+    if (!S_ISDIR(st.st_mode)) return unlink(path) ? fail(e, "unlink", path) : 0;
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) return fail(e, "open dir", path);
+    int rc = remove_below(dfd, path, e);
+    if (rc) return rc;
+    return rmdir(path) ? fail(e, "rmdir", path) : 0;
 }

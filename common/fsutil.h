@@ -25,6 +25,9 @@ int mfs_write_atomic_mode(const char *path, const void *data, size_t len, unsign
 int mfs_read_all(const char *path, size_t max, mbuf *out, merr *e);
 /* 1 if path exists (any type), 0 if not. */
 int mfs_exists(const char *path);
+/* rm -rf: removes path and everything below it without following links.
+ * A missing path is fine. Reentrant (no nftw callback state). */
+int mfs_remove_tree(const char *path, merr *e);
 /* Writes all of buf to fd, retrying short writes and EINTR. */
 int mfs_write_full(int fd, const void *buf, size_t len, merr *e);
 

@@ -9,7 +9,6 @@
  * target: 10,000 idle ranges under 1 GiB and under 5% of a core. */
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 
 #include "common/cli.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "rpc/rpc.h"
@@ -190,14 +190,6 @@ static void close_host(void *arg)
     b->open = 0;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) ? -1 : 0;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -327,8 +319,9 @@ out:
         rpc_node_run_sync(b->rpc, close_host, b);
         rpc_node_stop(b->rpc);
     }
-    if (nftw(b->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS))
-        fprintf(stderr, "%s: cannot remove %s\n", argv[0], b->dir);
+    merr e = {0};
+    if (mfs_remove_tree(b->dir, &e))
+        fprintf(stderr, "%s: cannot remove %s\n", argv[0], merr_msg(&e));
     free(b);
     return rc;
 }

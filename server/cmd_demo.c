@@ -14,7 +14,6 @@
  * politely still leaves nothing behind. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/cli.h"
+#include "common/fsutil.h"
 #include "server/commands.h"
 
 #ifndef MERIDIAN_SOURCE_DIR
@@ -136,22 +136,15 @@ static int read_nodes(const char *dir, char *hosts, size_t cap, int verbose)
     return n;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) ? -1 : 0;
-}
-
 static void demo_stop(const char *script, const char *dir)
 {
     char *argv[] = {"bash", (char *)script, "stop", (char *)dir, NULL};
     int null = open("/dev/null", O_WRONLY);
     run(argv, -1, null, 0, 1);
     if (null >= 0) close(null);
-    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS))
-        fprintf(stderr, "meridian demo: cannot remove %s: %s\n", dir, strerror(errno));
+    merr e = {0};
+    if (mfs_remove_tree(dir, &e))
+        fprintf(stderr, "meridian demo: cannot remove %s\n", merr_msg(&e));
 }
 
 int cmd_demo(int argc, char **argv)

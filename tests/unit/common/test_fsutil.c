@@ -43,15 +43,44 @@ static void test_atomic_write_and_read(void **state)
     assert_int_equal(mfs_mkdirs(path, &e), MERR_INVALID);
     /* Writing into a missing directory fails cleanly. */
     assert_int_equal(mfs_write_atomic(under, "z", 1, &e) < 0, 1);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mfs_remove_tree(root, &e), 0);
+    assert_false(mfs_exists(root));
+}
+
+/* rm -rf: nested directories, files, and a symlink that must be removed
+ * itself, never followed (its target outside the tree survives). */
+static void test_remove_tree(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/meridian-fs-XXXXXX", outside[] = "/tmp/meridian-fs-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    assert_non_null(mkdtemp(outside));
+    char p[256];
+    merr e = {0};
+    snprintf(p, sizeof(p), "%s/a/b/c", root);
+    assert_int_equal(mfs_mkdirs(p, &e), 0);
+    snprintf(p, sizeof(p), "%s/a/b/c/f", root);
+    assert_int_equal(mfs_write_atomic(p, "x", 1, &e), 0);
+    snprintf(p, sizeof(p), "%s/a/g", root);
+    assert_int_equal(mfs_write_atomic(p, "y", 1, &e), 0);
+    char keep[256];
+    snprintf(keep, sizeof(keep), "%s/keep", outside);
+    assert_int_equal(mfs_write_atomic(keep, "z", 1, &e), 0);
+    snprintf(p, sizeof(p), "%s/a/link", root);
+    assert_int_equal(symlink(outside, p), 0);
+    assert_int_equal(mfs_remove_tree(root, &e), 0);
+    assert_false(mfs_exists(root));
+    assert_true(mfs_exists(keep));
+    assert_int_equal(mfs_remove_tree(root, &e), 0); /* already gone: fine */
+    assert_int_equal(mfs_remove_tree(outside, &e), 0);
+    assert_false(mfs_exists(outside));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_atomic_write_and_read),
+        cmocka_unit_test(test_remove_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
