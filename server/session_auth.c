@@ -191,6 +191,8 @@ int session_service_metrics_render(session_service *svc, mbuf *out)
                       (unsigned long long)(v))
     C("sessions_open", "gauge", st.sessions_open, "SQL sessions open now");
     C("sessions_total", "counter", st.sessions_total, "SQL sessions opened");
+    C("jobs_running", "gauge", st.jobs_running,
+      "sessions whose worker is busy with a request now (a statement, prepare, ...)");
     C("auth_ok_total", "counter", st.auth_ok, "password logins that succeeded");
     C("auth_failures_total", "counter", st.auth_failures,
       "password logins that failed (wrong password, unknown user)");

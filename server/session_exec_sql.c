@@ -428,12 +428,12 @@ static uint64_t sx_changes(void *ctx)
 /* The flag, which the statement's deadline hook polls (c->s may be being
  * made on the worker right now), and the session KV's cancel for a
  * statement waiting in the KV. */
-static void sx_cancel(void *ctx)
+static void sx_cancel(void *ctx, int on)
 {
     sx_ctx *c = ctx;
-    atomic_store(&c->cancel, 1);
+    atomic_store(&c->cancel, on);
     void *kv = atomic_load(&c->cancel_kv);
-    if (kv && c->cfg->kv_cancel) c->cfg->kv_cancel(kv, 1);
+    if (kv && c->cfg->kv_cancel) c->cfg->kv_cancel(kv, on);
 }
 
 static int sx_txn_state(void *ctx)

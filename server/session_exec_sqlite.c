@@ -287,9 +287,9 @@ static uint64_t sq_changes(void *ctx)
 {
     return (uint64_t)sqlite3_changes64(((sq_ctx *)ctx)->db);
 }
-static void sq_cancel(void *ctx)
+static void sq_cancel(void *ctx, int on)
 {
-    atomic_store(&((sq_ctx *)ctx)->cancel, 1);
+    atomic_store(&((sq_ctx *)ctx)->cancel, on);
 }
 
 static int sq_txn_state(void *ctx)

@@ -126,7 +126,7 @@ static void on_req_cancel(void *arg, rpc_req *req)
     j->canceled = 1;
     j->batch_state = B_SENT;
     /* Interrupt only this job: another one may be running. */
-    if (ss->ctx_ready && ss->running == j) ss->svc->ex->cancel(ss->ctx);
+    if (ss->ctx_ready && ss->running == j) ss->svc->ex->cancel(ss->ctx, 1);
     pthread_cond_broadcast(&ss->cv);
     pthread_mutex_unlock(&ss->mu);
 }
@@ -186,7 +186,7 @@ static void close_session(session_service *svc, ssession *ss, rpc_req *req)
     unlink_session(svc, ss);
     pthread_mutex_lock(&ss->mu);
     ss->cancel_upto = UINT64_MAX;
-    if (ss->ctx_ready) svc->ex->cancel(ss->ctx);
+    if (ss->ctx_ready) svc->ex->cancel(ss->ctx, 1);
     if (ss->running) {
         /* A worker waiting for stream credit must not wait any longer. */
         ss->running->canceled = 1;
@@ -396,7 +396,7 @@ static void h_cancel(void *arg, rpc_req *req)
     pthread_mutex_lock(&ss->mu);
     if (seq > ss->cancel_upto) ss->cancel_upto = seq;
     sjob *r = ss->running;
-    if (ss->ctx_ready && r && r->kind == J_EXEC && r->seq <= seq) svc->ex->cancel(ss->ctx);
+    if (ss->ctx_ready && r && r->kind == J_EXEC && r->seq <= seq) svc->ex->cancel(ss->ctx, 1);
     pthread_cond_broadcast(&ss->cv);
     pthread_mutex_unlock(&ss->mu);
     session_stat_add(svc, &svc->st.cancels, 1);

@@ -107,8 +107,11 @@ typedef struct session_executor {
     void (*reset)(void *stmt);
     void (*finalize)(void *stmt);
     uint64_t (*changes)(void *ctx); /* rows changed by the last statement */
-    void (*cancel)(void *ctx);      /* any thread */
-    int (*txn_state)(void *ctx);    /* SEXEC_TXN_* */
+    /* on=1: interrupt what runs now (any thread, under the session's mutex);
+     * on=0: forget an interrupt that came after its job ended (the worker,
+     * as it starts the next job, so a late cancel never hits the next one). */
+    void (*cancel)(void *ctx, int on);
+    int (*txn_state)(void *ctx); /* SEXEC_TXN_* */
     int (*set)(void *ctx, const session_settings *s, sexec_error *err);
     void (*close)(void *ctx);
     /* Optional (loop thread, right after open): the session's id, for
@@ -154,6 +157,7 @@ typedef struct session_service_stats {
     uint64_t execs, rows_sent, batches_sent;
     uint64_t batches_waiting; /* a worker waits for stream credit now */
     uint64_t cancels;
+    uint64_t jobs_running;                           /* sessions whose worker runs a request now */
     uint64_t auth_ok, auth_failures, auth_throttled; /* password logins */
 } session_service_stats;
 void session_service_stats_get(session_service *s, session_service_stats *out);

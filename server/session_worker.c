@@ -275,8 +275,12 @@ void *session_worker_main(void *arg)
         sjob *j = ss->head;
         ss->head = j->next;
         if (!ss->head) ss->tail = NULL;
+        /* A cancel meant for the previous job that landed after it ended
+         * must not stop this one (its own cancel comes after this line). */
+        if (ss->ctx_ready) ss->svc->ex->cancel(ss->ctx, 0);
         ss->running = j;
         pthread_mutex_unlock(&ss->mu);
+        session_stat_add(ss->svc, &ss->svc->st.jobs_running, 1);
         int kind = j->kind;
         /* Every job runs under its caller's deadline (statement_timeout),
          * never under the previous job's. */
@@ -291,6 +295,7 @@ void *session_worker_main(void *arg)
         pthread_mutex_lock(&ss->mu);
         ss->running = NULL;
         pthread_mutex_unlock(&ss->mu);
+        session_stat_add(ss->svc, &ss->svc->st.jobs_running, -1);
         /* The reply goes out on the loop; if the node is stopping, nobody
          * is left to answer (rpc ends the call with MERR_CLOSED). */
         if (rpc_node_post(ss->svc->node, session_finish_cb, j)) session_job_free(j);

@@ -156,7 +156,7 @@ static void test_executor_rules(void **state)
                        "SELECT count(*) FROM c";
     assert_int_equal(ex.prepare(ctx, loop, strlen(loop), &stmt, &tail, &err), 0);
     ex.reset(stmt);
-    ex.cancel(ctx);
+    ex.cancel(ctx, 1);
     assert_int_equal(ex.step(stmt, &err), SEXEC_INTERRUPT);
     /* ...and reset clears it for the next run. */
     ex.reset(stmt);
