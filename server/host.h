@@ -75,6 +75,9 @@ struct host {
     char peers_path[4200];
     replica **reps;
     size_t nreps, capreps;
+    /* Some replica may be paused for a full disk (replica_retry.c): the tick
+     * walks the replicas only then, not every tick on a 10k-range node. */
+    int paused_hint;
     uint64_t ticks;
     /* counters for /metrics */
     uint64_t msgs_in, msgs_out, msgs_bad, persists, applied_entries;

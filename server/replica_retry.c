@@ -32,6 +32,7 @@ void replica_pause_for_disk(replica *r, int status)
                "range=%" PRIu64 " error=%s retry_in_ms=%" PRId64, r->range_id, merr_str(status),
                (int64_t)(r->retry_backoff_ns / MTIME_MS));
     r->broken = REPLICA_PAUSED;
+    r->h->paused_hint = 1;
 }
 
 static int rebuild(replica *r, merr *e)
@@ -52,9 +53,13 @@ static int rebuild(replica *r, merr *e)
 
 void replica_retry_paused(host *h, int64_t now_mono_ns)
 {
+    if (!h->paused_hint) return;
+    size_t still = 0;
     for (size_t i = 0; i < h->nreps; i++) {
         replica *r = h->reps[i];
-        if (r->broken != REPLICA_PAUSED || now_mono_ns < r->retry_at_ns || r->inflight) continue;
+        if (r->broken != REPLICA_PAUSED) continue;
+        still++; /* un-counted below once it is rebuilt */
+        if (now_mono_ns < r->retry_at_ns || r->inflight) continue;
         int64_t backoff = r->retry_backoff_ns;
         merr e = {0};
         if (rebuild(r, &e)) {
@@ -63,8 +68,12 @@ void replica_retry_paused(host *h, int64_t now_mono_ns)
             replica_pause_for_disk(r, e.code ? e.code : MERR_IO);
             continue;
         }
+        still--;
         r->retry_backoff_ns = backoff; /* reset by the next successful write */
         MLOG_I(MOD, "paused replica rebuilt from its durable state: serving again",
                "range=%" PRIu64, r->range_id);
     }
+    /* Other paths may end a pause (a replica removed, marked broken): the
+     * hint is cleared only by a walk that found nothing paused. */
+    if (!still) h->paused_hint = 0;
 }
