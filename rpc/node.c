@@ -377,6 +377,11 @@ static void on_prepare(uv_prepare_t *p)
     conn_flush_dirty(p->data);
 }
 
+void rpc_node_flush(rpc_node *n)
+{
+    conn_flush_dirty(n);
+}
+
 int rpc_node_post(rpc_node *n, rpc_post_fn fn, void *arg)
 {
     rpc_post_item *it = malloc(sizeof(*it));

@@ -106,6 +106,10 @@ int rpc_node_set_identity(rpc_node *n, uint64_t node_id, const char *cluster_id)
 int rpc_node_handle(rpc_node *n, const char *method, rpc_handler_fn fn, void *arg);
 void rpc_node_on_peer(rpc_node *n, rpc_peer_fn fn, void *arg);
 int rpc_node_oneway(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len);
+/* Hands every frame queued so far to the sockets now instead of at the end of
+ * the loop iteration (loop thread only): for an answer that should not wait
+ * for the rest of the callback that produced it. */
+void rpc_node_flush(rpc_node *n);
 int rpc_node_call(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len,
                   int64_t deadline_us, rpc_reply_fn cb, void *arg, uint64_t *call_id);
 int rpc_node_cancel(rpc_node *n, uint64_t call_id);

@@ -18,6 +18,8 @@
 #include "common/mtime.h"
 #include "proto/kv.pb-c.h"
 #include "rpc/rpc.h"
+#include "proto/node.pb-c.h"
+#include "server/cli_rpc.h"
 #include "server/commands.h"
 
 typedef struct bench {
@@ -264,6 +266,25 @@ static void print_line(const char *label, double secs, uint64_t ops, uint64_t er
     fflush(stdout);
 }
 
+/* The leaseholder's clock bound: every put waits out ~2ε of commit-wait, so
+ * a latency figure means little without the ε it was measured with. */
+static void print_clock(const char *addr)
+{
+    merr e = {0};
+    Meridian__Node__StatusResponse *st = (Meridian__Node__StatusResponse *)cli_rpc_ask(
+        addr, NULL, "node.Status", &meridian__node__status_response__descriptor, 3 * MTIME_S, &e);
+    if (!st) {
+        printf("clock: unknown (%s)\n", e.msg);
+        return;
+    }
+    char eps[32];
+    mhist_fmt_ns(st->clock_epsilon_ns > 0 ? (uint64_t)st->clock_epsilon_ns : 0, eps, sizeof(eps));
+    printf("clock: source %s, epsilon %s now (commit-wait ~2x that)\n",
+           st->clock_source && st->clock_source[0] ? st->clock_source : "?",
+           st->clock_epsilon_ns < 0 ? "untrusted" : eps);
+    protobuf_c_message_free_unpacked(&st->base, NULL);
+}
+
 int cmd_bench_kv(int argc, char **argv)
 {
     const char *host = NULL;
@@ -317,6 +338,7 @@ int cmd_bench_kv(int argc, char **argv)
     printf("bench kv: durable puts to %s (leaseholder), concurrency %" PRId64 ", value %" PRId64
            " B, %.0fs\n",
            b.leader, concurrency, value_size, (double)duration / 1e9);
+    print_clock(b.leader);
     int64_t t0 = mtime_mono_ns();
     b.end_ns = t0 + duration;
     rpc_node_run_sync(b.rpc, start_all, &b);

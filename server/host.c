@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "replication/paxos_codec.h"
+#include "server/put_stages.h"
 #include "server/replica.h"
 #include "timesvc/hlc_uv.h"
 #include "timesvc/tt_uv.h"
@@ -32,6 +33,7 @@ typedef struct host_inflight {
     uint64_t id;
     uint64_t range_id;
     uint64_t seq;
+    int64_t t_submit; /* put_stages.h */
     struct host_inflight *next;
 } host_inflight;
 
@@ -131,6 +133,7 @@ static void on_ls_async(uv_async_t *a)
             *pp = f->next;
             replica *r = host_find(h, f->range_id);
             h->persists++;
+            stage_record(STAGE_PERSIST, f->t_submit);
             if (r) replica_persisted(r, f->seq, d->status);
             free(f);
             break;
@@ -154,6 +157,7 @@ int host_persist(host *h, replica *r, logstore_batch *b, uint64_t id, uint64_t s
     f->id = id;
     f->range_id = replica_id(r);
     f->seq = seq;
+    f->t_submit = stage_now();
     f->next = h->inflight;
     h->inflight = f;
     int rc = logstore_submit(h->ls, b);
@@ -279,6 +283,11 @@ void host_send(host *h, const paxos_msg *m)
     /* Loss is fine: Paxos retransmits. Busy/unavailable peers just drop. */
     if (rpc_node_oneway(h->rpc, m->to, PAXOS_METHOD, buf, len) == 0) h->msgs_out++;
     free(buf);
+}
+
+void host_flush_replies(host *h)
+{
+    rpc_node_flush(h->rpc);
 }
 
 static void on_paxos_msg(void *arg, rpc_req *req)

@@ -131,6 +131,8 @@ int host_flush_later(host *h, uint64_t range_id);
 void host_metrics_render(host *h, mbuf *out);
 /* Sends one Paxos message to its destination node. */
 void host_send(host *h, const paxos_msg *m);
+/* Sends the answers queued so far now (rpc_node_flush), before slower work. */
+void host_flush_replies(host *h);
 
 /* ---- node liveness and the tick set (server/host_liveness.c) ----
  * Every HOST_LIVENESS_TICKS ticks the node sends each peer in its address

@@ -271,7 +271,7 @@ static void do_write(host *h, rpc_req *req, const uint8_t *payload, size_t plen,
         } else {
             c->req = req;
             c->h = h;
-            rc = replica_write(r, w, q->n_mutations, deadline_of(req), on_written, c, &e);
+            rc = replica_write_early(r, w, q->n_mutations, deadline_of(req), on_written, c, &e);
             if (rc) {
                 free(c);
                 why = e.msg;

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/mtime.h"
+#include "server/put_stages.h"
 #include "server/range_cmd.h"
 #include "timesvc/hlc.h"
 
@@ -155,6 +156,8 @@ struct replica_wait {
 void replica_commit_waited(replica_wait *w, int status)
 {
     pending_write *p = w->p;
+    stage_record(STAGE_CWAIT, p->t_applied);
+    stage_record(STAGE_TOTAL, p->t_prop);
     if (status)
         p->cb(p->arg, status, "commit-wait failed: clock cannot be trusted", 0);
     else
@@ -233,34 +236,62 @@ static void replica_observe_applied(replica *r, const range_batch *b, size_t n)
                "range=%" PRIu64 " error=\"%s\"", r->range_id, e.msg);
 }
 
+/* Completes proposal p (taken off the pending list): a refusal, or the
+ * commit-wait that then answers the caller. */
+static void complete_applied(replica *r, pending_write *p, const range_batch *b, int refused)
+{
+    if (refused) {
+        p->cb(p->arg, MERR_RANGE, "the range split before the write applied: retry", 0);
+        free(p);
+        return;
+    }
+    p->ts = b->ts;
+    stage_record(STAGE_CHOSEN, p->t_prop);
+    p->t_applied = stage_now();
+    replica_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
+        free(p);
+        return;
+    }
+    w->p = p;
+    /* Spanner's commit-wait: nobody hears of the commit before ts has
+     * certainly passed everywhere. */
+    if (host_commit_wait(r->h, hlc_physical_ns(b->ts), w)) replica_commit_waited(w, MERR_CLOCK);
+}
+
+static pending_write *find_pending(replica *r, uint64_t id)
+{
+    for (pending_write *p = r->pending; p; p = p->next)
+        if (p->id == id) return p;
+    return NULL;
+}
+
 /* Applies the set in one storage transaction (one commit instead of one per
  * proposal), starts the commit-wait of the writes this replica proposed,
- * and empties the set. */
+ * and empties the set. Early writes (replica_write_early) are completed and
+ * their answers flushed to the sockets first: every entry of the set is
+ * chosen, so it is committed whatever this replica's apply does (a failed
+ * apply stops the replica, and a restart replays the log from its store). */
 static int apply_flush(replica *r, apply_set *as)
 {
+    int early = 0;
+    for (size_t i = 0; i < as->n; i++) {
+        pending_write *p = find_pending(r, as->ids[i]);
+        if (!p || !p->early) continue;
+        if (!early) replica_observe_applied(r, as->b, as->n); /* before any answer */
+        early = 1;
+        complete_applied(r, replica_take_pending(r, p->id), &as->b[i], as->refused[i]);
+    }
+    if (early) host_flush_replies(r->h);
+    int64_t t0 = stage_now();
     int rc = as->n ? range_apply_many(r->store, as->b, as->slots, as->n, NULL) : 0;
-    if (!rc && as->n) replica_observe_applied(r, as->b, as->n);
+    if (as->n) stage_record(STAGE_APPLY, t0);
+    if (!rc && as->n && !early) replica_observe_applied(r, as->b, as->n);
     for (size_t i = 0; !rc && i < as->n; i++) {
         r->h->applied_entries++;
         pending_write *p = replica_take_pending(r, as->ids[i]);
-        if (!p) continue;
-        if (as->refused[i]) {
-            p->cb(p->arg, MERR_RANGE, "the range split before the write applied: retry", 0);
-            free(p);
-            continue;
-        }
-        p->ts = as->b[i].ts;
-        replica_wait *w = calloc(1, sizeof(*w));
-        if (!w) {
-            p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
-            free(p);
-            continue;
-        }
-        w->p = p;
-        /* Spanner's commit-wait: nobody hears of the commit before ts has
-         * certainly passed everywhere. */
-        if (host_commit_wait(r->h, hlc_physical_ns(as->b[i].ts), w))
-            replica_commit_waited(w, MERR_CLOCK);
+        if (p) complete_applied(r, p, &as->b[i], as->refused[i]);
     }
     for (size_t i = 0; i < as->n; i++) range_batch_decoded_free(&as->dec[i]);
     as->n = 0;
@@ -497,6 +528,15 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     return rc;
 }
 
+int replica_write_early(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
+                        replica_write_cb cb, void *arg, merr *e)
+{
+    r->early_next = 1;
+    int rc = replica_write(r, w, n, deadline_ns, cb, arg, e);
+    r->early_next = 0;
+    return rc;
+}
+
 int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
                     replica_write_cb cb, void *arg, merr *e)
 {
@@ -511,6 +551,8 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
     p->deadline_ns = deadline_ns;
     p->cb = cb;
     p->arg = arg;
+    p->t_prop = stage_now();
+    p->early = r->early_next;
     p->next = NULL;
     if (r->pending_tail)
         r->pending_tail->next = p;

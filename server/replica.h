@@ -63,6 +63,13 @@ void replica_campaign(replica *r);
  * is monotonic (0: none): past it the caller gets MERR_TIMEOUT. */
 int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
                   replica_write_cb cb, void *arg, merr *e);
+/* replica_write() for a caller whose cb only answers a client: once the write
+ * is chosen (durable on a majority) and commit-waited, cb runs and the answer
+ * is sent *before* this replica applies it to its store, taking the SQLite
+ * transaction off the client's latency. The apply still completes in the same
+ * loop callback, so no request can read the store in between. */
+int replica_write_early(replica *r, const range_write *w, size_t n, int64_t deadline_ns,
+                        replica_write_cb cb, void *arg, merr *e);
 /* Membership change through the log (leader only): PAXOS_ADD_LEARNER etc. */
 int replica_change_members(replica *r, int op, uint64_t node, merr *e);
 /* Clean shutdown: asks another voter to take over if this replica leads

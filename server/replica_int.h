@@ -12,6 +12,8 @@ typedef struct pending_write {
     int64_t deadline_ns;
     replica_write_cb cb;
     void *arg;
+    int64_t t_prop, t_applied; /* put_stages.h (0 unless profiling) */
+    int early;                 /* answer before the local apply (replica_write_early) */
     struct pending_write *next;
 } pending_write;
 
@@ -26,6 +28,7 @@ struct replica {
     pending_write *pending; /* proposed, not yet applied; oldest first */
     pending_write *pending_tail;
     uint64_t next_prop;
+    int early_next;                     /* replica_write_early() is proposing */
     int broken;                         /* applying failed: the replica stops until repaired */
     uint64_t snap_retry_at;             /* after a failed snapshot: not before this applied slot */
     uint64_t log_bytes;                 /* bytes of entries chosen since the last snapshot */
