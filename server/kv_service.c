@@ -65,6 +65,13 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
         r = host_find(h, t->range_id);
     else
         r = host_find_key(h, key->data, key->len);
+    if (!r && key && (r = host_find_key(h, key->data, key->len)) != NULL) {
+        /* The range is gone here (merged away): answer with the one that
+         * holds the key now, so the client's route refreshes. */
+        *out = r;
+        *why = "the range merged into another";
+        return MERR_RANGE;
+    }
     *out = r;
     if (!r) {
         *why = "no replica of that range on this node";
@@ -79,6 +86,10 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
     if (t && t->generation && t->generation != replica_generation(r)) {
         *why = "the range's generation changed (split or merge)";
         return MERR_RANGE;
+    }
+    if (replica_frozen(r)) {
+        *why = "the range is frozen for a merge: retry";
+        return MERR_BUSY;
     }
     if (!replica_is_leaseholder(r)) {
         *why = "this replica does not hold the lease";

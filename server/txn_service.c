@@ -110,6 +110,10 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
         *why = "no replica of that range on this node";
         return MERR_NOTFOUND;
     }
+    if (replica_frozen(r)) {
+        *why = "the range is frozen for a merge: retry";
+        return MERR_BUSY;
+    }
     if (!replica_is_leaseholder(r)) {
         replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
         if (replica_is_leaseholder(r)) return 0;
@@ -144,6 +148,10 @@ static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out,
     if (!r) {
         *why = "no replica of that range on this node";
         return MERR_NOTFOUND;
+    }
+    if (replica_frozen(r)) {
+        *why = "the range is frozen for a merge: retry";
+        return MERR_BUSY;
     }
     if (!replica_is_leaseholder(r)) {
         replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
