@@ -7,8 +7,13 @@
  *   2. freeze R through its log: here if this node holds R's lease, else
  *      with range.Freeze at R's leader (it answers the freeze slot and R's
  *      generation; a retried freeze answers the first slot again);
- *   3. propose MERGE in L's log and answer once it applied here;
- *   4. the directory forgets R (node_ranges_forget).
+ *   3. wait until every replica of R applied the freeze (range.FrozenAt,
+ *      polled): a replica of L applies MERGE only once its replica of R
+ *      froze, and R's group is gone once its replicas merged, so a lagging
+ *      replica could never catch the freeze up later (CockroachDB waits the
+ *      same way). A node down blocks the merge; R stays frozen meanwhile;
+ *   4. propose MERGE in L's log and answer once it applied here;
+ *   5. the directory forgets R (node_ranges_forget).
  * A crash or a refusal between 2 and 3 leaves R frozen, with no write lost.
  * Every MERGE_TICK_MS this node retries the merge of every frozen range
  * whose left neighbour it leads, so R is merged (and serves again through
@@ -30,6 +35,7 @@
 #define MOD           "merge"
 #define MERGE_WAIT    (10 * MTIME_S)
 #define MERGE_TICK_MS 2000
+#define MERGE_POLL_MS 200
 
 struct node_merge {
     node *n;
@@ -46,6 +52,11 @@ typedef struct merge_ctx {
     uint64_t left_id, right_id, right_gen, freeze_slot;
     uint8_t *key;
     size_t klen;
+    /* step 3: polling the right's replicas */
+    uv_timer_t timer;
+    int timer_on, asked, frozen_ok;
+    int64_t wait_until; /* monotonic */
+    char lagging[128];  /* why the last round was not ready */
 } merge_ctx;
 
 static host *H(node_merge *nm)
@@ -56,6 +67,19 @@ static host *H(node_merge *nm)
 static void unref(node_merge *nm)
 {
     if (--nm->refs == 0 && nm->stopped) free(nm);
+}
+
+static void ctx_free(merge_ctx *c)
+{
+    node_merge *nm = c->nm;
+    free(c->key);
+    free(c);
+    unref(nm);
+}
+
+static void on_ctx_closed(uv_handle_t *hd)
+{
+    ctx_free(hd->data);
 }
 
 static void merge_reply(merge_ctx *c, int code, const char *msg)
@@ -87,15 +111,122 @@ static void merge_reply(merge_ctx *c, int code, const char *msg)
                msg ? msg : merr_str(code));
     }
     nm->inflight--;
-    free(c->key);
-    free(c);
-    unref(nm);
+    if (c->timer_on)
+        uv_close((uv_handle_t *)&c->timer, on_ctx_closed);
+    else
+        ctx_free(c);
 }
 
 static void on_merged(void *arg, int code, const char *msg, uint64_t ts)
 {
     (void)ts;
     merge_reply(arg, code, msg);
+}
+
+static void propose_merge(merge_ctx *c)
+{
+    replica *l = host_find(H(c->nm), c->left_id);
+    merr e = {0};
+    if (!l) {
+        merge_reply(c, MERR_NOTFOUND, "the left range left this node");
+    } else if (replica_merge(l, c->right_id, c->right_gen, c->freeze_slot,
+                             mtime_mono_ns() + MERGE_WAIT, on_merged, c, &e)) {
+        merge_reply(c, e.code, e.msg);
+    }
+}
+
+static void wait_round(merge_ctx *c);
+
+static void on_poll(uv_timer_t *t)
+{
+    merge_ctx *c = t->data;
+    if (c->nm->stopped)
+        merge_reply(c, MERR_CLOSED, "node stopping");
+    else
+        wait_round(c);
+}
+
+/* One reply of a round is in: when all are, merge or poll again. */
+static void round_answer(merge_ctx *c, uint64_t nid, int ok)
+{
+    if (!ok) {
+        c->frozen_ok = 0;
+        snprintf(c->lagging, sizeof(c->lagging),
+                 "the replica of range %" PRIu64 " on node %" PRIu64
+                 " has not applied its freeze yet (the range stays frozen: retry)",
+                 c->right_id, nid);
+    }
+    if (--c->asked > 0) return;
+    if (c->frozen_ok) {
+        propose_merge(c);
+        return;
+    }
+    if (mtime_mono_ns() > c->wait_until || c->nm->stopped) {
+        merge_reply(c, MERR_BUSY, c->lagging);
+        return;
+    }
+    if (!c->timer_on) {
+        uv_timer_init(rpc_node_loop(c->nm->n->rpc), &c->timer);
+        c->timer.data = c;
+        c->timer_on = 1;
+    }
+    uv_timer_start(&c->timer, on_poll, MERGE_POLL_MS, 0);
+}
+
+typedef struct poll_call {
+    merge_ctx *c;
+    uint64_t nid;
+} poll_call;
+
+static void on_frozen_at(void *arg, int code, const char *msg, const uint8_t *p, size_t len)
+{
+    poll_call *pc = arg;
+    (void)msg;
+    Meridian__Range__FreezeResponse *r =
+        code ? NULL : meridian__range__freeze_response__unpack(NULL, len, p);
+    /* A replica already gone merged it there (an earlier attempt applied). */
+    int ok = r && (r->error ? r->error->kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND
+                            : r->freeze_slot == pc->c->freeze_slot);
+    if (r) meridian__range__freeze_response__free_unpacked(r, NULL);
+    round_answer(pc->c, pc->nid, ok);
+    free(pc);
+}
+
+/* Asks every voter of the right range whether it applied the freeze. */
+static void wait_round(merge_ctx *c)
+{
+    replica *rr = host_find(H(c->nm), c->right_id);
+    if (!rr) {
+        merge_reply(c, MERR_RANGE, "the right range left this node");
+        return;
+    }
+    paxos_members cm, lm;
+    paxos_get_members(replica_group(rr), &cm, &lm);
+    c->asked = 1; /* held until every call went out */
+    c->frozen_ok = 1;
+    Meridian__Range__FreezeRequest q = MERIDIAN__RANGE__FREEZE_REQUEST__INIT;
+    q.range_id = c->right_id;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int prc = pb_pack(&q.base, &buf, &len);
+    for (uint32_t i = 0; i < cm.nvoters; i++) {
+        uint64_t nid = cm.voters[i];
+        c->asked++;
+        if (nid == H(c->nm)->node_id) {
+            round_answer(c, nid, replica_frozen(rr) == c->freeze_slot);
+            continue;
+        }
+        poll_call *pc = prc ? NULL : malloc(sizeof(*pc));
+        int64_t deadline = mtime_real_ns() / 1000 + 2 * MTIME_S / 1000;
+        if (pc) *pc = (poll_call){c, nid};
+        if (!pc || rpc_node_call(c->nm->n->rpc, nid, "range.FrozenAt", buf, len, deadline,
+                                 on_frozen_at, pc, NULL)) {
+            free(pc);
+            round_answer(c, nid, 0);
+        }
+    }
+    free(buf);
+    round_answer(c, 0, 1);
 }
 
 static void on_frozen(void *arg, int code, const char *msg, uint64_t slot)
@@ -106,16 +237,10 @@ static void on_frozen(void *arg, int code, const char *msg, uint64_t slot)
         return;
     }
     c->freeze_slot = slot;
-    replica *l = host_find(H(c->nm), c->left_id);
     replica *rr = host_find(H(c->nm), c->right_id);
     if (!c->right_gen && rr) c->right_gen = replica_generation(rr); /* frozen: it stays */
-    merr e = {0};
-    if (!l) {
-        merge_reply(c, MERR_NOTFOUND, "the left range left this node");
-    } else if (replica_merge(l, c->right_id, c->right_gen, slot, mtime_mono_ns() + MERGE_WAIT,
-                             on_merged, c, &e)) {
-        merge_reply(c, e.code, e.msg);
-    }
+    c->wait_until = mtime_mono_ns() + MERGE_WAIT;
+    wait_round(c);
 }
 
 static void on_freeze_reply(void *arg, int code, const char *msg, const uint8_t *p, size_t len)
@@ -316,6 +441,30 @@ static void on_freeze_lease(void *arg, int code)
         freeze_reply(f, e.code, e.msg, 0);
 }
 
+/* range.FrozenAt: this node's replica's freeze slot (0: not frozen). */
+static void on_frozen_at_req(void *arg, rpc_req *req)
+{
+    node_merge *nm = arg;
+    Meridian__Range__FreezeRequest *q =
+        meridian__range__freeze_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable FreezeRequest", NULL, 0);
+        return;
+    }
+    replica *r = host_find(H(nm), q->range_id);
+    meridian__range__freeze_request__free_unpacked(q, NULL);
+    Meridian__Range__FreezeResponse resp = MERIDIAN__RANGE__FREEZE_RESPONSE__INIT;
+    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
+    if (!r) {
+        kv_fill_error(H(nm), NULL, &err, MERR_NOTFOUND, "no replica of that range here", NULL);
+        resp.error = &err;
+    } else {
+        resp.freeze_slot = replica_frozen(r);
+        resp.generation = replica_generation(r);
+    }
+    pb_reply(req, &resp.base);
+}
+
 static void on_freeze(void *arg, rpc_req *req)
 {
     node_merge *nm = arg;
@@ -380,6 +529,7 @@ int node_merge_start(node *n, merr *e)
     nm->refs = 1;
     rpc_node_handle(n->rpc, "range.Merge", on_merge, nm);
     rpc_node_handle(n->rpc, "range.Freeze", on_freeze, nm);
+    rpc_node_handle(n->rpc, "range.FrozenAt", on_frozen_at_req, nm);
     uv_timer_init(rpc_node_loop(n->rpc), &nm->timer);
     nm->timer.data = nm;
     uv_timer_start(&nm->timer, on_tick, MERGE_TICK_MS, MERGE_TICK_MS);
@@ -406,6 +556,7 @@ void node_merge_stop(node *n)
     nm->stopped = 1;
     rpc_node_handle(n->rpc, "range.Merge", on_stopped, NULL);
     rpc_node_handle(n->rpc, "range.Freeze", on_stopped, NULL);
+    rpc_node_handle(n->rpc, "range.FrozenAt", on_stopped, NULL);
     uv_timer_stop(&nm->timer);
     uv_close((uv_handle_t *)&nm->timer, on_timer_closed); /* drops the first reference */
 }

@@ -202,6 +202,7 @@ static int hb_decode(const Meridian__Pd__HeartbeatRequest *q, int64_t now, pd_hb
         r->applied = s->applied;
         r->reads_per_s = s->reads_per_s;
         r->writes_per_s = s->writes_per_s;
+        r->span_age_ns = (int64_t)s->span_age_ms * MTIME_MS;
         r->leaseholder = s->leaseholder;
         if (key_from(&r->start, &d->start_key) || key_from(&r->end, &d->end_key) ||
             key_from(&r->mid_key, &s->mid_key))
@@ -285,6 +286,9 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
         st[i].keys = m.stats.live_keys > 0 ? (uint64_t)m.stats.live_keys : 0;
         st[i].applied = m.applied;
         st[i].leaseholder = replica_is_lease_owner(r);
+        int64_t now = mtime_mono_ns();
+        replica_load(r, now, &st[i].reads_per_s, &st[i].writes_per_s);
+        st[i].span_age_ms = (uint64_t)(replica_span_age_ns(r, now) / MTIME_MS) + 1;
         if (st[i].leaseholder && p->split_above && st[i].size_bytes > p->split_above) {
             size_t kl = 0;
             /* System keys (0x00...) stay in range 1: never offered as a split. */
@@ -405,6 +409,35 @@ static void on_split_reply(void *arg, int code, const char *msg, const uint8_t *
     if (r) meridian__range__split_response__free_unpacked(r, NULL);
 }
 
+static void on_merge_reply(void *arg, int code, const char *msg, const uint8_t *buf, size_t len)
+{
+    Meridian__Range__MergeResponse *r =
+        code ? NULL : meridian__range__merge_response__unpack(NULL, len, buf);
+    if (!code && !r) code = MERR_PROTOCOL, msg = "undecodable MergeResponse";
+    if (r && r->error) code = MERR_UNAVAILABLE, msg = r->error->message;
+    op_done(arg, code, msg);
+    if (r) meridian__range__merge_response__free_unpacked(r, NULL);
+}
+
+/* A merge runs at the left range's leaseholder (server/node_merge.c). */
+static int merge_start(node_pd *p, const pd_op *op, const pd_range *l, op_ctx *o)
+{
+    if (l->leader == H(p)->node_id) return node_merge_range(p->n, op->range, op_done, o);
+    static const uint8_t sys_key = 0x00; /* range 1 starts at "": a key inside it */
+    Meridian__Range__MergeRequest q = MERIDIAN__RANGE__MERGE_REQUEST__INIT;
+    q.key = l->start.len ? (ProtobufCBinaryData){l->start.len, (uint8_t *)l->start.p}
+                         : (ProtobufCBinaryData){1, (uint8_t *)&sys_key};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = pb_pack(&q.base, &buf, &len);
+    int64_t deadline = mtime_real_ns() / 1000 + PD_OP_WAIT / 1000;
+    if (!rc)
+        rc = rpc_node_call(p->n->rpc, l->leader, "range.Merge", buf, len, deadline, on_merge_reply,
+                           o, NULL);
+    free(buf);
+    return rc;
+}
+
 /* Starts op at the range's leaseholder; 0 when op_done will run. */
 static int op_start(node_pd *p, const pd_op *op, pd_node_id leader, op_ctx *o)
 {
@@ -443,7 +476,7 @@ static void run_ops(node_pd *p, const pd_cluster *c, const pd_ops *ops)
                                    .node = op->node,
                                    .from = op->from}};
         p->refs++;
-        int rc = op_start(p, op, r->leader, o);
+        int rc = op->kind == PD_OP_MERGE ? merge_start(p, op, r, o) : op_start(p, op, r->leader, o);
         if (rc) {
             *slot = (pd_running){0};
             p->refs--;
@@ -490,6 +523,7 @@ static void pd_run(node_pd *p)
     /* Only the schedulers whose operations this executor runs: a proposal
      * it cannot carry out would claim its range and hide a split. */
     if (!rc) rc = pd_schedule_split(&c, &p->settings, &ops);
+    if (!rc) rc = pd_schedule_merge(&c, &p->settings, &ops);
     if (rc) {
         MLOG_W(MOD, "scheduling failed", "error=\"%s\"", ops.err.code ? ops.err.msg : e.msg);
     } else {

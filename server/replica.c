@@ -493,9 +493,12 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     for (size_t i = 0; i < n; i++)
         if (!replica_contains(r, w[i].key, w[i].klen))
             return merr_set(e, MERR_RANGE, "key outside range %" PRIu64, r->range_id);
-    if (r->frozen)
+    /* Empty writes (keep-alives, nudges) still go: their ACCEPTs bring a
+     * lagging replica the freeze (they are refused at apply). */
+    if (r->frozen && n)
         return merr_set(e, MERR_BUSY, "range %" PRIu64 " is frozen for a merge: retry",
                         r->range_id);
+    if (n) r->nwrites++;
     /* Spanner §4.1.2: s >= TT.now().latest, and above every timestamp this
      * node handed out (the HLC is strictly increasing). */
     hlc_ts ts;
@@ -642,6 +645,7 @@ int replica_create(host *h, const range_desc *d, const paxos_members *genesis, r
     r->h = h;
     r->range_id = d->range_id;
     r->genesis = *genesis;
+    r->span_ns = mtime_mono_ns();
     char path[4200];
     replica_range_path(h, d->range_id, path, sizeof(path));
     int rc = range_create(path, d, NULL, &r->store, e);
@@ -707,6 +711,7 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
     if (!r) return merr_set(e, MERR_NOMEM, "out of memory");
     r->h = h;
     r->range_id = range_id;
+    r->span_ns = mtime_mono_ns();
     restore_ctx c = {0};
     mbuf hs = MBUF_INIT, snap = MBUF_INIT;
     char path[4200];

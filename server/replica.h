@@ -101,6 +101,14 @@ uint64_t replica_frozen(replica *r);
 /* At start: drops right replicas whose merge committed before a crash. */
 void replica_merge_cleanup(host *h);
 
+/* ---- load (server/replica_load.c) ---- */
+/* Counts a read served here (writes count themselves in replica_write). */
+void replica_note_read(replica *r);
+/* Reads and writes per second since the previous call (0 the first time). */
+void replica_load(replica *r, int64_t now_ns, double *reads_per_s, double *writes_per_s);
+/* How long ago (monotonic) the span last changed here: split, merge, start. */
+int64_t replica_span_age_ns(replica *r, int64_t now_ns);
+
 /* The store's generation (grows with every split/merge) and span. */
 uint64_t replica_generation(replica *r);
 void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,

@@ -45,6 +45,10 @@ struct replica {
     uint64_t frozen;
     paxos_entry *stall;
     size_t nstall;
+    /* Load for heartbeats (replica_load.c): counts, and the counts and
+     * monotonic time of the last report; span_ns: when the span changed. */
+    uint64_t nreads, nwrites, load_reads, load_writes;
+    int64_t load_ns, span_ns;
 };
 
 #define REPLICA_PAUSED 2 /* r->broken: paused after a full disk, retrying */

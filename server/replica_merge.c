@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mtime.h"
 #include "server/range_cmd.h"
 #include "server/replica.h"
 #include "server/replica_int.h"
@@ -152,6 +153,7 @@ int replica_apply_merge(replica *l, const range_cmd *c, uint64_t slot, uint64_t 
     free(l->end);
     l->start = l->end = NULL;
     if ((rc = replica_set_span(l))) return rc;
+    l->span_ns = mtime_mono_ns();
     MLOG_I(MOD, "range merged", "range=%" PRIu64 " absorbed=%" PRIu64, l->range_id, c->right_id);
     retire(rr);
     replica_finish_cmd(l, id, 0, NULL, 0);

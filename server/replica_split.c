@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mtime.h"
 #include "server/range_cmd.h"
 #include "server/replica.h"
 #include "server/replica_int.h"
@@ -121,6 +122,7 @@ static int apply_split(replica *r, const range_cmd *c, uint64_t slot, uint64_t i
         free(r->end);
         r->start = r->end = NULL;
         if ((rc = replica_set_span(r))) return rc;
+        r->span_ns = mtime_mono_ns();
         if (!voter) range_destroy(path, NULL);
         MLOG_I(MOD, "range split", "range=%" PRIu64 " new_range=%" PRIu64 " key_len=%zu",
                r->range_id, c->new_range_id, c->klen);
