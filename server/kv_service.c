@@ -65,10 +65,13 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
         r = host_find(h, t->range_id);
     else
         r = host_find_key(h, key->data, key->len);
-    if (!r && key && (r = host_find_key(h, key->data, key->len)) != NULL) {
-        /* The range is gone here (merged away): answer with the one that
-         * holds the key now, so the client's route refreshes. */
-        *out = r;
+    replica *by_key =
+        !r && key && t && t->generation ? host_find_key(h, key->data, key->len) : NULL;
+    if (by_key && replica_generation(by_key) > t->generation) {
+        /* The range merged away here: answer with the newer range that
+         * holds the key now, so the client's route refreshes. (An older
+         * one is a replica behind a split: another node may serve it.) */
+        *out = by_key;
         *why = "the range merged into another";
         return MERR_RANGE;
     }

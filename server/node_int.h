@@ -87,6 +87,10 @@ void node_merge_metrics_render(node *n, mbuf *out);
  * done runs once, as range.Merge would answer. 0 or MERR_NOMEM. */
 int node_merge_range(node *n, uint64_t left_id, void (*done)(void *arg, int code, const char *msg),
                      void *arg);
+/* The same at node `leader` (range.Merge with a key of the left range,
+ * starting at start; "" for range 1), or here if that is this node. */
+int node_merge_at(node *n, uint64_t leader, uint64_t left_id, const uint8_t *start, size_t slen,
+                  void (*done)(void *arg, int code, const char *msg), void *arg);
 
 /* node_pd.c: heartbeats to the placement driver, the PD loop on range 1's
  * leaseholder, pd.Settings. Loop thread, after node_ranges_start. */

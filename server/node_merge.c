@@ -399,6 +399,46 @@ int node_merge_range(node *n, uint64_t left_id, void (*done)(void *arg, int code
     return 0;
 }
 
+typedef struct remote_merge {
+    void (*done)(void *arg, int code, const char *msg);
+    void *arg;
+} remote_merge;
+
+static void on_remote_merge(void *arg, int code, const char *msg, const uint8_t *buf, size_t len)
+{
+    remote_merge *rm = arg;
+    Meridian__Range__MergeResponse *r =
+        code ? NULL : meridian__range__merge_response__unpack(NULL, len, buf);
+    if (!code && !r) code = MERR_PROTOCOL, msg = "undecodable MergeResponse";
+    if (r && r->error) code = MERR_UNAVAILABLE, msg = r->error->message;
+    rm->done(rm->arg, code, msg);
+    if (r) meridian__range__merge_response__free_unpacked(r, NULL);
+    free(rm);
+}
+
+int node_merge_at(node *n, uint64_t leader, uint64_t left_id, const uint8_t *start, size_t slen,
+                  void (*done)(void *arg, int code, const char *msg), void *arg)
+{
+    if (leader == n->host.node_id) return node_merge_range(n, left_id, done, arg);
+    static const uint8_t sys_key = 0x00; /* range 1 starts at "": a key inside it */
+    Meridian__Range__MergeRequest q = MERIDIAN__RANGE__MERGE_REQUEST__INIT;
+    q.key = slen ? (ProtobufCBinaryData){slen, (uint8_t *)start}
+                 : (ProtobufCBinaryData){1, (uint8_t *)&sys_key};
+    remote_merge *rm = malloc(sizeof(*rm));
+    if (!rm) return MERR_NOMEM;
+    *rm = (remote_merge){done, arg};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = pb_pack(&q.base, &buf, &len);
+    int64_t deadline = mtime_real_ns() / 1000 + 2 * MERGE_WAIT / 1000;
+    if (!rc)
+        rc = rpc_node_call(n->rpc, leader, "range.Merge", buf, len, deadline, on_remote_merge, rm,
+                           NULL);
+    free(buf);
+    if (rc) free(rm);
+    return rc;
+}
+
 /* ---- range.Freeze ---- */
 
 typedef struct freeze_req {

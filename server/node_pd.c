@@ -409,33 +409,10 @@ static void on_split_reply(void *arg, int code, const char *msg, const uint8_t *
     if (r) meridian__range__split_response__free_unpacked(r, NULL);
 }
 
-static void on_merge_reply(void *arg, int code, const char *msg, const uint8_t *buf, size_t len)
-{
-    Meridian__Range__MergeResponse *r =
-        code ? NULL : meridian__range__merge_response__unpack(NULL, len, buf);
-    if (!code && !r) code = MERR_PROTOCOL, msg = "undecodable MergeResponse";
-    if (r && r->error) code = MERR_UNAVAILABLE, msg = r->error->message;
-    op_done(arg, code, msg);
-    if (r) meridian__range__merge_response__free_unpacked(r, NULL);
-}
-
 /* A merge runs at the left range's leaseholder (server/node_merge.c). */
 static int merge_start(node_pd *p, const pd_op *op, const pd_range *l, op_ctx *o)
 {
-    if (l->leader == H(p)->node_id) return node_merge_range(p->n, op->range, op_done, o);
-    static const uint8_t sys_key = 0x00; /* range 1 starts at "": a key inside it */
-    Meridian__Range__MergeRequest q = MERIDIAN__RANGE__MERGE_REQUEST__INIT;
-    q.key = l->start.len ? (ProtobufCBinaryData){l->start.len, (uint8_t *)l->start.p}
-                         : (ProtobufCBinaryData){1, (uint8_t *)&sys_key};
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = pb_pack(&q.base, &buf, &len);
-    int64_t deadline = mtime_real_ns() / 1000 + PD_OP_WAIT / 1000;
-    if (!rc)
-        rc = rpc_node_call(p->n->rpc, l->leader, "range.Merge", buf, len, deadline, on_merge_reply,
-                           o, NULL);
-    free(buf);
-    return rc;
+    return node_merge_at(p->n, l->leader, op->range, l->start.p, l->start.len, op_done, o);
 }
 
 /* Starts op at the range's leaseholder; 0 when op_done will run. */

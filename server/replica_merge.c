@@ -262,7 +262,9 @@ int replica_freeze(replica *r, int64_t deadline_ns, replica_write_cb cb, void *a
         return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64, r->range_id);
     if (!r->frozen) {
         size_t nint = 0;
-        range_list_intents(r->store, count_intent, &nint, NULL);
+        range *st = replica_store(r); /* an idle replica's store may be closed */
+        if (!st) return merr_set(e, MERR_UNAVAILABLE, "range %" PRIu64 " is stopped", r->range_id);
+        range_list_intents(st, count_intent, &nint, NULL);
         if (nint)
             return merr_set(e, MERR_BUSY, "range %" PRIu64 " has %zu prepared transactions",
                             r->range_id, nint);
@@ -311,6 +313,14 @@ int replica_merge_ready(replica *l, replica *rr, merr *e)
                         "ranges %" PRIu64 " and %" PRIu64 " have different replica sets "
                         "(or a membership change in flight): make them equal first",
                         l->range_id, rr->range_id);
+    /* A frozen range serves nothing until every replica froze and the merge
+     * applied: do not start while a replica's node is known to be down. */
+    paxos_members c, x;
+    paxos_get_members(rr->g, &c, &x);
+    for (uint32_t i = 0; i < c.nvoters; i++)
+        if (!host_node_live(l->h, c.voters[i]))
+            return merr_set(e, MERR_BUSY, "node %" PRIu64 " (a replica) is down: merge later",
+                            (uint64_t)c.voters[i]);
     return 0;
 }
 

@@ -202,7 +202,8 @@ int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, 
 uint64_t replica_generation(replica *r)
 {
     range_meta m;
-    return range_get_meta(r->store, &m) ? 0 : m.generation;
+    range *st = replica_store(r); /* an idle replica's store may be closed */
+    return !st || range_get_meta(st, &m) ? 0 : m.generation;
 }
 
 void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,
