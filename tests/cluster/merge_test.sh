@@ -12,7 +12,7 @@
 # get clear errors.
 # Every process is stopped by PID.
 set -u
-bin=$1; lc=$2
+bin=$1; lc=$2; probe=$3 # probe: tests/cluster/kv_target_probe
 export MERIDIAN_BIN=$bin
 ulimit -c 0 # the crash points abort(): no core files
 dir=$(mktemp -d /tmp/meridian-merge-XXXXXX)
@@ -88,9 +88,17 @@ writer & writer_pid=$!
 check "the writer makes progress over every range" "grow 40"
 
 # Merge by hand while the writer runs: [k, p) absorbs [p, t).
+right=$(range_of p range); rgen=$(range_of p generation)
 check "merge [k,p) with [p,t)" "merge k"
 check "five ranges now ($(nranges))" "wait_for 30 '[ \"\$(nranges)\" = 5 ]'"
 check "the writer goes on across the merge" "grow 40"
+# A request for the merged-away range (by id, as from a cached route) gets a
+# retryable error carrying the range that holds the key now, from every node.
+left=$(range_of p range); lgen=$(range_of p generation)
+for i in 1 2 3; do
+  check "node $i answers range $right with range $left's descriptor" \
+    "wait_for 60 '[ \"\$(\"$probe\" $(rpc_of $i) $right $rgen p00001)\" = \"RANGE_MISMATCH range $left generation $lgen\" ]'"
+done
 check "a scan reads every acknowledged write exactly once" "snap_scan"
 
 # A node crashing inside a merge: just before absorbing the right range,
