@@ -160,6 +160,8 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
         r.keys = w->keys;
         r.reads_per_s = w->reads_per_s;
         r.writes_per_s = w->writes_per_s;
+        const pd_hb *lhb = pd_hb_table_get(t, lead[k]);
+        if (w->span_age_ns && lhb) r.last_split_merge_ns = lhb->received_ns - w->span_age_ns;
         for (int v = 0; v < w->n_voters && r.n_replicas < PD_MAX_REPLICAS; v++)
             r.replicas[r.n_replicas++] = (pd_replica){.node = w->voters[v], .role = PD_VOTER};
         for (int l = 0; l < w->n_learners && r.n_replicas < PD_MAX_REPLICAS; l++) {

@@ -11,7 +11,8 @@
  * caught up when its own report has applied within PD_FEED_CATCHUP_SLOTS of
  * the leaseholder's. A registry node never heard from since this PD took
  * over counts as heard at `since_ns`, so a new PD leader gives every node a
- * full node.dead_timeout before calling it dead. */
+ * full node.dead_timeout before calling it dead. A range's last split or
+ * merge is the winning report's received_ns minus its span age. */
 #ifndef MERIDIAN_PLACEMENT_PD_FEED_H
 #define MERIDIAN_PLACEMENT_PD_FEED_H
 
@@ -28,7 +29,8 @@ typedef struct pd_hb_replica {
     uint64_t size_bytes, keys, applied;
     double reads_per_s, writes_per_s;
     bool leaseholder;
-    pd_key mid_key; /* len 0: not reported */
+    pd_key mid_key;      /* len 0: not reported */
+    int64_t span_age_ns; /* since the span last changed, at received_ns; 0: unknown */
 } pd_hb_replica;
 
 typedef struct pd_hb {

@@ -1,5 +1,6 @@
 /* `meridian debug split --host H --key KEY`: splits the range holding KEY so
- * that KEY starts a new range (docs/ranges.md). The request goes to the
+ * that KEY starts a new range (docs/ranges.md). `meridian debug merge --host H
+ * --key KEY` merges the range holding KEY with its right neighbour. The request goes to the
  * range's leaseholder (NOT_LEADER hints are followed) and returns once the
  * split is applied there. Splitting at a key that already starts a range
  * answers with that range and its left neighbour, so a retry is harmless. */
@@ -36,7 +37,13 @@ static void print_desc(const char *label, const Meridian__Meta__RangeDescriptor 
     printf(")\n");
 }
 
-int cmd_debug_split(int argc, char **argv)
+static Meridian__Kv__Error *err_merge(ProtobufCMessage *m)
+{
+    return ((Meridian__Range__MergeResponse *)m)->error;
+}
+
+/* One command: both take --host and --key and print descriptors. */
+static int range_cmd(int argc, char **argv, int merge)
 {
     const char *host = NULL, *certs_dir = NULL, *key_s = NULL;
     int64_t timeout = 30 * MTIME_S;
@@ -44,7 +51,9 @@ int cmd_debug_split(int argc, char **argv)
     const cli_flag flags[] = {
         {"host", CLI_STR, &host, "HOST:PORT[,...]",
          "nodes of the cluster, tried in turn (required)"},
-        {"key", CLI_STR, &key_s, "KEY", "the first key of the new range (text or 0x-hex)"},
+        {"key", CLI_STR, &key_s, "KEY",
+         merge ? "a key of the left range (text or 0x-hex)"
+               : "the first key of the new range (text or 0x-hex)"},
         {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 30s)"},
@@ -70,16 +79,24 @@ int cmd_debug_split(int argc, char **argv)
     /* A split waits for a range id from range 1 and for its own apply:
      * give one attempt longer than a lease takes to move. */
     c.call_timeout_ns = 15 * MTIME_S;
-    if (!rc) {
+    if (!rc && merge) {
+        Meridian__Range__MergeRequest q = MERIDIAN__RANGE__MERGE_REQUEST__INIT;
+        q.key = (ProtobufCBinaryData){klen, key};
+        rc = kv_client_call(&c, "range.Merge", &q.base,
+                            &meridian__range__merge_response__descriptor, err_merge, &out, &e);
+        if (!rc) print_desc("merged:", ((Meridian__Range__MergeResponse *)out)->merged);
+    } else if (!rc) {
         Meridian__Range__SplitRequest q = MERIDIAN__RANGE__SPLIT_REQUEST__INIT;
         q.key = (ProtobufCBinaryData){klen, key};
         rc = kv_client_call(&c, "range.Split", &q.base,
                             &meridian__range__split_response__descriptor, err_split, &out, &e);
     }
-    if (!rc) {
+    if (!rc && !merge) {
         Meridian__Range__SplitResponse *r = (Meridian__Range__SplitResponse *)out;
         print_desc("left: ", r->left);
         print_desc("right:", r->right);
+    }
+    if (!rc) {
         protobuf_c_message_free_unpacked(out, NULL);
     } else {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg[0] ? e.msg : merr_str(rc));
@@ -87,4 +104,14 @@ int cmd_debug_split(int argc, char **argv)
     kv_client_close(&c);
     free(key);
     return rc ? 1 : 0;
+}
+
+int cmd_debug_split(int argc, char **argv)
+{
+    return range_cmd(argc, argv, 0);
+}
+
+int cmd_debug_merge(int argc, char **argv)
+{
+    return range_cmd(argc, argv, 1);
 }

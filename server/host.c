@@ -413,6 +413,17 @@ int host_add(host *h, replica *r)
     return 0;
 }
 
+void host_remove(host *h, replica *r)
+{
+    host_sleep(h, r);
+    for (size_t i = 0; i < h->nreps; i++) {
+        if (h->reps[i] != r) continue;
+        memmove(&h->reps[i], &h->reps[i + 1], (h->nreps - i - 1) * sizeof(*h->reps));
+        h->nreps--;
+        return;
+    }
+}
+
 int host_now(host *h, tt_interval *tt, merr *e)
 {
     int rc = tt_now(&h->clock, tt, e);
@@ -596,6 +607,7 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     }
     free(ids);
     if (rc) return rc;
+    replica_merge_cleanup(h); /* right sides of merges that crashed before their cleanup */
     rpc_node_handle(rpc, PAXOS_METHOD, on_paxos_msg, h);
     if ((rc = host_liveness_open(h, e))) return rc;
     uv_timer_init(h->loop, &h->tick);

@@ -115,6 +115,8 @@ replica *host_find(host *h, uint64_t range_id);
 /* The replica whose span holds key (NULL if none here). */
 replica *host_find_key(host *h, const uint8_t *key, size_t klen);
 int host_add(host *h, replica *r);
+/* Takes r out of the host (a range merged away); the caller frees it. */
+void host_remove(host *h, replica *r);
 
 /* The current TrueTime interval (MERR_CLOCK when it cannot be vouched for). */
 int host_now(host *h, tt_interval *tt, merr *e);

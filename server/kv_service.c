@@ -65,6 +65,16 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
         r = host_find(h, t->range_id);
     else
         r = host_find_key(h, key->data, key->len);
+    replica *by_key =
+        !r && key && t && t->generation ? host_find_key(h, key->data, key->len) : NULL;
+    if (by_key && replica_generation(by_key) > t->generation) {
+        /* The range merged away here: answer with the newer range that
+         * holds the key now, so the client's route refreshes. (An older
+         * one is a replica behind a split: another node may serve it.) */
+        *out = by_key;
+        *why = "the range merged into another";
+        return MERR_RANGE;
+    }
     *out = r;
     if (!r) {
         *why = "no replica of that range on this node";
@@ -79,6 +89,10 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
     if (t && t->generation && t->generation != replica_generation(r)) {
         *why = "the range's generation changed (split or merge)";
         return MERR_RANGE;
+    }
+    if (replica_frozen(r)) {
+        *why = "the range is frozen for a merge: retry";
+        return MERR_BUSY;
     }
     if (!replica_is_leaseholder(r)) {
         *why = "this replica does not hold the lease";
@@ -162,6 +176,7 @@ static void do_get(host *h, rpc_req *req, const uint8_t *payload, size_t plen, i
         return;
     }
     if (!rc) {
+        replica_note_read(r);
         uint64_t now = read_ts_now(h, &rc);
         uint64_t at = q->read_ts ? q->read_ts : RANGE_TS_MAX;
         if (!rc && q->read_ts > now) {
@@ -313,6 +328,7 @@ static void do_scan(host *h, rpc_req *req, const uint8_t *payload, size_t plen, 
         return;
     }
     if (!rc) {
+        replica_note_read(r);
         uint64_t now = read_ts_now(h, &rc);
         size_t limit = q->limit && q->limit < KV_SCAN_MAX ? q->limit : KV_SCAN_MAX;
         if (!rc && q->read_ts > now) {

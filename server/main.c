@@ -29,6 +29,7 @@ static const cli_cmd debug_cmds[] = {
     {"ranges", "every range: span, replicas, leaseholder, size, applied slots", cmd_debug_ranges,
      NULL},
     {"split", "split the range holding --key KEY at KEY", cmd_debug_split, NULL},
+    {"merge", "merge the range holding --key KEY with its right neighbour", cmd_debug_merge, NULL},
     {"settings", "cluster settings: list, get NAME, set NAME VALUE", cmd_debug_settings, NULL},
     {0},
 };

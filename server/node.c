@@ -107,6 +107,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     if (n->txn) txn_service_metrics_render(n->txn, &r->body);
     if (n->sql_svc) session_service_metrics_render(n->sql_svc, &r->body);
     node_ranges_metrics_render(n, &r->body);
+    node_merge_metrics_render(n, &r->body);
     node_pd_metrics_render(n, &r->body);
 }
 
@@ -292,6 +293,7 @@ static void start_on_loop(void *arg)
     node_ping_register(n->rpc);
     if (node_cluster_start(n, e)) return;
     if (node_ranges_start(n, e)) return;
+    if (node_merge_start(n, e)) return;
     if (node_pd_start(n, e)) return;
     n->state = NODE_SERVING;
 }
@@ -334,6 +336,7 @@ static void stop_on_loop(void *arg)
     n->http = NULL;
     node_cluster_stop(n);
     node_pd_stop(n);
+    node_merge_stop(n);
     node_ranges_stop(n);
     txn_service_stop(n->txn);
     n->txn = NULL;

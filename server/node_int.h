@@ -49,6 +49,8 @@ struct node {
     struct node_ranges *ranges;
     /* the placement driver (node_pd.c) */
     struct node_pd *pd;
+    /* range merges (node_merge.c) */
+    struct node_merge *merge;
 };
 
 /* node_page.c: the HTML admin page */
@@ -70,6 +72,25 @@ void node_ranges_metrics_render(node *n, mbuf *out);
  * lease); done runs once, as range.Split would answer. 0 or MERR_NOMEM. */
 int node_ranges_split(node *n, const uint8_t *key, size_t klen,
                       void (*done)(void *arg, int code, const char *msg), void *arg);
+
+/* The directory entry of a range merged away is deleted with the next
+ * directory write (readers ignore it meanwhile: older generation). */
+void node_ranges_forget(node *n, uint64_t range_id);
+
+/* node_merge.c: range.Merge, range.Freeze and finishing frozen merges.
+ * Loop thread, after node_ranges_start. */
+typedef struct node_merge node_merge;
+int node_merge_start(node *n, merr *e);
+void node_merge_stop(node *n);
+void node_merge_metrics_render(node *n, mbuf *out);
+/* Merges range left_id (its lease must be here) with its right neighbour;
+ * done runs once, as range.Merge would answer. 0 or MERR_NOMEM. */
+int node_merge_range(node *n, uint64_t left_id, void (*done)(void *arg, int code, const char *msg),
+                     void *arg);
+/* The same at node `leader` (range.Merge with a key of the left range,
+ * starting at start; "" for range 1), or here if that is this node. */
+int node_merge_at(node *n, uint64_t leader, uint64_t left_id, const uint8_t *start, size_t slen,
+                  void (*done)(void *arg, int code, const char *msg), void *arg);
 
 /* node_pd.c: heartbeats to the placement driver, the PD loop on range 1's
  * leaseholder, pd.Settings. Loop thread, after node_ranges_start. */

@@ -202,6 +202,7 @@ static int hb_decode(const Meridian__Pd__HeartbeatRequest *q, int64_t now, pd_hb
         r->applied = s->applied;
         r->reads_per_s = s->reads_per_s;
         r->writes_per_s = s->writes_per_s;
+        r->span_age_ns = (int64_t)s->span_age_ms * MTIME_MS;
         r->leaseholder = s->leaseholder;
         if (key_from(&r->start, &d->start_key) || key_from(&r->end, &d->end_key) ||
             key_from(&r->mid_key, &s->mid_key))
@@ -285,6 +286,9 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
         st[i].keys = m.stats.live_keys > 0 ? (uint64_t)m.stats.live_keys : 0;
         st[i].applied = m.applied;
         st[i].leaseholder = replica_is_lease_owner(r);
+        int64_t now = mtime_mono_ns();
+        replica_load(r, now, &st[i].reads_per_s, &st[i].writes_per_s);
+        st[i].span_age_ms = (uint64_t)(replica_span_age_ns(r, now) / MTIME_MS) + 1;
         if (st[i].leaseholder && p->split_above && st[i].size_bytes > p->split_above) {
             size_t kl = 0;
             /* System keys (0x00...) stay in range 1: never offered as a split. */
@@ -405,6 +409,12 @@ static void on_split_reply(void *arg, int code, const char *msg, const uint8_t *
     if (r) meridian__range__split_response__free_unpacked(r, NULL);
 }
 
+/* A merge runs at the left range's leaseholder (server/node_merge.c). */
+static int merge_start(node_pd *p, const pd_op *op, const pd_range *l, op_ctx *o)
+{
+    return node_merge_at(p->n, l->leader, op->range, l->start.p, l->start.len, op_done, o);
+}
+
 /* Starts op at the range's leaseholder; 0 when op_done will run. */
 static int op_start(node_pd *p, const pd_op *op, pd_node_id leader, op_ctx *o)
 {
@@ -443,7 +453,7 @@ static void run_ops(node_pd *p, const pd_cluster *c, const pd_ops *ops)
                                    .node = op->node,
                                    .from = op->from}};
         p->refs++;
-        int rc = op_start(p, op, r->leader, o);
+        int rc = op->kind == PD_OP_MERGE ? merge_start(p, op, r, o) : op_start(p, op, r->leader, o);
         if (rc) {
             *slot = (pd_running){0};
             p->refs--;
@@ -490,6 +500,7 @@ static void pd_run(node_pd *p)
     /* Only the schedulers whose operations this executor runs: a proposal
      * it cannot carry out would claim its range and hide a split. */
     if (!rc) rc = pd_schedule_split(&c, &p->settings, &ops);
+    if (!rc) rc = pd_schedule_merge(&c, &p->settings, &ops);
     if (rc) {
         MLOG_W(MOD, "scheduling failed", "error=\"%s\"", ops.err.code ? ops.err.msg : e.msg);
     } else {

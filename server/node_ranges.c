@@ -54,6 +54,9 @@ struct node_ranges {
     int dir_inflight; /* a directory write is out */
     int nudge;        /* a peer came (back) up: wake the quiet groups led here */
     uint64_t splits, dir_writes;
+    /* Ranges merged away whose directory entries are still to delete. */
+    uint64_t forget[DIR_WRITES];
+    size_t nforget;
 };
 
 static host *H(node_ranges *nr)
@@ -540,7 +543,7 @@ static void on_dir_lookup(void *arg, rpc_req *req)
 
 typedef struct dir_write {
     node_ranges *nr;
-    size_t n;
+    size_t n, ndel; /* the first ndel entries are deletes of nr->forget[] */
     uint8_t keys[DIR_WRITES][DIR_KEY_LEN];
     uint8_t *vals[DIR_WRITES];
     size_t vlens[DIR_WRITES];
@@ -561,12 +564,34 @@ static void dir_done(node_ranges *nr, int code, const char *msg)
         nr->dir_writes++;
 }
 
+/* The deletes of w are written: those ids are forgotten for good. */
+static void forgotten(node_ranges *nr, dir_write *w, int code)
+{
+    if (code || !w->ndel || nr->stopped) return;
+    size_t left = 0;
+    for (size_t i = 0; i < nr->nforget; i++) {
+        int done = 0;
+        for (size_t j = 0; j < w->ndel; j++)
+            done |= mbe64_get(w->keys[j] + DIR_PREFIX_LEN) == nr->forget[i];
+        if (!done) nr->forget[left++] = nr->forget[i];
+    }
+    nr->nforget = left;
+}
+
+void node_ranges_forget(node *n, uint64_t range_id)
+{
+    node_ranges *nr = n->ranges;
+    if (!nr || nr->nforget == DIR_WRITES) return; /* a stale entry is only clutter */
+    nr->forget[nr->nforget++] = range_id;
+}
+
 static void on_dir_written(void *arg, int code, const char *msg, uint64_t ts)
 {
     dir_write *w = arg;
     (void)ts;
     node_ranges *nr = w->nr;
     dir_done(nr, code, msg);
+    forgotten(nr, w, code);
     dir_write_free(w);
     unref(nr);
 }
@@ -580,6 +605,7 @@ static void on_dir_remote(void *arg, int code, const char *msg, const uint8_t *p
     if (!code || !msg) msg = r && r->error ? r->error->message : msg;
     node_ranges *nr = w->nr;
     dir_done(nr, code, msg);
+    forgotten(nr, w, code);
     if (r) meridian__kv__write_response__free_unpacked(r, NULL);
     dir_write_free(w);
     unref(nr);
@@ -595,8 +621,11 @@ static void dir_send(node_ranges *nr, dir_write *w)
     if (replica_lease_check(r1)) {
         range_write ws[DIR_WRITES];
         for (size_t i = 0; i < w->n; i++)
-            ws[i] = (range_write){
-                .key = w->keys[i], .klen = DIR_KEY_LEN, .val = w->vals[i], .vlen = w->vlens[i]};
+            ws[i] = (range_write){.key = w->keys[i],
+                                  .klen = DIR_KEY_LEN,
+                                  .val = w->vals[i],
+                                  .vlen = w->vlens[i],
+                                  .del = i < w->ndel};
         if (replica_write(r1, ws, w->n, mtime_mono_ns() + SPLIT_WAIT, on_dir_written, w, &e) == 0)
             return;
     } else {
@@ -605,6 +634,7 @@ static void dir_send(node_ranges *nr, dir_write *w)
             meridian__kv__mutation__init(&ms[i]);
             ms[i].key = (ProtobufCBinaryData){DIR_KEY_LEN, w->keys[i]};
             ms[i].value = (ProtobufCBinaryData){w->vlens[i], w->vals[i]};
+            ms[i].is_delete = i < w->ndel;
             mp[i] = &ms[i];
         }
         Meridian__Kv__RangeTarget t = MERIDIAN__KV__RANGE_TARGET__INIT;
@@ -639,6 +669,11 @@ static void dir_refresh(node_ranges *nr)
     dir_write *w = calloc(1, sizeof(*w));
     if (!w) return;
     w->nr = nr;
+    for (size_t i = 0; i < nr->nforget; i++) {
+        /* Deleted once by whoever merged; a later range never reuses the id. */
+        dir_key(nr->forget[i], w->keys[w->n++]);
+        w->ndel++;
+    }
     for (size_t i = 0; i < h->nreps && w->n < DIR_WRITES; i++) {
         replica *r = h->reps[i];
         if (!replica_is_lease_owner(r)) continue;

@@ -45,6 +45,17 @@ int range_cmd_encode_merge(uint64_t right_id, uint64_t left_gen, uint64_t right_
     return 0;
 }
 
+int range_cmd_encode_freeze(uint64_t expected_gen, mbuf *out)
+{
+    size_t start = out->len;
+    if (mbuf_append_u8(out, RANGE_CMD_FREEZE) || mbuf_append_u64be(out, expected_gen) ||
+        seal(out, start)) {
+        out->len = start;
+        return MERR_NOMEM;
+    }
+    return 0;
+}
+
 int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out)
 {
     memset(out, 0, sizeof(*out));
@@ -53,7 +64,8 @@ int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out)
         out->kind = RANGE_CMD_BATCH;
         return 0;
     }
-    if ((p[0] != RANGE_CMD_SPLIT && p[0] != RANGE_CMD_MERGE) || n < 5) return MERR_CORRUPT;
+    if ((p[0] != RANGE_CMD_SPLIT && p[0] != RANGE_CMD_MERGE && p[0] != RANGE_CMD_FREEZE) || n < 5)
+        return MERR_CORRUPT;
     if (mbe32_get(p + n - 4) != crc32c(0, p, n - 4)) return MERR_CORRUPT;
     mreader r;
     mreader_init(&r, p + 1, n - 5);
@@ -71,6 +83,8 @@ int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out)
             mreader_bytes(&r, (size_t)kl, &out->key) || !out->new_range_id)
             return MERR_CORRUPT;
         out->klen = (size_t)kl;
+    } else if (p[0] == RANGE_CMD_FREEZE) {
+        if (mreader_u64be(&r, &out->expected_gen)) return MERR_CORRUPT;
     } else {
         if (mreader_u64be(&r, &out->right_id) || mreader_u64be(&r, &out->left_gen) ||
             mreader_u64be(&r, &out->right_gen) || mreader_u64be(&r, &out->right_applied) ||

@@ -171,7 +171,7 @@ void replica_commit_waited(replica_wait *w, int status)
 typedef struct apply_set {
     range_batch *b;
     uint64_t *slots, *ids;
-    uint8_t *refused; /* 1: a key outside the span (the range split under it) */
+    uint8_t *refused; /* 1: a key outside the span (the range split under it); 2: frozen */
     range_batch_decoded *dec;
     size_t n, cap;
 } apply_set;
@@ -240,6 +240,11 @@ static void replica_observe_applied(replica *r, const range_batch *b, size_t n)
  * commit-wait that then answers the caller. */
 static void complete_applied(replica *r, pending_write *p, const range_batch *b, int refused)
 {
+    if (refused == 2) {
+        p->cb(p->arg, MERR_RETRY, "the range froze for a merge before the write applied", 0);
+        free(p);
+        return;
+    }
     if (refused) {
         p->cb(p->arg, MERR_RANGE, "the range split before the write applied: retry", 0);
         free(p);
@@ -320,7 +325,9 @@ static int apply_entry(replica *r, apply_set *as, const paxos_entry *en)
         if ((rc = apply_set_grow(as))) return rc;
         if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) return rc;
         as->b[as->n] = as->dec[as->n].batch;
-        as->refused[as->n] = !batch_fits(r, &as->b[as->n]);
+        /* A frozen range takes nothing more: its state is what the merge
+         * absorbs (replica_merge.c). */
+        as->refused[as->n] = r->frozen ? 2 : !batch_fits(r, &as->b[as->n]);
         if (as->refused[as->n]) as->b[as->n] = (range_batch){0};
         as->slots[as->n] = replica_composite(en->slot, idx);
         as->ids[as->n] = id;
@@ -329,17 +336,20 @@ static int apply_entry(replica *r, apply_set *as, const paxos_entry *en)
     return rc;
 }
 
-/* Applies every proposal of the update's chosen DATA slots, in log order. */
-static int apply_chosen(replica *r, const paxos_update *u, uint64_t *bad_slot)
+/* Applies every proposal of the chosen DATA entries, in log order. */
+int replica_apply_entries(replica *r, const paxos_entry *en, size_t n, size_t *done,
+                          uint64_t *bad_slot)
 {
     apply_set as = {0};
     int rc = 0;
-    for (size_t i = 0; i < u->nchosen && !rc; i++) {
-        const paxos_entry *en = &u->chosen[i];
-        if (en->type != PAXOS_ENTRY_DATA) continue; /* no-ops; configs live in the core */
-        *bad_slot = en->slot;
-        rc = apply_entry(r, &as, en);
+    size_t i = 0;
+    for (; i < n && !rc; i++) {
+        if (en[i].type != PAXOS_ENTRY_DATA) continue; /* no-ops; configs live in the core */
+        *bad_slot = en[i].slot;
+        rc = apply_entry(r, &as, &en[i]);
+        if (rc == REPLICA_STALLED) break; /* as was flushed before the command */
     }
+    *done = i;
     if (!rc) rc = apply_flush(r, &as);
     apply_set_free(&as);
     return rc;
@@ -393,7 +403,7 @@ static void handle_update(replica *r, paxos_update *u)
     for (size_t i = 0; i < u->nmsgs; i++) host_send(h, &u->msgs[i]);
     for (size_t i = 0; i < u->nchosen; i++) r->log_bytes += u->chosen[i].len + 32;
     uint64_t bad_slot = 0;
-    if (u->nchosen && !r->broken && apply_chosen(r, u, &bad_slot)) {
+    if (u->nchosen && !r->broken && replica_apply_or_stall(r, u->chosen, u->nchosen, &bad_slot)) {
         MLOG_E(MOD, "apply failed: replica stops",
                "range=%" PRIu64 " slot<=%" PRIu64 " error=\"%s\"", r->range_id, bad_slot,
                range_err(r->store)->msg);
@@ -439,6 +449,7 @@ void replica_on_msg(replica *r, const paxos_msg *m)
 
 void replica_tick(replica *r)
 {
+    if (r->nstall) replica_stall_retry(r);
     paxos_event ev = {.type = PAXOS_EV_TICK};
     replica_step(r, &ev);
 }
@@ -513,6 +524,12 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     for (size_t i = 0; i < n; i++)
         if (!replica_contains(r, w[i].key, w[i].klen))
             return merr_set(e, MERR_RANGE, "key outside range %" PRIu64, r->range_id);
+    /* Empty writes (keep-alives, nudges) still go: their ACCEPTs bring a
+     * lagging replica the freeze (they are refused at apply). */
+    if (r->frozen && n)
+        return merr_set(e, MERR_BUSY, "range %" PRIu64 " is frozen for a merge: retry",
+                        r->range_id);
+    if (n) r->nwrites++;
     /* Spanner §4.1.2: s >= TT.now().latest, and above every timestamp this
      * node handed out (the HLC is strictly increasing). */
     hlc_ts ts;
@@ -670,6 +687,7 @@ int replica_create(host *h, const range_desc *d, const paxos_members *genesis, r
     r->h = h;
     r->range_id = d->range_id;
     r->genesis = *genesis;
+    r->span_ns = mtime_mono_ns();
     char path[4200];
     replica_range_path(h, d->range_id, path, sizeof(path));
     int rc = range_create(path, d, NULL, &r->store, e);
@@ -735,6 +753,7 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
     if (!r) return merr_set(e, MERR_NOMEM, "out of memory");
     r->h = h;
     r->range_id = range_id;
+    r->span_ns = mtime_mono_ns();
     restore_ctx c = {0};
     mbuf hs = MBUF_INIT, snap = MBUF_INIT;
     char path[4200];
@@ -754,6 +773,10 @@ int replica_restore(host *h, uint64_t range_id, replica **out, merr *e)
     if ((rc = logstore_scan(h->ls, range_id, 0, UINT64_MAX, collect_entry, &c, e))) goto err;
     range_meta m;
     range_get_meta(r->store, &m);
+    if ((rc = range_frozen_at(r->store, &r->frozen))) {
+        merr_set(e, rc, "range %" PRIu64 ": %s", range_id, range_err(r->store)->msg);
+        goto err;
+    }
     if (rs.promised.round == 0 && c.n == 0 && rs.snap_slot == 0 && m.applied) {
         /* A group that never promised, accepted or installed anything has
          * applied nothing: a store with an applied counter is the right side
@@ -817,6 +840,7 @@ void replica_free(replica *r)
     replica_lease_fail_all(r, MERR_CLOSED);
     host_sleep(r->h, r);
     replica_snap_detach(r);
+    replica_stall_free(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
     free(r->start);

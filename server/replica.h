@@ -88,6 +88,34 @@ void replica_expire(replica *r, int64_t now_mono_ns);
  * system keys (MERR_INVALID). server/replica_split.c. */
 int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, int64_t deadline_ns,
                   replica_write_cb cb, void *arg, merr *e);
+/* ---- merges (server/replica_merge.c) ---- */
+/* Freezes this range (leaseholder) for a merge into its left neighbour: cb
+ * gets 0 and, in place of a commit timestamp, the freeze slot (the first
+ * one if it froze before), or MERR_BUSY while 2PC intents are prepared. */
+int replica_freeze(replica *r, int64_t deadline_ns, replica_write_cb cb, void *arg, merr *e);
+/* Proposes MERGE on the left range l (leaseholder): right_id, frozen at
+ * freeze_slot with generation right_gen, is absorbed. cb runs once it
+ * applied here (0) or was refused (MERR_RANGE). Needs the same voters on
+ * both (MERR_BUSY otherwise). */
+int replica_merge(replica *l, uint64_t right_id, uint64_t right_gen, uint64_t freeze_slot,
+                  int64_t deadline_ns, replica_write_cb cb, void *arg, merr *e);
+/* 0 if l and its neighbour rr have the same voters and no change in flight. */
+int replica_merge_ready(replica *l, replica *rr, merr *e);
+/* The local replica whose span starts where l's ends (NULL: none here). */
+replica *replica_right_neighbour(replica *l);
+/* The freeze slot (0: not frozen). A frozen range serves nothing. */
+uint64_t replica_frozen(replica *r);
+/* At start: drops right replicas whose merge committed before a crash. */
+void replica_merge_cleanup(host *h);
+
+/* ---- load (server/replica_load.c) ---- */
+/* Counts a read served here (writes count themselves in replica_write). */
+void replica_note_read(replica *r);
+/* Reads and writes per second since the previous call (0 the first time). */
+void replica_load(replica *r, int64_t now_ns, double *reads_per_s, double *writes_per_s);
+/* How long ago (monotonic) the span last changed here: split, merge, start. */
+int64_t replica_span_age_ns(replica *r, int64_t now_ns);
+
 /* The store's generation (grows with every split/merge) and span. */
 uint64_t replica_generation(replica *r);
 void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,

@@ -41,6 +41,17 @@ struct replica {
      * (replica_retry.c). inflight counts its batches in the log store. */
     int64_t retry_at_ns, retry_backoff_ns;
     uint32_t inflight;
+    /* Merges (replica_merge.c): frozen is the slot at which this range froze
+     * for a merge into its left neighbour (0: not frozen; every later write
+     * is refused). stall holds chosen entries not applied yet because a
+     * MERGE waits for the local right replica to reach its freeze. */
+    uint64_t frozen;
+    paxos_entry *stall;
+    size_t nstall;
+    /* Load for heartbeats (replica_load.c): counts, and the counts and
+     * monotonic time of the last report; span_ns: when the span changed. */
+    uint64_t nreads, nwrites, load_reads, load_writes;
+    int64_t load_ns, span_ns;
 };
 
 #define REPLICA_PAUSED 2 /* r->broken: paused after a full disk, retrying */
@@ -77,6 +88,26 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
 
 /* replica_split.c */
 struct range_cmd;
+/* Completes proposal id (if it is ours) with code/msg; val goes where a
+ * write's commit timestamp would (FREEZE: the freeze slot). */
+void replica_finish_cmd(replica *r, uint64_t id, int code, const char *msg, uint64_t val);
+/* Consumes a slot without effect (the applied counter still moves). */
+int replica_apply_noop(replica *r, uint64_t slot);
+
+/* replica.c: applies chosen entries in log order; REPLICA_STALLED (> 0)
+ * when entry *done (not applied past its command) must wait. */
+#define REPLICA_STALLED 1
+int replica_apply_entries(replica *r, const paxos_entry *en, size_t n, size_t *done,
+                          uint64_t *bad_slot);
+
+/* replica_merge.c */
+int replica_apply_freeze(replica *r, const struct range_cmd *c, uint64_t slot, uint64_t id);
+int replica_apply_merge(replica *r, const struct range_cmd *c, uint64_t slot, uint64_t id);
+/* Applies chosen entries, or queues them behind a stalled MERGE. */
+int replica_apply_or_stall(replica *r, const paxos_entry *en, size_t n, uint64_t *bad_slot);
+/* Retries the stalled entries (ticks). */
+void replica_stall_retry(replica *r);
+void replica_stall_free(replica *r);
 /* Applies a split/merge command chosen at composite slot `slot` (proposal
  * id `id`) on this replica; idempotent on replay. Nonzero only when the
  * store failed (the replica then stops). */

@@ -102,7 +102,8 @@ void replica_lease_fail_all(replica *r, int code)
 int replica_may_sleep(replica *r)
 {
     if (r->broken) return 1; /* a stopped replica steps no more */
-    if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters || r->job) return 0;
+    if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters || r->job || r->nstall)
+        return 0;
     paxos_members c, l;
     paxos_get_members(r->g, &c, &l);
     for (uint32_t i = 0; i < c.nvoters; i++)

@@ -124,7 +124,9 @@ void replica_snap_detach(replica *r)
 
 void replica_maybe_snapshot(replica *r, int hinted)
 {
-    if (r->broken || r->job) return;
+    /* Stalled entries are chosen but not in the store: a snapshot now would
+     * truncate them away. */
+    if (r->broken || r->job || r->nstall) return;
     uint64_t applied = paxos_get_applied(r->g), snap = 0;
     paxos_get_snapshot(r->g, &snap, NULL);
     if (applied <= snap || applied < r->snap_retry_at) return;

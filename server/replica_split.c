@@ -24,22 +24,27 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/mtime.h"
 #include "server/range_cmd.h"
 #include "server/replica.h"
 #include "server/replica_int.h"
 
 #define MOD "replica"
 
-static void finish(replica *r, uint64_t id, int code, const char *msg)
+void replica_finish_cmd(replica *r, uint64_t id, int code, const char *msg, uint64_t val)
 {
     pending_write *p = replica_take_pending(r, id);
     if (!p) return;
-    p->cb(p->arg, code, msg, 0);
+    p->cb(p->arg, code, msg, val);
     free(p);
 }
 
-/* The slot consumed without effect (so the applied counter still moves). */
-static int apply_noop(replica *r, uint64_t slot)
+static void finish(replica *r, uint64_t id, int code, const char *msg)
+{
+    replica_finish_cmd(r, id, code, msg, 0);
+}
+
+int replica_apply_noop(replica *r, uint64_t slot)
 {
     range_batch empty = {0};
     return range_apply(r->store, &empty, slot, NULL);
@@ -98,8 +103,9 @@ static int apply_split(replica *r, const range_cmd *c, uint64_t slot, uint64_t i
     if (fresh) {
         int inside = c->key[0] != 0x00 && replica_contains(r, c->key, c->klen) &&
                      !(c->klen == r->start_len && memcmp(c->key, r->start, c->klen) == 0);
-        if (m.generation != c->expected_gen || !inside || host_find(h, c->new_range_id)) {
-            int rc = apply_noop(r, slot);
+        if (m.generation != c->expected_gen || !inside || host_find(h, c->new_range_id) ||
+            r->frozen) {
+            int rc = replica_apply_noop(r, slot);
             finish(r, id, MERR_RANGE, "split refused: the range changed since it was proposed");
             return rc;
         }
@@ -116,6 +122,7 @@ static int apply_split(replica *r, const range_cmd *c, uint64_t slot, uint64_t i
         free(r->end);
         r->start = r->end = NULL;
         if ((rc = replica_set_span(r))) return rc;
+        r->span_ns = mtime_mono_ns();
         if (!voter) range_destroy(path, NULL);
         MLOG_I(MOD, "range split", "range=%" PRIu64 " new_range=%" PRIu64 " key_len=%zu",
                r->range_id, c->new_range_id, c->klen);
@@ -141,10 +148,8 @@ static int apply_split(replica *r, const range_cmd *c, uint64_t slot, uint64_t i
 int replica_apply_cmd(replica *r, const range_cmd *c, uint64_t slot, uint64_t id)
 {
     if (c->kind == RANGE_CMD_SPLIT) return apply_split(r, c, slot, id);
-    /* MERGE is decoded but not proposed yet: consume its slot harmlessly. */
-    int rc = slot > 0 ? apply_noop(r, slot) : 0;
-    finish(r, id, MERR_UNSUPPORTED, "merge is not supported yet");
-    return rc;
+    if (c->kind == RANGE_CMD_FREEZE) return replica_apply_freeze(r, c, slot, id);
+    return replica_apply_merge(r, c, slot, id);
 }
 
 static int count_intent(void *arg, const range_intent *it)
@@ -161,6 +166,8 @@ int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, 
         return merr_set(e, MERR_UNAVAILABLE, "range %" PRIu64 " is stopped", r->range_id);
     if (!replica_is_leaseholder(r))
         return merr_set(e, MERR_NOT_LEADER, "not the leaseholder of range %" PRIu64, r->range_id);
+    if (r->frozen)
+        return merr_set(e, MERR_BUSY, "range %" PRIu64 " is frozen for a merge", r->range_id);
     if (!klen || key[0] == 0x00)
         return merr_set(e, MERR_INVALID, "system keys (0x00...) always stay in range 1");
     if (!replica_contains(r, key, klen) ||
@@ -195,7 +202,8 @@ int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, 
 uint64_t replica_generation(replica *r)
 {
     range_meta m;
-    return range_get_meta(r->store, &m) ? 0 : m.generation;
+    range *st = replica_store(r); /* an idle replica's store may be closed */
+    return !st || range_get_meta(st, &m) ? 0 : m.generation;
 }
 
 void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,

@@ -110,6 +110,10 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
         *why = "no replica of that range on this node";
         return MERR_NOTFOUND;
     }
+    if (replica_frozen(r)) {
+        *why = "the range is frozen for a merge: retry";
+        return MERR_BUSY;
+    }
     if (!replica_is_leaseholder(r)) {
         replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
         if (replica_is_leaseholder(r)) return 0;
@@ -144,6 +148,10 @@ static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out,
     if (!r) {
         *why = "no replica of that range on this node";
         return MERR_NOTFOUND;
+    }
+    if (replica_frozen(r)) {
+        *why = "the range is frozen for a merge: retry";
+        return MERR_BUSY;
     }
     if (!replica_is_leaseholder(r)) {
         replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
@@ -186,6 +194,7 @@ void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBina
     Meridian__Txn__GetResponse m = MERIDIAN__TXN__GET_RESPONSE__INIT;
     uint8_t *val = NULL;
     size_t vlen = 0;
+    replica_note_read(r);
     int rc = range_get(replica_store(r), key->data, key->len, at, &val, &vlen, NULL);
     if (rc && rc != MERR_NOTFOUND) {
         txs_fail(s, r, req, TX_GET, rc, range_err(replica_store(r))->msg, 0);
@@ -208,6 +217,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
                     uint64_t epoch, uint64_t read_ts)
 {
     Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
+    replica_note_read(r);
     kv_rows a = {0};
     uint8_t *resume = NULL;
     int rc = 0;

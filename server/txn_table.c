@@ -35,6 +35,8 @@ static int ballot_eq(paxos_ballot a, paxos_ballot b)
  * still needs a valid lease (route() in txn_service.c). */
 int tx_range_valid(tx_range *rg)
 {
+    /* A range merged away is no longer in the host (its replica is freed). */
+    if (host_find(rg->s->h, rg->range_id) != rg->r) return 0;
     paxos_group *g = replica_group(rg->r);
     /* After a split or merge the locks cover a span the range no longer
      * (or not only) has: the table ends, its transactions abort and retry
@@ -250,6 +252,10 @@ void tx_sweep(txn_service *s)
     for (tx_range *rg = s->ranges, *next; rg; rg = next) {
         next = rg->next;
         if (!tx_range_valid(rg)) {
+            if (host_find(s->h, rg->range_id) != rg->r) {
+                tx_range_drop(rg, "the range merged into its neighbour: the locks are gone");
+                continue;
+            }
             paxos_group *g = replica_group(rg->r);
             paxos_ballot b = paxos_get_ballot(g);
             MLOG_I(MOD, "leadership changed",

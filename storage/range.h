@@ -215,6 +215,13 @@ int range_reset_applied(range *r);
  * the left's next open finishes deleting it). */
 int range_merge(range *r, range *right, uint64_t slot);
 
+/* Freezes the range as log slot `slot` before a merge (range_freeze.c): a
+ * durable mark, set once (a second call keeps the first slot). The caller
+ * then refuses every later write. range_frozen_at gives the slot (0: never
+ * frozen). The mark is not part of snapshots. */
+int range_freeze(range *r, uint64_t slot);
+int range_frozen_at(range *r, uint64_t *slot);
+
 /* Accessed key with a weight, for load-based split keys. */
 typedef struct range_load_sample {
     const uint8_t *key;

@@ -39,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (c.kind == RANGE_CMD_MERGE) {
         if (range_cmd_encode_merge(c.right_id, c.left_gen, c.right_gen, c.right_applied, &out))
             abort();
+    } else if (c.kind == RANGE_CMD_FREEZE) {
+        if (range_cmd_encode_freeze(c.expected_gen, &out)) abort();
     } else if (c.kind != RANGE_CMD_BATCH) {
         abort();
     }

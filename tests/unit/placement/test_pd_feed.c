@@ -192,11 +192,64 @@ static void test_feed_build(void **state)
     pd_hb_table_free(&t);
 }
 
+/* A range's span age becomes its last split/merge time: a fresh split is
+ * not merged back within range.merge_cooldown, an old one is. */
+static void test_feed_split_age(void **state)
+{
+    (void)state;
+    pd_hb_table t;
+    pd_hb_table_init(&t);
+    int64_t T = FX_S(1000);
+    pd_hb_replica n1[] = {rep(2, 3, "a", "m", true, 9, 10), rep(3, 3, "m", "", true, 9, 10)};
+    n1[0].span_age_ns = FX_S(5);
+    n1[1].span_age_ns = FX_S(5);
+    put(&t, 1, T, n1, 2);
+    pd_cluster c;
+    pd_cluster_init(&c);
+    merr e = {0};
+    assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, 0, T + FX_S(1), &c, &e), 0);
+    assert_int_equal(pd_cluster_range(&c, 2)->last_split_merge_ns, T - FX_S(5));
+    pd_settings s;
+    pd_settings_default(&s);
+    s.merge_cooldown_ns = FX_S(60);
+    pd_ops ops;
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_merge(&c, &s, &ops), 0);
+    assert_int_equal(ops.n, 0); /* split 6 s ago: within the cool-down */
+    pd_ops_free(&ops);
+    pd_cluster_free(&c);
+    /* Two minutes on (nodes 2 and 3 counted live from the PD's takeover). */
+    pd_cluster_init(&c);
+    assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T + FX_S(119), T + FX_S(120), &c, &e), 0);
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_merge(&c, &s, &ops), 0);
+    assert_int_equal(ops.n, 1);
+    assert_int_equal(ops.v[0].kind, PD_OP_MERGE);
+    assert_int_equal(ops.v[0].range, 2);
+    assert_int_equal(ops.v[0].range2, 3);
+    pd_ops_free(&ops);
+    pd_cluster_free(&c);
+    /* Hot ranges (reads/s from the heartbeats) stay apart. */
+    pd_hb_replica hot[] = {rep(2, 3, "a", "m", true, 9, 10), rep(3, 3, "m", "", true, 9, 10)};
+    hot[0].span_age_ns = hot[1].span_age_ns = FX_S(5);
+    hot[0].reads_per_s = s.range_split_qps;
+    put(&t, 1, T, hot, 2); /* the table took n1's keys over: fresh ones */
+    pd_cluster_init(&c);
+    assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T + FX_S(119), T + FX_S(120), &c, &e), 0);
+    pd_ops_init(&ops);
+    assert_int_equal(pd_schedule_merge(&c, &s, &ops), 0);
+    assert_int_equal(ops.n, 0);
+    pd_ops_free(&ops);
+    pd_cluster_free(&c);
+    pd_hb_table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings_by_name),
         cmocka_unit_test(test_feed_build),
+        cmocka_unit_test(test_feed_split_age),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,22 @@ static void test_merge_round_trip(void **state)
     mbuf_free(&out);
 }
 
+static void test_freeze_round_trip(void **state)
+{
+    (void)state;
+    mbuf out = MBUF_INIT;
+    assert_int_equal(range_cmd_encode_freeze(7, &out), 0);
+    range_cmd c;
+    assert_int_equal(range_cmd_decode(out.data, out.len, &c), 0);
+    assert_int_equal(c.kind, RANGE_CMD_FREEZE);
+    assert_int_equal(c.expected_gen, 7);
+    for (size_t n = 0; n < out.len; n++)
+        assert_int_equal(range_cmd_decode(out.data, n, &c), MERR_CORRUPT);
+    out.data[2] ^= 0x01;
+    assert_int_equal(range_cmd_decode(out.data, out.len, &c), MERR_CORRUPT);
+    mbuf_free(&out);
+}
+
 static void test_batch_is_batch(void **state)
 {
     (void)state;
@@ -108,9 +124,8 @@ static void test_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_split_round_trip),
-        cmocka_unit_test(test_merge_round_trip),
-        cmocka_unit_test(test_batch_is_batch),
+        cmocka_unit_test(test_split_round_trip),  cmocka_unit_test(test_merge_round_trip),
+        cmocka_unit_test(test_freeze_round_trip), cmocka_unit_test(test_batch_is_batch),
         cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

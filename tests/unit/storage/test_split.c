@@ -153,6 +153,37 @@ static void test_split_rejects(void **state)
     range_close(l);
 }
 
+/* The freeze mark (before a merge): durable, set once, moves the applied
+ * counter with it, and not carried into the left range by the merge. */
+static void test_freeze_mark(void **state)
+{
+    (void)state;
+    range *r = th_create(&dir, "frz.db", 2, "m", "");
+    range *l = th_create(&dir, "frz-l.db", 1, "a", "m");
+    th_put(r, "n", "1", 5);
+    uint64_t at = 99;
+    assert_int_equal(range_frozen_at(r, &at), 0);
+    assert_int_equal(at, 0); /* a store that never froze (no table yet) */
+    range_meta m;
+    range_get_meta(r, &m);
+    uint64_t slot = m.applied + 1;
+    assert_int_equal(range_freeze(r, slot), 0);
+    assert_int_equal(range_freeze(r, slot + 1), 0); /* the first slot stands */
+    r = th_reopen(r);
+    assert_int_equal(range_frozen_at(r, &at), 0);
+    assert_int_equal(at, slot);
+    range_get_meta(r, &m);
+    assert_int_equal(m.applied, slot + 1);
+    assert_int_equal(range_freeze(r, slot), 0); /* a replayed slot is a no-op */
+    range_meta lm;
+    range_get_meta(l, &lm);
+    assert_int_equal(range_merge(l, r, lm.applied + 1), 0);
+    assert_int_equal(range_frozen_at(l, &at), 0);
+    assert_int_equal(at, 0);
+    assert_string_equal(th_get(l, "n", RANGE_TS_MAX), "1");
+    range_close(l);
+}
+
 static int intent_cb(void *arg, const range_intent *it)
 {
     char *out = arg;
@@ -337,7 +368,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_and_merge),     cmocka_unit_test(test_split_rejects),
         cmocka_unit_test(test_split_moves_intents), cmocka_unit_test(test_split_key_choice),
-        cmocka_unit_test(test_split_fault_sweep),
+        cmocka_unit_test(test_split_fault_sweep),   cmocka_unit_test(test_freeze_mark),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Range merges on three real nodes (docs/ranges.md, "Merges"): a table's key
+# span is split into several ranges holding data; while a background writer
+# records every acknowledged write, the ranges are merged back by hand
+# (`meridian debug merge`): one while a node crashes just before and one just
+# after absorbing the right range (MERIDIAN_TESTING_MERGE_CRASH), and one
+# asked while the leaseholder is killed (-9) and comes back (a merge waits
+# for every replica of the right range to freeze). The crashed nodes
+# recover. At the end one scan across all ranges reads every acknowledged
+# write exactly once and no key twice, the directory covers the key space
+# exactly once and agrees with what every node hosts, and bad merge requests
+# get clear errors.
+# Every process is stopped by PID.
+set -u
+bin=$1; lc=$2; probe=$3 # probe: tests/cluster/kv_target_probe
+export MERIDIAN_BIN=$bin
+ulimit -c 0 # the crash points abort(): no core files
+dir=$(mktemp -d /tmp/meridian-merge-XXXXXX)
+writer_pid=""
+cleanup() {
+  [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null && wait "$writer_pid" 2>/dev/null
+  bash "$lc" stop "$dir" >/dev/null 2>&1
+  [ -n "${MERIDIAN_TEST_KEEP:-}" ] && { echo "kept $dir"; return; } # debugging a failure
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fails=0; passes=0
+check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
+wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1; }
+rpc_of() { awk -v i="$1" '$1==i {print $3}' "$dir/nodes"; }
+http_of() { awk -v i="$1" '$1==i {print $4}' "$dir/nodes"; }
+metric() { curl -s --max-time 2 "http://$(http_of "$1")/metrics" | awk -v m="$2" 'index($0,m)==1 {print $2; exit}'; }
+all() { echo "$(rpc_of 1),$(rpc_of 2),$(rpc_of 3)"; }
+up() { bash "$lc" status "$dir" | awk '$3=="up" {printf "%s%s", s, $4; s=","}'; }
+put() { "$bin" debug kv put "$1" "$2" --insecure --host "$(up)" --timeout 60s >/dev/null 2>&1 && echo "$1=$2" >>"$dir/acked"; }
+acked() { wc -l <"$dir/acked"; }
+split() { "$bin" debug split --key "$1" --insecure --host "$(up)" --timeout 60s >>"$dir/ops.out" 2>&1; }
+merge() { "$bin" debug merge --key "$1" --insecure --host "$(up)" --timeout 90s >>"$dir/ops.out" 2>&1; }
+ranges_json() { "$bin" debug ranges --host "$(up | cut -d, -f1)" --insecure --format json 2>/dev/null; }
+nranges() { ranges_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0; }
+# range_of KEY FIELD: FIELD (range, leaseholder, ...) of the range holding KEY, per the nodes
+range_of() {
+  ranges_json | python3 -c '
+import json, sys
+key, field = sys.argv[1], sys.argv[2]
+for r in json.load(sys.stdin):
+    s = "" if r["start"] == "-inf" else r["start"]
+    e = None if r["end"] == "+inf" else r["end"]
+    if s <= key and (e is None or key < e):
+        print(r[field])' "$1" "$2"
+}
+# writer: puts into every range in turn (keys a..., f..., k..., p..., t...) until $dir/stop exists
+writer() {
+  local i=0 p
+  while [ ! -e "$dir/stop" ]; do
+    i=$((i+1))
+    for p in a f k p t; do put "$(printf '%s%05d' "$p" "$i")" "v$i"; done
+  done
+}
+grow() { # grow N: wait for N more acknowledged writes
+  local want=$(( $(acked) + $1 ))
+  wait_for 180 '[ "$(acked)" -ge '"$want"' ]'
+}
+# scan_ok: one scan across all ranges reads every acknowledged write exactly once
+scan_ok() {
+  "$bin" debug kv scan --insecure --host "$(up)" --timeout 60s >"$dir/scan" 2>"$dir/scan.err" || return 1
+  grep -v '^(' "$dir/scan" >"$dir/rows"
+  [ -z "$(cut -d= -f1 "$dir/rows" | sort | uniq -d)" ] || { echo "a key appears twice"; return 1; }
+  # acked.snap was copied before the scan began: every pair in it must be there.
+  LC_ALL=C sort -u "$dir/acked.snap" >"$dir/a.sorted"
+  LC_ALL=C sort -u "$dir/rows" >"$dir/r.sorted"
+  local missing
+  missing=$(LC_ALL=C comm -23 "$dir/a.sorted" "$dir/r.sorted" | wc -l)
+  [ "$missing" = 0 ] || { echo "$missing acknowledged writes missing"; return 1; }
+}
+snap_scan() { cp "$dir/acked" "$dir/acked.snap"; scan_ok; }
+
+bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
+: >"$dir/acked"
+for k in a0 b0 f0 h0 k0 m0 p0 r0 t0 z0; do put "$k" "seed"; done
+check "seed writes acknowledged" "[ \"\$(acked)\" = 10 ]"
+
+# Split the user key span into five ranges (plus range 1 below "a").
+for k in a f k p t; do check "split at $k" "split $k"; done
+check "six ranges after five splits ($(nranges))" "[ \"\$(nranges)\" = 6 ]"
+
+writer & writer_pid=$!
+check "the writer makes progress over every range" "grow 40"
+
+# Merge by hand while the writer runs: [k, p) absorbs [p, t).
+right=$(range_of p range); rgen=$(range_of p generation)
+check "merge [k,p) with [p,t)" "merge k"
+check "five ranges now ($(nranges))" "wait_for 30 '[ \"\$(nranges)\" = 5 ]'"
+check "the writer goes on across the merge" "grow 40"
+# A request for the merged-away range (by id, as from a cached route) gets a
+# retryable error carrying the range that holds the key now, from every node.
+left=$(range_of p range); lgen=$(range_of p generation)
+for i in 1 2 3; do
+  check "node $i answers range $right with range $left's descriptor" \
+    "wait_for 60 '[ \"\$(\"$probe\" $(rpc_of $i) $right $rgen p00001)\" = \"RANGE_MISMATCH range $left generation $lgen\" ]'"
+done
+check "a scan reads every acknowledged write exactly once" "snap_scan"
+
+# A node crashing inside a merge: just before absorbing the right range,
+# then just after (right store absorbed, right replica not yet dropped).
+for at in before after; do
+  key=$([ "$at" = before ] && echo a || echo k)
+  wait_for 30 '[ "$(range_of "$key" leaseholder)" -gt 0 ] 2>/dev/null'
+  # Not the leaseholder of the left range: that one must answer the merge.
+  C=$(( ($(range_of "$key" leaseholder) % 3) + 1 ))
+  n0=$(nranges)
+  bash "$lc" kill "$dir" "$C"
+  MERIDIAN_TESTING_MERGE_CRASH=$at bash "$lc" restart "$dir" "$C" >/dev/null
+  wait_for 30 '[ -n "$(metric '"$C"' meridian_replicas)" ]'
+  check "merge at $key while node $C crashes $at absorbing" "merge $key"
+  pid=$(awk -v i="$C" '$1==i {print $2}' "$dir/nodes")
+  check "node $C died in the merge ($at)" "wait_for 60 '! kill -0 $pid 2>/dev/null'"
+  bash "$lc" kill "$dir" "$C" >/dev/null 2>&1
+  bash "$lc" restart "$dir" "$C" >/dev/null
+  check "one range fewer ($n0 -> $(nranges))" "wait_for 30 '[ \"\$(nranges)\" = $((n0 - 1)) ]'"
+  merged=$(range_of "$key" range)
+  check "node $C recovers: it hosts range $merged and nothing merged away" \
+    "wait_for 90 '[ \"\$(metric $C meridian_replicas)\" = $((n0 - 1)) ] && [ -n \"\$(metric $C \"meridian_range_applied_slot{range=\\\"$merged\\\"}\")\" ]'"
+  check "the writer goes on" "grow 20"
+done
+
+# kill -9 the leaseholder of [a,k) and ask for its merge with [k,+inf)
+# meanwhile: the lease moves, the merge waits for the killed node's replica
+# of the right range to freeze, and completes once it is back.
+wait_for 30 '[ "$(range_of a leaseholder)" -gt 0 ] 2>/dev/null'
+L=$(range_of a leaseholder)
+bash "$lc" kill "$dir" "$L"
+merge a0 & merge_pid=$!
+bash "$lc" restart "$dir" "$L" >/dev/null
+wait "$merge_pid"
+check "merge asked while the leaseholder (node $L) was killed and restarted" "[ $? = 0 ]"
+check "two ranges left ($(nranges))" "wait_for 30 '[ \"\$(nranges)\" = 2 ]'"
+check "node $L catches up and drops the merged range" \
+  "wait_for 90 '[ \"\$(metric $L meridian_replicas)\" = 2 ]'"
+
+# Bad input: clear errors, nothing merged.
+"$bin" debug merge --key z --insecure --host "$(rpc_of 1)" --timeout 20s >"$dir/bad1" 2>&1
+check "the last range has no right neighbour" "[ $? != 0 ] && grep -q 'no right neighbour' '$dir/bad1'"
+"$bin" debug merge --key 0xzz --insecure --host "$(rpc_of 1)" >"$dir/bad2" 2>&1
+check "bad hex is refused" "[ $? != 0 ] && grep -q 'not a hex digit' '$dir/bad2'"
+check "still two ranges" "[ \"\$(nranges)\" = 2 ]"
+
+touch "$dir/stop"
+wait "$writer_pid"; writer_pid=""
+n=$(acked)
+echo "info: $n writes acknowledged; operations:"; sed 's/^/  /' "$dir/ops.out"
+check "the final scan reads every acknowledged write exactly once ($n writes)" "snap_scan"
+check "the scan holds nothing that was not written" \
+  "[ -z \"\$(LC_ALL=C comm -13 '$dir/a.sorted' '$dir/r.sorted' | grep -v '=seed$' | grep -v '=v[0-9]*$')\" ]"
+
+# The directory covers the key space exactly once and agrees with the nodes.
+agree() {
+  "$bin" debug ranges --host "$(rpc_of 1)" --insecure --directory --format json >"$dir/dir.json" 2>/dev/null &&
+  ranges_json >"$dir/nodes.json" && python3 - "$dir/dir.json" "$dir/nodes.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1])); n = json.load(open(sys.argv[2]))
+if not d or d[0]["start"] != "-inf" or d[-1]["end"] != "+inf": sys.exit(1)
+if any(a["end"] != b["start"] for a, b in zip(d, d[1:])): sys.exit(1)
+hosted = {(r["range"], r["generation"]) for r in n}
+if {(r["range"], r["generation"]) for r in d} != hosted: sys.exit(1)
+if any(r["nodes"] != "1,2,3" for r in n): sys.exit(1)
+EOF
+}
+check "directory: contiguous, exactly once, equal to the ranges every node hosts" "wait_for 60 agree"
+echo "info: directory:"; "$bin" debug ranges --host "$(rpc_of 1)" --insecure --directory | sed 's/^/  /'
+
+echo "merge_test: $passes passed, $fails failed"
+[ "$fails" = 0 ]
