@@ -30,6 +30,8 @@ static const cli_cmd debug_cmds[] = {
      NULL},
     {"split", "split the range holding --key KEY at KEY", cmd_debug_split, NULL},
     {"settings", "cluster settings: list, get NAME, set NAME VALUE", cmd_debug_settings, NULL},
+    {"transfer-lease", "move range --range R's lease to node --to NODE", cmd_debug_transfer_lease,
+     NULL},
     {0},
 };
 

@@ -71,6 +71,10 @@ void node_ranges_metrics_render(node *n, mbuf *out);
 int node_ranges_split(node *n, const uint8_t *key, size_t klen,
                       void (*done)(void *arg, int code, const char *msg), void *arg);
 
+/* node_lease.c: range.TransferLease (proto/lease.proto). Loop thread, once
+ * the host is open; it answers UNAVAILABLE unless the node is serving. */
+void node_lease_register(node *n);
+
 /* node_pd.c: heartbeats to the placement driver, the PD loop on range 1's
  * leaseholder, pd.Settings. Loop thread, after node_ranges_start. */
 typedef struct node_pd node_pd;
