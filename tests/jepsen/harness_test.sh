@@ -4,7 +4,8 @@
 # every process and network fault class) must be valid, must really have
 # injected each class and completed operations, and must leave no process
 # behind. clock-skew must have skewed a node; disk-full must have made log
-# writes fail without crashing the node. With `all`, a run whose history has
+# writes fail without crashing the node; split and leader-transfer must have
+# split ranges and moved leases. With `all`, a run whose history has
 # a planted anomaly (--testing-bug: a wrong final read) must then fail with
 # exit status 1, so a broken pipeline cannot pass for a clean cluster.
 #   harness_test.sh RUN_SCRIPT WORKLOAD [NEMESIS]
@@ -52,6 +53,14 @@ disk-full)
   check "a node's disk was full" "[ \"\$(fault $dir/all disk-full)\" -ge 1 ]"
   check "its log writes failed" "[ \"\$(fault $dir/all disk_failures)\" -ge 1 ]"
   check "it did not crash" "[ \"\$(fault $dir/all disk_crashes)\" = 0 ]"
+  ;;
+split)
+  check "ranges were split during the run" "[ \"\$(fault $dir/all splits)\" -ge 1 ]"
+  check "the history names the split keys" "grep -q 'nemesis split at 0x' '$dir/all/history'"
+  ;;
+leader-transfer)
+  check "leases were moved during the run" "[ \"\$(fault $dir/all transfers)\" -ge 1 ]"
+  check "the history names the moves" "grep -q 'nemesis leader-transfer: range [0-9]* lease' '$dir/all/history'"
   ;;
 esac
 check "every fault tool call worked" "[ \"\$(fault $dir/all tool_errors)\" = 0 ]"
