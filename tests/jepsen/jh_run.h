@@ -102,6 +102,7 @@ typedef enum jh_fault {
     JH_F_DISK,     /* a node's log writes fail with ENOSPC */
     JH_F_SPLIT,    /* split the workload's key space at random keys (jh_nemesis_ranges.c) */
     JH_F_TRANSFER, /* move random ranges' leases to other voters (jh_nemesis_ranges.c) */
+    JH_F_NETNS,    /* partitions by network namespaces + iptables (jh_netns.c) */
     /* JH_F_MERGE goes here: forced merges of neighbouring ranges (being
      * built on the merge branch; jh_nemesis_ranges.c has its slot). */
     JH_F_COUNT
@@ -122,7 +123,7 @@ typedef struct jh_nemesis_opts {
 } jh_nemesis_opts;
 
 /* Parses none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full|
- * split|leader-transfer (comma-separated) into kinds. all = kill, pause and
+ * split|leader-transfer|netns-partition (comma-separated) into kinds. all = kill, pause and
  * partition. */
 int jh_nemesis_parse(const char *spec, unsigned *kinds);
 
@@ -133,6 +134,11 @@ int jh_nemesis_parse(const char *spec, unsigned *kinds);
 #define JH_SPEC_MAX 512
 int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
                        size_t wcap);
+
+/* netns-partition's preconditions: root, `ip`, `iptables` or `nft` in path
+ * (NULL: the usual sbin/bin folders). Returns 0 when the nemesis can run
+ * here, else -1 with the reason in why. */
+int jh_netns_probe(const char *path, char *why, size_t cap);
 
 typedef struct jh_nemesis_stats {
     int count[JH_F_COUNT];
@@ -149,6 +155,8 @@ typedef struct jh_nemesis_stats {
      * cluster refused or that timed out (counted, not errors: a split is
      * refused while 2PC intents are prepared, a transfer while another runs) */
     int splits, splits_refused, transfers, transfers_refused;
+    /* netns-partition: why it did not run on this machine ("" if it ran) */
+    char netns_skipped[256];
 } jh_nemesis_stats;
 
 /* Runs the schedule until the end (or until *stop), healing each fault

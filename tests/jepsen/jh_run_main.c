@@ -126,6 +126,7 @@ static void print_summary(jh_run *r, const char *nemesis, int64_t secs_ns, nemes
            "disk_crashes=%d disk_restarts=%d\n",
            n->st.skew_led, n->st.clock_refusals, n->st.disk_failures, n->st.disk_crashes,
            n->st.disk_restarts);
+    if (n->st.netns_skipped[0]) printf("netns_partition skipped: %s\n", n->st.netns_skipped);
     if (n->opts.kinds & ((1u << JH_F_SPLIT) | (1u << JH_F_TRANSFER)))
         printf("nemesis_ranges splits=%d splits_refused=%d transfers=%d transfers_refused=%d\n",
                n->st.splits, n->st.splits_refused, n->st.transfers, n->st.transfers_refused);
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
         {"workload", CLI_STR, &workload, "W", "register|set|bank|list-append"},
         {"nemesis", CLI_STR, &nemesis, "N",
          "none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full|split|"
-         "leader-transfer, or a list"},
+         "leader-transfer|netns-partition, or a list"},
         {"duration", CLI_DURATION, &duration, NULL, "how long clients run (default 20s)"},
         {"seed", CLI_INT, &seed, NULL, "seeds the schedule and the clients' choices"},
         {"clients", CLI_INT, &clients, NULL, "client threads (default 5)"},

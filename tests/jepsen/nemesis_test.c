@@ -9,7 +9,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/jepsen/jh_run.h"
 
@@ -196,7 +199,32 @@ static void test_parse(void **state)
     assert_int_equal(k, (1u << JH_F_SPLIT) | (1u << JH_F_TRANSFER));
     assert_string_equal(jh_fault_name(JH_F_SPLIT), "split");
     assert_string_equal(jh_fault_name(JH_F_TRANSFER), "leader-transfer");
+    assert_int_equal(jh_nemesis_parse("netns-partition", &k), 0);
+    assert_int_equal(k, 1u << JH_F_NETNS);
     assert_int_equal(jh_nemesis_parse("kill,bogus", &k), MERR_INVALID);
+}
+
+/* netns-partition says why it cannot run: each missing piece by name. */
+static void test_netns_probe(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/jh-netns-XXXXXX", why[256], path[300];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(jh_netns_probe(dir, why, sizeof(why)), -1); /* nothing there */
+    assert_non_null(strstr(why, "`ip`"));
+    snprintf(path, sizeof(path), "%s/ip", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_int_equal(jh_netns_probe(dir, why, sizeof(why)), -1); /* ip, no filter */
+    assert_non_null(strstr(why, "`iptables` or `nft`"));
+    unlink(path);
+    rmdir(dir);
+    /* This machine, whatever it has: never a silent yes or an empty reason. */
+    why[0] = '\0';
+    assert_int_equal(jh_netns_probe(NULL, why, sizeof(why)), -1);
+    assert_true(strlen(why) > 10);
 }
 
 /* leader-transfer picks its target from `debug ranges` (server/cmd_node.c's
@@ -230,7 +258,7 @@ int main(void)
         cmocka_unit_test(test_isolate),      cmocka_unit_test(test_leader_without_leader),
         cmocka_unit_test(test_one_way),      cmocka_unit_test(test_halves),
         cmocka_unit_test(test_one_node),     cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_parse_ranges),
+        cmocka_unit_test(test_parse_ranges), cmocka_unit_test(test_netns_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
