@@ -297,7 +297,7 @@ static int heal_faults(jh_cluster *c, jh_nemesis_stats *st)
 static int pid_alive(int pid)
 {
     if (kill(pid, 0) != 0) return 0;
-    char path[64], stat[256];
+    char path[64], stat[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -305,7 +305,16 @@ static int pid_alive(int pid)
     fclose(f);
     stat[n] = '\0';
     const char *p = strrchr(stat, ')');
-    return !(p && p[1] == ' ' && p[2] == 'Z'); /* a zombie is dead */
+    char state = 0;
+    long threads = 1; /* field 20 of proc(5) */
+    if (!p ||
+        sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld",
+               &state, &threads) < 1)
+        return 1;
+    /* A zombie is dead, but not while its other threads still exit ("Zl"):
+     * they hold its sockets, so a restart on its ports would fail, and
+     * local-cluster.sh still calls it running. */
+    return !(state == 'Z' && threads <= 1);
 }
 
 /* ---- clock and disk faults ---- */
