@@ -9,7 +9,12 @@ wait_for() {
 }
 
 gone() { # gone PID: exited (or a zombie nobody reaped yet)
-  ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1")" = Z ]
+  ! kill -0 "$1" 2>/dev/null && return 0
+  local st
+  st=$(ps -o stat= -p "$1")
+  # Z plus flags (ZN when niced); empty: reaped between the two looks.
+  case "$st" in "" | Z*) return 0 ;; esac
+  return 1
 }
 
 metric() { # metric HTTP NAME: value of a metric line starting with NAME

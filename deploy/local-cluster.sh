@@ -99,7 +99,7 @@ kill)
   ;;
 restart)
   i=$3; pid=$(field "$dir" "$i" 2); [ -n "$pid" ] || die "no node $i"
-  kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid")" != Z ] && die "node $i is running"
+  gone "$pid" || die "node $i is running"
   start_node "$dir" "$i" "$(field "$dir" "$i" 3)" "$(field "$dir" "$i" 4)"
   ;;
 status)

@@ -31,6 +31,7 @@ int cmd_debug_ping(int argc, char **argv);
 int cmd_bench_sql(int argc, char **argv);
 int cmd_debug_split(int argc, char **argv);
 int cmd_debug_merge(int argc, char **argv);
+int cmd_debug_transfer_lease(int argc, char **argv);
 int cmd_debug_settings(int argc, char **argv);
 
 #endif

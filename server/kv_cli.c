@@ -94,6 +94,9 @@ int kv_client_call(kv_client *c, const char *method, const ProtobufCMessage *req
     protobuf_c_message_pack(req, buf);
     int rc = MERR_TIMEOUT;
     merr_set(e, MERR_TIMEOUT, "no leaseholder answered before --timeout");
+    /* The cluster's last retryable answer: when the deadline then cuts a
+     * call short, it says more than "timed out" (a loaded machine). */
+    merr answered = {0};
     while (mtime_mono_ns() < c->deadline_ns) {
         mbuf reply = MBUF_INIT;
         merr ce = {0};
@@ -123,12 +126,15 @@ int kv_client_call(kv_client *c, const char *method, const ProtobufCMessage *req
             break;
         }
         protobuf_c_message_free_unpacked(m, NULL);
+        if (nx == NEXT_RETRY) answered = *e;
         if (nx == NEXT_FAIL) {
             rc = e->code ? e->code : MERR_INVALID;
             break;
         }
         rc = e->code ? e->code : MERR_TIMEOUT;
     }
+    if (rc == MERR_TIMEOUT && answered.code)
+        merr_set(e, MERR_TIMEOUT, "timed out; the last answer was: %s", answered.msg);
     free(buf);
     return rc;
 }

@@ -31,6 +31,8 @@ static const cli_cmd debug_cmds[] = {
     {"split", "split the range holding --key KEY at KEY", cmd_debug_split, NULL},
     {"merge", "merge the range holding --key KEY with its right neighbour", cmd_debug_merge, NULL},
     {"settings", "cluster settings: list, get NAME, set NAME VALUE", cmd_debug_settings, NULL},
+    {"transfer-lease", "move range --range R's lease to node --to NODE", cmd_debug_transfer_lease,
+     NULL},
     {0},
 };
 

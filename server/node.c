@@ -294,6 +294,7 @@ static void start_on_loop(void *arg)
     if (node_cluster_start(n, e)) return;
     if (node_ranges_start(n, e)) return;
     if (node_merge_start(n, e)) return;
+    node_lease_register(n);
     if (node_pd_start(n, e)) return;
     n->state = NODE_SERVING;
 }

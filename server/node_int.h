@@ -91,6 +91,9 @@ int node_merge_range(node *n, uint64_t left_id, void (*done)(void *arg, int code
  * starting at start; "" for range 1), or here if that is this node. */
 int node_merge_at(node *n, uint64_t leader, uint64_t left_id, const uint8_t *start, size_t slen,
                   void (*done)(void *arg, int code, const char *msg), void *arg);
+/* node_lease.c: range.TransferLease (proto/lease.proto). Loop thread, once
+ * the host is open; it answers UNAVAILABLE unless the node is serving. */
+void node_lease_register(node *n);
 
 /* node_pd.c: heartbeats to the placement driver, the PD loop on range 1's
  * leaseholder, pd.Settings. Loop thread, after node_ranges_start. */

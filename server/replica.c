@@ -613,15 +613,23 @@ int replica_hand_off(replica *r)
     for (uint32_t i = 0; i < committed.nvoters; i++) {
         paxos_node_id to = committed.voters[i];
         if (to == r->h->node_id) continue;
-        paxos_event ev = {.type = PAXOS_EV_TRANSFER, .node = to};
-        if (tt_of(r, &ev.now)) return 0;
-        paxos_update u;
-        paxos_update_init(&u);
-        int rc = paxos_step(r->g, &ev, &u);
-        handle_update(r, &u);
+        int rc = replica_transfer_lease(r, to);
+        if (rc == MERR_CLOCK) return 0;
         if (rc == 0) return 1;
     }
     return 0;
+}
+
+int replica_transfer_lease(replica *r, uint64_t to)
+{
+    if (to == 0 || to > UINT32_MAX) return MERR_INVALID; /* node ids are 32-bit in Paxos */
+    paxos_event ev = {.type = PAXOS_EV_TRANSFER, .node = (paxos_node_id)to};
+    if (tt_of(r, &ev.now)) return MERR_CLOCK;
+    paxos_update u;
+    paxos_update_init(&u);
+    int rc = paxos_step(r->g, &ev, &u);
+    handle_update(r, &u);
+    return rc;
 }
 
 int replica_draining(replica *r)

@@ -75,6 +75,11 @@ int replica_change_members(replica *r, int op, uint64_t node, merr *e);
 /* Clean shutdown: asks another voter to take over if this replica leads
  * (returns 1 when a transfer started). */
 int replica_hand_off(replica *r);
+/* Asks this leader to hand leadership (and the lease) to voter `to`, the
+ * way replica_hand_off does: 0 when the transfer started or is under way
+ * (the target is caught up first), MERR_NOT_LEADER, MERR_INVALID (not a
+ * voter), MERR_BUSY (a transfer to another node is pending), MERR_CLOCK. */
+int replica_transfer_lease(replica *r, uint64_t to);
 /* 1 while writes are in flight or leadership has not moved yet. */
 int replica_draining(replica *r);
 /* Fails writes past their deadline (called on every tick). */

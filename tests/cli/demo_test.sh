@@ -15,7 +15,8 @@ tmp=$(mktemp -d /tmp/meridian-demo-test-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 base="--insecure --clock-source static --static-uncertainty 1ms"
 
-running() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1")" != Z ]; }
+# Not a zombie (Z, ZN when niced) nor reaped between the two looks.
+running() { kill -0 "$1" 2>/dev/null && case "$(ps -o stat= -p "$1")" in "" | Z*) false ;; esac; }
 
 # demo NAME STDIN ARGS...: runs the demo with its own TMPDIR; leaves
 # $tmp/NAME.{out,err,rc} and checks that nothing of it remains.

@@ -16,6 +16,10 @@
  *   disk-full create STORE/TESTING_DISK_FULL on a node started with
  *             --testing-disk-faults: its log writes fail with ENOSPC until
  *             the file goes; a node whose replica stopped is restarted
+ *   split     `meridian debug split` at keys inside the workload's live
+ *             key space, 1-3 per event (jh_nemesis_ranges.c)
+ *   leader-transfer  `meridian debug transfer-lease` of random ranges
+ *             (range 1 half the time) to another voter, 1-3 per event
  *
  * One fault at a time, each healed before the next, so a majority of range
  * 1's voters is always up and the cluster must stay available between
@@ -43,8 +47,9 @@
 extern char **environ;
 
 static const char *const fault_names[JH_F_COUNT] = {
-    "kill",   "pause",      "isolate",        "isolate-leader", "one-way",
-    "halves", "clock-skew", "clock-skew-big", "disk-full",
+    "kill",      "pause",  "isolate",         "isolate-leader",
+    "one-way",   "halves", "clock-skew",      "clock-skew-big",
+    "disk-full", "split",  "leader-transfer", "netns-partition",
 };
 
 const char *jh_fault_name(jh_fault f)
@@ -76,6 +81,13 @@ int jh_nemesis_parse(const char *spec, unsigned *kinds)
             *kinds |= 1u << JH_F_SKEW_BIG;
         else if (!strcmp(t, "disk-full"))
             *kinds |= 1u << JH_F_DISK;
+        else if (!strcmp(t, "split"))
+            *kinds |= 1u << JH_F_SPLIT;
+        else if (!strcmp(t, "leader-transfer"))
+            *kinds |= 1u << JH_F_TRANSFER;
+        else if (!strcmp(t, "netns-partition"))
+            *kinds |= 1u << JH_F_NETNS;
+        /* "merge" (JH_F_MERGE) goes here with the merge nemesis. */
         else
             return MERR_INVALID;
     }
@@ -193,9 +205,7 @@ static int leader(jh_cluster *c)
 
 /* ---- events ---- */
 
-static void note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
+void jh_note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -212,7 +222,7 @@ static void note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
 }
 
 /* Sleeps ns in short slices, returning early once *stop is set. */
-static void nap(int64_t ns, volatile sig_atomic_t *stop)
+void jh_nap(int64_t ns, volatile sig_atomic_t *stop)
 {
     int64_t until = mtime_mono_ns() + ns;
     for (int64_t now; !(stop && *stop) && (now = mtime_mono_ns()) < until;) {
@@ -287,7 +297,7 @@ static int heal_faults(jh_cluster *c, jh_nemesis_stats *st)
 static int pid_alive(int pid)
 {
     if (kill(pid, 0) != 0) return 0;
-    char path[64], stat[256];
+    char path[64], stat[1024];
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -295,7 +305,16 @@ static int pid_alive(int pid)
     fclose(f);
     stat[n] = '\0';
     const char *p = strrchr(stat, ')');
-    return !(p && p[1] == ' ' && p[2] == 'Z'); /* a zombie is dead */
+    char state = 0;
+    long threads = 1; /* field 20 of proc(5) */
+    if (!p ||
+        sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld",
+               &state, &threads) < 1)
+        return 1;
+    /* A zombie is dead, but not while its other threads still exit ("Zl"):
+     * they hold its sockets, so a restart on its ports would fail, and
+     * local-cluster.sh still calls it running. */
+    return !(state == 'Z' && threads <= 1);
 }
 
 /* ---- clock and disk faults ---- */
@@ -309,7 +328,7 @@ static int stop_node(jh_cluster *c, const jh_node *d)
     if (!pid_alive(d->pid)) return 0;
     kill(d->pid, SIGCONT);
     kill(d->pid, SIGTERM);
-    for (int i = 0; i < 150 && pid_alive(d->pid); i++) nap(100 * MTIME_MS, NULL);
+    for (int i = 0; i < 150 && pid_alive(d->pid); i++) jh_nap(100 * MTIME_MS, NULL);
     return pid_alive(d->pid) ? lc(c, "kill", d->idx) : 0;
 }
 
@@ -378,15 +397,15 @@ static int steer_lease(jh_cluster *c, const jh_node *d, jp_recorder *rec,
         if (l >= 0 && c->nodes[l].idx == d->idx) return 1;
         if (attempt == 5) break;
         if (l < 0) { /* an election is running */
-            nap(1 * MTIME_S, stop);
+            jh_nap(1 * MTIME_S, stop);
             continue;
         }
         jh_node *o = &c->nodes[l];
-        note(c, rec, "pause leaseholder %d for 4s to move the lease", o->idx);
+        jh_note(c, rec, "pause leaseholder %d for 4s to move the lease", o->idx);
         if (kill(o->pid, SIGSTOP) != 0) st->errors++;
-        nap(4 * MTIME_S, NULL); /* never leave it stopped */
+        jh_nap(4 * MTIME_S, NULL); /* never leave it stopped */
         if (kill(o->pid, SIGCONT) != 0) st->errors++;
-        nap(1 * MTIME_S, stop);
+        jh_nap(1 * MTIME_S, stop);
     }
     return 0;
 }
@@ -411,16 +430,16 @@ static void skew_fault(jh_cluster *c, jh_fault f, jh_node *d, const char *role, 
                  "--static-uncertainty %dms --testing-clock-skew %s%" PRId64 "ms", SKEW_BOUND_MS,
                  sign, ms);
     log_path(d, logf, sizeof(logf));
-    note(c, rec, "start %s node %d%s: %s", jh_fault_name(f), d->idx, role, extra);
+    jh_note(c, rec, "start %s node %d%s: %s", jh_fault_name(f), d->idx, role, extra);
     if (stop_node(c, d) != 0) st->errors++;
     long from = file_size(logf);
     if (restart_with(c, d, extra) != 0) st->errors++;
     c->skewed[d->idx % JH_MAX_NODES] = 1;
     int led = steer_lease(c, d, rec, stop, st);
     st->skew_led += led;
-    note(c, rec, "%s: node %d %s range 1's lease", jh_fault_name(f), d->idx,
-         led ? "holds" : "did not get");
-    nap(hold, stop);
+    jh_note(c, rec, "%s: node %d %s range 1's lease", jh_fault_name(f), d->idx,
+            led ? "holds" : "did not get");
+    jh_nap(hold, stop);
     int refusals = count_lines(logf, from, clock_refusal, 4);
     merr e = {0};
     if (jh_cluster_load(c, &e) == 0) { /* the new pid */
@@ -432,8 +451,8 @@ static void skew_fault(jh_cluster *c, jh_fault f, jh_node *d, const char *role, 
     if (rc != 0) st->errors++;
     c->skewed[d->idx % JH_MAX_NODES] = 0;
     if (big) st->clock_refusals += refusals;
-    note(c, rec, "end %s: node %d restarted with a true clock%s; %d clock refusals logged",
-         jh_fault_name(f), d->idx, rc ? " (FAILED)" : "", refusals);
+    jh_note(c, rec, "end %s: node %d restarted with a true clock%s; %d clock refusals logged",
+            jh_fault_name(f), d->idx, rc ? " (FAILED)" : "", refusals);
 }
 
 /* disk-full on node d: its log writes fail with ENOSPC for the hold. */
@@ -444,13 +463,13 @@ static void disk_fault(jh_cluster *c, jh_node *d, const char *role, int64_t hold
     snprintf(flag, sizeof(flag), "%s/TESTING_DISK_FULL", d->store);
     log_path(d, logf, sizeof(logf));
     long from = file_size(logf);
-    note(c, rec, "start disk-full node %d%s (pid %d)", d->idx, role, d->pid);
+    jh_note(c, rec, "start disk-full node %d%s (pid %d)", d->idx, role, d->pid);
     int fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         st->errors++;
     else
         close(fd);
-    nap(hold, stop);
+    jh_nap(hold, stop);
     int alive = pid_alive(d->pid);
     if (unlink(flag) != 0 && errno != ENOENT) st->errors++;
     int failures = count_lines(logf, from, disk_failure, 2);
@@ -472,8 +491,8 @@ static void disk_fault(jh_cluster *c, jh_node *d, const char *role, int64_t hold
         rc = restart_with(c, d, NULL);
     }
     if (rc != 0) st->errors++;
-    note(c, rec, "end disk-full: node %d has room again; %d failed log writes logged; %s%s", d->idx,
-         failures, what, rc ? " (FAILED)" : "");
+    jh_note(c, rec, "end disk-full: node %d has room again; %d failed log writes logged; %s%s",
+            d->idx, failures, what, rc ? " (FAILED)" : "");
 }
 
 /* Injects fault f, holds it, heals it. */
@@ -482,11 +501,17 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
 {
     merr e = {0};
     if (jh_cluster_load(c, &e)) { /* pids change at restarts */
-        note(c, rec, "error: %s", e.msg);
+        jh_note(c, rec, "error: %s", e.msg);
         st->errors++;
         return;
     }
     int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
+    if (f == JH_F_NETNS) return;                 /* jh_netns_probe does not let it run yet */
+    if (f == JH_F_SPLIT || f == JH_F_TRANSFER) { /* ranges, not nodes */
+        st->count[f]++;
+        jh_ranges_fault(c, f, o, hold, g, rec, stop, st);
+        return;
+    }
     int i = (int)(rpc_rng_next(g) % (uint64_t)c->n);
     /* Clock and disk faults matter on a node that holds range 1: its voters
      * are the first three nodes local-cluster.sh starts. */
@@ -501,34 +526,34 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
     jh_node *d = &c->nodes[i];
     st->count[f]++;
     if (f == JH_F_KILL) {
-        note(c, rec, "start kill node %d%s (pid %d)", d->idx, role, d->pid);
+        jh_note(c, rec, "start kill node %d%s (pid %d)", d->idx, role, d->pid);
         if (lc(c, "kill", d->idx) != 0) st->errors++;
-        nap(hold, stop);
+        jh_nap(hold, stop);
         int rc = lc(c, "restart", d->idx);
         if (rc != 0) st->errors++;
-        note(c, rec, "end kill: node %d restarted%s", d->idx, rc ? " (FAILED)" : "");
+        jh_note(c, rec, "end kill: node %d restarted%s", d->idx, rc ? " (FAILED)" : "");
     } else if (f == JH_F_SKEW || f == JH_F_SKEW_BIG) {
         skew_fault(c, f, d, role, hold, g, rec, stop, st);
     } else if (f == JH_F_DISK) {
         disk_fault(c, d, role, hold, rec, stop, st);
     } else if (f == JH_F_PAUSE) {
-        note(c, rec, "start pause node %d%s (pid %d)", d->idx, role, d->pid);
+        jh_note(c, rec, "start pause node %d%s (pid %d)", d->idx, role, d->pid);
         if (kill(d->pid, SIGSTOP) != 0) st->errors++;
-        nap(hold, stop);
+        jh_nap(hold, stop);
         if (kill(d->pid, SIGCONT) != 0) st->errors++;
-        note(c, rec, "end pause: node %d resumed", d->idx);
+        jh_note(c, rec, "end pause: node %d resumed", d->idx);
     } else {
         char spec[JH_MAX_NODES][JH_SPEC_MAX], what[256];
         if (jh_partition_specs(c, f, g, spec, what, sizeof(what))) {
             st->count[f]--;
             return;
         }
-        note(c, rec, "start partition %s", what);
+        jh_note(c, rec, "start partition %s", what);
         for (int j = 0; j < c->n; j++)
             if (spec[j][0] && faults(c, &c->nodes[j], spec[j]) != 0) st->errors++;
-        nap(hold, stop);
+        jh_nap(hold, stop);
         heal_faults(c, st);
-        note(c, rec, "end partition: healed");
+        jh_note(c, rec, "end partition: healed");
     }
 }
 
@@ -537,24 +562,31 @@ int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
 {
     rpc_rng g;
     rpc_rng_seed(&g, o->seed ^ 0x6e656d65736973ULL); /* "nemesis": apart from the clients' */
-    if (!o->kinds) {
-        nap(o->end_ns - mtime_mono_ns(), stop);
+    unsigned kinds = o->kinds;
+    if ((kinds & (1u << JH_F_NETNS)) &&
+        jh_netns_probe(getenv("PATH"), st->netns_skipped, sizeof(st->netns_skipped))) {
+        /* Said in the history, the log and the summary; the others still run. */
+        jh_note(c, rec, "netns-partition skipped: %s", st->netns_skipped);
+        kinds &= ~(1u << JH_F_NETNS);
+    }
+    if (!kinds) {
+        jh_nap(o->end_ns - mtime_mono_ns(), stop);
         return 0;
     }
     /* Partition variants go round in their own shuffled cycle. */
     jh_fault parts[JH_F_COUNT];
     int nparts = 0, pnext = 0;
     for (int f = JH_F_ISOLATE; f <= JH_F_HALVES; f++)
-        if (o->kinds & (1u << f)) parts[nparts++] = (jh_fault)f;
+        if (kinds & (1u << f)) parts[nparts++] = (jh_fault)f;
     /* A round: kill, pause, one partition, the clock and disk faults (the
      * enabled ones), shuffled. Classes are fault numbers; JH_F_COUNT stands
      * for "the next partition". */
     int classes[JH_F_COUNT], nclasses = 0;
-    if (o->kinds & (1u << JH_F_KILL)) classes[nclasses++] = JH_F_KILL;
-    if (o->kinds & (1u << JH_F_PAUSE)) classes[nclasses++] = JH_F_PAUSE;
+    if (kinds & (1u << JH_F_KILL)) classes[nclasses++] = JH_F_KILL;
+    if (kinds & (1u << JH_F_PAUSE)) classes[nclasses++] = JH_F_PAUSE;
     if (nparts) classes[nclasses++] = JH_F_COUNT;
     for (int f = JH_F_SKEW; f < JH_F_COUNT; f++)
-        if (o->kinds & (1u << f)) classes[nclasses++] = f;
+        if (kinds & (1u << f)) classes[nclasses++] = f;
     int rounds = 0;
     while (!*stop && (mtime_mono_ns() < o->end_ns || rounds == 0)) {
         for (int i = nclasses - 1; i > 0; i--) { /* a new order each round */
@@ -564,7 +596,7 @@ int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
             classes[j] = t;
         }
         for (int k = 0; k < nclasses && !*stop; k++) {
-            nap(between(&g, o->quiet_min_ns, o->quiet_max_ns), stop);
+            jh_nap(between(&g, o->quiet_min_ns, o->quiet_max_ns), stop);
             if (*stop || (rounds > 0 && mtime_mono_ns() >= o->end_ns)) break;
             jh_fault f = (jh_fault)classes[k];
             if (f == JH_F_COUNT) {
@@ -611,9 +643,9 @@ int jh_nemesis_heal_all(jh_cluster *c, jp_recorder *rec, jh_nemesis_stats *st, m
     for (int attempt = 0; attempt < 5; attempt++) {
         if (!heal_faults(c, NULL)) break;
         if (attempt == 4) bad++;
-        nap(500 * MTIME_MS, NULL);
+        jh_nap(500 * MTIME_MS, NULL);
     }
     if (st) st->errors += bad;
-    note(c, rec, "heal all%s", bad ? " (FAILED)" : "");
+    jh_note(c, rec, "heal all%s", bad ? " (FAILED)" : "");
     return bad ? merr_set(e, MERR_UNAVAILABLE, "could not heal the cluster (see the log)") : 0;
 }

@@ -78,6 +78,15 @@ int jh_tool(jh_cluster *c, char *const argv[], char *out, size_t cap);
 /* --split N: pre-splits the workload's table through `meridian debug split`
  * when the binary has it; otherwise says the run is single-range. */
 int jh_split(jh_worker *w, int n, merr *e);
+/* bank, list-append: looks the workload table's id up into r->table_id. */
+int jh_table_id(jh_worker *w, merr *e);
+/* The split nemesis's next split point: a key inside the workload's live
+ * key space (register and set: around the keys in use; bank: an account;
+ * list-append: around the live keys), as 0x-hex in hex. 0, or -1 when the
+ * workload has no key to split at yet. Any thread. */
+int jh_split_point(jh_run *r, rpc_rng *g, char *hex, size_t cap);
+/* A SQL row key (table tid, primary index, integer key) as 0x-hex. */
+int jh_row_key_hex(int64_t tid, int64_t at, char *hex, size_t cap);
 
 /* ---- the nemesis ---- */
 
@@ -91,6 +100,11 @@ typedef enum jh_fault {
     JH_F_SKEW,     /* restart a node with its clock skewed within its bound */
     JH_F_SKEW_BIG, /* ... skewed beyond the maximum clock uncertainty */
     JH_F_DISK,     /* a node's log writes fail with ENOSPC */
+    JH_F_SPLIT,    /* split the workload's key space at random keys (jh_nemesis_ranges.c) */
+    JH_F_TRANSFER, /* move random ranges' leases to other voters (jh_nemesis_ranges.c) */
+    JH_F_NETNS,    /* partitions by network namespaces + iptables (jh_netns.c) */
+    /* JH_F_MERGE goes here: forced merges of neighbouring ranges (being
+     * built on the merge branch; jh_nemesis_ranges.c has its slot). */
     JH_F_COUNT
 } jh_fault;
 
@@ -102,10 +116,15 @@ typedef struct jh_nemesis_opts {
     int64_t end_ns; /* monotonic: no new fault starts after this... */
     /* ...once every enabled class (kill, pause, partition) ran once. */
     int64_t quiet_min_ns, quiet_max_ns, hold_min_ns, hold_max_ns;
+    /* split: picks split points in run's workload (jh_split_point; a
+     * pointer so the nemesis links without the workloads). */
+    int (*split_point)(jh_run *run, rpc_rng *g, char *hex, size_t cap);
+    jh_run *run;
 } jh_nemesis_opts;
 
-/* Parses none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full
- * (comma-separated) into kinds. all = kill, pause and partition. */
+/* Parses none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full|
+ * split|leader-transfer|netns-partition (comma-separated) into kinds. all = kill, pause and
+ * partition. */
 int jh_nemesis_parse(const char *spec, unsigned *kinds);
 
 /* Each node's rpc fault spec (rpc/fault.h) for partition f, drawing the
@@ -115,6 +134,11 @@ int jh_nemesis_parse(const char *spec, unsigned *kinds);
 #define JH_SPEC_MAX 512
 int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
                        size_t wcap);
+
+/* netns-partition's preconditions: root, `ip`, `iptables` or `nft` in path
+ * (NULL: the usual sbin/bin folders). Returns 0 when the nemesis can run
+ * here, else -1 with the reason in why. */
+int jh_netns_probe(const char *path, char *why, size_t cap);
 
 typedef struct jh_nemesis_stats {
     int count[JH_F_COUNT];
@@ -127,12 +151,40 @@ typedef struct jh_nemesis_stats {
      * (a crash, not a clean refusal); nodes restarted because a replica had
      * stopped and does not resume by itself once the disk has room. */
     int disk_failures, disk_crashes, disk_restarts;
+    /* split, leader-transfer: requests that took effect, and those the
+     * cluster refused or that timed out (counted, not errors: a split is
+     * refused while 2PC intents are prepared, a transfer while another runs) */
+    int splits, splits_refused, transfers, transfers_refused;
+    /* netns-partition: why it did not run on this machine ("" if it ran) */
+    char netns_skipped[256];
 } jh_nemesis_stats;
 
 /* Runs the schedule until the end (or until *stop), healing each fault
  * before the next. Events go to rec as comments and to the log. */
 int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
                    volatile sig_atomic_t *stop, jh_nemesis_stats *st, merr *e);
+/* split and leader-transfer (jh_nemesis_ranges.c): one event of fault f,
+ * held for hold_ns (several requests spread over it). */
+void jh_ranges_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, int64_t hold_ns,
+                     rpc_rng *g, jp_recorder *rec, volatile sig_atomic_t *stop,
+                     jh_nemesis_stats *st);
+/* One line of `meridian debug ranges` (table): "range start end replicas
+ * lease ...". Replicas are node ids, learners marked L: only voters are
+ * kept (a lease goes to voters only). lease is 0 for "none". */
+typedef struct jh_range_row {
+    uint64_t id, lease;
+    uint64_t voters[16];
+    int nvoters;
+} jh_range_row;
+/* Parses that table into rows (at most cap); header and junk lines are
+ * skipped. Returns the number of rows. */
+int jh_parse_ranges(const char *text, jh_range_row *rows, int cap);
+/* Shared with jh_nemesis.c: a "<mono ns> nemesis TEXT" comment in the
+ * history and a line in the log; a sleep cut short by *stop. */
+void jh_note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void jh_nap(int64_t ns, volatile sig_atomic_t *stop);
+
 /* Heals everything: restarts dead nodes, resumes paused ones, clears every
  * node's rpc faults. Idempotent; the last step before the final reads. */
 int jh_nemesis_heal_all(jh_cluster *c, jp_recorder *rec, jh_nemesis_stats *st, merr *e);
@@ -154,6 +206,7 @@ struct jh_run {
     int ops_per_key; /* register: ops on a key before it is retired */
     int accounts;    /* bank: accounts, each starting with balance */
     int64_t balance;
+    int64_t table_id;       /* bank, list-append: the table's id (jh_table_id), 0 unknown */
     atomic_int testing_bug; /* record one wrong final read (the harness's self-test) */
     atomic_int_fast64_t next_process;
     atomic_int stop;

@@ -126,6 +126,10 @@ static void print_summary(jh_run *r, const char *nemesis, int64_t secs_ns, nemes
            "disk_crashes=%d disk_restarts=%d\n",
            n->st.skew_led, n->st.clock_refusals, n->st.disk_failures, n->st.disk_crashes,
            n->st.disk_restarts);
+    if (n->st.netns_skipped[0]) printf("netns_partition skipped: %s\n", n->st.netns_skipped);
+    if (n->opts.kinds & ((1u << JH_F_SPLIT) | (1u << JH_F_TRANSFER)))
+        printf("nemesis_ranges splits=%d splits_refused=%d transfers=%d transfers_refused=%d\n",
+               n->st.splits, n->st.splits_refused, n->st.transfers, n->st.transfers_refused);
     if (recovery_ns >= 0)
         printf("recovery_seconds %.2f\n", (double)recovery_ns / 1e9);
     else
@@ -148,7 +152,8 @@ int main(int argc, char **argv)
         {"history", CLI_STR, &history, "FILE", "where the history goes"},
         {"workload", CLI_STR, &workload, "W", "register|set|bank|list-append"},
         {"nemesis", CLI_STR, &nemesis, "N",
-         "none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full, or a list"},
+         "none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full|split|"
+         "leader-transfer|netns-partition, or a list"},
         {"duration", CLI_DURATION, &duration, NULL, "how long clients run (default 20s)"},
         {"seed", CLI_INT, &seed, NULL, "seeds the schedule and the clients' choices"},
         {"clients", CLI_INT, &clients, NULL, "client threads (default 5)"},
@@ -239,6 +244,12 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!strcmp(run.wl->name, "bank")) printf("bank_total %" PRId64 "\n", accounts * balance);
+    /* The split nemesis needs the table's id for row keys: look it up now,
+     * from this thread, before the workers share the connections. */
+    if ((kinds & (1u << JH_F_SPLIT)) && jh_table_id(&ws[0], &e)) {
+        fprintf(stderr, "%s: %s\n", argv[0], e.msg);
+        goto out;
+    }
     if (split > 0 && jh_split(&ws[0], (int)split, &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         goto out;
@@ -256,7 +267,9 @@ int main(int argc, char **argv)
                                  .quiet_min_ns = quiet_max / 3,
                                  .quiet_max_ns = quiet_max,
                                  .hold_min_ns = hold_max / 3,
-                                 .hold_max_ns = hold_max};
+                                 .hold_max_ns = hold_max,
+                                 .split_point = jh_split_point,
+                                 .run = &run};
     for (; started < clients; started++)
         if (pthread_create(&th[started], NULL, worker_main, &ws[started])) break;
     if (started < clients) {

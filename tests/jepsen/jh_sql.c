@@ -499,6 +499,28 @@ static int table_id(jh_worker *w, const char *table, int64_t *id, merr *e)
     return 0;
 }
 
+int jh_row_key_hex(int64_t tid, int64_t at, char *hex, size_t cap)
+{
+    mkey_val v[3] = {mkey_int(tid, 0), mkey_int(JH_SQL_PRIMARY_INDEX, 0), mkey_int(at, 0)};
+    mbuf k = MBUF_INIT;
+    int rc = mkey_encode(v, 3, &k);
+    if (!rc && cap < 3 + 2 * k.len) rc = MERR_TOOBIG;
+    if (!rc) {
+        memcpy(hex, "0x", 3);
+        for (size_t j = 0; j < k.len; j++) snprintf(hex + 2 + 2 * j, 3, "%02x", k.data[j]);
+    }
+    mbuf_free(&k);
+    return rc ? -1 : 0;
+}
+
+int jh_table_id(jh_worker *w, merr *e)
+{
+    jh_run *r = w->run;
+    int bank = !strcmp(r->wl->name, "bank");
+    if (!bank && strcmp(r->wl->name, "list-append")) return 0; /* no table */
+    return table_id(w, bank ? "jp_bank" : "jp_la", &r->table_id, e);
+}
+
 int jh_split(jh_worker *w, int n, merr *e)
 {
     jh_run *r = w->run;
@@ -519,21 +541,13 @@ int jh_split(jh_worker *w, int n, merr *e)
      * key windows. A row's key is (table id, primary index, integer key) in
      * the key codec (docs/sql.md, sql/row.c). */
     const char *table = bank ? "jp_bank" : "jp_la";
-    int64_t tid = 0;
-    if (table_id(w, table, &tid, e)) return -1;
+    if (!r->table_id && jh_table_id(w, e)) return -1;
     int64_t span = bank ? r->accounts : (int64_t)r->keys * 4;
     for (int i = 1; i < n; i++) {
         int64_t at = span * i / n;
-        mkey_val v[3] = {mkey_int(tid, 0), mkey_int(JH_SQL_PRIMARY_INDEX, 0), mkey_int(at, 0)};
-        mbuf k = MBUF_INIT;
-        if (mkey_encode(v, 3, &k)) {
-            mbuf_free(&k);
-            return merr_set(e, MERR_NOMEM, "out of memory");
-        }
-        char hex[2 + 2 * 64 + 1] = "0x";
-        for (size_t j = 0; j < k.len && j < 64; j++)
-            snprintf(hex + 2 + 2 * j, 3, "%02x", k.data[j]);
-        mbuf_free(&k);
+        char hex[2 + 2 * 64 + 1];
+        if (jh_row_key_hex(r->table_id, at, hex, sizeof(hex)))
+            return merr_set(e, MERR_NOMEM, "cannot encode the row key of %" PRId64, at);
         char *argv[] = {(char *)c->bin,      "debug", "split", "--insecure", "--host",
                         (char *)r->hosts[0], "--key", hex,     NULL};
         if (jh_tool(c, argv, NULL, 0) != 0)

@@ -201,6 +201,48 @@ static int set_final(jh_worker *w, merr *e)
     return rc;
 }
 
+/* ---- split points (the split nemesis) ---- */
+
+/* A key near the live window [max_key - keys, max_key + 2 keys], so splits
+ * fall between keys in use and just ahead of them. */
+static int64_t near_live(jh_run *r, rpc_rng *g)
+{
+    int64_t hi = jh_max_key(r) + 2 * (int64_t)r->keys, lo = hi - 3 * (int64_t)r->keys;
+    if (lo < 1) lo = 1;
+    return lo + (int64_t)(rpc_rng_next(g) % (uint64_t)(hi - lo + 1));
+}
+
+static int text_hex(const char *text, char *hex, size_t cap)
+{
+    size_t n = strlen(text);
+    if (cap < 3 + 2 * n) return -1;
+    memcpy(hex, "0x", 3);
+    for (size_t i = 0; i < n; i++) snprintf(hex + 2 + 2 * i, 3, "%02x", (unsigned char)text[i]);
+    return 0;
+}
+
+int jh_split_point(jh_run *r, rpc_rng *g, char *hex, size_t cap)
+{
+    char key[48];
+    const char *w = r->wl->name;
+    if (!strcmp(w, "register")) {
+        reg_key(near_live(r, g), key, sizeof(key));
+        return text_hex(key, hex, cap);
+    }
+    if (!strcmp(w, "set")) { /* around the values handed out last */
+        int64_t next = (int64_t)atomic_load(&((wl_state *)r->wl_state)->next_value);
+        int64_t lo = next > 50 ? next - 50 : 1;
+        snprintf(key, sizeof(key), SET_PREFIX "%016" PRId64,
+                 lo + (int64_t)(rpc_rng_next(g) % (uint64_t)(next + 50 - lo + 1)));
+        return text_hex(key, hex, cap);
+    }
+    if (!r->table_id) return -1;
+    if (!strcmp(w, "bank")) /* accounts 0..accounts-1: a boundary inside */
+        return jh_row_key_hex(
+            r->table_id, 1 + (int64_t)(rpc_rng_next(g) % (uint64_t)(r->accounts - 1)), hex, cap);
+    return jh_row_key_hex(r->table_id, near_live(r, g), hex, cap);
+}
+
 /* ---- the table ---- */
 
 static const jh_workload workloads[] = {

@@ -9,7 +9,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/jepsen/jh_run.h"
 
@@ -192,15 +195,70 @@ static void test_parse(void **state)
     assert_int_equal(k, (1u << (JH_F_HALVES + 1)) - 1); /* kill, pause, partitions */
     assert_int_equal(jh_nemesis_parse("clock-skew,clock-skew-big,disk-full", &k), 0);
     assert_int_equal(k, (1u << JH_F_SKEW) | (1u << JH_F_SKEW_BIG) | (1u << JH_F_DISK));
+    assert_int_equal(jh_nemesis_parse("split,leader-transfer", &k), 0);
+    assert_int_equal(k, (1u << JH_F_SPLIT) | (1u << JH_F_TRANSFER));
+    assert_string_equal(jh_fault_name(JH_F_SPLIT), "split");
+    assert_string_equal(jh_fault_name(JH_F_TRANSFER), "leader-transfer");
+    assert_int_equal(jh_nemesis_parse("netns-partition", &k), 0);
+    assert_int_equal(k, 1u << JH_F_NETNS);
     assert_int_equal(jh_nemesis_parse("kill,bogus", &k), MERR_INVALID);
+}
+
+/* netns-partition says why it cannot run: each missing piece by name. */
+static void test_netns_probe(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/jh-netns-XXXXXX", why[256], path[300];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(jh_netns_probe(dir, why, sizeof(why)), -1); /* nothing there */
+    assert_non_null(strstr(why, "`ip`"));
+    snprintf(path, sizeof(path), "%s/ip", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0755), 0);
+    assert_int_equal(jh_netns_probe(dir, why, sizeof(why)), -1); /* ip, no filter */
+    assert_non_null(strstr(why, "`iptables` or `nft`"));
+    unlink(path);
+    rmdir(dir);
+    /* This machine, whatever it has: never a silent yes or an empty reason. */
+    why[0] = '\0';
+    assert_int_equal(jh_netns_probe(NULL, why, sizeof(why)), -1);
+    assert_true(strlen(why) > 10);
+}
+
+/* leader-transfer picks its target from `debug ranges` (server/cmd_node.c's
+ * table): a misread column would move leases to learners or nowhere. */
+static void test_parse_ranges(void **state)
+{
+    (void)state;
+    const char *out =
+        "range  start            end              replicas       lease        keys      bytes  "
+        "applied (node:slot)\n"
+        "1      -inf             3\\x90-\\x00/@      1,2,3          3               4        161  "
+        "1:8 2:8 3:8\n"
+        "2      3\\x90-\\x00/@      +inf             1,2,3,4L       none            0          0  "
+        "1:2 2:2\n"
+        "garbage line\n";
+    jh_range_row rows[4];
+    assert_int_equal(jh_parse_ranges(out, rows, 4), 2);
+    assert_int_equal(rows[0].id, 1);
+    assert_int_equal(rows[0].lease, 3);
+    assert_int_equal(rows[0].nvoters, 3);
+    assert_int_equal(rows[0].voters[2], 3);
+    assert_int_equal(rows[1].id, 2);
+    assert_int_equal(rows[1].lease, 0);
+    assert_int_equal(rows[1].nvoters, 3); /* the learner 4L is no target */
+    assert_int_equal(jh_parse_ranges(out, rows, 1), 1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_isolate),  cmocka_unit_test(test_leader_without_leader),
-        cmocka_unit_test(test_one_way),  cmocka_unit_test(test_halves),
-        cmocka_unit_test(test_one_node), cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_isolate),      cmocka_unit_test(test_leader_without_leader),
+        cmocka_unit_test(test_one_way),      cmocka_unit_test(test_halves),
+        cmocka_unit_test(test_one_node),     cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_ranges), cmocka_unit_test(test_netns_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,6 +147,34 @@ static void test_realtime(void **state)
            BIT(JP_A_REALTIME), NULL);
 }
 
+/* Real-time cycles of each shape (the report names the shape, "(G0-realtime)"
+ * etc.): each history is serializable and only real time makes it invalid. */
+static void test_realtime_shapes(void **state)
+{
+    (void)state;
+    jp_elle_opts o = {.no_realtime = 1};
+    /* G0: the later append comes first in the list. */
+    const char *g0 = "1 0 invoke txn [append 1 1]\n2 0 ok txn [append 1 1]\n"
+                     "3 1 invoke txn [append 1 2]\n4 1 ok txn [append 1 2]\n"
+                     "5 2 invoke txn [r 1 nil]\n6 2 ok txn [r 1 [2 1]]\n";
+    expect(g0, BIT(JP_A_REALTIME), "(G0-realtime) ");
+    expect_opts(g0, &o, 0, NULL);
+    /* G1c: a read of an append that only begins after the read ended. */
+    const char *g1c = "1 0 invoke txn [r 1 nil]\n2 0 ok txn [r 1 [1]]\n"
+                      "3 1 invoke txn [append 1 1]\n4 1 ok txn [append 1 1]\n";
+    expect(g1c, BIT(JP_A_REALTIME), "(G1c-realtime) ");
+    expect_opts(g1c, &o, 0, NULL);
+    /* G2: T1 -rw-> T2 -rw-> T3 -rt-> T1, each read concurrent with the
+     * append it misses (no single stale read). */
+    const char *g2 = "1 1 invoke txn [append 1 1] [r 2 nil]\n"
+                     "2 2 invoke txn [append 2 1]\n3 2 ok txn [append 2 1]\n"
+                     "4 0 invoke txn [r 1 nil]\n5 0 ok txn [r 1 []]\n"
+                     "6 1 ok txn [append 1 1] [r 2 []]\n"
+                     "7 3 invoke txn [r 1 nil] [r 2 nil]\n8 3 ok txn [r 1 [1]] [r 2 [1]]\n";
+    expect(g2, BIT(JP_A_REALTIME), "(G2-realtime) ");
+    expect_opts(g2, &o, 0, NULL);
+}
+
 static void test_lost_and_direct(void **state)
 {
     (void)state;
@@ -410,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_gsingle),
         cmocka_unit_test(test_g2),
         cmocka_unit_test(test_realtime),
+        cmocka_unit_test(test_realtime_shapes),
         cmocka_unit_test(test_lost_and_direct),
         cmocka_unit_test(test_valid_histories),
         cmocka_unit_test(test_preconditions),
