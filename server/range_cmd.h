@@ -7,6 +7,7 @@
  *   SPLIT  0x10 | new_range_id u64 | expected_gen u64 | nvoters u8 | voter u32 *
  *          | key varint+bytes | crc32c u32
  *   MERGE  0x11 | right_id u64 | left_gen u64 | right_gen u64 | right_applied u64 | crc32c u32
+ *   CLOSE  0x12 | closed u64 | crc32c u32
  * The crc covers everything before it. Decoding is strict: exact length, a
  * key of 1..RANGE_KEY_MAX bytes, 1..RANGE_CMD_MAX_VOTERS non-zero voters,
  * non-zero ids, or MERR_CORRUPT. */
@@ -21,7 +22,8 @@
 #define RANGE_CMD_BATCH      0x01 /* = range_batch's version byte */
 #define RANGE_CMD_SPLIT      0x10
 #define RANGE_CMD_MERGE      0x11
-#define RANGE_CMD_MAX_VOTERS 9 /* = PAXOS_MAX_NODES */
+#define RANGE_CMD_CLOSE      0x12 /* closed timestamp (server/replica_close.c) */
+#define RANGE_CMD_MAX_VOTERS 9    /* = PAXOS_MAX_NODES */
 
 typedef struct range_cmd {
     int kind; /* RANGE_CMD_* */
@@ -38,6 +40,9 @@ typedef struct range_cmd {
      * these generations; right_applied is the right group's last applied
      * slot when it froze (every replica must have applied it first). */
     uint64_t right_id, left_gen, right_gen, right_applied;
+    /* CLOSE: the leaseholder promises no write below `closed` will follow in
+     * the log (a non-zero HLC timestamp). */
+    uint64_t closed;
 } range_cmd;
 
 int range_cmd_encode_split(const uint8_t *key, size_t klen, uint64_t new_range_id,
@@ -45,6 +50,7 @@ int range_cmd_encode_split(const uint8_t *key, size_t klen, uint64_t new_range_i
                            mbuf *out);
 int range_cmd_encode_merge(uint64_t right_id, uint64_t left_gen, uint64_t right_gen,
                            uint64_t right_applied, mbuf *out);
+int range_cmd_encode_close(uint64_t closed, mbuf *out);
 /* Names the command of p (RANGE_CMD_BATCH: decode it with range_batch_decode)
  * and decodes split/merge into *out. MERR_CORRUPT on anything else. */
 int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out);

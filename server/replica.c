@@ -168,7 +168,7 @@ void replica_commit_waited(replica_wait *w, int status)
 typedef struct apply_set {
     range_batch *b;
     uint64_t *slots, *ids;
-    uint8_t *refused; /* 1: a key outside the span (the range split under it) */
+    uint8_t *refused; /* 1: a key outside the span (the range split under it); 2: a CLOSE */
     range_batch_decoded *dec;
     size_t n, cap;
 } apply_set;
@@ -242,9 +242,10 @@ static int apply_flush(replica *r, apply_set *as)
     if (!rc && as->n) replica_observe_applied(r, as->b, as->n);
     for (size_t i = 0; !rc && i < as->n; i++) {
         r->h->applied_entries++;
+        replica_safe_applied(r, &as->b[i], as->refused[i] == 2);
         pending_write *p = replica_take_pending(r, as->ids[i]);
         if (!p) continue;
-        if (as->refused[i]) {
+        if (as->refused[i] == 1) {
             p->cb(p->arg, MERR_RANGE, "the range split before the write applied: retry", 0);
             free(p);
             continue;
@@ -280,17 +281,27 @@ static int apply_entry(replica *r, apply_set *as, const paxos_entry *en)
         if (++idx > REPLICA_MAX_PER_SLOT) return MERR_CORRUPT;
         range_cmd c;
         if ((rc = range_cmd_decode(data, len, &c))) return rc;
-        if (c.kind != RANGE_CMD_BATCH) {
+        if (c.kind != RANGE_CMD_BATCH && c.kind != RANGE_CMD_CLOSE) {
             /* Everything before the command first, then the command alone. */
+            r->doubt_clean = 0; /* the span changes: so may the intents */
             if ((rc = apply_flush(r, as))) return rc;
             if ((rc = replica_apply_cmd(r, &c, replica_composite(en->slot, idx), id))) return rc;
             continue;
         }
         if ((rc = apply_set_grow(as))) return rc;
-        if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) return rc;
-        as->b[as->n] = as->dec[as->n].batch;
-        as->refused[as->n] = !batch_fits(r, &as->b[as->n]);
-        if (as->refused[as->n]) as->b[as->n] = (range_batch){0};
+        if (c.kind == RANGE_CMD_CLOSE) {
+            /* An empty batch at the closed ts: applied (and counted) in
+             * log order like any write (replica_close.c). */
+            as->dec[as->n] = (range_batch_decoded){{0}, NULL};
+            as->b[as->n] = (range_batch){.ts = c.closed};
+            as->refused[as->n] = 2;
+        } else if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) {
+            return rc;
+        } else {
+            as->b[as->n] = as->dec[as->n].batch;
+            as->refused[as->n] = !batch_fits(r, &as->b[as->n]);
+        }
+        if (as->refused[as->n] == 1) as->b[as->n] = (range_batch){0};
         as->slots[as->n] = replica_composite(en->slot, idx);
         as->ids[as->n] = id;
         as->n++;
@@ -318,7 +329,8 @@ static void handle_update(replica *r, paxos_update *u)
 {
     host *h = r->h;
     if (u->nchosen || u->has_install || u->want_snapshot) replica_store_ensure(r);
-    host_wake(h, r); /* it did something: tick it until it is quiet again */
+    if (u->has_install) r->doubt_clean = 0; /* a new store: its intents are read again */
+    host_wake(h, r);                        /* it did something: tick it until it is quiet again */
     if (u->persist_seq) {
         uint64_t bid = host_batch_id(h);
         logstore_batch *b = logstore_batch_new(bid);
@@ -410,6 +422,7 @@ void replica_tick(replica *r)
 {
     paxos_event ev = {.type = PAXOS_EV_TICK};
     replica_step(r, &ev);
+    replica_close_tick(r);
 }
 
 void replica_liveness(replica *r, uint64_t node)
@@ -777,6 +790,7 @@ void replica_free(replica *r)
     replica_snap_detach(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
+    txn_safe_free(&r->safe);
     free(r->start);
     free(r->end);
     free(r);

@@ -2,7 +2,7 @@
  * replica runs on each chosen log entry. The first byte's low bit picks raw
  * mode (bytes as they are) or body mode (the harness appends the trailing
  * crc32c, so the fuzzer reaches the fields behind the checksum). Garbage must
- * be MERR_CORRUPT; a decoded split or merge must re-encode to the very same
+ * be MERR_CORRUPT; a decoded split, merge or close must re-encode to the very same
  * bytes (the encoding is canonical). Seeds: tests/fuzz/corpus/fuzz_range_cmd/. */
 #include "common/crc32c.h"
 #include "common/err.h"
@@ -45,6 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (c.kind == RANGE_CMD_MERGE) {
         if (range_cmd_encode_merge(c.right_id, c.left_gen, c.right_gen, c.right_applied, &out))
             abort();
+    } else if (c.kind == RANGE_CMD_CLOSE) {
+        if (range_cmd_encode_close(c.closed, &out)) abort();
     } else if (c.kind != RANGE_CMD_BATCH) {
         abort();
     }
