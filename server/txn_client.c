@@ -327,6 +327,11 @@ int txn_client_set_read_mode(txn_client *c, int mode, uint64_t staleness_us, uin
     return 0;
 }
 
+const char *txn_client_current_host(const txn_client *c)
+{
+    return c->cur;
+}
+
 uint64_t txn_client_read_ts(const sql_kv_txn *t)
 {
     return t->read_ts;

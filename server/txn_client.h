@@ -59,6 +59,9 @@ enum {
     TXN_CLIENT_READ_AT = 3,
 };
 int txn_client_set_read_mode(txn_client *c, int mode, uint64_t staleness_us, uint64_t at_ts);
+/* The node the client talks to now ("host:port"): after a strong read, the
+ * leaseholder of the range read (benchmarks aim at it). */
+const char *txn_client_current_host(const txn_client *c);
 /* The snapshot timestamp of a read-only transaction (0: no read yet). */
 uint64_t txn_client_read_ts(const sql_kv_txn *t);
 

@@ -7,7 +7,9 @@
 #  - with the leaseholder and the other follower stopped (SIGSTOP), a
 #    bounded-staleness read from the remaining follower returns the committed
 #    value, while a strong read cannot be served (no leaseholder);
-#  - after SIGCONT the cluster serves strong reads again.
+#  - after SIGCONT the cluster serves strong reads again;
+#  - SQL with --max-staleness is served by a follower, also alone;
+#  - `meridian bench txn-reads` runs.
 # Every process is stopped by PID (local-cluster.sh); stopped ones are
 # continued first.
 set -u
@@ -113,6 +115,13 @@ kill -STOP $paused
 out=$(sqlf "$f1" --max-staleness 30s -e "SELECT v FROM fr WHERE k = 1")
 if echo "$out" | grep -qx one; then ok "stale SELECT with the others stopped: one"; else bad "stale SELECT with the others stopped: $out"; fi
 kill -CONT $paused; paused=""
+
+# 5. The benchmark runs both phases and prints the ratio (no speed is asserted).
+out=$("$bin" bench txn-reads --insecure --host "$(all_hosts)" --concurrency 2 --duration 1s --keys 20 2>&1)
+if echo "$out" | grep -q "^ratio " && echo "$out" | grep -q "^replicas .* 0 errors" &&
+   echo "$out" | grep -q "^leaseholder .* 0 errors"; then ok "bench txn-reads"; else bad "bench txn-reads: $out"; fi
+if "$bin" bench txn-reads --insecure --host "$(all_hosts)" --concurrency 0 >/dev/null 2>&1; then
+  bad "bench txn-reads accepted --concurrency 0"; else ok "bench txn-reads refuses bad flags"; fi
 
 # Bad input: an unknown read mode is refused (nothing is lost).
 if "$rc" get "$(all_hosts)" sideways 0 fr/k >/dev/null 2>&1; then bad "unknown mode accepted"; else ok "unknown mode refused"; fi
