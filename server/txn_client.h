@@ -13,7 +13,8 @@
  *    locks, one replicated write, commit-wait. MERR_ABORTED when the
  *    transaction was wounded, timed out or lost its locks: retry it.
  *  - SQL_KV_READ_ONLY transactions read lock-free at one snapshot timestamp
- *    chosen by the leaseholder at the first read; they never abort.
+ *    chosen at the first read (by the leaseholder, or for stale reads by
+ *    the replica that served it: txn_client_set_read_mode); they never abort.
  *
  * Cancellation: txn_client_cancel() (any thread) stops the transaction's
  * work on c: a read waiting at the leaseholder (for a lock, or a slow
