@@ -174,6 +174,12 @@ void txs_snapshot_dispatch(txn_service *s, replica *r, tx_parked *pk)
                           mode == MERIDIAN__TXN__READ_MODE__READ_BOUNDED_STALENESS ? 0 : ts);
         return;
     }
-    txs_fail(s, r, pk->req, pk->kind, MERR_NOT_LEADER,
-             "this replica's safe time is behind the read timestamp: ask the leaseholder", 0);
+    if (!replica_leader_hint(r)) /* no leaseholder known here: another node may serve it */
+        txs_fail(s, r, pk->req, pk->kind, MERR_NOTFOUND,
+                 "this replica's safe time is behind the read timestamp and it knows no "
+                 "leaseholder: try another node",
+                 0);
+    else
+        txs_fail(s, r, pk->req, pk->kind, MERR_NOT_LEADER,
+                 "this replica's safe time is behind the read timestamp: ask the leaseholder", 0);
 }

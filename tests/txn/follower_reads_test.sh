@@ -87,7 +87,9 @@ paused="$(pid_of "$lead") $(pid_of "$other")"
 kill -STOP $paused
 out=$("$rc" get "$(rpc_of $f1)" bounded 30000000 fr/k2)
 case "$out" in "found v3 "*) ok "bounded read from follower $f1 with the others stopped: v3" ;; *) bad "bounded read from follower: $out" ;; esac
-out=$("$rc" get "$(rpc_of $f1)" exact 0 fr/k2 2>/dev/null; true)
+# Exact staleness of 10 minutes: before the cluster existed, so nothing there.
+out=$("$rc" get "$(rpc_of $f1)" exact 600000000 fr/k2)
+case "$out" in "absent "*) ok "exact staleness 10 min from follower $f1: absent" ;; *) bad "exact staleness 10 min: $out" ;; esac
 out=$(MERIDIAN_TEST_TIMEOUT_MS=3000 "$rc" get "$(rpc_of $f1)" strong 0 fr/k2 2>&1)
 if [ $? -ne 0 ] || case "$out" in found*) false ;; *) true ;; esac; then ok "strong read without a leaseholder fails ($out)"
 else bad "strong read served without a leaseholder: $out"; fi
