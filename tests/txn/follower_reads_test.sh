@@ -60,10 +60,10 @@ done
 out=$("$rc" get "$(all_hosts)" strong 0 fr/k)
 case "$out" in "found v2 "*) ok "strong read after v2: v2" ;; *) bad "strong read after v2: $out" ;; esac
 # A follower serves the read at T itself once its safe time passed T (the
-# leaseholder keeps closing up to its last write): its counter shows it.
+# leaseholder keeps closing up to its last write): its counter of reads
+# served without the lease shows it. Whichever node does is f1 (the lease
+# may move meanwhile: no node is assumed to stay a follower).
 f1=""
-wait_for 60 'lead=$(bash "$lc" leader "$dir")' || bad "no leaseholder"
-f1=$(( (lead % 3) + 1 )); f2=$(( (f1 % 3) + 1 ))
 served_at() { # served_at NODE EXPECTED-PREFIX MODE ARG KEY: served there, with that answer
   local before after out
   before=$(metric "$1" meridian_txn_follower_reads_total)
@@ -72,20 +72,24 @@ served_at() { # served_at NODE EXPECTED-PREFIX MODE ARG KEY: served there, with 
   [ "${after:-0}" -gt "${before:-0}" ] && case "$out" in "$2"*) return 0 ;; esac
   return 1
 }
-if wait_for 60 'served_at $f1 "found v1 " at $T fr/k'; then ok "follower $f1 served the read at T: v1"
-else bad "follower $f1 never served the read at T itself"; fi
+some_serves() { # some_serves ARGS...: served_at on some node, which becomes f1
+  local i
+  for i in 1 2 3; do served_at "$i" "$@" && { f1=$i; return 0; }; done
+  return 1
+}
+others_of() { local i; for i in 1 2 3; do [ "$i" = "$1" ] || printf '%s ' "$(pid_of "$i")"; done; }
+if wait_for 60 'some_serves "found v1 " at $T fr/k'; then ok "follower $f1 served the read at T: v1"
+else bad "no follower ever served the read at T itself"; fi
 
 # 3. Bounded staleness with the leaseholder stopped.
 "$rc" put "$(all_hosts)" fr/k2 v3 >/dev/null || bad "put v3"
 # The follower's closed ts passes the write (it serves the bounded read itself).
-if wait_for 60 'served_at $f1 "found v3 " bounded 30000000 fr/k2'; then ok "follower $f1 serves v3 at safe time"
-else bad "follower $f1 never reached the write's ts"; fi
-lead=$(bash "$lc" leader "$dir") || true
-[ -n "$lead" ] && [ "$lead" != "$f1" ] || lead=$f2
-other=$(( 6 - f1 - lead ))
-paused="$(pid_of "$lead") $(pid_of "$other")"
+# The bound is generous: the check must hold on a slow, loaded machine.
+if wait_for 60 'some_serves "found v3 " bounded 120000000 fr/k2'; then ok "follower $f1 serves v3 at safe time"
+else bad "no follower ever reached the write's ts"; fi
+paused=$(others_of "$f1")
 kill -STOP $paused
-out=$("$rc" get "$(rpc_of $f1)" bounded 30000000 fr/k2)
+out=$("$rc" get "$(rpc_of $f1)" bounded 120000000 fr/k2)
 case "$out" in "found v3 "*) ok "bounded read from follower $f1 with the others stopped: v3" ;; *) bad "bounded read from follower: $out" ;; esac
 # Exact staleness of 10 minutes: before the cluster existed, so nothing there.
 out=$("$rc" get "$(rpc_of $f1)" exact 600000000 fr/k2)
@@ -101,20 +105,20 @@ else bad "no strong read after SIGCONT"; fi
 # max_staleness=) reads at the nearest replica, also with the others stopped.
 sqlf() { "$bin" sql --insecure --format csv --host "$(rpc_of "$1")" "${@:2}" 2>&1; }
 sqlf 1 -e "CREATE TABLE fr (k INTEGER PRIMARY KEY, v TEXT); INSERT INTO fr VALUES (1, 'one')" >"$dir/sql.out" || { cat "$dir/sql.out"; bad "sql setup"; }
-sql_served() { # the follower itself answers the stale SELECT
-  local before after out
-  before=$(metric "$f1" meridian_txn_follower_reads_total)
-  out=$(sqlf "$f1" --max-staleness 30s -e "SELECT v FROM fr WHERE k = 1")
-  after=$(metric "$f1" meridian_txn_follower_reads_total)
-  [ "${after:-0}" -gt "${before:-0}" ] && echo "$out" | grep -qx one
+sql_served() { # some follower itself answers the stale SELECT (it becomes f1)
+  local before after out i
+  for i in 1 2 3; do
+    before=$(metric "$i" meridian_txn_follower_reads_total)
+    out=$(sqlf "$i" --max-staleness 120s -e "SELECT v FROM fr WHERE k = 1")
+    after=$(metric "$i" meridian_txn_follower_reads_total)
+    [ "${after:-0}" -gt "${before:-0}" ] && echo "$out" | grep -qx one && { f1=$i; return 0; }
+  done
+  return 1
 }
-if wait_for 60 sql_served; then ok "stale SELECT served by follower $f1"; else bad "stale SELECT never served by follower $f1"; fi
-lead=$(bash "$lc" leader "$dir") || true
-[ -n "$lead" ] && [ "$lead" != "$f1" ] || lead=$f2
-other=$(( 6 - f1 - lead ))
-paused="$(pid_of "$lead") $(pid_of "$other")"
+if wait_for 60 sql_served; then ok "stale SELECT served by follower $f1"; else bad "stale SELECT never served by a follower"; fi
+paused=$(others_of "$f1")
 kill -STOP $paused
-out=$(sqlf "$f1" --max-staleness 30s -e "SELECT v FROM fr WHERE k = 1")
+out=$(sqlf "$f1" --max-staleness 120s -e "SELECT v FROM fr WHERE k = 1")
 if echo "$out" | grep -qx one; then ok "stale SELECT with the others stopped: one"; else bad "stale SELECT with the others stopped: $out"; fi
 kill -CONT $paused; paused=""
 
