@@ -618,7 +618,7 @@ int shell_main(int argc, char **argv)
 {
     const char *hosts = "127.0.0.1:26257", *exec = NULL, *format = NULL, *user = "root";
     const char *certs_dir = NULL;
-    int64_t timeout_ns = 5 * MTIME_S;
+    int64_t timeout_ns = 5 * MTIME_S, staleness_ns = 0;
     int read_only = 0, insecure = 0, ask_password = 0;
     const cli_flag flags[] = {
         {"host", CLI_STR, &hosts, "HOST:PORT[,...]", "gateways to try, in order"},
@@ -627,6 +627,8 @@ int shell_main(int argc, char **argv)
         {"user", CLI_STR, &user, "NAME", "session user (default root)"},
         {"connect-timeout", CLI_DURATION, &timeout_ns, NULL, "per host (default 5s)"},
         {"read-only", CLI_BOOL, &read_only, NULL, "a read-only session"},
+        {"max-staleness", CLI_DURATION, &staleness_ns, NULL,
+         "read-only statements read at most this stale, at the nearest replica"},
         {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.USER.crt/.key if any"},
         {"password", CLI_BOOL, &ask_password, NULL,
          "log in with a password (MERIDIAN_PASSWORD, else asked for)"},
@@ -655,6 +657,9 @@ int shell_main(int argc, char **argv)
     int n = snprintf(conninfo, sizeof(conninfo),
                      "hosts=%s user=%s connect_timeout=%s read_only=%s insecure=%s", hosts, user, d,
                      read_only ? "on" : "off", insecure ? "on" : "off");
+    if (staleness_ns > 0 && (size_t)n < sizeof(conninfo))
+        n += snprintf(conninfo + n, sizeof(conninfo) - (size_t)n, " max_staleness=%lldms",
+                      (long long)(staleness_ns / MTIME_MS));
     if (certs_dir)
         n += quote_opt(conninfo + n, sizeof(conninfo) - (size_t)n, "certs_dir", certs_dir);
     if (ask_password && !insecure && !getenv("MERIDIAN_PASSWORD")) {

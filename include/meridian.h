@@ -114,7 +114,11 @@ MERIDIAN_API int64_t meridian_changes(meridian *db);
 MERIDIAN_API const char *meridian_host(meridian *db);
 
 /* Session options, by name: "read_only" ("on"/"off"), "max_staleness"
- * (duration like "10s", "0" = strong reads), "application_name",
+ * (duration like "10s", "0" = strong reads: with it, every read-only
+ * transaction, e.g. a SELECT outside BEGIN, reads a snapshot at most that
+ * stale, served by the replica on the session's gateway when its safe time
+ * allows, so it does not see writes newer than that, its own included),
+ * "application_name",
  * "statement_timeout" (a statement still running or streaming after this
  * long fails with MERIDIAN_INTERRUPT; "0" = none). Applied to the live
  * session at once and kept for sessions opened after a failover. */

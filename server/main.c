@@ -18,6 +18,8 @@ static const cli_cmd bench_cmds[] = {
     {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
      NULL},
     {"sql", "SQL through libmeridian against a cluster: ops/s and latency", cmd_bench_sql, NULL},
+    {"txn-reads", "snapshot reads from every replica vs the leaseholder: reads/s, ratio",
+     bench_txn_reads_run, NULL},
     {0},
 };
 

@@ -50,6 +50,14 @@ static void txn_deadline(void *kv, int64_t deadline_us)
     txn_client_set_deadline(kv, deadline_us);
 }
 
+static void txn_staleness(void *kv, uint64_t ms)
+{
+    /* Bounded staleness: the newest snapshot the nearest replica can serve
+     * without waiting, at most ms old (docs/transactions.md). */
+    (void)txn_client_set_read_mode(kv, ms ? TXN_CLIENT_READ_BOUNDED : TXN_CLIENT_READ_STRONG,
+                                   ms * 1000, 0);
+}
+
 int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
 {
     if (n->cfg.testing_sql_memory) {
@@ -68,6 +76,7 @@ int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
     n->sql_cfg.kv_close = txn_close;
     n->sql_cfg.kv_cancel = txn_cancel;
     n->sql_cfg.kv_deadline = txn_deadline;
+    n->sql_cfg.kv_staleness = txn_staleness;
     *ops = txn_client_kv_ops();
     *ctx = n;
     return 0;

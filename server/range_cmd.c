@@ -1,4 +1,4 @@
-/* Encoding of split and merge log commands (format in range_cmd.h). */
+/* Encoding of split, merge and close log commands (format in range_cmd.h). */
 #include "server/range_cmd.h"
 
 #include <string.h>
@@ -56,6 +56,18 @@ int range_cmd_encode_freeze(uint64_t expected_gen, mbuf *out)
     return 0;
 }
 
+int range_cmd_encode_close(uint64_t closed, mbuf *out)
+{
+    if (!closed) return MERR_INVALID;
+    size_t start = out->len;
+    if (mbuf_append_u8(out, RANGE_CMD_CLOSE) || mbuf_append_u64be(out, closed) ||
+        seal(out, start)) {
+        out->len = start;
+        return MERR_NOMEM;
+    }
+    return 0;
+}
+
 int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out)
 {
     memset(out, 0, sizeof(*out));
@@ -64,7 +76,9 @@ int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out)
         out->kind = RANGE_CMD_BATCH;
         return 0;
     }
-    if ((p[0] != RANGE_CMD_SPLIT && p[0] != RANGE_CMD_MERGE && p[0] != RANGE_CMD_FREEZE) || n < 5)
+    if ((p[0] != RANGE_CMD_SPLIT && p[0] != RANGE_CMD_MERGE && p[0] != RANGE_CMD_FREEZE &&
+         p[0] != RANGE_CMD_CLOSE) ||
+        n < 5)
         return MERR_CORRUPT;
     if (mbe32_get(p + n - 4) != crc32c(0, p, n - 4)) return MERR_CORRUPT;
     mreader r;
@@ -85,6 +99,8 @@ int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out)
         out->klen = (size_t)kl;
     } else if (p[0] == RANGE_CMD_FREEZE) {
         if (mreader_u64be(&r, &out->expected_gen)) return MERR_CORRUPT;
+    } else if (p[0] == RANGE_CMD_CLOSE) {
+        if (mreader_u64be(&r, &out->closed) || !out->closed) return MERR_CORRUPT;
     } else {
         if (mreader_u64be(&r, &out->right_id) || mreader_u64be(&r, &out->left_gen) ||
             mreader_u64be(&r, &out->right_gen) || mreader_u64be(&r, &out->right_applied) ||

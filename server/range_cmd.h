@@ -8,6 +8,7 @@
  *          | key varint+bytes | crc32c u32
  *   MERGE  0x11 | right_id u64 | left_gen u64 | right_gen u64 | right_applied u64 | crc32c u32
  *   FREEZE 0x12 | expected_gen u64 | crc32c u32
+ *   CLOSE  0x13 | closed u64 | crc32c u32
  * The crc covers everything before it. Decoding is strict: exact length, a
  * key of 1..RANGE_KEY_MAX bytes, 1..RANGE_CMD_MAX_VOTERS non-zero voters,
  * non-zero ids, or MERR_CORRUPT. */
@@ -23,7 +24,8 @@
 #define RANGE_CMD_SPLIT      0x10
 #define RANGE_CMD_MERGE      0x11
 #define RANGE_CMD_FREEZE     0x12
-#define RANGE_CMD_MAX_VOTERS 9 /* = PAXOS_MAX_NODES */
+#define RANGE_CMD_CLOSE      0x13 /* closed timestamp (server/replica_close.c) */
+#define RANGE_CMD_MAX_VOTERS 9    /* = PAXOS_MAX_NODES */
 
 typedef struct range_cmd {
     int kind; /* RANGE_CMD_* */
@@ -43,6 +45,9 @@ typedef struct range_cmd {
     /* FREEZE (expected_gen): the range stops taking writes for a merge into
      * its left neighbour, if still at that generation and without prepared
      * transactions (server/replica_merge.c). */
+    /* CLOSE: the leaseholder promises no write below `closed` will follow in
+     * the log (a non-zero HLC timestamp). */
+    uint64_t closed;
 } range_cmd;
 
 int range_cmd_encode_split(const uint8_t *key, size_t klen, uint64_t new_range_id,
@@ -51,6 +56,7 @@ int range_cmd_encode_split(const uint8_t *key, size_t klen, uint64_t new_range_i
 int range_cmd_encode_merge(uint64_t right_id, uint64_t left_gen, uint64_t right_gen,
                            uint64_t right_applied, mbuf *out);
 int range_cmd_encode_freeze(uint64_t expected_gen, mbuf *out);
+int range_cmd_encode_close(uint64_t closed, mbuf *out);
 /* Names the command of p (RANGE_CMD_BATCH: decode it with range_batch_decode)
  * and decodes split/merge into *out. MERR_CORRUPT on anything else. */
 int range_cmd_decode(const uint8_t *p, size_t n, range_cmd *out);

@@ -171,7 +171,8 @@ void replica_commit_waited(replica_wait *w, int status)
 typedef struct apply_set {
     range_batch *b;
     uint64_t *slots, *ids;
-    uint8_t *refused; /* 1: a key outside the span (the range split under it); 2: frozen */
+    uint8_t
+        *refused; /* 1: a key outside the span (the range split under it); 2: frozen; 3: a CLOSE */
     range_batch_decoded *dec;
     size_t n, cap;
 } apply_set;
@@ -245,7 +246,7 @@ static void complete_applied(replica *r, pending_write *p, const range_batch *b,
         free(p);
         return;
     }
-    if (refused) {
+    if (refused == 1) {
         p->cb(p->arg, MERR_RANGE, "the range split before the write applied: retry", 0);
         free(p);
         return;
@@ -295,6 +296,7 @@ static int apply_flush(replica *r, apply_set *as)
     if (!rc && as->n && !early) replica_observe_applied(r, as->b, as->n);
     for (size_t i = 0; !rc && i < as->n; i++) {
         r->h->applied_entries++;
+        replica_safe_applied(r, &as->b[i], as->refused[i] == 3);
         pending_write *p = replica_take_pending(r, as->ids[i]);
         if (p) complete_applied(r, p, &as->b[i], as->refused[i]);
     }
@@ -316,19 +318,29 @@ static int apply_entry(replica *r, apply_set *as, const paxos_entry *en)
         if (++idx > REPLICA_MAX_PER_SLOT) return MERR_CORRUPT;
         range_cmd c;
         if ((rc = range_cmd_decode(data, len, &c))) return rc;
-        if (c.kind != RANGE_CMD_BATCH) {
+        if (c.kind != RANGE_CMD_BATCH && c.kind != RANGE_CMD_CLOSE) {
             /* Everything before the command first, then the command alone. */
+            r->doubt_clean = 0; /* the span changes: so may the intents */
             if ((rc = apply_flush(r, as))) return rc;
             if ((rc = replica_apply_cmd(r, &c, replica_composite(en->slot, idx), id))) return rc;
             continue;
         }
         if ((rc = apply_set_grow(as))) return rc;
-        if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) return rc;
-        as->b[as->n] = as->dec[as->n].batch;
-        /* A frozen range takes nothing more: its state is what the merge
-         * absorbs (replica_merge.c). */
-        as->refused[as->n] = r->frozen ? 2 : !batch_fits(r, &as->b[as->n]);
-        if (as->refused[as->n]) as->b[as->n] = (range_batch){0};
+        if (c.kind == RANGE_CMD_CLOSE) {
+            /* An empty batch at the closed ts: applied (and counted) in
+             * log order like any write (replica_close.c). */
+            as->dec[as->n] = (range_batch_decoded){{0}, NULL};
+            as->b[as->n] = (range_batch){.ts = c.closed};
+            as->refused[as->n] = 3;
+        } else if ((rc = range_batch_decode(data, len, &as->dec[as->n]))) {
+            return rc;
+        } else {
+            as->b[as->n] = as->dec[as->n].batch;
+            /* A frozen range takes nothing more: its state is what the merge
+             * absorbs (replica_merge.c). */
+            as->refused[as->n] = r->frozen ? 2 : !batch_fits(r, &as->b[as->n]);
+        }
+        if (as->refused[as->n] == 1 || as->refused[as->n] == 2) as->b[as->n] = (range_batch){0};
         as->slots[as->n] = replica_composite(en->slot, idx);
         as->ids[as->n] = id;
         as->n++;
@@ -359,7 +371,8 @@ static void handle_update(replica *r, paxos_update *u)
 {
     host *h = r->h;
     if (u->nchosen || u->has_install || u->want_snapshot) replica_store_ensure(r);
-    host_wake(h, r); /* it did something: tick it until it is quiet again */
+    if (u->has_install) r->doubt_clean = 0; /* a new store: its intents are read again */
+    host_wake(h, r);                        /* it did something: tick it until it is quiet again */
     if (u->persist_seq) {
         uint64_t bid = host_batch_id(h);
         logstore_batch *b = logstore_batch_new(bid);
@@ -452,6 +465,7 @@ void replica_tick(replica *r)
     if (r->nstall) replica_stall_retry(r);
     paxos_event ev = {.type = PAXOS_EV_TICK};
     replica_step(r, &ev);
+    replica_close_tick(r);
 }
 
 void replica_liveness(replica *r, uint64_t node)
@@ -851,6 +865,7 @@ void replica_free(replica *r)
     replica_stall_free(r);
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
+    txn_safe_free(&r->safe);
     free(r->start);
     free(r->end);
     free(r);

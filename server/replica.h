@@ -126,6 +126,13 @@ uint64_t replica_generation(replica *r);
 void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,
                   size_t *elen);
 
+/* ---- follower reads (server/replica_close.c) ----
+ * The greatest ts this replica (leader or follower) can serve a snapshot read
+ * at without waiting: min(closed ts, just below the earliest in-doubt
+ * prepare); 0 when unknown (a broken replica, an unreadable store). */
+uint64_t replica_safe_time(replica *r);
+uint64_t replica_closed_ts(const replica *r);
+
 /* For the host's commit-wait queue. */
 void replica_commit_waited(replica_wait *w, int status);
 

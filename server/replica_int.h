@@ -4,6 +4,7 @@
 #define MERIDIAN_SERVER_REPLICA_INT_H
 
 #include "server/replica.h"
+#include "txn/safetime.h"
 
 /* A write waiting to be chosen, applied and commit-waited. */
 typedef struct pending_write {
@@ -52,6 +53,15 @@ struct replica {
      * monotonic time of the last report; span_ns: when the span changed. */
     uint64_t nreads, nwrites, load_reads, load_writes;
     int64_t load_ns, span_ns;
+    /* Safe time for follower reads (replica_close.c): the closed ts applied
+     * from the log and the in-doubt intents (rebuilt from the store when
+     * doubt_clean is 0); the last applied write ts, which the leaseholder
+     * keeps closing up to; its close in flight and when it was proposed. */
+    txn_safe safe;
+    int doubt_clean;
+    uint64_t last_write_ts;
+    int close_inflight;
+    int64_t close_at_ns;
 };
 
 #define REPLICA_PAUSED 2 /* r->broken: paused after a full disk, retrying */
@@ -85,6 +95,18 @@ pending_write *replica_take_pending(replica *r, uint64_t id);
  * timestamp (0 for split/merge). cb runs once, as for replica_write. */
 int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
                     replica_write_cb cb, void *arg, merr *e);
+
+/* replica_close.c */
+#define REPLICA_CLOSE_EVERY_NS (100LL * 1000000) /* at most one close in flight, this often */
+#define REPLICA_CLOSE_WAIT_NS  (5LL * 1000000000)
+#define REPLICA_CLOSE_LAG_NS   0LL /* closes target tt.earliest - lag (MERIDIAN_CLOSED_LAG_MS) */
+/* An applied batch (is_close: a CLOSE entry applied as an empty batch at its
+ * closed ts) feeds the safe-time tracker. */
+void replica_safe_applied(replica *r, const range_batch *b, int is_close);
+/* Tick (awake replicas): the leaseholder proposes the next close when due. */
+void replica_close_tick(replica *r);
+/* 1 while this leaseholder has not closed past its last write (keeps it awake). */
+int replica_close_due(replica *r);
 
 /* replica_split.c */
 struct range_cmd;

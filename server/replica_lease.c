@@ -104,6 +104,7 @@ int replica_may_sleep(replica *r)
     if (r->broken) return 1; /* a stopped replica steps no more */
     if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters || r->job || r->nstall)
         return 0;
+    if (replica_close_due(r)) return 0; /* close past the last write first (replica_close.c) */
     paxos_members c, l;
     paxos_get_members(r->g, &c, &l);
     for (uint32_t i = 0; i < c.nvoters; i++)

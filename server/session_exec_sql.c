@@ -174,9 +174,8 @@ static int sx_set(void *ctx, const session_settings *s, sexec_error *err)
     sx_ctx *c = ctx;
     (void)err;
     c->st = *s;
-    /* Stale reads (max_staleness_ms) need a read timestamp in the KV's
-     * begin(); until then they are served as strong reads. */
     if (c->s) sql_session_set_read_only(c->s, s->read_only);
+    if (c->kv && c->cfg->kv_staleness) c->cfg->kv_staleness(c->kv, s->max_staleness_ms);
     return 0;
 }
 
@@ -199,6 +198,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
         kv = c->kv;
         atomic_store(&c->cancel_kv, c->kv);
         if (c->cfg->kv_deadline) c->cfg->kv_deadline(c->kv, c->deadline_us);
+        if (c->cfg->kv_staleness) c->cfg->kv_staleness(c->kv, c->st.max_staleness_ms);
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);

@@ -32,6 +32,9 @@ typedef struct session_exec_sql_config {
     /* Optional: bound every call of the session KV by the running
      * statement's deadline (Unix µs, 0 = none; the session's thread). */
     void (*kv_deadline)(void *session_kv, int64_t deadline_us);
+    /* Optional: read-only transactions read at most this stale (bounded
+     * staleness, ms; 0 = strong reads). The session's thread. */
+    void (*kv_staleness)(void *session_kv, uint64_t max_staleness_ms);
     char refusal[512]; /* as long as an merr message */
     /* Optional: what the cluster system views read (sql/cluster.h). */
     const sql_cluster_ops *cluster;

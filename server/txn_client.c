@@ -316,6 +316,44 @@ int tc_anchor(sql_kv_txn *t, const uint8_t *key, size_t klen)
     return mbuf_append(&t->anchor, key, klen);
 }
 
+int txn_client_set_read_mode(txn_client *c, int mode, uint64_t staleness_us, uint64_t at_ts)
+{
+    if (mode < TXN_CLIENT_READ_STRONG || mode > TXN_CLIENT_READ_AT ||
+        (mode == TXN_CLIENT_READ_AT && !at_ts))
+        return MERR_INVALID;
+    c->read_mode = mode;
+    c->staleness_us = staleness_us;
+    c->read_at = at_ts;
+    return 0;
+}
+
+const char *txn_client_current_host(const txn_client *c)
+{
+    return c->cur;
+}
+
+uint64_t txn_client_read_ts(const sql_kv_txn *t)
+{
+    return t->read_ts;
+}
+
+void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *read_ts,
+                  Meridian__Txn__ReadMode *mode, uint64_t *staleness_us,
+                  protobuf_c_boolean *any_replica)
+{
+    *snapshot = t->ro;
+    if (!t->ro) return;
+    *any_replica = t->read_mode != TXN_CLIENT_READ_STRONG;
+    if (t->read_ts) { /* later reads of the transaction: its snapshot */
+        *read_ts = t->read_ts;
+        *mode = MERIDIAN__TXN__READ_MODE__READ_AT;
+        return;
+    }
+    *mode = (Meridian__Txn__ReadMode)t->read_mode;
+    *staleness_us = t->staleness_us;
+    if (t->read_mode == TXN_CLIENT_READ_AT) *read_ts = t->c->read_at;
+}
+
 static int tc_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
 {
     txn_client *c = ctx;
@@ -323,6 +361,7 @@ static int tc_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
     if (!t) return merr_set(e, MERR_NOMEM, "out of memory");
     t->c = c;
     t->ro = (flags & SQL_KV_READ_ONLY) != 0;
+    if (t->ro) t->read_mode = c->read_mode, t->staleness_us = c->staleness_us;
     while (t->id == 0) {
         if (getrandom(&t->id, sizeof(t->id), 0) != (ssize_t)sizeof(t->id)) {
             free(t);
@@ -364,8 +403,7 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
     Meridian__Txn__GetRequest q = MERIDIAN__TXN__GET_REQUEST__INIT;
     q.txn = &meta;
     q.key.data = (uint8_t *)key, q.key.len = klen;
-    q.snapshot = t->ro;
-    q.read_ts = t->read_ts;
+    tc_read_fill(t, &q.snapshot, &q.read_ts, &q.read_mode, &q.staleness_us, &q.any_replica);
     if (!t->ro) {
         if (tc_anchor(t, key, klen)) return merr_set(e, MERR_NOMEM, "out of memory");
         t->touched = 1;

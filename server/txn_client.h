@@ -13,7 +13,8 @@
  *    locks, one replicated write, commit-wait. MERR_ABORTED when the
  *    transaction was wounded, timed out or lost its locks: retry it.
  *  - SQL_KV_READ_ONLY transactions read lock-free at one snapshot timestamp
- *    chosen by the leaseholder at the first read; they never abort.
+ *    chosen at the first read (by the leaseholder, or for stale reads by
+ *    the replica that served it: txn_client_set_read_mode); they never abort.
  *
  * Cancellation: txn_client_cancel() (any thread) stops the transaction's
  * work on c: a read waiting at the leaseholder (for a lock, or a slow
@@ -44,6 +45,26 @@ void txn_client_close(txn_client *c);
 
 /* The sql/kv.h operations; their kv_ctx is the txn_client. */
 const sql_kv_ops *txn_client_kv_ops(void);
+
+/* Stale and timestamped reads (docs/transactions.md "Follower reads"):
+ * read-only transactions begun after this call pick their snapshot by mode
+ * (staleness_us for EXACT/BOUNDED, at_ts for AT, an HLC timestamp) and,
+ * unless STRONG, may be served by any replica whose safe time reached it:
+ * the node the client is connected to (its first seed), else the
+ * leaseholder it is sent to. TXN_CLIENT_READ_STRONG restores the default.
+ * MERR_INVALID for an unknown mode. */
+enum {
+    TXN_CLIENT_READ_STRONG = 0,
+    TXN_CLIENT_READ_EXACT = 1,
+    TXN_CLIENT_READ_BOUNDED = 2,
+    TXN_CLIENT_READ_AT = 3,
+};
+int txn_client_set_read_mode(txn_client *c, int mode, uint64_t staleness_us, uint64_t at_ts);
+/* The node the client talks to now ("host:port"): after a strong read, the
+ * leaseholder of the range read (benchmarks aim at it). */
+const char *txn_client_current_host(const txn_client *c);
+/* The snapshot timestamp of a read-only transaction (0: no read yet). */
+uint64_t txn_client_read_ts(const sql_kv_txn *t);
 
 /* The next begin() on c uses this priority (a retry keeps its first start
  * timestamp); 0 = from the clock. */

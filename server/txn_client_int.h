@@ -32,6 +32,9 @@ struct txn_client {
     atomic_int canceled;
     mbuf cancel_rollback; /* a packed txn.Rollback while a commit waits */
     size_t write_limit;   /* bytes a transaction may buffer; 0 = no cap */
+    /* Read-only transactions: TXN_CLIENT_READ_* and its argument. */
+    int read_mode;
+    uint64_t staleness_us, read_at;
 };
 
 typedef struct tc_op {
@@ -50,6 +53,8 @@ struct sql_kv_txn {
     size_t nlocks;
     uint64_t read_ts; /* read-only: the snapshot (0: not chosen yet) */
     int ro;
+    int read_mode; /* read-only: TXN_CLIENT_READ_* from the client at begin */
+    uint64_t staleness_us;
     int aborted; /* a read said so: commit refuses, rollback releases */
     int touched; /* locks may be held at the leaseholder */
     tc_op *ops;  /* buffered writes, in order (savepoint marks index it) */
@@ -58,6 +63,11 @@ struct sql_kv_txn {
     mbuf anchor;     /* the first key touched: names the range */
 };
 
+/* The snapshot fields of a read request: the chosen ts once there is one
+ * (then at that ts, at any replica if the mode allows), else the mode. */
+void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *read_ts,
+                  Meridian__Txn__ReadMode *mode, uint64_t *staleness_us,
+                  protobuf_c_boolean *any_replica);
 int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m);
 /* Calls method with req until an answer that is not "go elsewhere / try

@@ -95,8 +95,7 @@ static int fetch(sql_kv_iter *it, merr *e)
      * deletes hide: fewer rows read is fewer rows locked. */
     size_t want = it->limit ? it->limit - it->emitted + it->ndel : TC_PAGE;
     q.limit = (uint32_t)(want < TC_PAGE ? want : TC_PAGE);
-    q.snapshot = t->ro;
-    q.read_ts = t->read_ts;
+    tc_read_fill(t, &q.snapshot, &q.read_ts, &q.read_mode, &q.staleness_us, &q.any_replica);
     ProtobufCMessage *m = NULL;
     int rc = tc_call(t->c, "txn.Scan", &q.base, &meridian__txn__scan_response__descriptor, &m, e);
     if (rc) {

@@ -101,8 +101,10 @@ static int user_key_ok(const uint8_t *k, size_t n)
     return n > 0 && n <= RANGE_KEY_MAX && k[0] != 0x00;
 }
 
-/* Finds the leaseholder replica holding key; 0 or an error code with why. */
-static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, const char **why)
+/* Finds the leaseholder replica holding key (any: any replica, for reads
+ * that followers may serve); 0 or an error code with why. */
+static int route(txn_service *s, const uint8_t *k, size_t n, int any, replica **out,
+                 const char **why)
 {
     replica *r = host_find_key(s->h, k, n);
     *out = r;
@@ -114,7 +116,7 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
         *why = "the range is frozen for a merge: retry";
         return MERR_BUSY;
     }
-    if (!replica_is_leaseholder(r)) {
+    if (!any && !replica_is_leaseholder(r)) {
         replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
         if (replica_is_leaseholder(r)) return 0;
         *why = "this replica does not hold the lease";
@@ -127,7 +129,8 @@ static int route(txn_service *s, const uint8_t *k, size_t n, replica **out, cons
  * just below hi (or the last one) going backward. The scan is clipped to
  * that range's span and then says "more" from its edge, so a client scans
  * across range boundaries by following resume keys. */
-static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out, const char **why)
+static int route_scan(txn_service *s, tx_parked *pk, int reverse, int any, replica **out,
+                      const char **why)
 {
     host *h = s->h;
     replica *r = NULL;
@@ -153,7 +156,7 @@ static int route_scan(txn_service *s, tx_parked *pk, int reverse, replica **out,
         *why = "the range is frozen for a merge: retry";
         return MERR_BUSY;
     }
-    if (!replica_is_leaseholder(r)) {
+    if (!any && !replica_is_leaseholder(r)) {
         replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
         if (!replica_is_leaseholder(r)) {
             *why = "this replica does not hold the lease";
@@ -515,7 +518,7 @@ static void on_get(void *arg, rpc_req *req)
     else if (!q->snapshot && (!q->txn || !q->txn->id))
         why = "a transaction id is required";
     else
-        rc = route(s, q->key.data, q->key.len, &r, &why);
+        rc = route(s, q->key.data, q->key.len, q->snapshot && q->any_replica, &r, &why);
     if (rc) {
         txs_fail(s, r, req, TX_GET, rc, why, 0);
         meridian__txn__get_request__free_unpacked(q, NULL);
@@ -529,7 +532,7 @@ static void on_get(void *arg, rpc_req *req)
     }
     pk->req = req, pk->kind = TX_GET, pk->q = q;
     if (q->snapshot) {
-        txs_snapshot_read(s, r, pk, q->read_ts);
+        txs_snapshot_dispatch(s, r, pk);
         tx_parked_free(pk);
         return;
     }
@@ -601,7 +604,7 @@ static void on_scan(void *arg, rpc_req *req)
         rc = MERR_INVALID;
         why = "a transaction id is required";
     }
-    if (!rc) rc = route_scan(s, pk, q->reverse, &r, &why);
+    if (!rc) rc = route_scan(s, pk, q->reverse, q->snapshot && q->any_replica, &r, &why);
     if (rc) {
         txs_fail(s, r, req, TX_SCAN, rc, why, 0);
         if (pk)
@@ -611,7 +614,7 @@ static void on_scan(void *arg, rpc_req *req)
         return;
     }
     if (q->snapshot) {
-        txs_snapshot_read(s, r, pk, q->read_ts);
+        txs_snapshot_dispatch(s, r, pk);
         tx_parked_free(pk);
         return;
     }
@@ -659,7 +662,7 @@ static void on_commit(void *arg, rpc_req *req)
         rc = MERR_INVALID;
         why = "too many writes in one transaction";
     } else {
-        rc = route(s, anchor->data, anchor->len, &r, &why);
+        rc = route(s, anchor->data, anchor->len, 0, &r, &why);
     }
     for (size_t i = 0; !rc && i < q->n_mutations; i++) {
         const Meridian__Kv__Mutation *m = q->mutations[i];
@@ -791,6 +794,12 @@ void txn_service_metrics_render(txn_service *s, mbuf *out)
                 "meridian_txn_lock_waiting %zu\n",
                 s->commits, s->wounds, s->idle_aborts, s->tables_dropped, s->lock_waits, open,
                 waiting);
+    mbuf_printf(out,
+                "# HELP meridian_txn_follower_reads_total Snapshot reads served here without "
+                "the lease (safe time).\n"
+                "# TYPE meridian_txn_follower_reads_total counter\n"
+                "meridian_txn_follower_reads_total %" PRIu64 "\n",
+                s->follower_reads);
 }
 
 static void on_timer_closed(uv_handle_t *hd)

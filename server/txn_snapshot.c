@@ -1,5 +1,7 @@
 /* Snapshot reads for read-only transactions (see txn_service.h): lock-free
- * reads at one timestamp, chosen by an empty replicated write. */
+ * reads at one timestamp; strong ones at the leaseholder, at a ts chosen by
+ * an empty replicated write; stale ones and reads at a given ts at any
+ * replica whose safe time has reached it (server/replica_close.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +10,7 @@
 #include "server/txn_2pc.h"
 #include "server/txn_table.h"
 #include "timesvc/hlc.h"
+#include "txn/safetime.h"
 
 /* ---- snapshot reads ---- */
 
@@ -88,4 +91,95 @@ void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_
         free(b);
     }
     txs_fail(s, r, pk->req, pk->kind, rc, e.msg, 0);
+}
+
+/* ---- reads with a mode, at any replica ---- */
+
+static void mode_of(const tx_parked *pk, uint64_t *read_ts, int *mode, uint64_t *stal_us)
+{
+    if (pk->kind == TX_GET) {
+        const Meridian__Txn__GetRequest *q = pk->q;
+        *read_ts = q->read_ts, *mode = q->read_mode, *stal_us = q->staleness_us;
+    } else {
+        const Meridian__Txn__ScanRequest *q = pk->q;
+        *read_ts = q->read_ts, *mode = q->read_mode, *stal_us = q->staleness_us;
+    }
+    if (*mode == MERIDIAN__TXN__READ_MODE__READ_STRONG && *read_ts)
+        *mode = MERIDIAN__TXN__READ_MODE__READ_AT;
+}
+
+static void serve_at(txn_service *s, replica *r, tx_parked *pk, uint64_t at)
+{
+    if (pk->kind == TX_GET) {
+        Meridian__Txn__GetRequest *q = pk->q;
+        txs_reply_get(s, r, pk->req, &q->key, at, 0, at);
+    } else {
+        Meridian__Txn__ScanRequest *q = pk->q;
+        txs_reply_scan(s, r, pk->req, &pk->lo, &pk->hi, pk->to_end, q->reverse, txs_scan_limit(q),
+                       pk->truncated, at, 0, at);
+    }
+}
+
+void txs_snapshot_dispatch(txn_service *s, replica *r, tx_parked *pk)
+{
+    uint64_t read_ts, stal_us;
+    int mode;
+    mode_of(pk, &read_ts, &mode, &stal_us);
+    int lh = replica_is_leaseholder(r);
+    if (!lh) {
+        replica_lease_nudge(r); /* a quiet leader renews: maybe at once */
+        lh = replica_is_leaseholder(r);
+    }
+    if (mode == MERIDIAN__TXN__READ_MODE__READ_STRONG) {
+        if (lh)
+            txs_snapshot_read(s, r, pk, 0);
+        else
+            txs_fail(s, r, pk->req, pk->kind, MERR_NOT_LEADER,
+                     "a strong read is served by the leaseholder", 0);
+        return;
+    }
+    static const txn_read_kind kinds[] = {
+        [MERIDIAN__TXN__READ_MODE__READ_EXACT_STALENESS] = TXN_READ_EXACT_STALENESS,
+        [MERIDIAN__TXN__READ_MODE__READ_BOUNDED_STALENESS] = TXN_READ_BOUNDED_STALENESS,
+        [MERIDIAN__TXN__READ_MODE__READ_AT] = TXN_READ_AT,
+    };
+    if (mode < 1 || mode > MERIDIAN__TXN__READ_MODE__READ_AT || stal_us > HLC_PHYS_MAX_US) {
+        txs_fail(s, r, pk->req, pk->kind, MERR_INVALID, "unknown read mode or staleness", 0);
+        return;
+    }
+    tt_interval tt;
+    merr e = {0};
+    if (host_now(s->h, &tt, &e)) {
+        txs_fail(s, r, pk->req, pk->kind, MERR_CLOCK, "clock cannot be trusted", 0);
+        return;
+    }
+    txn_read_opts o = {.kind = kinds[mode], .staleness = hlc_make(stal_us, 0), .at = read_ts};
+    txn_read_range rr = {.safe_time = replica_safe_time(r)};
+    txn_ts ts = 0;
+    bool wait = true;
+    if (txn_read_ts(&o, hlc_make((uint64_t)tt.earliest_ns / 1000, HLC_LOGICAL_MAX),
+                    hlc_make((uint64_t)tt.latest_ns / 1000, 0), &rr, 1, &ts, &wait, &e)) {
+        txs_fail(s, r, pk->req, pk->kind, MERR_INVALID, e.msg, 0);
+        return;
+    }
+    if (!wait && ts) {
+        serve_at(s, r, pk, ts); /* leader or follower: nothing at or below ts can change */
+        if (!lh) s->follower_reads++;
+        return;
+    }
+    if (lh) {
+        /* The leaseholder knows its writes in flight: a bounded read gets a
+         * fresh ts (newer than the bound asks), the others wait there. */
+        txs_snapshot_read(s, r, pk,
+                          mode == MERIDIAN__TXN__READ_MODE__READ_BOUNDED_STALENESS ? 0 : ts);
+        return;
+    }
+    if (!replica_leader_hint(r)) /* no leaseholder known here: another node may serve it */
+        txs_fail(s, r, pk->req, pk->kind, MERR_NOTFOUND,
+                 "this replica's safe time is behind the read timestamp and it knows no "
+                 "leaseholder: try another node",
+                 0);
+    else
+        txs_fail(s, r, pk->req, pk->kind, MERR_NOT_LEADER,
+                 "this replica's safe time is behind the read timestamp: ask the leaseholder", 0);
 }

@@ -80,6 +80,7 @@ struct txn_service {
     tx_range *ranges;
     /* counters for /metrics */
     uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
+    uint64_t follower_reads; /* snapshot reads served without the lease */
 };
 
 /* The table of r's range, valid under r's current ballot (a stale one is
@@ -125,6 +126,10 @@ uint64_t txs_now_ts(txn_service *s);
 /* Answers pk's get or scan at read_ts, or first picks one (0); takes pk's
  * contents (pk itself stays the caller's). */
 void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts);
+/* Answers a snapshot get or scan by its read mode (proto ReadMode), at this
+ * replica when its safe time allows (a follower too), else at the
+ * leaseholder path above or with NOT_LEADER; takes pk's contents. */
+void txs_snapshot_dispatch(txn_service *s, replica *r, tx_parked *pk);
 /* In txn_service.c: 1: granted; 0: parked until granted; -1: answered. */
 int txs_lock_or_park(tx_range *rg, tx_txn *t, tx_parked *pk, txn_span span, txn_lock_mode mode);
 /* The lock epoch meta names for range_id (0: none), from its lock list or

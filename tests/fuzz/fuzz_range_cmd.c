@@ -2,7 +2,7 @@
  * replica runs on each chosen log entry. The first byte's low bit picks raw
  * mode (bytes as they are) or body mode (the harness appends the trailing
  * crc32c, so the fuzzer reaches the fields behind the checksum). Garbage must
- * be MERR_CORRUPT; a decoded split or merge must re-encode to the very same
+ * be MERR_CORRUPT; a decoded split, merge or close must re-encode to the very same
  * bytes (the encoding is canonical). Seeds: tests/fuzz/corpus/fuzz_range_cmd/. */
 #include "common/err.h"
 #include "server/range_cmd.h"
@@ -41,6 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     } else if (c.kind == RANGE_CMD_FREEZE) {
         if (range_cmd_encode_freeze(c.expected_gen, &out)) abort();
+    } else if (c.kind == RANGE_CMD_CLOSE) {
+        if (range_cmd_encode_close(c.closed, &out)) abort();
     } else if (c.kind != RANGE_CMD_BATCH) {
         abort();
     }

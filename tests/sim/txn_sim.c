@@ -47,6 +47,7 @@ void ts_clk(ts_sim *s, int node, txn_clock *c, txn_ts last_assigned)
     int64_t e, l;
     sim_clock_tt(&s->node[node].clock, s->now, &e, &l);
     c->hlc_now = (txn_ts)sim_clock_local(&s->node[node].clock, s->now);
+    if (s->close_tt && c->hlc_now < (txn_ts)l) c->hlc_now = (txn_ts)l;
     c->last_assigned = last_assigned;
     c->tt_earliest = (txn_ts)e;
     c->tt_latest = (txn_ts)l;
@@ -246,7 +247,7 @@ static int check_histories(ts_sim *s, int quiet)
 
 typedef struct ts_opts {
     uint64_t steps;
-    int nodes, ranges, verbose, invariants;
+    int nodes, ranges, verbose, invariants, close_tt;
     ts_inject inject;
 } ts_opts;
 
@@ -268,6 +269,7 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
     s->ranges = o->ranges;
     s->inject = o->inject;
     s->invariants = o->invariants;
+    s->close_tt = o->close_tt;
     s->isolated = 0;
     sim_rng_seed(&s->rng, seed);
     sim_queue_init(&s->q);
@@ -378,6 +380,7 @@ int main(int argc, char **argv)
     int64_t seed = -1, steps = 20000, nodes = 3, ranges = 3;
     const char *seeds = NULL, *inject = "none";
     int verbose = 0, replay = 0, npos = 0, done = 0, expect = 0, expect_v = 0, noinv = 0;
+    int close_tt = 0;
     const cli_flag flags[] = {
         {"seed", CLI_INT, &seed, "N", "run one seed"},
         {"seeds", CLI_STR, &seeds, "A-B", "sweep seeds A..B (inclusive)"},
@@ -389,6 +392,8 @@ int main(int argc, char **argv)
         {"inject", CLI_STR, &inject, "BUG",
          "break one rule: skip-commit-wait, no-read-locks, early-safe-time, "
          "reacquire-writes-only"},
+        {"close-rule-tt", CLI_BOOL, &close_tt, NULL,
+         "close as the node does: at tt.earliest, not counted as assigned; stamps >= tt.latest"},
         {"no-invariants", CLI_BOOL, &noinv, NULL, "leave the verdict to the history checkers"},
         {"expect-anomaly", CLI_BOOL, &expect, NULL,
          "exit 0 only if the checkers reject some seed's history (implies --no-invariants)"},
@@ -414,7 +419,8 @@ int main(int argc, char **argv)
                  .nodes = (int)nodes,
                  .ranges = (int)ranges,
                  .verbose = verbose && lo == hi,
-                 .invariants = !noinv && !expect};
+                 .invariants = !noinv && !expect,
+                 .close_tt = close_tt};
     expect |= expect_v;
     if ((nodes != 3 && nodes != 5) || ranges < 2 || ranges > TS_MAX_RANGES || steps < 0) {
         fprintf(stderr, "txn_sim: --nodes must be 3 or 5, --ranges 2..%d\n", TS_MAX_RANGES);

@@ -244,6 +244,10 @@ typedef struct ts_sim {
     int nodes, ranges, nclients;
     ts_inject inject;
     int invariants; /* check invariants during the run (off: leave it to the checkers) */
+    /* --close-rule-tt: closed timestamps as the node makes them
+     * (server/replica_close.c): targets tt.earliest, never counted as
+     * assigned; every stamp is >= tt.latest (the node's hlc_now(latest)). */
+    int close_tt;
     sim_rng rng;
     sim_queue q;
     sim_net net;

@@ -704,10 +704,11 @@ void ts_range_tick(ts_sim *s, int range)
         have = true;
     }
     txn_ts target = c.tt_earliest > (txn_ts)(5 * TS_MS) ? c.tt_earliest - 5 * TS_MS : 0;
+    if (s->close_tt) target = c.tt_earliest; /* no lag: every later stamp is >= tt.latest */
     txn_ts cl = txn_closed_next(r->rep[r->leader_rep].safe.closed, target, have, minp);
     if (cl > r->rep[r->leader_rep].safe.closed) {
         ts_logrec lr = {.kind = R_CLOSE, .closed = cl};
-        if (cl > r->last_assigned) r->last_assigned = cl;
+        if (!s->close_tt && cl > r->last_assigned) r->last_assigned = cl;
         propose(s, r, &lr);
     }
     /* Timers of the machines: a client gone quiet (ACTIVE), or a step that
@@ -747,7 +748,9 @@ void ts_range_failover(ts_sim *s, int range, int to_rep)
     }
     ts_replica *p = &r->rep[to_rep];
     apply_upto(s, r, p, r->nlog);
-    r->last_assigned = p->safe.closed;
+    /* close_tt: the new leader knows only the writes (TrueTime keeps its
+     * stamps above every close). */
+    r->last_assigned = s->close_tt ? 0 : p->safe.closed;
     for (size_t i = 0; i < r->nlog && !s->failed; i++) {
         const ts_logrec *lr = &r->log[i];
         if (lr->kind != R_TXN) continue;

@@ -86,6 +86,24 @@ static void test_freeze_round_trip(void **state)
     mbuf_free(&out);
 }
 
+static void test_close_round_trip(void **state)
+{
+    (void)state;
+    mbuf out = MBUF_INIT;
+    assert_int_equal(range_cmd_encode_close(0, &out), MERR_INVALID); /* 0 closes nothing */
+    assert_int_equal(out.len, 0);
+    assert_int_equal(range_cmd_encode_close(0x123456789abcULL, &out), 0);
+    range_cmd c;
+    assert_int_equal(range_cmd_decode(out.data, out.len, &c), 0);
+    assert_int_equal(c.kind, RANGE_CMD_CLOSE);
+    assert_int_equal(c.closed, 0x123456789abcULL);
+    for (size_t n = 0; n < out.len; n++)
+        assert_int_equal(range_cmd_decode(out.data, n, &c), MERR_CORRUPT);
+    out.data[4] ^= 0x01;
+    assert_int_equal(range_cmd_decode(out.data, out.len, &c), MERR_CORRUPT);
+    mbuf_free(&out);
+}
+
 static void test_batch_is_batch(void **state)
 {
     (void)state;
@@ -125,8 +143,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_round_trip),  cmocka_unit_test(test_merge_round_trip),
-        cmocka_unit_test(test_freeze_round_trip), cmocka_unit_test(test_batch_is_batch),
-        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_freeze_round_trip), cmocka_unit_test(test_close_round_trip),
+        cmocka_unit_test(test_batch_is_batch),    cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
