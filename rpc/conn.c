@@ -158,6 +158,10 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     conn_flush(c);
+    /* Hysteresis: streams held back by a full queue go on at half of it. */
+    if (c->stream_waiters && c->state == CONN_READY &&
+        c->out.len + c->wbuf.len <= c->node->cfg.stream_queue_max / 2)
+        call_conn_drained(c);
 }
 
 static void conn_flush(rpc_conn *c)

@@ -386,6 +386,7 @@ int node_start(const node_config *cfg, node **out, merr *e)
     rc_cfg.locality = cfg->locality;
     rc_cfg.fault_admin = cfg->testing_fault_admin;
     rc_cfg.max_inbound = (uint32_t)cfg->max_connections;
+    rc_cfg.stream_queue_max = (size_t)cfg->max_result_buffer;
     if ((rc = rpc_node_start(&rc_cfg, &n->rpc, e))) goto err;
     format_bound(&cfg->listen_addr, rpc_node_port(n->rpc), n->rpc_addr, sizeof(n->rpc_addr));
 
