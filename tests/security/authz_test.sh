@@ -17,6 +17,7 @@ trap cleanup EXIT
 export MERIDIAN_START_FLAGS="--certs-dir $certs --clock-source static --static-uncertainty 1ms"
 export MERIDIAN_TOOL_FLAGS="--certs-dir $certs"
 export MERIDIAN_METRICS_TOKEN=$(cat "$certs/metrics.token")
+export MERIDIAN_HTTP_CA=$certs/ca.crt
 bash "$lc" start "$dir/c" 1 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
 host=$(awk '$1==1 {print $3}' "$dir/c/nodes")
 python3 "$matrix" "$bin" "$host" "$certs"
