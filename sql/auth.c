@@ -674,13 +674,17 @@ int sql_auth_show_sql(sql_session *s, const sql_auth_stmt *a, char **out, merr *
     mbuf q = MBUF_INIT;
     int rc = 0;
     if (a->kind == SQL_AUTH_SHOW_USERS) {
-        rc = mbuf_printf(&q, "SELECT 'root' AS name, 'user' AS kind, %s AS password, '' AS roles",
+        /* Everyone for an admin; a non-admin sees only itself (as SHOW GRANTS). */
+        const char *only = s->auth_enforce && !bypass(s) ? s->user : NULL;
+        rc = mbuf_printf(&q, "SELECT 'root' AS name, 'user' AS kind, %s AS password, '' AS roles%s",
                          find_user(c, SQL_ROOT_USER) && find_user(c, SQL_ROOT_USER)->verifier[0]
                              ? "'yes'"
-                             : "'no'");
+                             : "'no'",
+                         only ? " WHERE 0" : "");
         for (size_t i = 0; i < c->nusers && !rc; i++) {
             const auth_user *u = &c->users[i];
             if (!strcasecmp(u->name, SQL_ROOT_USER)) continue;
+            if (only && strcasecmp(u->name, only)) continue;
             mbuf roles = MBUF_INIT;
             for (size_t j = 0; j < u->nroles; j++)
                 mbuf_printf(&roles, "%s%s", j ? "," : "", u->roles[j]);

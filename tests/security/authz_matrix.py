@@ -172,6 +172,14 @@ def main():
             elif not want and needs != "never" and "permission denied" not in out:
                 fails += 1
                 print(f"FAIL: {u} {name}: refused without 'permission denied': {out}")
+    # SHOW USERS: everyone for an admin, only oneself otherwise.
+    for u in USERS:
+        rc, out = sql(u, "SHOW USERS", PASSWORD)
+        names = {line.split(",")[0] for line in out.splitlines()[1:]}
+        want = set(USERS) | set(ROLES) | {"root", "dummy"} if allowed(u, [("ADMIN", None)]) else {u}
+        if rc != 0 or not want <= names or (want == {u} and names != want):
+            fails += 1
+            print(f"FAIL: {u} SHOW USERS: expected {sorted(want)}, got: {out}")
     # The CREATE TABLE ... AS before the refused part ran alone.
     for u in USERS:
         if allowed(u, [(C, None)]):
