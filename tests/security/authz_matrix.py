@@ -172,6 +172,14 @@ def main():
             elif not want and needs != "never" and "permission denied" not in out:
                 fails += 1
                 print(f"FAIL: {u} {name}: refused without 'permission denied': {out}")
+    # Grants belong to a name: a renamed table's do not pass to the next
+    # table that takes the old name.
+    root("CREATE TABLE r1(a INTEGER PRIMARY KEY); GRANT SELECT ON r1 TO u_none;"
+         "ALTER TABLE r1 RENAME TO r2; CREATE TABLE r1(a INTEGER PRIMARY KEY)")
+    rc, out = sql("u_none", "SELECT count(*) FROM r1", PASSWORD)
+    if rc == 0 or "permission denied" not in out:
+        fails += 1
+        print(f"FAIL: a grant on a renamed table's old name applies to a new r1: {out}")
     # SHOW USERS: everyone for an admin, only oneself otherwise.
     for u in USERS:
         rc, out = sql(u, "SHOW USERS", PASSWORD)
