@@ -18,10 +18,12 @@ gone() { # gone PID: exited (or a zombie nobody reaped yet)
 }
 
 metric() { # metric HTTP NAME: value of a metric line starting with NAME
-  # A secure cluster's /metrics wants its bearer token (docs/security.md).
-  local auth=()
+  # A secure cluster's /metrics wants its bearer token, over HTTPS checked
+  # against MERIDIAN_HTTP_CA (the cluster's ca.crt; docs/security.md).
+  local auth=() url="http://$1/metrics"
   [ -n "${MERIDIAN_METRICS_TOKEN:-}" ] && auth=(-H "Authorization: Bearer $MERIDIAN_METRICS_TOKEN")
-  curl -s --max-time 2 "${auth[@]}" "http://$1/metrics" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
+  [ -n "${MERIDIAN_HTTP_CA:-}" ] && auth+=(--cacert "$MERIDIAN_HTTP_CA") && url="https://$1/metrics"
+  curl -s --max-time 2 "${auth[@]}" "$url" | awk -v m="$2" 'index($0, m)==1 {print $2; exit}'
 }
 
 voters_ok() { # voters_ok NODES WANT: a node of NODES (4th field: http) reports range 1 with WANT voters

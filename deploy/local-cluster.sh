@@ -14,7 +14,8 @@
 # the binary; MERIDIAN_START_FLAGS adds flags to every `meridian start`;
 # MERIDIAN_REGIONS="us-east us-west ..." puts node I in the I-th region
 # (cycling; default: every node in region "local"); MERIDIAN_METRICS_TOKEN is
-# sent to a secure cluster's /metrics.
+# sent to a secure cluster's /metrics, over HTTPS when MERIDIAN_HTTP_CA names
+# the cluster's ca.crt.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}

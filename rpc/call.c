@@ -360,7 +360,8 @@ void call_on_frame(rpc_conn *c, const rpc_env *env)
     case RPC_KIND_STREAM_CREDIT:
         s = sreq_find(c, env->id);
         if (s && !s->pub.canceled) {
-            s->credit += env->credit;
+            /* Saturate: a peer's credit is its word, not a counter to wrap. */
+            s->credit = env->credit > UINT32_MAX - s->credit ? UINT32_MAX : s->credit + env->credit;
             if (s->on_writable) s->on_writable(s->w_arg, &s->pub);
         }
         break;
@@ -400,12 +401,38 @@ static int uv_stream_send(rpc_transport *t, rpc_req *req, const void *payload, s
         s->conn->node->m.stream_blocked++;
         return MERR_BUSY;
     }
-    rpc_env env = {.kind = RPC_KIND_STREAM, .id = s->id, .payload = payload, .payload_len = len};
-    int rc = conn_send(s->conn, &env);
+    rpc_conn *c = s->conn;
+    size_t queued = c->out.len + c->wbuf.len;
+    /* An empty queue takes any item, so one bigger than the limit still goes. */
+    int rc = queued && queued + len > c->node->cfg.stream_queue_max ? MERR_BUSY : 0;
+    if (!rc) {
+        rpc_env env = {
+            .kind = RPC_KIND_STREAM, .id = s->id, .payload = payload, .payload_len = len};
+        rc = conn_send(c, &env);
+    }
+    if (rc == MERR_BUSY) {
+        s->queue_wait = c->stream_waiters = 1;
+        c->node->m.stream_queue_waits++;
+    }
     if (rc) return rc;
     s->credit--;
     s->conn->node->m.stream_items_out++;
     return 0;
+}
+
+void call_conn_drained(rpc_conn *c)
+{
+    /* One at a time from the list head, rescanning after each: a callback
+     * may end requests (the list changes). One that fills the queue again
+     * sets stream_waiters, and the rest wait for the next drain. */
+    c->stream_waiters = 0;
+    for (;;) {
+        rpc_sreq *s = c->sreqs;
+        while (s && !s->queue_wait) s = s->next;
+        if (!s || c->stream_waiters) break;
+        s->queue_wait = 0;
+        if (s->on_writable && !s->pub.canceled) s->on_writable(s->w_arg, &s->pub);
+    }
 }
 
 static void uv_on_writable(rpc_transport *t, rpc_req *req, rpc_req_fn fn, void *arg)

@@ -41,7 +41,8 @@ static rpc_conn *conn_new(rpc_node *n, int outbound)
     c->wreq.data = c;
     c->creq.data = c;
     c->created_ns = mtime_mono_ns();
-    rpc_decoder_init(&c->dec, n->cfg.max_frame);
+    rpc_decoder_init(&c->dec, n->cfg.max_frame < RPC_HANDSHAKE_FRAME_MAX ? n->cfg.max_frame
+                                                                         : RPC_HANDSHAKE_FRAME_MAX);
     rpc_arena_init(&c->arena);
     c->next = n->conns;
     if (n->conns) n->conns->prev = c;
@@ -158,6 +159,10 @@ static void on_write(uv_write_t *req, int status)
         return;
     }
     conn_flush(c);
+    /* Hysteresis: streams held back by a full queue go on at half of it. */
+    if (c->stream_waiters && c->state == CONN_READY &&
+        c->out.len + c->wbuf.len <= c->node->cfg.stream_queue_max / 2)
+        call_conn_drained(c);
 }
 
 static void conn_flush(rpc_conn *c)
@@ -450,6 +455,7 @@ static void on_handshake(rpc_conn *c, const rpc_env *env)
         rpc_locality_region(hs->locality, c->remote_region, sizeof(c->remote_region));
         c->pm = node_peer_metrics(n, c->remote_id);
         c->state = CONN_READY;
+        c->dec.max_frame = n->cfg.max_frame;
         n->m.conns_up++;
         send_handshake_reply(c, 1, NULL);
         MLOG_D(MOD, "inbound handshake ok", "node=%llu peer=%llu remote=%s region=%s",
@@ -497,6 +503,7 @@ static void on_handshake_reply(rpc_conn *c, const rpc_env *env)
     rpc_locality_region(r->locality, c->remote_region, sizeof(c->remote_region));
     meridian__rpc__handshake_reply__free_unpacked(r, NULL);
     c->state = CONN_READY;
+    c->dec.max_frame = n->cfg.max_frame;
     n->m.conns_up++;
     rpc_peer *p = c->peer;
     if (p) {

@@ -21,6 +21,9 @@
 #define RPC_PROTOCOL_VERSION  1
 #define RPC_FRAME_HEADER      4
 #define RPC_MAX_FRAME_DEFAULT (64u << 20)
+/* Frames before the rpc handshake completed (Handshake, HandshakeReply:
+ * under 2 KiB): a peer nobody knows yet cannot make a node buffer more. */
+#define RPC_HANDSHAKE_FRAME_MAX (64u << 10)
 
 /* Envelope kinds; equal to the proto enum values. */
 enum rpc_kind {

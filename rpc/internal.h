@@ -77,6 +77,7 @@ struct rpc_conn {
     int peer_is_node, peer_verified;
     int peer_anon;       /* TLS without a client certificate: session.* only */
     int inbound_counted; /* counted in m.inbound_open (max_inbound) */
+    int stream_waiters;  /* some sreq has queue_wait set */
     rpc_conn *next_dirty;
     rpc_conn *prev, *next;
     rpc_call *calls;         /* outgoing calls answered on this connection */
@@ -123,6 +124,7 @@ struct rpc_sreq {
     uint64_t id;
     rpc_sreq *prev, *next;
     uint32_t credit;
+    int queue_wait; /* refused for a full connection queue: on_writable on drain */
     rpc_req_fn on_writable;
     void *w_arg;
     rpc_req_fn on_cancel;
@@ -232,6 +234,8 @@ int conn_tls_fill(rpc_conn *c);
 void call_on_frame(rpc_conn *c, const rpc_env *env);
 /* The connection is gone: fail its calls, cancel its server requests. */
 void call_conn_gone(rpc_conn *c, int code, const char *msg);
+/* The connection's send queue drained: streams waiting on it go on. */
+void call_conn_drained(rpc_conn *c);
 void call_deadline_timer_cb(uv_timer_t *t);
 void call_free_all(rpc_node *n);
 extern const rpc_transport_ops rpc_uv_transport_ops;

@@ -286,6 +286,8 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     C("fault_reordered_total", fault_reordered, "messages held back to reorder");
     C("stream_items_total", stream_items_out, "stream items sent");
     C("stream_blocked_total", stream_blocked, "stream sends refused for lack of credit");
+    C("stream_queue_waits_total", stream_queue_waits,
+      "stream sends deferred until the connection's send queue drained");
     C("queue_bytes", queue_bytes, "bytes buffered for sending");
     C("queue_bytes_max", queue_bytes_max, "most bytes ever buffered for sending");
 #undef C
@@ -458,6 +460,7 @@ void rpc_config_defaults(rpc_config *c)
     c->backoff_initial_ns = 50 * 1000000LL;
     c->backoff_max_ns = 5 * 1000000000LL;
     c->stream_window = 16;
+    c->stream_queue_max = 4u << 20;
     c->handshake_timeout_ns = 10 * 1000000000LL;
     c->fault_seed = 1;
 }
@@ -558,6 +561,7 @@ int rpc_node_start(const rpc_config *cfg, rpc_node **out, merr *e)
     if (n->cfg.backoff_initial_ns <= 0) n->cfg.backoff_initial_ns = d.backoff_initial_ns;
     if (n->cfg.backoff_max_ns <= 0) n->cfg.backoff_max_ns = d.backoff_max_ns;
     if (!n->cfg.stream_window) n->cfg.stream_window = d.stream_window;
+    if (!n->cfg.stream_queue_max) n->cfg.stream_queue_max = d.stream_queue_max;
     if (n->cfg.handshake_timeout_ns <= 0) n->cfg.handshake_timeout_ns = d.handshake_timeout_ns;
     snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", cfg->cluster_id ? cfg->cluster_id : "");
     snprintf(n->locality, sizeof(n->locality), "%s", cfg->locality ? cfg->locality : "");

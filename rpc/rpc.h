@@ -39,6 +39,12 @@ typedef struct rpc_config {
     size_t send_queue_max;   /* bytes queued per connection before MERR_BUSY; 64 MiB */
     int64_t backoff_initial_ns, backoff_max_ns; /* reconnect; 50 ms .. 5 s */
     uint32_t stream_window;                     /* default stream credit, items; 16 */
+    /* Bytes queued on a connection past which a stream item waits even
+     * with credit: rpc_stream_send answers MERR_BUSY and the stream's
+     * on_writable runs once the socket drained the queue to half of it.
+     * Credit alone is the peer's word; this bounds what a peer that grants
+     * much and reads little makes the node buffer (per connection). 4 MiB. */
+    size_t stream_queue_max;
     /* A connection (either side) that has not completed its handshake this
      * long after it was opened is closed; 10 s. */
     int64_t handshake_timeout_ns;
@@ -151,6 +157,7 @@ typedef struct rpc_metrics {
     uint64_t fault_dropped, fault_partitioned, fault_duplicated, fault_delayed, fault_reordered,
         fault_in_blocked;
     uint64_t stream_items_out, stream_blocked;
+    uint64_t stream_queue_waits;           /* stream sends deferred by a full connection queue */
     uint64_t queue_bytes, queue_bytes_max; /* all connections now / ever */
     uint64_t anon_refused;                 /* calls of certificate-less clients outside session.* */
     uint64_t conns_over_limit, inbound_open; /* max_inbound refusals; inbound now */

@@ -6,6 +6,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "rpc/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,8 @@ struct admin_http {
     char token[128], hint[256];
     uint64_t unauthorized;
     int nconns;
-    int handles; /* open libuv handles: listener + 2 per connection */
+    tls_ctx *tls; /* secure node: HTTPS beside plaintext for the open routes */
+    int handles;  /* open libuv handles: listener + 2 per connection */
     int closing;
     conn *conns;
 };
@@ -51,7 +53,19 @@ struct conn {
     int open_handles; /* tcp + timer; the conn is freed when both closed */
     uv_write_t wreq;
     mbuf out;
+    /* HTTPS: ciphertext is read into raw and fed to the session; decrypted
+     * bytes go to head as plaintext requests do. tls_state: 0 not yet
+     * known, 1 plaintext, 2 TLS handshaking, 3 TLS established. */
+    int tls_state;
+    tls_sess *tls;
+    uint8_t raw[16384];
 };
+
+/* A handshake flight in the middle of the conversation (freed when written). */
+typedef struct hs_write {
+    uv_write_t req;
+    mbuf data;
+} hs_write;
 
 static void maybe_free_server(admin_http *h)
 {
@@ -65,6 +79,7 @@ static void on_handle_closed(uv_handle_t *hd)
     h->handles--;
     if (--c->open_handles == 0) {
         mbuf_free(&c->out);
+        tls_sess_free(c->tls);
         free(c);
     }
     maybe_free_server(h);
@@ -92,6 +107,7 @@ static const char *status_text(int status)
     case 200: return "OK";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 431: return "Request Header Fields Too Large";
@@ -120,6 +136,14 @@ static void respond(conn *c, int status, const char *ctype, const mbuf *body, in
                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                     status, status_text(status), ctype ? ctype : "text/plain; charset=utf-8", blen);
     if (!rc && body && !head_only) rc = mbuf_append(&c->out, body->data, body->len);
+    if (!rc && c->tls_state == 3) { /* encrypt the whole answer in place */
+        mbuf enc = MBUF_INIT;
+        merr e = {0};
+        rc = tls_sess_write(c->tls, c->out.data, c->out.len, &e);
+        if (!rc) rc = tls_sess_drain(c->tls, &enc);
+        mbuf_free(&c->out);
+        c->out = enc;
+    }
     if (rc) {
         conn_close(c);
         return;
@@ -201,6 +225,14 @@ static void serve(conn *c)
     admin_http *h = c->srv;
     for (int i = 0; i < h->nroutes; i++) {
         if (strcmp(h->routes[i].path, target) != 0) continue;
+        if (h->routes[i].private_ && h->tls && c->tls_state != 3) {
+            /* The token must not travel in clear: refuse before looking. */
+            h->unauthorized++;
+            respond_text(c, 403,
+                         "this node is secure: ask for this page over https:// (the node "
+                         "certificate, CERTS_DIR/ca.crt) with 'Authorization: Bearer TOKEN'\n");
+            return;
+        }
         if (h->routes[i].private_ && h->require_token && !authorized(h, headers)) {
             h->unauthorized++;
             char msg[512];
@@ -230,9 +262,91 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
     conn *c = hd->data;
     (void)suggested;
+    if (c->srv->tls && c->tls_state != 1) { /* maybe TLS: ciphertext first */
+        buf->base = (char *)c->raw;
+        buf->len = sizeof(c->raw);
+        return;
+    }
     /* Read straight into the head buffer; one spare byte keeps it a C string. */
     buf->base = c->head + c->len;
     buf->len = HTTP_MAX_HEAD - c->len;
+}
+
+static void on_hs_written(uv_write_t *req, int status)
+{
+    hs_write *w = (hs_write *)req;
+    (void)status;
+    mbuf_free(&w->data);
+    free(w);
+}
+
+/* Sends what the TLS session has for the peer (handshake records). */
+static int tls_flush(conn *c)
+{
+    if (!tls_sess_pending(c->tls)) return 0;
+    hs_write *w = calloc(1, sizeof(*w));
+    if (!w || tls_sess_drain(c->tls, &w->data)) {
+        if (w) mbuf_free(&w->data);
+        free(w);
+        return -1;
+    }
+    uv_buf_t b = uv_buf_init((char *)w->data.data, (unsigned)w->data.len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_hs_written)) {
+        mbuf_free(&w->data);
+        free(w);
+        return -1;
+    }
+    return 0;
+}
+
+/* HTTPS on a secure node: the first byte tells a TLS ClientHello (record
+ * type 22) from a plaintext request, which is served too but gets no
+ * private route. Returns the plaintext bytes now in head (0: none yet),
+ * or -1 when the connection was closed. */
+static ssize_t tls_on_read(conn *c, size_t n)
+{
+    admin_http *h = c->srv;
+    merr e = {0};
+    if (c->tls_state == 0) {
+        if (c->raw[0] != 0x16) {
+            c->tls_state = 1;
+            if (n > HTTP_MAX_HEAD) n = HTTP_MAX_HEAD;
+            memcpy(c->head, c->raw, n);
+            return (ssize_t)n;
+        }
+        if (tls_sess_new(h->tls, 1, &c->tls)) {
+            conn_close(c);
+            return -1;
+        }
+        c->tls_state = 2;
+    }
+    if (tls_sess_feed(c->tls, c->raw, n)) {
+        conn_close(c);
+        return -1;
+    }
+    if (c->tls_state == 2) {
+        int r = tls_sess_handshake(c->tls, &e);
+        if (r < 0 || tls_flush(c)) {
+            MLOG_D("http", "TLS handshake failed", "err=\"%s\"", merr_msg(&e));
+            conn_close(c);
+            return -1;
+        }
+        if (r == 0) return 0;
+        c->tls_state = 3;
+    }
+    size_t got = 0;
+    while (c->len + got < HTTP_MAX_HEAD) {
+        int r = tls_sess_read(c->tls, c->head + c->len + got, HTTP_MAX_HEAD - c->len - got, &e);
+        if (r <= 0) {
+            if (r < 0) {
+                conn_close(c);
+                return -1;
+            }
+            break;
+        }
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -244,6 +358,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (n == 0 || c->responded) return;
+    if (c->srv->tls && c->tls_state != 1 && (n = tls_on_read(c, (size_t)n)) <= 0) return;
     c->len += (size_t)n;
     c->head[c->len] = '\0';
     if (memchr(c->head, '\0', c->len)) {
@@ -371,10 +486,19 @@ void admin_http_addr(const admin_http *h, char *buf, size_t cap)
     maddr_format((struct sockaddr *)&ss, buf, cap);
 }
 
+void admin_http_use_tls(admin_http *h, tls_ctx *ctx)
+{
+    /* Open sessions hold their own reference to the old context. */
+    tls_ctx_free(h->tls);
+    h->tls = ctx;
+}
+
 void admin_http_close(admin_http *h)
 {
     if (!h || h->closing) return;
     h->closing = 1;
+    tls_ctx_free(h->tls);
+    h->tls = NULL;
     while (h->conns) conn_close(h->conns);
     uv_close((uv_handle_t *)&h->listener, on_listener_closed);
 }

@@ -37,6 +37,13 @@ int admin_http_route_private(admin_http *h, const char *path, admin_handler_fn f
  * private routes refuse everyone, saying which file to create. hint names
  * the token file in that refusal. Loop thread. */
 void admin_http_require_token(admin_http *h, const char *token, const char *hint);
+/* A secure node: the same port also speaks HTTPS with ctx (the node
+ * certificate; h owns ctx and frees the one it replaces). Private routes
+ * then answer only over HTTPS (403 in plaintext, before any token is
+ * looked at); /health and /ready stay open either way, so probes need no
+ * certificate. Loop thread. */
+struct tls_ctx;
+void admin_http_use_tls(admin_http *h, struct tls_ctx *ctx);
 /* 401 answers so far (metrics, tests). */
 uint64_t admin_http_unauthorized(const admin_http *h);
 int admin_http_port(const admin_http *h);

@@ -49,6 +49,8 @@ int cmd_start(int argc, char **argv)
          "inbound connections at once (default 1024)"},
         {"max-session-memory", CLI_SIZE, &cfg.max_session_memory, "SIZE",
          "a SQL session's buffered writes (default 64MiB)"},
+        {"max-result-buffer", CLI_SIZE, &cfg.max_result_buffer, "SIZE",
+         "result rows queued per connection for a slow reader (default 4MiB)"},
         {0},
     };
     int npos = 0, done = 0;

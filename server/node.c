@@ -252,6 +252,16 @@ static void set_metrics_token(void *arg)
     read_metrics_token(n, tok, sizeof(tok), path, sizeof(path));
     admin_http_require_token(n->http, tok, path);
     memset(tok, 0, sizeof(tok));
+    /* HTTPS with the node certificate, so the token never travels in clear;
+     * reread with it on SIGHUP (a failed reload keeps the old files). */
+    char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+    tls_ctx *ctx = NULL;
+    merr e = {0};
+    if (tls_certs_paths(n->cfg.certs_dir, NULL, ca, cert, key, &e) ||
+        tls_ctx_new(ca, cert, key, &ctx, &e))
+        MLOG_W("node", "admin HTTPS: cannot load the node certificate", "err=\"%s\"", e.msg);
+    else
+        admin_http_use_tls(n->http, ctx);
 }
 
 /* ---- start and stop ---- */
@@ -390,6 +400,7 @@ int node_start(const node_config *cfg, node **out, merr *e)
     rc_cfg.locality = cfg->locality;
     rc_cfg.fault_admin = cfg->testing_fault_admin;
     rc_cfg.max_inbound = (uint32_t)cfg->max_connections;
+    rc_cfg.stream_queue_max = (size_t)cfg->max_result_buffer;
     if ((rc = rpc_node_start(&rc_cfg, &n->rpc, e))) goto err;
     format_bound(&cfg->listen_addr, rpc_node_port(n->rpc), n->rpc_addr, sizeof(n->rpc_addr));
 

@@ -18,6 +18,7 @@ void node_config_init(node_config *c)
     c->chrony_port = 323;
     c->max_connections = 1024;
     c->max_session_memory = 64 << 20;
+    c->max_result_buffer = 4 << 20;
 }
 
 static int valid_label(const char *s, size_t n)
@@ -86,6 +87,10 @@ int node_config_validate(node_config *c, merr *e)
     if (c->max_session_memory < (1 << 20))
         return merr_set(e, MERR_INVALID, "--max-session-memory: at least 1MiB, got %lld bytes",
                         (long long)c->max_session_memory);
+    if (c->max_result_buffer < (64 << 10) || c->max_result_buffer > (1LL << 30))
+        return merr_set(e, MERR_INVALID,
+                        "--max-result-buffer: between 64KiB and 1GiB, got %lld bytes",
+                        (long long)c->max_result_buffer);
     if (c->advertise) {
         struct sockaddr_storage tmp;
         if ((rc = maddr_parse(c->advertise, &tmp, e))) return merr_wrap(e, "--advertise");

@@ -46,6 +46,7 @@ typedef struct node_config {
     int testing_disk_faults;
     int64_t max_connections;    /* --max-connections: inbound rpc connections (1024) */
     int64_t max_session_memory; /* --max-session-memory: a session's buffered writes (64 MiB) */
+    int64_t max_result_buffer;  /* --max-result-buffer: rows queued per connection (4 MiB) */
 
     /* Derived by node_config_validate(). */
     struct sockaddr_storage listen_addr;

@@ -198,6 +198,8 @@ int session_service_metrics_render(session_service *svc, mbuf *out)
       "password logins that failed (wrong password, unknown user)");
     C("auth_throttled_total", "counter", st.auth_throttled,
       "password logins refused unchecked: the user+address waits after failures");
+    C("batches_waiting", "gauge", st.batches_waiting,
+      "result batches held back until the client grants credit or its connection drains");
 #undef C
     return rc;
 }

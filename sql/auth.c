@@ -328,27 +328,116 @@ static int deny(sql_session *s, unsigned need, const char *table)
     return SQLITE_DENY;
 }
 
-static int system_object(const char *t)
+/* Views are not in s->tables; the scratch connection has the same schema
+ * (and, unlike s->db, may be queried from inside s->db's authorizer). */
+static int view_exists(sql_session *s, const char *name)
 {
-    return !strncasecmp(t, "sqlite_", 7) || !strncasecmp(t, "meridian_", 9);
+    sqlite3_stmt *st = NULL;
+    int found = 0;
+    if (sqlite3_prepare_v2(s->scratch,
+                           "SELECT 1 FROM sqlite_schema WHERE type = 'view' AND name = ?1 "
+                           "COLLATE NOCASE",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return found;
 }
 
-/* The user connection: reads and writes of every table a statement names. */
+static int user_object(sql_session *s, const char *t)
+{
+    return sql_find_table(s, t) || view_exists(s, t);
+}
+
+/* Everyone may read SQLite's schema tables and Meridian's system views; a
+ * user table whose name merely starts with "meridian_" is checked like any. */
+static int system_object(sql_session *s, const char *t)
+{
+    return !strncasecmp(t, "sqlite_", 7) || (sql_sysview_is(t) && !user_object(s, t));
+}
+
+/* PRAGMAs a non-admin may run: they only describe the schema, which
+ * sqlite_master shows anyway. Anything else (writable_schema, journal or
+ * cache settings, schema_version, ...) changes the session's connection. */
+static int pragma_allowed(const char *name)
+{
+    static const char *ok[] = {"table_info", "table_xinfo", "table_list",      "index_list",
+                               "index_info", "index_xinfo", "foreign_key_list"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (!strcasecmp(name, ok[i])) return 1;
+    return 0;
+}
+
+static int refuse(sql_session *s, const char *what)
+{
+    snprintf(s->auth_msg, sizeof(s->auth_msg), "permission denied: user %s may not %s", s->user,
+             what);
+    return SQLITE_DENY;
+}
+
+/* The user connection: reads and writes of every table a statement names,
+ * and whatever else could reach around them (docs/security.md). */
 static int db_authorizer(void *arg, int op, const char *a1, const char *a2, const char *db,
                          const char *trigger)
 {
     sql_session *s = arg;
+    char what[SQL_NAME_MAX + 64];
     unsigned need;
-    (void)a2, (void)db, (void)trigger;
+    (void)db, (void)trigger;
     switch (op) {
     case SQLITE_READ: need = SQL_PRIV_SELECT; break;
     case SQLITE_INSERT: need = SQL_PRIV_INSERT; break;
     case SQLITE_UPDATE: need = SQL_PRIV_UPDATE; break;
     case SQLITE_DELETE: need = SQL_PRIV_DELETE; break;
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH: return s->auth_enforce ? refuse(s, "attach databases") : SQLITE_OK;
+    case SQLITE_PRAGMA:
+        if (!a1 || pragma_allowed(a1) || bypass(s)) return SQLITE_OK;
+        snprintf(what, sizeof(what), "run PRAGMA %s (ADMIN only)", a1);
+        return refuse(s, what);
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_CREATE_VTABLE:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_DROP_VTABLE:
+    case SQLITE_ALTER_TABLE:
+        /* Schema changes go through the DDL path and the catalog (which
+         * builds this connection's schema with the authorizer off); here
+         * one could only point a name at another table's data. */
+        return s->auth_enforce ? refuse(s, "change the schema outside DDL statements") : SQLITE_OK;
     default: return SQLITE_OK;
     }
-    if (!a1 || system_object(a1) || bypass(s) || (privs(s, a1) & need)) return SQLITE_OK;
+    /* sqlite_master itself is exempt: SQLite reports an UPDATE of it while
+     * it sets up an eponymous table; real writes fail in defensive mode
+     * (session.c), so no table name can be pointed at another's data. */
+    if (!a1 || system_object(s, a1) || bypass(s) || (privs(s, a1) & need)) return SQLITE_OK;
     return deny(s, need, a1);
+}
+
+int sql_auth_is_admin(sql_session *s)
+{
+    return bypass(s);
+}
+
+int sql_auth_may(sql_session *s, const char *table, unsigned need)
+{
+    if (system_object(s, table) || bypass(s) || (privs(s, table) & need) == need) return 1;
+    deny(s, need, table);
+    return 0;
 }
 
 /* The scratch connection while it runs a DDL statement. */
@@ -528,11 +617,8 @@ static int exec_change(sql_session *s, const sql_auth_stmt *a, merr *e)
     case SQL_AUTH_REVOKE: {
         if (!u) return merr_set(e, MERR_INVALID, "user or role %s does not exist", a->name);
         if (is_root) return merr_set(e, MERR_INVALID, "root has every privilege already");
-        if (strcmp(a->object, SQL_AUTH_OBJ_DB) && !sql_find_table(s, a->object)) {
-            int view = 0;
-            for (size_t i = 0; i < s->nviews; i++) view |= !strcasecmp(s->views[i].name, a->object);
-            if (!view) return merr_set(e, MERR_INVALID, "no such table: %s", a->object);
-        }
+        if (strcmp(a->object, SQL_AUTH_OBJ_DB) && !user_object(s, a->object))
+            return merr_set(e, MERR_INVALID, "no such table: %s", a->object);
         auth_grant g = {0};
         snprintf(g.grantee, sizeof(g.grantee), "%s", u->name);
         snprintf(g.object, sizeof(g.object), "%s", a->object);
@@ -588,13 +674,17 @@ int sql_auth_show_sql(sql_session *s, const sql_auth_stmt *a, char **out, merr *
     mbuf q = MBUF_INIT;
     int rc = 0;
     if (a->kind == SQL_AUTH_SHOW_USERS) {
-        rc = mbuf_printf(&q, "SELECT 'root' AS name, 'user' AS kind, %s AS password, '' AS roles",
+        /* Everyone for an admin; a non-admin sees only itself (as SHOW GRANTS). */
+        const char *only = s->auth_enforce && !bypass(s) ? s->user : NULL;
+        rc = mbuf_printf(&q, "SELECT 'root' AS name, 'user' AS kind, %s AS password, '' AS roles%s",
                          find_user(c, SQL_ROOT_USER) && find_user(c, SQL_ROOT_USER)->verifier[0]
                              ? "'yes'"
-                             : "'no'");
+                             : "'no'",
+                         only ? " WHERE 0" : "");
         for (size_t i = 0; i < c->nusers && !rc; i++) {
             const auth_user *u = &c->users[i];
             if (!strcasecmp(u->name, SQL_ROOT_USER)) continue;
+            if (only && strcasecmp(u->name, only)) continue;
             mbuf roles = MBUF_INIT;
             for (size_t j = 0; j < u->nroles; j++)
                 mbuf_printf(&roles, "%s%s", j ? "," : "", u->roles[j]);

@@ -72,6 +72,13 @@ void sql_auth_cache_free(sql_session *s);
  * is a role): a certificate for a name the catalog does not know, or a user
  * dropped while its session was open. */
 int sql_auth_user_missing(sql_session *s);
+/* 1 when the session may see and do everything: an insecure node, root,
+ * or a user with ADMIN. */
+int sql_auth_is_admin(sql_session *s);
+/* 1 when the session user holds every privilege of need on table;
+ * otherwise 0 with the denial in s->auth_msg. For checks SQLite's
+ * authorizer cannot make (the DELETE of a REPLACE). */
+int sql_auth_may(sql_session *s, const char *table, unsigned need);
 /* Installs the authorizers on the session's connections. */
 void sql_auth_install(sql_session *s);
 /* ADMIN needed by a statement of this module (and more checks), then runs it. */

@@ -9,6 +9,7 @@
  * Dropped objects lose their data; new indexes are backfilled; the session
  * then reloads its catalog. All of it is in one KV transaction, so DDL
  * commits or rolls back with everything else. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -188,7 +189,9 @@ int sql_ddl_inspect(const char *sql, sql_ddl_info *info, merr *e)
         x = sql_lex(sql, &pos);
         if (name && sql_tok_is(&x, "AS")) {
             info->ctas_table = name;
-            info->ctas_select = x.p + x.n;
+            /* An offset, not a pointer: inspect sees the caller's text (the
+             * statements after this one too), exec the statement alone. */
+            info->ctas_select = (size_t)(x.p + x.n - sql);
             return 0;
         }
         free(name);
@@ -307,9 +310,15 @@ int sql_ddl_exec(sql_session *s, const char *sql, const sql_ddl_info *info, merr
             if (t->idx[k].id == added[i].iid) rc = sql_index_backfill(s, t, &t->idx[k], e);
     }
     free(added);
+    /* Grants stay with a name, not a table: a renamed table's old grants
+     * go, or they would apply to the next table of that name. */
+    if (!rc && info->rename_from && info->rename_to &&
+        sqlite3_stricmp(info->rename_from, info->rename_to))
+        snprintf(s->auth_dropped, sizeof(s->auth_dropped), "%s", info->rename_from);
     if (!rc) rc = sql_auth_after_ddl(s, e);
-    if (!rc && info->ctas_table) {
-        char *q = sqlite3_mprintf("INSERT INTO \"%w\" %s", info->ctas_table, info->ctas_select);
+    if (!rc && info->ctas_table && info->ctas_select <= strlen(sql)) {
+        char *q =
+            sqlite3_mprintf("INSERT INTO \"%w\" %s", info->ctas_table, sql + info->ctas_select);
         s->auth_msg[0] = 0;
         if (!q || sqlite3_exec(s->db, q, NULL, NULL, &msg) != SQLITE_OK)
             rc = merr_set(e, MERR_INVALID, "%s",

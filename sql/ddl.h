@@ -7,7 +7,7 @@
 /* What the tokenizer learns about a DDL statement before SQLite runs it. */
 typedef struct sql_ddl_info {
     char *ctas_table;              /* CREATE TABLE name AS <select> */
-    const char *ctas_select;       /* points into the statement text */
+    size_t ctas_select;            /* offset of <select> in the statement text; 0 = none */
     char *rename_from, *rename_to; /* ALTER TABLE a RENAME TO b */
     char *add_table;               /* ALTER TABLE a ADD [COLUMN] ... */
 } sql_ddl_info;

@@ -57,6 +57,10 @@ int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, mer
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
     sqlite3_limit(s->db, SQLITE_LIMIT_ATTACHED, 0);
+    /* Nobody, admin or not, may rewrite the connection's schema behind the
+     * catalog (writable_schema, sqlite_dbpage): a table name pointed at
+     * another table's id would read it under the wrong privileges. */
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
     snprintf(s->user, sizeof(s->user), "root");
     sql_auth_install(s);
     *out = s;

@@ -153,6 +153,8 @@ int sql_vtab_register(sql_session *s);
 /* sysview.c: meridian_tables, meridian_indexes and the cluster views (on the user connection, and
  * on the scratch one so statements that use them parse there too) */
 int sql_sysview_register(sql_session *s, sqlite3 *db);
+/* 1 when name is one of the system views (meridian_tables, ...). */
+int sql_sysview_is(const char *name);
 /* Key of a table's primary index for a row (vals: all columns; rowid used
  * for rowid tables). */
 int sql_row_key(const sql_table *t, sqlite3_value **vals, int64_t rowid, mbuf *out);

@@ -16,9 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/keycodec.h"
+#include "sql/auth.h"
 #include "sql/cluster.h"
 #include "sql/sql_int.h"
 
@@ -254,10 +256,15 @@ static int cl_emit(void *arg, const void *row)
             snprintf(at, sizeof(at), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (int)(x->started_at_ms % 1000));
-        sys_val out[7] = {
-            v_int((int64_t)x->session_id), v_int((int64_t)x->node_id), v_text(x->user),
-            v_text(x->application_name),   v_text(x->state),           v_text(x->statement),
-            v_text(at[0] ? at : NULL)};
+        /* Statement text carries literals: a non-admin sees only its own. */
+        int mine = sql_auth_is_admin(k->s) || (x->user && !strcasecmp(x->user, k->s->user));
+        sys_val out[7] = {v_int((int64_t)x->session_id),
+                          v_int((int64_t)x->node_id),
+                          v_text(x->user),
+                          v_text(x->application_name),
+                          v_text(x->state),
+                          v_text(mine ? x->statement : NULL),
+                          v_text(at[0] ? at : NULL)};
         return sys_row(k->c, out);
     }
     default: {
@@ -276,6 +283,13 @@ static int cl_emit(void *arg, const void *row)
         return sys_row(k->c, out);
     }
     }
+}
+
+int sql_sysview_is(const char *name)
+{
+    for (int i = 0; i < V_COUNT; i++)
+        if (!strcasecmp(name, sys_views[i].name)) return 1;
+    return 0;
 }
 
 static int cluster_rows(sql_session *s, sys_cursor *c, int which, merr *e)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sql/auth.h"
 #include "sql/record.h"
 #include "sql/row.h"
 #include "sql/vtab.h"
@@ -171,6 +172,12 @@ static int settle(sql_session *s, const sql_table *t, int mode, const int *cols,
         return 0;
     }
     if (mode == SQLITE_REPLACE && !u) {
+        /* SQLite authorizes a REPLACE as an INSERT; the row it removes
+         * needs DELETE (as MySQL's REPLACE does). */
+        if (!sql_auth_may(s, t->name, SQL_PRIV_DELETE)) {
+            *rc = merr_set(e, MERR_INVALID, "%s", s->auth_msg);
+            return 1;
+        }
         *rc = delete_row(s, t, ckey->data, ckey->len, e);
         return 1;
     }

@@ -24,6 +24,7 @@ wait_for() { for _ in $(seq 1 300); do eval "$1" && return 0; sleep 0.1; done; r
 export MERIDIAN_START_FLAGS="--certs-dir $certs --clock-source static --static-uncertainty 1ms"
 export MERIDIAN_TOOL_FLAGS="--certs-dir $certs"
 export MERIDIAN_METRICS_TOKEN=$(cat "$certs/metrics.token")
+export MERIDIAN_HTTP_CA=$certs/ca.crt
 bash "$lc" start "$dir/c" 1 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
 host=$(awk '$1==1 {print $3}' "$dir/c/nodes")
 http=$(awk '$1==1 {print $4}' "$dir/c/nodes")
@@ -86,7 +87,7 @@ check "the node logged the failures without it" "grep -q 'authentication failed'
 # Brute force: failures per user+address make the next tries wait; tries
 # inside the wait are refused unchecked and counted.
 root "CREATE USER dave WITH PASSWORD 'dave-Secret-99'" >/dev/null
-metric() { curl -s --max-time 2 -H "Authorization: Bearer $MERIDIAN_METRICS_TOKEN" "http://$http/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+metric() { curl -s --max-time 2 --cacert "$certs/ca.crt" -H "Authorization: Bearer $MERIDIAN_METRICS_TOKEN" "https://$http/metrics" | awk -v m="$1" '$1==m {print $2}'; }
 t0=$(metric meridian_sql_auth_throttled_total)
 for _ in $(seq 1 30); do
   as dave "guess-$RANDOM" "SELECT 1" >/dev/null
@@ -96,15 +97,20 @@ check "guesses get throttled (meridian_sql_auth_throttled_total grew)" "[ \"\$(m
 check "failures are counted" "[ \"\$(metric meridian_sql_auth_failures_total)\" -ge 2 ]"
 check "successful logins are counted" "[ \"\$(metric meridian_sql_auth_ok_total)\" -ge 1 ]"
 
-# /metrics and the status page want the token of certs/metrics.token;
-# /health and /ready stay open for probes.
+# /metrics and the status page want the token of certs/metrics.token, over
+# HTTPS (the node certificate) only; /health and /ready stay open for
+# probes, in plaintext and over HTTPS.
 code() { curl -s -o "$dir/body" -w '%{http_code}' "$@"; }
+sec() { code --cacert "$certs/ca.crt" "$@"; }
 check "metrics.token is 0600" "[ \"\$(stat -c %a $certs/metrics.token)\" = 600 ]"
-check "/metrics without a token: 401" "[ \"\$(code http://$http/metrics)\" = 401 ] && grep -q 'Authorization: Bearer' $dir/body"
-check "/metrics with a wrong token: 401" "[ \"\$(code -H 'Authorization: Bearer nope' http://$http/metrics)\" = 401 ]"
-check "/metrics with the token: 200" "[ \"\$(code -H \"Authorization: Bearer \$MERIDIAN_METRICS_TOKEN\" http://$http/metrics)\" = 200 ] && grep -q meridian_uptime_seconds $dir/body"
-check "the status page without a token: 401" "[ \"\$(code http://$http/)\" = 401 ]"
-check "/health stays open" "[ \"\$(code http://$http/health)\" = 200 ]"
-check "/ready stays open" "[ \"\$(code http://$http/ready)\" = 200 ]"
+check "/metrics without a token: 401" "[ \"\$(sec https://$http/metrics)\" = 401 ] && grep -q 'Authorization: Bearer' $dir/body"
+check "/metrics with a wrong token: 401" "[ \"\$(sec -H 'Authorization: Bearer nope' https://$http/metrics)\" = 401 ]"
+check "/metrics with the token: 200" "[ \"\$(sec -H \"Authorization: Bearer \$MERIDIAN_METRICS_TOKEN\" https://$http/metrics)\" = 200 ] && grep -q meridian_uptime_seconds $dir/body"
+check "/metrics in plaintext, even with the token: 403, go to https" "[ \"\$(code -H \"Authorization: Bearer \$MERIDIAN_METRICS_TOKEN\" http://$http/metrics)\" = 403 ] && grep -q 'https://' $dir/body && ! grep -q meridian_uptime $dir/body"
+check "the status page without a token: 401" "[ \"\$(sec https://$http/)\" = 401 ]"
+check "the status page in plaintext: 403" "[ \"\$(code http://$http/)\" = 403 ]"
+check "curl without the cluster CA refuses the node certificate" "! curl -s -o /dev/null https://$http/health"
+check "/health stays open" "[ \"\$(code http://$http/health)\" = 200 ] && [ \"\$(sec https://$http/health)\" = 200 ]"
+check "/ready stays open" "[ \"\$(code http://$http/ready)\" = 200 ] && [ \"\$(sec https://$http/ready)\" = 200 ]"
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

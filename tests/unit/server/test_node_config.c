@@ -86,6 +86,11 @@ static void test_validate(void **state)
     c.chrony_port = 11125;
     c.chrony_socket = "/run/region-a/chronyd.sock";
     assert_int_equal(node_config_validate(&c, &e), 0);
+    /* The result buffer per connection: 4 MiB unless given, never tiny. */
+    assert_true(c.max_result_buffer == 4 << 20);
+    c.max_result_buffer = 1024;
+    assert_int_equal(node_config_validate(&c, &e), MERR_INVALID);
+    assert_non_null(strstr(e.msg, "--max-result-buffer"));
 }
 
 int main(void)

@@ -1,7 +1,8 @@
 /* The cluster system views over a fake sql_cluster_ops (test-only rows): the
  * columns each view shows, NULL for what the hook does not know, the
  * range-to-table mapping through the key codec, errors from the hook, and
- * the views refusing to run without a cluster. */
+ * the views refusing to run without a cluster, and other users' statements
+ * hidden from non-admins. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -154,6 +155,15 @@ static void test_cluster_views(void **state)
     assert_non_null(strstr(e.msg, "not available"));
     q(s, "SELECT count(*) FROM meridian_sessions", &o);
     assert_string_equal(o.buf, "1;");
+
+    /* Statement text holds literals: a non-admin sees only its own. */
+    assert_int_equal(sql_exec(s, "CREATE USER bob", NULL, NULL, &e), 0);
+    sql_session_set_user(s, "bob", 1);
+    q(s, "SELECT user, statement FROM meridian_sessions", &o);
+    assert_string_equal(o.buf, "root|NULL;");
+    sql_session_set_user(s, "root", 1);
+    q(s, "SELECT user, statement FROM meridian_sessions", &o);
+    assert_string_equal(o.buf, "root|SELECT 1;");
 
     sql_session_close(s);
     sql_kv_mem_close(kv);
