@@ -31,5 +31,6 @@ int cmd_debug_ping(int argc, char **argv);
 int cmd_bench_sql(int argc, char **argv);
 int cmd_debug_split(int argc, char **argv);
 int cmd_debug_settings(int argc, char **argv);
+int cmd_bench_txn(int argc, char **argv);
 
 #endif

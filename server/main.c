@@ -18,6 +18,8 @@ static const cli_cmd bench_cmds[] = {
     {"storage", "MVCC range store vs raw SQLite: point reads, batched writes", cmd_bench_storage,
      NULL},
     {"sql", "SQL through libmeridian against a cluster: ops/s and latency", cmd_bench_sql, NULL},
+    {"txn", "read-write transactions, 1 range vs 2 ranges (2PC): txn/s, p50/p99", cmd_bench_txn,
+     NULL},
     {0},
 };
 
