@@ -250,6 +250,11 @@ static int apply_flush(replica *r, apply_set *as)
             continue;
         }
         p->ts = as->b[i].ts;
+        if (p->no_wait) {
+            p->cb(p->arg, 0, NULL, p->ts);
+            free(p);
+            continue;
+        }
         replica_wait *w = calloc(1, sizeof(*w));
         if (!w) {
             p->cb(p->arg, MERR_NOMEM, "out of memory", 0);
@@ -497,8 +502,23 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     return rc;
 }
 
+static int propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                   int no_wait, replica_write_cb cb, void *arg, merr *e);
+
 int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
                     replica_write_cb cb, void *arg, merr *e)
+{
+    return propose(r, data, len, ts, deadline_ns, 0, cb, arg, e);
+}
+
+int replica_propose_unwaited(replica *r, const uint8_t *data, size_t len, uint64_t ts,
+                             replica_write_cb cb, void *arg, merr *e)
+{
+    return propose(r, data, len, ts, 0, 1, cb, arg, e);
+}
+
+static int propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                   int no_wait, replica_write_cb cb, void *arg, merr *e)
 {
     paxos_tt now;
     if (tt_of(r, &now)) return merr_set(e, MERR_CLOCK, "clock cannot be trusted");
@@ -511,6 +531,7 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
     p->deadline_ns = deadline_ns;
     p->cb = cb;
     p->arg = arg;
+    p->no_wait = no_wait;
     p->next = NULL;
     if (r->pending_tail)
         r->pending_tail->next = p;

@@ -12,6 +12,7 @@ typedef struct pending_write {
     int64_t deadline_ns;
     replica_write_cb cb;
     void *arg;
+    int no_wait; /* answered once applied, without commit-wait (2PC prepare/abort) */
     struct pending_write *next;
 } pending_write;
 
@@ -71,6 +72,11 @@ pending_write *replica_take_pending(replica *r, uint64_t id);
  * timestamp (0 for split/merge). cb runs once, as for replica_write. */
 int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
                     replica_write_cb cb, void *arg, merr *e);
+/* The same, but cb runs as soon as the command applied here, without
+ * commit-wait: for records that reveal no commit (a 2PC prepare, an abort).
+ * The one commit-wait of a 2PC commit is the coordinator's, on s. */
+int replica_propose_unwaited(replica *r, const uint8_t *data, size_t len, uint64_t ts,
+                             replica_write_cb cb, void *arg, merr *e);
 
 /* replica_split.c */
 struct range_cmd;
