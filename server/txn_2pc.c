@@ -17,6 +17,7 @@
 #include "server/replica_int.h"
 #include "timesvc/hlc.h"
 #include "txn/twopc.h"
+#include "txn/txnrec.h"
 
 #define MOD "txn2pc"
 
@@ -55,6 +56,13 @@ int tx2_clock_now(txn_service *s, txn_clock *clk)
     clk->tt_latest = hlc_make((uint64_t)tt.latest_ns / 1000, 0);
     clk->tt_earliest = hlc_make((uint64_t)tt.earliest_ns / 1000, HLC_LOGICAL_MAX);
     return 0;
+}
+
+uint64_t tx2_presumed_deadline(txn_service *s)
+{
+    tt_interval tt;
+    if (host_now(s->h, &tt, NULL)) return 0; /* 0: kept for good */
+    return txn_rec_presumed_deadline((uint64_t)tt.latest_ns / 1000);
 }
 
 void tx2_observe(txn_service *s, uint64_t ts)
@@ -388,9 +396,13 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
                                            m->is_delete};
                 }
             }
-            static const uint8_t abort_val[] = {0x02};
-            w[n++] = (range_write){key, ab ? TX2_REC_LEN + 1 : TX2_REC_LEN, ab ? abort_val : NULL,
-                                   ab ? 1 : 0, 0};
+            /* The value: the client's deadline and whom to tell, for GC. */
+            txn_rec_value rv = {.abort = ab, .n_parts = out->rec.n_parts};
+            rv.deadline_us = x->cq ? x->cq->deadline_us : tx2_presumed_deadline(rg->s);
+            memcpy(rv.parts, out->rec.parts, rv.n_parts * sizeof(rv.parts[0]));
+            uint8_t val[TXN_REC_VALUE_MAX];
+            size_t vl = txn_rec_value_encode(&rv, val);
+            w[n++] = (range_write){key, ab ? TX2_REC_LEN + 1 : TX2_REC_LEN, val, vl, 0};
             txn_clock clk;
             uint64_t ts = out->rec.ts;
             if (ab && tx2_clock_now(rg->s, &clk) == 0) ts = clk.hlc_now;
@@ -417,7 +429,7 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
             if (x->c.st == TXN_COORD_COMMITTED) {
                 t->state = TX_COMMITTED;
                 t->commit_ts = x->c.s;
-                rg->s->commits++;
+                if (x->cq) rg->s->commits++; /* not a GC resolver (txn_2pc_gc.c) */
             } else {
                 t->state = TX_ABORTED;
             }
@@ -444,6 +456,11 @@ static int clock_for_vote(txn_service *s, txn_clock *clk)
     clk->tt_latest = hlc_make((uint64_t)tt.latest_ns / 1000, 0);
     clk->tt_earliest = hlc_make((uint64_t)tt.earliest_ns / 1000, HLC_LOGICAL_MAX);
     return 0;
+}
+
+void tx2_coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
+{
+    coord_run(rg, t, out);
 }
 
 static void coord_step(tx_range *rg, tx_txn *t, txn_event *ev)

@@ -542,6 +542,12 @@ static int tc_commit(sql_kv_txn *t, merr *e)
     q.mutations = mp;
     q.n_mutations = n;
     q.key.data = t->anchor.data, q.key.len = t->anchor.len;
+    /* tc_call retries the same bytes until this (and never after it): the
+     * coordinator keeps the outcome for retries until then. */
+    int64_t left = t->c->timeout_ns;
+    if (t->c->stmt_deadline_ns && t->c->stmt_deadline_ns - mtime_mono_ns() < left)
+        left = t->c->stmt_deadline_ns - mtime_mono_ns();
+    q.deadline_us = (uint64_t)((mtime_real_ns() + (left > 0 ? left : 0)) / 1000);
     if (atomic_load(&t->c->canceled)) { /* canceled before it could commit */
         send_rollback(t);
         rc = merr_set(e, MERR_CANCELED, "canceled");

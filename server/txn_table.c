@@ -277,6 +277,7 @@ void tx_sweep(txn_service *s)
                 }
             }
         }
+        tx2_gc(rg, now); /* transaction records whose outcome nobody can ask for again */
         /* A leader with no proposals goes quiet and lets its lease (and,
          * failing check-quorum, its leadership) lapse, which would abort
          * every open transaction: while some hold locks, an empty write now
