@@ -62,9 +62,10 @@ int tx2_busy(const tx_txn *t);
  * record this table knows nothing of first has its outcome delivered again
  * (server/txn_2pc_gc.c). */
 void tx2_gc(tx_range *rg, int64_t now_ns);
-/* For a commit request nobody here knows of: answers it and returns nonzero
- * when its deadline passed (its record may be collected: refused, never
- * "aborted" nor run again) or lies too far ahead (bad input); else 0. */
+/* For a commit request this table has no outcome for, before any record is
+ * read: answers it and returns nonzero when its deadline passed (its record
+ * may be collected: refused, never "aborted" nor run again) or lies too far
+ * ahead (bad input); else 0. */
 int tx2_deadline_refused(txn_service *s, replica *r, rpc_req *req, uint64_t deadline_us);
 
 /* The smallest prepare ts of an undecided intent in r's store (0: none):

@@ -678,15 +678,15 @@ static void on_commit(void *arg, rpc_req *req)
         reply_committed(req, t->commit_ts);
     } else if (t && t->state == TX_COMMITTING) {
         if (txs_add_waiter(t, req)) txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
-    } else {
+    } else if (tx2_deadline_refused(s, r, req, q->deadline_us) == 0) {
+        /* Not past its deadline, so its record (if any) is still there; a
+         * later copy is refused before any record is read (txn/txnrec.h). */
         uint64_t ts = 0;
         txn_outcome o = t ? TXN_OUTCOME_UNKNOWN : tx2_recorded(r, q->txn->id, &ts);
         if (o == TXN_OUTCOME_COMMITTED) {
             reply_committed(req, ts); /* a retry of a commit an earlier leaseholder applied */
         } else if (o == TXN_OUTCOME_ABORTED) {
             txs_fail(s, r, req, TX_COMMIT, MERR_ABORTED, "the transaction was aborted", 1);
-        } else if ((rc = tx2_deadline_refused(s, r, req, q->deadline_us)) != 0) {
-            /* refused: past its deadline the outcome may be collected */
         } else if ((t = txn_enter(s, rg, req, TX_COMMIT, q->txn))) {
             tx_parked *pk = calloc(1, sizeof(*pk));
             if (pk) {
