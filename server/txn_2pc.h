@@ -66,6 +66,9 @@ void tx2_gc(tx_range *rg, int64_t now_ns);
  * read: answers it and returns nonzero when its deadline passed (its record
  * may be collected: refused, never "aborted" nor run again) or lies too far
  * ahead (bad input); else 0. */
+/* 1 when r's range holds transaction records with a deadline (only a range
+ * whose span covers the system keys can). */
+int tx2_has_records(replica *r);
 int tx2_deadline_refused(txn_service *s, replica *r, rpc_req *req, uint64_t deadline_us);
 
 /* The smallest prepare ts of an undecided intent in r's store (0: none):

@@ -25,6 +25,8 @@
 #define TX2_GC_EVERY_NS (1LL * MTIME_S)
 #define TX2_GC_BATCH    256
 
+static const uint8_t TX2_LO[] = {0x00, 't', 'x', 'n', '/'}, TX2_HI[] = {0x00, 't', 'x', 'n', '0'};
+
 typedef struct gc_rec {
     uint8_t key[TX2_REC_LEN + 1];
     size_t klen;
@@ -121,6 +123,27 @@ static void on_collected(void *arg, int code, const char *msg, uint64_t ts)
     free(c);
 }
 
+static int on_any(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                  uint64_t ts)
+{
+    txn_rec_value v;
+    (void)key, (void)klen, (void)ts;
+    if (txn_rec_value_decode(val, vlen, &v) == 0 && v.deadline_us) *(int *)arg = 1;
+    return *(int *)arg; /* stop at the first one with a deadline */
+}
+
+int tx2_has_records(replica *r)
+{
+    const uint8_t *st, *en;
+    size_t sl, el;
+    replica_span(r, &st, &sl, &en, &el);
+    if (sl) return 0; /* system keys live in the range that starts at "" */
+    int found = 0;
+    (void)range_scan(replica_store(r), TX2_LO, sizeof(TX2_LO), TX2_HI, sizeof(TX2_HI), RANGE_TS_MAX,
+                     16, 0, on_any, &found, NULL);
+    return found;
+}
+
 void tx2_gc(tx_range *rg, int64_t now_ns)
 {
     if (rg->gc_inflight || now_ns - rg->gc_last_ns < TX2_GC_EVERY_NS ||
@@ -130,15 +153,14 @@ void tx2_gc(tx_range *rg, int64_t now_ns)
     tt_interval tt;
     if (host_now(rg->s->h, &tt, NULL)) return;
     uint64_t earliest_us = (uint64_t)tt.earliest_ns / 1000;
-    static const uint8_t lo[] = {0x00, 't', 'x', 'n', '/'}, hi[] = {0x00, 't', 'x', 'n', '0'};
     gc_scan sc = {calloc(TX2_GC_BATCH, sizeof(gc_rec)), 0};
     range_write *w = calloc(TX2_GC_BATCH, sizeof(*w));
     gc_ctx *c = malloc(sizeof(*c));
     if (!sc.v || !w || !c) goto out;
-    const uint8_t *from = rg->gc_cursor_len ? rg->gc_cursor : lo;
-    size_t flen = rg->gc_cursor_len ? rg->gc_cursor_len : sizeof(lo);
-    if (range_scan(replica_store(rg->r), from, flen, hi, sizeof(hi), RANGE_TS_MAX, TX2_GC_BATCH, 0,
-                   on_rec, &sc, NULL))
+    const uint8_t *from = rg->gc_cursor_len ? rg->gc_cursor : TX2_LO;
+    size_t flen = rg->gc_cursor_len ? rg->gc_cursor_len : sizeof(TX2_LO);
+    if (range_scan(replica_store(rg->r), from, flen, TX2_HI, sizeof(TX2_HI), RANGE_TS_MAX,
+                   TX2_GC_BATCH, 0, on_rec, &sc, NULL))
         goto out;
     size_t n = 0;
     for (size_t i = 0; i < sc.n; i++) {

@@ -1,9 +1,9 @@
 /* Transaction record GC on a real cluster (server/txn_2pc_gc.c), driven by
  * twopc_gc_test.sh, which starts and stops the nodes:
  *
- *   twopc_gc_test burst HOSTS N      split at gc/m, then N two-range
+ *   twopc_gc_test burst HOSTS N [MS] split at gc/m, then N two-range
  *                                    read-modify-write transactions whose
- *                                    commit deadline is 2 s ahead
+ *                                    commit deadline is MS (2000) ahead
  *   twopc_gc_test rawcommit HOSTS F  one two-range txn.Commit (deadline 2 s
  *                                    ahead) sent twice: the same answer;
  *                                    the request and its ts saved in F
@@ -72,14 +72,14 @@ static int incr(const sql_kv_ops *ops, sql_kv_txn *t, const char *k, merr *e)
     return ops->put(t, (const uint8_t *)k, strlen(k), (const uint8_t *)o, (size_t)ol, e);
 }
 
-static int run_burst(int n)
+static int run_burst(int n, int64_t timeout_ms)
 {
     split("gc/m");
     const sql_kv_ops *ops = txn_client_kv_ops();
     txn_client *c;
     merr e = {0};
     CHECK(txn_client_open(hosts, NULL, &c, &e) == 0, "%s", e.msg);
-    txn_client_set_timeout(c, 2 * MTIME_S); /* the commit deadline: 2 s */
+    txn_client_set_timeout(c, timeout_ms * MTIME_MS); /* the commit deadline */
     int done = 0;
     for (int i = 0, tries = 0; done < n && tries < 50 * n; tries++) {
         char a[32], z[32];
@@ -227,7 +227,8 @@ int main(int argc, char **argv)
         return 2;
     }
     hosts = argv[2];
-    if (!strcmp(argv[1], "burst") && argc > 3) return run_burst(atoi(argv[3]));
+    if (!strcmp(argv[1], "burst") && argc > 3)
+        return run_burst(atoi(argv[3]), argc > 4 ? atoll(argv[4]) : 2000);
     if (!strcmp(argv[1], "rawcommit") && argc > 3) return run_rawcommit(argv[3]);
     if (!strcmp(argv[1], "recommit") && argc > 3) return run_recommit(argv[3]);
     if (!strcmp(argv[1], "late")) return run_late();
