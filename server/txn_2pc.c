@@ -444,7 +444,9 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
  * tt earliest, so s = max(tt latest at the commit request, every prepare
  * ts, above every ts this node assigned) is not pushed up to tt latest at
  * the last vote. Its commit-wait then runs from the commit request, in
- * parallel with the prepares, as a single-range commit's does. */
+ * parallel with the prepares, as a single-range commit's does. "Above every
+ * ts assigned" relies on every assigned ts (writes, snapshot read ts, and a
+ * closed timestamp once wired) having gone through this node's HLC. */
 static int clock_for_vote(txn_service *s, txn_clock *clk)
 {
     tt_interval tt;
