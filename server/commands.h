@@ -35,5 +35,6 @@ int cmd_debug_transfer_lease(int argc, char **argv);
 int cmd_debug_settings(int argc, char **argv);
 /* server/cmd_bench_txn_reads.c: the snapshot-read phase of `bench txn`. */
 int bench_txn_reads_run(int argc, char **argv);
+int cmd_bench_txn(int argc, char **argv);
 
 #endif

@@ -20,6 +20,8 @@ static const cli_cmd bench_cmds[] = {
     {"sql", "SQL through libmeridian against a cluster: ops/s and latency", cmd_bench_sql, NULL},
     {"txn-reads", "snapshot reads from every replica vs the leaseholder: reads/s, ratio",
      bench_txn_reads_run, NULL},
+    {"txn", "read-write transactions, 1 range vs 2 ranges (2PC): txn/s, p50/p99", cmd_bench_txn,
+     NULL},
     {0},
 };
 

@@ -252,6 +252,11 @@ static void complete_applied(replica *r, pending_write *p, const range_batch *b,
         return;
     }
     p->ts = b->ts;
+    if (p->no_wait) { /* a 2PC prepare or abort reveals no commit: no commit-wait */
+        p->cb(p->arg, 0, NULL, p->ts);
+        free(p);
+        return;
+    }
     stage_record(STAGE_CHOSEN, p->t_prop);
     p->t_applied = stage_now();
     replica_wait *w = calloc(1, sizeof(*w));
@@ -568,8 +573,23 @@ int replica_write_early(replica *r, const range_write *w, size_t n, int64_t dead
     return rc;
 }
 
+static int propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                   int no_wait, replica_write_cb cb, void *arg, merr *e);
+
 int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
                     replica_write_cb cb, void *arg, merr *e)
+{
+    return propose(r, data, len, ts, deadline_ns, 0, cb, arg, e);
+}
+
+int replica_propose_unwaited(replica *r, const uint8_t *data, size_t len, uint64_t ts,
+                             replica_write_cb cb, void *arg, merr *e)
+{
+    return propose(r, data, len, ts, 0, 1, cb, arg, e);
+}
+
+static int propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
+                   int no_wait, replica_write_cb cb, void *arg, merr *e)
 {
     paxos_tt now;
     if (tt_of(r, &now)) return merr_set(e, MERR_CLOCK, "clock cannot be trusted");
@@ -584,6 +604,7 @@ int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, in
     p->arg = arg;
     p->t_prop = stage_now();
     p->early = r->early_next;
+    p->no_wait = no_wait;
     p->next = NULL;
     if (r->pending_tail)
         r->pending_tail->next = p;

@@ -15,6 +15,7 @@ typedef struct pending_write {
     void *arg;
     int64_t t_prop, t_applied; /* put_stages.h (0 unless profiling) */
     int early;                 /* answer before the local apply (replica_write_early) */
+    int no_wait; /* answered once applied, without commit-wait (2PC prepare/abort) */
     struct pending_write *next;
 } pending_write;
 
@@ -95,6 +96,11 @@ pending_write *replica_take_pending(replica *r, uint64_t id);
  * timestamp (0 for split/merge). cb runs once, as for replica_write. */
 int replica_propose(replica *r, const uint8_t *data, size_t len, uint64_t ts, int64_t deadline_ns,
                     replica_write_cb cb, void *arg, merr *e);
+/* The same, but cb runs as soon as the command applied here, without
+ * commit-wait: for records that reveal no commit (a 2PC prepare, an abort).
+ * The one commit-wait of a 2PC commit is the coordinator's, on s. */
+int replica_propose_unwaited(replica *r, const uint8_t *data, size_t len, uint64_t ts,
+                             replica_write_cb cb, void *arg, merr *e);
 
 /* replica_close.c */
 #define REPLICA_CLOSE_EVERY_NS (100LL * 1000000) /* at most one close in flight, this often */

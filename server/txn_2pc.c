@@ -17,6 +17,7 @@
 #include "server/replica_int.h"
 #include "timesvc/hlc.h"
 #include "txn/twopc.h"
+#include "txn/txnrec.h"
 
 #define MOD "txn2pc"
 
@@ -55,6 +56,13 @@ int tx2_clock_now(txn_service *s, txn_clock *clk)
     clk->tt_latest = hlc_make((uint64_t)tt.latest_ns / 1000, 0);
     clk->tt_earliest = hlc_make((uint64_t)tt.earliest_ns / 1000, HLC_LOGICAL_MAX);
     return 0;
+}
+
+uint64_t tx2_presumed_deadline(txn_service *s)
+{
+    tt_interval tt;
+    if (host_now(s->h, &tt, NULL)) return 0; /* 0: kept for good */
+    return txn_rec_presumed_deadline((uint64_t)tt.latest_ns / 1000);
 }
 
 void tx2_observe(txn_service *s, uint64_t ts)
@@ -276,7 +284,12 @@ int tx2_propose(tx_range *rg, tx_txn *t, const txn_record *rec, const range_batc
     if (!rc) {
         pc->c = (tx2_ctx){rg->s, rg->range_id, rg->epoch, t->id, 0, 0};
         pc->rec = *rec;
-        rc = replica_propose(rg->r, enc.data, enc.len, b->ts, 0, on_proposed, pc, &e);
+        /* Only a commit record reveals a commit: a prepare or an abort is
+         * answered once applied, so a 2PC commit waits once, on s. */
+        if (rec->type == TXN_REC_COMMIT)
+            rc = replica_propose(rg->r, enc.data, enc.len, b->ts, 0, on_proposed, pc, &e);
+        else
+            rc = replica_propose_unwaited(rg->r, enc.data, enc.len, b->ts, on_proposed, pc, &e);
         rg->last_prop_ns = mtime_mono_ns();
     }
     mbuf_free(&enc);
@@ -383,9 +396,13 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
                                            m->is_delete};
                 }
             }
-            static const uint8_t abort_val[] = {0x02};
-            w[n++] = (range_write){key, ab ? TX2_REC_LEN + 1 : TX2_REC_LEN, ab ? abort_val : NULL,
-                                   ab ? 1 : 0, 0};
+            /* The value: the client's deadline and whom to tell, for GC. */
+            txn_rec_value rv = {.abort = ab, .n_parts = out->rec.n_parts};
+            rv.deadline_us = x->cq ? x->cq->deadline_us : tx2_presumed_deadline(rg->s);
+            memcpy(rv.parts, out->rec.parts, rv.n_parts * sizeof(rv.parts[0]));
+            uint8_t val[TXN_REC_VALUE_MAX];
+            size_t vl = txn_rec_value_encode(&rv, val);
+            w[n++] = (range_write){key, ab ? TX2_REC_LEN + 1 : TX2_REC_LEN, val, vl, 0};
             txn_clock clk;
             uint64_t ts = out->rec.ts;
             if (ab && tx2_clock_now(rg->s, &clk) == 0) ts = clk.hlc_now;
@@ -412,7 +429,7 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
             if (x->c.st == TXN_COORD_COMMITTED) {
                 t->state = TX_COMMITTED;
                 t->commit_ts = x->c.s;
-                rg->s->commits++;
+                if (x->cq) rg->s->commits++; /* not a GC resolver (txn_2pc_gc.c) */
             } else {
                 t->state = TX_ABORTED;
             }
@@ -423,11 +440,40 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
     }
 }
 
+/* The clock for a vote, which may decide s: the HLC's next value read at
+ * tt earliest, so s = max(tt latest at the commit request, every prepare
+ * ts, above every ts this node assigned) is not pushed up to tt latest at
+ * the last vote. Its commit-wait then runs from the commit request, in
+ * parallel with the prepares, as a single-range commit's does. "Above every
+ * ts assigned" relies on every assigned ts (writes, snapshot read ts, and a
+ * closed timestamp once wired) having gone through this node's HLC. */
+static int clock_for_vote(txn_service *s, txn_clock *clk)
+{
+    tt_interval tt;
+    hlc_ts now;
+    if (host_now(s->h, &tt, NULL) || hlc_now(&s->h->hlc, tt.earliest_ns, &now, NULL))
+        return MERR_CLOCK;
+    clk->hlc_now = now;
+    clk->last_assigned = 0;
+    clk->tt_latest = hlc_make((uint64_t)tt.latest_ns / 1000, 0);
+    clk->tt_earliest = hlc_make((uint64_t)tt.earliest_ns / 1000, HLC_LOGICAL_MAX);
+    return 0;
+}
+
+void tx2_coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
+{
+    coord_run(rg, t, out);
+}
+
 static void coord_step(tx_range *rg, tx_txn *t, txn_event *ev)
 {
     txn_out out;
     merr e = {0};
-    if (ev->type != TXN_EV_CHOSEN && tx2_clock_now(rg->s, &ev->clk)) return;
+    if (ev->type == TXN_EV_VOTE) {
+        if (clock_for_vote(rg->s, &ev->clk)) return;
+    } else if (ev->type != TXN_EV_CHOSEN && tx2_clock_now(rg->s, &ev->clk)) {
+        return;
+    }
     if (txn_coord_step(&t->x2->c, ev, &out, &e) == 0) coord_run(rg, t, &out);
 }
 
@@ -466,8 +512,10 @@ static void on_vote(void *arg, int code, const char *msg, const uint8_t *p, size
         pt->prep = P_DONE;
         txn_event ev = {
             .type = TXN_EV_VOTE, .from = pt->range, .yes = vote == 1, .ts = m->prepare_ts};
-        if (vote == 1) tx2_observe(rg->s, m->prepare_ts);
         coord_step(rg, t, &ev);
+        /* After the step: observing p first would move the HLC to tt latest
+         * now and s with it (see clock_for_vote); s >= p holds anyway. */
+        if (vote == 1) tx2_observe(rg->s, m->prepare_ts);
     } else if (pt->node_hint) {
         send_prepare(rg, t, i);
     }

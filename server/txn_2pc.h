@@ -57,6 +57,19 @@ void tx2_free(tx_txn *t);
 void tx2_sweep(tx_range *rg, tx_txn *t, int64_t now_ns);
 /* 1 when t is a 2PC transaction still undecided here (keep it). */
 int tx2_busy(const tx_txn *t);
+/* Timer: deletes the transaction records of rg's range that nobody can ask
+ * about any more (txn/txnrec.h), at most one Paxos write in flight; a
+ * record this table knows nothing of first has its outcome delivered again
+ * (server/txn_2pc_gc.c). */
+void tx2_gc(tx_range *rg, int64_t now_ns);
+/* For a commit request this table has no outcome for, before any record is
+ * read: answers it and returns nonzero when its deadline passed (its record
+ * may be collected: refused, never "aborted" nor run again) or lies too far
+ * ahead (bad input); else 0. */
+/* 1 when r's range holds transaction records with a deadline (only a range
+ * whose span covers the system keys can). */
+int tx2_has_records(replica *r);
+int tx2_deadline_refused(txn_service *s, replica *r, rpc_req *req, uint64_t deadline_us);
 
 /* The smallest prepare ts of an undecided intent in r's store (0: none):
  * a snapshot read at or above it must wait for the decision. */

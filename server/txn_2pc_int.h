@@ -54,6 +54,8 @@ typedef void (*tx2_handler)(void *arg, rpc_req *req);
 void tx2_crash_point(const char *point);
 int tx2_clock_now(txn_service *s, txn_clock *clk);
 void tx2_observe(txn_service *s, uint64_t ts);
+/* The deadline a record gets when no client deadline is known (Unix µs). */
+uint64_t tx2_presumed_deadline(txn_service *s);
 int tx2_add_wait(struct tx2 *x, rpc_req *req);
 struct tx2 *tx2_new(int role);
 int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method, tx2_handler fn,
@@ -66,6 +68,8 @@ void tx2_on_prepare(void *arg, rpc_req *req);
 void tx2_on_decide(void *arg, rpc_req *req);
 void tx2_on_status(void *arg, rpc_req *req);
 void tx2_coord_sweep(tx_range *rg, tx_txn *t, int64_t now_ns);
+/* Carries out a coordinator machine's actions. */
+void tx2_coord_run(tx_range *rg, tx_txn *t, const txn_out *out);
 void tx2_part_sweep(tx_range *rg, tx_txn *t, int64_t now_ns);
 
 #endif

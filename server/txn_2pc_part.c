@@ -13,6 +13,7 @@
 #include "server/replica.h"
 #include "server/txn_2pc_int.h"
 #include "timesvc/hlc.h"
+#include "txn/txnrec.h"
 
 #define MOD "txn2pc"
 
@@ -476,9 +477,10 @@ void tx2_on_status(void *arg, rpc_req *req)
     /* Presumed abort: no commit request reached a leader that still knows
      * of it; log the abort before saying so (a later leader must agree). */
     uint8_t key[TX2_REC_LEN + 1];
-    static const uint8_t abort_val[] = {0x02};
+    txn_rec_value rv = {.abort = true, .deadline_us = tx2_presumed_deadline(s)};
+    uint8_t val[TXN_REC_VALUE_MAX];
     tx2_rec_key(q->txn_id, 1, key);
-    range_write w = {key, sizeof(key), abort_val, 1, 0};
+    range_write w = {key, sizeof(key), val, txn_rec_value_encode(&rv, val), 0};
     presume *pa = malloc(sizeof(*pa));
     merr e = {0};
     if (!pa || replica_write(r, &w, 1, 0, on_presumed, pa, &e)) {

@@ -30,15 +30,39 @@ int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 
 /* ---- connection ---- */
 
-static int tc_connect(txn_client *c, const char *host, merr *e)
+/* Switches to host's connection, opening one if none is kept: following a
+ * NOT_LEADER hint to another range's leaseholder and back costs no new
+ * connection. evict: the current one failed, close it first. */
+static int tc_switch(txn_client *c, const char *host, int evict, merr *e)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->rpc) cli_rpc_close(c->rpc);
+    for (int i = 0; evict && i < c->nconns; i++) {
+        if (c->conns[i].rpc != c->rpc) continue;
+        cli_rpc_close(c->rpc);
+        c->conns[i] = c->conns[--c->nconns];
+        break;
+    }
     c->rpc = NULL;
     if (host != c->cur) snprintf(c->cur, sizeof(c->cur), "%s", host);
-    int rc = cli_rpc_open(c->cur, c->certs_dir, "root", &c->rpc, e);
+    for (int i = 0; i < c->nconns; i++)
+        if (!strcmp(c->conns[i].host, c->cur)) c->rpc = c->conns[i].rpc;
+    int rc = 0;
+    if (!c->rpc && (rc = cli_rpc_open(c->cur, c->certs_dir, "root", &c->rpc, e)) == 0) {
+        if (c->nconns == TC_MAX_CONNS) { /* drop the oldest */
+            cli_rpc_close(c->conns[0].rpc);
+            memmove(&c->conns[0], &c->conns[1], (TC_MAX_CONNS - 1) * sizeof(c->conns[0]));
+            c->nconns--;
+        }
+        snprintf(c->conns[c->nconns].host, sizeof(c->conns[0].host), "%s", c->cur);
+        c->conns[c->nconns++].rpc = c->rpc;
+    }
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+static int tc_connect(txn_client *c, const char *host, merr *e)
+{
+    return tc_switch(c, host, 0, e);
 }
 
 void txn_client_set_write_limit(txn_client *c, size_t bytes)
@@ -82,7 +106,7 @@ err:
 void txn_client_close(txn_client *c)
 {
     if (!c) return;
-    cli_rpc_close(c->rpc);
+    for (int i = 0; i < c->nconns; i++) cli_rpc_close(c->conns[i].rpc);
     mbuf_free(&c->cancel_rollback);
     pthread_mutex_destroy(&c->mu);
     free(c->certs_dir);
@@ -105,7 +129,7 @@ void txn_client_clear_cancel(txn_client *c)
 {
     atomic_store(&c->canceled, 0);
     pthread_mutex_lock(&c->mu);
-    if (c->rpc) cli_rpc_clear_interrupt(c->rpc);
+    for (int i = 0; i < c->nconns; i++) cli_rpc_clear_interrupt(c->conns[i].rpc);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -155,7 +179,7 @@ static const Meridian__Kv__Error *err_of(const ProtobufCMessage *m, int *aborted
 /* Moves on to the next seed host; after a full round, backs off a little. */
 static int next_host(txn_client *c, merr *e)
 {
-    int rc = tc_connect(c, c->hosts[c->next], e);
+    int rc = tc_switch(c, c->hosts[c->next], 1, e);
     c->next = (c->next + 1) % c->nhosts;
     if (c->next == 0) sleep_ms(100);
     return rc;
@@ -580,6 +604,12 @@ static int tc_commit(sql_kv_txn *t, merr *e)
     q.mutations = mp;
     q.n_mutations = n;
     q.key.data = t->anchor.data, q.key.len = t->anchor.len;
+    /* tc_call retries the same bytes until this (and never after it): the
+     * coordinator keeps the outcome for retries until then. */
+    int64_t left = t->c->timeout_ns;
+    if (t->c->stmt_deadline_ns && t->c->stmt_deadline_ns - mtime_mono_ns() < left)
+        left = t->c->stmt_deadline_ns - mtime_mono_ns();
+    q.deadline_us = (uint64_t)((mtime_real_ns() + (left > 0 ? left : 0)) / 1000);
     if (atomic_load(&t->c->canceled)) { /* canceled before it could commit */
         send_rollback(t);
         rc = merr_set(e, MERR_CANCELED, "canceled");

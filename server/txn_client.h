@@ -23,7 +23,9 @@
  * by rolling it back at the leaseholder, so its answer (aborted, or
  * committed if it was already past its locks) stays the truth.
  *
- * Requests follow NOT_LEADER hints and fail over among the seed hosts; a
+ * Requests follow NOT_LEADER hints (keeping up to TC_MAX_CONNS connections,
+ * so a transaction over several leaseholders does not reconnect) and fail
+ * over among the seed hosts; a
  * retried commit is idempotent (the leaseholder keeps the outcome by txn id).
  * A txn_client and its transactions are used by one thread at a time (any
  * thread but an rpc loop); open one client per thread. */

@@ -15,6 +15,7 @@
 #include "server/txn_client.h"
 
 #define TC_MAX_HOSTS 16
+#define TC_MAX_CONNS 4  /* open connections kept: a multi-range txn alternates leaseholders */
 #define TC_MAX_LOCKS 64 /* ranges one read-write transaction may lock in */
 
 struct txn_client {
@@ -22,7 +23,12 @@ struct txn_client {
     int nhosts, next;
     char cur[128];
     char *certs_dir; /* NULL: insecure */
-    cli_rpc *rpc;
+    cli_rpc *rpc;    /* the current one, among conns */
+    struct {
+        char host[128];
+        cli_rpc *rpc;
+    } conns[TC_MAX_CONNS];
+    int nconns;
     uint64_t next_prio;
     int64_t timeout_ns;
     int64_t stmt_deadline_ns; /* monotonic; 0 = none (txn_client_set_deadline) */

@@ -16,6 +16,7 @@
 #include "server/txn_2pc.h"
 #include "server/txn_table.h"
 #include "timesvc/hlc.h"
+#include "txn/txnrec.h"
 
 #define MOD         "txn"
 #define TX_SCAN_MAX 1000 /* rows per Scan reply */
@@ -468,7 +469,11 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
                                  .vlen = m->value.len,
                                  .del = m->is_delete};
         }
-        w[q->n_mutations] = (range_write){.key = rk, .klen = sizeof(rk)};
+        /* The record's value: the client's deadline, for its GC (txnrec.h). */
+        txn_rec_value rv = {.deadline_us = q->deadline_us};
+        uint8_t val[TXN_REC_VALUE_MAX];
+        w[q->n_mutations] = (range_write){
+            .key = rk, .klen = sizeof(rk), .val = val, .vlen = txn_rec_value_encode(&rv, val)};
         *c = (commit_ctx){s, rg->range_id, rg->epoch, t->id};
         t->state = TX_COMMITTING;
         rc = replica_write(rg->r, w, q->n_mutations + 1, 0, on_committed, c, &e);
@@ -686,7 +691,9 @@ static void on_commit(void *arg, rpc_req *req)
         reply_committed(req, t->commit_ts);
     } else if (t && t->state == TX_COMMITTING) {
         if (txs_add_waiter(t, req)) txs_fail(s, r, req, TX_COMMIT, MERR_NOMEM, "out of memory", 0);
-    } else {
+    } else if (tx2_deadline_refused(s, r, req, q->deadline_us) == 0) {
+        /* Not past its deadline, so its record (if any) is still there; a
+         * later copy is refused before any record is read (txn/txnrec.h). */
         uint64_t ts = 0;
         txn_outcome o = t ? TXN_OUTCOME_UNKNOWN : tx2_recorded(r, q->txn->id, &ts);
         if (o == TXN_OUTCOME_COMMITTED) {
@@ -800,6 +807,17 @@ void txn_service_metrics_render(txn_service *s, mbuf *out)
                 "# TYPE meridian_txn_follower_reads_total counter\n"
                 "meridian_txn_follower_reads_total %" PRIu64 "\n",
                 s->follower_reads);
+    size_t records = 0;
+    for (tx_range *rg = s->ranges; rg; rg = rg->next) records += rg->gc_records;
+    mbuf_printf(out,
+                "# HELP meridian_txn_records Transaction records in the ranges this node leads, "
+                "at their last full GC scan.\n"
+                "# TYPE meridian_txn_records gauge\n"
+                "meridian_txn_records %zu\n"
+                "# HELP meridian_txn_records_collected_total Transaction records deleted by GC.\n"
+                "# TYPE meridian_txn_records_collected_total counter\n"
+                "meridian_txn_records_collected_total %" PRIu64 "\n",
+                records, s->records_collected);
 }
 
 static void on_timer_closed(uv_handle_t *hd)

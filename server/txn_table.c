@@ -243,10 +243,12 @@ void tx_sweep(txn_service *s)
     int64_t now = mtime_mono_ns();
     /* A leaseholder that has no lock table yet (nobody asked it anything)
      * but holds prepared intents takes them over: it must ask their
-     * coordinators, or they would block snapshot reads forever. */
+     * coordinators, or they would block snapshot reads forever. Likewise
+     * one holding transaction records, so that they get collected. */
     for (size_t i = 0; i < s->h->nreps; i++) {
         replica *r = s->h->reps[i];
-        if (!tx_range_find(s, replica_id(r)) && replica_is_leaseholder(r) && tx2_min_prepared(r))
+        if (!tx_range_find(s, replica_id(r)) && replica_is_leaseholder(r) &&
+            (tx2_min_prepared(r) || tx2_has_records(r)))
             (void)tx_range_for(s, r);
     }
     for (tx_range *rg = s->ranges, *next; rg; rg = next) {
@@ -283,6 +285,7 @@ void tx_sweep(txn_service *s)
                 }
             }
         }
+        tx2_gc(rg, now); /* transaction records whose outcome nobody can ask for again */
         /* A leader with no proposals goes quiet and lets its lease (and,
          * failing check-quorum, its leadership) lapse, which would abort
          * every open transaction: while some hold locks, an empty write now

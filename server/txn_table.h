@@ -69,6 +69,12 @@ typedef struct tx_range {
     size_t nq, capq;
     int pumping;
     int64_t last_prop_ns; /* monotonic: the last write this table proposed */
+    /* transaction record GC (server/txn_2pc_gc.c) */
+    int64_t gc_last_ns;
+    int gc_inflight;
+    uint8_t gc_cursor[16]; /* where the next scan resumes (empty: from the start) */
+    size_t gc_cursor_len;
+    size_t gc_seen, gc_records; /* records this scan cycle; at the last full cycle */
     struct tx_range *next;
 } tx_range;
 
@@ -81,6 +87,7 @@ struct txn_service {
     /* counters for /metrics */
     uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
     uint64_t follower_reads; /* snapshot reads served without the lease */
+    uint64_t records_collected;
 };
 
 /* The table of r's range, valid under r's current ballot (a stale one is

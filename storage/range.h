@@ -166,7 +166,8 @@ typedef struct range_batch {
 
 /* Applies a batch as log slot `slot` in one transaction. A slot <= applied is
  * skipped (returns 0, *skipped = 1 if skipped is not NULL). On error nothing
- * of the batch is applied. Resolving an unknown txn is MERR_NOTFOUND. */
+ * of the batch is applied. Resolving a txn with no intent (resolved before)
+ * is a no-op, so a repeated resolve is harmless. */
 int range_apply(range *r, const range_batch *b, uint64_t slot, int *skipped);
 
 /* Applies n batches as slots[0..n) (ascending) in ONE transaction: the

@@ -217,7 +217,9 @@ static int resolve(range *r, const range_resolve *res)
     range_bind_bytes(s, 1, res->txn, res->txn_len);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
-    if (rc == SQLITE_DONE) return merr_set(&r->err, MERR_NOTFOUND, "resolve: unknown txn");
+    /* Nothing prepared: resolved before (an outcome re-proposed by a new
+     * leader, a decision delivered twice). Same outcome, nothing to do. */
+    if (rc == SQLITE_DONE) return 0;
     if (rc != SQLITE_ROW) return range_sqlerr(r, rc, "resolve");
     if (res->commit_ts) {
         /* The statement over intent_items stays open while versions are

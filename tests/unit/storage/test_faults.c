@@ -262,11 +262,17 @@ static void test_prepared_survive_reopen(void **state)
     out[0] = 0;
     assert_int_equal(range_list_intents(r, list_cb, out, &n), 0);
     assert_int_equal(n, 0);
-    /* Resolving an unknown txn is an error that applies nothing. */
-    assert_int_equal(range_apply(r, &c, 4, NULL), MERR_NOTFOUND);
+    /* A repeated resolve (a new leader re-proposing an outcome that was
+     * already chosen) is a no-op: the slot applies, the versions stay. */
+    range_resolve again[2] = {{(const uint8_t *)"T1", 2, 40}, {(const uint8_t *)"T9", 2, 0}};
+    range_batch c2 = {.resolves = again, .nresolves = 2};
+    assert_int_equal(range_apply(r, &c2, 4, NULL), 0);
+    assert_string_equal(th_get(r, "k", 35), "new");
+    assert_string_equal(th_get(r, "k", 100), "new");
+    assert_null(th_get(r, "q", 100));
     range_meta m;
     range_get_meta(r, &m);
-    assert_int_equal(m.applied, 3);
+    assert_int_equal(m.applied, 4);
     assert_int_equal(m.stats.live_keys, 1);
     range_close(r);
 }
