@@ -205,3 +205,11 @@ int mreader_varint(mreader *r, uint64_t *v)
     }
     return MERR_CORRUPT;
 }
+
+int mbytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c) return c;
+    return an < bn ? -1 : an > bn ? 1 : 0;
+}

@@ -34,6 +34,8 @@ int mbuf_append_u64be(mbuf *b, uint64_t v);
 int mbuf_append_varint(mbuf *b, uint64_t v);
 int mbuf_append_str(mbuf *b, const char *s); /* without the NUL */
 int mbuf_printf(mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Byte-string order (memcmp, a prefix first): keys, spans, bounds. */
+int mbytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 /* Drops the first n bytes (n <= len). */
 void mbuf_consume(mbuf *b, size_t n);
 /* Hands the bytes to the caller (who frees them) and resets b. */

@@ -20,14 +20,6 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c) return c;
-    return an < bn ? -1 : an > bn ? 1 : 0;
-}
-
 /* ---- connection ---- */
 
 /* Switches to host's connection, opening one if none is kept: following a
@@ -418,7 +410,7 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
     mbuf_reset(val);
     for (size_t i = t->nops; i > 0; i--) { /* read-your-own-writes */
         const tc_op *op = &t->ops[i - 1];
-        if (tc_bcmp(op->key, op->klen, key, klen)) continue;
+        if (mbytes_cmp(op->key, op->klen, key, klen)) continue;
         if (op->del) return MERR_NOTFOUND;
         return mbuf_append(val, op->val, op->vlen) ? merr_set(e, MERR_NOMEM, "out of memory") : 0;
     }
@@ -559,7 +551,7 @@ static int rollback_request(sql_kv_txn *t)
 static int op_order(const void *a, const void *b)
 {
     const tc_op *x = *(const tc_op *const *)a, *y = *(const tc_op *const *)b;
-    int c = tc_bcmp(x->key, x->klen, y->key, y->klen);
+    int c = mbytes_cmp(x->key, x->klen, y->key, y->klen);
     return c ? c : x < y ? -1 : x > y ? 1 : 0;
 }
 
@@ -588,7 +580,8 @@ static int tc_commit(sql_kv_txn *t, merr *e)
     qsort(by, t->nops, sizeof(*by), op_order);
     size_t n = 0;
     for (size_t i = 0; i < t->nops; i++) {
-        if (i + 1 < t->nops && !tc_bcmp(by[i]->key, by[i]->klen, by[i + 1]->key, by[i + 1]->klen))
+        if (i + 1 < t->nops &&
+            !mbytes_cmp(by[i]->key, by[i]->klen, by[i + 1]->key, by[i + 1]->klen))
             continue;
         meridian__kv__mutation__init(&ms[n]);
         ms[n].key.data = by[i]->key, ms[n].key.len = by[i]->klen;

@@ -74,7 +74,6 @@ struct sql_kv_txn {
 void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *read_ts,
                   Meridian__Txn__ReadMode *mode, uint64_t *staleness_us,
                   protobuf_c_boolean *any_replica);
-int tc_bcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m);
 /* Calls method with req until an answer that is not "go elsewhere / try
  * again"; *out is the unpacked response. MERR_ABORTED when it says aborted. */

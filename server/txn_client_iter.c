@@ -39,8 +39,8 @@ void tc_iter_close(sql_kv_iter *it)
 
 static int in_span(const sql_kv_iter *it, const uint8_t *k, size_t kn)
 {
-    return tc_bcmp(k, kn, it->lo.data, it->lo.len) >= 0 &&
-           (it->to_end || tc_bcmp(k, kn, it->hi.data, it->hi.len) < 0);
+    return mbytes_cmp(k, kn, it->lo.data, it->lo.len) >= 0 &&
+           (it->to_end || mbytes_cmp(k, kn, it->hi.data, it->hi.len) < 0);
 }
 
 /* Overlays one buffered write on the local snapshot. */
@@ -49,12 +49,12 @@ static int overlay(sql_kv_iter *it, const tc_op *op, size_t *cap)
     size_t lo = 0, hi = it->nloc;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (tc_bcmp(it->loc[mid].key, it->loc[mid].klen, op->key, op->klen) < 0)
+        if (mbytes_cmp(it->loc[mid].key, it->loc[mid].klen, op->key, op->klen) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    int found = lo < it->nloc && !tc_bcmp(it->loc[lo].key, it->loc[lo].klen, op->key, op->klen);
+    int found = lo < it->nloc && !mbytes_cmp(it->loc[lo].key, it->loc[lo].klen, op->key, op->klen);
     uint8_t *mem = malloc(op->klen + op->vlen + 1);
     if (!mem) return MERR_NOMEM;
     memcpy(mem, op->key, op->klen);
@@ -142,11 +142,12 @@ int tc_scan(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi, s
         if (overlay(it, &t->ops[i], &cap)) goto nomem;
     }
     for (size_t i = 0; i < it->nloc; i++) it->ndel += it->loc[i].del;
-    it->remote_more = it->to_end || tc_bcmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) < 0;
+    it->remote_more =
+        it->to_end || mbytes_cmp(it->lo.data, it->lo.len, it->hi.data, it->hi.len) < 0;
     if (!t->ro && it->remote_more) {
         /* The range is named by the scan's first user key. */
         static const uint8_t first[] = {0x01};
-        int low = tc_bcmp(it->lo.data, it->lo.len, first, 1) < 0;
+        int low = mbytes_cmp(it->lo.data, it->lo.len, first, 1) < 0;
         if (tc_anchor(t, low ? first : it->lo.data, low ? 1 : it->lo.len)) goto nomem;
         t->touched = 1;
     }
@@ -176,7 +177,7 @@ int tc_iter_next(sql_kv_iter *it, const uint8_t **key, size_t *klen, const uint8
         const tc_row *l = NULL;
         if (it->lpos < it->nloc) l = &it->loc[it->reverse ? it->nloc - 1 - it->lpos : it->lpos];
         if (!r && !l) return 0;
-        int c = !r ? 1 : !l ? -1 : tc_bcmp(r->key.data, r->key.len, l->key, l->klen);
+        int c = !r ? 1 : !l ? -1 : mbytes_cmp(r->key.data, r->key.len, l->key, l->klen);
         if (r && l && it->reverse) c = -c;
         if (c < 0) { /* the remote row comes first */
             it->ppos++;

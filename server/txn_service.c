@@ -29,14 +29,6 @@
 
 static const uint8_t first_user_key[] = {0x01};
 
-static int bcmp_(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c) return c;
-    return an < bn ? -1 : an > bn ? 1 : 0;
-}
-
 /* ---- errors ---- */
 
 static Meridian__Kv__ErrorKind kind_of(int code)
@@ -142,9 +134,10 @@ static int route_scan(txn_service *s, tx_parked *pk, int reverse, int any, repli
             const uint8_t *st, *en;
             size_t sl, el;
             replica_span(h->reps[i], &st, &sl, &en, &el);
-            int below_end =
-                pk->to_end ? el == 0 : (el == 0 || bcmp_(pk->hi.data, pk->hi.len, en, el) <= 0);
-            int above_start = pk->to_end || bcmp_(st, sl, pk->hi.data, pk->hi.len) < 0;
+            int below_end = pk->to_end
+                                ? el == 0
+                                : (el == 0 || mbytes_cmp(pk->hi.data, pk->hi.len, en, el) <= 0);
+            int above_start = pk->to_end || mbytes_cmp(st, sl, pk->hi.data, pk->hi.len) < 0;
             if (below_end && above_start) r = h->reps[i];
         }
     }
@@ -168,12 +161,12 @@ static int route_scan(txn_service *s, tx_parked *pk, int reverse, int any, repli
     size_t sl, el;
     replica_span(r, &st, &sl, &en, &el);
     int rc = 0;
-    if (!reverse && el && (pk->to_end || bcmp_(pk->hi.data, pk->hi.len, en, el) > 0)) {
+    if (!reverse && el && (pk->to_end || mbytes_cmp(pk->hi.data, pk->hi.len, en, el) > 0)) {
         mbuf_reset(&pk->hi);
         rc = mbuf_append(&pk->hi, en, el);
         pk->to_end = 0;
         pk->truncated = 1;
-    } else if (reverse && bcmp_(pk->lo.data, pk->lo.len, st, sl) < 0) {
+    } else if (reverse && mbytes_cmp(pk->lo.data, pk->lo.len, st, sl) < 0) {
         mbuf_reset(&pk->lo);
         rc = mbuf_append(&pk->lo, st, sl);
         pk->truncated = 1;
@@ -225,7 +218,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
     kv_rows a = {0};
     uint8_t *resume = NULL;
     int rc = 0;
-    if (to_end || bcmp_(lo->data, lo->len, hi->data, hi->len) < 0) {
+    if (to_end || mbytes_cmp(lo->data, lo->len, hi->data, hi->len) < 0) {
         rc = range_scan(replica_store(r), lo->data, lo->len, to_end ? NULL : hi->data,
                         to_end ? 0 : hi->len, at, limit + 1, reverse, kv_rows_add, &a, NULL);
         if (a.oom) rc = MERR_NOMEM;
@@ -560,7 +553,7 @@ static int plan_scan(replica *r, const Meridian__Txn__ScanRequest *q, tx_parked 
     size_t limit = txs_scan_limit(q);
     kv_rows a = {0};
     int rc = 0;
-    if (pk->to_end || bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) < 0)
+    if (pk->to_end || mbytes_cmp(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) < 0)
         rc = range_scan(replica_store(r), pk->lo.data, pk->lo.len, pk->to_end ? NULL : pk->hi.data,
                         pk->to_end ? 0 : pk->hi.len, RANGE_TS_MAX, limit + 1, q->reverse,
                         kv_rows_add, &a, NULL);
@@ -599,7 +592,7 @@ static void on_scan(void *arg, rpc_req *req)
         pk->req = req, pk->kind = TX_SCAN, pk->q = q;
         pk->to_end = q->to_end;
         /* Keys below 0x01 are the system's: user scans start above them. */
-        int low = bcmp_(q->start_key.data, q->start_key.len, first_user_key, 1) < 0;
+        int low = mbytes_cmp(q->start_key.data, q->start_key.len, first_user_key, 1) < 0;
         rc = low ? mbuf_append(&pk->lo, first_user_key, 1)
                  : mbuf_append(&pk->lo, q->start_key.data, q->start_key.len);
         if (!rc && !q->to_end) rc = mbuf_append(&pk->hi, q->end_key.data, q->end_key.len);
@@ -637,7 +630,7 @@ static void on_scan(void *arg, rpc_req *req)
     }
     txn_span sp = pk->to_end ? txn_span_to_end(pk->lo.data, pk->lo.len)
                              : txn_span_range(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len);
-    if (!pk->to_end && bcmp_(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) >= 0)
+    if (!pk->to_end && mbytes_cmp(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) >= 0)
         finish_scan(rg, pk); /* empty: nothing to lock, nothing to read */
     else if (txs_lock_or_park(rg, t, pk, sp, TXN_LOCK_S) == 1)
         finish_scan(rg, pk);

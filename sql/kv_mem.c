@@ -68,14 +68,6 @@ struct sql_kv_iter {
     size_t n, cap, pos;
 };
 
-static int bcmp_(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c) return c;
-    return an < bn ? -1 : an > bn ? 1 : 0;
-}
-
 static int blob_dup(kvm_blob *b, const uint8_t *p, size_t n)
 {
     b->p = malloc(n ? n : 1);
@@ -103,7 +95,7 @@ static size_t lower_bound(const sql_kv_mem *m, const uint8_t *p, size_t n)
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (bcmp_(m->ents[mid].key.p, m->ents[mid].key.n, p, n) < 0)
+        if (mbytes_cmp(m->ents[mid].key.p, m->ents[mid].key.n, p, n) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -222,13 +214,13 @@ static int kvm_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, me
     mbuf_reset(val);
     for (size_t i = t->nops; i > 0; i--) {
         const kvm_op *op = &t->ops[i - 1];
-        if (bcmp_(op->key.p, op->key.n, key, klen) == 0) {
+        if (mbytes_cmp(op->key.p, op->key.n, key, klen) == 0) {
             if (op->del) return MERR_NOTFOUND;
             return mbuf_append(val, op->val.p, op->val.n) ? merr_set(e, MERR_NOMEM, "kv get") : 0;
         }
     }
     size_t i = lower_bound(t->m, key, klen);
-    if (i == t->m->n || bcmp_(t->m->ents[i].key.p, t->m->ents[i].key.n, key, klen) != 0)
+    if (i == t->m->n || mbytes_cmp(t->m->ents[i].key.p, t->m->ents[i].key.n, key, klen) != 0)
         return MERR_NOTFOUND;
     const kvm_ver *v = visible(&t->m->ents[i], t->start);
     if (!v || v->del) return MERR_NOTFOUND;
@@ -249,7 +241,7 @@ static size_t rows_find(const sql_kv_iter *it, const uint8_t *p, size_t n, int *
     size_t lo = 0, hi = it->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = bcmp_(it->rows[mid].key.p, it->rows[mid].key.n, p, n);
+        int c = mbytes_cmp(it->rows[mid].key.p, it->rows[mid].key.n, p, n);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -280,7 +272,7 @@ static int row_make(kvm_row *r, const kvm_blob *k, const kvm_blob *v)
 static int in_range(const uint8_t *k, size_t kn, const uint8_t *lo, size_t lon, const uint8_t *hi,
                     size_t hin, int hi_inf)
 {
-    return bcmp_(k, kn, lo, lon) >= 0 && (hi_inf || bcmp_(k, kn, hi, hin) < 0);
+    return mbytes_cmp(k, kn, lo, lon) >= 0 && (hi_inf || mbytes_cmp(k, kn, hi, hin) < 0);
 }
 
 static int kvm_scan(sql_kv_txn *t, const uint8_t *lo, size_t lon, const uint8_t *hi, size_t hin,
@@ -304,7 +296,7 @@ static int kvm_scan(sql_kv_txn *t, const uint8_t *lo, size_t lon, const uint8_t 
     }
     for (size_t i = lower_bound(m, lo, lon); i < m->n; i++) {
         const kvm_ent *en = &m->ents[i];
-        if (!hi_inf && bcmp_(en->key.p, en->key.n, hi, hin) >= 0) break;
+        if (!hi_inf && mbytes_cmp(en->key.p, en->key.n, hi, hin) >= 0) break;
         const kvm_ver *v = visible(en, t->start);
         if (!v || v->del) continue;
         if (grow((void **)&it->rows, &it->cap, it->n, sizeof(kvm_row))) goto nomem;
@@ -426,7 +418,7 @@ static int conflicts(const sql_kv_txn *t)
         for (size_t k = 0; k < cm->n; k++) {
             const kvm_blob *key = &cm->keys[k];
             for (size_t r = 0; r < t->nreads; r++)
-                if (bcmp_(key->p, key->n, t->reads[r].p, t->reads[r].n) == 0) return 1;
+                if (mbytes_cmp(key->p, key->n, t->reads[r].p, t->reads[r].n) == 0) return 1;
             for (size_t r = 0; r < t->nranges; r++) {
                 const kvm_range *rg = &t->ranges[r];
                 if (in_range(key->p, key->n, rg->lo.p, rg->lo.n, rg->hi.p, rg->hi.n, rg->hi_inf))
@@ -442,7 +434,7 @@ static int conflicts(const sql_kv_txn *t)
 static int apply_op(sql_kv_mem *m, kvm_op *op, uint64_t ts)
 {
     size_t i = lower_bound(m, op->key.p, op->key.n);
-    if (i == m->n || bcmp_(m->ents[i].key.p, m->ents[i].key.n, op->key.p, op->key.n) != 0) {
+    if (i == m->n || mbytes_cmp(m->ents[i].key.p, m->ents[i].key.n, op->key.p, op->key.n) != 0) {
         if (op->del) return 0;
         if (grow((void **)&m->ents, &m->cap, m->n, sizeof(kvm_ent))) return MERR_NOMEM;
         memmove(&m->ents[i + 1], &m->ents[i], (m->n - i) * sizeof(kvm_ent));

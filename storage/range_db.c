@@ -79,18 +79,10 @@ static const char *const stmt_sql[RS__COUNT] = {
     [RS_ROLLBACK] = "ROLLBACK",
 };
 
-int range_keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    size_t n = al < bl ? al : bl;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c) return c;
-    return al < bl ? -1 : al > bl ? 1 : 0;
-}
-
 int range_in_span(const range *r, const uint8_t *key, size_t klen)
 {
-    if (range_keycmp(key, klen, r->start.data, r->start.len) < 0) return 0;
-    if (r->end.len && range_keycmp(key, klen, r->end.data, r->end.len) >= 0) return 0;
+    if (mbytes_cmp(key, klen, r->start.data, r->start.len) < 0) return 0;
+    if (r->end.len && mbytes_cmp(key, klen, r->end.data, r->end.len) >= 0) return 0;
     return 1;
 }
 
@@ -374,7 +366,7 @@ err:
 int range_create(const char *path, const range_desc *d, const range_opts *o, range **out, merr *e)
 {
     if (!d || d->range_id == 0 || d->start_len > RANGE_KEY_MAX || d->end_len > RANGE_KEY_MAX ||
-        (d->end_len && range_keycmp(d->start, d->start_len, d->end, d->end_len) >= 0))
+        (d->end_len && mbytes_cmp(d->start, d->start_len, d->end, d->end_len) >= 0))
         return merr_set(e, MERR_INVALID, "create range %s: bad descriptor", path);
     if (access(path, F_OK) == 0)
         return merr_set(e, MERR_EXISTS, "create range %s: file exists", path);

@@ -62,7 +62,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
         }
         const uint8_t *k = row ? sqlite3_column_blob(s, 0) : NULL;
         size_t kl = row ? (size_t)sqlite3_column_bytes(s, 0) : 0;
-        int same = row && have && range_keycmp(k, kl, cur.data, cur.len) == 0;
+        int same = row && have && mbytes_cmp(k, kl, cur.data, cur.len) == 0;
         if (have && !same) {
             /* The previous key is complete: its tombstone may go now. */
             if (kept_tomb) v[n++] = kept;

@@ -95,12 +95,12 @@ static int version_record(range_install *in, mreader *r, merr *e)
     if (get_bytes(r, &k, &kl) || mreader_u64be(r, &ts) || mreader_u8(r, &tomb) || tomb > 1 ||
         (!tomb && get_bytes(r, &v, &vl)) || ts == 0 || ts == RANGE_TS_MAX)
         return merr_set(e, MERR_CORRUPT, "install: bad version record");
-    if (range_keycmp(k, kl, in->start.data, in->start.len) < 0 ||
-        (in->end.len && range_keycmp(k, kl, in->end.data, in->end.len) >= 0))
+    if (mbytes_cmp(k, kl, in->start.data, in->start.len) < 0 ||
+        (in->end.len && mbytes_cmp(k, kl, in->end.data, in->end.len) >= 0))
         return merr_set(e, MERR_CORRUPT, "install: version key outside the range's span");
     /* Records come in (key, ts DESC) order: the first of a key is its newest. */
     int newkey =
-        in->calc.versions == 0 || range_keycmp(k, kl, in->lastkey.data, in->lastkey.len) != 0;
+        in->calc.versions == 0 || mbytes_cmp(k, kl, in->lastkey.data, in->lastkey.len) != 0;
     if (newkey) {
         mbuf_reset(&in->lastkey);
         if (mbuf_append(&in->lastkey, k, kl)) return merr_set(e, MERR_NOMEM, "install");

@@ -64,7 +64,6 @@ int range_meta_save(range *r);
 int range_in_span(const range *r, const uint8_t *key, size_t klen);
 int range_check_ts(range *r, uint64_t ts, const char *what);
 /* memcmp order of byte strings. */
-int range_keycmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl);
 /* Applies SQLite settings (see range_db.c) to a fresh connection. */
 int range_configure(sqlite3 *db, const range_opts *o, merr *e);
 /* Creates the schema in an empty database. */

@@ -21,7 +21,7 @@ int range_merge(range *r, range *right, uint64_t slot)
         return 0;
     }
     if (right->corrupt || !r->end.len ||
-        range_keycmp(r->end.data, r->end.len, right->start.data, right->start.len) != 0) {
+        mbytes_cmp(r->end.data, r->end.len, right->start.data, right->start.len) != 0) {
         rc = merr_set(&r->err, MERR_INVALID, "merge: ranges %llu and %llu are not adjacent",
                       (unsigned long long)r->range_id, (unsigned long long)right->range_id);
         range_close(right);
@@ -115,7 +115,7 @@ typedef struct sample_ref {
 static int cmp_sample(const void *a, const void *b)
 {
     const sample_ref *x = a, *y = b;
-    return range_keycmp(x->key, x->klen, y->key, y->klen);
+    return mbytes_cmp(x->key, x->klen, y->key, y->klen);
 }
 
 /* Weighted median of the samples inside the span, strictly above start. */
@@ -128,7 +128,7 @@ static int load_median(range *r, const range_load_sample *smp, size_t n, uint8_t
     double total = 0;
     for (size_t i = 0; i < n; i++) {
         if (!(smp[i].weight > 0) || !range_in_span(r, smp[i].key, smp[i].klen) ||
-            range_keycmp(smp[i].key, smp[i].klen, r->start.data, r->start.len) == 0)
+            mbytes_cmp(smp[i].key, smp[i].klen, r->start.data, r->start.len) == 0)
             continue;
         v[m++] = (sample_ref){smp[i].key, smp[i].klen, smp[i].weight};
         total += smp[i].weight;
@@ -141,7 +141,7 @@ static int load_median(range *r, const range_load_sample *smp, size_t n, uint8_t
         double acc = 0;
         size_t pick = 0;
         for (size_t i = 0; i < m; i++) {
-            if (i && range_keycmp(v[i].key, v[i].klen, v[i - 1].key, v[i - 1].klen) != 0) {
+            if (i && mbytes_cmp(v[i].key, v[i].klen, v[i - 1].key, v[i - 1].klen) != 0) {
                 pick = i;
                 if (acc >= total / 2) break;
             }

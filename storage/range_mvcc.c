@@ -155,7 +155,7 @@ static int validate(range *r, const range_batch *b)
         for (size_t j = 0; j < it->nspans; j++) {
             const range_span *sp = &it->spans[j];
             if (sp->klen > RANGE_KEY_MAX || sp->elen > RANGE_KEY_MAX ||
-                (sp->elen && range_keycmp(sp->key, sp->klen, sp->end, sp->elen) >= 0))
+                (sp->elen && mbytes_cmp(sp->key, sp->klen, sp->end, sp->elen) >= 0))
                 return merr_set(&r->err, MERR_INVALID, "prepare: bad span");
         }
     }

@@ -102,7 +102,7 @@ static int on_row(scan *sc)
     size_t kl = (size_t)sqlite3_column_bytes(s, 0);
     uint64_t ts = range_ts_from_sql(sqlite3_column_int64(s, 1));
     int tomb = sqlite3_column_type(s, 2) == SQLITE_NULL;
-    int same = sc->have_key && range_keycmp(k, kl, sc->key.data, sc->key.len) == 0;
+    int same = sc->have_key && mbytes_cmp(k, kl, sc->key.data, sc->key.len) == 0;
     if (!same) {
         if (sc->reverse) flush_cand(sc);
         if (sc->stop) return 0;
@@ -148,15 +148,15 @@ int range_scan(range *r, const uint8_t *start, size_t slen, const uint8_t *end, 
     if (rc) return rc;
     if (nout) *nout = 0;
     /* Clip [start, end) to the span. */
-    if (range_keycmp(start, slen, r->start.data, r->start.len) < 0) {
+    if (mbytes_cmp(start, slen, r->start.data, r->start.len) < 0) {
         start = r->start.data;
         slen = r->start.len;
     }
-    if (r->end.len && (!elen || range_keycmp(end, elen, r->end.data, r->end.len) > 0)) {
+    if (r->end.len && (!elen || mbytes_cmp(end, elen, r->end.data, r->end.len) > 0)) {
         end = r->end.data;
         elen = r->end.len;
     }
-    if (elen && range_keycmp(start, slen, end, elen) >= 0) return 0;
+    if (elen && mbytes_cmp(start, slen, end, elen) >= 0) return 0;
     scan sc = {.r = r, .t = t, .reverse = reverse, .limit = limit, .fn = fn, .arg = arg};
     sc.bounded = elen > 0;
     if (mbuf_append(&sc.lo, start, slen) || mbuf_append(&sc.hi, end, elen)) {

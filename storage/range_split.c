@@ -272,7 +272,7 @@ int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_id, cons
     if (!new_id || new_id == r->range_id || !right_path || strlen(right_path) > 4000 ||
         klen > RANGE_KEY_MAX)
         return merr_set(&r->err, MERR_INVALID, "split: bad arguments");
-    if (range_keycmp(key, klen, r->start.data, r->start.len) <= 0 || !range_in_span(r, key, klen))
+    if (mbytes_cmp(key, klen, r->start.data, r->start.len) <= 0 || !range_in_span(r, key, klen))
         return merr_set(&r->err, MERR_RANGE, "split: key not strictly inside the span");
     /* A split that failed after its commit point (flip error) is finished
      * first, so a retry of the same slot is a no-op rather than an error. */

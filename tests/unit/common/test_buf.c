@@ -98,12 +98,28 @@ static void test_varint_rejects_malformed(void **state)
     assert_int_equal(v, 0);
 }
 
+/* Key order: bytes compare unsigned, and a prefix sorts first. */
+static void test_bytes_cmp(void **state)
+{
+    (void)state;
+    const uint8_t a[] = {0x01, 0x02}, b[] = {0x01, 0x03}, hi[] = {0xff};
+    assert_true(mbytes_cmp(a, 2, b, 2) < 0);
+    assert_true(mbytes_cmp(b, 2, a, 2) > 0);
+    assert_int_equal(mbytes_cmp(a, 2, a, 2), 0);
+    assert_true(mbytes_cmp(a, 1, a, 2) < 0); /* prefix first */
+    assert_true(mbytes_cmp(a, 2, a, 1) > 0);
+    assert_true(mbytes_cmp(a, 2, hi, 1) < 0); /* unsigned: 0xff is the greatest */
+    assert_int_equal(mbytes_cmp(NULL, 0, NULL, 0), 0);
+    assert_true(mbytes_cmp(NULL, 0, a, 1) < 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_append_and_read_back),
         cmocka_unit_test(test_growth_and_consume),
         cmocka_unit_test(test_varint_rejects_malformed),
+        cmocka_unit_test(test_bytes_cmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
