@@ -29,152 +29,6 @@
 
 static const uint8_t first_user_key[] = {0x01};
 
-/* ---- errors ---- */
-
-static Meridian__Kv__ErrorKind kind_of(int code)
-{
-    switch (code) {
-    case MERR_NOT_LEADER: return MERIDIAN__KV__ERROR_KIND__NOT_LEADER;
-    case MERR_RANGE: return MERIDIAN__KV__ERROR_KIND__RANGE_MISMATCH;
-    case MERR_NOTFOUND: return MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND;
-    case MERR_CLOCK: return MERIDIAN__KV__ERROR_KIND__CLOCK_UNCERTAIN;
-    case MERR_INVALID:
-    case MERR_UNSUPPORTED:
-    case MERR_TOOBIG: return MERIDIAN__KV__ERROR_KIND__INVALID;
-    case MERR_ABORTED:
-    case MERR_RETRY:
-    case MERR_TIMEOUT:
-    case MERR_UNAVAILABLE:
-    case MERR_BUSY: return MERIDIAN__KV__ERROR_KIND__UNAVAILABLE;
-    default: return MERIDIAN__KV__ERROR_KIND__INTERNAL;
-    }
-}
-
-void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, const char *msg,
-              int aborted)
-{
-    Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
-    err.kind = kind_of(code);
-    err.message = (char *)(msg ? msg : merr_str(code));
-    if (code == MERR_NOT_LEADER && r) {
-        err.leader_hint = replica_leader_hint(r);
-        const char *a = err.leader_hint ? host_peer_addr(s->h, err.leader_hint) : NULL;
-        err.leader_address = (char *)(a ? a : "");
-    }
-    switch (kind) {
-    case TX_GET: {
-        Meridian__Txn__GetResponse m = MERIDIAN__TXN__GET_RESPONSE__INIT;
-        m.error = &err, m.aborted = aborted;
-        pb_reply(req, &m.base);
-        break;
-    }
-    case TX_SCAN: {
-        Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
-        m.error = &err, m.aborted = aborted;
-        pb_reply(req, &m.base);
-        break;
-    }
-    case TX_COMMIT: {
-        Meridian__Txn__CommitResponse m = MERIDIAN__TXN__COMMIT_RESPONSE__INIT;
-        m.error = &err, m.aborted = aborted;
-        pb_reply(req, &m.base);
-        break;
-    }
-    case TX_PREPARE: {
-        Meridian__Txn__PrepareResponse m = MERIDIAN__TXN__PREPARE_RESPONSE__INIT;
-        m.error = &err, m.aborted = aborted;
-        pb_reply(req, &m.base);
-        break;
-    }
-    }
-}
-
-static int user_key_ok(const uint8_t *k, size_t n)
-{
-    return n > 0 && n <= RANGE_KEY_MAX && k[0] != 0x00;
-}
-
-/* Finds the leaseholder replica holding key (any: any replica, for reads
- * that followers may serve); 0 or an error code with why. */
-static int route(txn_service *s, const uint8_t *k, size_t n, int any, replica **out,
-                 const char **why)
-{
-    replica *r = host_find_key(s->h, k, n);
-    *out = r;
-    if (!r) {
-        *why = "no replica of that range on this node";
-        return MERR_NOTFOUND;
-    }
-    if (replica_frozen(r)) {
-        *why = "the range is frozen for a merge: retry";
-        return MERR_BUSY;
-    }
-    if (!any && !replica_is_leaseholder(r)) {
-        replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
-        if (replica_is_leaseholder(r)) return 0;
-        *why = "this replica does not hold the lease";
-        return MERR_NOT_LEADER;
-    }
-    return 0;
-}
-
-/* The replica a scan starts in: the range of lo going forward, the range
- * just below hi (or the last one) going backward. The scan is clipped to
- * that range's span and then says "more" from its edge, so a client scans
- * across range boundaries by following resume keys. */
-static int route_scan(txn_service *s, tx_parked *pk, int reverse, int any, replica **out,
-                      const char **why)
-{
-    host *h = s->h;
-    replica *r = NULL;
-    if (!reverse) {
-        r = host_find_key(h, pk->lo.data, pk->lo.len);
-    } else {
-        for (size_t i = 0; i < h->nreps && !r; i++) {
-            const uint8_t *st, *en;
-            size_t sl, el;
-            replica_span(h->reps[i], &st, &sl, &en, &el);
-            int below_end = pk->to_end
-                                ? el == 0
-                                : (el == 0 || mbytes_cmp(pk->hi.data, pk->hi.len, en, el) <= 0);
-            int above_start = pk->to_end || mbytes_cmp(st, sl, pk->hi.data, pk->hi.len) < 0;
-            if (below_end && above_start) r = h->reps[i];
-        }
-    }
-    *out = r;
-    if (!r) {
-        *why = "no replica of that range on this node";
-        return MERR_NOTFOUND;
-    }
-    if (replica_frozen(r)) {
-        *why = "the range is frozen for a merge: retry";
-        return MERR_BUSY;
-    }
-    if (!any && !replica_is_leaseholder(r)) {
-        replica_lease_nudge(r); /* a quiet leader renews: the client's retry finds the lease */
-        if (!replica_is_leaseholder(r)) {
-            *why = "this replica does not hold the lease";
-            return MERR_NOT_LEADER;
-        }
-    }
-    const uint8_t *st, *en;
-    size_t sl, el;
-    replica_span(r, &st, &sl, &en, &el);
-    int rc = 0;
-    if (!reverse && el && (pk->to_end || mbytes_cmp(pk->hi.data, pk->hi.len, en, el) > 0)) {
-        mbuf_reset(&pk->hi);
-        rc = mbuf_append(&pk->hi, en, el);
-        pk->to_end = 0;
-        pk->truncated = 1;
-    } else if (reverse && mbytes_cmp(pk->lo.data, pk->lo.len, st, sl) < 0) {
-        mbuf_reset(&pk->lo);
-        rc = mbuf_append(&pk->lo, st, sl);
-        pk->truncated = 1;
-    }
-    if (rc) *why = "out of memory";
-    return rc;
-}
-
 uint64_t txs_now_ts(txn_service *s)
 {
     tt_interval tt;
@@ -511,12 +365,12 @@ static void on_get(void *arg, rpc_req *req)
     replica *r = NULL;
     const char *why = NULL;
     int rc = MERR_INVALID;
-    if (!user_key_ok(q->key.data, q->key.len))
+    if (!txs_user_key_ok(q->key.data, q->key.len))
         why = "keys are 1 to 65536 bytes and do not start with 0x00";
     else if (!q->snapshot && (!q->txn || !q->txn->id))
         why = "a transaction id is required";
     else
-        rc = route(s, q->key.data, q->key.len, q->snapshot && q->any_replica, &r, &why);
+        rc = txs_route(s, q->key.data, q->key.len, q->snapshot && q->any_replica, &r, &why);
     if (rc) {
         txs_fail(s, r, req, TX_GET, rc, why, 0);
         meridian__txn__get_request__free_unpacked(q, NULL);
@@ -602,7 +456,7 @@ static void on_scan(void *arg, rpc_req *req)
         rc = MERR_INVALID;
         why = "a transaction id is required";
     }
-    if (!rc) rc = route_scan(s, pk, q->reverse, q->snapshot && q->any_replica, &r, &why);
+    if (!rc) rc = txs_route_scan(s, pk, q->reverse, q->snapshot && q->any_replica, &r, &why);
     if (rc) {
         txs_fail(s, r, req, TX_SCAN, rc, why, 0);
         if (pk)
@@ -653,18 +507,18 @@ static void on_commit(void *arg, rpc_req *req)
     const ProtobufCBinaryData *anchor = q->key.len       ? &q->key
                                         : q->n_mutations ? &q->mutations[0]->key
                                                          : NULL;
-    if (!q->txn || !q->txn->id || !anchor || !user_key_ok(anchor->data, anchor->len)) {
+    if (!q->txn || !q->txn->id || !anchor || !txs_user_key_ok(anchor->data, anchor->len)) {
         rc = MERR_INVALID;
         why = "a commit needs a transaction id and a key";
     } else if (q->n_mutations > TX_MUT_MAX) {
         rc = MERR_INVALID;
         why = "too many writes in one transaction";
     } else {
-        rc = route(s, anchor->data, anchor->len, 0, &r, &why);
+        rc = txs_route(s, anchor->data, anchor->len, 0, &r, &why);
     }
     for (size_t i = 0; !rc && i < q->n_mutations; i++) {
         const Meridian__Kv__Mutation *m = q->mutations[i];
-        if (!user_key_ok(m->key.data, m->key.len) || m->value.len > RANGE_VALUE_MAX) {
+        if (!txs_user_key_ok(m->key.data, m->key.len) || m->value.len > RANGE_VALUE_MAX) {
             rc = MERR_INVALID;
             why = "bad key or value size (keys must not start with 0x00)";
         }

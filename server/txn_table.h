@@ -130,6 +130,14 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
                     uint64_t epoch, uint64_t read_ts);
 size_t txs_scan_limit(const Meridian__Txn__ScanRequest *q);
 uint64_t txs_now_ts(txn_service *s);
+/* txn_route.c: a user key (not a system key, not too long); the replica
+ * holding key / where a scan starts (its bounds clipped to that range's span,
+ * pk->truncated set), and whether it may serve (any: a follower may). 0 or an
+ * error code with why. */
+int txs_user_key_ok(const uint8_t *k, size_t n);
+int txs_route(txn_service *s, const uint8_t *k, size_t n, int any, replica **out, const char **why);
+int txs_route_scan(txn_service *s, tx_parked *pk, int reverse, int any, replica **out,
+                   const char **why);
 /* Answers pk's get or scan at read_ts, or first picks one (0); takes pk's
  * contents (pk itself stays the caller's). */
 void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts);
