@@ -333,6 +333,10 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         rc = merr_set(e, MERR_NOMEM, "out of memory");
         goto err;
     }
+    /* classify() pointed the CTAS query into the caller's text, which may
+     * be freed before the statement runs and goes on past this statement:
+     * point it into our copy, which ends where the statement does. */
+    if (st->ddl.ctas_select) st->ddl.ctas_select = st->text + (st->ddl.ctas_select - first.p);
     if (st->kind == K_QUERY) {
         char *re = NULL, *stripped = NULL;
         sqlite3_finalize(probe);
@@ -503,8 +507,8 @@ int sql_step(sql_stmt *st, merr *e)
             rc = merr_set(e, stopped, "%s",
                           stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
         else
-            rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
-                          s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
+            rc = merr_set(e, s->stmt_rollback_txn == SQL_RB_CONFLICT ? MERR_ABORTED : MERR_INVALID,
+                          "%s", s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
         sqlite3_reset(st->st);
         stmt_end(st, 0, NULL);
         return rc;

@@ -510,12 +510,13 @@ nomem:
 fail:
     if (!e.code) merr_set(&e, rc, "%s", merr_str(rc));
     src = wfail(vt, rc == MERR_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR, "%s", merr_msg(&e));
-    if (rc == MERR_ABORTED || rc == MERR_RETRY) s->stmt_rollback_txn = 1;
+    if (rc == MERR_ABORTED || rc == MERR_RETRY) s->stmt_rollback_txn = SQL_RB_CONFLICT;
 out:
     /* OR FAIL keeps the statement's earlier rows; OR ROLLBACK ends the
      * transaction (the session acts on these after the statement). */
     if (src == SQLITE_CONSTRAINT && mode == SQLITE_FAIL) s->stmt_keep = 1;
-    if (src == SQLITE_CONSTRAINT && mode == SQLITE_ROLLBACK) s->stmt_rollback_txn = 1;
+    if (src == SQLITE_CONSTRAINT && mode == SQLITE_ROLLBACK && !s->stmt_rollback_txn)
+        s->stmt_rollback_txn = SQL_RB_CONSTRAINT;
     if (nv)
         for (int i = 0; i < t->ncols; i++) sqlite3_value_free(nv[i]);
     free(nv);

@@ -512,6 +512,45 @@ static void test_autocommit_retry(void **state)
     sql_session_close(s);
 }
 
+/* CREATE TABLE ... AS SELECT keeps its own copy of the query: the caller's
+ * text may be gone (a server frees the request) by the time it runs, and
+ * the statements after it in the same text are not part of it. */
+static void test_ctas_text(void **state)
+{
+    fx *f = *state;
+    out o;
+    fill(f->s);
+    const char *text = "CREATE TABLE c2 AS SELECT id, name FROM t WHERE id <= 3; SELECT 42";
+    char *copy = strdup(text);
+    sql_stmt *st = NULL;
+    const char *tail = NULL;
+    merr e = {0};
+    assert_int_equal(sql_prepare(f->s, copy, &st, &tail, &e), 0);
+    assert_string_equal(tail, " SELECT 42");
+    memset(copy, ' ', strlen(copy)); /* the caller reuses its buffer */
+    free(copy);
+    if (sql_step(st, &e) != 0) fail_msg("CTAS: %s", merr_msg(&e));
+    assert_int_equal(sql_finalize(st, &e), 0);
+    assert_string_equal(q(f->s, "SELECT * FROM c2 ORDER BY id", &o), "1|n1;2|n2;3|n3;");
+}
+
+/* INSERT OR ROLLBACK ends the transaction on a constraint failure with a
+ * constraint error, not an abort to retry (running it again fails the
+ * same way); COMMIT then has no transaction, as in SQLite. */
+static void test_or_rollback_not_retryable(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE u(k INTEGER PRIMARY KEY, v UNIQUE)");
+    ok(f->s, "BEGIN");
+    ok(f->s, "INSERT INTO u VALUES(1, 'a')");
+    err(f->s, "INSERT OR ROLLBACK INTO u VALUES(2, 'b'), (3, 'a')", MERR_INVALID,
+        "UNIQUE constraint failed");
+    assert_int_equal(sql_session_in_txn(f->s), 0);
+    err(f->s, "COMMIT", MERR_INVALID, "no transaction is active");
+    assert_string_equal(q(f->s, "SELECT count(*) FROM u", &o), "0;");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +565,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctas_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_or_rollback_not_retryable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
