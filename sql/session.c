@@ -471,11 +471,21 @@ int sql_step(sql_stmt *st, merr *e)
         if (st->kind == K_DDL || st->kind == K_AUTH) {
             rc = st->kind == K_DDL ? sql_ddl_exec(s, st->text, &st->ddl, e)
                                    : sql_auth_exec(s, &st->auth, e);
-            if (rc) {
+            if (rc)
                 stmt_end(st, 0, NULL);
-                return rc;
+            else
+                rc = stmt_end(st, 1, e);
+            /* DDL on its own that lost a conflict (a range split under it,
+             * a concurrent writer) runs again as a query would: the next
+             * transaction reloads the catalog the failed one left dirty. */
+            if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit &&
+                st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
+                st->retries++;
+                st->started = st->done = 0;
+                if (e) merr_clear(e);
+                continue;
             }
-            return stmt_end(st, 1, e);
+            return rc;
         }
         s->upsert = st->upsert;
         s->auth_msg[0] = 0;

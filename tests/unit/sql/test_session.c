@@ -502,6 +502,14 @@ static void test_autocommit_retry(void **state)
     g_fail_commits = 0;
     q(s, "SELECT count(*) FROM t", &o);
     assert_string_equal(o.buf, "1;");
+    /* DDL on its own too: the table lands once, with its catalog entry. */
+    g_fail_commits = 2;
+    ok(s, "CREATE TABLE t2(a INTEGER PRIMARY KEY)");
+    assert_int_equal(g_fail_commits, 0);
+    ok(s, "INSERT INTO t2 VALUES(1)");
+    g_fail_commits = 1;
+    ok(s, "DROP TABLE t2");
+    err(s, "SELECT * FROM t2", MERR_INVALID, "no such table");
     /* Inside BEGIN nothing is retried: COMMIT reports the abort. */
     ok(s, "BEGIN");
     ok(s, "INSERT INTO t(b) VALUES('z')");
