@@ -521,6 +521,15 @@ int sql_step(sql_stmt *st, merr *e)
                           "%s", s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
         sqlite3_reset(st->st);
         stmt_end(st, 0, NULL);
+        /* Lost a conflict before commit (a read wounded, locks gone with a
+         * lease): on its own and with nothing shown, it reruns too. */
+        if (rc == MERR_ABORTED && st->autocommit && !st->returned_rows &&
+            st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
+            st->retries++;
+            st->started = st->done = 0;
+            if (e) merr_clear(e);
+            continue;
+        }
         return rc;
     }
 }

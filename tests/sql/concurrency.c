@@ -11,16 +11,22 @@
  *             call if the other is still on call, and commit. Serializable:
  *             never both commit (at least one doctor stays on call). Each
  *             doctor's row is in its own range, so the commit is 2PC.
+ *  backfill   CREATE INDEX on a populated table spread over ranges while
+ *             sessions insert and update rows; writes go on after it too.
+ *             Then a scan through the index must give exactly what a
+ *             scan of the table gives.
  *
  *   sql_concurrency MERIDIAN_BIN HOSTS [SESSIONS INCREMENTS ROUNDS]
  *
  * Prints one line per check and "N passed, M failed". */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "include/meridian.h"
 #include "tsplit.h"
@@ -247,6 +253,161 @@ static void write_skew(meridian *db, const char *bin, int rounds)
           none);
 }
 
+/* ---- CREATE INDEX with concurrent writes ---- */
+
+#define BF_ROWS 1000
+
+typedef struct bfw {
+    pthread_t th;
+    int idx;
+    atomic_int *stop;
+    atomic_int committed;
+    int failed;
+} bfw;
+
+/* Runs one autocommit write, retrying lost conflicts. */
+static int write_retry(meridian *db, const char *sql, int64_t a, int64_t b)
+{
+    int rc = 0;
+    for (int t = 0; t < MAX_RETRIES; t++) {
+        rc = update(db, sql, a, b);
+        if (rc == 0 || !meridian_error_retryable(db)) break;
+    }
+    return rc;
+}
+
+static void *bf_writer(void *arg)
+{
+    bfw *w = arg;
+    meridian *db = connect_db();
+    if (!db) {
+        w->failed++;
+        return NULL;
+    }
+    uint64_t rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(w->idx + 1);
+    for (int64_t n = 0; !atomic_load(w->stop); n++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int rc;
+        if (n % 2 == 0) /* new rows above the loaded ones, one stride per writer */
+            rc = write_retry(db, "INSERT INTO bf(id, k) VALUES (?1, ?2)",
+                             BF_ROWS + 1 + n * 2 + w->idx, (int64_t)(rng % 1000));
+        else /* move an existing row to another k: its index entry moves */
+            rc = write_retry(db, "UPDATE bf SET k = ?1 WHERE id = ?2", (int64_t)(rng % 1000),
+                             1 + (int64_t)(rng >> 20) % BF_ROWS);
+        if (rc) {
+            fprintf(stderr, "backfill writer %d: %s\n", w->idx, meridian_errmsg(db));
+            w->failed++;
+        } else {
+            atomic_fetch_add(&w->committed, 1);
+        }
+    }
+    meridian_close(db);
+    return NULL;
+}
+
+static int total_writes(bfw *w, int n)
+{
+    int t = 0;
+    for (int i = 0; i < n; i++) t += atomic_load(&w[i].committed);
+    return t;
+}
+
+/* Polls until the writers have done `want` more writes than `from` (the
+ * hang guard is generous: the machine may be slow, never wrong). */
+static int wait_writes(bfw *w, int n, int from, int want)
+{
+    for (int i = 0; i < 6000; i++) {
+        if (total_writes(w, n) >= from + want) return 1;
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+    return 0;
+}
+
+/* All rows of a query rendered as "a|b;..." (NULL on error). */
+static char *rows_of(meridian *db, const char *sql)
+{
+    meridian_stmt *st = NULL;
+    if (meridian_prepare(db, sql, -1, &st, NULL) != MERIDIAN_OK) return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int rc;
+    while ((rc = meridian_step(st)) == MERIDIAN_ROW) {
+        for (int i = 0; i < meridian_column_count(st); i++) {
+            const char *t = meridian_column_text(st, i);
+            fprintf(f, "%s%s", i ? "|" : "", t ? t : "NULL");
+        }
+        fputc(';', f);
+    }
+    fclose(f);
+    meridian_finalize(st);
+    if (rc != MERIDIAN_DONE) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void backfill(meridian *db, const char *bin)
+{
+    char sql[256];
+    int rc = exec(db, "CREATE TABLE bf(id INTEGER PRIMARY KEY, k INTEGER, v TEXT)");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO bf SELECT x, x %% 97, 'row' FROM (WITH RECURSIVE c(x) AS (SELECT 1 "
+             "UNION ALL SELECT x + 1 FROM c WHERE x < %d) SELECT x FROM c)",
+             BF_ROWS);
+    if (!rc) rc = exec(db, sql);
+    int64_t tid = tsplit_table_id(db, "bf");
+    int split = tid >= 0;
+    for (int at = BF_ROWS / 4; split && at < BF_ROWS; at += BF_ROWS / 4)
+        split = !tsplit_at(bin, g_hosts, tid, at);
+    check(!rc && split, "backfill: %d rows over four ranges", BF_ROWS);
+    atomic_int stop = 0;
+    bfw w[2];
+    memset(w, 0, sizeof(w));
+    for (int i = 0; i < 2; i++) {
+        w[i].idx = i;
+        w[i].stop = &stop;
+        pthread_create(&w[i].th, NULL, bf_writer, &w[i]);
+    }
+    check(wait_writes(w, 2, 0, 10), "backfill: writers running before CREATE INDEX");
+    int before = total_writes(w, 2);
+    rc = -1;
+    for (int t = 0; t < MAX_RETRIES && rc; t++) {
+        rc = exec(db, "CREATE INDEX bf_k ON bf(k)");
+        if (rc && !meridian_error_retryable(db)) break;
+    }
+    int during = total_writes(w, 2) - before;
+    check(rc == 0, "backfill: CREATE INDEX while writing (%d writes committed meanwhile)", during);
+    /* Writes after the index exists must maintain it. */
+    check(wait_writes(w, 2, total_writes(w, 2), 20), "backfill: writers go on after it");
+    atomic_store(&stop, 1);
+    int failed = 0;
+    for (int i = 0; i < 2; i++) {
+        pthread_join(w[i].th, NULL);
+        failed += w[i].failed;
+    }
+    check(failed == 0, "backfill: every write committed (%d failed)", failed);
+    /* The planner picks the index for k, and the table scan for +k. */
+    char *plan = rows_of(db, "EXPLAIN QUERY PLAN SELECT id, k FROM bf WHERE k BETWEEN -1 AND 1000");
+    char *tplan =
+        rows_of(db, "EXPLAIN QUERY PLAN SELECT id, k FROM bf WHERE +k BETWEEN -1 AND 1000");
+    check(plan && tplan && strcmp(plan, tplan) != 0,
+          "backfill: k is looked up through the index (%s), +k scans the table (%s)",
+          plan ? plan : "no plan", tplan ? tplan : "no plan");
+    free(plan);
+    free(tplan);
+    char *via_index = rows_of(db, "SELECT id, k FROM bf WHERE k BETWEEN -1 AND 1000 ORDER BY id");
+    char *via_table = rows_of(db, "SELECT id, k FROM bf WHERE +k BETWEEN -1 AND 1000 ORDER BY id");
+    int n = (int)scalar(db, "SELECT count(*) FROM bf", -1, &rc);
+    int entries = 0;
+    for (const char *p = via_index; p && *p; p++) entries += *p == ';';
+    check(via_index && via_table && !strcmp(via_index, via_table) && entries == n && n > BF_ROWS,
+          "backfill: index == table (%d rows, %d through the index)", n, entries);
+    free(via_index);
+    free(via_table);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -260,6 +421,7 @@ int main(int argc, char **argv)
     if (!db) return 1;
     counters(db, argv[1], sessions, increments);
     write_skew(db, argv[1], rounds);
+    backfill(db, argv[1]);
     meridian_close(db);
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;

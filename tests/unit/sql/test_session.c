@@ -479,6 +479,70 @@ static int flaky_commit(sql_kv_txn *t, merr *e)
     return sql_kv_mem_ops.commit(t, e);
 }
 
+/* Reads of user rows (table ids from 100 on, after the catalog's) that
+ * lose an injected conflict mid-statement. */
+static int g_fail_reads;
+static int user_key(const uint8_t *k, size_t n)
+{
+    uint8_t lo[16];
+    mbuf b = MBUF_INIT;
+    mkey_val v = mkey_int(100, 0);
+    int rc = mkey_encode_prefix(&v, 1, &b);
+    size_t m = b.len < sizeof(lo) ? b.len : sizeof(lo);
+    if (!rc) memcpy(lo, b.data, m);
+    mbuf_free(&b);
+    return !rc && n >= m && memcmp(k, lo, m) >= 0;
+}
+
+static int flaky_get(sql_kv_txn *t, const uint8_t *k, size_t n, mbuf *v, merr *e)
+{
+    if (g_fail_reads > 0 && user_key(k, n)) {
+        g_fail_reads--;
+        return merr_set(e, MERR_ABORTED, "transaction aborted: injected lost locks");
+    }
+    return sql_kv_mem_ops.get(t, k, n, v, e);
+}
+
+static int flaky_scan(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+                      size_t hilen, int reverse, size_t limit, sql_kv_iter **it, merr *e)
+{
+    if (g_fail_reads > 0 && user_key(lo, lolen)) {
+        g_fail_reads--;
+        return merr_set(e, MERR_ABORTED, "transaction aborted: injected lost locks");
+    }
+    return sql_kv_mem_ops.scan(t, lo, lolen, hi, hilen, reverse, limit, it, e);
+}
+
+/* A statement on its own whose read loses a conflict before it shows a row
+ * reruns in a fresh transaction; inside BEGIN the abort is the client's. */
+static void test_autocommit_read_retry(void **state)
+{
+    fx *f = *state;
+    sql_kv_ops flaky = sql_kv_mem_ops;
+    sql_session *s;
+    merr e = {0};
+    out o;
+    flaky.get = flaky_get;
+    flaky.scan = flaky_scan;
+    assert_int_equal(sql_session_open(&flaky, f->kv, &s, &e), 0);
+    ok(s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    ok(s, "INSERT INTO t VALUES(1, 'x'), (2, 'y')");
+    g_fail_reads = 2;
+    ok(s, "UPDATE t SET b = b || '!' WHERE a >= 1");
+    assert_int_equal(g_fail_reads, 0);
+    assert_string_equal(q(s, "SELECT * FROM t ORDER BY a", &o), "1|x!;2|y!;");
+    g_fail_reads = 10;
+    err(s, "UPDATE t SET b = 'z'", MERR_ABORTED, "injected");
+    g_fail_reads = 0;
+    assert_string_equal(q(s, "SELECT * FROM t ORDER BY a", &o), "1|x!;2|y!;");
+    ok(s, "BEGIN");
+    g_fail_reads = 1;
+    err(s, "UPDATE t SET b = 'w' WHERE a = 1", MERR_ABORTED, "injected");
+    assert_int_equal(sql_session_in_txn(s), 0);
+    g_fail_reads = 0;
+    sql_session_close(s);
+}
+
 static void test_autocommit_retry(void **state)
 {
     fx *f = *state;
@@ -574,6 +638,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctas_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autocommit_read_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_or_rollback_not_retryable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
