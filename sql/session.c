@@ -520,10 +520,17 @@ int sql_step(sql_stmt *st, merr *e)
             rc = merr_set(e, s->stmt_rollback_txn == SQL_RB_CONFLICT ? MERR_ABORTED : MERR_INVALID,
                           "%s", s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
         sqlite3_reset(st->st);
-        stmt_end(st, 0, NULL);
+        /* OR FAIL on its own commits the rows before the failing one: if
+         * that commit fails, its error is the statement's (the client must
+         * not take the constraint error as "earlier rows kept"). */
+        merr ce = {0};
+        if (stmt_end(st, 0, &ce) && ce.code) {
+            rc = ce.code;
+            if (e) *e = ce;
+        }
         /* Lost a conflict before commit (a read wounded, locks gone with a
          * lease): on its own and with nothing shown, it reruns too. */
-        if (rc == MERR_ABORTED && st->autocommit && !st->returned_rows &&
+        if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
             st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
             st->retries++;
             st->started = st->done = 0;

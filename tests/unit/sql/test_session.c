@@ -566,6 +566,13 @@ static void test_autocommit_retry(void **state)
     g_fail_commits = 0;
     q(s, "SELECT count(*) FROM t", &o);
     assert_string_equal(o.buf, "1;");
+    /* OR FAIL keeps the rows before the failing one: a lost conflict when
+     * they commit reruns the statement, which keeps them then. */
+    ok(s, "CREATE TABLE cf(a INTEGER PRIMARY KEY, b CHECK (b >= 0))");
+    g_fail_commits = 1;
+    err(s, "INSERT OR FAIL INTO cf VALUES(1, 1), (2, -1)", MERR_INVALID, "CHECK constraint");
+    assert_int_equal(g_fail_commits, 0);
+    assert_string_equal(q(s, "SELECT a FROM cf", &o), "1;");
     /* DDL on its own too: the table lands once, with its catalog entry. */
     g_fail_commits = 2;
     ok(s, "CREATE TABLE t2(a INTEGER PRIMARY KEY)");
