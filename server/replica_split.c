@@ -182,12 +182,15 @@ int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, 
     /* Prepared 2PC intents pin the range: their participant state would be
      * cut in two. Refuse; the caller retries once they resolved. */
     size_t nint = 0;
-    range_list_intents(r->store, count_intent, &nint, NULL);
+    /* replica_store(): an idle range's store may be closed (host.c). */
+    range *st = replica_store(r);
+    if (!st) return merr_set(e, MERR_UNAVAILABLE, "range %" PRIu64 " is stopped", r->range_id);
+    range_list_intents(st, count_intent, &nint, NULL);
     if (nint)
         return merr_set(e, MERR_BUSY, "range %" PRIu64 " has %zu prepared transactions",
                         r->range_id, nint);
     range_meta m;
-    if (range_get_meta(r->store, &m)) return merr_set(e, MERR_IO, "cannot read the range's meta");
+    if (range_get_meta(st, &m)) return merr_set(e, MERR_IO, "cannot read the range's meta");
     mbuf enc = MBUF_INIT;
     int rc = range_cmd_encode_split(key, klen, new_id, m.generation, committed.voters,
                                     committed.nvoters, &enc);
@@ -202,7 +205,9 @@ int replica_split(replica *r, const uint8_t *key, size_t klen, uint64_t new_id, 
 uint64_t replica_generation(replica *r)
 {
     range_meta m;
-    range *st = replica_store(r); /* an idle replica's store may be closed */
+    /* Asked by requests for any range, idle ones too: their store may be
+     * closed (host.c puts idle stores to sleep past 64 ranges). */
+    range *st = replica_store(r);
     return !st || range_get_meta(st, &m) ? 0 : m.generation;
 }
 

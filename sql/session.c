@@ -337,6 +337,10 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         rc = merr_set(e, MERR_NOMEM, "out of memory");
         goto err;
     }
+    /* classify() pointed the CTAS query into the caller's text, which may
+     * be freed before the statement runs and goes on past this statement:
+     * point it into our copy, which ends where the statement does. */
+    if (st->ddl.ctas_select) st->ddl.ctas_select = st->text + (st->ddl.ctas_select - first.p);
     if (st->kind == K_QUERY) {
         char *re = NULL, *stripped = NULL;
         sqlite3_finalize(probe);
@@ -471,11 +475,21 @@ int sql_step(sql_stmt *st, merr *e)
         if (st->kind == K_DDL || st->kind == K_AUTH) {
             rc = st->kind == K_DDL ? sql_ddl_exec(s, st->text, &st->ddl, e)
                                    : sql_auth_exec(s, &st->auth, e);
-            if (rc) {
+            if (rc)
                 stmt_end(st, 0, NULL);
-                return rc;
+            else
+                rc = stmt_end(st, 1, e);
+            /* DDL on its own that lost a conflict (a range split under it,
+             * a concurrent writer) runs again as a query would: the next
+             * transaction reloads the catalog the failed one left dirty. */
+            if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit &&
+                st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
+                st->retries++;
+                st->started = st->done = 0;
+                if (e) merr_clear(e);
+                continue;
             }
-            return stmt_end(st, 1, e);
+            return rc;
         }
         s->upsert = st->upsert;
         s->auth_msg[0] = 0;
@@ -507,10 +521,26 @@ int sql_step(sql_stmt *st, merr *e)
             rc = merr_set(e, stopped, "%s",
                           stopped == MERR_TIMEOUT ? "statement timeout" : "canceled");
         else
-            rc = merr_set(e, s->stmt_rollback_txn ? MERR_ABORTED : MERR_INVALID, "%s",
-                          s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
+            rc = merr_set(e, s->stmt_rollback_txn == SQL_RB_CONFLICT ? MERR_ABORTED : MERR_INVALID,
+                          "%s", s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
         sqlite3_reset(st->st);
-        stmt_end(st, 0, NULL);
+        /* OR FAIL on its own commits the rows before the failing one: if
+         * that commit fails, its error is the statement's (the client must
+         * not take the constraint error as "earlier rows kept"). */
+        merr ce = {0};
+        if (stmt_end(st, 0, &ce) && ce.code) {
+            rc = ce.code;
+            if (e) *e = ce;
+        }
+        /* Lost a conflict before commit (a read wounded, locks gone with a
+         * lease): on its own and with nothing shown, it reruns too. */
+        if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
+            st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
+            st->retries++;
+            st->started = st->done = 0;
+            if (e) merr_clear(e);
+            continue;
+        }
         return rc;
     }
 }

@@ -23,6 +23,13 @@
 #define SQL_FIRST_TABLE_ID 100
 #define SQL_PRIMARY_INDEX  1 /* index id of every table's rows */
 
+/* Why a statement ends its transaction (sql_session.stmt_rollback_txn): a
+ * lost conflict (reported as MERR_ABORTED, the client retries) or an
+ * ON CONFLICT ROLLBACK constraint failure (a plain constraint error, as
+ * SQLite reports it: nothing to retry). */
+#define SQL_RB_CONFLICT   1
+#define SQL_RB_CONSTRAINT 2
+
 /* Object kinds in the catalog. */
 enum { SQL_OBJ_TABLE = 1, SQL_OBJ_VIEW = 2 };
 
@@ -103,7 +110,7 @@ typedef struct sql_session {
     uint32_t *hslots; /* open-addressing hash: row key -> handle, so a row
                        * keeps one rowid (SQLite de-duplicates OR scans by it) */
     size_t nslots;
-    int stmt_rollback_txn;     /* a statement asked for ON CONFLICT ROLLBACK */
+    int stmt_rollback_txn;     /* the statement ends the transaction: SQL_RB_* */
     int stmt_keep;             /* OR FAIL: a failing statement keeps its earlier rows */
     struct sql_upsert *upsert; /* the running INSERT's ON CONFLICT clause */
     struct sql_sp {

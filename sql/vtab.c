@@ -286,7 +286,8 @@ static int vt_fail(sqlite3_vtab *vt, const merr *e)
     /* A read that lost a conflict (wounded, or its snapshot is gone) ends the
      * transaction as a failed write does: the statement reports MERR_ABORTED
      * and the client retries the whole transaction. */
-    if (e->code == MERR_ABORTED || e->code == MERR_RETRY) ((mvtab *)vt)->s->stmt_rollback_txn = 1;
+    if (e->code == MERR_ABORTED || e->code == MERR_RETRY)
+        ((mvtab *)vt)->s->stmt_rollback_txn = SQL_RB_CONFLICT;
     sqlite3_free(vt->zErrMsg);
     vt->zErrMsg = sqlite3_mprintf("%s", merr_msg(e));
     return e->code == MERR_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR;

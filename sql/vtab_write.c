@@ -385,6 +385,44 @@ static int scratch_check(sql_session *s, sql_table *t, sqlite3_vtab *vt, int mod
     return rc;
 }
 
+/* OR REPLACE puts a NOT NULL column's default in place of a NULL (SQLite's
+ * REPLACE conflict resolution for NOT NULL). Returns vals, or a new array
+ * (*sub, each value owned) with the defaults in; NULL when out of memory. */
+static sqlite3_value **replace_nulls(sql_session *s, const sql_table *t, sqlite3_value **vals,
+                                     sqlite3_value ***sub)
+{
+    *sub = NULL;
+    for (int i = 0; i < t->ncols; i++) {
+        const sql_column *c = &t->cols[i];
+        if (!c->notnull || !c->dflt_sql || sqlite3_value_type(vals[i]) != SQLITE_NULL) continue;
+        if (!*sub) {
+            *sub = calloc((size_t)t->ncols, sizeof(**sub));
+            if (!*sub) return NULL;
+            for (int k = 0; k < t->ncols; k++)
+                if (!((*sub)[k] = sqlite3_value_dup(vals[k]))) return NULL;
+        }
+        char *q = sqlite3_mprintf("SELECT (%s)", c->dflt_sql);
+        sqlite3_stmt *st = NULL;
+        if (q && sqlite3_prepare_v2(s->scratch, q, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            sqlite3_value *d = sqlite3_value_dup(sqlite3_column_value(st, 0));
+            if (d) {
+                sqlite3_value_free((*sub)[i]);
+                (*sub)[i] = d;
+            }
+        }
+        sqlite3_finalize(st);
+        sqlite3_free(q);
+    }
+    return *sub ? *sub : vals;
+}
+
+static void free_values(sqlite3_value **v, int n)
+{
+    for (int i = 0; v && i < n; i++) sqlite3_value_free(v[i]);
+    free(v);
+}
+
 int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_int64 *out_rowid)
 {
     mvtab *v = (mvtab *)vt;
@@ -397,6 +435,7 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
     merr e = {0};
     int rc = 0, src = SQLITE_OK;
     uint64_t mark = 0;
+    sqlite3_value **sub = NULL;
     if (!t) return SQLITE_ERROR;
     if (!s->txn) return wfail(vt, SQLITE_ERROR, "%s", "meridian: no transaction");
     int mode = sqlite3_vtab_on_conflict(s->db);
@@ -454,7 +493,9 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
             }
         }
     }
-    src = scratch_check(s, t, vt, mode, &argv[2], ipkp);
+    sqlite3_value **vals = &argv[2];
+    if (mode == SQLITE_REPLACE && !(vals = replace_nulls(s, t, vals, &sub))) goto nomem;
+    src = scratch_check(s, t, vt, mode, vals, ipkp);
     if (src == SQLITE_DONE) {
         src = SQLITE_OK;
         goto out;
@@ -465,7 +506,7 @@ int sql_vtab_update(sqlite3_vtab *vt, int argc, sqlite3_value **argv, sqlite3_in
             cv[i] = *ipkp;
             continue;
         }
-        nv[i] = sqlite3_value_dup(argv[2 + i]);
+        nv[i] = sqlite3_value_dup(vals[i]);
         if (!nv[i]) goto nomem;
         cv[i] = sql_apply_affinity(t->cols[i].aff, nv[i]);
     }
@@ -517,12 +558,14 @@ nomem:
 fail:
     if (!e.code) merr_set(&e, rc, "%s", merr_str(rc));
     src = wfail(vt, rc == MERR_NOMEM ? SQLITE_NOMEM : SQLITE_ERROR, "%s", merr_msg(&e));
-    if (rc == MERR_ABORTED || rc == MERR_RETRY) s->stmt_rollback_txn = 1;
+    if (rc == MERR_ABORTED || rc == MERR_RETRY) s->stmt_rollback_txn = SQL_RB_CONFLICT;
 out:
     /* OR FAIL keeps the statement's earlier rows; OR ROLLBACK ends the
      * transaction (the session acts on these after the statement). */
     if (src == SQLITE_CONSTRAINT && mode == SQLITE_FAIL) s->stmt_keep = 1;
-    if (src == SQLITE_CONSTRAINT && mode == SQLITE_ROLLBACK) s->stmt_rollback_txn = 1;
+    if (src == SQLITE_CONSTRAINT && mode == SQLITE_ROLLBACK && !s->stmt_rollback_txn)
+        s->stmt_rollback_txn = SQL_RB_CONSTRAINT;
+    free_values(sub, t->ncols);
     if (nv)
         for (int i = 0; i < t->ncols; i++) sqlite3_value_free(nv[i]);
     free(nv);

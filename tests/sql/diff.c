@@ -7,12 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct result {
-    int failed;
-    char err[512];
-    char **rows;
-    size_t n, cap;
-} result;
+typedef diff_rows result;
 
 static void res_free(result *r)
 {
@@ -21,22 +16,47 @@ static void res_free(result *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void render_value(sqlite3_value *v, char **buf, size_t *len, FILE *f)
+void diff_render(FILE *f, int type, int64_t i, double r, const void *p, int n)
 {
-    (void)buf;
-    (void)len;
-    switch (sqlite3_value_type(v)) {
-    case SQLITE_INTEGER: fprintf(f, "i:%lld", (long long)sqlite3_value_int64(v)); break;
-    case SQLITE_FLOAT: fprintf(f, "r:%.17g", sqlite3_value_double(v)); break;
-    case SQLITE_TEXT: fprintf(f, "t:%s", (const char *)sqlite3_value_text(v)); break;
-    case SQLITE_BLOB: {
-        const unsigned char *p = sqlite3_value_blob(v);
+    switch (type) {
+    case SQLITE_INTEGER: fprintf(f, "i:%lld", (long long)i); break;
+    case SQLITE_FLOAT: fprintf(f, "r:%.17g", r); break;
+    case SQLITE_TEXT: fprintf(f, "t:%.*s", n, (const char *)p); break;
+    case SQLITE_BLOB:
         fprintf(f, "b:");
-        for (int i = 0; i < sqlite3_value_bytes(v); i++) fprintf(f, "%02x", p[i]);
+        for (int k = 0; k < n; k++) fprintf(f, "%02x", ((const unsigned char *)p)[k]);
         break;
-    }
     default: fprintf(f, "n");
     }
+}
+
+static void render_value(sqlite3_value *v, FILE *f)
+{
+    /* Only the accessor of the value's own type: others may convert it. */
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_INTEGER: diff_render(f, SQLITE_INTEGER, sqlite3_value_int64(v), 0, NULL, 0); break;
+    case SQLITE_FLOAT: diff_render(f, SQLITE_FLOAT, 0, sqlite3_value_double(v), NULL, 0); break;
+    case SQLITE_TEXT: {
+        const unsigned char *p = sqlite3_value_text(v);
+        diff_render(f, SQLITE_TEXT, 0, 0, p, sqlite3_value_bytes(v));
+        break;
+    }
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_value_blob(v);
+        diff_render(f, SQLITE_BLOB, 0, 0, p, sqlite3_value_bytes(v));
+        break;
+    }
+    default: diff_render(f, SQLITE_NULL, 0, 0, NULL, 0);
+    }
+}
+
+void diff_rows_add(diff_rows *r, char *row)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->rows = realloc(r->rows, r->cap * sizeof(char *));
+    }
+    r->rows[r->n++] = row;
 }
 
 static void add_row(result *r, int ncol, sqlite3_value *(*col)(void *, int), void *st)
@@ -46,14 +66,10 @@ static void add_row(result *r, int ncol, sqlite3_value *(*col)(void *, int), voi
     FILE *f = open_memstream(&buf, &len);
     for (int i = 0; i < ncol; i++) {
         if (i) fputs(" | ", f);
-        render_value(col(st, i), &buf, &len, f);
+        render_value(col(st, i), f);
     }
     fclose(f);
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->rows = realloc(r->rows, r->cap * sizeof(char *));
-    }
-    r->rows[r->n++] = buf;
+    diff_rows_add(r, buf);
 }
 
 static sqlite3_value *oracle_col(void *st, int i)
@@ -147,10 +163,21 @@ int diff_open(diff_ctx *d)
     return 0;
 }
 
+int diff_open_side(diff_ctx *d, diff_side_fn side, void *side_arg)
+{
+    memset(d, 0, sizeof(*d));
+    if (sqlite3_open(":memory:", &d->oracle) != SQLITE_OK) return -1;
+    sqlite3_db_config(d->oracle, SQLITE_DBCONFIG_DQS_DML, 0, NULL);
+    sqlite3_db_config(d->oracle, SQLITE_DBCONFIG_DQS_DDL, 0, NULL);
+    d->side = side;
+    d->side_arg = side_arg;
+    return 0;
+}
+
 void diff_close(diff_ctx *d)
 {
-    sql_session_close(d->s);
-    sql_kv_mem_close(d->kv);
+    if (d->s) sql_session_close(d->s);
+    if (d->kv) sql_kv_mem_close(d->kv);
     sqlite3_close(d->oracle);
     memset(d, 0, sizeof(*d));
 }
@@ -161,7 +188,10 @@ int diff_run(diff_ctx *d, const char *sql)
     int bad = 0;
     if (getenv("SQL_TRACE")) fprintf(stderr, "%s;\n", sql);
     run_oracle(d->oracle, sql, &a);
-    run_meridian(d->s, sql, &b);
+    if (d->side)
+        d->side(d->side_arg, sql, &b);
+    else
+        run_meridian(d->s, sql, &b);
     d->statements++;
     d->rows += a.n;
     if (a.failed != b.failed || (a.failed && !d->unordered && strcmp(a.err, b.err) != 0)) {
@@ -184,4 +214,35 @@ int diff_run(diff_ctx *d, const char *sql)
     res_free(&a);
     res_free(&b);
     return bad ? -1 : 0;
+}
+
+int diff_run_script(diff_ctx *d, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    char *stmt = NULL;
+    size_t len = 0, lineno = 0, start = 0;
+    int failures = 0;
+    if (!f) return -1;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (strncmp(line, "--", 2) == 0) continue;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\n' || line[n - 1] == ' ' || line[n - 1] == '\r')) n--;
+        if (!n && !len) continue;
+        if (!len) start = lineno;
+        stmt = realloc(stmt, len + n + 2);
+        memcpy(stmt + len, line, n);
+        len += n;
+        stmt[len++] = '\n';
+        stmt[len] = 0;
+        if (n && line[n - 1] == ';') {
+            snprintf(d->where, sizeof(d->where), "%s:%zu", path, start);
+            if (diff_run(d, stmt)) failures++;
+            len = 0;
+        }
+    }
+    free(stmt);
+    fclose(f);
+    return failures;
 }

@@ -17,40 +17,12 @@ static const char *g_dir;
 
 static int run_file(const char *path, size_t *nstmt)
 {
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    char *stmt = NULL;
-    size_t len = 0, lineno = 0, start = 0;
-    int failures = 0;
     diff_ctx d;
-    if (!f) return 1;
-    if (diff_open(&d)) {
-        fclose(f);
-        return 1;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        lineno++;
-        if (strncmp(line, "--", 2) == 0) continue;
-        size_t n = strlen(line);
-        while (n && (line[n - 1] == '\n' || line[n - 1] == ' ' || line[n - 1] == '\r')) n--;
-        if (!n && !len) continue;
-        if (!len) start = lineno;
-        stmt = realloc(stmt, len + n + 2);
-        memcpy(stmt + len, line, n);
-        len += n;
-        stmt[len++] = '\n';
-        stmt[len] = 0;
-        if (n && line[n - 1] == ';') {
-            snprintf(d.where, sizeof(d.where), "%s:%zu", path, start);
-            if (diff_run(&d, stmt)) failures++;
-            len = 0;
-        }
-    }
+    if (diff_open(&d)) return 1;
+    int failures = diff_run_script(&d, path);
     *nstmt += d.statements;
-    free(stmt);
-    fclose(f);
     diff_close(&d);
-    return failures;
+    return failures < 0 ? 1 : failures;
 }
 
 static int cmp_names(const void *a, const void *b)

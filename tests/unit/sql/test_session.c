@@ -479,6 +479,70 @@ static int flaky_commit(sql_kv_txn *t, merr *e)
     return sql_kv_mem_ops.commit(t, e);
 }
 
+/* Reads of user rows (table ids from 100 on, after the catalog's) that
+ * lose an injected conflict mid-statement. */
+static int g_fail_reads;
+static int user_key(const uint8_t *k, size_t n)
+{
+    uint8_t lo[16];
+    mbuf b = MBUF_INIT;
+    mkey_val v = mkey_int(100, 0);
+    int rc = mkey_encode_prefix(&v, 1, &b);
+    size_t m = b.len < sizeof(lo) ? b.len : sizeof(lo);
+    if (!rc) memcpy(lo, b.data, m);
+    mbuf_free(&b);
+    return !rc && n >= m && memcmp(k, lo, m) >= 0;
+}
+
+static int flaky_get(sql_kv_txn *t, const uint8_t *k, size_t n, mbuf *v, merr *e)
+{
+    if (g_fail_reads > 0 && user_key(k, n)) {
+        g_fail_reads--;
+        return merr_set(e, MERR_ABORTED, "transaction aborted: injected lost locks");
+    }
+    return sql_kv_mem_ops.get(t, k, n, v, e);
+}
+
+static int flaky_scan(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+                      size_t hilen, int reverse, size_t limit, sql_kv_iter **it, merr *e)
+{
+    if (g_fail_reads > 0 && user_key(lo, lolen)) {
+        g_fail_reads--;
+        return merr_set(e, MERR_ABORTED, "transaction aborted: injected lost locks");
+    }
+    return sql_kv_mem_ops.scan(t, lo, lolen, hi, hilen, reverse, limit, it, e);
+}
+
+/* A statement on its own whose read loses a conflict before it shows a row
+ * reruns in a fresh transaction; inside BEGIN the abort is the client's. */
+static void test_autocommit_read_retry(void **state)
+{
+    fx *f = *state;
+    sql_kv_ops flaky = sql_kv_mem_ops;
+    sql_session *s;
+    merr e = {0};
+    out o;
+    flaky.get = flaky_get;
+    flaky.scan = flaky_scan;
+    assert_int_equal(sql_session_open(&flaky, f->kv, &s, &e), 0);
+    ok(s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    ok(s, "INSERT INTO t VALUES(1, 'x'), (2, 'y')");
+    g_fail_reads = 2;
+    ok(s, "UPDATE t SET b = b || '!' WHERE a >= 1");
+    assert_int_equal(g_fail_reads, 0);
+    assert_string_equal(q(s, "SELECT * FROM t ORDER BY a", &o), "1|x!;2|y!;");
+    g_fail_reads = 10;
+    err(s, "UPDATE t SET b = 'z'", MERR_ABORTED, "injected");
+    g_fail_reads = 0;
+    assert_string_equal(q(s, "SELECT * FROM t ORDER BY a", &o), "1|x!;2|y!;");
+    ok(s, "BEGIN");
+    g_fail_reads = 1;
+    err(s, "UPDATE t SET b = 'w' WHERE a = 1", MERR_ABORTED, "injected");
+    assert_int_equal(sql_session_in_txn(s), 0);
+    g_fail_reads = 0;
+    sql_session_close(s);
+}
+
 static void test_autocommit_retry(void **state)
 {
     fx *f = *state;
@@ -502,6 +566,21 @@ static void test_autocommit_retry(void **state)
     g_fail_commits = 0;
     q(s, "SELECT count(*) FROM t", &o);
     assert_string_equal(o.buf, "1;");
+    /* OR FAIL keeps the rows before the failing one: a lost conflict when
+     * they commit reruns the statement, which keeps them then. */
+    ok(s, "CREATE TABLE cf(a INTEGER PRIMARY KEY, b CHECK (b >= 0))");
+    g_fail_commits = 1;
+    err(s, "INSERT OR FAIL INTO cf VALUES(1, 1), (2, -1)", MERR_INVALID, "CHECK constraint");
+    assert_int_equal(g_fail_commits, 0);
+    assert_string_equal(q(s, "SELECT a FROM cf", &o), "1;");
+    /* DDL on its own too: the table lands once, with its catalog entry. */
+    g_fail_commits = 2;
+    ok(s, "CREATE TABLE t2(a INTEGER PRIMARY KEY)");
+    assert_int_equal(g_fail_commits, 0);
+    ok(s, "INSERT INTO t2 VALUES(1)");
+    g_fail_commits = 1;
+    ok(s, "DROP TABLE t2");
+    err(s, "SELECT * FROM t2", MERR_INVALID, "no such table");
     /* Inside BEGIN nothing is retried: COMMIT reports the abort. */
     ok(s, "BEGIN");
     ok(s, "INSERT INTO t(b) VALUES('z')");
@@ -510,6 +589,45 @@ static void test_autocommit_retry(void **state)
     q(s, "SELECT count(*) FROM t", &o);
     assert_string_equal(o.buf, "1;");
     sql_session_close(s);
+}
+
+/* CREATE TABLE ... AS SELECT keeps its own copy of the query: the caller's
+ * text may be gone (a server frees the request) by the time it runs, and
+ * the statements after it in the same text are not part of it. */
+static void test_ctas_text(void **state)
+{
+    fx *f = *state;
+    out o;
+    fill(f->s);
+    const char *text = "CREATE TABLE c2 AS SELECT id, name FROM t WHERE id <= 3; SELECT 42";
+    char *copy = strdup(text);
+    sql_stmt *st = NULL;
+    const char *tail = NULL;
+    merr e = {0};
+    assert_int_equal(sql_prepare(f->s, copy, &st, &tail, &e), 0);
+    assert_string_equal(tail, " SELECT 42");
+    memset(copy, ' ', strlen(copy)); /* the caller reuses its buffer */
+    free(copy);
+    if (sql_step(st, &e) != 0) fail_msg("CTAS: %s", merr_msg(&e));
+    assert_int_equal(sql_finalize(st, &e), 0);
+    assert_string_equal(q(f->s, "SELECT * FROM c2 ORDER BY id", &o), "1|n1;2|n2;3|n3;");
+}
+
+/* INSERT OR ROLLBACK ends the transaction on a constraint failure with a
+ * constraint error, not an abort to retry (running it again fails the
+ * same way); COMMIT then has no transaction, as in SQLite. */
+static void test_or_rollback_not_retryable(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE u(k INTEGER PRIMARY KEY, v UNIQUE)");
+    ok(f->s, "BEGIN");
+    ok(f->s, "INSERT INTO u VALUES(1, 'a')");
+    err(f->s, "INSERT OR ROLLBACK INTO u VALUES(2, 'b'), (3, 'a')", MERR_INVALID,
+        "UNIQUE constraint failed");
+    assert_int_equal(sql_session_in_txn(f->s), 0);
+    err(f->s, "COMMIT", MERR_INVALID, "no transaction is active");
+    assert_string_equal(q(f->s, "SELECT count(*) FROM u", &o), "0;");
 }
 
 int main(void)
@@ -526,6 +644,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctas_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autocommit_read_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_or_rollback_not_retryable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
