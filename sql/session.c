@@ -337,10 +337,6 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         rc = merr_set(e, MERR_NOMEM, "out of memory");
         goto err;
     }
-    /* classify() pointed the CTAS query into the caller's text, which may
-     * be freed before the statement runs and goes on past this statement:
-     * point it into our copy, which ends where the statement does. */
-    if (st->ddl.ctas_select) st->ddl.ctas_select = st->text + (st->ddl.ctas_select - first.p);
     if (st->kind == K_QUERY) {
         char *re = NULL, *stripped = NULL;
         sqlite3_finalize(probe);
