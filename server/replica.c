@@ -668,3 +668,13 @@ void replica_free(replica *r)
     free(r->end);
     free(r);
 }
+
+uint64_t replica_newest_pending(replica *r)
+{
+    return r->pending_tail ? r->pending_tail->id : 0;
+}
+
+uint64_t replica_oldest_pending(replica *r)
+{
+    return r->pending ? r->pending->id : 0;
+}

@@ -123,6 +123,10 @@ int64_t replica_span_age_ns(replica *r, int64_t now_ns);
 
 /* The store's generation (grows with every split/merge) and span. */
 uint64_t replica_generation(replica *r);
+/* Ids of this replica's proposals not yet applied: the newest and the
+ * oldest (0: none). Ids grow with each proposal. */
+uint64_t replica_newest_pending(replica *r);
+uint64_t replica_oldest_pending(replica *r);
 void replica_span(replica *r, const uint8_t **start, size_t *slen, const uint8_t **end,
                   size_t *elen);
 

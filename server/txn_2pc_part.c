@@ -289,9 +289,11 @@ void tx2_on_prepare(void *arg, rpc_req *req)
             txs_fail(s, r, req, TX_PREPARE, MERR_RANGE, "a write outside the range", 0);
             goto out;
         }
-    tx_range *rg = tx_range_for(s, r);
+    int gc = 0;
+    const char *gwhy = NULL;
+    tx_range *rg = tx_range_get(s, r, &gc, &gwhy);
     if (!rg) {
-        txs_fail(s, r, req, TX_PREPARE, MERR_NOMEM, "out of memory", 0);
+        txs_fail(s, r, req, TX_PREPARE, gc, gwhy, 0);
         goto out;
     }
     tx_txn *t = tx_txn_find(rg, q->txn->id);
@@ -358,8 +360,10 @@ void tx2_on_decide(void *arg, rpc_req *req)
         return;
     }
     replica *r = leader_of(s, req, TX_PREPARE, q->range_id);
-    tx_range *rg = r ? tx_range_for(s, r) : NULL;
-    if (r && !rg) txs_fail(s, r, req, TX_PREPARE, MERR_NOMEM, "out of memory", 0);
+    int gc = 0;
+    const char *gwhy = NULL;
+    tx_range *rg = r ? tx_range_get(s, r, &gc, &gwhy) : NULL;
+    if (r && !rg) txs_fail(s, r, req, TX_PREPARE, gc, gwhy, 0);
     if (!rg) goto out;
     tx_txn *t = tx_txn_find(rg, q->txn_id);
     if (!t || !t->x2) tx2_rebuild(rg); /* an intent applied after the table was made */

@@ -388,9 +388,11 @@ static void on_get(void *arg, rpc_req *req)
         tx_parked_free(pk);
         return;
     }
-    tx_range *rg = tx_range_for(s, r);
+    int gc = 0;
+    const char *gwhy = NULL;
+    tx_range *rg = tx_range_get(s, r, &gc, &gwhy);
     tx_txn *t = rg ? txn_enter(s, rg, req, TX_GET, q->txn) : NULL;
-    if (!rg) txs_fail(s, r, req, TX_GET, MERR_NOMEM, "out of memory", 0);
+    if (!rg) txs_fail(s, r, req, TX_GET, gc, gwhy, 0);
     if (!t) {
         tx_parked_free(pk);
         return;
@@ -470,9 +472,11 @@ static void on_scan(void *arg, rpc_req *req)
         tx_parked_free(pk);
         return;
     }
-    tx_range *rg = tx_range_for(s, r);
+    int gc = 0;
+    const char *gwhy = NULL;
+    tx_range *rg = tx_range_get(s, r, &gc, &gwhy);
     tx_txn *t = rg ? txn_enter(s, rg, req, TX_SCAN, q->txn) : NULL;
-    if (!rg) txs_fail(s, r, req, TX_SCAN, MERR_NOMEM, "out of memory", 0);
+    if (!rg) txs_fail(s, r, req, TX_SCAN, gc, gwhy, 0);
     if (!t) {
         tx_parked_free(pk);
         return;
@@ -524,10 +528,7 @@ static void on_commit(void *arg, rpc_req *req)
         }
     }
     tx_range *rg = NULL;
-    if (!rc && !(rg = tx_range_for(s, r))) {
-        rc = MERR_NOMEM;
-        why = "out of memory";
-    }
+    if (!rc) rg = tx_range_get(s, r, &rc, &why);
     if (rc) {
         txs_fail(s, r, req, TX_COMMIT, rc, why, 0);
         meridian__txn__commit_request__free_unpacked(q, NULL);

@@ -52,14 +52,36 @@ tx_range *tx_range_find(txn_service *s, uint64_t range_id)
     return NULL;
 }
 
-tx_range *tx_range_for(txn_service *s, replica *r)
+int tx_range_draining(tx_range *rg)
+{
+    /* A lost ballot needs no wait: the log orders the old leader's
+     * proposals before anything the next leader proposes. */
+    if (host_find(rg->s->h, rg->range_id) != rg->r) return 0;
+    paxos_group *g = replica_group(rg->r);
+    if (paxos_get_role(g) != PAXOS_LEADER || !ballot_eq(rg->ballot, paxos_get_ballot(g))) return 0;
+    if (!rg->drain_set) {
+        rg->drain_set = 1;
+        rg->drain_upto = replica_newest_pending(rg->r);
+    }
+    uint64_t oldest = replica_oldest_pending(rg->r);
+    return txn_drain_waits(rg->drain_upto, oldest);
+}
+
+tx_range *tx_range_get(txn_service *s, replica *r, int *code, const char **why)
 {
     tx_range *rg = tx_range_find(s, replica_id(r));
     if (rg && !tx_range_valid(rg)) {
+        if (tx_range_draining(rg)) {
+            *code = MERR_BUSY;
+            *why = "the range split or merged: writes from before are still applying; retry";
+            return NULL;
+        }
         tx_range_drop(rg, "the lease moved: the transaction's locks are gone");
         rg = NULL;
     }
     if (rg) return rg;
+    *code = MERR_NOMEM;
+    *why = "out of memory";
     rg = calloc(1, sizeof(*rg));
     if (!rg) return NULL;
     if (txn_lock_table_new(NULL, &rg->lt)) {
@@ -84,7 +106,15 @@ tx_range *tx_range_for(txn_service *s, replica *r)
     s->ranges = rg;
     MLOG_I(MOD, "lock table created", "range=%" PRIu64 " epoch=%" PRIu64, rg->range_id, rg->epoch);
     tx2_rebuild(rg); /* prepared transactions keep their locks across leaders */
+    *code = 0;
     return rg;
+}
+
+tx_range *tx_range_for(txn_service *s, replica *r)
+{
+    int code;
+    const char *why;
+    return tx_range_get(s, r, &code, &why);
 }
 
 void tx_parked_free(tx_parked *pk)
@@ -254,6 +284,7 @@ void tx_sweep(txn_service *s)
     for (tx_range *rg = s->ranges, *next; rg; rg = next) {
         next = rg->next;
         if (!tx_range_valid(rg)) {
+            if (tx_range_draining(rg)) continue; /* dropped once its writes applied */
             if (host_find(s->h, rg->range_id) != rg->r) {
                 tx_range_drop(rg, "the range merged into its neighbour: the locks are gone");
                 continue;

@@ -69,6 +69,13 @@ typedef struct tx_range {
     size_t nq, capq;
     int pumping;
     int64_t last_prop_ns; /* monotonic: the last write this table proposed */
+    /* A split or merge ended the table while this node still leads: new
+     * locks wait (retryable) until the proposals made before are applied
+     * (ids up to drain_upto), else a commit in flight could land under a
+     * transaction that locked its keys afresh (a lost update, found by the
+     * jepsen split,merge nemesis). */
+    int drain_set;
+    uint64_t drain_upto;
     /* transaction record GC (server/txn_2pc_gc.c) */
     int64_t gc_last_ns;
     int gc_inflight;
@@ -91,8 +98,14 @@ struct txn_service {
 };
 
 /* The table of r's range, valid under r's current ballot (a stale one is
- * dropped first); created when missing. NULL when out of memory. */
+ * dropped first); created when missing. NULL with *code set: MERR_NOMEM, or
+ * MERR_BUSY (retryable) while an ended table's writes are still in flight. */
+tx_range *tx_range_get(txn_service *s, replica *r, int *code, const char **why);
+/* The same where nobody waits for an answer (NULL on either failure). */
 tx_range *tx_range_for(txn_service *s, replica *r);
+/* 1 while rg, ended by a split or merge of the range this node still leads,
+ * waits for the proposals made before it ended (see drain_upto). */
+int tx_range_draining(tx_range *rg);
 tx_range *tx_range_find(txn_service *s, uint64_t range_id);
 /* Aborts every transaction of the table and frees it (lease lost). */
 void tx_range_drop(tx_range *rg, const char *why);

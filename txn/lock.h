@@ -196,4 +196,15 @@ static inline int txn_prio_older(txn_ts pa, txn_id a, txn_ts pb, txn_id b)
 
 const char *txn_lock_mode_name(txn_lock_mode m);
 
+/* A lock table ended by a split or merge of a range its node still leads
+ * must not be replaced while a proposal made under it may still apply
+ * (commits land in log order after the span change; fresh locks would let
+ * a new transaction read around them). upto: the newest proposal id when
+ * the table ended (0: none); oldest: the oldest id not yet applied (0:
+ * none). Ids grow. 1 while new locks must wait. */
+static inline int txn_drain_waits(uint64_t upto, uint64_t oldest)
+{
+    return upto && oldest && oldest <= upto;
+}
+
 #endif

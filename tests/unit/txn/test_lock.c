@@ -489,9 +489,23 @@ static void test_visit(void **state)
     assert_string_equal(txn_lock_mode_name(TXN_LOCK_X), "X");
 }
 
+/* The drain after a split/merge: waits exactly while a proposal made
+ * before the table ended is still pending. */
+static void test_drain_after_span_change(void **state)
+{
+    (void)state;
+    assert_false(txn_drain_waits(0, 0)); /* nothing was in flight */
+    assert_false(txn_drain_waits(0, 7)); /* only proposals made later */
+    assert_true(txn_drain_waits(7, 5));  /* older ones still pending */
+    assert_true(txn_drain_waits(7, 7));
+    assert_false(txn_drain_waits(7, 8)); /* all up to 7 applied, 8 is newer */
+    assert_false(txn_drain_waits(7, 0)); /* nothing pending at all */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_drain_after_span_change),
         cmocka_unit_test_setup_teardown(test_shared_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_younger_waits_for_older, setup, teardown),
         cmocka_unit_test_setup_teardown(test_older_wounds_younger, setup, teardown),
