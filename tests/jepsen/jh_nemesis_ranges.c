@@ -19,8 +19,8 @@
  * An event makes 1-3 requests spread over its hold time. A request the
  * cluster refuses (a split or merge while 2PC intents are prepared, a
  * transfer while another runs, a merge while a replica's node is down) or
- * that times out is counted, not an error: these nemeses
- * change placement, they break nothing, so there is nothing to heal. */
+ * that times out is counted, not an error: these nemeses change placement,
+ * they break nothing, so there is nothing to heal. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,10 +185,12 @@ static void one_merge(jh_cluster *c, const jh_nemesis_opts *o, const char *hosts
     uint8_t key[JH_KEY_MAX];
     size_t klen = 0;
     char hex[2 * JH_KEY_MAX + 3], res[512];
-    int i = -1;
+    int i = -1, n = 0;
     if (!o->key_space || o->key_space(o->run, &sp)) {
         jh_note(c, rec, "merge: the workload's key space is not known yet");
-    } else if ((i = jh_merge_pick(rows, fetch_ranges(c, out, rows), &sp, g, key, &klen)) < 0) {
+    } else if (!(n = fetch_ranges(c, out, rows))) {
+        jh_note(c, rec, "merge: no node answered `debug ranges`");
+    } else if ((i = jh_merge_pick(rows, n, &sp, g, key, &klen)) < 0) {
         st->merges_idle++;
         jh_note(c, rec, "merge: no boundary inside the key space to remove");
     }
