@@ -5,14 +5,17 @@
 # injected each class and completed operations, and must leave no process
 # behind. clock-skew must have skewed a node; disk-full must have made log
 # writes fail without crashing the node; split and leader-transfer must have
-# split ranges and moved leases. With `all`, a run whose history has
+# split ranges and moved leases; merge (and split,merge) must have merged
+# ranges. With `all`, a run whose history has
 # a planted anomaly (--testing-bug: a wrong final read) must then fail with
 # exit status 1, so a broken pipeline cannot pass for a clean cluster.
 #   harness_test.sh RUN_SCRIPT WORKLOAD [NEMESIS]
-# JEPSEN_DURATION (default 20) and JEPSEN_SEED (default 7) change the run.
+# JEPSEN_DURATION (default 20) and JEPSEN_SEED (default 7) change the run;
+# JEPSEN_SPLIT=N pre-splits the SQL workloads' table (--split N).
 set -u
 run=$1; w=$2; nem=${3:-all}
 dur=${JEPSEN_DURATION:-20}; seed=${JEPSEN_SEED:-7}
+presplit=(); [ -n "${JEPSEN_SPLIT:-}" ] && presplit=(--split "$JEPSEN_SPLIT")
 dir=$(mktemp -d)
 fails=0
 # A failed test keeps its runs (histories, node logs, sanitizer reports).
@@ -28,7 +31,7 @@ leftover() { # processes of the run's cluster still alive
 }
 
 bash "$run" --workload "$w" --nemesis "$nem" --duration "$dur" --seed "$seed" --out "$dir/all" \
-  >"$dir/all.txt" 2>&1
+  "${presplit[@]}" >"$dir/all.txt" 2>&1
 st=$?
 cp "$dir/all.txt" "$dir/all/out.txt" 2>/dev/null
 cat "$dir/all.txt"
@@ -63,6 +66,12 @@ netns-partition)
   # either way the run must say why and go on.
   check "netns-partition says why it was skipped" "grep -q '^netns_partition skipped: ..' '$dir/all/summary'"
   check "... in the history too" "grep -q 'nemesis netns-partition skipped: ' '$dir/all/history'"
+  ;;
+merge | split,merge)
+  [ "$nem" = merge ] || check "ranges were split during the run" "[ \"\$(fault $dir/all splits)\" -ge 1 ]"
+  [ -n "${JEPSEN_SPLIT:-}" ] && check "the table was pre-split" "grep -qx 'split $JEPSEN_SPLIT' '$dir/all/summary'"
+  check "ranges were merged during the run" "[ \"\$(fault $dir/all merges)\" -ge 1 ]"
+  check "the history names the merges" "grep -q 'nemesis merge at 0x[0-9a-f]*: range [0-9]* absorbed' '$dir/all/history'"
   ;;
 leader-transfer)
   check "leases were moved during the run" "[ \"\$(fault $dir/all transfers)\" -ge 1 ]"

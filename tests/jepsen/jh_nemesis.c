@@ -20,6 +20,9 @@
  *             key space, 1-3 per event (jh_nemesis_ranges.c)
  *   leader-transfer  `meridian debug transfer-lease` of random ranges
  *             (range 1 half the time) to another voter, 1-3 per event
+ *   merge     `meridian debug merge` of ranges whose end lies inside the
+ *             workload's key space, 1-3 per event (with split: after it in
+ *             each round, so there are boundaries to remove)
  *
  * One fault at a time, each healed before the next, so a majority of range
  * 1's voters is always up and the cluster must stay available between
@@ -50,6 +53,7 @@ static const char *const fault_names[JH_F_COUNT] = {
     "kill",      "pause",  "isolate",         "isolate-leader",
     "one-way",   "halves", "clock-skew",      "clock-skew-big",
     "disk-full", "split",  "leader-transfer", "netns-partition",
+    "merge",
 };
 
 const char *jh_fault_name(jh_fault f)
@@ -87,7 +91,8 @@ int jh_nemesis_parse(const char *spec, unsigned *kinds)
             *kinds |= 1u << JH_F_TRANSFER;
         else if (!strcmp(t, "netns-partition"))
             *kinds |= 1u << JH_F_NETNS;
-        /* "merge" (JH_F_MERGE) goes here with the merge nemesis. */
+        else if (!strcmp(t, "merge"))
+            *kinds |= 1u << JH_F_MERGE;
         else
             return MERR_INVALID;
     }
@@ -506,8 +511,8 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
         return;
     }
     int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
-    if (f == JH_F_NETNS) return;                 /* jh_netns_probe does not let it run yet */
-    if (f == JH_F_SPLIT || f == JH_F_TRANSFER) { /* ranges, not nodes */
+    if (f == JH_F_NETNS) return; /* jh_netns_probe does not let it run yet */
+    if (f == JH_F_SPLIT || f == JH_F_TRANSFER || f == JH_F_MERGE) { /* ranges, not nodes */
         st->count[f]++;
         jh_ranges_fault(c, f, o, hold, g, rec, stop, st);
         return;
@@ -557,6 +562,25 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
     }
 }
 
+void jh_shuffle_round(int *classes, int n, rpc_rng *g)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rpc_rng_next(g) % (uint64_t)(i + 1));
+        int t = classes[i];
+        classes[i] = classes[j];
+        classes[j] = t;
+    }
+    /* split before merge: a merge only removes boundaries inside the key
+     * space, and without this a round could start with nothing to merge
+     * (and a short run never merge at all). */
+    int si = -1, mi = -1;
+    for (int k = 0; k < n; k++) {
+        if (classes[k] == JH_F_SPLIT) si = k;
+        if (classes[k] == JH_F_MERGE) mi = k;
+    }
+    if (mi >= 0 && si > mi) classes[si] = JH_F_MERGE, classes[mi] = JH_F_SPLIT;
+}
+
 int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
                    volatile sig_atomic_t *stop, jh_nemesis_stats *st, merr *e)
 {
@@ -589,12 +613,7 @@ int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
         if (kinds & (1u << f)) classes[nclasses++] = f;
     int rounds = 0;
     while (!*stop && (mtime_mono_ns() < o->end_ns || rounds == 0)) {
-        for (int i = nclasses - 1; i > 0; i--) { /* a new order each round */
-            int j = (int)(rpc_rng_next(&g) % (uint64_t)(i + 1));
-            int t = classes[i];
-            classes[i] = classes[j];
-            classes[j] = t;
-        }
+        jh_shuffle_round(classes, nclasses, &g);
         for (int k = 0; k < nclasses && !*stop; k++) {
             jh_nap(between(&g, o->quiet_min_ns, o->quiet_max_ns), stop);
             if (*stop || (rounds > 0 && mtime_mono_ns() >= o->end_ns)) break;

@@ -88,6 +88,21 @@ int jh_split_point(jh_run *r, rpc_rng *g, char *hex, size_t cap);
 /* A SQL row key (table tid, primary index, integer key) as 0x-hex. */
 int jh_row_key_hex(int64_t tid, int64_t at, char *hex, size_t cap);
 
+/* A span of keys [lo, hi), both bounds non-empty (JH_KEY_MAX bytes at most). */
+#define JH_KEY_MAX 64
+typedef struct jh_keyspan {
+    uint8_t lo[JH_KEY_MAX], hi[JH_KEY_MAX];
+    size_t lo_len, hi_len;
+} jh_keyspan;
+/* The merge nemesis's bounds: the workload's whole key space (register:
+ * jp/r/..., set: jp/s/..., bank and list-append: the table's primary index).
+ * 0, or -1 when it is not known yet (no table id). Any thread. */
+int jh_key_space(jh_run *r, jh_keyspan *sp);
+/* The primary index of table tid: [prefix, its successor). */
+int jh_table_span(int64_t tid, jh_keyspan *sp);
+/* Bytes as 0x-hex (NUL-terminated). 0, or -1 when cap is too small. */
+int jh_hex(const uint8_t *p, size_t n, char *hex, size_t cap);
+
 /* ---- the nemesis ---- */
 
 typedef enum jh_fault {
@@ -103,8 +118,7 @@ typedef enum jh_fault {
     JH_F_SPLIT,    /* split the workload's key space at random keys (jh_nemesis_ranges.c) */
     JH_F_TRANSFER, /* move random ranges' leases to other voters (jh_nemesis_ranges.c) */
     JH_F_NETNS,    /* partitions by network namespaces + iptables (jh_netns.c) */
-    /* JH_F_MERGE goes here: forced merges of neighbouring ranges (being
-     * built on the merge branch; jh_nemesis_ranges.c has its slot). */
+    JH_F_MERGE,    /* merge ranges of the workload's key space with their right neighbours */
     JH_F_COUNT
 } jh_fault;
 
@@ -119,11 +133,13 @@ typedef struct jh_nemesis_opts {
     /* split: picks split points in run's workload (jh_split_point; a
      * pointer so the nemesis links without the workloads). */
     int (*split_point)(jh_run *run, rpc_rng *g, char *hex, size_t cap);
+    /* merge: the workload's key space (jh_key_space), the same way. */
+    int (*key_space)(jh_run *run, jh_keyspan *sp);
     jh_run *run;
 } jh_nemesis_opts;
 
 /* Parses none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full|
- * split|leader-transfer|netns-partition (comma-separated) into kinds. all = kill, pause and
+ * split|leader-transfer|netns-partition|merge (comma-separated) into kinds. all = kill, pause and
  * partition. */
 int jh_nemesis_parse(const char *spec, unsigned *kinds);
 
@@ -155,30 +171,46 @@ typedef struct jh_nemesis_stats {
      * cluster refused or that timed out (counted, not errors: a split is
      * refused while 2PC intents are prepared, a transfer while another runs) */
     int splits, splits_refused, transfers, transfers_refused;
+    /* merge: the same; an event that found no boundary inside the key
+     * space to remove asks nothing (merges_idle) */
+    int merges, merges_refused, merges_idle;
     /* netns-partition: why it did not run on this machine ("" if it ran) */
     char netns_skipped[256];
 } jh_nemesis_stats;
 
+/* A round's order of fault classes (fault numbers; JH_F_COUNT: the next
+ * partition): shuffled, except that split comes before merge. */
+void jh_shuffle_round(int *classes, int n, rpc_rng *g);
 /* Runs the schedule until the end (or until *stop), healing each fault
  * before the next. Events go to rec as comments and to the log. */
 int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
                    volatile sig_atomic_t *stop, jh_nemesis_stats *st, merr *e);
-/* split and leader-transfer (jh_nemesis_ranges.c): one event of fault f,
+/* split, leader-transfer and merge (jh_nemesis_ranges.c): one event of fault f,
  * held for hold_ns (several requests spread over it). */
 void jh_ranges_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, int64_t hold_ns,
                      rpc_rng *g, jp_recorder *rec, volatile sig_atomic_t *stop,
                      jh_nemesis_stats *st);
 /* One line of `meridian debug ranges` (table): "range start end replicas
  * lease ...". Replicas are node ids, learners marked L: only voters are
- * kept (a lease goes to voters only). lease is 0 for "none". */
+ * kept (a lease goes to voters only). lease is 0 for "none". start and end
+ * are the span's bytes (\xNN escapes undone); length 0 is -inf / +inf. */
 typedef struct jh_range_row {
     uint64_t id, lease;
     uint64_t voters[16];
     int nvoters;
+    uint8_t start[JH_KEY_MAX], end[JH_KEY_MAX];
+    size_t start_len, end_len;
 } jh_range_row;
 /* Parses that table into rows (at most cap); header and junk lines are
  * skipped. Returns the number of rows. */
 int jh_parse_ranges(const char *text, jh_range_row *rows, int cap);
+/* The merge nemesis's pick: a row whose end is a boundary strictly inside
+ * sp and whose right neighbour (the row starting there) has the same
+ * voters, as a merge requires. Writes a key of that row inside sp (its
+ * start, or sp's lo when the row starts below it) to key/klen and returns
+ * the row's index, or -1 when there is no such boundary. */
+int jh_merge_pick(const jh_range_row *rows, int n, const jh_keyspan *sp, rpc_rng *g, uint8_t *key,
+                  size_t *klen);
 /* Shared with jh_nemesis.c: a "<mono ns> nemesis TEXT" comment in the
  * history and a line in the log; a sleep cut short by *stop. */
 void jh_note(jh_cluster *c, jp_recorder *rec, const char *fmt, ...)

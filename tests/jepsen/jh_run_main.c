@@ -127,9 +127,11 @@ static void print_summary(jh_run *r, const char *nemesis, int64_t secs_ns, nemes
            n->st.skew_led, n->st.clock_refusals, n->st.disk_failures, n->st.disk_crashes,
            n->st.disk_restarts);
     if (n->st.netns_skipped[0]) printf("netns_partition skipped: %s\n", n->st.netns_skipped);
-    if (n->opts.kinds & ((1u << JH_F_SPLIT) | (1u << JH_F_TRANSFER)))
-        printf("nemesis_ranges splits=%d splits_refused=%d transfers=%d transfers_refused=%d\n",
-               n->st.splits, n->st.splits_refused, n->st.transfers, n->st.transfers_refused);
+    if (n->opts.kinds & ((1u << JH_F_SPLIT) | (1u << JH_F_TRANSFER) | (1u << JH_F_MERGE)))
+        printf("nemesis_ranges splits=%d splits_refused=%d transfers=%d transfers_refused=%d "
+               "merges=%d merges_refused=%d merges_idle=%d\n",
+               n->st.splits, n->st.splits_refused, n->st.transfers, n->st.transfers_refused,
+               n->st.merges, n->st.merges_refused, n->st.merges_idle);
     if (recovery_ns >= 0)
         printf("recovery_seconds %.2f\n", (double)recovery_ns / 1e9);
     else
@@ -153,7 +155,7 @@ int main(int argc, char **argv)
         {"workload", CLI_STR, &workload, "W", "register|set|bank|list-append"},
         {"nemesis", CLI_STR, &nemesis, "N",
          "none|kill|pause|partition|all|clock-skew|clock-skew-big|disk-full|split|"
-         "leader-transfer|netns-partition, or a list"},
+         "leader-transfer|netns-partition|merge, or a list"},
         {"duration", CLI_DURATION, &duration, NULL, "how long clients run (default 20s)"},
         {"seed", CLI_INT, &seed, NULL, "seeds the schedule and the clients' choices"},
         {"clients", CLI_INT, &clients, NULL, "client threads (default 5)"},
@@ -244,9 +246,9 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!strcmp(run.wl->name, "bank")) printf("bank_total %" PRId64 "\n", accounts * balance);
-    /* The split nemesis needs the table's id for row keys: look it up now,
-     * from this thread, before the workers share the connections. */
-    if ((kinds & (1u << JH_F_SPLIT)) && jh_table_id(&ws[0], &e)) {
+    /* The split and merge nemeses need the table's id for row keys: look it
+     * up now, from this thread, before the workers share the connections. */
+    if ((kinds & ((1u << JH_F_SPLIT) | (1u << JH_F_MERGE))) && jh_table_id(&ws[0], &e)) {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg);
         goto out;
     }
@@ -269,6 +271,7 @@ int main(int argc, char **argv)
                                  .hold_min_ns = hold_max / 3,
                                  .hold_max_ns = hold_max,
                                  .split_point = jh_split_point,
+                                 .key_space = jh_key_space,
                                  .run = &run};
     for (; started < clients; started++)
         if (pthread_create(&th[started], NULL, worker_main, &ws[started])) break;

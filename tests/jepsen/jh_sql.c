@@ -504,10 +504,27 @@ int jh_row_key_hex(int64_t tid, int64_t at, char *hex, size_t cap)
     mkey_val v[3] = {mkey_int(tid, 0), mkey_int(JH_SQL_PRIMARY_INDEX, 0), mkey_int(at, 0)};
     mbuf k = MBUF_INIT;
     int rc = mkey_encode(v, 3, &k);
-    if (!rc && cap < 3 + 2 * k.len) rc = MERR_TOOBIG;
+    if (!rc && jh_hex(k.data, k.len, hex, cap)) rc = MERR_TOOBIG;
+    mbuf_free(&k);
+    return rc ? -1 : 0;
+}
+
+int jh_table_span(int64_t tid, jh_keyspan *sp)
+{
+    mkey_val v[2] = {mkey_int(tid, 0), mkey_int(JH_SQL_PRIMARY_INDEX, 0)};
+    mbuf k = MBUF_INIT;
+    int rc = mkey_encode_prefix(v, 2, &k);
+    if (!rc && k.len < JH_KEY_MAX) {
+        memcpy(sp->lo, k.data, k.len);
+        sp->lo_len = k.len;
+        rc = mkey_prefix_end(&k); /* every row key of the index is below */
+    } else if (!rc) {
+        rc = MERR_TOOBIG;
+    }
+    if (!rc && k.len > JH_KEY_MAX) rc = MERR_TOOBIG;
     if (!rc) {
-        memcpy(hex, "0x", 3);
-        for (size_t j = 0; j < k.len; j++) snprintf(hex + 2 + 2 * j, 3, "%02x", k.data[j]);
+        memcpy(sp->hi, k.data, k.len);
+        sp->hi_len = k.len;
     }
     mbuf_free(&k);
     return rc ? -1 : 0;

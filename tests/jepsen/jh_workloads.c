@@ -22,6 +22,8 @@
 #include "common/mtime.h"
 #include "tests/jepsen/jh_run.h"
 
+#define REG_PREFIX "jp/r/"
+#define REG_END    "jp/r0" /* '/' + 1 */
 #define SET_PREFIX "jp/s/"
 #define SET_END    "jp/s0" /* '/' + 1: the end of the prefix */
 
@@ -69,7 +71,7 @@ static int64_t parse_value(const char *s)
 
 static void reg_key(int64_t k, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "jp/r/%08" PRId64, k);
+    snprintf(buf, cap, REG_PREFIX "%08" PRId64, k);
 }
 
 /* One read of key k, recorded; ok reads carry the value or nil. */
@@ -214,11 +216,7 @@ static int64_t near_live(jh_run *r, rpc_rng *g)
 
 static int text_hex(const char *text, char *hex, size_t cap)
 {
-    size_t n = strlen(text);
-    if (cap < 3 + 2 * n) return -1;
-    memcpy(hex, "0x", 3);
-    for (size_t i = 0; i < n; i++) snprintf(hex + 2 + 2 * i, 3, "%02x", (unsigned char)text[i]);
-    return 0;
+    return jh_hex((const uint8_t *)text, strlen(text), hex, cap);
 }
 
 int jh_split_point(jh_run *r, rpc_rng *g, char *hex, size_t cap)
@@ -241,6 +239,28 @@ int jh_split_point(jh_run *r, rpc_rng *g, char *hex, size_t cap)
         return jh_row_key_hex(
             r->table_id, 1 + (int64_t)(rpc_rng_next(g) % (uint64_t)(r->accounts - 1)), hex, cap);
     return jh_row_key_hex(r->table_id, near_live(r, g), hex, cap);
+}
+
+static void text_span(const char *lo, const char *hi, jh_keyspan *sp)
+{
+    sp->lo_len = strlen(lo);
+    sp->hi_len = strlen(hi);
+    memcpy(sp->lo, lo, sp->lo_len);
+    memcpy(sp->hi, hi, sp->hi_len);
+}
+
+int jh_key_space(jh_run *r, jh_keyspan *sp)
+{
+    const char *w = r->wl->name;
+    if (!strcmp(w, "register")) {
+        text_span(REG_PREFIX, REG_END, sp);
+        return 0;
+    }
+    if (!strcmp(w, "set")) {
+        text_span(SET_PREFIX, SET_END, sp);
+        return 0;
+    }
+    return r->table_id ? jh_table_span(r->table_id, sp) : -1;
 }
 
 /* ---- the table ---- */

@@ -201,6 +201,12 @@ static void test_parse(void **state)
     assert_string_equal(jh_fault_name(JH_F_TRANSFER), "leader-transfer");
     assert_int_equal(jh_nemesis_parse("netns-partition", &k), 0);
     assert_int_equal(k, 1u << JH_F_NETNS);
+    assert_int_equal(jh_nemesis_parse("merge", &k), 0);
+    assert_int_equal(k, 1u << JH_F_MERGE);
+    assert_int_equal(jh_nemesis_parse("split,merge", &k), 0);
+    assert_int_equal(k, (1u << JH_F_SPLIT) | (1u << JH_F_MERGE));
+    assert_string_equal(jh_fault_name(JH_F_MERGE), "merge");
+    assert_int_equal(jh_nemesis_parse("merges", &k), MERR_INVALID);
     assert_int_equal(jh_nemesis_parse("kill,bogus", &k), MERR_INVALID);
 }
 
@@ -250,6 +256,114 @@ static void test_parse_ranges(void **state)
     assert_int_equal(rows[1].lease, 0);
     assert_int_equal(rows[1].nvoters, 3); /* the learner 4L is no target */
     assert_int_equal(jh_parse_ranges(out, rows, 1), 1);
+    /* The spans, escapes undone; -inf and +inf are the empty key. */
+    assert_int_equal(jh_parse_ranges(out, rows, 4), 2);
+    assert_int_equal(rows[0].start_len, 0);
+    assert_int_equal(rows[0].end_len, 6);
+    assert_memory_equal(rows[0].end, "3\x90-\x00/@", 6);
+    assert_memory_equal(rows[1].start, rows[0].end, 6);
+    assert_int_equal(rows[1].start_len, 6);
+    assert_int_equal(rows[1].end_len, 0);
+}
+
+/* Rows of a `debug ranges` table from spans given as text. */
+static void ranges_table(char *buf, size_t cap, const char *const spans[][3], int n)
+{
+    size_t l = (size_t)snprintf(buf, cap, "range  start  end  replicas  lease  keys\n");
+    for (int i = 0; i < n; i++)
+        l += (size_t)snprintf(buf + l, cap - l, "%d %s %s %s 1 0 0 1:1\n", i + 1, spans[i][0],
+                              spans[i][1], spans[i][2]);
+}
+
+static void span_of(jh_keyspan *sp, const char *lo, const char *hi)
+{
+    sp->lo_len = strlen(lo);
+    sp->hi_len = strlen(hi);
+    memcpy(sp->lo, lo, sp->lo_len);
+    memcpy(sp->hi, hi, sp->hi_len);
+}
+
+/* merge picks only boundaries strictly inside the workload's key space
+ * whose right neighbour has the same voters, and asks with a key of the
+ * left range that lies inside the key space: a wrong pick would merge the
+ * system range or another table's ranges, or refuse every time. */
+static void test_merge_pick(void **state)
+{
+    (void)state;
+    const char *const spans[][3] = {
+        {"-inf", "jp/r/00000005", "1,2,3"},          /* 0: left of the first inner boundary */
+        {"jp/r/00000005", "jp/r/00000009", "1,2,3"}, /* 1 */
+        {"jp/r/00000009", "jp/r/00000012", "1,2,3"}, /* 2: right neighbour differs */
+        {"jp/r/00000012", "jp/r0", "2,3,4"},         /* 3: ends at hi: the edge */
+        {"jp/r0", "+inf", "2,3,4"},                  /* 4 */
+    };
+    char buf[2048];
+    ranges_table(buf, sizeof(buf), spans, 5);
+    jh_range_row rows[8];
+    assert_int_equal(jh_parse_ranges(buf, rows, 8), 5);
+    jh_keyspan sp;
+    span_of(&sp, "jp/r/", "jp/r0");
+    int seen[5] = {0};
+    for (uint64_t seed = 1; seed <= 64; seed++) {
+        rpc_rng g;
+        rpc_rng_seed(&g, seed);
+        uint8_t key[JH_KEY_MAX];
+        size_t klen = 0;
+        int i = jh_merge_pick(rows, 5, &sp, &g, key, &klen);
+        assert_true(i == 0 || i == 1);
+        seen[i]++;
+        /* row 0 starts at -inf: the key is the key space's start */
+        const char *want = i == 0 ? "jp/r/" : "jp/r/00000005";
+        assert_int_equal(klen, strlen(want));
+        assert_memory_equal(key, want, klen);
+    }
+    assert_true(seen[0] > 0 && seen[1] > 0);
+    /* A boundary at the key space's start is its edge, not the workload's. */
+    span_of(&sp, "jp/r/00000005", "jp/r0");
+    rpc_rng g;
+    rpc_rng_seed(&g, 1);
+    uint8_t key[JH_KEY_MAX];
+    size_t klen = 0;
+    assert_int_equal(jh_merge_pick(rows, 5, &sp, &g, key, &klen), 1);
+    /* Nothing inside (another workload's space; one range; no rows). */
+    span_of(&sp, "jp/s/", "jp/s0");
+    assert_int_equal(jh_merge_pick(rows, 5, &sp, &g, key, &klen), -1);
+    assert_int_equal(jh_merge_pick(&rows[4], 1, &sp, &g, key, &klen), -1);
+    assert_int_equal(jh_merge_pick(rows, 0, &sp, &g, key, &klen), -1);
+    /* A right neighbour missing from the table (its nodes did not answer):
+     * no pick, rather than a merge that must be refused. */
+    span_of(&sp, "jp/r/", "jp/r0");
+    assert_int_equal(jh_merge_pick(rows, 1, &sp, &g, key, &klen), -1);
+}
+
+/* With split and merge, split comes first in every round, so a merge
+ * finds the boundaries splits made; the rest stays shuffled. */
+static void test_round_order(void **state)
+{
+    (void)state;
+    int firsts[JH_F_COUNT + 1] = {0};
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        rpc_rng g;
+        rpc_rng_seed(&g, seed);
+        int cl[] = {JH_F_KILL, JH_F_MERGE, JH_F_TRANSFER, JH_F_SPLIT, JH_F_COUNT};
+        jh_shuffle_round(cl, 5, &g);
+        int si = -1, mi = -1, sum = 0;
+        for (int k = 0; k < 5; k++) {
+            if (cl[k] == JH_F_SPLIT) si = k;
+            if (cl[k] == JH_F_MERGE) mi = k;
+            sum += cl[k];
+        }
+        assert_int_equal(sum, JH_F_KILL + JH_F_MERGE + JH_F_TRANSFER + JH_F_SPLIT + JH_F_COUNT);
+        assert_true(si >= 0 && mi > si);
+        firsts[cl[0]]++;
+    }
+    assert_int_equal(firsts[JH_F_MERGE], 0);
+    assert_true(firsts[JH_F_SPLIT] > 0 && firsts[JH_F_KILL] > 0 && firsts[JH_F_TRANSFER] > 0);
+    int one[] = {JH_F_MERGE}; /* merge alone: nothing to order */
+    rpc_rng g;
+    rpc_rng_seed(&g, 3);
+    jh_shuffle_round(one, 1, &g);
+    assert_int_equal(one[0], JH_F_MERGE);
 }
 
 int main(void)
@@ -259,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_one_way),      cmocka_unit_test(test_halves),
         cmocka_unit_test(test_one_node),     cmocka_unit_test(test_parse),
         cmocka_unit_test(test_parse_ranges), cmocka_unit_test(test_netns_probe),
+        cmocka_unit_test(test_merge_pick),   cmocka_unit_test(test_round_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
