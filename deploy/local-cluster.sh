@@ -105,7 +105,7 @@ restart)
   ;;
 status)
   while read -r i pid rpc h _; do
-    st=down; kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid")" != Z ] && st=up
+    st=up; gone "$pid" && st=down # a zombie too (ps shows ZN under nice)
     echo "$i $pid $st $rpc $h"
   done <"$dir/nodes"
   ;;

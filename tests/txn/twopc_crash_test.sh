@@ -43,6 +43,10 @@ agreed() {
     case $out in 1,*) echo "${out#1,}" ;; *) echo "node $i: $out" ;; esac
   done | sort -u
 }
+dead_node() { # sets dead: the first node status shows down
+  dead=$(bash "$lc" status "$dir" | awk '$3 == "down" {print $1}' | head -1)
+  [ -n "$dead" ]
+}
 all_up() { [ "$(bash "$lc" status "$dir" | grep -c ' up ')" = 3 ]; }
 expect=100
 for point in coord-prepared coord-committed part-prepared; do
@@ -51,7 +55,9 @@ for point in coord-prepared coord-committed part-prepared; do
   lead=$(bash "$lc" leader "$dir"); gw=$(( lead % 3 + 1 ))
   out=$(sql_at "$(rpc_of "$gw"),$hosts" "UPDATE acct SET bal = bal + 1"); rc=$?
   check "$point: the crash point fired" "[ ! -e '$dir/crash-$point' ]"
-  dead=$(bash "$lc" status "$dir" | awk '$3 == "down" {print $1}' | head -1)
+  # The crash point killed a node: poll until status shows it (a hang guard).
+  dead=""
+  wait_for 30 dead_node
   [ -n "$dead" ] && bash "$lc" restart "$dir" "$dead" >/dev/null 2>&1
   wait_for 60 all_up
   got=""
