@@ -15,7 +15,7 @@ typedef struct pending_write {
     void *arg;
     int64_t t_prop, t_applied; /* put_stages.h (0 unless profiling) */
     int early;                 /* answer before the local apply (replica_write_early) */
-    int no_wait; /* answered once applied, without commit-wait (2PC prepare/abort) */
+    int no_wait;               /* answered once applied, without commit-wait (2PC prepare/abort) */
     struct pending_write *next;
 } pending_write;
 
