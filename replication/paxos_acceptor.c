@@ -86,7 +86,13 @@ int paxos_on_prevote(paxos_group *g, const paxos_msg *m, paxos_update *u)
     paxos_msg r = {0};
     r.ballot = m->ballot;
     r.flags = ok ? 0 : PAXOS_F_REJECT;
-    return paxos_emit_new(g, u, PAXOS_MSG_PREVOTE_REPLY, m->from, &r);
+    int rc = paxos_emit_new(g, u, PAXOS_MSG_PREVOTE_REPLY, m->from, &r);
+    /* A quiet leader hears a voter campaign: it missed our QUIESCE (or
+     * restarted) and, having forgotten us, would campaign in vain for as
+     * long as the group stays idle. Heartbeats tell it who leads and what
+     * is chosen; we go quiet again once every voter caught up. */
+    if (!rc && g->role == PAXOS_LEADER && g->quiesced) rc = paxos_leader_renew(g, u);
+    return rc;
 }
 
 int paxos_on_prepare(paxos_group *g, const paxos_msg *m, paxos_update *u)

@@ -307,6 +307,54 @@ static void test_renew_after_quiet(void **state)
     tc_free(&c);
 }
 
+/* A follower that missed the leader's QUIESCE heartbeat (a lost message, a
+ * restart) is not quiet: its election timer runs, and campaigning forgets
+ * the leader. The quiet leader rejects its pre-votes; unless it also wakes,
+ * the follower never hears of it again while the group is idle, and answers
+ * every client "not the leader, leader unknown" (cluster_merge hung so: all
+ * clients asked that node, so no write ever woke the group). */
+static void test_prevote_wakes_quiet_leader(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    for (int i = 1; i <= 3; i++) {
+        paxos_group_free(c.g[i]);
+        c.cfg[i].quiesce_ticks = 5;
+        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
+    }
+    tc_campaign(&c, 1);
+    tc_run(&c, 10, TICK);
+    assert_true(paxos_get_quiesced(c.g[3]));
+    /* A write; every follower accepts it, node 3 then hears nothing more. */
+    assert_int_equal(tc_propose(&c, 1, 7, "w"), 0);
+    tc_deliver(&c);
+    c.cut[1][3] = 1;
+    for (int r = 0; r < 10 && !paxos_get_quiesced(c.g[1]); r++) msgs_in_round(&c);
+    assert_true(paxos_get_quiesced(c.g[1]));
+    assert_false(paxos_get_quiesced(c.g[3]));
+    assert_false(tc_has(&c, 3, 7));
+    c.cut[1][3] = 0;
+    /* Liveness flows (the nodes are up), the group stays idle. */
+    int learned = 0;
+    for (int r = 0; r < 200 && !learned; r++) {
+        msgs_in_round(&c);
+        for (int n = 1; n <= 3; n++)
+            for (int m = 1; m <= 3; m++) {
+                if (n == m) continue;
+                paxos_event ev = {0};
+                ev.type = PAXOS_EV_LIVENESS;
+                ev.now = tc_tt(&c, n);
+                ev.node = (paxos_node_id)m;
+                tc_step(&c, n, &ev);
+            }
+        learned = paxos_get_leader(c.g[3]) == 1 && tc_has(&c, 3, 7);
+    }
+    assert_true(learned);
+    assert_int_equal(tc_leader(&c), 1); /* the leader was not deposed */
+    tc_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_leadership_transfer),
         cmocka_unit_test(test_quiescence),
         cmocka_unit_test(test_renew_after_quiet),
+        cmocka_unit_test(test_prevote_wakes_quiet_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
