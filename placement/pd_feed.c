@@ -119,14 +119,18 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
             return merr_set(e, MERR_NOMEM, "out of memory");
 
     /* The winning leaseholder report of every range: highest generation
-     * among overlapping spans (and among reports of one range id). */
+     * among overlapping spans (and among reports of one range id); of equal
+     * generations the freshest heartbeat (a dead node's last report, or a
+     * deposed leader's, must not hide membership changes made since). */
     size_t total = 0;
     for (size_t i = 0; i < t->n; i++) total += t->v[i].n_replicas;
     const pd_hb_replica **win = calloc(total ? total : 1, sizeof(*win));
     pd_node_id *lead = calloc(total ? total : 1, sizeof(*lead));
-    if (!win || !lead) {
+    int64_t *recv = calloc(total ? total : 1, sizeof(*recv));
+    if (!win || !lead || !recv) {
         free(win);
         free(lead);
+        free(recv);
         return merr_set(e, MERR_NOMEM, "out of memory");
     }
     size_t nw = 0;
@@ -137,12 +141,13 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
             bool lose = false;
             for (size_t k = 0; k < nw && !lose; k++) {
                 if (!win[k] || (win[k]->range != r->range && !overlaps(win[k], r))) continue;
-                if (win[k]->generation >= r->generation)
+                if (win[k]->generation > r->generation ||
+                    (win[k]->generation == r->generation && recv[k] >= t->v[i].received_ns))
                     lose = true;
                 else
                     win[k] = NULL; /* r supersedes it */
             }
-            if (!lose) win[nw] = r, lead[nw++] = t->v[i].node;
+            if (!lose) win[nw] = r, recv[nw] = t->v[i].received_ns, lead[nw++] = t->v[i].node;
         }
     int rc = 0;
     for (size_t k = 0; k < nw && !rc; k++) {
@@ -181,5 +186,6 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
     }
     free(win);
     free(lead);
+    free(recv);
     return rc;
 }

@@ -6,7 +6,9 @@
  * Rules: a range's span, generation, members and leader come from the report
  * of a node that holds its lease (the leaseholder applies every membership
  * change and split first); of two leaseholder reports for overlapping spans
- * (one stale across a split) the higher generation wins. A range nobody
+ * (one stale across a split) the higher generation wins, and of equal
+ * generations the fresher heartbeat (a dead or deposed leader's last report
+ * must not hide changes made since). A range nobody
  * leads is left out: no operation could run there this round. A learner is
  * caught up when its own report has applied within PD_FEED_CATCHUP_SLOTS of
  * the leaseholder's. A registry node never heard from since this PD took

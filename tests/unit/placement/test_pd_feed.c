@@ -192,11 +192,50 @@ static void test_feed_build(void **state)
     pd_hb_table_free(&t);
 }
 
+/* Two leaseholder reports of one range at one generation: a node that died
+ * leading it (its last heartbeat stays in the table) and the new leader
+ * that has since replaced it with a learner. The fresher report wins,
+ * whichever node comes first in the table: else the schedulers would see
+ * the old members, add the learner again and remove the new replica. */
+static void test_feed_fresher_report_wins(void **state)
+{
+    (void)state;
+    int64_t T = FX_S(100);
+    for (int order = 0; order < 2; order++) {
+        pd_hb_table t;
+        pd_hb_table_init(&t);
+        pd_hb_replica stale[] = {rep(7, 3, "a", "b", true, 10, 5)};
+        pd_hb_replica fresh[] = {rep(7, 3, "a", "b", true, 12, 5)};
+        fresh[0].voters[1] = 4; /* {1, 4, 3}: node 2 replaced by node 4 */
+        fresh[0].learners[0] = 5;
+        fresh[0].n_learners = 1;
+        if (order == 0) {
+            put(&t, 2, T, stale, 1);
+            put(&t, 1, T + FX_S(5), fresh, 1);
+        } else {
+            put(&t, 1, T + FX_S(5), fresh, 1);
+            put(&t, 2, T, stale, 1);
+        }
+        pd_cluster c;
+        pd_cluster_init(&c);
+        merr e = {0};
+        assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T, T + FX_S(6), &c, &e), 0);
+        assert_int_equal(c.n_ranges, 1);
+        pd_range *r = pd_cluster_range(&c, 7);
+        assert_int_equal(r->leader, 1);
+        assert_int_equal(r->n_replicas, 4);
+        assert_true(pd_range_has(r, 4) && pd_range_has(r, 5) && !pd_range_has(r, 2));
+        pd_cluster_free(&c);
+        pd_hb_table_free(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings_by_name),
         cmocka_unit_test(test_feed_build),
+        cmocka_unit_test(test_feed_fresher_report_wins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
