@@ -25,6 +25,7 @@
 #include "server/kv_service.h"
 #include "server/pbreply.h"
 #include "server/node_int.h"
+#include "server/node_moves.h"
 #include "server/node_ping.h"
 #include "server/node_sql.h"
 #include "server/range_desc.h"
@@ -108,6 +109,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     if (n->sql_svc) session_service_metrics_render(n->sql_svc, &r->body);
     node_ranges_metrics_render(n, &r->body);
     node_pd_metrics_render(n, &r->body);
+    node_moves_metrics_render(n, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -293,6 +295,7 @@ static void start_on_loop(void *arg)
     if (node_cluster_start(n, e)) return;
     if (node_ranges_start(n, e)) return;
     if (node_pd_start(n, e)) return;
+    if (node_moves_start(n, e)) return;
     n->state = NODE_SERVING;
 }
 
@@ -334,6 +337,7 @@ static void stop_on_loop(void *arg)
     n->http = NULL;
     node_cluster_stop(n);
     node_pd_stop(n);
+    node_moves_stop(n);
     node_ranges_stop(n);
     txn_service_stop(n->txn);
     n->txn = NULL;

@@ -32,6 +32,7 @@
 #include "proto/range.pb-c.h"
 #include "server/kv_service.h"
 #include "server/node_int.h"
+#include "server/node_moves.h"
 #include "server/pbreply.h"
 #include "server/range_desc.h"
 #include "server/replica.h"
@@ -225,6 +226,10 @@ static void become_leader(node_pd *p, int64_t now)
     p->since_ns = now;
     pd_hb_table_free(&p->hbs);
     pd_hb_table_init(&p->hbs);
+    /* A snapshot from an earlier term here is stale (nodes joined since):
+     * nobody is answered from it. */
+    if (p->have_last) pd_cluster_free(&p->last);
+    p->have_last = 0;
     MLOG_I(MOD, "placement driver leading here", "node=%" PRIu64, H(p)->node_id);
 }
 
@@ -408,6 +413,12 @@ static void on_split_reply(void *arg, int code, const char *msg, const uint8_t *
 /* Starts op at the range's leaseholder; 0 when op_done will run. */
 static int op_start(node_pd *p, const pd_op *op, pd_node_id leader, op_ctx *o)
 {
+    static const int move_ops[] = {[PD_OP_ADD_LEARNER] = NODE_MOVE_ADD_LEARNER,
+                                   [PD_OP_PROMOTE] = NODE_MOVE_PROMOTE,
+                                   [PD_OP_REMOVE_REPLICA] = NODE_MOVE_REMOVE,
+                                   [PD_OP_TRANSFER_LEADER] = NODE_MOVE_TRANSFER};
+    if (op->kind != PD_OP_SPLIT && op->kind != PD_OP_MERGE)
+        return node_moves_step(p->n, leader, op->range, move_ops[op->kind], op->node, op_done, o);
     if (op->kind != PD_OP_SPLIT) return MERR_UNSUPPORTED;
     if (leader == H(p)->node_id) return node_ranges_split(p->n, op->key.p, op->key.len, op_done, o);
     Meridian__Range__SplitRequest q = MERIDIAN__RANGE__SPLIT_REQUEST__INIT;
@@ -458,6 +469,27 @@ static void run_ops(node_pd *p, const pd_cluster *c, const pd_ops *ops)
 
 /* ---- the PD loop ---- */
 
+/* Range 1 (the PD's own state) gets 5 voters once 5 nodes are up, as a
+ * policy over its span, so the schedulers add and move them like any
+ * other replicas. Suspect nodes count as up: a missed heartbeat under load
+ * must not flip the factor back and forth. */
+static int range1_policy(node_pd *p, pd_cluster *c)
+{
+    const pd_range *r1 = pd_cluster_range(c, NODE_GENESIS_RANGE);
+    size_t live = 0;
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        pd_liveness l = pd_node_liveness(&c->nodes[i], &p->settings, c->now_ns);
+        live += l == PD_LIVE || l == PD_SUSPECT;
+    }
+    if (!r1 || live < 5 || p->settings.default_replication_factor >= 5) return 0;
+    pd_policy pol;
+    memset(&pol, 0, sizeof(pol));
+    pol.start = r1->start;
+    pol.end = r1->end;
+    pol.replication_factor = 5;
+    return pd_cluster_add_policy(c, &pol);
+}
+
 static void pd_run(node_pd *p)
 {
     replica *r1 = range1_leaseholder(p);
@@ -482,19 +514,28 @@ static void pd_run(node_pd *p)
     pd_cluster c;
     pd_cluster_init(&c);
     merr e = {0};
-    int rc = pd_feed_build(&p->hbs, reg.ids, reg.n, NULL, 0, p->since_ns, now, &c, &e);
+    pd_node_id *decom = NULL;
+    size_t ndecom = node_decom_list(r1, &decom);
+    int rc = pd_feed_build(&p->hbs, reg.ids, reg.n, decom, ndecom, p->since_ns, now, &c, &e);
+    free(decom);
     for (int i = 0; !rc && i < PD_MAX_INFLIGHT; i++)
         if (p->running[i].seq) rc = pd_cluster_add_inflight(&c, &p->running[i].f);
+    if (!rc) rc = range1_policy(p, &c);
     pd_ops ops;
     pd_ops_init(&ops);
-    /* Only the schedulers whose operations this executor runs: a proposal
-     * it cannot carry out would claim its range and hide a split. */
+    /* Only the schedulers whose operations this executor runs (no merges
+     * yet): a proposal it cannot carry out would claim its range. */
+    if (!rc) rc = pd_schedule_repair(&c, &p->settings, &ops);
     if (!rc) rc = pd_schedule_split(&c, &p->settings, &ops);
+    if (!rc) rc = pd_schedule_constraints(&c, &p->settings, &ops);
+    if (!rc) rc = pd_schedule_rebalance(&c, &p->settings, &ops);
+    if (!rc) rc = pd_schedule_leaders(&c, &p->settings, &ops);
     if (rc) {
         MLOG_W(MOD, "scheduling failed", "error=\"%s\"", ops.err.code ? ops.err.msg : e.msg);
     } else {
         p->runs++;
         run_ops(p, &c, &ops);
+        node_moves_gc(p->n, &p->hbs, &c, &ops);
     }
     pd_ops_free(&ops);
     if (p->have_last) pd_cluster_free(&p->last);
@@ -683,6 +724,16 @@ static void node_counts(const pd_cluster *c, pd_node_id id, uint32_t *reps, uint
         *reps += pd_range_has(&c->ranges[r], id);
         *leads += c->ranges[r].leader == id;
     }
+}
+
+int node_pd_replicas_on(node *n, uint64_t id, uint32_t *reps, int *known)
+{
+    node_pd *p = n->pd;
+    if (!p || !p->leading || !p->have_last) return MERR_UNAVAILABLE;
+    uint32_t leads;
+    node_counts(&p->last, id, reps, &leads);
+    *known = pd_cluster_node(&p->last, id) != NULL;
+    return 0;
 }
 
 static void on_nodes(void *arg, rpc_req *req)
