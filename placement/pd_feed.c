@@ -94,13 +94,15 @@ static bool overlaps(const pd_hb_replica *a, const pd_hb_replica *b)
     return !a_before && !b_before;
 }
 
-/* The applied slot node `id` reported for range `r` (0: no report). */
-static uint64_t applied_at(const pd_hb_table *t, pd_node_id id, pd_range_id r)
+/* Whether node `id` reported range `r`, and the applied slot it reported
+ * (0 is a real value: a range born from a split applies no write until its
+ * first one, and a learner of it is caught up at 0). */
+static bool applied_at(const pd_hb_table *t, pd_node_id id, pd_range_id r, uint64_t *applied)
 {
     const pd_hb *hb = pd_hb_table_get(t, id);
     for (size_t i = 0; hb && i < hb->n_replicas; i++)
-        if (hb->replicas[i].range == r) return hb->replicas[i].applied;
-    return 0;
+        if (hb->replicas[i].range == r) return *applied = hb->replicas[i].applied, true;
+    return false;
 }
 
 int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_registry,
@@ -168,11 +170,12 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
         for (int v = 0; v < w->n_voters && r.n_replicas < PD_MAX_REPLICAS; v++)
             r.replicas[r.n_replicas++] = (pd_replica){.node = w->voters[v], .role = PD_VOTER};
         for (int l = 0; l < w->n_learners && r.n_replicas < PD_MAX_REPLICAS; l++) {
-            uint64_t a = applied_at(t, w->learners[l], w->range);
+            uint64_t a = 0;
+            bool has = applied_at(t, w->learners[l], w->range, &a);
             r.replicas[r.n_replicas++] =
                 (pd_replica){.node = w->learners[l],
                              .role = PD_LEARNER,
-                             .caught_up = a && a + PD_FEED_CATCHUP_SLOTS >= w->applied};
+                             .caught_up = has && a + PD_FEED_CATCHUP_SLOTS >= w->applied};
         }
         /* Members not heard of (a node added while this PD was away) still
          * exist: list them so the schedulers see the whole replica set. */

@@ -189,6 +189,24 @@ static void test_feed_build(void **state)
     r2 = pd_cluster_range(&c, 2);
     assert_false(r2->replicas[3].caught_up);
     pd_cluster_free(&c);
+
+    /* A range that never took a write (born from a split) applies 0 on the
+     * leader and on a learner fresh from its snapshot: caught up, or the
+     * move would wait forever. A learner not reporting the range is not. */
+    pd_hb_replica n2c[] = {rep(1, 1, "", "", false, 30, 190), rep(2, 2, "m", "", true, 0, 90)};
+    n2c[1].learners[0] = 4;
+    n2c[1].learners[1] = 5;
+    n2c[1].n_learners = 2;
+    put(&t, 2, T + FX_S(3), n2c, 2);
+    pd_hb_replica n4d[] = {rep(2, 2, "m", "", false, 0, 0)};
+    put(&t, 4, T + FX_S(3), n4d, 1);
+    pd_cluster_init(&c);
+    assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T, T + FX_S(3), &c, &e), 0);
+    r2 = pd_cluster_range(&c, 2);
+    assert_int_equal(r2->n_replicas, 5);
+    assert_true(r2->replicas[3].node == 4 && r2->replicas[3].caught_up);
+    assert_true(r2->replicas[4].node == 5 && !r2->replicas[4].caught_up);
+    pd_cluster_free(&c);
     pd_hb_table_free(&t);
 }
 
