@@ -71,6 +71,7 @@ struct node_pd {
     int leading;
     int64_t since_ns;
     pd_hb_table hbs;
+    pd_learner_table learners; /* when this term first saw each learner */
     pd_running running[PD_MAX_INFLIGHT];
     uint64_t seq;
     pd_cluster last; /* the last run's snapshot, for operators */
@@ -89,6 +90,7 @@ static void unref(node_pd *p)
 {
     if (--p->refs == 0 && p->stopped) {
         pd_hb_table_free(&p->hbs);
+        pd_learner_table_free(&p->learners);
         if (p->have_last) pd_cluster_free(&p->last);
         free(p);
     }
@@ -209,8 +211,13 @@ static int hb_decode(const Meridian__Pd__HeartbeatRequest *q, int64_t now, pd_hb
             return MERR_NOMEM;
         for (size_t m = 0; m < d->n_replicas; m++) {
             if (d->replicas[m]->type == MERIDIAN__META__REPLICA_TYPE__LEARNER) {
-                if (r->n_learners < PD_MAX_REPLICAS)
-                    r->learners[r->n_learners++] = d->replicas[m]->node_id;
+                if (r->n_learners < PD_MAX_REPLICAS) {
+                    uint64_t id = d->replicas[m]->node_id;
+                    for (size_t k = 0; k < s->n_acked_nodes && k < s->n_acked_slots; k++)
+                        if (s->acked_nodes[k] == id)
+                            r->learner_acked[r->n_learners] = s->acked_slots[k];
+                    r->learners[r->n_learners++] = id;
+                }
             } else if (r->n_voters < PD_MAX_REPLICAS) {
                 r->voters[r->n_voters++] = d->replicas[m]->node_id;
             }
@@ -226,6 +233,7 @@ static void become_leader(node_pd *p, int64_t now)
     p->since_ns = now;
     pd_hb_table_free(&p->hbs);
     pd_hb_table_init(&p->hbs);
+    pd_learner_table_free(&p->learners);
     /* A snapshot from an earlier term here is stale (nodes joined since):
      * nobody is answered from it. */
     if (p->have_last) pd_cluster_free(&p->last);
@@ -279,7 +287,8 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
     Meridian__Pd__ReplicaStats **sp = calloc(n ? n : 1, sizeof(*sp));
     range_desc_pb *dp = calloc(n ? n : 1, sizeof(*dp));
     uint8_t **mids = calloc(n ? n : 1, sizeof(*mids));
-    int rc = st && sp && dp && mids ? 0 : MERR_NOMEM;
+    uint64_t(*acks)[2][PAXOS_MAX_NODES] = calloc(n ? n : 1, sizeof(*acks));
+    int rc = st && sp && dp && mids && acks ? 0 : MERR_NOMEM;
     for (size_t i = 0; !rc && i < n; i++) {
         replica *r = h->reps[i];
         meridian__pd__replica_stats__init(&st[i]);
@@ -288,8 +297,23 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
         range_get_meta(replica_store(r), &m);
         st[i].size_bytes = m.stats.live_bytes > 0 ? (uint64_t)m.stats.live_bytes : 0;
         st[i].keys = m.stats.live_keys > 0 ? (uint64_t)m.stats.live_keys : 0;
-        st[i].applied = m.applied;
+        /* The Paxos slot, not the store's counter: membership changes take
+         * slots too, so a report that predates a learner's addition is
+         * behind the learner's own (node_moves_gc relies on it). */
+        paxos_group *g = replica_group(r);
+        st[i].applied = paxos_get_applied(g);
         st[i].leaseholder = replica_is_lease_owner(r);
+        if (st[i].leaseholder) {
+            paxos_members cm, lm;
+            paxos_get_members(g, &cm, &lm);
+            for (uint32_t l = 0; l < lm.nlearners; l++) {
+                acks[i][0][l] = lm.learners[l];
+                acks[i][1][l] = paxos_get_peer_match(g, lm.learners[l]);
+            }
+            st[i].n_acked_nodes = st[i].n_acked_slots = lm.nlearners;
+            st[i].acked_nodes = acks[i][0];
+            st[i].acked_slots = acks[i][1];
+        }
         if (st[i].leaseholder && p->split_above && st[i].size_bytes > p->split_above) {
             size_t kl = 0;
             /* System keys (0x00...) stay in range 1: never offered as a split. */
@@ -316,6 +340,7 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
     }
     for (size_t i = 0; mids && i < n; i++) free(mids[i]);
     free(mids);
+    free(acks);
     free(dp);
     free(sp);
     free(st);
@@ -518,6 +543,8 @@ static void pd_run(node_pd *p)
     size_t ndecom = node_decom_list(r1, &decom);
     int rc = pd_feed_build(&p->hbs, reg.ids, reg.n, decom, ndecom, p->since_ns, now, &c, &e);
     free(decom);
+    if (!rc && pd_feed_stamp_learners(&p->learners, &c))
+        rc = merr_set(&e, MERR_NOMEM, "out of memory");
     for (int i = 0; !rc && i < PD_MAX_INFLIGHT; i++)
         if (p->running[i].seq) rc = pd_cluster_add_inflight(&c, &p->running[i].f);
     if (!rc) rc = range1_policy(p, &c);

@@ -1,8 +1,8 @@
 /* The PD's edge-free parts: cluster settings by name (parse, format,
  * validate as a whole, unchanged on error) and heartbeats → snapshot
  * (leaseholder reports win, newer generations supersede stale overlapping
- * reports, learners caught up by applied slot, grace for unheard nodes after
- * a PD failover, the snapshot the split scheduler then acts on). */
+ * reports, learners caught up by the slot the leader saw them acknowledge, grace for unheard nodes
+ * after a PD failover, the snapshot the split scheduler then acts on). */
 #include "pd_fixture.h"
 
 #include <stdlib.h>
@@ -107,6 +107,7 @@ static void test_feed_build(void **state)
     pd_hb_replica n1[] = {rep(1, 2, "", "m", true, 50, 100), rep(2, 2, "m", "", false, 40, 90)};
     pd_hb_replica n2[] = {rep(1, 1, "", "", true, 30, 190), rep(2, 2, "m", "", true, 40, 90)};
     n2[1].learners[0] = 4;
+    n2[1].learner_acked[0] = 39; /* the leader saw node 4 acknowledge slot 39 */
     n2[1].n_learners = 1;
     pd_key_set(&n2[1].mid_key, "t", 1);
     pd_hb_replica n4[] = {rep(2, 2, "m", "", false, 30, 0)};
@@ -181,6 +182,7 @@ static void test_feed_build(void **state)
     put(&t, 4, T + FX_S(2), n4c, 1);
     pd_hb_replica n2b[] = {rep(1, 1, "", "", false, 30, 190), rep(2, 2, "m", "", true, 40, 90)};
     n2b[1].learners[0] = 4;
+    n2b[1].learner_acked[0] = 3;
     n2b[1].n_learners = 1;
     put(&t, 2, T + FX_S(2), n2b, 2);
     pd_cluster_init(&c);
@@ -190,22 +192,26 @@ static void test_feed_build(void **state)
     assert_false(r2->replicas[3].caught_up);
     pd_cluster_free(&c);
 
-    /* A range that never took a write (born from a split) applies 0 on the
-     * leader and on a learner fresh from its snapshot: caught up, or the
-     * move would wait forever. A learner not reporting the range is not. */
-    pd_hb_replica n2c[] = {rep(1, 1, "", "", false, 30, 190), rep(2, 2, "m", "", true, 0, 90)};
+    /* Catch-up is what the leader's Paxos state saw the learner
+     * acknowledge, never the learner's own report: node 4 reports it has
+     * applied as far as the leader (a replica of an earlier incarnation, or a
+     * report racing its addition) but the leader saw no acknowledgement, so
+     * it is not caught up; node 5, not reporting the range at all, is caught
+     * up on the leader's word. Slack is in Paxos slots: 40 - 16 is enough. */
+    pd_hb_replica n2c[] = {rep(1, 1, "", "", false, 30, 190), rep(2, 2, "m", "", true, 40, 90)};
     n2c[1].learners[0] = 4;
     n2c[1].learners[1] = 5;
+    n2c[1].learner_acked[1] = 40 - PD_FEED_CATCHUP_SLOTS;
     n2c[1].n_learners = 2;
     put(&t, 2, T + FX_S(3), n2c, 2);
-    pd_hb_replica n4d[] = {rep(2, 2, "m", "", false, 0, 0)};
+    pd_hb_replica n4d[] = {rep(2, 2, "m", "", false, 40, 0)};
     put(&t, 4, T + FX_S(3), n4d, 1);
     pd_cluster_init(&c);
     assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T, T + FX_S(3), &c, &e), 0);
     r2 = pd_cluster_range(&c, 2);
     assert_int_equal(r2->n_replicas, 5);
-    assert_true(r2->replicas[3].node == 4 && r2->replicas[3].caught_up);
-    assert_true(r2->replicas[4].node == 5 && !r2->replicas[4].caught_up);
+    assert_true(r2->replicas[3].node == 4 && !r2->replicas[3].caught_up);
+    assert_true(r2->replicas[4].node == 5 && r2->replicas[4].caught_up);
     pd_cluster_free(&c);
     pd_hb_table_free(&t);
 }
