@@ -3,6 +3,8 @@
 #
 #   local-cluster.sh start DIR [N]     start N nodes (default 3), init, wait for range 1 to have
 #                                       min(N,3) voters; prints the nodes
+#   local-cluster.sh add DIR [N]       start N more nodes (default 1) that join the running
+#                                       cluster; returns once each has its node id
 #   local-cluster.sh stop DIR          SIGTERM every node by PID (SIGKILL after 10 s)
 #   local-cluster.sh kill DIR I        kill -9 node I (returns once it is gone)
 #   local-cluster.sh restart DIR I     start node I again on its old ports
@@ -63,7 +65,7 @@ leader() {
 }
 
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop|kill|restart|status|leader DIR [ARG]"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|add|stop|kill|restart|status|leader DIR [ARG]"
 case "$cmd" in
 start)
   n=${3:-3}
@@ -78,6 +80,19 @@ start)
   want=$((n < 3 ? n : 3))
   wait_for 60 voters_ok "$dir/nodes" "$want" || die "range 1 did not reach $want voters"
   cat "$dir/nodes"
+  ;;
+add)
+  [ -e "$dir/nodes" ] || die "no cluster in $dir (start one first)"
+  for _ in $(seq 1 "${3:-1}"); do
+    i=$(( $(awk 'END {print $1}' "$dir/nodes") + 1 ))
+    # Every node ever started is a seed: joining works while any one is up.
+    seeds=$(awk '{printf "%s%s", s, $3; s=","}' "$dir/nodes")
+    start_node "$dir" "$i" 127.0.0.1:0 127.0.0.1:0 "$seeds"
+    h=$(field "$dir" "$i" 4)
+    joined() { v=$(metric "$h" meridian_node_id); [ -n "$v" ] && [ "$v" != 0 ]; }
+    wait_for 60 joined || die "node $i did not join (see $dir/n$i.out)"
+    grep "^$i " "$dir/nodes"
+  done
   ;;
 stop)
   [ -e "$dir/nodes" ] || exit 0

@@ -94,15 +94,6 @@ static bool overlaps(const pd_hb_replica *a, const pd_hb_replica *b)
     return !a_before && !b_before;
 }
 
-/* The applied slot node `id` reported for range `r` (0: no report). */
-static uint64_t applied_at(const pd_hb_table *t, pd_node_id id, pd_range_id r)
-{
-    const pd_hb *hb = pd_hb_table_get(t, id);
-    for (size_t i = 0; hb && i < hb->n_replicas; i++)
-        if (hb->replicas[i].range == r) return hb->replicas[i].applied;
-    return 0;
-}
-
 int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_registry,
                   const pd_node_id *decommissioning, size_t n_decommissioning, int64_t since_ns,
                   int64_t now_ns, pd_cluster *out, merr *e)
@@ -119,14 +110,18 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
             return merr_set(e, MERR_NOMEM, "out of memory");
 
     /* The winning leaseholder report of every range: highest generation
-     * among overlapping spans (and among reports of one range id). */
+     * among overlapping spans (and among reports of one range id); of equal
+     * generations the freshest heartbeat (a dead node's last report, or a
+     * deposed leader's, must not hide membership changes made since). */
     size_t total = 0;
     for (size_t i = 0; i < t->n; i++) total += t->v[i].n_replicas;
     const pd_hb_replica **win = calloc(total ? total : 1, sizeof(*win));
     pd_node_id *lead = calloc(total ? total : 1, sizeof(*lead));
-    if (!win || !lead) {
+    int64_t *recv = calloc(total ? total : 1, sizeof(*recv));
+    if (!win || !lead || !recv) {
         free(win);
         free(lead);
+        free(recv);
         return merr_set(e, MERR_NOMEM, "out of memory");
     }
     size_t nw = 0;
@@ -137,12 +132,13 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
             bool lose = false;
             for (size_t k = 0; k < nw && !lose; k++) {
                 if (!win[k] || (win[k]->range != r->range && !overlaps(win[k], r))) continue;
-                if (win[k]->generation >= r->generation)
+                if (win[k]->generation > r->generation ||
+                    (win[k]->generation == r->generation && recv[k] >= t->v[i].received_ns))
                     lose = true;
                 else
                     win[k] = NULL; /* r supersedes it */
             }
-            if (!lose) win[nw] = r, lead[nw++] = t->v[i].node;
+            if (!lose) win[nw] = r, recv[nw] = t->v[i].received_ns, lead[nw++] = t->v[i].node;
         }
     int rc = 0;
     for (size_t k = 0; k < nw && !rc; k++) {
@@ -165,11 +161,11 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
         for (int v = 0; v < w->n_voters && r.n_replicas < PD_MAX_REPLICAS; v++)
             r.replicas[r.n_replicas++] = (pd_replica){.node = w->voters[v], .role = PD_VOTER};
         for (int l = 0; l < w->n_learners && r.n_replicas < PD_MAX_REPLICAS; l++) {
-            uint64_t a = applied_at(t, w->learners[l], w->range);
+            uint64_t a = w->learner_acked[l];
             r.replicas[r.n_replicas++] =
                 (pd_replica){.node = w->learners[l],
                              .role = PD_LEARNER,
-                             .caught_up = a && a + PD_FEED_CATCHUP_SLOTS >= w->applied};
+                             .caught_up = a > 0 && a + PD_FEED_CATCHUP_SLOTS >= w->applied};
         }
         /* Members not heard of (a node added while this PD was away) still
          * exist: list them so the schedulers see the whole replica set. */
@@ -183,5 +179,39 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
     }
     free(win);
     free(lead);
+    free(recv);
     return rc;
+}
+
+void pd_learner_table_free(pd_learner_table *t)
+{
+    free(t->v);
+    t->v = NULL;
+    t->n = 0;
+}
+
+int pd_feed_stamp_learners(pd_learner_table *t, pd_cluster *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_ranges; i++)
+        for (int k = 0; k < c->ranges[i].n_replicas; k++)
+            n += c->ranges[i].replicas[k].role == PD_LEARNER;
+    pd_learner_seen *nv = calloc(n ? n : 1, sizeof(*nv));
+    if (!nv) return MERR_NOMEM;
+    n = 0;
+    for (size_t i = 0; i < c->n_ranges; i++)
+        for (int k = 0; k < c->ranges[i].n_replicas; k++) {
+            pd_replica *p = &c->ranges[i].replicas[k];
+            if (p->role != PD_LEARNER) continue;
+            pd_learner_seen s = {c->ranges[i].id, p->node, c->now_ns};
+            for (size_t j = 0; j < t->n; j++)
+                if (t->v[j].range == s.range && t->v[j].node == s.node)
+                    s.since_ns = t->v[j].since_ns;
+            p->learner_since_ns = s.since_ns;
+            nv[n++] = s;
+        }
+    free(t->v);
+    t->v = nv;
+    t->n = n;
+    return 0;
 }

@@ -6,10 +6,15 @@
  * Rules: a range's span, generation, members and leader come from the report
  * of a node that holds its lease (the leaseholder applies every membership
  * change and split first); of two leaseholder reports for overlapping spans
- * (one stale across a split) the higher generation wins. A range nobody
+ * (one stale across a split) the higher generation wins, and of equal
+ * generations the fresher heartbeat (a dead or deposed leader's last report
+ * must not hide changes made since). A range nobody
  * leads is left out: no operation could run there this round. A learner is
- * caught up when its own report has applied within PD_FEED_CATCHUP_SLOTS of
- * the leaseholder's. A registry node never heard from since this PD took
+ * caught up when the leaseholder's Paxos state has seen it acknowledge the
+ * log or a snapshot (learner_acked > 0) up to within PD_FEED_CATCHUP_SLOTS
+ * Paxos slots of the leaseholder's applied slot; the learner's own report
+ * proves nothing (it may predate its addition, or be another node's stale
+ * idea). A registry node never heard from since this PD took
  * over counts as heard at `since_ns`, so a new PD leader gives every node a
  * full node.dead_timeout before calling it dead. A range's last split or
  * merge is the winning report's received_ns minus its span age. */
@@ -26,7 +31,9 @@ typedef struct pd_hb_replica {
     pd_key start, end;
     pd_node_id voters[PD_MAX_REPLICAS], learners[PD_MAX_REPLICAS];
     int n_voters, n_learners;
-    uint64_t size_bytes, keys, applied;
+    /* leaseholder only: per learners[i], the slot it acknowledged (0: none) */
+    uint64_t learner_acked[PD_MAX_REPLICAS];
+    uint64_t size_bytes, keys, applied; /* applied: the Paxos applied slot */
     double reads_per_s, writes_per_s;
     bool leaseholder;
     pd_key mid_key;      /* len 0: not reported */
@@ -53,6 +60,24 @@ void pd_hb_table_free(pd_hb_table *t);
  * heartbeat. 0 or MERR_NOMEM (then hb is freed). */
 int pd_hb_table_put(pd_hb_table *t, pd_hb *hb);
 const pd_hb *pd_hb_table_get(const pd_hb_table *t, pd_node_id node);
+
+/* When this PD term first saw each learner (volatile, like the heartbeats). */
+typedef struct pd_learner_seen {
+    pd_range_id range;
+    pd_node_id node;
+    int64_t since_ns;
+} pd_learner_seen;
+
+typedef struct pd_learner_table {
+    pd_learner_seen *v;
+    size_t n;
+} pd_learner_table;
+
+void pd_learner_table_free(pd_learner_table *t);
+/* Stamps every learner of c with the time t first saw it (c->now_ns for a
+ * new one) and keeps in t only the learners c has. 0 or MERR_NOMEM (then t
+ * and c are unchanged). */
+int pd_feed_stamp_learners(pd_learner_table *t, pd_cluster *c);
 
 /* Fills `out` (pd_cluster_init'ed, empty) with nodes = registry ∪ heard-of
  * nodes and ranges per the rules above; now_ns goes to out->now_ns. 0,

@@ -27,6 +27,9 @@ void pd_settings_default(pd_settings *s)
     s->max_moves = 8;
     s->max_fullness = 0.95;
     s->default_replication_factor = 3;
+    /* Far beyond a snapshot of a 64 MiB range on a busy node: only a learner
+     * that will never catch up (its node lost the range) meets it. */
+    s->learner_timeout_ns = 300LL * 1000000000LL;
 }
 
 static bool valid_rf(int rf)
@@ -49,6 +52,8 @@ int pd_settings_validate(const pd_settings *s, merr *e)
         return merr_set(e, MERR_INVALID, "merge qps fraction must be in [0, 0.5]");
     if (s->merge_cooldown_ns < 0) return merr_set(e, MERR_INVALID, "merge cool-down must be >= 0");
     if (s->dead_timeout_ns <= 0) return merr_set(e, MERR_INVALID, "node.dead_timeout must be > 0");
+    if (s->learner_timeout_ns <= 0)
+        return merr_set(e, MERR_INVALID, "move.learner_timeout must be > 0");
     if (s->suspect_timeout_ns <= 0 || s->suspect_timeout_ns > s->dead_timeout_ns)
         return merr_set(e, MERR_INVALID, "node.suspect_timeout must be in (0, node.dead_timeout]");
     if (!(s->rebalance_threshold >= 0 && s->rebalance_threshold <= 1))

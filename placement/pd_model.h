@@ -66,6 +66,9 @@ typedef struct pd_replica {
      * resumes correctly after a PD failover: the intent is replicated state,
      * never scheduler memory. */
     pd_node_id replaces;
+    /* Learners: when this PD term first saw it (0: unknown, never times out).
+     * Volatile, stamped by pd_feed_stamp_learners. */
+    int64_t learner_since_ns;
 } pd_replica;
 
 typedef struct pd_range {
@@ -156,6 +159,8 @@ typedef struct pd_settings {
     uint32_t max_moves;             /* moves under way cluster-wide (8) */
     double max_fullness;            /* never place on a node fuller than this (0.95) */
     int default_replication_factor; /* outside every policy (3) */
+    int64_t learner_timeout_ns;     /* move.learner_timeout (5 min): a learner not caught
+                                       up this long is removed, so its move ends */
 } pd_settings;
 
 typedef struct pd_op {

@@ -34,6 +34,12 @@ static int continue_move(pd_view *v, size_t ri)
             return handled(emit(v, PD_OP_REMOVE_REPLICA, PD_REASON_REPAIR, ri, p->node, 0));
         if (p->caught_up && l == PD_LIVE)
             return handled(emit(v, PD_OP_PROMOTE, PD_REASON_MOVE, ri, p->node, 0));
+        /* Never caught up (its node lost the range, or it cannot keep up):
+         * drop it so the range is not held mid-move forever; a later run
+         * may pick another target. */
+        if (!p->caught_up && p->learner_since_ns &&
+            v->c->now_ns - p->learner_since_ns >= v->s->learner_timeout_ns)
+            return handled(emit(v, PD_OP_REMOVE_REPLICA, PD_REASON_MOVE, ri, p->node, 0));
         waiting = true; /* a learner still catching up: the move waits */
     }
     if (waiting) return 1;

@@ -37,6 +37,8 @@ static const setting SETTINGS[] = {
      "replica counts may differ from the mean by this fraction"},
     {"rebalance.max_moves", K_COUNT, F(max_moves), "replica moves under way cluster-wide"},
     {"node.max_fullness", K_DOUBLE, F(max_fullness), "never place a replica on a fuller node"},
+    {"move.learner_timeout", K_DURATION, F(learner_timeout_ns),
+     "a learner not caught up this long is removed (its move ends)"},
 };
 #define N_SETTINGS (sizeof(SETTINGS) / sizeof(SETTINGS[0]))
 

@@ -279,6 +279,9 @@ uint64_t paxos_get_chosen(const paxos_group *g);      /* chosen prefix */
 uint64_t paxos_get_applied(const paxos_group *g);     /* handed out */
 uint64_t paxos_get_last(const paxos_group *g);
 uint64_t paxos_get_first(const paxos_group *g); /* first slot still in the log */
+/* Leader only: the slot up to which `id` has acknowledged our log or
+ * snapshot in this ballot (0: not yet, or not leader). */
+uint64_t paxos_get_peer_match(const paxos_group *g, paxos_node_id id);
 int paxos_get_quiesced(const paxos_group *g);
 /* The membership in force after the chosen prefix, and the newest in the log. */
 void paxos_get_members(const paxos_group *g, paxos_members *committed, paxos_members *latest);

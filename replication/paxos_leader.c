@@ -515,3 +515,11 @@ int paxos_leader_propose(paxos_group *g, const paxos_event *ev, paxos_update *u)
     if (ev->hold) return 0;
     return paxos_leader_flush(g, u);
 }
+
+uint64_t paxos_get_peer_match(const paxos_group *g, paxos_node_id id)
+{
+    if (g->role != PAXOS_LEADER) return 0;
+    for (size_t i = 0; i < g->npeers; i++)
+        if (g->peers[i].id == id) return g->peers[i].match;
+    return 0;
+}

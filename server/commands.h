@@ -8,6 +8,7 @@ int cmd_start(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_debug_kv(int argc, char **argv);
 int cmd_node_status(int argc, char **argv);
+int cmd_node_decommission(int argc, char **argv);
 int cmd_debug_ranges(int argc, char **argv);
 int cmd_debug_faults(int argc, char **argv);
 int cmd_bench_kv(int argc, char **argv);

@@ -52,6 +52,7 @@ static const cli_cmd cert_cmds[] = {
 /* `meridian node <what>` */
 static const cli_cmd node_cmds[] = {
     {"status", "every node: address, locality, state, replicas, leases", cmd_node_status, NULL},
+    {"decommission", "move every replica off a node before it leaves", cmd_node_decommission, NULL},
     {0},
 };
 

@@ -25,6 +25,7 @@
 #include "server/kv_service.h"
 #include "server/pbreply.h"
 #include "server/node_int.h"
+#include "server/node_moves.h"
 #include "server/node_ping.h"
 #include "server/node_sql.h"
 #include "server/range_desc.h"
@@ -109,6 +110,7 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     node_ranges_metrics_render(n, &r->body);
     node_merge_metrics_render(n, &r->body);
     node_pd_metrics_render(n, &r->body);
+    node_moves_metrics_render(n, &r->body);
 }
 
 /* ---- node-level rpc methods (loop thread) ---- */
@@ -306,6 +308,7 @@ static void start_on_loop(void *arg)
     if (node_merge_start(n, e)) return;
     node_lease_register(n);
     if (node_pd_start(n, e)) return;
+    if (node_moves_start(n, e)) return;
     n->state = NODE_SERVING;
 }
 
@@ -348,6 +351,7 @@ static void stop_on_loop(void *arg)
     node_cluster_stop(n);
     node_pd_stop(n);
     node_merge_stop(n);
+    node_moves_stop(n);
     node_ranges_stop(n);
     txn_service_stop(n->txn);
     n->txn = NULL;

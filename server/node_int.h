@@ -51,6 +51,8 @@ struct node {
     struct node_pd *pd;
     /* range merges (node_merge.c) */
     struct node_merge *merge;
+    /* replica moves (node_moves.c) */
+    struct node_moves *moves;
 };
 
 /* node_page.c: the HTML admin page */
@@ -103,5 +105,8 @@ void node_pd_stop(node *n);
 void node_pd_metrics_render(node *n, mbuf *out);
 /* The admin page's "Ranges per node" section (bars, from the PD's view). */
 void node_pd_page_render(node *n, mbuf *b);
+/* The PD's last view: replicas on node id, and whether the node is known.
+ * MERR_UNAVAILABLE unless this node is the PD with a snapshot. */
+int node_pd_replicas_on(node *n, uint64_t id, uint32_t *reps, int *known);
 
 #endif

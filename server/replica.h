@@ -180,4 +180,21 @@ int replica_may_sleep(replica *r);
  * if the disk is still full the next write pauses it again. */
 void replica_retry_paused(host *h, int64_t now_mono_ns);
 
+/* ---- replica moves (server/replica_move.c) ---- */
+/* 1 while this replica leads its group (it proposes membership changes). */
+int replica_is_leader(replica *r);
+/* A new replica must start from a snapshot, never from the log's slot 1: a
+ * range born from a split got its first data from its parent, in no log of
+ * its own. 0 once the latest snapshot is at min_slot or later (a learner
+ * added now starts from it, so it has applied its own addition), 1 while
+ * one is being taken (ask again), MERR_RETRY while min_slot is not applied
+ * yet. */
+int replica_ensure_snapshot(replica *r, uint64_t min_slot);
+/* Hands the lease to node, a voter (leader only). */
+int replica_transfer(replica *r, uint64_t node, merr *e);
+/* Takes r off its host and deletes its store and its log: for a replica its
+ * group no longer counts as a member. MERR_BUSY while it leads or has log
+ * writes in flight (r stays); on 0, r is freed. */
+int replica_destroy(host *h, replica *r, merr *e);
+
 #endif

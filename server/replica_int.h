@@ -143,7 +143,8 @@ int replica_apply_cmd(replica *r, const struct range_cmd *c, uint64_t slot, uint
 
 /* replica_snap.c */
 /* Takes a snapshot when the log behind the applied point passed the host's
- * threshold (or the core hinted); truncates the log through the core. */
+ * threshold (or the core hinted; hinted == 2: now, whatever the size rule
+ * says, for a replica move); truncates the log through the core. */
 void replica_maybe_snapshot(replica *r, int hinted);
 /* Called by replica_free: a snapshot job in flight finishes without it. */
 void replica_snap_detach(replica *r);

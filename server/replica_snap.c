@@ -131,8 +131,9 @@ void replica_maybe_snapshot(replica *r, int hinted)
     paxos_get_snapshot(r->g, &snap, NULL);
     if (applied <= snap || applied < r->snap_retry_at) return;
     if (!hinted && applied - snap < r->h->snap_every) return;
-    /* A snapshot costs a read of the whole range: amortise it. */
-    if (r->h->snap_size_rule && r->log_bytes < r->snap_len / 4) return;
+    /* A snapshot costs a read of the whole range: amortise it (unless a
+     * move needs one now: hinted == 2). */
+    if (hinted < 2 && r->h->snap_size_rule && r->log_bytes < r->snap_len / 4) return;
     snap_job *j = calloc(1, sizeof(*j));
     if (!j) return;
     j->r = r;

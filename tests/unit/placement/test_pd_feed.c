@@ -1,8 +1,8 @@
 /* The PD's edge-free parts: cluster settings by name (parse, format,
  * validate as a whole, unchanged on error) and heartbeats → snapshot
  * (leaseholder reports win, newer generations supersede stale overlapping
- * reports, learners caught up by applied slot, grace for unheard nodes after
- * a PD failover, the snapshot the split scheduler then acts on). */
+ * reports, learners caught up by the slot the leader saw them acknowledge, grace for unheard nodes
+ * after a PD failover, the snapshot the split scheduler then acts on). */
 #include "pd_fixture.h"
 
 #include <stdlib.h>
@@ -107,6 +107,7 @@ static void test_feed_build(void **state)
     pd_hb_replica n1[] = {rep(1, 2, "", "m", true, 50, 100), rep(2, 2, "m", "", false, 40, 90)};
     pd_hb_replica n2[] = {rep(1, 1, "", "", true, 30, 190), rep(2, 2, "m", "", true, 40, 90)};
     n2[1].learners[0] = 4;
+    n2[1].learner_acked[0] = 39; /* the leader saw node 4 acknowledge slot 39 */
     n2[1].n_learners = 1;
     pd_key_set(&n2[1].mid_key, "t", 1);
     pd_hb_replica n4[] = {rep(2, 2, "m", "", false, 30, 0)};
@@ -181,6 +182,7 @@ static void test_feed_build(void **state)
     put(&t, 4, T + FX_S(2), n4c, 1);
     pd_hb_replica n2b[] = {rep(1, 1, "", "", false, 30, 190), rep(2, 2, "m", "", true, 40, 90)};
     n2b[1].learners[0] = 4;
+    n2b[1].learner_acked[0] = 3;
     n2b[1].n_learners = 1;
     put(&t, 2, T + FX_S(2), n2b, 2);
     pd_cluster_init(&c);
@@ -188,6 +190,28 @@ static void test_feed_build(void **state)
     assert_int_equal(c.n_nodes, 4); /* heard-of nodes only */
     r2 = pd_cluster_range(&c, 2);
     assert_false(r2->replicas[3].caught_up);
+    pd_cluster_free(&c);
+
+    /* Catch-up is what the leader's Paxos state saw the learner
+     * acknowledge, never the learner's own report: node 4 reports it has
+     * applied as far as the leader (a replica of an earlier incarnation, or a
+     * report racing its addition) but the leader saw no acknowledgement, so
+     * it is not caught up; node 5, not reporting the range at all, is caught
+     * up on the leader's word. Slack is in Paxos slots: 40 - 16 is enough. */
+    pd_hb_replica n2c[] = {rep(1, 1, "", "", false, 30, 190), rep(2, 2, "m", "", true, 40, 90)};
+    n2c[1].learners[0] = 4;
+    n2c[1].learners[1] = 5;
+    n2c[1].learner_acked[1] = 40 - PD_FEED_CATCHUP_SLOTS;
+    n2c[1].n_learners = 2;
+    put(&t, 2, T + FX_S(3), n2c, 2);
+    pd_hb_replica n4d[] = {rep(2, 2, "m", "", false, 40, 0)};
+    put(&t, 4, T + FX_S(3), n4d, 1);
+    pd_cluster_init(&c);
+    assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T, T + FX_S(3), &c, &e), 0);
+    r2 = pd_cluster_range(&c, 2);
+    assert_int_equal(r2->n_replicas, 5);
+    assert_true(r2->replicas[3].node == 4 && !r2->replicas[3].caught_up);
+    assert_true(r2->replicas[4].node == 5 && r2->replicas[4].caught_up);
     pd_cluster_free(&c);
     pd_hb_table_free(&t);
 }
@@ -244,12 +268,51 @@ static void test_feed_split_age(void **state)
     pd_hb_table_free(&t);
 }
 
+/* Two leaseholder reports of one range at one generation: a node that died
+ * leading it (its last heartbeat stays in the table) and the new leader
+ * that has since replaced it with a learner. The fresher report wins,
+ * whichever node comes first in the table: else the schedulers would see
+ * the old members, add the learner again and remove the new replica. */
+static void test_feed_fresher_report_wins(void **state)
+{
+    (void)state;
+    int64_t T = FX_S(100);
+    for (int order = 0; order < 2; order++) {
+        pd_hb_table t;
+        pd_hb_table_init(&t);
+        pd_hb_replica stale[] = {rep(7, 3, "a", "b", true, 10, 5)};
+        pd_hb_replica fresh[] = {rep(7, 3, "a", "b", true, 12, 5)};
+        fresh[0].voters[1] = 4; /* {1, 4, 3}: node 2 replaced by node 4 */
+        fresh[0].learners[0] = 5;
+        fresh[0].n_learners = 1;
+        if (order == 0) {
+            put(&t, 2, T, stale, 1);
+            put(&t, 1, T + FX_S(5), fresh, 1);
+        } else {
+            put(&t, 1, T + FX_S(5), fresh, 1);
+            put(&t, 2, T, stale, 1);
+        }
+        pd_cluster c;
+        pd_cluster_init(&c);
+        merr e = {0};
+        assert_int_equal(pd_feed_build(&t, NULL, 0, NULL, 0, T, T + FX_S(6), &c, &e), 0);
+        assert_int_equal(c.n_ranges, 1);
+        pd_range *r = pd_cluster_range(&c, 7);
+        assert_int_equal(r->leader, 1);
+        assert_int_equal(r->n_replicas, 4);
+        assert_true(pd_range_has(r, 4) && pd_range_has(r, 5) && !pd_range_has(r, 2));
+        pd_cluster_free(&c);
+        pd_hb_table_free(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_settings_by_name),
         cmocka_unit_test(test_feed_build),
         cmocka_unit_test(test_feed_split_age),
+        cmocka_unit_test(test_feed_fresher_report_wins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * nodes are replaced with zone diversity, lost quorums are reported, moves
  * resume from the descriptor, policies on regions and factors hold. */
 #include "pd_fixture.h"
+#include "placement/pd_feed.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -147,6 +148,40 @@ static void test_dead_learner_removed(void **state)
     assert_int_equal(ops.n, 1);
     assert_int_equal(ops.v[0].kind, PD_OP_REMOVE_REPLICA);
     assert_int_equal(ops.v[0].node, 2);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
+/* A learner that never catches up (its node lost the range) is removed
+ * once move.learner_timeout has passed since this PD first saw it, so the
+ * range is not held mid-move forever; the first-seen stamp survives runs
+ * and is forgotten with the learner. */
+static void test_stuck_learner_times_out(void **state)
+{
+    (void)state;
+    fx f;
+    mid_move(&f, false);
+    pd_learner_table seen = {0};
+    pd_ops ops;
+    pd_ops_init(&ops);
+    int64_t t0 = f.c.now_ns;
+    assert_int_equal(pd_feed_stamp_learners(&seen, &f.c), 0);
+    assert_int_equal(f.c.ranges[0].replicas[3].learner_since_ns, t0);
+    fx_advance(&f, f.s.learner_timeout_ns - 1);
+    f.c.ranges[0].replicas[3].learner_since_ns = 0; /* a fresh snapshot */
+    assert_int_equal(pd_feed_stamp_learners(&seen, &f.c), 0);
+    assert_int_equal(f.c.ranges[0].replicas[3].learner_since_ns, t0);
+    fx_schedule(&f, &ops);
+    assert_int_equal(ops.n, 0); /* still within the timeout: the move waits */
+    fx_advance(&f, 1);
+    fx_schedule(&f, &ops);
+    assert_int_equal(ops.n, 1);
+    assert_int_equal(ops.v[0].kind, PD_OP_REMOVE_REPLICA);
+    assert_int_equal(ops.v[0].node, 2);
+    fx_apply(&f, &ops, NULL);
+    assert_int_equal(pd_feed_stamp_learners(&seen, &f.c), 0);
+    assert_int_equal(seen.n, 0);
+    pd_learner_table_free(&seen);
     pd_ops_free(&ops);
     fx_free(&f);
 }
@@ -345,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_nowhere_to_go_keeps_dead_replica),
         cmocka_unit_test(test_move_steps_follow_the_descriptor),
         cmocka_unit_test(test_dead_learner_removed),
+        cmocka_unit_test(test_stuck_learner_times_out),
         cmocka_unit_test(test_inflight_op_blocks_range),
         cmocka_unit_test(test_decommission_drains_node),
         cmocka_unit_test(test_repair_goes_first_in_the_budget),

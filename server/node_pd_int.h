@@ -1,0 +1,105 @@
+/* Internals of the placement driver's node side, shared by node_pd.c (the
+ * loop, the operation executor, lifecycle), node_pd_hb.c (heartbeats) and
+ * node_pd_settings.c (pd.Settings). Not for other modules. */
+#ifndef MERIDIAN_SERVER_NODE_PD_INT_H
+#define MERIDIAN_SERVER_NODE_PD_INT_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "common/log.h"
+#include "common/mtime.h"
+#include "placement/pd_feed.h"
+#include "placement/pd_sched.h"
+#include "placement/pd_settings_text.h"
+#include "proto/pd.pb-c.h"
+#include "proto/range.pb-c.h"
+#include "server/kv_service.h"
+#include "server/node_int.h"
+#include "server/node_moves.h"
+#include "server/pbreply.h"
+#include "server/range_desc.h"
+#include "server/replica.h"
+
+#define MOD             "pd"
+#define HB_MS           1000
+#define PD_RUN_MS       1000
+#define PD_WARMUP_MS    (3 * HB_MS) /* a few heartbeats before a new PD decides */
+#define PD_MAX_INFLIGHT 8
+#define PD_OP_WAIT      (15 * MTIME_S)
+#define PD_SETTLE_MS    (2 * HB_MS + 500)
+
+static const uint8_t SETTING_PREFIX[] = "\x00sys/setting/";
+#define SETTING_PREFIX_LEN (sizeof(SETTING_PREFIX) - 1)
+static const uint8_t NODE_PREFIX[] = "\x00sys/node/";
+#define NODE_PREFIX_LEN (sizeof(NODE_PREFIX) - 1)
+
+/* An operation under way, or finished less than PD_SETTLE_MS ago: the
+ * heartbeats behind the next snapshot may predate its effect, so its range
+ * stays claimed until fresh ones arrive (no second split at a stale key). */
+typedef struct pd_running {
+    pd_inflight f;
+    uint64_t seq;    /* 0: free slot */
+    int64_t done_ns; /* 0: still running */
+} pd_running;
+
+struct node_pd {
+    node *n;
+    uv_timer_t timer;
+    int timer_on, stopped, refs, hb_inflight;
+    int64_t last_hb_ns;
+    uint64_t split_above; /* as the PD last answered */
+    uint64_t pd_hint;     /* nodes without range 1: where the PD was last */
+    uint64_t probe;       /* ... and which peer to ask when unknown */
+    /* PD leader state (volatile) */
+    int leading;
+    int64_t since_ns;
+    pd_hb_table hbs;
+    pd_learner_table learners; /* when this term first saw each learner */
+    pd_running running[PD_MAX_INFLIGHT];
+    uint64_t seq;
+    pd_cluster last; /* the last run's snapshot, for operators */
+    int have_last;
+    pd_settings settings;
+    /* counters */
+    uint64_t heartbeats, runs, ops_started, ops_failed, ops_done, unavailable;
+};
+
+typedef struct scan_ctx {
+    pd_settings *s;
+    pd_node_id *ids;
+    size_t n, cap;
+} scan_ctx;
+
+static inline host *H(node_pd *p)
+{
+    return &p->n->host;
+}
+
+static inline void prefix_end(const uint8_t *prefix, size_t len, uint8_t *end)
+{
+    memcpy(end, prefix, len);
+    end[len - 1]++; /* "/" + 1: just past every key under the prefix */
+}
+
+/* Drops a reference; the last one after node_pd_stop frees p. */
+void node_pd_unref(node_pd *p);
+/* Range 1's replica here if it is where range 1 is served, else NULL. */
+replica *node_pd_range1(node_pd *p);
+
+/* node_pd_hb.c */
+/* Takes over as the PD: forgets the previous term's volatile state. */
+void node_pd_become_leader(node_pd *p, int64_t now);
+void node_pd_on_heartbeat(void *arg, rpc_req *req); /* "pd.Heartbeat" */
+void node_pd_send_heartbeat(node_pd *p);
+
+/* node_pd_settings.c */
+/* The settings as range 1 (this node's replica) holds them over the
+ * defaults. */
+void node_pd_load_settings(replica *r1, pd_settings *s);
+void node_pd_on_settings(void *arg, rpc_req *req); /* "pd.Settings" */
+
+#endif
