@@ -186,7 +186,12 @@ static int add_intent(range *r, const range_intent *it)
             const range_write *w = &it->writes[j];
             sqlite3_bind_int(s, 3, w->del ? 1 : 0);
             range_bind_bytes(s, 4, w->key, w->klen);
-            if (!w->del) range_bind_bytes(s, 5, w->val, w->vlen);
+            /* Bound every time: a statement keeps its last binding, and a
+             * delete's would point into a log entry freed since. */
+            if (w->del)
+                sqlite3_bind_null(s, 5);
+            else
+                range_bind_bytes(s, 5, w->val, w->vlen);
         } else {
             const range_span *sp = &it->spans[j - it->nwrites];
             sqlite3_bind_int(s, 3, 2);

@@ -230,6 +230,35 @@ static int list_cb(void *arg, const range_intent *it)
     return 0;
 }
 
+/* A prepared delete after a prepared put: the intent statement must not
+ * keep the put's value binding (it pointed into a log entry that is freed
+ * by then; ASan saw it read). The put's bytes live in a buffer freed
+ * between the two applies, as a log entry is. */
+static void test_prepared_delete_after_put(void **state)
+{
+    (void)state;
+    range *r = th_create(&dir, "prepdel.db", 5, "", "");
+    th_put(r, "d", "there", 10);
+    char *val = strdup("value-of-a-freed-entry");
+    assert_non_null(val);
+    range_write wp[1] = {{(const uint8_t *)"p", 1, (const uint8_t *)val, strlen(val), 0}};
+    range_intent put = {(const uint8_t *)"T1", 2, 20, (const uint8_t *)"n1", 2, wp, 1, NULL, 0};
+    range_batch b1 = {.prepares = &put, .nprepares = 1};
+    assert_int_equal(range_apply(r, &b1, 2, NULL), 0);
+    free(val);
+    range_write wd[1] = {th_w("d", NULL)};
+    range_intent del = {(const uint8_t *)"T2", 2, 21, (const uint8_t *)"n1", 2, wd, 1, NULL, 0};
+    range_batch b2 = {.prepares = &del, .nprepares = 1};
+    assert_int_equal(range_apply(r, &b2, 3, NULL), 0);
+    range_resolve res[2] = {{(const uint8_t *)"T1", 2, 30}, {(const uint8_t *)"T2", 2, 30}};
+    range_batch c = {.resolves = res, .nresolves = 2};
+    assert_int_equal(range_apply(r, &c, 4, NULL), 0);
+    assert_string_equal(th_get(r, "p", 100), "value-of-a-freed-entry");
+    assert_null(th_get(r, "d", 100));
+    assert_string_equal(th_get(r, "d", 29), "there");
+    range_close(r);
+}
+
 static void test_prepared_survive_reopen(void **state)
 {
     range *r = th_create(&dir, "prep.db", 5, "", "");
@@ -338,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_page_found_on_read),
         cmocka_unit_test(test_install_disk_full),
         cmocka_unit_test(test_prepared_survive_reopen),
+        cmocka_unit_test(test_prepared_delete_after_put),
         cmocka_unit_test(test_handle_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
