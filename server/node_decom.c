@@ -25,45 +25,9 @@ static const uint8_t DECOM_PREFIX[] = "\x00sys/decommission/";
 
 /* ---- decommissioning nodes in range 1 ---- */
 
-typedef struct decom_scan {
-    pd_node_id *ids;
-    size_t n, cap;
-} decom_scan;
-
-static int decom_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                     uint64_t ts)
-{
-    decom_scan *c = arg;
-    (void)val, (void)vlen, (void)ts;
-    char digits[24];
-    size_t dl = klen - DECOM_PREFIX_LEN;
-    if (dl == 0 || dl >= sizeof(digits)) return 0;
-    memcpy(digits, key + DECOM_PREFIX_LEN, dl);
-    digits[dl] = 0;
-    char *end;
-    unsigned long long id = strtoull(digits, &end, 10);
-    if (*end || !id) return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 8;
-        pd_node_id *nv = realloc(c->ids, cap * sizeof(*nv));
-        if (!nv) return 1;
-        c->ids = nv;
-        c->cap = cap;
-    }
-    c->ids[c->n++] = id;
-    return 0;
-}
-
 size_t node_decom_list(replica *r1, pd_node_id **ids)
 {
-    decom_scan c = {0};
-    uint8_t end[DECOM_PREFIX_LEN];
-    memcpy(end, DECOM_PREFIX, DECOM_PREFIX_LEN);
-    end[DECOM_PREFIX_LEN - 1]++;
-    range_scan(replica_store(r1), DECOM_PREFIX, DECOM_PREFIX_LEN, end, DECOM_PREFIX_LEN,
-               RANGE_TS_MAX, 0, 0, decom_row, &c, NULL);
-    *ids = c.ids;
-    return c.n;
+    return node_pd_scan_ids(r1, DECOM_PREFIX, DECOM_PREFIX_LEN, ids);
 }
 
 int node_decom_key(uint64_t node_id, uint8_t *out, size_t cap)

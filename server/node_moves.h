@@ -39,4 +39,8 @@ size_t node_decom_list(replica *r1, pd_node_id **ids);
 /* Range 1's key marking node_id decommissioning: its length, or -1. */
 int node_decom_key(uint64_t node_id, uint8_t *out, size_t cap);
 
+/* Node ids stored as "<prefix><decimal id>" keys in range 1 (the caller
+ * frees *ids). */
+size_t node_pd_scan_ids(replica *r1, const uint8_t *prefix, size_t plen, pd_node_id **ids);
+
 #endif

@@ -44,15 +44,22 @@ replica *node_pd_range1(node_pd *p)
 
 /* ---- the node registry in range 1 ---- */
 
-static int node_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                    uint64_t ts)
+/* Rows "<prefix><decimal node id>" (the registry, decommissions). */
+typedef struct id_scan {
+    size_t plen;
+    pd_node_id *ids;
+    size_t n, cap;
+} id_scan;
+
+static int id_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                  uint64_t ts)
 {
-    scan_ctx *c = arg;
+    id_scan *c = arg;
     (void)val, (void)vlen, (void)ts;
     char digits[24];
-    size_t dl = klen - NODE_PREFIX_LEN;
+    size_t dl = klen - c->plen;
     if (dl == 0 || dl >= sizeof(digits)) return 0;
-    memcpy(digits, key + NODE_PREFIX_LEN, dl);
+    memcpy(digits, key + c->plen, dl);
     digits[dl] = 0;
     char *end;
     unsigned long long id = strtoull(digits, &end, 10);
@@ -66,6 +73,17 @@ static int node_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *v
     }
     c->ids[c->n++] = id;
     return 0;
+}
+
+size_t node_pd_scan_ids(replica *r1, const uint8_t *prefix, size_t plen, pd_node_id **ids)
+{
+    id_scan c = {.plen = plen};
+    uint8_t end[64];
+    if (plen > sizeof(end)) return *ids = NULL, 0;
+    prefix_end(prefix, plen, end);
+    range_scan(replica_store(r1), prefix, plen, end, plen, RANGE_TS_MAX, 0, 0, id_row, &c, NULL);
+    *ids = c.ids;
+    return c.n;
 }
 
 /* ---- operations ---- */
@@ -214,17 +232,14 @@ static void pd_run(node_pd *p)
         if (p->running[i].done_ns && now - p->running[i].done_ns >= PD_SETTLE_MS * MTIME_MS)
             p->running[i] = (pd_running){0};
     if (now - p->since_ns < PD_WARMUP_MS * MTIME_MS) return;
-    scan_ctx reg = {0};
-    uint8_t end[NODE_PREFIX_LEN];
-    prefix_end(NODE_PREFIX, NODE_PREFIX_LEN, end);
-    range_scan(replica_store(r1), NODE_PREFIX, NODE_PREFIX_LEN, end, NODE_PREFIX_LEN, RANGE_TS_MAX,
-               0, 0, node_row, &reg, NULL);
+    pd_node_id *reg = NULL;
+    size_t nreg = node_pd_scan_ids(r1, NODE_PREFIX, NODE_PREFIX_LEN, &reg);
     pd_cluster c;
     pd_cluster_init(&c);
     merr e = {0};
     pd_node_id *decom = NULL;
     size_t ndecom = node_decom_list(r1, &decom);
-    int rc = pd_feed_build(&p->hbs, reg.ids, reg.n, decom, ndecom, p->since_ns, now, &c, &e);
+    int rc = pd_feed_build(&p->hbs, reg, nreg, decom, ndecom, p->since_ns, now, &c, &e);
     free(decom);
     if (!rc && pd_feed_stamp_learners(&p->learners, &c))
         rc = merr_set(&e, MERR_NOMEM, "out of memory");
@@ -252,7 +267,7 @@ static void pd_run(node_pd *p)
     if (p->have_last) pd_cluster_free(&p->last);
     p->last = c; /* kept for operators (node_pd_status) */
     p->have_last = 1;
-    free(reg.ids);
+    free(reg);
 }
 
 static void on_tick(uv_timer_t *t)

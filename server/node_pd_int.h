@@ -68,12 +68,6 @@ struct node_pd {
     uint64_t heartbeats, runs, ops_started, ops_failed, ops_done, unavailable;
 };
 
-typedef struct scan_ctx {
-    pd_settings *s;
-    pd_node_id *ids;
-    size_t n, cap;
-} scan_ctx;
-
 static inline host *H(node_pd *p)
 {
     return &p->n->host;

@@ -2,6 +2,10 @@
  * read and written at range 1's leaseholder under "\x00sys/setting/". */
 #include "server/node_pd_int.h"
 
+typedef struct scan_ctx {
+    pd_settings *s;
+} scan_ctx;
+
 static int setting_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
                        uint64_t ts)
 {
