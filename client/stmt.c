@@ -3,6 +3,7 @@
  * the retrying transaction helper. */
 #include "client/internal.h"
 
+#include "common/backoff.h"
 #include "common/cli.h"
 #include "common/mtime.h"
 
@@ -583,18 +584,6 @@ int meridian_exec(meridian *db, const char *sql, meridian_callback cb, void *arg
     return rc;
 }
 
-static void backoff_sleep(int attempt)
-{
-    /* 10 ms doubling to 1 s, jittered into [base/2, base): retries of
-     * conflicting transactions should not collide again in lockstep. */
-    int64_t base = 10 * MTIME_MS << (attempt < 7 ? attempt : 7);
-    if (base > MTIME_S) base = MTIME_S;
-    uint64_t x = (uint64_t)mtime_mono_ns() * 0x9e3779b97f4a7c15ULL;
-    int64_t ns = base / 2 + (int64_t)(x % (uint64_t)(base / 2));
-    struct timespec ts = {ns / MTIME_S, ns % MTIME_S};
-    nanosleep(&ts, NULL);
-}
-
 int meridian_run_in_txn(meridian *db, meridian_txn_fn fn, void *arg, int max_retries)
 {
     if (!db || !fn || max_retries < 0) return MERIDIAN_MISUSE;
@@ -615,6 +604,6 @@ int meridian_run_in_txn(meridian *db, meridian_txn_fn fn, void *arg, int max_ret
         db->erroffset = off;
         db->retryable = retry;
         if (!retry || attempt >= max_retries) return db->errcode;
-        backoff_sleep(attempt);
+        mbackoff_retry_sleep(attempt, 10 * MTIME_MS, MTIME_S);
     }
 }

@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "common/mtime.h"
 
 void mbackoff_init(mbackoff *b, int64_t base_ns, int64_t max_ns)
 {
@@ -62,4 +65,24 @@ uint32_t mbackoff_failures(const mbackoff *b, const char *key)
 {
     const mbackoff_entry *e = find(b, key);
     return e ? e->failures : 0;
+}
+
+int64_t mbackoff_retry_ns(int attempt, int64_t base_ns, int64_t max_ns, uint64_t seed)
+{
+    if (attempt < 0) attempt = 0;
+    int64_t d = base_ns;
+    for (int i = 0; i < attempt && d < max_ns; i++) d *= 2;
+    if (d > max_ns) d = max_ns;
+    if (d < 2) return d;
+    uint64_t x = seed * 0x9e3779b97f4a7c15ULL;
+    x ^= x >> 29;
+    return d / 2 + (int64_t)(x % (uint64_t)(d - d / 2));
+}
+
+void mbackoff_retry_sleep(int attempt, int64_t base_ns, int64_t max_ns)
+{
+    int64_t ns = mbackoff_retry_ns(attempt, base_ns, max_ns, (uint64_t)mtime_mono_ns());
+    struct timespec ts = {ns / MTIME_S, ns % MTIME_S};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
 }

@@ -37,4 +37,12 @@ void mbackoff_ok(mbackoff *b, const char *key);
 /* Consecutive failures recorded for key. */
 uint32_t mbackoff_failures(const mbackoff *b, const char *key);
 
+/* The wait before retry number attempt (0-based) of an operation that lost
+ * a conflict or met a range mid-split: base * 2^attempt capped at max,
+ * jittered by seed into [d/2, d) so that retries of conflicting
+ * transactions do not collide again in lockstep. Pure. */
+int64_t mbackoff_retry_ns(int attempt, int64_t base_ns, int64_t max_ns, uint64_t seed);
+/* Sleeps mbackoff_retry_ns(attempt, base, max, <the monotonic clock>). */
+void mbackoff_retry_sleep(int attempt, int64_t base_ns, int64_t max_ns);
+
 #endif

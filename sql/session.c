@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/backoff.h"
+#include "common/mtime.h"
 #include "sql/auth.h"
 #include "sql/ddl.h"
 #include "sql/session.h"
@@ -447,9 +449,31 @@ static int run_control(sql_stmt *st, merr *e)
     }
 }
 
-/* How often a statement on its own is rerun after losing a conflict at
- * commit, before the abort reaches the client. */
-#define SQL_AUTO_RETRIES 3
+/* How often a statement on its own is rerun after losing a conflict or
+ * meeting a range mid-split, before the abort reaches the client. The
+ * backoff between runs (10 ms doubling to 1 s, about 2 s in all) outlasts
+ * a split's lock-table drain on a loaded node; rerunning at once would only
+ * meet the same split again. The statement timeout still bounds it all. */
+#define SQL_AUTO_RETRIES  8
+#define SQL_RETRY_BASE_NS (10 * MTIME_MS)
+#define SQL_RETRY_MAX_NS  MTIME_S
+
+/* 1 when the statement, on its own (autocommit) and having shown no row,
+ * failed with rc retryably and runs again: it is reset for the rerun after
+ * the backoff. Sessions run on worker threads, so the pause blocks no loop. */
+static int auto_retry(sql_stmt *st, int rc, merr *e)
+{
+    sql_session *s = st->s;
+    if ((rc != MERR_ABORTED && rc != MERR_RETRY) || !st->autocommit || st->returned_rows ||
+        st->retries >= SQL_AUTO_RETRIES || (s->expired && s->expired(s->expired_arg)))
+        return 0;
+    mbackoff_retry_sleep(st->retries, SQL_RETRY_BASE_NS, SQL_RETRY_MAX_NS);
+    st->retries++;
+    st->started = st->done = 0;
+    if (st->st) sqlite3_reset(st->st);
+    if (e) merr_clear(e);
+    return 1;
+}
 
 int sql_step(sql_stmt *st, merr *e)
 {
@@ -478,13 +502,7 @@ int sql_step(sql_stmt *st, merr *e)
             /* DDL on its own that lost a conflict (a range split under it,
              * a concurrent writer) runs again as a query would: the next
              * transaction reloads the catalog the failed one left dirty. */
-            if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit &&
-                st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
-                st->retries++;
-                st->started = st->done = 0;
-                if (e) merr_clear(e);
-                continue;
-            }
+            if (auto_retry(st, rc, e)) continue;
             return rc;
         }
         s->upsert = st->upsert;
@@ -502,14 +520,7 @@ int sql_step(sql_stmt *st, merr *e)
             /* Not when it was canceled meanwhile (a commit stopped waiting
              * for a lock is aborted): the deadline hook would not see a
              * cancel in a short statement. */
-            if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
-                st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
-                st->retries++;
-                st->started = st->done = 0;
-                sqlite3_reset(st->st);
-                if (e) merr_clear(e);
-                continue;
-            }
+            if (auto_retry(st, rc, e)) continue;
             return rc;
         }
         int stopped = __atomic_exchange_n(&s->stopped, 0, __ATOMIC_SEQ_CST);
@@ -530,13 +541,7 @@ int sql_step(sql_stmt *st, merr *e)
         }
         /* Lost a conflict before commit (a read wounded, locks gone with a
          * lease): on its own and with nothing shown, it reruns too. */
-        if ((rc == MERR_ABORTED || rc == MERR_RETRY) && st->autocommit && !st->returned_rows &&
-            st->retries < SQL_AUTO_RETRIES && !(s->expired && s->expired(s->expired_arg))) {
-            st->retries++;
-            st->started = st->done = 0;
-            if (e) merr_clear(e);
-            continue;
-        }
+        if (auto_retry(st, rc, e)) continue;
         return rc;
     }
 }

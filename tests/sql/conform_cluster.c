@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "diff.h"
 #include "include/meridian.h"
@@ -117,18 +118,25 @@ static int replay(cluster *c)
     return 0;
 }
 
+#define MAX_TRIES 12
+
 /* A retryable failure (a lost conflict, locks gone with a lease while a
- * range split) changed nothing: the client runs the statement again, or,
- * inside BEGIN, the whole transaction so far and then the statement
- * (docs/client.md). Retries are counted. */
+ * range split, a participant's lock table draining for a split) changed
+ * nothing: the client runs the statement again, or, inside BEGIN, the
+ * whole transaction so far and then the statement (docs/client.md), after
+ * an exponential backoff as meridian_run_txn does: a split takes seconds
+ * on a loaded machine, and retrying at once only meets the same split.
+ * Retries are counted. */
 static void run_remote(cluster *c, const char *sql, diff_rows *r)
 {
     int in_txn = meridian_txn_state(c->db) == MERIDIAN_TXN_OPEN;
     for (int tries = 0;; tries++) {
         run_once(c, sql, r);
-        if (!r->failed || tries == 5 || !meridian_error_retryable(c->db)) break;
+        if (!r->failed || tries == MAX_TRIES || !meridian_error_retryable(c->db)) break;
         c->retries++;
         rows_clear(r);
+        long ms = 10L << (tries < 7 ? tries : 7); /* 10 ms .. 1.28 s */
+        nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
         if (in_txn && replay(c)) {
             snprintf(r->err, sizeof(r->err), "replaying the transaction after an abort diverged");
             r->failed = 1;
@@ -257,6 +265,9 @@ int main(int argc, char **argv)
         char path[1024];
         snprintf(path, sizeof(path), "%s/%s", argv[3], names[i]);
         diff_ctx d;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        size_t splits0 = c.splits;
         if (diff_open_side(&d, run_and_split, &c)) return 1;
         int f = diff_run_script(&d, path);
         if (f < 0) {
@@ -265,6 +276,11 @@ int main(int argc, char **argv)
         }
         f += drop_all(&d, &c);
         if (f) fprintf(stderr, "%s: %d mismatches\n", names[i], f);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("%s: %zu statements, %zu splits, %.1f s\n", names[i], d.statements,
+               c.splits - splits0,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        fflush(stdout);
         failures += f;
         nstmt += d.statements;
         diff_close(&d);

@@ -58,12 +58,34 @@ static void test_full_table_evicts_expired(void **state)
     assert_int_equal(mbackoff_failures(&b, "u1"), 1);
 }
 
+/* Retry delays double from base to max and are jittered into [d/2, d):
+ * different seeds spread, none falls outside its window. */
+static void test_retry_delay_window(void **state)
+{
+    (void)state;
+    int64_t want[] = {10, 20, 40, 80, 100, 100};
+    for (int a = 0; a < 6; a++) {
+        int distinct = 0;
+        int64_t prev = -1;
+        for (uint64_t seed = 1; seed < 200; seed++) {
+            int64_t d = mbackoff_retry_ns(a, 10, 100, seed);
+            assert_true(d >= want[a] / 2 && d < want[a]);
+            if (d != prev) distinct++;
+            prev = d;
+        }
+        assert_true(distinct > 1);
+    }
+    assert_int_equal(mbackoff_retry_ns(-3, 10, 100, 0), mbackoff_retry_ns(0, 10, 100, 0));
+    assert_int_equal(mbackoff_retry_ns(1000, 1, 1, 7), 1); /* too small to jitter */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_doubling_and_cap),
         cmocka_unit_test(test_keys_independent_and_ok_clears),
         cmocka_unit_test(test_full_table_evicts_expired),
+        cmocka_unit_test(test_retry_delay_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
