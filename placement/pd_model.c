@@ -259,6 +259,22 @@ err:
     return MERR_NOMEM;
 }
 
+bool pd_inflight_visible(const pd_cluster *c, const pd_inflight *f)
+{
+    const pd_range *r = pd_cluster_range(c, f->range);
+    if (!r) return false;
+    const pd_replica *m = NULL;
+    for (int i = 0; i < r->n_replicas; i++)
+        if (r->replicas[i].node == f->node) m = &r->replicas[i];
+    switch (f->kind) {
+    case PD_OP_ADD_LEARNER: return m != NULL;
+    case PD_OP_PROMOTE: return m && m->role == PD_VOTER;
+    case PD_OP_REMOVE_REPLICA: return m == NULL;
+    case PD_OP_TRANSFER_LEADER: return r->leader == f->node;
+    default: return false;
+    }
+}
+
 pd_node *pd_cluster_node(const pd_cluster *c, pd_node_id id)
 {
     for (size_t i = 0; i < c->n_nodes; i++)

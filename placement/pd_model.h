@@ -212,6 +212,12 @@ int pd_cluster_add_node(pd_cluster *c, const pd_node *n);
 int pd_cluster_add_range(pd_cluster *c, const pd_range *r);
 int pd_cluster_add_policy(pd_cluster *c, const pd_policy *p);
 int pd_cluster_add_inflight(pd_cluster *c, const pd_inflight *f);
+/* True when c's view of f's range already shows the finished replica step f
+ * (ADD_LEARNER: the node is a member; PROMOTE: a voter; REMOVE_REPLICA: not
+ * a member; TRANSFER_LEADER: the leader), so the next step may be planned
+ * from it at once. Splits and merges never are: their effect is a new
+ * span, which the executor lets fresh heartbeats bring. */
+bool pd_inflight_visible(const pd_cluster *c, const pd_inflight *f);
 pd_node *pd_cluster_node(const pd_cluster *c, pd_node_id id);    /* NULL if absent */
 pd_range *pd_cluster_range(const pd_cluster *c, pd_range_id id); /* NULL if absent */
 void pd_range_free(pd_range *r);

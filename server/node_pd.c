@@ -107,7 +107,10 @@ static void op_done(void *arg, int code, const char *msg)
     op_ctx *o = arg;
     node_pd *p = o->p;
     pd_running *s = running_slot(p, o->seq);
-    if (s) s->done_ns = mtime_mono_ns();
+    if (s) {
+        s->done_ns = mtime_mono_ns();
+        s->ok = code == 0;
+    }
     if (code) {
         p->ops_failed++;
         MLOG_D(MOD, "operation failed: a later run retries it",
@@ -243,8 +246,11 @@ static void pd_run(node_pd *p)
     free(decom);
     if (!rc && pd_feed_stamp_learners(&p->learners, &c))
         rc = merr_set(&e, MERR_NOMEM, "out of memory");
-    for (int i = 0; !rc && i < PD_MAX_INFLIGHT; i++)
-        if (p->running[i].seq) rc = pd_cluster_add_inflight(&c, &p->running[i].f);
+    for (int i = 0; !rc && i < PD_MAX_INFLIGHT; i++) {
+        pd_running *s = &p->running[i];
+        if (s->seq && s->done_ns && s->ok && pd_inflight_visible(&c, &s->f)) *s = (pd_running){0};
+        if (s->seq) rc = pd_cluster_add_inflight(&c, &s->f);
+    }
     if (!rc) rc = range1_policy(p, &c);
     pd_ops ops;
     pd_ops_init(&ops);

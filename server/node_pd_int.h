@@ -39,11 +39,15 @@ static const uint8_t NODE_PREFIX[] = "\x00sys/node/";
 
 /* An operation under way, or finished less than PD_SETTLE_MS ago: the
  * heartbeats behind the next snapshot may predate its effect, so its range
- * stays claimed until fresh ones arrive (no second split at a stale key). */
+ * stays claimed until fresh ones arrive (no second split at a stale key).
+ * A replica step that worked is released as soon as the heartbeats show
+ * its effect (pd_inflight_visible): a move's next step then follows within
+ * a heartbeat, not a fixed settle time. */
 typedef struct pd_running {
     pd_inflight f;
     uint64_t seq;    /* 0: free slot */
     int64_t done_ns; /* 0: still running */
+    int ok;          /* finished without an error */
 } pd_running;
 
 struct node_pd {

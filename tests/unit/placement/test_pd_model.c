@@ -256,6 +256,48 @@ static void test_applier(void **state)
     fx_free(&f);
 }
 
+/* A finished replica step is visible once the snapshot shows its effect,
+ * and only then: the executor releases the range for the move's next step
+ * on that, not on a fixed settle time (server/node_pd.c). */
+static void test_inflight_visible(void **state)
+{
+    (void)state;
+    fx f;
+    small(&f);
+    fx_node(&f, "r1", "d");
+    merr e = {0};
+    pd_inflight add = {.range = 1, .kind = PD_OP_ADD_LEARNER, .node = 4, .from = 3};
+    pd_inflight pro = {.range = 1, .kind = PD_OP_PROMOTE, .node = 4};
+    pd_inflight rem = {.range = 1, .kind = PD_OP_REMOVE_REPLICA, .node = 3};
+    pd_inflight xfer = {.range = 1, .kind = PD_OP_TRANSFER_LEADER, .node = 4};
+    assert_false(pd_inflight_visible(&f.c, &add));
+    assert_int_equal(pd_apply(&f.c, &f.s,
+                              &(pd_op){.kind = PD_OP_ADD_LEARNER, .range = 1, .node = 4, .from = 3},
+                              &e),
+                     0);
+    assert_true(pd_inflight_visible(&f.c, &add));
+    assert_false(pd_inflight_visible(&f.c, &pro)); /* still a learner */
+    assert_int_equal(
+        pd_apply(&f.c, &f.s, &(pd_op){.kind = PD_OP_PROMOTE, .range = 1, .node = 4}, &e), 0);
+    assert_true(pd_inflight_visible(&f.c, &pro));
+    assert_false(pd_inflight_visible(&f.c, &rem));
+    assert_int_equal(
+        pd_apply(&f.c, &f.s, &(pd_op){.kind = PD_OP_REMOVE_REPLICA, .range = 1, .node = 3}, &e), 0);
+    assert_true(pd_inflight_visible(&f.c, &rem));
+    assert_false(pd_inflight_visible(&f.c, &xfer));
+    assert_int_equal(
+        pd_apply(&f.c, &f.s, &(pd_op){.kind = PD_OP_TRANSFER_LEADER, .range = 1, .node = 4}, &e),
+        0);
+    assert_true(pd_inflight_visible(&f.c, &xfer));
+    /* Splits and merges, and ranges the snapshot lacks, never are. */
+    assert_false(pd_inflight_visible(&f.c, &(pd_inflight){.range = 1, .kind = PD_OP_SPLIT}));
+    assert_false(
+        pd_inflight_visible(&f.c, &(pd_inflight){.range = 1, .range2 = 2, .kind = PD_OP_MERGE}));
+    assert_false(pd_inflight_visible(
+        &f.c, &(pd_inflight){.range = 42, .kind = PD_OP_REMOVE_REPLICA, .node = 9}));
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_empty_cluster),
         cmocka_unit_test(test_keys_and_format),
         cmocka_unit_test(test_applier),
+        cmocka_unit_test(test_inflight_visible),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
