@@ -226,6 +226,12 @@ void replica_install(replica *r, const paxos_install *snap)
         r->start = r->end = NULL;
         rc = replica_set_span(r);
     }
+    /* A snapshot taken past a FREEZE carries the mark: this replica now
+     * refuses writes as the others do (and one taken before it clears it). */
+    if (!rc && range_frozen_at(r->store, &r->frozen)) {
+        rc = MERR_IO;
+        merr_set(&e, rc, "%s", range_err(r->store)->msg);
+    }
     paxos_event ev = {.type = PAXOS_EV_SNAPSHOT_INSTALLED, .slot = rc ? 0 : snap->slot};
     if (rc) {
         MLOG_W(MOD, "snapshot install failed; the leader will send it again",

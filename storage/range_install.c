@@ -20,7 +20,7 @@ struct range_install {
     sqlite3_stmt *ins[3]; /* versions, intents, items */
     char *path, *tmp;
     uint32_t seq, crc;
-    uint64_t records;
+    uint64_t records, frozen;
     int have_meta, ended, failed;
     uint64_t meta_u64[8];
     mbuf start, end, lastkey;
@@ -144,6 +144,11 @@ static int parse_record(range_install *in, mreader *r, merr *e)
             return merr_set(e, MERR_NOMEM, "install");
         in->have_meta = 1;
         return 0;
+    case 'F':
+        if (in->frozen || in->calc.versions || mreader_u64be(r, &in->frozen) || !in->frozen ||
+            in->frozen > in->meta_u64[2])
+            return merr_set(e, MERR_CORRUPT, "install: bad freeze record");
+        return 0;
     case 'V': return version_record(in, r, e);
     case 'I':
         if (get_bytes(r, &a, &al) || mreader_u64be(r, &u) || get_bytes(r, &b, &bl))
@@ -248,6 +253,15 @@ int range_install_finish(range_install *in, merr *e)
         src = sqlite3_step(s);
     }
     sqlite3_finalize(s);
+    if (src == SQLITE_DONE && in->frozen) {
+        /* As range_freeze writes it. */
+        char *q = sqlite3_mprintf("CREATE TABLE frozen(id INTEGER PRIMARY KEY CHECK (id = 1),"
+                                  " slot INTEGER NOT NULL); INSERT INTO frozen VALUES (1, %lld)",
+                                  (long long)in->frozen);
+        src = q ? sqlite3_exec(in->db, q, 0, 0, 0) : SQLITE_NOMEM;
+        sqlite3_free(q);
+        if (src == SQLITE_OK) src = SQLITE_DONE;
+    }
     if (src == SQLITE_DONE) src = sqlite3_exec(in->db, "COMMIT; PRAGMA journal_mode=WAL", 0, 0, 0);
     if (src != SQLITE_OK && src != SQLITE_DONE) {
         rc = (src & 0xff) == SQLITE_FULL ? MERR_NOSPACE : MERR_IO;

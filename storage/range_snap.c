@@ -10,6 +10,11 @@
  *   'M' range_id gen applied gc_horizon (u64 each) live_keys live_bytes
  *       total_bytes versions (u64 each) start end (varint length + bytes)
  *   'V' key ts(u64) tomb(u8) [val]       versions, key order, newest first
+ *   'F' slot(u64)                        the freeze mark (range_freeze.c),
+ *                                         right after 'M', only when frozen:
+ *                                         a replica that catches up by
+ *                                         snapshot past a FREEZE must refuse
+ *                                         writes as the others do
  *   'I' txn prepare_ts(u64) coord        prepared transactions
  *   'T' txn seq(varint) kind(u8) key has_val(u8) [val]   their items
  *   'E' records(u64) crc32c(u32)         end: count and crc of all payload
@@ -36,7 +41,7 @@ struct range_snap {
     int phase;           /* 0 meta, 1..3 statements, 4 end written, 5 done */
     size_t chunk_bytes;
     uint32_t seq, crc;
-    uint64_t records, applied;
+    uint64_t records, applied, frozen;
     mbuf meta, out;
 };
 
@@ -87,6 +92,22 @@ int range_snap_open(range *r, size_t chunk_bytes, range_snap **out, merr *e)
         rc = bad ? SQLITE_NOMEM : SQLITE_OK;
     }
     sqlite3_finalize(m);
+    if (rc == SQLITE_OK) {
+        /* The freeze mark's table exists only once a range was frozen. */
+        sqlite3_stmt *f = NULL;
+        if (sqlite3_prepare_v2(s->db, "SELECT slot FROM frozen WHERE id = 1", -1, &f, NULL) ==
+            SQLITE_OK) {
+            int src = sqlite3_step(f);
+            if (src == SQLITE_ROW)
+                s->frozen = (uint64_t)sqlite3_column_int64(f, 0);
+            else if (src != SQLITE_DONE)
+                rc = src;
+        }
+        sqlite3_finalize(f);
+        if (rc == SQLITE_OK && s->frozen &&
+            (mbuf_append_u8(&s->meta, 'F') || mbuf_append_u64be(&s->meta, s->frozen)))
+            rc = SQLITE_NOMEM;
+    }
     if (rc != SQLITE_OK) {
         rc = snap_fail(e, s->db, rc, r->path);
         range_snap_close(s);
@@ -146,6 +167,7 @@ int range_snap_next(range_snap *s, const uint8_t **chunk, size_t *len, merr *e)
         size_t before = s->out.len;
         if (s->phase == 0) {
             rc = mbuf_append(&s->out, s->meta.data, s->meta.len) ? MERR_NOMEM : 0;
+            if (s->frozen) s->records++; /* 'F' follows 'M' in the same buffer */
             s->phase = 1;
         } else {
             int src = sqlite3_step(s->st[s->phase - 1]);

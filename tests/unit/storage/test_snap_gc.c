@@ -147,6 +147,41 @@ static void test_snapshot_round_trip(void **state)
     range_close(r);
 }
 
+/* A snapshot of a frozen range carries the freeze mark: the installed copy
+ * is frozen at the same slot (a replica catching up past a FREEZE refuses
+ * writes like the others); one of a range never frozen has no mark. */
+static void test_snapshot_carries_freeze(void **state)
+{
+    (void)state;
+    range *r = populated("frz-src.db");
+    char p[300];
+    chunks c;
+    uint64_t at = 1;
+    take(r, 512, &c);
+    th_file(&dir, "frz-before.db", p, sizeof(p));
+    assert_int_equal(install(p, &c, SIZE_MAX, 0), 0);
+    drop(&c);
+    range *cp = NULL;
+    merr e = {0};
+    assert_int_equal(range_open(p, NULL, &cp, &e), 0);
+    assert_int_equal(range_frozen_at(cp, &at), 0);
+    assert_int_equal(at, 0);
+    range_close(cp);
+    range_meta m;
+    range_get_meta(r, &m);
+    assert_int_equal(range_freeze(r, m.applied + 1), 0);
+    take(r, 512, &c);
+    th_file(&dir, "frz-after.db", p, sizeof(p));
+    assert_int_equal(install(p, &c, SIZE_MAX, 0), 0);
+    drop(&c);
+    assert_int_equal(range_open(p, NULL, &cp, &e), 0);
+    assert_int_equal(range_frozen_at(cp, &at), 0);
+    assert_int_equal(at, m.applied + 1);
+    same_state(r, cp);
+    range_close(cp);
+    range_close(r);
+}
+
 static void test_snapshot_is_consistent_while_applying(void **state)
 {
     range *r = populated("live.db");
@@ -319,6 +354,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_round_trip),
+        cmocka_unit_test(test_snapshot_carries_freeze),
         cmocka_unit_test(test_snapshot_is_consistent_while_applying),
         cmocka_unit_test(test_snapshot_rejects_damage),
         cmocka_unit_test(test_gc_keeps_reads_at_or_after_horizon),
