@@ -3,7 +3,7 @@
 # cluster: certificates from `meridian cert`, root by client certificate,
 # every other user by SCRAM password.
 set -u
-bin=$1; lc=$2; matrix=$3
+bin=$1; lc=$2; matrix=$3; users=${4:-}
 export MERIDIAN_BIN=$bin
 dir=$(mktemp -d /tmp/meridian-authz-XXXXXX)
 certs=$dir/certs
@@ -20,4 +20,4 @@ export MERIDIAN_METRICS_TOKEN=$(cat "$certs/metrics.token")
 export MERIDIAN_HTTP_CA=$certs/ca.crt
 bash "$lc" start "$dir/c" 1 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
 host=$(awk '$1==1 {print $3}' "$dir/c/nodes")
-python3 "$matrix" "$bin" "$host" "$certs"
+python3 "$matrix" "$bin" "$host" "$certs" $users
