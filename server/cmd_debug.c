@@ -99,6 +99,82 @@ static int usage(const char *cmd)
     return CLI_EXIT_USAGE;
 }
 
+/* One kv.Write of key (value, or a delete when value is NULL); the reply in
+ * *out. */
+static int kv_write_one(kv_client *c, const uint8_t *k, size_t klen, const char *value,
+                        ProtobufCMessage **out, merr *e)
+{
+    Meridian__Kv__Mutation m = MERIDIAN__KV__MUTATION__INIT;
+    Meridian__Kv__Mutation *mp = &m;
+    m.key.data = (uint8_t *)k;
+    m.key.len = klen;
+    if (value) {
+        m.value.data = (uint8_t *)value;
+        m.value.len = strlen(value);
+    } else {
+        m.is_delete = 1;
+    }
+    Meridian__Kv__WriteRequest q = MERIDIAN__KV__WRITE_REQUEST__INIT;
+    q.mutations = &mp;
+    q.n_mutations = 1;
+    return kv_client_call(c, "kv.Write", &q.base, &meridian__kv__write_response__descriptor,
+                          err_write, out, e);
+}
+
+#define LOAD_TRIES 5
+
+/* `debug kv load`: "KEY VALUE" lines from stdin, written one after another
+ * over one connection (tests load hundreds of keys without a process per
+ * key). A failed write may have landed (its outcome is unknown), so it is
+ * sent again with the same value, which is idempotent; "KEY=VALUE" is
+ * printed only once acknowledged, so the output lists exactly the writes
+ * a reader must find. */
+static int kv_load(kv_client *c, const char *cmd)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int status = 0;
+    size_t lineno = 0;
+    while ((n = getline(&line, &cap, stdin)) > 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+        if (!n) continue;
+        char *sp = strchr(line, ' ');
+        uint8_t *k = NULL;
+        size_t klen = 0;
+        merr e = {0};
+        if (!sp || sp == line) {
+            fprintf(stderr, "%s: line %zu: want KEY VALUE\n", cmd, lineno);
+            status = 1;
+            continue;
+        }
+        *sp = 0;
+        if (kv_parse_key(line, &k, &klen, &e)) {
+            fprintf(stderr, "%s: line %zu: %s\n", cmd, lineno, e.msg);
+            status = 1;
+            continue;
+        }
+        int rc = MERR_INTERNAL;
+        for (int t = 0; t < LOAD_TRIES && rc; t++) {
+            ProtobufCMessage *out = NULL;
+            merr we = {0};
+            rc = kv_write_one(c, k, klen, sp + 1, &out, &we);
+            if (rc) fprintf(stderr, "%s: %s: %s\n", cmd, line, we.msg[0] ? we.msg : merr_str(rc));
+            if (out) protobuf_c_message_free_unpacked(out, NULL);
+        }
+        free(k);
+        if (rc) {
+            status = 1;
+        } else {
+            printf("%s=%s\n", line, sp + 1);
+            fflush(stdout);
+        }
+    }
+    free(line);
+    return status;
+}
+
 int cmd_debug_kv(int argc, char **argv)
 {
     const char *host = NULL, *certs_dir = NULL;
@@ -120,8 +196,10 @@ int cmd_debug_kv(int argc, char **argv)
         {0},
     };
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "put KEY VALUE | get KEY | del KEY | scan [START [END]]", flags,
-                       argc, argv, &npos, &done);
+    int rc = cli_parse(argv[0],
+                       "put KEY VALUE | get KEY | del KEY | scan [START [END]] | load (KEY VALUE "
+                       "lines on stdin)",
+                       flags, argc, argv, &npos, &done);
     if (done) return rc;
     if (!host || npos < 1) return usage(argv[0]);
     if (at_s) {
@@ -140,6 +218,8 @@ int cmd_debug_kv(int argc, char **argv)
     int want = !strcmp(op, "put") ? 3 : !strcmp(op, "get") || !strcmp(op, "del") ? 2 : 0;
     if (!strcmp(op, "scan")) {
         if (npos > 3) return usage(argv[0]);
+    } else if (!strcmp(op, "load")) {
+        if (npos != 1) return usage(argv[0]);
     } else if (!want || npos != want) {
         return usage(argv[0]);
     }
@@ -181,22 +261,10 @@ int cmd_debug_kv(int argc, char **argv)
             }
         }
     } else if (!strcmp(op, "put") || !strcmp(op, "del")) {
-        Meridian__Kv__Mutation m = MERIDIAN__KV__MUTATION__INIT;
-        Meridian__Kv__Mutation *mp = &m;
-        m.key.data = k1;
-        m.key.len = k1len;
-        if (!strcmp(op, "put")) {
-            m.value.data = (uint8_t *)argv[3];
-            m.value.len = strlen(argv[3]);
-        } else {
-            m.is_delete = 1;
-        }
-        Meridian__Kv__WriteRequest q = MERIDIAN__KV__WRITE_REQUEST__INIT;
-        q.mutations = &mp;
-        q.n_mutations = 1;
-        rc = kv_client_call(&c, "kv.Write", &q.base, &meridian__kv__write_response__descriptor,
-                            err_write, &out, &e);
+        rc = kv_write_one(&c, k1, k1len, !strcmp(op, "put") ? argv[3] : NULL, &out, &e);
         if (!rc) print_ts("committed:", ((Meridian__Kv__WriteResponse *)out)->commit_ts);
+    } else if (!strcmp(op, "load")) {
+        status = kv_load(&c, argv[0]);
     } else {
         rc = scan_all(&c, k1, k1len, k2, k2len, limit, reverse, at, hex, &e);
     }

@@ -23,26 +23,26 @@ wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1"
 up() { bash "$lc" status "$dir" | awk '$3=="up" {printf "%s%s", s, $4; s=","}'; }
 first_up() { up | cut -d, -f1; }
 settings() { "$bin" debug settings "$@" --insecure --host "$(up)" --timeout 60s; }
-# A put may fail while its range splits under it (an unknown outcome under
-# load): it is retried with the same value, which is idempotent, so the
-# read-back stays exact. Errors are kept in put.err for diagnosis.
-put() {
-  local i
-  for i in 1 2 3 4 5; do
-    "$bin" debug kv put "$1" "$2" --insecure --host "$(up)" --timeout 60s >/dev/null 2>>"$dir/put.err" &&
-      { echo "$1=$2" >>"$dir/acked"; return 0; }
-  done
-  return 1
-}
+# `debug kv load` writes KEY VALUE lines over one connection and prints
+# KEY=VALUE once each is acknowledged; a write that fails (its range split
+# under it: an unknown outcome) is sent again with the same value, which is
+# idempotent, so the read-back stays exact. Errors are kept in load.err.
+load() { "$bin" debug kv load --insecure --host "$(up)" --timeout 60s >>"$dir/acked" 2>>"$dir/load.err"; }
 ranges_json() { "$bin" debug ranges --host "$(first_up)" --insecure --format json 2>/dev/null; }
 nranges() { ranges_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0; }
 status_json() { "$bin" node status --host "$(first_up)" --insecure --format json 2>/dev/null; }
 
 # Every acknowledged write, exactly once, in one scan across all ranges.
+# On a failure, says why (the scan's error, or the rows missing or extra).
 readable() {
-  "$bin" debug kv scan --insecure --host "$(up)" --timeout 60s >"$dir/scan" 2>"$dir/scan.err" || return 1
+  "$bin" debug kv scan --insecure --host "$(up)" --timeout 60s >"$dir/scan" 2>"$dir/scan.err" ||
+    { echo "  scan failed: $(tail -n 3 "$dir/scan.err")"; return 1; }
   grep -v '^(' "$dir/scan" >"$dir/rows"
-  [ "$(sort "$dir/rows" | md5sum)" = "$(sort "$dir/acked" | md5sum)" ]
+  [ "$(sort "$dir/rows" | md5sum)" = "$(sort "$dir/acked" | md5sum)" ] && return 0
+  echo "  missing: $(comm -23 <(sort "$dir/acked") <(sort "$dir/rows") | cut -c1-12 | head -5 | paste -sd' ')"
+  echo "  extra:   $(comm -13 <(sort "$dir/acked") <(sort "$dir/rows") | cut -c1-12 | head -5 | paste -sd' ')"
+  echo "  (rows $(wc -l <"$dir/rows"), acked $(wc -l <"$dir/acked"))"
+  return 1
 }
 
 # balanced LIVE...: the replicas each of the LIVE nodes hosts are within
@@ -86,7 +86,7 @@ check "set range.max_bytes" "[ \"\$(settings set range.max_bytes 4KiB)\" = 4096 
 # Load ~1 KiB values: the PD splits the key space into >= 50 ranges of at
 # most 4 KiB (about three values each).
 val=$(head -c 1000 /dev/zero | tr '\0' v)
-for i in $(seq 1 200); do put "$(printf 'k%05d' "$i")" "$val-$i"; done
+for i in $(seq 1 200); do printf 'k%05d %s\n' "$i" "$val-$i"; done | load
 check "200 writes acknowledged" "[ \"\$(wc -l <'$dir/acked')\" = 200 ]"
 check ">= 50 ranges on 3 nodes" "wait_for 300 '[ \$(nranges) -ge 50 ]'"
 # Let the splits finish (the count stays put for 10 s) before nodes join.

@@ -23,7 +23,6 @@ wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1"
 up() { bash "$lc" status "$dir" | awk '$3=="up" {printf "%s%s", s, $4; s=","}'; }
 first_up() { up | cut -d, -f1; }
 settings() { "$bin" debug settings "$@" --insecure --host "$(up)" --timeout 60s; }
-put() { "$bin" debug kv put "$1" "$2" --insecure --host "$(up)" --timeout 60s >/dev/null 2>&1 && echo "$1=$2" >>"$dir/acked"; }
 nranges() { "$bin" debug ranges --host "$(first_up)" --insecure --format json 2>/dev/null |
   python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0; }
 http_of() { awk -v i="$1" '$1==i {print $4}' "$dir/nodes"; }
@@ -49,7 +48,10 @@ check "set node.dead_timeout" "[ \"\$(settings set node.dead_timeout 3s)\" = 3s 
 
 # Load ~1 KiB values: the PD splits ranges above 4 KiB on its own.
 val=$(head -c 1000 /dev/zero | tr '\0' v)
-load() { local i; for i in $(seq "$1" "$2"); do put "$(printf 'k%05d' "$i")" "$val"; done; }
+# One client process writes the keys in turn (`debug kv load`: it prints
+# KEY=VALUE once each is acknowledged).
+load() { local i; for i in $(seq "$1" "$2"); do printf 'k%05d %s\n' "$i" "$val"; done |
+  "$bin" debug kv load --insecure --host "$(up)" --timeout 60s >>"$dir/acked" 2>>"$dir/load.err"; }
 load 1 120
 check "120 writes acknowledged" "[ \"\$(wc -l <'$dir/acked')\" = 120 ]"
 check "ranges split automatically ($(nranges) now)" "wait_for 120 '[ \$(nranges) -ge 20 ]'"
