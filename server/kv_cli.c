@@ -49,11 +49,16 @@ static void sleep_ms(int ms)
 /* What a response's error says to do next. */
 enum next { NEXT_DONE, NEXT_RETRY, NEXT_FAIL };
 
+/* Connects to the next of --host that accepts, trying each at most once;
+ * an error only when none does. */
 static int next_host(kv_client *c, merr *e)
 {
-    int rc = kv_client_connect(c, c->hosts[c->next], e);
-    c->next = (c->next + 1) % c->nhosts;
-    if (c->next == 0) sleep_ms(200); /* a full round: back off a little */
+    int rc = MERR_UNAVAILABLE;
+    for (int i = 0; i < c->nhosts && rc; i++) {
+        rc = kv_client_connect(c, c->hosts[c->next], e);
+        c->next = (c->next + 1) % c->nhosts;
+        if (c->next == 0) sleep_ms(200); /* a full round: back off a little */
+    }
     return rc;
 }
 
@@ -63,11 +68,17 @@ static enum next judge(kv_client *c, const Meridian__Kv__Error *err, merr *e)
     merr_set(e, MERR_UNAVAILABLE, "%s", err->message);
     switch (err->kind) {
     case MERIDIAN__KV__ERROR_KIND__NOT_LEADER:
+        /* A hint may name a node that died since (the replica has not seen
+         * the new election yet): unreachable, it is skipped for the next of
+         * --host rather than ending the command. */
         if (err->leader_address && err->leader_address[0] && strcmp(err->leader_address, c->host)) {
-            if (kv_client_connect(c, err->leader_address, e)) return NEXT_FAIL;
-            return NEXT_RETRY;
+            if (kv_client_connect(c, err->leader_address, e) == 0) return NEXT_RETRY;
+            return next_host(c, e) ? NEXT_FAIL : NEXT_RETRY;
         }
-        sleep_ms(100); /* no leader known yet: an election is running */
+        /* No leader known here (an election, or a replica that was removed
+         * or is still a learner): another node may know better. */
+        if (c->nhosts > 1) return next_host(c, e) ? NEXT_FAIL : NEXT_RETRY;
+        sleep_ms(100);
         return NEXT_RETRY;
     case MERIDIAN__KV__ERROR_KIND__RANGE_MISMATCH:
         /* The range split or merged under the request (a write refused so
