@@ -68,29 +68,51 @@ static const char *liveness_of(const Meridian__Pd__NodesResponse *pd, uint64_t i
     return "-";
 }
 
-int cmd_node_status(int argc, char **argv)
+/* The flags `node status` and `debug ranges` share (the directory view is
+ * only the latter's). */
+typedef struct view_opts {
+    const char *host, *certs;
+    int json, directory;
+} view_opts;
+
+/* -1 to go on with *o, else the exit status (usage, or --help shown). */
+static int view_opts_parse(int argc, char **argv, int with_directory, view_opts *o)
 {
-    const char *host = NULL, *certs = NULL, *format = "table";
-    int insecure = 0, directory = 0;
-    const cli_flag flags[] = {
-        {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
+    const char *format = "table";
+    int insecure = 0;
+    *o = (view_opts){0};
+    cli_flag flags[] = {
+        {"host", CLI_STR, &o->host, "HOST:PORT", "any node of the cluster (required)"},
         {"format", CLI_STR, &format, "table|json", "output format (default table)"},
-        {"directory", CLI_BOOL, &directory, NULL,
-         "list the range directory (range 1's record) instead of asking every node"},
-        {"certs-dir", CLI_STR, &certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
+        {"certs-dir", CLI_STR, &o->certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
+        {"directory", CLI_BOOL, &o->directory, NULL,
+         "list the range directory (range 1's record) instead of asking every node"},
         {0},
     };
+    if (!with_directory) flags[4] = (cli_flag){0};
     int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json] [--directory]", flags, argc,
-                       argv, &npos, &done);
+    int rc = cli_parse(argv[0],
+                       with_directory ? "--host HOST:PORT [--format table|json] [--directory]"
+                                      : "--host HOST:PORT [--format table|json]",
+                       flags, argc, argv, &npos, &done);
     if (done) return rc;
-    int json = strcmp(format, "json") == 0;
-    if (!host || npos || !certs == !insecure || (!json && strcmp(format, "table"))) {
+    o->json = strcmp(format, "json") == 0;
+    if (!o->host || npos || !o->certs == !insecure || (!o->json && strcmp(format, "table"))) {
         fprintf(stderr, "%s: need --host, --certs-dir DIR or --insecure, and --format table|json\n",
                 argv[0]);
         return CLI_EXIT_USAGE;
     }
+    return -1;
+}
+
+int cmd_node_status(int argc, char **argv)
+{
+    view_opts o;
+    int rc = view_opts_parse(argc, argv, 0, &o);
+    if (rc >= 0) return rc;
+    const char *host = o.host, *certs = o.certs;
+    int json = o.json;
     merr e = {0};
     Meridian__Node__StatusResponse *first = status_of(host, certs, &e);
     if (!first) {
@@ -230,27 +252,11 @@ static int print_directory(const char *host, const char *certs, int json, const 
  * leaseholder, size and how far each replica has applied. */
 int cmd_debug_ranges(int argc, char **argv)
 {
-    const char *host = NULL, *certs = NULL, *format = "table";
-    int insecure = 0, directory = 0;
-    const cli_flag flags[] = {
-        {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
-        {"format", CLI_STR, &format, "table|json", "output format (default table)"},
-        {"directory", CLI_BOOL, &directory, NULL,
-         "list the range directory (range 1's record) instead of asking every node"},
-        {"certs-dir", CLI_STR, &certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
-        {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
-        {0},
-    };
-    int npos = 0, done = 0;
-    int rc = cli_parse(argv[0], "--host HOST:PORT [--format table|json] [--directory]", flags, argc,
-                       argv, &npos, &done);
-    if (done) return rc;
-    int json = strcmp(format, "json") == 0;
-    if (!host || npos || !certs == !insecure || (!json && strcmp(format, "table"))) {
-        fprintf(stderr, "%s: need --host, --certs-dir DIR or --insecure, and --format table|json\n",
-                argv[0]);
-        return CLI_EXIT_USAGE;
-    }
+    view_opts o;
+    int rc = view_opts_parse(argc, argv, 1, &o);
+    if (rc >= 0) return rc;
+    const char *host = o.host, *certs = o.certs;
+    int json = o.json, directory = o.directory;
     if (directory) return print_directory(host, certs, json, argv[0]);
     merr e = {0};
     Meridian__Node__StatusResponse *st = status_of(host, certs, &e);
