@@ -160,8 +160,13 @@ int paxos_group_new(const paxos_config *cfg, const paxos_members *members, const
             return MERR_CORRUPT;
         }
         /* We may have granted a lease we no longer remember: promise nobody
-         * until one lease length has surely passed (set on the first event). */
-        g->restarted = 1;
+         * until one lease length has surely passed (set on the first event).
+         * Not if we never promised a ballot: a grant rides on an accept or a
+         * heartbeat in the promised ballot, and its reply waits until that
+         * promise is durable, so no leader ever counted a grant of ours. A
+         * group born of a split is restored so; blocking it would keep the
+         * new range leaderless for a whole lease. */
+        g->restarted = rs->promised.round != 0;
     }
     *out = g;
     return 0;

@@ -287,6 +287,28 @@ static void test_restart_restores_and_blocks(void **state)
     tc_free(&c);
 }
 
+/* A replica restored without ever having promised a ballot (a group born
+ * of a split, restored from its genesis) cannot have granted a lease: it
+ * promises at once, with no lease-long block. */
+static void test_restart_never_promised_does_not_block(void **state)
+{
+    (void)state;
+    tc c;
+    tc_init(&c, 3, 3);
+    paxos_restore rs = {0};
+    for (int i = 1; i <= 3; i++) {
+        paxos_group *g;
+        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, &rs, &g), 0);
+        paxos_group_free(c.g[i]);
+        c.g[i] = g;
+    }
+    tc_tick(&c, 2);
+    tc_tick(&c, 3);
+    tc_campaign(&c, 1);
+    assert_int_equal(paxos_get_role(c.g[1]), PAXOS_LEADER);
+    tc_free(&c);
+}
+
 static void test_bad_input_rejected(void **state)
 {
     (void)state;
@@ -343,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_noop_fills_hole),
         cmocka_unit_test(test_durability_gates_promise_and_accepted),
         cmocka_unit_test(test_restart_restores_and_blocks),
+        cmocka_unit_test(test_restart_never_promised_does_not_block),
         cmocka_unit_test(test_bad_input_rejected),
         cmocka_unit_test(test_hold_then_flush_shares_a_slot),
     };
