@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "replication/paxos_codec.h"
+#include "server/parked.h"
 #include "server/put_stages.h"
 #include "server/replica.h"
 #include "timesvc/hlc_uv.h"
@@ -308,8 +309,36 @@ static void on_paxos_msg(void *arg, rpc_req *req)
         return;
     }
     replica *r = host_find(h, m.group);
-    if (r) replica_on_msg(r, &m);
+    if (r) {
+        replica_on_msg(r, &m);
+    } else if (m.type == PAXOS_MSG_PREPARE || m.type == PAXOS_MSG_PREVOTE) {
+        /* Maybe a range split here a moment from now (parked.h). */
+        if (!h->parked) h->parked = calloc(1, sizeof(*h->parked));
+        if (h->parked)
+            parked_add(h->parked, req->from, m.group, req->payload, req->len, mtime_mono_ns());
+    }
     paxos_msg_free(&m);
+}
+
+static int hosts_group(void *arg, uint64_t group)
+{
+    return host_find(arg, group) != NULL;
+}
+
+/* Hands parked election messages to the replicas that now exist. */
+static void replay_parked(host *h)
+{
+    parked_msg out[PARKED_MAX];
+    size_t n = parked_take(h->parked, hosts_group, h, mtime_mono_ns(), out, PARKED_MAX);
+    for (size_t i = 0; i < n; i++) {
+        paxos_msg m;
+        replica *r = host_find(h, out[i].group);
+        if (r && paxos_msg_decode(out[i].data, out[i].len, &m, NULL) == 0) {
+            replica_on_msg(r, &m);
+            paxos_msg_free(&m);
+        }
+        free(out[i].data);
+    }
 }
 
 /* ---- ticks ---- */
@@ -319,6 +348,7 @@ static void on_tick(uv_timer_t *t)
     host *h = t->data;
     h->ticks++;
     host_liveness_tick(h); /* ticks the awake replicas only */
+    if (h->parked && h->parked->n) replay_parked(h);
     replica_retry_paused(h, mtime_mono_ns());
 }
 
@@ -652,6 +682,9 @@ void host_close(host *h)
     h->reps = NULL;
     h->nreps = 0;
     host_liveness_close(h);
+    if (h->parked) parked_free(h->parked);
+    free(h->parked);
+    h->parked = NULL;
     if (h->ls) logstore_close(h->ls); /* drains the I/O thread */
     h->ls = NULL;
     if (h->ls_async.data) uv_close((uv_handle_t *)&h->ls_async, NULL);

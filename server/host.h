@@ -97,6 +97,8 @@ struct host {
     uv_prepare_t flush_prep;
     uint64_t *flush_ids;
     size_t nflush, capflush;
+    /* Election messages for groups not hosted yet (parked.h), or NULL. */
+    struct parked_tab *parked;
 };
 
 /* Opens the log store and ranges under cfg->store_dir, restarts every replica
