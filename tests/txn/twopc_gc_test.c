@@ -25,6 +25,7 @@
 #include "server/cli_rpc.h"
 #include "server/kv_cli.h"
 #include "server/txn_client.h"
+#include "txn_rpc.h"
 
 static const char *hosts;
 
@@ -101,36 +102,6 @@ static int run_burst(int n, int64_t timeout_ms)
     return 0;
 }
 
-/* Sends the packed commit to each host in turn until one answers other
- * than NOT_LEADER (NULL: nobody did within 30 s). */
-static Meridian__Txn__CommitResponse *send_commit(const uint8_t *buf, size_t len)
-{
-    int64_t deadline = mtime_mono_ns() + 30 * MTIME_S;
-    while (mtime_mono_ns() < deadline) {
-        for (const char *p = hosts; *p;) {
-            char h[128];
-            size_t l = strcspn(p, ",");
-            snprintf(h, sizeof(h), "%.*s", (int)l, p);
-            p += l + (p[l] == ',');
-            cli_rpc *c;
-            merr e = {0};
-            mbuf reply = MBUF_INIT;
-            if (cli_rpc_open(h, NULL, NULL, &c, &e)) continue;
-            int rc = cli_rpc_call(c, "txn.Commit", buf, len, 5 * MTIME_S, &reply, &e);
-            cli_rpc_close(c);
-            Meridian__Txn__CommitResponse *r =
-                rc ? NULL : meridian__txn__commit_response__unpack(NULL, reply.len, reply.data);
-            mbuf_free(&reply);
-            if (r && r->error && r->error->kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER) {
-                meridian__txn__commit_response__free_unpacked(r, NULL);
-                continue;
-            }
-            if (r) return r;
-        }
-    }
-    return NULL;
-}
-
 static size_t pack_commit(uint64_t id, uint64_t prio, uint64_t deadline_us, uint8_t *buf)
 {
     Meridian__Txn__TxnMeta meta = MERIDIAN__TXN__TXN_META__INIT;
@@ -152,7 +123,7 @@ static uint64_t commit_ts(uint64_t id, uint64_t prio, uint64_t deadline_us)
     uint8_t buf[256];
     size_t len = pack_commit(id, prio, deadline_us, buf);
     for (int attempt = 0; attempt < 100; attempt++) {
-        Meridian__Txn__CommitResponse *r = send_commit(buf, len);
+        Meridian__Txn__CommitResponse *r = txn_rpc_commit(hosts, buf, len, 30 * MTIME_S);
         CHECK(r, "no answer to the commit");
         CHECK(!r->aborted, "the commit was answered aborted: %s",
               r->error ? r->error->message : "");
@@ -186,7 +157,7 @@ static int run_recommit(const char *file)
     fclose(f);
     uint8_t buf[256];
     size_t len = pack_commit(id, prio, dl, buf);
-    Meridian__Txn__CommitResponse *r = send_commit(buf, len);
+    Meridian__Txn__CommitResponse *r = txn_rpc_commit(hosts, buf, len, 30 * MTIME_S);
     CHECK(r, "no answer to the retried commit");
     CHECK(!r->aborted, "after GC the commit was answered aborted");
     /* The leaseholder still remembers the transaction: the same ts. (A new
@@ -205,14 +176,15 @@ static int run_late(void)
     uint64_t id = ((uint64_t)mtime_real_ns() << 8) | 0x3c, prio = (uint64_t)mtime_real_ns() << 2;
     uint64_t now_us = (uint64_t)(mtime_real_ns() / 1000);
     Meridian__Txn__CommitResponse *r =
-        send_commit(buf, pack_commit(id, prio, now_us - 1000000, buf));
+        txn_rpc_commit(hosts, buf, pack_commit(id, prio, now_us - 1000000, buf), 30 * MTIME_S);
     CHECK(r && r->error && !r->aborted && !r->commit_ts,
           "a commit past its deadline was not refused");
     CHECK(strstr(r->error->message, "deadline"), "refused for another reason: %s",
           r->error->message);
     meridian__txn__commit_response__free_unpacked(r, NULL);
     printf("ok an unknown commit past its deadline is refused, not aborted or run\n");
-    r = send_commit(buf, pack_commit(id + 1, prio, now_us + 3600ULL * 1000000, buf));
+    r = txn_rpc_commit(hosts, buf, pack_commit(id + 1, prio, now_us + 3600ULL * 1000000, buf),
+                       30 * MTIME_S);
     CHECK(r && r->error && r->error->kind == MERIDIAN__KV__ERROR_KIND__INVALID && !r->commit_ts,
           "a deadline an hour ahead was accepted");
     meridian__txn__commit_response__free_unpacked(r, NULL);

@@ -22,6 +22,7 @@
 #include "server/cli_rpc.h"
 #include "server/txn_client.h"
 #include "sql/session.h"
+#include "txn_rpc.h"
 
 static const char *hosts;
 static const sql_kv_ops *ops;
@@ -582,26 +583,13 @@ static uint64_t raw_commit(uint64_t id, uint64_t prio)
     size_t len = meridian__txn__commit_request__pack(&q, buf);
     int64_t deadline = mtime_mono_ns() + 30 * MTIME_S;
     while (mtime_mono_ns() < deadline) {
-        for (const char *p = hosts; *p;) {
-            char h[128];
-            size_t l = strcspn(p, ",");
-            snprintf(h, sizeof(h), "%.*s", (int)l, p);
-            p += l + (p[l] == ',');
-            cli_rpc *c;
-            merr e = {0};
-            mbuf reply = MBUF_INIT;
-            if (cli_rpc_open(h, NULL, NULL, &c, &e)) continue;
-            int rc = cli_rpc_call(c, "txn.Commit", buf, len, 5 * MTIME_S, &reply, &e);
-            cli_rpc_close(c);
-            Meridian__Txn__CommitResponse *r =
-                rc ? NULL : meridian__txn__commit_response__unpack(NULL, reply.len, reply.data);
-            mbuf_free(&reply);
-            uint64_t ts = r && !r->error && !r->aborted ? r->commit_ts : 0;
-            CHECK(!r || !r->aborted, "a retried commit was refused: %s",
-                  r->error ? r->error->message : "");
-            if (r) meridian__txn__commit_response__free_unpacked(r, NULL);
-            if (ts) return ts;
-        }
+        Meridian__Txn__CommitResponse *r =
+            txn_rpc_commit(hosts, buf, len, deadline - mtime_mono_ns());
+        uint64_t ts = r && !r->error && !r->aborted ? r->commit_ts : 0;
+        CHECK(!r || !r->aborted, "a retried commit was refused: %s",
+              r->error ? r->error->message : "");
+        if (r) meridian__txn__commit_response__free_unpacked(r, NULL);
+        if (ts || !r) return ts;
     }
     return 0;
 }
