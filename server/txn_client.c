@@ -620,6 +620,12 @@ static int tc_commit(sql_kv_txn *t, merr *e)
     mbuf_reset(&t->c->cancel_rollback);
     pthread_mutex_unlock(&t->c->mu);
     if (rc == 0) protobuf_c_message_free_unpacked(m, NULL);
+    /* A commit refused outright (its range split or merged under it, or
+     * aborted) leaves the read locks it took in other ranges, the schema
+     * version's in range 1 among them: release them now rather than after
+     * the idle timeout, which every DDL would wait out (X on that key). Not
+     * after a timeout: the outcome is unknown there, the record decides. */
+    if (rc == MERR_RANGE || rc == MERR_ABORTED || rc == MERR_INVALID) send_rollback(t);
 out:
     free(by);
     free(ms);

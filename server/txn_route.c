@@ -67,6 +67,12 @@ void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, 
         pb_reply(req, &m.base);
         break;
     }
+    case TX_ROLLBACK: {
+        Meridian__Txn__RollbackResponse m = MERIDIAN__TXN__ROLLBACK_RESPONSE__INIT;
+        m.error = &err;
+        pb_reply(req, &m.base);
+        break;
+    }
     }
 }
 

@@ -349,6 +349,7 @@ void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk)
     case TX_SCAN: finish_scan(rg, pk); break;
     case TX_COMMIT: commit_continue(rg, t, pk); break;
     case TX_PREPARE: tx2_prepare_continue(rg, t, pk); break;
+    case TX_ROLLBACK: break; /* never parked */
     }
 }
 
@@ -577,6 +578,15 @@ static void on_rollback(void *arg, rpc_req *req)
                  : q->key.len  ? host_find_key(s->h, q->key.data, q->key.len)
                                : NULL;
     tx_range *rg = r ? tx_range_find(s, replica_id(r)) : NULL;
+    /* The locks live at the lease owner: anywhere else, say where (a reply
+     * of "done" here left them to the idle timeout, which every DDL after a
+     * failed statement then waited out on the schema key). */
+    if (q->txn && !rg && (!r || !replica_is_lease_owner(r))) {
+        txs_fail(s, r, req, TX_ROLLBACK, r ? MERR_NOT_LEADER : MERR_NOTFOUND,
+                 r ? "not the leaseholder: roll back there" : "no replica of that range here", 0);
+        meridian__txn__rollback_request__free_unpacked(q, NULL);
+        return;
+    }
     tx_txn *t = rg ? tx_txn_find(rg, q->txn->id) : NULL;
     if (t && t->state == TX_ACTIVE) {
         tx_txn_abort(rg, t, "rolled back");

@@ -305,7 +305,8 @@ void tx_sweep(txn_service *s)
                 tn = t->next;
                 if (t->x2) tx2_sweep(rg, t, now); /* resends, timeouts, status queries */
                 if (t->state == TX_ACTIVE && !t->pk && now - t->last_ns > s->idle_ns) {
-                    MLOG_I(MOD, "idle transaction aborted", "txn=%" PRIu64, t->id);
+                    MLOG_I(MOD, "idle transaction aborted", "range=%" PRIu64 " txn=%" PRIu64,
+                           rg->range_id, t->id);
                     s->idle_aborts++;
                     tx_txn_abort(rg, t, "the transaction was idle too long: its locks are gone");
                 } else if ((t->state == TX_COMMITTED || t->state == TX_ABORTED) &&

@@ -19,7 +19,7 @@
 #define TX_BUCKETS 256
 
 typedef enum tx_state { TX_ACTIVE, TX_COMMITTING, TX_COMMITTED, TX_ABORTED } tx_state;
-typedef enum tx_kind { TX_GET, TX_SCAN, TX_COMMIT, TX_PREPARE } tx_kind;
+typedef enum tx_kind { TX_GET, TX_SCAN, TX_COMMIT, TX_PREPARE, TX_ROLLBACK } tx_kind;
 
 /* A request waiting for a lock (the rpc stays open until it is granted). */
 typedef struct tx_parked {
