@@ -170,9 +170,20 @@ static int created_table(const char *sql, char *name, size_t cap)
 
 /* Runs the statement; after a CREATE TABLE that worked (outside BEGIN, so
  * the catalog has the table id), splits the new table. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Statements slower than this are named on stdout (where the time goes). */
+#define SLOW_S 2.0
+
 static void run_and_split(void *arg, const char *sql, diff_rows *r)
 {
     cluster *c = arg;
+    double t0 = now_s();
     reap(c, 0);
     /* Splits finish before a transaction starts: a split under a
      * transaction's locks aborts it (retried, but each retry costs). */
@@ -181,6 +192,8 @@ static void run_and_split(void *arg, const char *sql, diff_rows *r)
     if (!strncasecmp(p, "BEGIN", 5))
         while (c->running > 0) reap(c, 1);
     run_remote(c, sql, r);
+    double took = now_s() - t0;
+    if (took > SLOW_S) printf("slow: %.1f s: %.100s\n", took, sql);
     char name[128];
     if (r->failed || !created_table(sql, name, sizeof(name)) ||
         meridian_txn_state(c->db) != MERIDIAN_TXN_IDLE)
