@@ -384,13 +384,19 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
      * spaces: offsets into src are offsets into the caller's text. */
     if ((rc = sql_asof_strip(first.p, &blanked, &at, e))) return rc;
     const char *src = blanked ? blanked : first.p;
-    /* Prepare against a current catalog (outside a transaction: peek). */
+    /* Prepare against a current catalog (outside a transaction: peek) or,
+     * AS OF SYSTEM TIME, the catalog of that time (a table dropped since). */
     if (!s->txn) {
-        rc = txn_begin(s, SQL_KV_READ_ONLY, e);
-        if (rc) return rc;
+        rc = blanked && s->ops->begin_at ? txn_begin_at(s, &at, e)
+                                         : txn_begin(s, SQL_KV_READ_ONLY, e);
+        if (rc) {
+            free(blanked);
+            return rc;
+        }
         txn_end(s, 0, NULL);
         s->catalog_dirty = 0;
     } else if (s->catalog_dirty && (rc = check_schema(s, e))) {
+        free(blanked);
         return rc;
     }
     if (sql_auth_user_missing(s)) {

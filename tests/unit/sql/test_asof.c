@@ -273,6 +273,12 @@ static void test_session_reads_past(void **state)
     err(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-10s'", "no wall clock");
     err(f->s, "SELECT v FROM t AS OF SYSTEM TIME 'soon'", "bad expression");
     assert_string_equal(q(f->s, "SELECT v FROM t", buf), "v2"); /* nothing was written */
+
+    /* A table dropped since is still there in the past, rows and all. */
+    ok(f->s, "DROP TABLE t");
+    err(f->s, "SELECT v FROM t", "no such table: t");
+    snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME %llu", (unsigned long long)t1);
+    assert_string_equal(q(f->s, sql, buf), "v1");
 }
 
 static void test_session_transactions(void **state)
