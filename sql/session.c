@@ -484,6 +484,7 @@ done:
 err:
     free(blanked);
     sqlite3_finalize(probe);
+    sqlite3_finalize(st->st); /* a query refused after SQLite prepared it */
     sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
     sql_auth_stmt_free(&st->auth);
