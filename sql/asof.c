@@ -223,8 +223,7 @@ int sql_asof_strip(const char *sql, char **out, sql_kv_at *at, merr *e)
         if (!t.kind || (t.kind == 'p' && *t.p == ';' && depth == 0)) break;
         if (t.kind == 'p' && *t.p == '(') depth++;
         if (t.kind == 'p' && *t.p == ')' && depth > 0) depth--;
-        /* Only at the top level: CAST(x AS of system time) is a type name. */
-        if (depth || !sql_tok_is(&t, "AS")) continue;
+        if (!sql_tok_is(&t, "AS")) continue;
         size_t p = pos;
         int k = 1;
         for (; k < 4; k++) {
@@ -232,6 +231,16 @@ int sql_asof_strip(const char *sql, char **out, sql_kv_at *at, merr *e)
             if (!sql_tok_is(&w, words[k])) break;
         }
         if (k < 4) continue;
+        if (depth) {
+            /* CAST(x AS of system time) is a type name (nothing follows);
+             * a subquery with its own time is not something we run. */
+            size_t q = p;
+            sql_tok n = sql_lex(sql, &q);
+            if (n.kind == 'p' && *n.p == ')') continue;
+            return merr_set(e, MERR_INVALID,
+                            "AS OF SYSTEM TIME applies to a whole statement: give it once, "
+                            "outside parentheses");
+        }
         if (found) return merr_set(e, MERR_INVALID, "AS OF SYSTEM TIME is given twice");
         found = 1;
         start = (size_t)(t.p - sql);
