@@ -270,7 +270,9 @@ static const char *help_text =
     ".nodes                nodes of the cluster (needs a Meridian cluster)\n"
     ".demo nodes|kill N|restart N   inside `meridian demo`: list, kill -9, restart nodes\n"
     "SQL statements end with ';' and may span several lines. Ctrl-C cancels the\n"
-    "running statement; Ctrl-D or .quit leaves.\n";
+    "running statement; Ctrl-D or .quit leaves.\n"
+    "Reads in the past: SELECT ... AS OF SYSTEM TIME '-10s' (or a UTC time, a\n"
+    "meridian_now() value, follower_read_timestamp()); BEGIN AS OF SYSTEM TIME ...\n";
 
 /* `.demo nodes|kill N|restart N`: inside `meridian demo`, which names its
  * cluster script and directory in the environment, runs that script (in its

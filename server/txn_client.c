@@ -11,6 +11,7 @@
 
 #include "common/mtime.h"
 #include "server/txn_client_int.h"
+#include "timesvc/hlc.h"
 
 #define TC_ATTEMPT_NS (10LL * MTIME_S) /* one rpc; a lock wait longer than this is re-asked */
 
@@ -367,7 +368,7 @@ void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *r
     }
     *mode = (Meridian__Txn__ReadMode)t->read_mode;
     *staleness_us = t->staleness_us;
-    if (t->read_mode == TXN_CLIENT_READ_AT) *read_ts = t->c->read_at;
+    if (t->read_mode == TXN_CLIENT_READ_AT) *read_ts = t->read_at;
 }
 
 static int tc_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
@@ -377,7 +378,8 @@ static int tc_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
     if (!t) return merr_set(e, MERR_NOMEM, "out of memory");
     t->c = c;
     t->ro = (flags & SQL_KV_READ_ONLY) != 0;
-    if (t->ro) t->read_mode = c->read_mode, t->staleness_us = c->staleness_us;
+    if (t->ro)
+        t->read_mode = c->read_mode, t->staleness_us = c->staleness_us, t->read_at = c->read_at;
     while (t->id == 0) {
         if (getrandom(&t->id, sizeof(t->id), 0) != (ssize_t)sizeof(t->id)) {
             free(t);
@@ -640,6 +642,50 @@ static void tc_rollback(sql_kv_txn *t)
     txn_free(t);
 }
 
+/* AS OF SYSTEM TIME (sql/kv.h begin_at) as a read mode of this one
+ * transaction; the serving replica checks the ts against its clock (in the
+ * future, older than the retention window: server/txn_snapshot.c). */
+static int tc_begin_at(void *ctx, const sql_kv_at *at, sql_kv_txn **out, merr *e)
+{
+    int rc = tc_begin(ctx, SQL_KV_READ_ONLY, out, e);
+    if (rc) return rc;
+    sql_kv_txn *t = *out;
+    t->staleness_us = 0;
+    switch (at->kind) {
+    case SQL_KV_AT_TS: t->read_mode = TXN_CLIENT_READ_AT, t->read_at = at->ts; break;
+    case SQL_KV_AT_UNIX:
+        /* Every commit of that microsecond: the highest logical count. */
+        t->read_mode = TXN_CLIENT_READ_AT;
+        t->read_at = at->unix_us > HLC_PHYS_MAX_US ? 0 : hlc_make(at->unix_us, HLC_LOGICAL_MAX);
+        break;
+    case SQL_KV_AT_AGO:
+        t->read_mode = at->ago_us ? TXN_CLIENT_READ_EXACT : TXN_CLIENT_READ_STRONG;
+        t->staleness_us = at->ago_us;
+        break;
+    case SQL_KV_AT_FOLLOWER:
+        t->read_mode = TXN_CLIENT_READ_BOUNDED;
+        t->staleness_us = TC_FOLLOWER_BOUND_US;
+        break;
+    default: t->read_mode = -1; break;
+    }
+    if (t->read_mode < 0 || (t->read_mode == TXN_CLIENT_READ_AT && !t->read_at)) {
+        txn_free(t);
+        *out = NULL;
+        return merr_set(e, MERR_INVALID, "bad read timestamp");
+    }
+    return 0;
+}
+
+static int tc_read_ts(sql_kv_txn *t, uint64_t *ts, merr *e)
+{
+    if (!t->ro)
+        return merr_set(e, MERR_UNSUPPORTED, "a read-write transaction has no snapshot timestamp");
+    if (!t->read_ts)
+        return merr_set(e, MERR_INVALID, "no snapshot timestamp before the first read");
+    *ts = t->read_ts;
+    return 0;
+}
+
 static const sql_kv_ops tc_ops = {
     .begin = tc_begin,
     .get = tc_get,
@@ -652,6 +698,8 @@ static const sql_kv_ops tc_ops = {
     .rollback_to = tc_rollback_to,
     .commit = tc_commit,
     .rollback = tc_rollback,
+    .begin_at = tc_begin_at,
+    .read_ts = tc_read_ts,
 };
 
 const sql_kv_ops *txn_client_kv_ops(void)

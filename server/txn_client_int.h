@@ -17,6 +17,9 @@
 #define TC_MAX_HOSTS 16
 #define TC_MAX_CONNS 4  /* open connections kept: a multi-range txn alternates leaseholders */
 #define TC_MAX_LOCKS 64 /* ranges one read-write transaction may lock in */
+/* follower_read_timestamp(): a replica further behind than this sends the
+ * read to the leaseholder (a fresh ts) rather than serve a surprise. */
+#define TC_FOLLOWER_BOUND_US (10 * 1000000ull)
 
 struct txn_client {
     char hosts[TC_MAX_HOSTS][128];
@@ -61,6 +64,8 @@ struct sql_kv_txn {
     int ro;
     int read_mode; /* read-only: TXN_CLIENT_READ_* from the client at begin */
     uint64_t staleness_us;
+    /* read-only, READ_AT: the ts asked for */
+    uint64_t read_at;
     int aborted; /* a read said so: commit refuses, rollback releases */
     int touched; /* locks may be held at the leaseholder */
     tc_op *ops;  /* buffered writes, in order (savepoint marks index it) */

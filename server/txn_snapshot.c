@@ -9,6 +9,7 @@
 #include "server/replica.h"
 #include "server/txn_2pc.h"
 #include "server/txn_table.h"
+#include "storage/range.h"
 #include "timesvc/hlc.h"
 #include "txn/safetime.h"
 
@@ -160,6 +161,17 @@ void txs_snapshot_dispatch(txn_service *s, replica *r, tx_parked *pk)
     if (txn_read_ts(&o, hlc_make((uint64_t)tt.earliest_ns / 1000, HLC_LOGICAL_MAX),
                     hlc_make((uint64_t)tt.latest_ns / 1000, 0), &rr, 1, &ts, &wait, &e)) {
         txs_fail(s, r, pk->req, pk->kind, MERR_INVALID, e.msg, 0);
+        return;
+    }
+    /* Past the retention window GC may have dropped versions (storage/
+     * range.h): refused by policy, not only once a range's GC ran, so a read
+     * that works today does not start failing when GC catches up. */
+    if (mode != MERIDIAN__TXN__READ_MODE__READ_BOUNDED_STALENESS &&
+        hlc_physical_ns(ts) + RANGE_GC_RETENTION_NS < tt.earliest_ns) {
+        txs_fail(s, r, pk->req, pk->kind, MERR_INVALID,
+                 "read timestamp is older than the version retention window (1h): old "
+                 "versions may be garbage collected",
+                 0);
         return;
     }
     if (!wait && ts) {

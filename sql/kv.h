@@ -48,6 +48,19 @@ typedef struct sql_kv_iter sql_kv_iter;
 /* begin() flags */
 #define SQL_KV_READ_ONLY 1u
 
+/* begin_at(): a read-only transaction at a time in the past (SQL's AS OF
+ * SYSTEM TIME, sql/asof.h). The KV resolves it against its own clock. */
+typedef enum sql_kv_at_kind {
+    SQL_KV_AT_TS = 1,   /* ts: one of the KV's own timestamps (read_ts()) */
+    SQL_KV_AT_UNIX,     /* unix_us: wall-clock time, UTC */
+    SQL_KV_AT_AGO,      /* ago_us before now (0: now, a strong read) */
+    SQL_KV_AT_FOLLOWER, /* the newest ts a nearby replica serves without waiting */
+} sql_kv_at_kind;
+typedef struct sql_kv_at {
+    sql_kv_at_kind kind;
+    uint64_t ts, unix_us, ago_us;
+} sql_kv_at;
+
 typedef struct sql_kv_ops {
     int (*begin)(void *kv_ctx, unsigned flags, sql_kv_txn **out, merr *e);
     /* Copies the value into val (reset first). 0, MERR_NOTFOUND or an error. */
@@ -65,6 +78,16 @@ typedef struct sql_kv_ops {
     int (*rollback_to)(sql_kv_txn *t, uint64_t mark, merr *e);
     int (*commit)(sql_kv_txn *t, merr *e);
     void (*rollback)(sql_kv_txn *t);
+    /* Optional (NULL: AS OF SYSTEM TIME is refused). A read-only
+     * transaction at `at`; a time in the future (past the clock's
+     * uncertainty) or older than the KV keeps versions fails with
+     * MERR_INVALID, here or at the first read. */
+    int (*begin_at)(void *kv_ctx, const sql_kv_at *at, sql_kv_txn **out, merr *e);
+    /* Optional: the snapshot ts a read-only transaction reads at (fixed by
+     * its first read; the session always reads the schema version first),
+     * for meridian_now(); MERR_UNSUPPORTED for a read-write transaction,
+     * whose locked reads have no snapshot ts. */
+    int (*read_ts)(sql_kv_txn *t, uint64_t *ts, merr *e);
 } sql_kv_ops;
 
 #endif

@@ -144,6 +144,33 @@ static void lk_rollback(sql_kv_txn *t)
     free(t);
 }
 
+static int lk_begin_at(void *kv_ctx, const sql_kv_at *at, sql_kv_txn **out, merr *e)
+{
+    sql_kv_lock *l = kv_ctx;
+    if (!l->ops->begin_at)
+        return merr_set(e, MERR_UNSUPPORTED, "AS OF SYSTEM TIME is not supported by this store");
+    sql_kv_txn *t = calloc(1, sizeof(*t));
+    int rc;
+    if (!t) return merr_set(e, MERR_NOMEM, "out of memory");
+    t->l = l;
+    LOCKED(l, rc = l->ops->begin_at(l->ctx, at, &t->in, e));
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+static int lk_read_ts(sql_kv_txn *t, uint64_t *ts, merr *e)
+{
+    int rc;
+    if (!t->l->ops->read_ts)
+        return merr_set(e, MERR_UNSUPPORTED, "this store has no snapshot timestamps");
+    LOCKED(t->l, rc = t->l->ops->read_ts(t->in, ts, e));
+    return rc;
+}
+
 const sql_kv_ops sql_kv_lock_ops = {
     .begin = lk_begin,
     .get = lk_get,
@@ -156,4 +183,6 @@ const sql_kv_ops sql_kv_lock_ops = {
     .rollback_to = lk_rollback_to,
     .commit = lk_commit,
     .rollback = lk_rollback,
+    .begin_at = lk_begin_at,
+    .read_ts = lk_read_ts,
 };

@@ -185,6 +185,35 @@ static int kvm_begin(void *ctx, unsigned flags, sql_kv_txn **out, merr *e)
     return 0;
 }
 
+/* Timestamps here are commit stamps: there is no wall clock, so only a
+ * stamp (from read_ts), now ('-0s') or the newest (follower) can be asked. */
+static int kvm_begin_at(void *ctx, const sql_kv_at *at, sql_kv_txn **out, merr *e)
+{
+    sql_kv_mem *m = ctx;
+    uint64_t ts = m->clock;
+    if (at->kind == SQL_KV_AT_TS) {
+        if (at->ts > m->clock)
+            return merr_set(e, MERR_INVALID, "read timestamp %llu is in the future (now: %llu)",
+                            (unsigned long long)at->ts, (unsigned long long)m->clock);
+        ts = at->ts;
+    } else if (at->kind == SQL_KV_AT_UNIX || (at->kind == SQL_KV_AT_AGO && at->ago_us)) {
+        return merr_set(e, MERR_UNSUPPORTED,
+                        "the in-memory store has no wall clock: use a timestamp from "
+                        "meridian_now(), '-0s' or follower_read_timestamp()");
+    }
+    int rc = kvm_begin(ctx, SQL_KV_READ_ONLY, out, e);
+    if (!rc) (*out)->start = ts;
+    return rc;
+}
+
+static int kvm_read_ts(sql_kv_txn *t, uint64_t *ts, merr *e)
+{
+    if (!t->read_only)
+        return merr_set(e, MERR_UNSUPPORTED, "a read-write transaction has no snapshot timestamp");
+    *ts = t->start;
+    return 0;
+}
+
 static void txn_free(sql_kv_txn *t)
 {
     for (size_t i = 0; i < t->nops; i++) {
@@ -514,4 +543,6 @@ const sql_kv_ops sql_kv_mem_ops = {
     .rollback_to = kvm_rollback_to,
     .commit = kvm_txn_commit,
     .rollback = kvm_rollback,
+    .begin_at = kvm_begin_at,
+    .read_ts = kvm_read_ts,
 };

@@ -337,7 +337,7 @@ static int catalog_load(sql_session *s, merr *e)
     if (rc) return rc;
     tables = calloc(nd + 1, sizeof(*tables));
     if (!tables || sqlite3_open(":memory:", &scratch) != SQLITE_OK ||
-        sql_sysview_register(s, scratch)) {
+        sql_sysview_register(s, scratch) || sql_asof_register(s, scratch)) {
         rc = merr_set(e, MERR_NOMEM, "schema: cannot open scratch database");
         goto err;
     }

@@ -9,6 +9,7 @@
 
 #include "common/backoff.h"
 #include "common/mtime.h"
+#include "sql/asof.h"
 #include "sql/auth.h"
 #include "sql/ddl.h"
 #include "sql/session.h"
@@ -23,7 +24,8 @@ enum stmt_kind {
     K_SAVEPOINT = SQL_STMT_SAVEPOINT,
     K_RELEASE = SQL_STMT_RELEASE,
     K_ROLLBACK_TO = SQL_STMT_ROLLBACK_TO,
-    K_AUTH = SQL_STMT_AUTH
+    K_AUTH = SQL_STMT_AUTH,
+    K_SET_TXN = SQL_STMT_SET_TXN
 };
 
 struct sql_stmt {
@@ -38,6 +40,8 @@ struct sql_stmt {
     int returned_rows, retries;
     sql_upsert *upsert;
     uint64_t mark;
+    int asof; /* AS OF SYSTEM TIME `at` was given (sql/asof.h) */
+    sql_kv_at at;
 };
 
 int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, merr *e)
@@ -50,7 +54,8 @@ int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, mer
     s->err_offset = -1;
     if (sqlite3_open(":memory:", &s->db) != SQLITE_OK ||
         sqlite3_open(":memory:", &s->scratch) != SQLITE_OK || sql_vtab_register(s) ||
-        sql_sysview_register(s, s->db) || sql_sysview_register(s, s->scratch)) {
+        sql_sysview_register(s, s->db) || sql_sysview_register(s, s->scratch) ||
+        sql_asof_register(s, s->db) || sql_asof_register(s, s->scratch)) {
         sql_session_close(s);
         return merr_set(e, MERR_INTERNAL, "session: cannot open SQLite");
     }
@@ -97,6 +102,8 @@ static int txn_end(sql_session *s, int commit, merr *e)
     if (rc || !commit) s->catalog_dirty = 1;
     s->txn = NULL;
     s->explicit_txn = 0;
+    s->txn_asof = 0;
+    s->txn_stmts = 0;
     handles_reset(s);
     sp_clear(s);
     return rc;
@@ -182,14 +189,50 @@ static int txn_begin(sql_session *s, unsigned flags, merr *e)
     return rc;
 }
 
+/* A read-only transaction AS OF SYSTEM TIME at; the catalog it loads is the
+ * one of that time (a table made later does not exist there). */
+static int txn_begin_at(sql_session *s, const sql_kv_at *at, merr *e)
+{
+    int rc = s->ops->begin_at(s->kv, at, &s->txn, e);
+    if (!rc && (rc = check_schema(s, e))) txn_end(s, 0, NULL);
+    if (rc) {
+        s->catalog_dirty = 1;
+        if (e && strncmp(e->msg, "AS OF", 5)) {
+            merr m = *e;
+            merr_set(e, rc, "AS OF SYSTEM TIME: %s", m.msg[0] ? m.msg : merr_str(rc));
+        }
+        return rc;
+    }
+    s->txn_asof = 1;
+    return 0;
+}
+
+/* Refusals that must come before the statement touches the transaction
+ * (a failed statement undoes its writes back to its savepoint). */
+static int stmt_refuse(sql_stmt *st, merr *e)
+{
+    sql_session *s = st->s;
+    if (st->asof && s->txn)
+        return merr_set(e, MERR_INVALID,
+                        "AS OF SYSTEM TIME cannot be used inside an open transaction (give it "
+                        "in BEGIN ... AS OF SYSTEM TIME instead)");
+    if (s->txn_asof && !sql_stmt_readonly(st))
+        return merr_set(e, MERR_INVALID,
+                        "cannot write in a read-only AS OF SYSTEM TIME transaction");
+    return 0;
+}
+
 static int stmt_begin(sql_stmt *st, merr *e)
 {
     sql_session *s = st->s;
     int rc = 0;
     st->autocommit = !s->txn;
+    if (s->explicit_txn) s->txn_stmts++;
     /* A statement on its own that only reads is a read-only transaction: a
      * snapshot read that never aborts (and takes no locks in the cluster). */
-    if (!s->txn)
+    if (!s->txn && st->asof)
+        rc = txn_begin_at(s, &st->at, e);
+    else if (!s->txn)
         rc = txn_begin(s, st->st && sqlite3_stmt_readonly(st->st) ? SQL_KV_READ_ONLY : 0, e);
     else if (s->catalog_dirty)
         rc = check_schema(s, e);
@@ -240,6 +283,10 @@ static int classify(const char *text, sql_stmt *st, merr *e)
         sql_tok x = sql_lex(text, &pos);
         if (st->kind == K_RELEASE && sql_tok_is(&x, "SAVEPOINT")) x = sql_lex(text, &pos);
         st->spname = sql_tok_name(&x);
+    } else if (sql_tok_is(&t, "SET")) {
+        size_t p2 = pos;
+        sql_tok x = sql_lex(text, &p2);
+        if (sql_tok_is(&x, "TRANSACTION")) st->kind = K_SET_TXN;
     } else if (sql_auth_is(text)) {
         st->kind = K_AUTH;
     } else if (sql_tok_is(&t, "CREATE") || sql_tok_is(&t, "DROP") || sql_tok_is(&t, "ALTER")) {
@@ -250,6 +297,39 @@ static int classify(const char *text, sql_stmt *st, merr *e)
         return merr_set(e, MERR_UNSUPPORTED, "%.*s is not supported", (int)t.n, t.p);
     }
     return 0;
+}
+
+/* A statement that came with AS OF SYSTEM TIME: only reads may have it
+ * (a query is checked again once SQLite says whether it writes). */
+static int asof_accept(sql_session *s, sql_stmt *st, const sql_kv_at *at, merr *e)
+{
+    if (!s->ops->begin_at)
+        return merr_set(e, MERR_UNSUPPORTED, "AS OF SYSTEM TIME is not supported by this store");
+    if (st->kind != K_QUERY && st->kind != K_BEGIN && st->kind != K_SET_TXN)
+        return merr_set(e, MERR_INVALID,
+                        "AS OF SYSTEM TIME: only SELECT, BEGIN and SET TRANSACTION read in the "
+                        "past; this statement writes or controls a transaction");
+    st->asof = 1;
+    st->at = *at;
+    return 0;
+}
+
+/* SET TRANSACTION AS OF SYSTEM TIME <expr> (the clause already blanked):
+ * nothing else may follow TRANSACTION. */
+static int prepare_set_txn(sql_stmt *st, const char *src, const char **rest, merr *e)
+{
+    size_t pos = 0;
+    sql_lex(src, &pos); /* SET */
+    sql_lex(src, &pos); /* TRANSACTION */
+    size_t end = pos;
+    sql_tok t = sql_lex(src, &end);
+    if (!st->asof || (t.kind && !(t.kind == 'p' && *t.p == ';')))
+        return merr_set(e, MERR_UNSUPPORTED,
+                        "SET TRANSACTION: only SET TRANSACTION AS OF SYSTEM TIME <expr> is "
+                        "supported");
+    *rest = src + end;
+    st->text = strndup(src, end);
+    return st->text ? 0 : merr_set(e, MERR_NOMEM, "out of memory");
 }
 
 /* User, role and grant statements: parsed here; SHOW becomes a query over
@@ -292,6 +372,8 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     const char *rest = NULL;
     sqlite3_stmt *probe = NULL;
     sql_stmt *st = NULL;
+    char *blanked = NULL;
+    sql_kv_at at;
     int rc = 0;
     *out = NULL;
     s->err_offset = -1;
@@ -300,41 +382,59 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         if (tail) *tail = sql + pos;
         return 0;
     }
-    /* Prepare against a current catalog (outside a transaction: peek). */
+    /* AS OF SYSTEM TIME, which SQLite does not parse, is blanked out with
+     * spaces: offsets into src are offsets into the caller's text. */
+    if ((rc = sql_asof_strip(first.p, &blanked, &at, e))) return rc;
+    const char *src = blanked ? blanked : first.p;
+    /* Prepare against a current catalog (outside a transaction: peek) or,
+     * AS OF SYSTEM TIME, the catalog of that time (a table dropped since). */
     if (!s->txn) {
-        rc = txn_begin(s, SQL_KV_READ_ONLY, e);
-        if (rc) return rc;
+        rc = blanked && s->ops->begin_at ? txn_begin_at(s, &at, e)
+                                         : txn_begin(s, SQL_KV_READ_ONLY, e);
+        if (rc) {
+            free(blanked);
+            return rc;
+        }
         txn_end(s, 0, NULL);
         s->catalog_dirty = 0;
     } else if (s->catalog_dirty && (rc = check_schema(s, e))) {
+        free(blanked);
         return rc;
     }
-    if (sql_auth_user_missing(s))
+    if (sql_auth_user_missing(s)) {
+        free(blanked);
         return merr_set(e, MERR_INVALID, "permission denied: user %s does not exist", s->user);
+    }
     st = calloc(1, sizeof(*st));
-    if (!st) return merr_set(e, MERR_NOMEM, "out of memory");
+    if (!st) {
+        free(blanked);
+        return merr_set(e, MERR_NOMEM, "out of memory");
+    }
     st->s = s;
     /* The scratch database has the same schema, so it finds the statement's
      * end and reports syntax errors exactly as SQLite does. */
     sqlite3 *parser = s->scratch;
-    rc = classify(first.p, st, e);
+    rc = classify(src, st, e);
     if (rc) goto err;
+    if (blanked && (rc = asof_accept(s, st, &at, e))) goto err;
+    if (st->kind == K_SET_TXN) {
+        if ((rc = prepare_set_txn(st, src, &rest, e))) goto err;
+        goto done;
+    }
     if (st->kind == K_AUTH) {
-        rc = prepare_auth(s, st, first.p, &rest, e);
+        rc = prepare_auth(s, st, src, &rest, e);
         if (rc) goto err;
-        if (tail) *tail = rest;
-        *out = st;
-        return 0;
+        goto done;
     }
     s->auth_msg[0] = 0;
-    if (sqlite3_prepare_v2(parser, first.p, -1, &probe, &rest) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(parser, src, -1, &probe, &rest) != SQLITE_OK) {
         int off = sqlite3_error_offset(parser);
         if (off >= 0) s->err_offset = (int)(first.p - sql) + off;
         rc = merr_set(e, MERR_INVALID, "%s", sqlite3_errmsg(parser));
         goto err;
     }
-    if (!rest) rest = first.p + strlen(first.p);
-    st->text = strndup(first.p, (size_t)(rest - first.p));
+    if (!rest) rest = src + strlen(src);
+    st->text = strndup(src, (size_t)(rest - src));
     if (!st->text) {
         rc = merr_set(e, MERR_NOMEM, "out of memory");
         goto err;
@@ -370,13 +470,23 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         free(re);
         st->st = probe;
         probe = NULL;
+        if (st->asof && !sqlite3_stmt_readonly(st->st)) {
+            rc = merr_set(e, MERR_INVALID,
+                          "AS OF SYSTEM TIME: this statement writes; only reads can be made "
+                          "in the past");
+            goto err;
+        }
     }
     sqlite3_finalize(probe);
-    if (tail) *tail = rest;
+done:
+    if (tail) *tail = first.p + (rest - src);
+    free(blanked);
     *out = st;
     return 0;
 err:
+    free(blanked);
     sqlite3_finalize(probe);
+    sqlite3_finalize(st->st); /* a query refused after SQLite prepared it */
     sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
     sql_auth_stmt_free(&st->auth);
@@ -428,15 +538,30 @@ static int run_savepoint(sql_stmt *st, merr *e)
 static int run_control(sql_stmt *st, merr *e)
 {
     sql_session *s = st->s;
+    int rc;
     switch (st->kind) {
     case K_BEGIN:
         if (s->explicit_txn)
             return merr_set(e, MERR_INVALID, "cannot start a transaction within a transaction");
-        {
-            int rc = txn_begin(s, 0, e);
-            if (!rc) s->explicit_txn = 1;
-            return rc;
-        }
+        rc = st->asof ? txn_begin_at(s, &st->at, e) : txn_begin(s, 0, e);
+        if (!rc) s->explicit_txn = 1;
+        return rc;
+    case K_SET_TXN:
+        if (!s->explicit_txn)
+            return merr_set(e, MERR_INVALID,
+                            "SET TRANSACTION AS OF SYSTEM TIME outside a transaction (use "
+                            "BEGIN ... AS OF SYSTEM TIME or SELECT ... AS OF SYSTEM TIME)");
+        if (s->txn_stmts || s->nsp)
+            return merr_set(e, MERR_INVALID,
+                            "SET TRANSACTION AS OF SYSTEM TIME must come first in the "
+                            "transaction");
+        /* Nothing was read or written yet: begin again, in the past. If
+         * that fails the transaction goes on as it was begun. */
+        txn_end(s, 0, NULL);
+        rc = txn_begin_at(s, &st->at, e);
+        if (rc && !txn_begin(s, 0, NULL)) s->explicit_txn = 1;
+        if (!rc) s->explicit_txn = 1;
+        return rc;
     case K_COMMIT:
         if (!s->explicit_txn)
             return merr_set(e, MERR_INVALID, "cannot commit - no transaction is active");
@@ -486,6 +611,7 @@ int sql_step(sql_stmt *st, merr *e)
     }
     for (;;) {
         if (!st->started) {
+            if ((rc = stmt_refuse(st, e))) return rc; /* the transaction is untouched */
             rc = stmt_begin(st, e);
             if (rc) {
                 stmt_end(st, 0, NULL);

@@ -90,7 +90,8 @@ typedef enum sql_stmt_kind {
     SQL_STMT_SAVEPOINT,
     SQL_STMT_RELEASE,
     SQL_STMT_ROLLBACK_TO,
-    SQL_STMT_AUTH /* CREATE USER, GRANT, ... (sql/auth.h) */
+    SQL_STMT_AUTH,   /* CREATE USER, GRANT, ... (sql/auth.h) */
+    SQL_STMT_SET_TXN /* SET TRANSACTION AS OF SYSTEM TIME ... (sql/asof.h) */
 } sql_stmt_kind;
 sql_stmt_kind sql_stmt_get_kind(sql_stmt *st);
 /* 1 when running the statement cannot change data or schema (queries that

@@ -120,6 +120,8 @@ typedef struct sql_session {
     size_t nsp, capsp;
     int sp_began;           /* the outermost SAVEPOINT began the transaction */
     int read_only;          /* sql_session_set_read_only */
+    int txn_asof;           /* the transaction reads AS OF SYSTEM TIME (read-only) */
+    unsigned txn_stmts;     /* statements run in the explicit transaction */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;
     int stopped;    /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
@@ -189,6 +191,9 @@ void sql_upsert_free(sql_upsert *u);
 /* The nested UPDATE that applies DO UPDATE to one row of t: parameters
  * ?1..?ncols are the excluded row, then the row's rowid or key columns. */
 int sql_upsert_sql(const struct sql_table *t, const sql_upsert *u, char **out);
+
+/* asof.c: meridian_now() (and its alias cluster_logical_timestamp()) on db. */
+int sql_asof_register(sql_session *s, sqlite3 *db);
 
 /* lex.c: a tiny SQL tokenizer for statement classification. */
 typedef struct sql_tok {
