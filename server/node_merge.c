@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "proto/range.pb-c.h"
@@ -52,6 +53,12 @@ typedef struct merge_ctx {
     uint64_t left_id, right_id, right_gen, freeze_slot;
     uint8_t *key;
     size_t klen;
+    /* the client's expectation (MergeRequest.right_range_id, right_start) */
+    uint64_t want_right;
+    uint8_t *want_start;
+    size_t want_slen;
+    int already; /* that merge had happened: answered, not counted again */
+    int dry_run; /* only say which two ranges would merge */
     /* step 3: polling the right's replicas */
     uv_timer_t timer;
     int timer_on, asked, frozen_ok;
@@ -73,6 +80,7 @@ static void ctx_free(merge_ctx *c)
 {
     node_merge *nm = c->nm;
     free(c->key);
+    free(c->want_start);
     free(c);
     unref(nm);
 }
@@ -86,7 +94,7 @@ static void merge_reply(merge_ctx *c, int code, const char *msg)
 {
     node_merge *nm = c->nm;
     replica *l = nm->stopped ? NULL : host_find(H(nm), c->left_id);
-    if (!code) {
+    if (!code && !c->already) {
         nm->merges++;
         if (!nm->stopped) node_ranges_forget(nm->n, c->right_id);
         MLOG_I(MOD, "ranges merged", "range=%" PRIu64 " absorbed=%" PRIu64, c->left_id,
@@ -308,6 +316,24 @@ static void on_left_lease(void *arg, int code)
     const uint8_t *st, *en;
     size_t sl, el;
     replica_span(l, &st, &sl, &en, &el);
+    if (c->want_right) {
+        int ends_there = el == c->want_slen && memcmp(en, c->want_start, el) == 0;
+        int covers = !el || mbytes_cmp(en, el, c->want_start, c->want_slen) > 0;
+        if (covers && replica_absorbed(l) == c->want_right) {
+            /* An earlier attempt merged them (its answer was lost). */
+            c->right_id = c->want_right;
+            c->already = 1;
+            merge_reply(c, 0, NULL);
+            return;
+        }
+        replica *rn = ends_there ? replica_right_neighbour(l) : NULL;
+        if (!ends_there || (rn && replica_id(rn) != c->want_right)) {
+            merge_reply(c, MERR_INVALID,
+                        "the ranges changed since the merge was asked (see debug ranges); "
+                        "nothing merged");
+            return;
+        }
+    }
     if (!el) {
         merge_reply(c, MERR_INVALID, "the last range has no right neighbour");
         return;
@@ -317,6 +343,19 @@ static void on_left_lease(void *arg, int code)
     if (!rr) {
         merge_reply(c, MERR_BUSY,
                     "no replica of the right neighbour on this node: the replica sets differ");
+        return;
+    }
+    if (c->dry_run && c->req) {
+        Meridian__Range__MergeResponse resp = MERIDIAN__RANGE__MERGE_RESPONSE__INIT;
+        range_desc_pb dl, dr;
+        range_desc_fill(l, &dl);
+        range_desc_fill(rr, &dr);
+        resp.left = &dl.d;
+        resp.right = &dr.d;
+        pb_reply(c->req, &resp.base);
+        c->req = NULL;
+        c->already = 1;
+        merge_reply(c, 0, NULL); /* frees c; nothing to count */
         return;
     }
     if (replica_merge_ready(l, rr, &e)) {
@@ -373,6 +412,18 @@ static void on_merge(void *arg, rpc_req *req)
         return;
     }
     merge_ctx *c = ctx_new(nm, q->key.data, q->key.len);
+    if (c) c->dry_run = q->dry_run;
+    if (c && q->right_range_id) {
+        c->want_right = q->right_range_id;
+        c->want_start = malloc(q->right_start.len ? q->right_start.len : 1);
+        if (c->want_start) memcpy(c->want_start, q->right_start.data, q->right_start.len);
+        c->want_slen = q->right_start.len;
+        if (!c->want_start) {
+            nm->inflight--;
+            ctx_free(c);
+            c = NULL;
+        }
+    }
     meridian__range__merge_request__free_unpacked(q, NULL);
     if (!c) {
         rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);

@@ -110,6 +110,8 @@ int replica_merge_ready(replica *l, replica *rr, merr *e);
 replica *replica_right_neighbour(replica *l);
 /* The freeze slot (0: not frozen). A frozen range serves nothing. */
 uint64_t replica_frozen(replica *r);
+/* The range r absorbed in its last merge since this process started (0: none). */
+uint64_t replica_absorbed(replica *r);
 /* At start: drops right replicas whose merge committed before a crash. */
 void replica_merge_cleanup(host *h);
 

@@ -48,6 +48,9 @@ struct replica {
      * is refused). stall holds chosen entries not applied yet because a
      * MERGE waits for the local right replica to reach its freeze. */
     uint64_t frozen;
+    /* The range this one absorbed last (in memory: a restart forgets, and
+     * a retried merge is then refused rather than answered; node_merge.c). */
+    uint64_t absorbed;
     paxos_entry *stall;
     size_t nstall;
     /* Load for heartbeats (replica_load.c): counts, and the counts and

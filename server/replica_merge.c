@@ -45,6 +45,11 @@ static void crash_point(const char *where)
     }
 }
 
+uint64_t replica_absorbed(replica *r)
+{
+    return r->absorbed;
+}
+
 uint64_t replica_frozen(replica *r)
 {
     return r->frozen;
@@ -155,6 +160,7 @@ int replica_apply_merge(replica *l, const range_cmd *c, uint64_t slot, uint64_t 
     if ((rc = replica_set_span(l))) return rc;
     l->span_ns = mtime_mono_ns();
     MLOG_I(MOD, "range merged", "range=%" PRIu64 " absorbed=%" PRIu64, l->range_id, c->right_id);
+    l->absorbed = c->right_id;
     retire(rr);
     replica_finish_cmd(l, id, 0, NULL, 0);
     return 0;
