@@ -1,0 +1,82 @@
+/* Load-median sampler (pd_loadkey.h). */
+#include "placement/pd_loadkey.h"
+
+#include <string.h>
+
+#include "common/buf.h"
+
+/* splitmix64: a tiny seeded generator, so the sampler stays pure. */
+static uint64_t next_rand(pd_loadkey *s)
+{
+    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void pd_loadkey_init(pd_loadkey *s, uint64_t seed)
+{
+    s->rng = seed;
+    pd_loadkey_roll(s);
+}
+
+void pd_loadkey_roll(pd_loadkey *s)
+{
+    s->seen = 0;
+    s->n = 0;
+}
+
+static void put(pd_loadkey *s, uint32_t i, const uint8_t *key, size_t len)
+{
+    if (len > PD_LOADKEY_KEY_MAX) len = PD_LOADKEY_KEY_MAX;
+    memcpy(s->key[i], key, len);
+    s->len[i] = (uint16_t)len;
+}
+
+void pd_loadkey_add(pd_loadkey *s, const uint8_t *key, size_t len)
+{
+    if (!len) return;
+    s->seen++;
+    if (s->n < PD_LOADKEY_SAMPLES) {
+        put(s, s->n++, key, len);
+        return;
+    }
+    /* Algorithm R: the seen-th request replaces a sample with probability
+     * SAMPLES/seen, which keeps every request equally likely to be held. */
+    uint64_t j = next_rand(s) % s->seen;
+    if (j < PD_LOADKEY_SAMPLES) put(s, (uint32_t)j, key, len);
+}
+
+static int cmp(const pd_loadkey *s, uint8_t a, uint8_t b)
+{
+    return mbytes_cmp(s->key[a], s->len[a], s->key[b], s->len[b]);
+}
+
+size_t pd_loadkey_median(const pd_loadkey *s, const uint8_t *start, size_t slen, const uint8_t *end,
+                         size_t elen, uint8_t *out)
+{
+    uint8_t idx[PD_LOADKEY_SAMPLES];
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (mbytes_cmp(s->key[i], s->len[i], start, slen) < 0) continue;
+        if (elen && mbytes_cmp(s->key[i], s->len[i], end, elen) >= 0) continue;
+        /* Insertion sort: at most PD_LOADKEY_SAMPLES keys, once a heartbeat. */
+        uint32_t j = m++;
+        for (; j > 0 && cmp(s, idx[j - 1], (uint8_t)i) > 0; j--) idx[j] = idx[j - 1];
+        idx[j] = (uint8_t)i;
+    }
+    if (m < PD_LOADKEY_MIN_SAMPLES) return 0;
+    /* A split at sorted key i puts samples [0, i) left: only the first of a
+     * run of equal keys is a candidate, and never the lowest (nothing would
+     * go left), so a candidate is above the lowest sample, hence above start. */
+    uint32_t best = 0, best_gap = m;
+    for (uint32_t i = 1; i < m; i++) {
+        if (cmp(s, idx[i - 1], idx[i]) == 0) continue;
+        uint32_t gap = 2 * i > m ? 2 * i - m : m - 2 * i;
+        if (gap < best_gap) best = i, best_gap = gap;
+    }
+    uint32_t small = best < m - best ? best : m - best;
+    if (!best || 4 * small < m) return 0;
+    memcpy(out, s->key[idx[best]], s->len[idx[best]]);
+    return s->len[idx[best]];
+}
