@@ -311,7 +311,7 @@ static void test_feed_fresher_report_wins(void **state)
  * splits the hot range there (a follower's report of one is not used);
  * below range.split_qps the key splits nothing. The halves, reported fresh
  * and cold, are not merged back within the cool-down, only after it. */
-static void test_feed_load_key(void **state)
+static void test_feed_load_key_splits_not_merged_back(void **state)
 {
     (void)state;
     pd_hb_table t;
@@ -375,7 +375,7 @@ int main(void)
         cmocka_unit_test(test_feed_build),
         cmocka_unit_test(test_feed_split_age),
         cmocka_unit_test(test_feed_fresher_report_wins),
-        cmocka_unit_test(test_feed_load_key),
+        cmocka_unit_test(test_feed_load_key_splits_not_merged_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
