@@ -1,6 +1,7 @@
 /* Load-median sampler (pd_loadkey.h). */
 #include "placement/pd_loadkey.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -79,4 +80,22 @@ size_t pd_loadkey_median(const pd_loadkey *s, const uint8_t *start, size_t slen,
     if (!best || 4 * small < m) return 0;
     memcpy(out, s->key[idx[best]], s->len[idx[best]]);
     return s->len[idx[best]];
+}
+
+size_t pd_loadkey_window(pd_loadkey **s, double qps, double sample_qps, uint64_t seed,
+                         const uint8_t *start, size_t slen, const uint8_t *end, size_t elen,
+                         uint8_t *out)
+{
+    if (!(sample_qps > 0) || qps < sample_qps) {
+        free(*s);
+        *s = NULL;
+        return 0;
+    }
+    if (!*s) {
+        if ((*s = malloc(sizeof(**s)))) pd_loadkey_init(*s, seed);
+        return 0;
+    }
+    size_t n = pd_loadkey_median(*s, start, slen, end, elen, out);
+    pd_loadkey_roll(*s);
+    return n;
 }

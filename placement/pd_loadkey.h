@@ -52,4 +52,15 @@ void pd_loadkey_roll(pd_loadkey *s);
 size_t pd_loadkey_median(const pd_loadkey *s, const uint8_t *start, size_t slen, const uint8_t *end,
                          size_t elen, uint8_t *out);
 
+/* The end of a window of a range whose requests came at qps: the median of
+ * the window into out (as pd_loadkey_median; 0 when *s was NULL), then the
+ * next window is sampled (*s allocated, seeded with seed, or rolled) when
+ * sample_qps > 0 and qps >= sample_qps, else not (*s freed, NULL): only hot
+ * ranges hold a sampler, and the key comes from the second hot window.
+ * Out of memory: no sampler, no key (the range just does not split by load
+ * this window). */
+size_t pd_loadkey_window(pd_loadkey **s, double qps, double sample_qps, uint64_t seed,
+                         const uint8_t *start, size_t slen, const uint8_t *end, size_t elen,
+                         uint8_t *out);
+
 #endif

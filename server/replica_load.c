@@ -4,8 +4,6 @@
  * hot range (placement/pd_loadkey.h), and how long ago its span last
  * changed (split or merge; a restart counts as a change, so the PD never
  * merges a range straight after a restart lost that age). */
-#include <stdlib.h>
-
 #include "placement/pd_loadkey.h"
 #include "server/replica.h"
 #include "server/replica_int.h"
@@ -50,19 +48,9 @@ void replica_load(replica *r, int64_t now_ns, double sample_qps, double *reads_p
     r->load_reads = r->nreads;
     r->load_writes = r->nwrites;
     /* Only ranges near range.split_qps keep a sampler (about 16 KiB): a
-     * node with 10k cold ranges holds none. The first hot window turns it
-     * on, so the key is reported from the second. */
-    if (!(sample_qps > 0) || *reads_per_s + *writes_per_s < sample_qps) {
-        free(r->lk);
-        r->lk = NULL;
-        return;
-    }
-    if (r->lk) {
-        *klen = pd_loadkey_median(r->lk, r->start, r->start_len, r->end, r->end_len, key);
-        pd_loadkey_roll(r->lk);
-    } else if ((r->lk = malloc(sizeof(*r->lk)))) {
-        pd_loadkey_init(r->lk, r->range_id);
-    }
+     * node with 10k cold ranges holds none. */
+    *klen = pd_loadkey_window(&r->lk, *reads_per_s + *writes_per_s, sample_qps, r->range_id,
+                              r->start, r->start_len, r->end, r->end_len, key);
 }
 
 int64_t replica_span_age_ns(replica *r, int64_t now_ns)

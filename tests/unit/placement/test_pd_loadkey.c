@@ -1,7 +1,8 @@
 /* The load-median sampler (placement/pd_loadkey.h): the median follows the
  * requests, not the keys; it lies strictly inside the span; a single hot key
  * (or a nearly single one) gives none; windows roll; the reservoir stays
- * bounded and uniform over a long window; long keys are kept truncated. */
+ * bounded and uniform over a long window; long keys are kept truncated;
+ * only hot ranges hold a sampler. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -216,6 +217,33 @@ static void test_long_keys_truncated(void **state)
     assert_true(m[0] > 'f' && m[0] < 'u');
 }
 
+/* Window by window: a cold range holds no sampler; the first hot window
+ * allocates one (no key yet, nothing was sampled), the next reports the
+ * median and rolls; a cold window (or not the leaseholder: sample_qps 0)
+ * frees it. */
+static void test_window_lifecycle(void **state)
+{
+    (void)state;
+    pd_loadkey *s = NULL;
+    uint8_t m[PD_LOADKEY_KEY_MAX];
+    assert_int_equal(pd_loadkey_window(&s, 10, 50, 1, NULL, 0, NULL, 0, m), 0);
+    assert_null(s);
+    assert_int_equal(pd_loadkey_window(&s, 60, 50, 1, NULL, 0, NULL, 0, m), 0);
+    assert_non_null(s);
+    for (int r = 0; r < 300; r++) offer(s, NULL, r % 30);
+    size_t ml = pd_loadkey_window(&s, 60, 50, 1, NULL, 0, NULL, 0, m);
+    assert_true(ml > 0 && inside(m, ml, "k000", "k030"));
+    assert_non_null(s);
+    assert_int_equal(s->seen, 0); /* rolled */
+    for (int r = 0; r < 300; r++) offer(s, NULL, r % 30);
+    assert_int_equal(pd_loadkey_window(&s, 60, 0, 1, NULL, 0, NULL, 0, m), 0);
+    assert_null(s); /* no longer the leaseholder */
+    assert_int_equal(pd_loadkey_window(&s, 60, 50, 1, NULL, 0, NULL, 0, m), 0);
+    for (int r = 0; r < 300; r++) offer(s, NULL, r % 30);
+    assert_int_equal(pd_loadkey_window(&s, 20, 50, 1, NULL, 0, NULL, 0, m), 0);
+    assert_null(s); /* cooled down: its samples are not reported */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_too_few_samples_give_none),
         cmocka_unit_test(test_reservoir_bounded_and_uniform),
         cmocka_unit_test(test_long_keys_truncated),
+        cmocka_unit_test(test_window_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
