@@ -32,6 +32,7 @@ static void put(pd_loadkey *s, uint32_t i, const uint8_t *key, size_t len)
     if (len > PD_LOADKEY_KEY_MAX) len = PD_LOADKEY_KEY_MAX;
     memcpy(s->key[i], key, len);
     s->len[i] = (uint16_t)len;
+    s->at[i] = s->seen;
 }
 
 void pd_loadkey_add(pd_loadkey *s, const uint8_t *key, size_t len)
@@ -78,6 +79,20 @@ size_t pd_loadkey_median(const pd_loadkey *s, const uint8_t *start, size_t slen,
     }
     uint32_t small = best < m - best ? best : m - best;
     if (!best || 4 * small < m) return 0;
+    /* The halves of the window must each send load both ways: a hot spot
+     * that moves (sequential inserts) has its early requests left of the
+     * median and its late ones right of it, and a split there relieves
+     * nothing; the next window's load would all go to one side. */
+    uint32_t n[2] = {0, 0}, left[2] = {0, 0};
+    for (uint32_t i = 0; i < m; i++) {
+        int late = s->at[idx[i]] > s->seen / 2;
+        n[late]++;
+        left[late] += i < best;
+    }
+    for (int h = 0; h < 2; h++) {
+        uint32_t sm = left[h] < n[h] - left[h] ? left[h] : n[h] - left[h];
+        if (8 * sm < n[h]) return 0;
+    }
     memcpy(out, s->key[idx[best]], s->len[idx[best]]);
     return s->len[idx[best]];
 }

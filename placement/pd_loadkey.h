@@ -8,7 +8,7 @@
  *
  * Pure: the randomness is a seeded generator inside the sampler, no clock.
  * Bounded: PD_LOADKEY_SAMPLES keys of at most PD_LOADKEY_KEY_MAX bytes
- * (about 16 KiB), so a node keeps one only for its hot ranges.
+ * (about 17 KiB), so a node keeps one only for its hot ranges.
  *
  * A longer key is kept as its first PD_LOADKEY_KEY_MAX bytes. The split
  * counts stay exact: a truncated key t of k is <= k, and for two kept keys
@@ -29,6 +29,7 @@ typedef struct pd_loadkey {
     uint64_t rng;  /* splitmix64 state */
     uint32_t n;    /* samples held: min(seen, PD_LOADKEY_SAMPLES) */
     uint16_t len[PD_LOADKEY_SAMPLES];
+    uint64_t at[PD_LOADKEY_SAMPLES]; /* which request of the window (1..seen) */
     uint8_t key[PD_LOADKEY_SAMPLES][PD_LOADKEY_KEY_MAX];
 } pd_loadkey;
 
@@ -45,10 +46,15 @@ void pd_loadkey_roll(pd_loadkey *s);
  * the span into those below k (the left half of a split at k) and the rest.
  * Returns its length, 0 for none: fewer than PD_LOADKEY_MIN_SAMPLES samples
  * inside the span, or no key leaving at least a quarter of them on each
- * side. The latter covers a single hot key: its requests all go to one side
- * of any split, so no split relieves it (and a split moving little load off
- * would only be merged back once the cool-down ends). Samples outside the
- * span (the window straddled a split) do not count. */
+ * side, or one that does only over the whole window while the first or
+ * the second half of the window's requests sends less than an eighth of
+ * its samples to one side. The quarter covers a single hot key: its
+ * requests all go to one side of any split, so no split relieves it (and a
+ * split moving little load off would only be merged back once the
+ * cool-down ends). The halves cover a moving hot spot (sequential inserts):
+ * the split would leave the past load on the left and all the future load
+ * on the right. Samples outside the span (the window straddled a split) do
+ * not count. */
 size_t pd_loadkey_median(const pd_loadkey *s, const uint8_t *start, size_t slen, const uint8_t *end,
                          size_t elen, uint8_t *out);
 

@@ -1,8 +1,9 @@
 /* The load-median sampler (placement/pd_loadkey.h): the median follows the
  * requests, not the keys; it lies strictly inside the span; a single hot key
  * (or a nearly single one) gives none; windows roll; the reservoir stays
- * bounded and uniform over a long window; long keys are kept truncated;
- * only hot ranges hold a sampler. */
+ * bounded and uniform over a long window; a moving hot spot (sequential
+ * inserts) gives none; long keys are kept truncated; only hot ranges hold a
+ * sampler. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -165,31 +166,55 @@ static void test_too_few_samples_give_none(void **state)
     pd_loadkey s;
     pd_loadkey_init(&s, 11);
     uint8_t m[PD_LOADKEY_KEY_MAX];
-    for (int i = 0; i < PD_LOADKEY_MIN_SAMPLES - 1; i++) offer(&s, NULL, i);
+    /* Distinct keys in a stationary order (a permutation of 0..15). */
+    for (int i = 0; i < PD_LOADKEY_MIN_SAMPLES - 1; i++) offer(&s, NULL, i * 5 % 16);
     assert_int_equal(median(&s, "", "", m), 0);
-    offer(&s, NULL, PD_LOADKEY_MIN_SAMPLES);
+    offer(&s, NULL, (PD_LOADKEY_MIN_SAMPLES - 1) * 5 % 16);
     assert_true(median(&s, "", "", m) > 0);
 }
 
-/* A long window keeps PD_LOADKEY_SAMPLES keys drawn from all of it: over a
- * sequential stream, the median is near the middle, not among the first. */
+static void add_s(pd_loadkey *s, int i)
+{
+    char k[16];
+    snprintf(k, sizeof(k), "s%06d", i);
+    pd_loadkey_add(s, (const uint8_t *)k, strlen(k));
+}
+
+/* A long window keeps PD_LOADKEY_SAMPLES requests drawn from all of it, not
+ * its first ones; the median of a stationary load over 100000 keys (a
+ * permutation) is near the middle. */
 static void test_reservoir_bounded_and_uniform(void **state)
 {
     (void)state;
     pd_loadkey s;
     pd_loadkey_init(&s, 13);
-    for (int i = 0; i < 100000; i++) {
-        char k[16];
-        snprintf(k, sizeof(k), "s%06d", i);
-        pd_loadkey_add(&s, (const uint8_t *)k, strlen(k));
-    }
+    for (int i = 0; i < 100000; i++) add_s(&s, (int)((i * 7919LL) % 100000));
     assert_int_equal(s.seen, 100000);
     assert_int_equal(s.n, PD_LOADKEY_SAMPLES);
+    int late = 0;
+    for (int i = 0; i < PD_LOADKEY_SAMPLES; i++) late += s.at[i] > 50000;
+    assert_true(late >= PD_LOADKEY_SAMPLES / 4 && late <= 3 * PD_LOADKEY_SAMPLES / 4);
     uint8_t m[PD_LOADKEY_KEY_MAX];
     size_t ml = median(&s, "", "", m);
     assert_int_equal(ml, 7);
     int rank = atoi((const char *)m + 1);
     assert_true(rank > 30000 && rank < 70000);
+}
+
+/* Sequential inserts: the hot spot moves right through the window, so a
+ * split at the median would leave the next window's load all on one side:
+ * none. The same keys in a stationary order do split (above). */
+static void test_moving_hot_spot_gives_none(void **state)
+{
+    (void)state;
+    pd_loadkey s;
+    pd_loadkey_init(&s, 19);
+    uint8_t m[PD_LOADKEY_KEY_MAX];
+    for (int i = 0; i < 100000; i++) add_s(&s, i);
+    assert_int_equal(median(&s, "", "", m), 0);
+    pd_loadkey_roll(&s); /* short windows too: every request is a sample */
+    for (int i = 0; i < PD_LOADKEY_SAMPLES; i++) add_s(&s, i);
+    assert_int_equal(median(&s, "", "", m), 0);
 }
 
 /* Keys longer than the cap are kept as prefixes: keys alike in their first
@@ -254,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_window_roll),
         cmocka_unit_test(test_too_few_samples_give_none),
         cmocka_unit_test(test_reservoir_bounded_and_uniform),
+        cmocka_unit_test(test_moving_hot_spot_gives_none),
         cmocka_unit_test(test_long_keys_truncated),
         cmocka_unit_test(test_window_lifecycle),
     };
