@@ -35,15 +35,19 @@ check "nothing changed" "[ \"\$(settings get range.split_qps)\" = 2500 ]"
 check "set range.split_qps 20" "[ \"\$(settings set range.split_qps 20)\" = 20 ]"
 
 # The load: snapshot reads at the leaseholder of 100 keys bench/reads/NNNNNN
-# at random (uniform), in short bench runs until the PD has split (60 runs:
-# a hang guard only; timeout too).
-for _ in $(seq 1 60); do
+# at random (uniform), in short bench runs until the PD has split (40 runs:
+# a hang guard only; timeout too). A run spans at least two heartbeat
+# windows: the first hot one turns sampling on, the next reports the key.
+for _ in $(seq 1 40); do
   timeout 60 "$bin" bench txn-reads --host "$(first_up)" --insecure --keys 100 --leader-only \
-    --concurrency 1 --duration 1s >>"$dir/bench" 2>&1
+    --concurrency 1 --duration 3s >>"$dir/bench" 2>&1
   [ "$(load_splits)" -ge 1 ] && [ "$(nranges)" -ge 2 ] && break
 done
 check "the PD split by load ($(load_splits) load splits, $(nranges) ranges)" \
   "[ \"\$(load_splits)\" -ge 1 ] && [ \"\$(nranges)\" -ge 2 ]"
+[ "$(load_splits)" -ge 1 ] || { echo "diagnostics: PD operations, the last bench runs, ranges:"
+  cat "$dir"/n*.out | grep -E 'operation|placement driver|setting changed' | sort | tail -20
+  tail -4 "$dir/bench"; "$bin" debug ranges --host "$(first_up)" --insecure; }
 check "no split by size" "! cat '$dir'/n*.out | grep 'operation started' | grep -q 'reason=size'"
 
 # Every split key lies strictly inside the hot span (above its first key:
