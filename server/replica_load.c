@@ -47,7 +47,7 @@ void replica_load(replica *r, int64_t now_ns, double sample_qps, double *reads_p
     r->load_ns = now_ns;
     r->load_reads = r->nreads;
     r->load_writes = r->nwrites;
-    /* Only ranges near range.split_qps keep a sampler (about 16 KiB): a
+    /* Only ranges near range.split_qps keep a sampler (about 17 KiB): a
      * node with 10k cold ranges holds none. */
     *klen = pd_loadkey_window(&r->lk, *reads_per_s + *writes_per_s, sample_qps, r->range_id,
                               r->start, r->start_len, r->end, r->end_len, key);
