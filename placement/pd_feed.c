@@ -10,6 +10,7 @@ void pd_hb_free(pd_hb *hb)
         pd_key_free(&hb->replicas[i].start);
         pd_key_free(&hb->replicas[i].end);
         pd_key_free(&hb->replicas[i].mid_key);
+        pd_key_free(&hb->replicas[i].load_key);
     }
     free(hb->replicas);
     hb->replicas = NULL;
@@ -151,6 +152,7 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
         r.start = w->start; /* pd_cluster_add_range copies the keys */
         r.end = w->end;
         r.mid_key = w->mid_key;
+        r.load_key = w->load_key;
         r.leader = lead[k];
         r.size_bytes = w->size_bytes;
         r.keys = w->keys;

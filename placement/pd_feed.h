@@ -37,6 +37,7 @@ typedef struct pd_hb_replica {
     double reads_per_s, writes_per_s;
     bool leaseholder;
     pd_key mid_key;      /* len 0: not reported */
+    pd_key load_key;     /* load median (pd_loadkey.h); len 0: not reported */
     int64_t span_age_ns; /* since the span last changed, at received_ns; 0: unknown */
 } pd_hb_replica;
 

@@ -22,7 +22,8 @@ typedef struct setting {
 static const setting SETTINGS[] = {
     {"range.max_bytes", K_BYTES, F(range_max_bytes), "split a range above this size"},
     {"range.min_bytes", K_BYTES, F(range_min_bytes), "merge ranges below this (<= max/2)"},
-    {"range.split_qps", K_DOUBLE, F(range_split_qps), "split a range above reads+writes/s"},
+    {"range.split_qps", K_DOUBLE, F(range_split_qps),
+     "split a range above reads+writes/s (at its load median)"},
     {"range.merge_qps_fraction", K_DOUBLE, F(merge_qps_fraction),
      "cold enough to merge: qps below this x split_qps (<= 0.5)"},
     {"range.merge_cooldown", K_DURATION, F(merge_cooldown_ns),

@@ -176,7 +176,7 @@ static void do_get(host *h, rpc_req *req, const uint8_t *payload, size_t plen, i
         return;
     }
     if (!rc) {
-        replica_note_read(r);
+        replica_note_read(r, q->key.data, q->key.len);
         uint64_t now = read_ts_now(h, &rc);
         uint64_t at = q->read_ts ? q->read_ts : RANGE_TS_MAX;
         if (!rc && q->read_ts > now) {
@@ -328,7 +328,7 @@ static void do_scan(host *h, rpc_req *req, const uint8_t *payload, size_t plen, 
         return;
     }
     if (!rc) {
-        replica_note_read(r);
+        replica_note_read(r, q->start_key.data, q->start_key.len);
         uint64_t now = read_ts_now(h, &rc);
         size_t limit = q->limit && q->limit < KV_SCAN_MAX ? q->limit : KV_SCAN_MAX;
         if (!rc && q->read_ts > now) {

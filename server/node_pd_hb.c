@@ -35,7 +35,7 @@ static int hb_decode(const Meridian__Pd__HeartbeatRequest *q, int64_t now, pd_hb
         r->span_age_ns = (int64_t)s->span_age_ms * MTIME_MS;
         r->leaseholder = s->leaseholder;
         if (key_from(&r->start, &d->start_key) || key_from(&r->end, &d->end_key) ||
-            key_from(&r->mid_key, &s->mid_key))
+            key_from(&r->mid_key, &s->mid_key) || key_from(&r->load_key, &s->load_key))
             return MERR_NOMEM;
         for (size_t m = 0; m < d->n_replicas; m++) {
             if (d->replicas[m]->type == MERIDIAN__META__REPLICA_TYPE__LEARNER) {
@@ -70,7 +70,8 @@ void node_pd_become_leader(node_pd *p, int64_t now)
 }
 
 /* 0 when taken; MERR_NOT_LEADER when this node is not the PD. */
-static int hb_ingest(node_pd *p, const uint8_t *buf, size_t len, uint64_t *split_above)
+static int hb_ingest(node_pd *p, const uint8_t *buf, size_t len, uint64_t *split_above,
+                     double *split_qps)
 {
     replica *r1 = node_pd_range1(p);
     if (!r1) return MERR_NOT_LEADER;
@@ -88,6 +89,7 @@ static int hb_ingest(node_pd *p, const uint8_t *buf, size_t len, uint64_t *split
     if (!rc) p->heartbeats++;
     meridian__pd__heartbeat_request__free_unpacked(q, NULL);
     *split_above = p->settings.range_max_bytes;
+    *split_qps = p->settings.range_split_qps;
     return rc;
 }
 
@@ -96,7 +98,7 @@ void node_pd_on_heartbeat(void *arg, rpc_req *req)
     node_pd *p = arg;
     Meridian__Pd__HeartbeatResponse resp = MERIDIAN__PD__HEARTBEAT_RESPONSE__INIT;
     Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
-    int rc = hb_ingest(p, req->payload, req->len, &resp.split_above_bytes);
+    int rc = hb_ingest(p, req->payload, req->len, &resp.split_above_bytes, &resp.split_qps);
     if (rc) {
         kv_fill_error(H(p), host_find(H(p), NODE_GENESIS_RANGE), &err, rc,
                       rc == MERR_INVALID ? "undecodable heartbeat" : NULL, NULL);
@@ -115,8 +117,10 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
     Meridian__Pd__ReplicaStats **sp = calloc(n ? n : 1, sizeof(*sp));
     range_desc_pb *dp = calloc(n ? n : 1, sizeof(*dp));
     uint8_t **mids = calloc(n ? n : 1, sizeof(*mids));
+    uint8_t **loads = calloc(n ? n : 1, sizeof(*loads));
     uint64_t(*acks)[2][PAXOS_MAX_NODES] = calloc(n ? n : 1, sizeof(*acks));
-    int rc = st && sp && dp && mids && acks ? 0 : MERR_NOMEM;
+    int rc = st && sp && dp && mids && loads && acks ? 0 : MERR_NOMEM;
+    uint8_t lk[PD_LOADKEY_KEY_MAX];
     for (size_t i = 0; !rc && i < n; i++) {
         replica *r = h->reps[i];
         meridian__pd__replica_stats__init(&st[i]);
@@ -132,7 +136,15 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
         st[i].applied = paxos_get_applied(g);
         st[i].leaseholder = replica_is_lease_owner(r);
         int64_t now = mtime_mono_ns();
-        replica_load(r, now, &st[i].reads_per_s, &st[i].writes_per_s);
+        /* Leaseholders near split_qps sample their requests (the PD splits
+         * only above it: the key is ready by the time a range gets there). */
+        double sample_qps = st[i].leaseholder ? p->split_qps * PD_SAMPLE_FRACTION : 0;
+        size_t lkl = 0;
+        replica_load(r, now, sample_qps, &st[i].reads_per_s, &st[i].writes_per_s, lk, &lkl);
+        if (lkl && (loads[i] = malloc(lkl))) {
+            memcpy(loads[i], lk, lkl);
+            st[i].load_key = (ProtobufCBinaryData){lkl, loads[i]};
+        }
         st[i].span_age_ms = (uint64_t)(replica_span_age_ns(r, now) / MTIME_MS) + 1;
         if (st[i].leaseholder) {
             paxos_members cm, lm;
@@ -170,7 +182,9 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
         rc = pb_pack(&q.base, buf, len);
     }
     for (size_t i = 0; mids && i < n; i++) free(mids[i]);
+    for (size_t i = 0; loads && i < n; i++) free(loads[i]);
     free(mids);
+    free(loads);
     free(acks);
     free(dp);
     free(sp);
@@ -185,7 +199,7 @@ static void on_hb_reply(void *arg, int code, const char *msg, const uint8_t *buf
     p->hb_inflight = 0;
     Meridian__Pd__HeartbeatResponse *r =
         code ? NULL : meridian__pd__heartbeat_response__unpack(NULL, len, buf);
-    if (r && !r->error) p->split_above = r->split_above_bytes;
+    if (r && !r->error) p->split_above = r->split_above_bytes, p->split_qps = r->split_qps;
     /* A node without range 1 learns where the PD is from the refusal. */
     if (code || !r)
         p->pd_hint = 0;
@@ -210,7 +224,8 @@ void node_pd_send_heartbeat(node_pd *p)
     if (hb_build(p, &buf, &len)) return;
     if (to == h->node_id) {
         uint64_t above = 0;
-        if (hb_ingest(p, buf, len, &above) == 0) p->split_above = above;
+        double qps = 0;
+        if (hb_ingest(p, buf, len, &above, &qps) == 0) p->split_above = above, p->split_qps = qps;
     } else {
         int64_t deadline = mtime_real_ns() / 1000 + HB_MS * 1000;
         if (rpc_node_call(p->n->rpc, to, "pd.Heartbeat", buf, len, deadline, on_hb_reply, p,

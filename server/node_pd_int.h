@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "placement/pd_feed.h"
+#include "placement/pd_loadkey.h"
 #include "placement/pd_sched.h"
 #include "placement/pd_settings_text.h"
 #include "proto/pd.pb-c.h"
@@ -31,6 +32,8 @@
 #define PD_MAX_INFLIGHT 8
 #define PD_OP_WAIT      (15 * MTIME_S)
 #define PD_SETTLE_MS    (2 * HB_MS + 500)
+/* Leaseholders above this × range.split_qps sample their load key. */
+#define PD_SAMPLE_FRACTION 0.5
 
 static const uint8_t SETTING_PREFIX[] = "\x00sys/setting/";
 #define SETTING_PREFIX_LEN (sizeof(SETTING_PREFIX) - 1)
@@ -56,6 +59,7 @@ struct node_pd {
     int timer_on, stopped, refs, hb_inflight;
     int64_t last_hb_ns;
     uint64_t split_above; /* as the PD last answered */
+    double split_qps;     /* idem (0: unknown, nothing sampled) */
     uint64_t pd_hint;     /* nodes without range 1: where the PD was last */
     uint64_t probe;       /* ... and which peer to ask when unknown */
     /* PD leader state (volatile) */

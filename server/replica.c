@@ -325,7 +325,7 @@ int replica_write(replica *r, const range_write *w, size_t n, int64_t deadline_n
     if (r->frozen && n)
         return merr_set(e, MERR_BUSY, "range %" PRIu64 " is frozen for a merge: retry",
                         r->range_id);
-    if (n) r->nwrites++;
+    replica_note_write(r, w, n);
     /* Spanner §4.1.2: s >= TT.now().latest, and above every timestamp this
      * node handed out (the HLC is strictly increasing). */
     hlc_ts ts;
@@ -664,6 +664,7 @@ void replica_free(replica *r)
     if (r->g) paxos_group_free(r->g);
     if (r->store) range_close(r->store);
     txn_safe_free(&r->safe);
+    free(r->lk);
     free(r->start);
     free(r->end);
     free(r);

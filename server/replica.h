@@ -116,10 +116,17 @@ uint64_t replica_absorbed(replica *r);
 void replica_merge_cleanup(host *h);
 
 /* ---- load (server/replica_load.c) ---- */
-/* Counts a read served here (writes count themselves in replica_write). */
-void replica_note_read(replica *r);
-/* Reads and writes per second since the previous call (0 the first time). */
-void replica_load(replica *r, int64_t now_ns, double *reads_per_s, double *writes_per_s);
+/* Counts a read served here of key (a scan: its start), sampled for the load
+ * key; writes count themselves in replica_write (replica_note_write). */
+void replica_note_read(replica *r, const uint8_t *key, size_t klen);
+void replica_note_write(replica *r, const range_write *w, size_t n);
+/* Reads and writes per second since the previous call (0 the first time),
+ * and in key (room for PD_LOADKEY_KEY_MAX bytes) the load median of that
+ * window (*klen 0: none, placement/pd_loadkey.h). A new window starts; its
+ * requests are sampled while this one's reads + writes per second reached
+ * sample_qps (> 0; the caller passes 0 unless it holds the lease). */
+void replica_load(replica *r, int64_t now_ns, double sample_qps, double *reads_per_s,
+                  double *writes_per_s, uint8_t *key, size_t *klen);
 /* How long ago (monotonic) the span last changed here: split, merge, start. */
 int64_t replica_span_age_ns(replica *r, int64_t now_ns);
 

@@ -57,6 +57,7 @@ struct replica {
      * monotonic time of the last report; span_ns: when the span changed. */
     uint64_t nreads, nwrites, load_reads, load_writes;
     int64_t load_ns, span_ns;
+    struct pd_loadkey *lk; /* request keys sampled this window: hot leaseholders only */
     /* Safe time for follower reads (replica_close.c): the closed ts applied
      * from the log and the in-doubt intents (rebuilt from the store when
      * doubt_clean is 0); the last applied write ts, which the leaseholder

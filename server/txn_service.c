@@ -45,7 +45,7 @@ void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBina
     Meridian__Txn__GetResponse m = MERIDIAN__TXN__GET_RESPONSE__INIT;
     uint8_t *val = NULL;
     size_t vlen = 0;
-    replica_note_read(r);
+    replica_note_read(r, key->data, key->len);
     int rc = range_get(replica_store(r), key->data, key->len, at, &val, &vlen, NULL);
     if (rc && rc != MERR_NOTFOUND) {
         txs_fail(s, r, req, TX_GET, rc, range_err(replica_store(r))->msg, 0);
@@ -68,7 +68,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
                     uint64_t epoch, uint64_t read_ts)
 {
     Meridian__Txn__ScanResponse m = MERIDIAN__TXN__SCAN_RESPONSE__INIT;
-    replica_note_read(r);
+    replica_note_read(r, lo->data, lo->len);
     kv_rows a = {0};
     uint8_t *resume = NULL;
     int rc = 0;
