@@ -42,8 +42,11 @@ int pd_missing_scan(pd_missing_table *t, const pd_cluster *c, const pd_hb_table 
             for (size_t j = 0; j < t->n; j++)
                 if (t->v[j].range == m.range && t->v[j].node == m.node)
                     m.since_ns = t->v[j].since_ns;
+            if (hb->received_ns - m.since_ns >= grace_ns) {
+                dv[nd++] = m;
+                m.since_ns = c->now_ns; /* handed out once per grace period */
+            }
             nv[n++] = m;
-            if (hb->received_ns - m.since_ns >= grace_ns) dv[nd++] = m;
         }
     }
     free(t->v);

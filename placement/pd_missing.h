@@ -12,12 +12,13 @@
  * this PD term first saw each pair missing; a pair is due for repair once
  * the node's latest heartbeat, received at least grace_ns after that, still
  * lacks the range: a node merely slow to apply the split has had grace_ns to
- * create the replica itself. The grace only spares needless snapshots; the
- * safety is the node's own (range.Create refuses while a replica there still
- * covers the span) and the leader's (it creates only current members). A
- * node with no heartbeat this term is left alone (it may be down).
- * Learners are not in the rule: the ADD_LEARNER step recreates them at once
- * (node_moves_gc). */
+ * create the replica itself. A due pair starts a new grace period, so a
+ * repair that did not take (the node refused: its parent replica is still
+ * catching up) is asked again once per period, not on every PD run. The grace only spares needless
+ * snapshots; the safety is the node's own (range.Create refuses while a replica there still covers
+ * the span) and the leader's (it creates only current members). A node with no heartbeat this term
+ * is left alone (it may be down). Learners are not in the rule: the ADD_LEARNER step recreates them
+ * at once (node_moves_gc). */
 #ifndef MERIDIAN_PLACEMENT_PD_MISSING_H
 #define MERIDIAN_PLACEMENT_PD_MISSING_H
 

@@ -1,8 +1,8 @@
 /* The PD's rule for voters whose node does not host their range (issue #9,
  * placement/pd_missing.h): a pair becomes due only once the node's own
  * heartbeat, received a grace period after the PD first saw it missing,
- * still lacks the range; a node that reports it, a silent node, a learner
- * and a replica no longer a member are never due. */
+ * still lacks the range, and then once per grace period; a node that reports it, a silent node, a
+ * learner and a replica no longer a member are never due. */
 #include "pd_fixture.h"
 
 #include <stdlib.h>
@@ -72,6 +72,15 @@ static void test_missing_voter_after_grace(void **state)
     pd_missing m = {0};
     assert_int_equal(scan(&mt, &f, &t, &m), 1);
     assert_true(m.range == right && m.node == v[2] && m.since_ns == t0);
+    /* Handed out once per grace period: not again at the next heartbeat
+     * (the repair may be under way), again one grace period later. */
+    fx_advance(&f, FX_S(1));
+    hb(&t, v[2], f.c.now_ns, only_left);
+    assert_int_equal(scan(&mt, &f, &t, NULL), 0);
+    fx_advance(&f, GRACE);
+    hb(&t, v[2], f.c.now_ns, only_left);
+    assert_int_equal(scan(&mt, &f, &t, &m), 1);
+    assert_true(m.range == right && m.node == v[2]);
     /* Repaired: the node reports it, the pair is forgotten. */
     fx_advance(&f, FX_S(1));
     hb(&t, v[2], f.c.now_ns, both);
