@@ -14,6 +14,12 @@
  *   REMOVE       propose the removal (never of the leader: the PD moves the
  *                lease first).
  *   TRANSFER     hand the lease to a voter.
+ *   RECREATE     (PD only, issue #9) a voter's node lacks its replica: it
+ *                caught the parent up from a snapshot past the split that
+ *                should have created it. Like ADD_LEARNER once chosen
+ *                (snapshot, then range.Create), but only for a node the
+ *                leader counts a member now: never brings back a replica
+ *                removed meanwhile.
  * One membership change at a time per range is the core's own rule (it
  * answers MERR_BUSY); the PD bounds moves cluster-wide (rebalance.max_moves).
  * A step that fails is simply scheduled again by a later PD run.
@@ -34,6 +40,7 @@
 
 #include "common/log.h"
 #include "common/mtime.h"
+#include "placement/route_cache.h"
 #include "proto/pd.pb-c.h"
 #include "proto/range.pb-c.h"
 #include "server/kv_service.h"
@@ -175,6 +182,10 @@ static void on_step_poll(uv_timer_t *t)
     }
     paxos_members committed, latest;
     paxos_get_members(replica_group(r), &committed, &latest);
+    if (s->op == NODE_MOVE_RECREATE && !is_member(&latest, s->node)) {
+        step_finish(s, MERR_RANGE, "the node is no longer a member");
+        return;
+    }
     if (s->phase == 0) {
         if (!is_member(&latest, s->node)) {
             step_finish(s, MERR_RETRY, "the learner's membership change was lost");
@@ -216,6 +227,13 @@ static int step_start(step *s, replica *r, merr *e)
         if (!is_member(&latest, s->node)) return 0;
         return replica_change_members(r, PAXOS_REMOVE, s->node, e);
     case NODE_MOVE_TRANSFER: return replica_transfer(r, s->node, e);
+    case NODE_MOVE_RECREATE:
+        if (s->node == H(s->m)->node_id)
+            return merr_set(e, MERR_INVALID, "the leader already holds range %" PRIu64, s->range);
+        if (!is_member(&committed, s->node) || !is_member(&latest, s->node))
+            return merr_set(e, MERR_RANGE, "node %" PRIu64 " is not a member of range %" PRIu64,
+                            s->node, s->range);
+        return 1; /* polled: snapshot, then range.Create */
     default: return merr_set(e, MERR_INVALID, "unknown move op %d", s->op);
     }
 }
@@ -388,6 +406,20 @@ static int create_replica(node_moves *m, const Meridian__Range__CreateRequest *q
     /* Already here (a repeated request, or a replica left from before):
      * the leader catches it up from the log or a snapshot either way. */
     if (host_find(H(m), d->range_id)) return 0;
+    /* A replica here still covering part of the span has not applied the
+     * split that made this range (its log or a snapshot will, and a SPLIT
+     * applied after we created the child would be refused): later. */
+    for (size_t i = 0; i < H(m)->nreps; i++) {
+        const uint8_t *s, *en;
+        size_t sl, el;
+        replica_span(H(m)->reps[i], &s, &sl, &en, &el);
+        if ((!d->end_key.len || route_keycmp(s, sl, d->end_key.data, d->end_key.len) < 0) &&
+            (!el || route_keycmp(d->start_key.data, d->start_key.len, en, el) < 0))
+            return merr_set(e, MERR_BUSY,
+                            "range %" PRIu64 " here still covers part of range %" PRIu64
+                            "'s span: it catches up first",
+                            replica_id(H(m)->reps[i]), d->range_id);
+    }
     paxos_members g = {0};
     for (size_t i = 0; i < q->n_voters; i++) {
         if (!q->voters[i] || q->voters[i] > UINT32_MAX)
@@ -507,6 +539,19 @@ static void recreate_learners(node *n, const pd_hb_table *t, const pd_cluster *c
             node_moves_step(n, r->leader, r->id, NODE_MOVE_ADD_LEARNER, r->replicas[k].node,
                             on_recreated, NULL);
         }
+    }
+}
+
+void node_moves_repair(node *n, const pd_missing *due, size_t ndue, const pd_cluster *c,
+                       const pd_ops *ops)
+{
+    if (!n->moves) return;
+    for (size_t i = 0; i < ndue; i++) {
+        const pd_range *r = pd_cluster_range(c, due[i].range);
+        if (!r || !r->leader || busy(c, ops, r->id)) continue;
+        MLOG_I(MOD, "a voter's node does not host its range: creating it",
+               "range=%" PRIu64 " node=%" PRIu64, r->id, due[i].node);
+        node_moves_step(n, r->leader, r->id, NODE_MOVE_RECREATE, due[i].node, on_recreated, NULL);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "placement/pd_feed.h"
+#include "placement/pd_missing.h"
 #include "server/node_int.h"
 
 /* = MoveRequest.op (proto/range.proto) */
@@ -15,6 +16,7 @@
 #define NODE_MOVE_PROMOTE     2
 #define NODE_MOVE_REMOVE      3
 #define NODE_MOVE_TRANSFER    4
+#define NODE_MOVE_RECREATE    5 /* a current member's missing replica (PD only) */
 
 typedef struct node_moves node_moves;
 typedef void (*node_moves_cb)(void *arg, int code, const char *msg);
@@ -31,6 +33,11 @@ int node_moves_step(node *n, uint64_t leader, uint64_t rid, int op, uint64_t tar
  * host (ranges with operations in c->inflight or in ops, this run's, are
  * left alone: their reports may predate the change). */
 void node_moves_gc(node *n, const pd_hb_table *t, const pd_cluster *c, const pd_ops *ops);
+/* PD leader, every run: has the leaders create the replicas pd_missing_scan
+ * found due (voters whose node lacks their range), but not of ranges with
+ * operations under way (as node_moves_gc). */
+void node_moves_repair(node *n, const pd_missing *due, size_t ndue, const pd_cluster *c,
+                       const pd_ops *ops);
 
 /* server/node_decom.c: the pd.Decommission handler (arg: the node). */
 void node_decom_rpc(void *arg, rpc_req *req);

@@ -27,6 +27,7 @@ void node_pd_unref(node_pd *p)
     if (--p->refs == 0 && p->stopped) {
         pd_hb_table_free(&p->hbs);
         pd_learner_table_free(&p->learners);
+        pd_missing_table_free(&p->missing);
         if (p->have_last) pd_cluster_free(&p->last);
         free(p);
     }
@@ -268,6 +269,11 @@ static void pd_run(node_pd *p)
         p->runs++;
         run_ops(p, &c, &ops);
         node_moves_gc(p->n, &p->hbs, &c, &ops);
+        pd_missing *due = NULL;
+        size_t ndue = 0;
+        if (pd_missing_scan(&p->missing, &c, &p->hbs, PD_MISSING_GRACE_NS, &due, &ndue) == 0)
+            node_moves_repair(p->n, due, ndue, &c, &ops);
+        free(due);
     }
     pd_ops_free(&ops);
     if (p->have_last) pd_cluster_free(&p->last);

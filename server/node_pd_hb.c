@@ -62,6 +62,7 @@ void node_pd_become_leader(node_pd *p, int64_t now)
     pd_hb_table_free(&p->hbs);
     pd_hb_table_init(&p->hbs);
     pd_learner_table_free(&p->learners);
+    pd_missing_table_free(&p->missing);
     /* A snapshot from an earlier term here is stale (nodes joined since):
      * nobody is answered from it. */
     if (p->have_last) pd_cluster_free(&p->last);

@@ -67,6 +67,7 @@ struct node_pd {
     int64_t since_ns;
     pd_hb_table hbs;
     pd_learner_table learners; /* when this term first saw each learner */
+    pd_missing_table missing;  /* voters whose node lacks the range (pd_missing.h) */
     pd_running running[PD_MAX_INFLIGHT];
     uint64_t seq;
     pd_cluster last; /* the last run's snapshot, for operators */

@@ -137,6 +137,10 @@ int replica_apply_freeze(replica *r, const struct range_cmd *c, uint64_t slot, u
 int replica_apply_merge(replica *r, const struct range_cmd *c, uint64_t slot, uint64_t id);
 /* Applies chosen entries, or queues them behind a stalled MERGE. */
 int replica_apply_or_stall(replica *r, const paxos_entry *en, size_t n, uint64_t *bad_slot);
+/* Drops the frozen local replicas that l now covers with a newer
+ * generation: the right sides of merges l got from a snapshot (the MERGE
+ * entries that would have dropped them were skipped). */
+void replica_merge_cleanup_into(replica *l);
 /* Retries the stalled entries (ticks). */
 void replica_stall_retry(replica *r);
 void replica_stall_free(replica *r);

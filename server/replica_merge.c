@@ -330,17 +330,35 @@ int replica_merge_ready(replica *l, replica *rr, merr *e)
     return 0;
 }
 
+/* 1 if rr is the right side of a merge l applied: frozen, inside l's span,
+ * and l's generation moved past it. */
+static int merged_into(replica *l, replica *rr)
+{
+    return l != rr && rr->frozen && replica_contains(l, rr->start, rr->start_len) &&
+           replica_generation(l) > replica_generation(rr);
+}
+
+void replica_merge_cleanup_into(replica *l)
+{
+    host *h = l->h;
+    for (size_t i = 0; i < h->nreps; i++) {
+        replica *rr = h->reps[i];
+        if (!merged_into(l, rr)) continue;
+        MLOG_W(MOD, "dropping the right side of a merge a snapshot brought",
+               "range=%" PRIu64 " merged_into=%" PRIu64, rr->range_id, l->range_id);
+        retire(rr);
+        i = (size_t)-1; /* the array changed: look again from the start */
+    }
+}
+
 void replica_merge_cleanup(host *h)
 {
     for (size_t i = 0; i < h->nreps; i++) {
         replica *rr = h->reps[i];
         if (!rr->frozen) continue;
-        uint64_t gen = replica_generation(rr);
         for (size_t j = 0; j < h->nreps; j++) {
             replica *l = h->reps[j];
-            if (l == rr || !replica_contains(l, rr->start, rr->start_len) ||
-                replica_generation(l) <= gen)
-                continue;
+            if (!merged_into(l, rr)) continue;
             MLOG_W(MOD, "dropping the right side of a finished merge",
                    "range=%" PRIu64 " merged_into=%" PRIu64, rr->range_id, l->range_id);
             retire(rr);

@@ -225,6 +225,10 @@ void replica_install(replica *r, const paxos_install *snap)
         free(r->end);
         r->start = r->end = NULL;
         rc = replica_set_span(r);
+        /* A snapshot past a split narrowed the span (the new range's replica
+         * here comes from the PD: pd_missing.h); past a merge it widened, and
+         * the absorbed range's replica here would stay a zombie. */
+        if (!rc) replica_merge_cleanup_into(r);
     }
     /* A snapshot taken past a FREEZE carries the mark: this replica now
      * refuses writes as the others do (and one taken before it clears it). */
