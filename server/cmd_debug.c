@@ -50,6 +50,17 @@ static void print_key(const ProtobufCBinaryData *k, int hex)
     for (size_t i = 0; i < k->len; i++) printf("%02x", k->data[i]);
 }
 
+/* One row kept by a reverse scan. */
+typedef struct kept_row {
+    ProtobufCBinaryData key;
+    char *val;
+    size_t vlen;
+} kept_row;
+
+/* Prints [lo, hi) page by page, across ranges (each answer says where the
+ * next range starts). kv.Scan's reverse flag stays inside one range, so a
+ * reverse scan here reads forward and prints the rows kept (the last
+ * `limit` of them) backwards: slower, but right across ranges. */
 static int scan_all(kv_client *c, const uint8_t *lo, size_t lolen, const uint8_t *hi, size_t hilen,
                     int64_t limit, int reverse, uint64_t at, int hex, merr *e)
 {
@@ -57,27 +68,63 @@ static int scan_all(kv_client *c, const uint8_t *lo, size_t lolen, const uint8_t
     static const uint8_t first_user_key[] = {0x01};
     mbuf start = MBUF_INIT;
     int rc = lo ? mbuf_append(&start, lo, lolen) : mbuf_append(&start, first_user_key, 1);
-    size_t total = 0;
+    size_t total = 0, nkept = 0, cap = reverse ? (limit > 0 ? (size_t)limit : 0) : 0;
+    kept_row *kept = NULL; /* reverse: a ring of the last `limit` rows (all when 0) */
+    size_t kcap = 0, head = 0;
     while (!rc) {
         Meridian__Kv__ScanRequest q = MERIDIAN__KV__SCAN_REQUEST__INIT;
         q.start_key = (ProtobufCBinaryData){start.len, start.data};
         q.end_key = (ProtobufCBinaryData){hilen, (uint8_t *)hi};
-        q.limit = (uint32_t)(limit > 0 ? (uint64_t)limit - total : 0);
-        q.reverse = reverse;
+        q.limit = (uint32_t)(!reverse && limit > 0 ? (uint64_t)limit - total : 0);
         q.read_ts = at;
         ProtobufCMessage *out = NULL;
         rc = kv_client_call(c, "kv.Scan", &q.base, &meridian__kv__scan_response__descriptor,
                             err_scan, &out, e);
         if (rc) break;
         Meridian__Kv__ScanResponse *r = (Meridian__Kv__ScanResponse *)out;
-        for (size_t i = 0; i < r->n_rows; i++) {
-            print_key(&r->rows[i]->key, hex);
-            printf("=%.*s\n", (int)r->rows[i]->value.len, (const char *)r->rows[i]->value.data);
+        for (size_t i = 0; i < r->n_rows && !rc; i++) {
+            const Meridian__Kv__KeyValue *kv = r->rows[i];
+            if (!reverse) {
+                print_key(&kv->key, hex);
+                printf("=%.*s\n", (int)kv->value.len, (const char *)kv->value.data);
+                continue;
+            }
+            kept_row row = {
+                {kv->key.len, malloc(kv->key.len + 1)}, malloc(kv->value.len + 1), kv->value.len};
+            if (!row.key.data || !row.val) {
+                free(row.key.data);
+                free(row.val);
+                rc = merr_set(e, MERR_NOMEM, "out of memory");
+                break;
+            }
+            memcpy(row.key.data, kv->key.data, kv->key.len);
+            memcpy(row.val, kv->value.data, kv->value.len);
+            if (cap && nkept == cap) { /* full: the oldest goes */
+                free(kept[head].key.data);
+                free(kept[head].val);
+                kept[head] = row;
+                head = (head + 1) % cap;
+                continue;
+            }
+            if (nkept == kcap) {
+                size_t nc = cap ? cap : (kcap ? kcap * 2 : 256);
+                kept_row *p = realloc(kept, nc * sizeof(*p));
+                if (!p) {
+                    free(row.key.data);
+                    free(row.val);
+                    rc = merr_set(e, MERR_NOMEM, "out of memory");
+                    break;
+                }
+                kept = p;
+                kcap = nc;
+            }
+            kept[nkept++] = row;
         }
-        total += r->n_rows;
+        if (!reverse) total += r->n_rows;
         if (!at) at = r->read_ts;
-        int more = !reverse && r->resume_key.len && !(limit > 0 && total >= (uint64_t)limit);
-        if (more && route_keycmp(r->resume_key.data, r->resume_key.len, start.data, start.len) <= 0)
+        int more = r->resume_key.len && !(!reverse && limit > 0 && total >= (uint64_t)limit);
+        if (!rc && more &&
+            route_keycmp(r->resume_key.data, r->resume_key.len, start.data, start.len) <= 0)
             rc = merr_set(e, MERR_PROTOCOL, "a scan page did not advance");
         if (!rc && more) {
             mbuf_reset(&start);
@@ -86,6 +133,18 @@ static int scan_all(kv_client *c, const uint8_t *lo, size_t lolen, const uint8_t
         protobuf_c_message_free_unpacked(out, NULL);
         if (!more) break;
     }
+    /* Newest-last ring: printed from the last row kept back to the first. */
+    for (size_t n = 0; n < nkept; n++) {
+        kept_row *row = &kept[(head + nkept - 1 - n) % nkept];
+        if (!rc) {
+            print_key(&row->key, hex);
+            printf("=%.*s\n", (int)row->vlen, row->val);
+        }
+        free(row->key.data);
+        free(row->val);
+    }
+    free(kept);
+    if (reverse) total = nkept;
     if (!rc) printf("(%zu rows)\n", total);
     mbuf_free(&start);
     return rc;

@@ -77,6 +77,17 @@ check "split at z" "split z"
 check "the writer goes on" "grow 20"
 nr=$(ranges_json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 check "five ranges after four splits ($nr)" "[ '$nr' = 5 ]"
+# Reverse scans cross ranges too: the last keys of [a, z2) backwards, the
+# greatest first, against a forward scan at the same timestamp (the writer
+# goes on meanwhile).
+at=$("$bin" debug kv put m3 pm3 --insecure --host "$(up)" --timeout 60s | awk '/committed:/ {print $2}')
+[ -n "$at" ] && echo "m3=pm3" >>"$dir/acked"
+rev=$("$bin" debug kv scan a z2 --reverse --limit 4 --at "$at" --insecure --host "$(up)" --timeout 60s 2>&1 |
+      grep -v '^(' | cut -d= -f1 | paste -sd' ')
+want=$("$bin" debug kv scan a z2 --at "$at" --insecure --host "$(up)" --timeout 60s 2>/dev/null |
+       grep -v '^(' | cut -d= -f1 | tail -n 4 | tac | paste -sd' ')
+check "a reverse scan over ranges gives the last four keys backwards ($rev)" \
+  "[ -n '$want' ] && [ '$rev' = '$want' ] && [ \"\${rev%% *}\" = z1 ]"
 
 # Kill -9 the leaseholder of the range that starts at $ahead, mid-load.
 # The leaseholder is taken from the poll that saw one (a second look may
