@@ -186,9 +186,24 @@ static void set_gateway(void *arg)
     rpc_node_add_gateway(g->b->rpc, ++g->b->leader_handle, g->addr);
 }
 
-/* Points the LEADER handle at the leaseholder, following hints from host. */
-static int find_leader(bench *b, const char *host)
+/* The i-th (mod count) address of a "h:p,h:p" list, into out. */
+static void nth_host(const char *hosts, int i, char *out, size_t cap)
 {
+    int n = 1;
+    for (const char *p = hosts; *p; p++) n += *p == ',';
+    i %= n;
+    const char *p = hosts;
+    while (i-- > 0) p = strchr(p, ',') + 1;
+    size_t l = strcspn(p, ",");
+    snprintf(out, cap, "%.*s", (int)l, p);
+}
+
+/* Points the LEADER handle at the leaseholder, following hints; without a
+ * hint, the next address of hosts. */
+static int find_leader(bench *b, const char *hosts)
+{
+    char host[sizeof(b->leader)];
+    nth_host(hosts, 0, host, sizeof(host));
     snprintf(b->leader, sizeof(b->leader), "%s", host);
     for (int attempt = 0; attempt < 50; attempt++) {
         gw g = {b, b->leader};
@@ -200,10 +215,12 @@ static int find_leader(bench *b, const char *host)
         while (!pr.done) pthread_cond_wait(&pr.cv, &pr.mu);
         pthread_mutex_unlock(&pr.mu);
         if (pr.is_leader) return 0;
-        if (pr.hint[0])
+        if (pr.hint[0]) {
             snprintf(b->leader, sizeof(b->leader), "%s", pr.hint);
-        else
+        } else {
+            nth_host(hosts, attempt + 1, host, sizeof(host));
             snprintf(b->leader, sizeof(b->leader), "%s", host);
+        }
         struct timespec ts = {0, 200000000};
         nanosleep(&ts, NULL);
     }
@@ -292,7 +309,7 @@ int cmd_bench_kv(int argc, char **argv)
     int insecure = 0;
     const char *svg = NULL;
     const cli_flag flags[] = {
-        {"host", CLI_STR, &host, "HOST:PORT", "any node of the cluster (required)"},
+        {"host", CLI_STR, &host, "HOST:PORT[,...]", "nodes of the cluster (required)"},
         {"svg", CLI_STR, &svg, "FILE", "also draw throughput and latency over time as SVG"},
         {"concurrency", CLI_INT, &concurrency, NULL, "puts in flight (default 64)"},
         {"duration", CLI_DURATION, &duration, NULL, "how long (default 10s)"},

@@ -55,7 +55,7 @@ for i in $(seq 1 20); do put "b$i" "v$i"; done
 # Until the log is far past the threshold: how many 3 s runs that takes
 # depends on the machine's load (20 is only a hang guard).
 for _ in $(seq 1 20); do
-  "$bin" bench kv --insecure --host "$(rpc_of "$L")" --concurrency 8 --duration 3s >"$dir/bench.out" 2>&1
+  "$bin" bench kv --insecure --host "$(rpc_of "$L"),$(all)" --concurrency 8 --duration 3s >"$dir/bench.out" 2>&1
   [ "$(slot "$(bash "$lc" leader "$dir")")" -gt $((every * 10)) ] 2>/dev/null && break
 done
 check "bench wrote while a node was down" "grep -q '^total' '$dir/bench.out'"
