@@ -3,7 +3,7 @@
  * NAME --host H`: named placement policies over key spans (pd.Policy at
  * range 1's leaseholder, server/node_pd_policy.c; docs/placement.md). The
  * node checks a policy with every stored one before it writes it; this
- * side only parses the command line. */
+ * side only parses the command line (server/policy_client.c calls). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +14,7 @@
 #include "proto/pd.pb-c.h"
 #include "server/commands.h"
 #include "server/kv_cli.h"
-
-static Meridian__Kv__Error *err_policy(ProtobufCMessage *m)
-{
-    return ((Meridian__Pd__PolicyResponse *)m)->error;
-}
+#include "server/policy_client.h"
 
 /* Text when every byte is printable (and it cannot be taken for hex), else
  * 0x and hex digits: either form goes back into --start/--end. */
@@ -91,54 +87,38 @@ int cmd_debug_policy(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     merr e = {0};
-    Meridian__Pd__PolicyRequest q = MERIDIAN__PD__POLICY_REQUEST__INIT;
-    Meridian__Pd__Policy pol = MERIDIAN__PD__POLICY__INIT;
     uint8_t *skey = NULL, *ekey = NULL;
     size_t slen = 0, elen = 0;
-    char region_buf[256], *region_v[16];
-    q.op = (char *)op;
-    if (strcmp(op, "rm") == 0) q.name = argv[2];
-    if (strcmp(op, "set") == 0) {
-        if (replicas < 0 || replicas > 100) replicas = 100; /* the node says why */
+    sql_cluster_policy pol = {0};
+    int set = strcmp(op, "set") == 0;
+    if (set) {
         rc = kv_parse_key(start, &skey, &slen, &e);
         if (!rc && end) rc = kv_parse_key(end, &ekey, &elen, &e);
-        if (!rc && strlen(regions) >= sizeof(region_buf))
-            rc = merr_set(&e, MERR_INVALID, "--regions: too long");
         if (rc) {
             fprintf(stderr, "%s: %s\n", argv[0], e.msg);
             free(skey);
             return CLI_EXIT_USAGE;
         }
-        pol.name = argv[2];
-        pol.start = (ProtobufCBinaryData){slen, skey};
-        pol.end = (ProtobufCBinaryData){elen, ekey};
-        pol.replicas = (uint32_t)replicas;
-        /* Split only: names are checked by the node, with the rest. */
-        snprintf(region_buf, sizeof(region_buf), "%s", regions);
-        for (char *s = region_buf, *tok; (tok = strsep(&s, ",")) && *regions;) {
-            if (pol.n_regions == sizeof(region_v) / sizeof(region_v[0])) break;
-            region_v[pol.n_regions++] = tok;
-        }
-        pol.regions = region_v;
-        pol.lead_region = (char *)lead;
-        pol.survive = (char *)survive;
-        q.policy = &pol;
+        pol = (sql_cluster_policy){.name = argv[2],
+                                   .start = skey,
+                                   .start_len = slen,
+                                   .end = ekey,
+                                   .end_len = elen,
+                                   .replicas = replicas,
+                                   .regions = regions,
+                                   .lead_region = lead,
+                                   .survive = survive};
     }
-    kv_client c;
-    ProtobufCMessage *out = NULL;
-    rc = kv_client_open(&c, host, certs_dir, timeout, &e);
-    if (!rc)
-        rc = kv_client_call(&c, "pd.Policy", &q.base, &meridian__pd__policy_response__descriptor,
-                            err_policy, &out, &e);
+    Meridian__Pd__PolicyResponse *r = NULL;
+    rc = policy_client_call(host, certs_dir, timeout, op, set ? &pol : NULL,
+                            strcmp(op, "rm") == 0 ? argv[2] : NULL, &r, &e);
     if (!rc) {
-        Meridian__Pd__PolicyResponse *r = (Meridian__Pd__PolicyResponse *)out;
         if (r->warning && r->warning[0]) fprintf(stderr, "%s: warning: %s\n", argv[0], r->warning);
         if (want == 1) print_policies(r);
-        protobuf_c_message_free_unpacked(out, NULL);
+        protobuf_c_message_free_unpacked(&r->base, NULL);
     } else {
         fprintf(stderr, "%s: %s\n", argv[0], e.msg[0] ? e.msg : merr_str(rc));
     }
-    kv_client_close(&c);
     free(skey);
     free(ekey);
     return rc ? 1 : 0;

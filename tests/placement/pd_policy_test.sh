@@ -4,8 +4,10 @@
 # with a clear message and changes nothing; a policy over the user key
 # space with lead_region=ap moves every covered range's lease to the ap
 # node; replicas=1 regions=us,eu lead_region=eu leaves each covered range
-# one replica, on the eu node; removing the policy brings back three. The
-# data reads back after each step. Every process is stopped by PID.
+# one replica, on the eu node; removing the policy brings back three;
+# ALTER TABLE t SET PLACEMENT (lead_region = 'us') moves the lease of the
+# table's range to the us node. The data reads back after each step. Every
+# process is stopped by PID.
 set -u
 bin=$1; lc=$2
 export MERIDIAN_BIN=$bin MERIDIAN_REGIONS="us eu ap"
@@ -71,6 +73,25 @@ EOF
 }
 show() { "$bin" debug ranges --insecure --host "$(first)" | sed 's/^/  /'; }
 
+# The SQL form: a policy over exactly one table's keys, by an admin.
+sql() { # prints what the shell printed; fails when the statement did
+  "$bin" sql --insecure --host "$(hosts)" --format csv -e "$1" >"$dir/sql.out" 2>&1
+  local rc=$?; cat "$dir/sql.out"; return $rc
+}
+check "create a table" "sql \"CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y')\" >/dev/null"
+check "ALTER TABLE t SET PLACEMENT" "sql \"ALTER TABLE t SET PLACEMENT (lead_region = 'us', replicas = 3)\" >/dev/null"
+check "SHOW PLACEMENT FOR TABLE t" "sql 'SHOW PLACEMENT FOR TABLE t' | grep -q '^table\.[0-9]*,t,.*,3,,us,zone'"
+check "a bad placement is refused" "! sql 'ALTER TABLE t SET PLACEMENT (replicas = 2)' >/dev/null && grep -q '1, 3 or 5' '$dir/sql.out'"
+# Reading the table renews its range's lease; then every range holding t
+# must lead from us (node 1).
+t_leads_us() {
+  sql 'SELECT count(*) FROM t' | grep -qx 2 &&
+    [ "$(sql "SELECT group_concat(DISTINCT coalesce(leader_node, 0)) FROM meridian_ranges WHERE table_name = 't'" | tail -1)" = 1 ]
+}
+check "the table's range leads from us (node 1)" "wait_for 60 t_leads_us" || show
+check "ALTER TABLE t RESET PLACEMENT" "sql 'ALTER TABLE t RESET PLACEMENT' >/dev/null && [ \"\$(policy list | wc -l)\" = 1 ]"
+check "data intact" intact
+
 check "set all: lead_region ap" "policy set all --lead-region ap"
 check "policy listed" "policy list | grep -q '^all .*0x01 .* ap '"
 check "every covered range leads from ap (node 3)" "wait_for 60 'ranges_ok 3 1,2,3'" || show
@@ -84,6 +105,7 @@ check "data intact" intact
 check "rm all" "policy rm all && [ \"\$(policy list | wc -l)\" = 1 ]"
 check "the default factor comes back: three replicas" "wait_for 90 'ranges_ok any 1,2,3'" || show
 check "data intact" intact
+check "the table reads back" "wait_for 60 \"sql 'SELECT count(*) FROM t' | grep -qx 2\""
 
 echo "pd_policy_test: $passes passed, $fails failed in $(( $(date +%s) - start_s )) s"
 [ "$fails" = 0 ]
