@@ -52,7 +52,7 @@ static void print_policies(const Meridian__Pd__PolicyResponse *r)
 
 int cmd_debug_policy(int argc, char **argv)
 {
-    const char *host = NULL, *certs_dir = NULL, *start = "0x01", *end = NULL, *regions = "";
+    const char *host = NULL, *certs_dir = NULL, *start = NULL, *end = NULL, *regions = "";
     const char *lead = "", *survive = "zone";
     int64_t timeout = 30 * MTIME_S, replicas = 3;
     int insecure = 0;
@@ -63,7 +63,7 @@ int cmd_debug_policy(int argc, char **argv)
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
         {"timeout", CLI_DURATION, &timeout, NULL, "give up after this long (default 30s)"},
         {"start", CLI_STR, &start, "KEY",
-         "set: first key covered, text or 0x+hex (default 0x01: all user keys)"},
+         "set: first key covered, text or 0x+hex (default: where user tables begin)"},
         {"end", CLI_STR, &end, "KEY", "set: first key past the span (default: to the end)"},
         {"replicas", CLI_INT, &replicas, "N", "set: voters per range, 1, 3 or 5 (default 3)"},
         {"regions", CLI_STR, &regions, "R1,R2", "set: regions replicas may be in (default any)"},
@@ -91,8 +91,19 @@ int cmd_debug_policy(int argc, char **argv)
     size_t slen = 0, elen = 0;
     sql_cluster_policy pol = {0};
     int set = strcmp(op, "set") == 0;
-    if (set) {
+    mbuf min = MBUF_INIT;
+    if (set && !start) {
+        /* Every user key: from the first user table's up (the keys below
+         * stay in range 1, sql/cluster.h). */
+        rc = sql_policy_min_key(&min) ? merr_set(&e, MERR_NOMEM, "out of memory") : 0;
+        skey = rc ? NULL : malloc(min.len);
+        if (skey) memcpy(skey, min.data, slen = min.len);
+        mbuf_free(&min);
+        if (!rc && !skey) rc = merr_set(&e, MERR_NOMEM, "out of memory");
+    } else if (set) {
         rc = kv_parse_key(start, &skey, &slen, &e);
+    }
+    if (set) {
         if (!rc && end) rc = kv_parse_key(end, &ekey, &elen, &e);
         if (rc) {
             fprintf(stderr, "%s: %s\n", argv[0], e.msg);

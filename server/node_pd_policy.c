@@ -5,6 +5,7 @@
 #include "server/node_pd_int.h"
 
 #include "placement/pd_policy_text.h"
+#include "sql/cluster.h"
 
 typedef struct policy_scan {
     pd_named_policy *v;
@@ -173,6 +174,26 @@ static int policy_from(const Meridian__Pd__Policy *q, pd_policy *out, merr *e)
     return pd_policy_parse_survival(q->survive[0] ? q->survive : "zone", &out->survival, e);
 }
 
+/* Policy boundaries are split points: one below the SQL catalog would move
+ * it out of range 1, away from the transaction records SQL writes there. */
+static int above_catalog(const pd_policy *pol, merr *e)
+{
+    mbuf min = MBUF_INIT;
+    int rc = sql_policy_min_key(&min) ? merr_set(e, MERR_NOMEM, "out of memory") : 0;
+    pd_key k = {min.data, min.len};
+    if (!rc && pd_key_cmp(&pol->start, &k) < 0) {
+        char hex[64] = "0x";
+        for (size_t i = 0; i < min.len && 2 * i + 4 < sizeof(hex); i++)
+            snprintf(hex + 2 + 2 * i, sizeof(hex) - 2 - 2 * i, "%02x", min.data[i]);
+        rc = merr_set(e, MERR_INVALID,
+                      "a policy must start at or above %s, where user tables begin: the keys "
+                      "below (the SQL catalog) stay in range 1",
+                      hex);
+    }
+    mbuf_free(&min);
+    return rc;
+}
+
 static int start_write(node_pd *p, rpc_req *req, replica *r1, const char *name,
                        const pd_policy *pol, merr *e)
 {
@@ -228,6 +249,7 @@ static void policy_serve(node_pd *p, rpc_req *req, replica *r1)
         rc = q->policy ? policy_from(q->policy, &pol, &e)
                        : merr_set(&e, MERR_INVALID, "set: no policy given");
         if (!rc) rc = pd_policy_check_with(v, n, name, &pol, &e);
+        if (!rc) rc = above_catalog(&pol, &e);
         if (!rc) rc = start_write(p, req, r1, name, &pol, &e);
     } else if (strcmp(q->op, "rm") == 0) {
         size_t i = 0;

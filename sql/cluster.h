@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 typedef struct sql_cluster_node {
@@ -74,6 +75,12 @@ typedef struct sql_cluster_policy {
     const char *lead_region; /* "" = no preference */
     const char *survive;     /* "zone" or "region" */
 } sql_cluster_policy;
+
+/* The lowest key a placement policy may start at: the first user table's
+ * (sql/placement.c). A policy boundary is a split point, and the keys
+ * below (the SQL catalog) must stay in range 1, beside the transaction
+ * records every SQL transaction writes there. 0 or MERR_NOMEM. */
+int sql_policy_min_key(mbuf *out);
 
 typedef int (*sql_cluster_emit_fn)(void *sink, const void *row);
 

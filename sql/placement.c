@@ -17,6 +17,13 @@ struct sql_placement {
     char *regions, *lead_region, *survive;
 };
 
+int sql_policy_min_key(mbuf *out)
+{
+    mkey_val v = mkey_int(SQL_FIRST_TABLE_ID, 0);
+    mbuf_reset(out);
+    return mkey_encode_prefix(&v, 1, out) ? MERR_NOMEM : 0;
+}
+
 int sql_placement_is(const char *sql)
 {
     size_t pos = 0;

@@ -42,6 +42,7 @@ check "replicas 2 refused" "refused '1, 3 or 5' set p --replicas 2"
 check "bad region refused" "refused 'lower-case' set p --regions US"
 check "lead region outside the regions refused" "refused 'not among' set p --regions us --lead-region eu"
 check "system keys refused" "refused '0x01' set p --start 0x0001"
+check "a start below the user tables refused" "refused 'where user tables begin' set p --start 0x02"
 check "empty span refused" "refused 'below' set p --start b --end a"
 check "bad name refused" "refused 'letters' set 'a/b'"
 check "unknown survival refused" "refused 'zone or region' set p --survive rack"
@@ -93,7 +94,7 @@ check "ALTER TABLE t RESET PLACEMENT" "sql 'ALTER TABLE t RESET PLACEMENT' >/dev
 check "data intact" intact
 
 check "set all: lead_region ap" "policy set all --lead-region ap"
-check "policy listed" "policy list | grep -q '^all .*0x01 .* ap '"
+check "policy listed" "policy list | grep -q '^all .* - .* ap  *zone'"
 check "every covered range leads from ap (node 3)" "wait_for 60 'ranges_ok 3 1,2,3'" || show
 check "data intact" intact
 
