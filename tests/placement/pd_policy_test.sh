@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Placement policies in a real cluster (docs/placement.md, "Policies"):
 # three nodes in regions us, eu and ap. `debug policy` refuses bad input
-# with a clear message and changes nothing; a policy over the user key
-# space with lead_region=ap moves every covered range's lease to the ap
-# node; replicas=1 regions=us,eu lead_region=eu leaves each covered range
-# one replica, on the eu node; removing the policy brings back three;
+# with a clear message and changes nothing; a region without nodes warns;
 # ALTER TABLE t SET PLACEMENT (lead_region = 'us') moves the lease of the
-# table's range to the us node. The data reads back after each step. Every
-# process is stopped by PID.
+# table's range to the us node; a policy over every user key with
+# replicas=1 regions=us,eu lead_region=eu leaves each covered range one
+# replica, on the eu node, holding the lease; removing it brings back
+# three replicas. The data reads back after each step. Every process is
+# stopped by PID.
 set -u
 bin=$1; lc=$2
 export MERIDIAN_BIN=$bin MERIDIAN_REGIONS="us eu ap"
@@ -93,13 +93,9 @@ check "the table's range leads from us (node 1)" "wait_for 60 t_leads_us" || sho
 check "ALTER TABLE t RESET PLACEMENT" "sql 'ALTER TABLE t RESET PLACEMENT' >/dev/null && [ \"\$(policy list | wc -l)\" = 1 ]"
 check "data intact" intact
 
-check "set all: lead_region ap" "policy set all --lead-region ap"
-check "policy listed" "policy list | grep -q '^all .* - .* ap  *zone'"
-check "every covered range leads from ap (node 3)" "wait_for 60 'ranges_ok 3 1,2,3'" || show
-check "data intact" intact
-
 check "set all: one replica in us or eu, leading from eu" \
   "policy set all --replicas 1 --regions us,eu --lead-region eu"
+check "policy listed" "policy list | grep -q '^all .* - .* us,eu  *eu  *zone'"
 check "every covered range has one replica, on the eu node" "wait_for 90 'ranges_ok 2 2'" || show
 check "data intact" intact
 
