@@ -111,6 +111,24 @@ int pd_policy_check_with(const pd_named_policy *v, size_t n, const char *name, c
     return 0;
 }
 
+int pd_policy_add_all(pd_cluster *c, const pd_named_policy *v, size_t n, size_t *left_out)
+{
+    size_t base = c->n_policies;
+    *left_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool overlaps = false;
+        for (size_t k = base; k < c->n_policies && !overlaps; k++)
+            overlaps = pd_policy_overlaps(&c->policies[k], &v[i].p);
+        if (overlaps) {
+            (*left_out)++;
+            continue;
+        }
+        int rc = pd_cluster_add_policy(c, &v[i].p);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int pd_policy_parse_regions(const char *csv, pd_policy *p, merr *e)
 {
     p->n_allowed = 0;

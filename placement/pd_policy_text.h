@@ -44,6 +44,13 @@ bool pd_policy_overlaps(const pd_policy *a, const pd_policy *b);
 int pd_policy_check_with(const pd_named_policy *v, size_t n, const char *name, const pd_policy *p,
                          merr *e);
 
+/* Adds v[0..n) to c in order, leaving out (and counting in *left_out) each
+ * one that overlaps a policy added before it: checked when set, stored
+ * policies do not overlap, but two sets racing through a lease change
+ * could both pass, and an overlap would make every scheduler refuse the
+ * snapshot. 0 or MERR_NOMEM. */
+int pd_policy_add_all(pd_cluster *c, const pd_named_policy *v, size_t n, size_t *left_out);
+
 /* "us,eu" into p's allowed regions ("" clears them); checks names only. */
 int pd_policy_parse_regions(const char *csv, pd_policy *p, merr *e);
 /* "zone" or "region". */

@@ -254,7 +254,7 @@ static void pd_run(node_pd *p)
         rc = merr_set(&e, MERR_NOMEM, "out of memory");
     for (int i = 0; !rc && i < PD_MAX_INFLIGHT; i++)
         if (p->running[i].seq) rc = pd_cluster_add_inflight(&c, &p->running[i].f);
-    if (!rc && node_pd_add_policies(r1, &c)) rc = merr_set(&e, MERR_NOMEM, "out of memory");
+    if (!rc && node_pd_add_policies(p, r1, &c)) rc = merr_set(&e, MERR_NOMEM, "out of memory");
     if (!rc) rc = range1_policy(p, &c);
     pd_ops ops;
     pd_ops_init(&ops);

@@ -67,6 +67,8 @@ struct node_pd {
     pd_cluster last; /* the last run's snapshot, for operators */
     int have_last;
     pd_settings settings;
+    int policy_writing;     /* a pd.Policy set/rm is being written */
+    size_t policies_hidden; /* stored policies the last run left out */
     /* counters */
     uint64_t heartbeats, runs, ops_started, ops_failed, ops_done, unavailable;
 };
@@ -108,8 +110,9 @@ void node_pd_on_settings(void *arg, rpc_req *req); /* "pd.Settings" */
 /* The named policies range 1 (this node's replica) holds, by name. */
 size_t node_pd_load_policies(replica *r1, pd_named_policy **out);
 void node_pd_policies_free(pd_named_policy *v, size_t n);
-/* Adds every stored policy to c: 0 or MERR_NOMEM. */
-int node_pd_add_policies(replica *r1, pd_cluster *c);
+/* Adds every stored policy to c (one overlapping a policy added before it,
+ * by name, is left out and said): 0 or MERR_NOMEM. */
+int node_pd_add_policies(node_pd *p, replica *r1, pd_cluster *c);
 void node_pd_on_policy(void *arg, rpc_req *req); /* "pd.Policy" */
 
 #endif

@@ -57,12 +57,15 @@ void node_pd_policies_free(pd_named_policy *v, size_t n)
     free(v);
 }
 
-int node_pd_add_policies(replica *r1, pd_cluster *c)
+int node_pd_add_policies(node_pd *p, replica *r1, pd_cluster *c)
 {
     pd_named_policy *v;
-    size_t n = node_pd_load_policies(r1, &v);
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) rc = pd_cluster_add_policy(c, &v[i].p);
+    size_t n = node_pd_load_policies(r1, &v), hidden = 0;
+    int rc = pd_policy_add_all(c, v, n, &hidden);
+    if (!rc && hidden > p->policies_hidden)
+        MLOG_W(MOD, "stored policies left out: they overlap others (list them, remove one)",
+               "count=%zu", hidden);
+    if (!rc) p->policies_hidden = hidden;
     node_pd_policies_free(v, n);
     return rc;
 }
@@ -139,6 +142,7 @@ static void on_policy_written(void *arg, int code, const char *msg, uint64_t ts)
     write_ctx *c = arg;
     (void)ts;
     node_pd *p = c->p;
+    p->policy_writing = 0;
     replica *r1 = p->stopped ? NULL : host_find(H(p), NODE_GENESIS_RANGE);
     if (!code && !r1) code = MERR_CLOSED, msg = "node stopping";
     pd_named_policy *v = NULL;
@@ -220,6 +224,7 @@ static int start_write(node_pd *p, rpc_req *req, replica *r1, const char *name,
         free(c);
         return e->code ? e->code : MERR_INTERNAL;
     }
+    p->policy_writing = 1;
     return 0;
 }
 
@@ -243,6 +248,10 @@ static void policy_serve(node_pd *p, rpc_req *req, replica *r1)
     int rc = 0;
     if (strcmp(q->op, "list") == 0) {
         policy_reply(p, req, v, n, 0, NULL, NULL);
+    } else if (p->policy_writing && (!strcmp(q->op, "set") || !strcmp(q->op, "rm"))) {
+        /* One change at a time: each is checked against what is stored,
+         * which must include the one before it. BUSY: the client retries. */
+        rc = merr_set(&e, MERR_BUSY, "another policy change is being written: retry");
     } else if (strcmp(q->op, "set") == 0) {
         pd_policy pol;
         const char *name = q->policy ? q->policy->name : "";

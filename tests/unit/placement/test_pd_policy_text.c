@@ -137,6 +137,22 @@ static void test_names_and_overlaps(void **state)
     assert_int_equal(pd_policy_check_with(set, 2, "new", &p, &e), MERR_INVALID);
     assert_int_equal(pd_policy_check_with(set, 2, "bad name", &set[0].p, &e), MERR_INVALID);
     pd_policy_free(&p);
+
+    /* Stored policies that overlap anyway (two racing sets): the later one
+     * is left out, so the snapshot stays valid; the rest are added. */
+    pd_named_policy three[3];
+    three[0] = set[0];            /* [b, d) */
+    mk(&three[1].p, "c", "e", 3); /* overlaps [b, d) */
+    three[2] = set[1];            /* [x, +inf) */
+    pd_cluster c;
+    pd_cluster_init(&c);
+    size_t left_out = 9;
+    assert_int_equal(pd_policy_add_all(&c, three, 3, &left_out), 0);
+    assert_int_equal(left_out, 1);
+    assert_int_equal(c.n_policies, 2);
+    assert_int_equal(pd_cluster_validate(&c, &e), 0);
+    pd_cluster_free(&c);
+    pd_policy_free(&three[1].p);
     pd_policy_free(&set[0].p);
     pd_policy_free(&set[1].p);
 }
