@@ -357,10 +357,12 @@ cmd_up() {
     fi
   fi
   if [ -n "$leader" ]; then
-    # Placement policies (preferred leader region) are not in the node yet:
-    # recorded, not applied, rather than pretending.
-    say "--leader-region $leader: recorded in $dir/config but NOT applied: the node has no" \
-      "placement policies yet (docs/deploy.md)"
+    # A placement policy over every user key (0x01 up): the placement driver
+    # moves each range's lease to a voter in the region while one is live.
+    "$bin" debug policy set leader-region --lead-region "$leader" --host "$seed" --insecure \
+      >"$dir/policy.out" 2>&1 || die "--leader-region: $(cat "$dir/policy.out")"
+    say "--leader-region $leader: placement policy \"leader-region\" over all user keys" \
+      "(leases move there; \`meridian debug policy list\`)"
   fi
   trap - EXIT
   echo "up" >"$dir/state"
@@ -413,7 +415,7 @@ cmd_down() {
 cmd_status() {
   load_config
   echo "mode: $mode  time: $(cfg time)  latency: ${latency:-none}${latency:+ by $(cfg latency_by)}"
-  [ -n "$(cfg leader_region)" ] && echo "leader region: $(cfg leader_region) (recorded, not applied)"
+  [ -n "$(cfg leader_region)" ] && echo "leader region: $(cfg leader_region) (policy leader-region)"
   local k name pid st
   while read -r k name pid; do
     [ "$k" = chronyd ] || continue

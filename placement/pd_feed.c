@@ -77,6 +77,8 @@ static int add_node(pd_cluster *c, pd_node_id id, const pd_hb *hb, bool decom, i
     if (hb) {
         n.capacity_bytes = hb->capacity_bytes;
         n.used_bytes = hb->used_bytes;
+        memcpy(n.region, hb->region, sizeof(n.region));
+        memcpy(n.zone, hb->zone, sizeof(n.zone));
         n.replica_count = (uint32_t)hb->n_replicas;
         for (size_t i = 0; i < hb->n_replicas; i++) {
             n.leader_count += hb->replicas[i].leaseholder;

@@ -45,6 +45,7 @@ typedef struct pd_hb {
     pd_node_id node;
     int64_t received_ns;
     uint64_t capacity_bytes, used_bytes;
+    char region[PD_NAME_MAX], zone[PD_NAME_MAX]; /* the node's locality ("": unknown) */
     pd_hb_replica *replicas;
     size_t n_replicas;
 } pd_hb;

@@ -139,12 +139,14 @@ long pd_constraint_move(const pd_view *v, size_t ri, pd_node_id *from)
     pd_quality best_q = pd_view_quality(v, ri, 0, 0);
     long target = -1;
     *from = 0;
-    /* Every replica allowed and in its own zone (and region, if asked):
-     * nothing can improve, so skip the search (the common case). */
+    /* Every replica allowed and in its own zone (and region, if asked; one
+     * in the lead region, if named): nothing can improve, so skip the
+     * search (the common case). */
     const pd_policy *pol = pd_view_policy(v, ri);
     int n = r->n_replicas;
     if (best_q.allowed == n && best_q.zones == n &&
-        (!pol || pol->survival != PD_SURVIVE_REGION || best_q.regions == n))
+        (!pol || pol->survival != PD_SURVIVE_REGION || best_q.regions == n) &&
+        (!pol || !pol->lead_region[0] || best_q.lead))
         return -1;
     for (int i = 0; i < r->n_replicas; i++) {
         pd_node_id x = r->replicas[i].node;

@@ -299,6 +299,7 @@ int pd_quality_cmp(const pd_quality *a, const pd_quality *b)
     if (a->allowed != b->allowed) return a->allowed < b->allowed ? -1 : 1;
     if (a->regions != b->regions) return a->regions < b->regions ? -1 : 1;
     if (a->zones != b->zones) return a->zones < b->zones ? -1 : 1;
+    if (a->lead != b->lead) return a->lead < b->lead ? -1 : 1;
     return 0;
 }
 
@@ -308,7 +309,7 @@ pd_quality pd_view_quality(const pd_view *v, size_t ri, pd_node_id drop, pd_node
     const pd_policy *pol = pd_view_policy(v, ri);
     const pd_node *set[PD_MAX_REPLICAS + 1];
     int n = 0;
-    pd_quality q = {0, 0, 0};
+    pd_quality q = {0, 0, 0, 0};
     for (int i = 0; i <= r->n_replicas; i++) {
         pd_node_id id = i < r->n_replicas ? r->replicas[i].node : add;
         if (!id || id == drop) continue;
@@ -325,6 +326,7 @@ pd_quality pd_view_quality(const pd_view *v, size_t ri, pd_node_id drop, pd_node
         q.allowed += pd_view_region_allowed(v, ri, nd);
         q.zones += new_zone;
         if (pol && pol->survival == PD_SURVIVE_REGION) q.regions += new_region;
+        if (pol && pol->lead_region[0] && strcmp(nd->region, pol->lead_region) == 0) q.lead = 1;
     }
     return q;
 }
@@ -347,7 +349,7 @@ bool pd_view_target_ok(const pd_view *v, size_t ri, size_t ni)
 long pd_view_best_target(const pd_view *v, size_t ri, pd_node_id from)
 {
     long best = -1;
-    pd_quality bq = {0, 0, 0};
+    pd_quality bq = {0, 0, 0, 0};
     for (size_t ni = 0; ni < v->c->n_nodes; ni++) {
         if (!pd_view_target_ok(v, ri, ni)) continue;
         pd_quality q = pd_view_quality(v, ri, from, v->c->nodes[ni].id);

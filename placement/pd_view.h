@@ -38,6 +38,11 @@ typedef struct pd_quality {
     int allowed; /* replicas in allowed regions */
     int regions; /* distinct regions (only when the policy asks for it) */
     int zones;   /* distinct (region, zone) pairs */
+    /* 1: a replica in the preferred leader region (only when the policy
+     * names one). Last, so it never costs diversity; it is what draws the
+     * replica of a factor-1 range (or one of a set confined to fewer
+     * regions than replicas) to where its lease should be. */
+    int lead;
 } pd_quality;
 
 /* Validates the snapshot and settings, then derives the view. */

@@ -34,6 +34,7 @@ int cmd_debug_split(int argc, char **argv);
 int cmd_debug_merge(int argc, char **argv);
 int cmd_debug_transfer_lease(int argc, char **argv);
 int cmd_debug_settings(int argc, char **argv);
+int cmd_debug_policy(int argc, char **argv);
 /* server/cmd_bench_txn_reads.c: the snapshot-read phase of `bench txn`. */
 int bench_txn_reads_run(int argc, char **argv);
 int cmd_bench_txn(int argc, char **argv);

@@ -37,6 +37,7 @@ static const cli_cmd debug_cmds[] = {
     {"settings", "cluster settings: list, get NAME, set NAME VALUE", cmd_debug_settings, NULL},
     {"transfer-lease", "move range --range R's lease to node --to NODE", cmd_debug_transfer_lease,
      NULL},
+    {"policy", "placement policies: list, set NAME --start K ..., rm NAME", cmd_debug_policy, NULL},
     {0},
 };
 

@@ -11,7 +11,8 @@
  * heard from yet as heard when it took over (a full node.dead_timeout of
  * grace). Replicated state lives in range 1's system keys: the node registry
  * ("\x00sys/node/" + id, written at join), the settings ("\x00sys/setting/"
- * + name, text) and the range directory (node_ranges.c).
+ * + name, text), the placement policies ("\x00sys/policy/" + name, text)
+ * and the range directory (node_ranges.c).
  *
  * Every PD_RUN_MS the PD reads the settings, builds a snapshot
  * (placement/pd_feed.h), runs pd_schedule and starts up to PD_MAX_INFLIGHT
@@ -19,6 +20,7 @@
  * proposed again by a later run: the schedulers are idempotent.
  *
  * Heartbeats live in node_pd_hb.c, pd.Settings in node_pd_settings.c,
+ * pd.Policy in node_pd_policy.c,
  * their shared state in node_pd_int.h. */
 #include "server/node_pd_int.h"
 
@@ -202,7 +204,9 @@ static void run_ops(node_pd *p, const pd_cluster *c, const pd_ops *ops)
 /* Range 1 (the PD's own state) gets 5 voters once 5 nodes are up, as a
  * policy over its span, so the schedulers add and move them like any
  * other replicas. Suspect nodes count as up: a missed heartbeat under load
- * must not flip the factor back and forth. */
+ * must not flip the factor back and forth. User policies (added first)
+ * start at 0x01 or above; range 1's ends where the first of them starts,
+ * so the two never overlap and range 1 is split there. */
 static int range1_policy(node_pd *p, pd_cluster *c)
 {
     const pd_range *r1 = pd_cluster_range(c, NODE_GENESIS_RANGE);
@@ -217,6 +221,11 @@ static int range1_policy(node_pd *p, pd_cluster *c)
     pol.start = r1->start;
     pol.end = r1->end;
     pol.replication_factor = 5;
+    for (size_t i = 0; i < c->n_policies; i++) {
+        const pd_key *s = &c->policies[i].start;
+        if (pd_key_cmp(s, &pol.start) > 0 && (!pol.end.len || pd_key_cmp(s, &pol.end) < 0))
+            pol.end = *s;
+    }
     return pd_cluster_add_policy(c, &pol);
 }
 
@@ -252,6 +261,7 @@ static void pd_run(node_pd *p)
         if (s->seq && s->done_ns && s->ok && pd_inflight_visible(&c, &s->f)) *s = (pd_running){0};
         if (s->seq) rc = pd_cluster_add_inflight(&c, &s->f);
     }
+    if (!rc && node_pd_add_policies(p, r1, &c)) rc = merr_set(&e, MERR_NOMEM, "out of memory");
     if (!rc) rc = range1_policy(p, &c);
     pd_ops ops;
     pd_ops_init(&ops);
@@ -366,6 +376,7 @@ int node_pd_start(node *n, merr *e)
     rpc_node_handle(n->rpc, "pd.Heartbeat", node_pd_on_heartbeat, p);
     rpc_node_handle(n->rpc, "pd.Settings", node_pd_on_settings, p);
     rpc_node_handle(n->rpc, "pd.Nodes", on_nodes, p);
+    rpc_node_handle(n->rpc, "pd.Policy", node_pd_on_policy, p);
     uv_timer_init(rpc_node_loop(n->rpc), &p->timer);
     p->timer.data = p;
     p->timer_on = 1;
@@ -394,6 +405,7 @@ void node_pd_stop(node *n)
     rpc_node_handle(n->rpc, "pd.Heartbeat", on_stopped, NULL);
     rpc_node_handle(n->rpc, "pd.Settings", on_stopped, NULL);
     rpc_node_handle(n->rpc, "pd.Nodes", on_stopped, NULL);
+    rpc_node_handle(n->rpc, "pd.Policy", on_stopped, NULL);
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed); /* drops the first reference */
 }

@@ -18,6 +18,12 @@ static int hb_decode(const Meridian__Pd__HeartbeatRequest *q, int64_t now, pd_hb
     hb->received_ns = now;
     hb->capacity_bytes = q->capacity_bytes;
     hb->used_bytes = q->used_bytes;
+    /* Longer names than the model holds are dropped: such a node is in no
+     * region a policy can name. */
+    if (strlen(q->region) < sizeof(hb->region) && strlen(q->zone) < sizeof(hb->zone)) {
+        memcpy(hb->region, q->region, strlen(q->region) + 1);
+        memcpy(hb->zone, q->zone, strlen(q->zone) + 1);
+    }
     hb->replicas = calloc(q->n_replicas ? q->n_replicas : 1, sizeof(*hb->replicas));
     if (!hb->replicas) return MERR_NOMEM;
     for (size_t i = 0; i < q->n_replicas; i++) {
@@ -173,6 +179,8 @@ static int hb_build(node_pd *p, uint8_t **buf, size_t *len)
         Meridian__Pd__HeartbeatRequest q = MERIDIAN__PD__HEARTBEAT_REQUEST__INIT;
         q.node_id = h->node_id;
         q.address = p->n->rpc_addr;
+        q.region = p->n->cfg.loc.region;
+        q.zone = p->n->cfg.loc.zone;
         struct statvfs vs;
         if (statvfs(p->n->store.path, &vs) == 0) {
             q.capacity_bytes = (uint64_t)vs.f_blocks * vs.f_frsize;

@@ -14,6 +14,7 @@
 #include "common/mtime.h"
 #include "placement/pd_feed.h"
 #include "placement/pd_loadkey.h"
+#include "placement/pd_policy_text.h"
 #include "placement/pd_sched.h"
 #include "placement/pd_settings_text.h"
 #include "proto/pd.pb-c.h"
@@ -37,6 +38,8 @@
 
 static const uint8_t SETTING_PREFIX[] = "\x00sys/setting/";
 #define SETTING_PREFIX_LEN (sizeof(SETTING_PREFIX) - 1)
+static const uint8_t POLICY_PREFIX[] = "\x00sys/policy/";
+#define POLICY_PREFIX_LEN (sizeof(POLICY_PREFIX) - 1)
 static const uint8_t NODE_PREFIX[] = "\x00sys/node/";
 #define NODE_PREFIX_LEN (sizeof(NODE_PREFIX) - 1)
 
@@ -73,6 +76,8 @@ struct node_pd {
     pd_cluster last; /* the last run's snapshot, for operators */
     int have_last;
     pd_settings settings;
+    int policy_writing;     /* a pd.Policy set/rm is being written */
+    size_t policies_hidden; /* stored policies the last run left out */
     /* counters */
     uint64_t heartbeats, runs, ops_started, ops_failed, ops_done, unavailable;
 };
@@ -100,9 +105,23 @@ void node_pd_on_heartbeat(void *arg, rpc_req *req); /* "pd.Heartbeat" */
 void node_pd_send_heartbeat(node_pd *p);
 
 /* node_pd_settings.c */
+/* Serves req with range 1's replica here once it holds the lease (renewed
+ * first if it lapsed), or with NULL when this node is not range 1's
+ * leaseholder: serve must then refuse with NOT_LEADER. */
+typedef void (*node_pd_r1_fn)(node_pd *p, rpc_req *req, replica *r1);
+void node_pd_at_range1(node_pd *p, rpc_req *req, node_pd_r1_fn serve);
 /* The settings as range 1 (this node's replica) holds them over the
  * defaults. */
 void node_pd_load_settings(replica *r1, pd_settings *s);
 void node_pd_on_settings(void *arg, rpc_req *req); /* "pd.Settings" */
+
+/* node_pd_policy.c */
+/* The named policies range 1 (this node's replica) holds, by name. */
+size_t node_pd_load_policies(replica *r1, pd_named_policy **out);
+void node_pd_policies_free(pd_named_policy *v, size_t n);
+/* Adds every stored policy to c (one overlapping a policy added before it,
+ * by name, is left out and said): 0 or MERR_NOMEM. */
+int node_pd_add_policies(node_pd *p, replica *r1, pd_cluster *c);
+void node_pd_on_policy(void *arg, rpc_req *req); /* "pd.Policy" */
 
 #endif

@@ -93,49 +93,49 @@ static void on_setting_written(void *arg, int code, const char *msg, uint64_t ts
     node_pd_unref(p);
 }
 
-static void settings_serve(node_pd *p, rpc_req *req);
-
 typedef struct lease_ctx {
     node_pd *p;
     rpc_req *req;
+    node_pd_r1_fn serve;
 } lease_ctx;
 
-static void on_settings_lease(void *arg, int code)
+static void on_r1_lease(void *arg, int code)
 {
     lease_ctx *l = arg;
     node_pd *p = l->p;
-    if (code || p->stopped)
-        settings_reply(p, l->req, NULL, NULL, MERR_NOT_LEADER, "range 1's lease did not come back");
-    else
-        settings_serve(p, l->req);
+    replica *r1 = code || p->stopped ? NULL : host_find(H(p), NODE_GENESIS_RANGE);
+    l->serve(p, l->req, r1 && replica_is_leaseholder(r1) ? r1 : NULL);
     free(l);
     node_pd_unref(p);
 }
 
 /* A quiet range 1 lets its lease lapse: renew it before reading or writing
- * the settings, so they are never read from a replica that lost the lead. */
-void node_pd_on_settings(void *arg, rpc_req *req)
+ * its system keys, so they are never read from a replica that lost the
+ * lead. */
+void node_pd_at_range1(node_pd *p, rpc_req *req, node_pd_r1_fn serve)
 {
-    node_pd *p = arg;
     replica *r1 = node_pd_range1(p);
     lease_ctx *l = r1 && !replica_is_leaseholder(r1) ? calloc(1, sizeof(*l)) : NULL;
-    if (!l) {
-        settings_serve(p, req);
-        return;
+    if (l) {
+        *l = (lease_ctx){p, req, serve};
+        p->refs++;
+        int rc = replica_lease_wait(r1, 0, on_r1_lease, l);
+        if (rc == 1) return;
+        p->refs--;
+        free(l);
     }
-    *l = (lease_ctx){p, req};
-    p->refs++;
-    int rc = replica_lease_wait(r1, 0, on_settings_lease, l);
-    if (rc == 1) return;
-    p->refs--;
-    free(l);
-    if (rc == 0)
-        settings_serve(p, req);
-    else
-        settings_reply(p, req, NULL, NULL, MERR_NOT_LEADER, "not range 1's leaseholder");
+    r1 = host_find(H(p), NODE_GENESIS_RANGE);
+    serve(p, req, r1 && replica_is_leaseholder(r1) ? r1 : NULL);
 }
 
-static void settings_serve(node_pd *p, rpc_req *req)
+static void settings_serve(node_pd *p, rpc_req *req, replica *r1);
+
+void node_pd_on_settings(void *arg, rpc_req *req)
+{
+    node_pd_at_range1(arg, req, settings_serve);
+}
+
+static void settings_serve(node_pd *p, rpc_req *req, replica *r1)
 {
     Meridian__Pd__SettingsRequest *q =
         meridian__pd__settings_request__unpack(NULL, req->len, req->payload);
@@ -143,8 +143,6 @@ static void settings_serve(node_pd *p, rpc_req *req)
         rpc_reply(req, MERR_INVALID, "undecodable SettingsRequest", NULL, 0);
         return;
     }
-    replica *r1 = host_find(H(p), NODE_GENESIS_RANGE);
-    if (r1 && !replica_is_leaseholder(r1)) r1 = NULL;
     pd_settings s;
     merr e = {0};
     if (!r1) {

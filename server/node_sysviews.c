@@ -10,7 +10,8 @@
  *
  * Sessions: this node's SQL sessions (the executor's list). Transactions:
  * those the node's transaction service knows (ranges it leads), read on the
- * loop thread that owns them. */
+ * loop thread that owns them. Placement policies: pd.Policy calls, as
+ * `meridian debug policy` makes them. */
 #include "server/node_sysviews.h"
 
 #include <inttypes.h>
@@ -22,11 +23,13 @@
 #include "proto/node.pb-c.h"
 #include "server/cli_rpc.h"
 #include "server/node_int.h"
+#include "server/policy_client.h"
 #include "server/txn_table.h"
 
 #define ASK_NS     (3 * MTIME_S)
 #define MAX_NODES  64
 #define MAX_RANGES 4096
+#define POLICY_NS  (15 * MTIME_S) /* range 1 may be moving its lease */
 
 static Meridian__Node__StatusResponse *status_of(node *n, const char *addr, merr *e)
 {
@@ -224,9 +227,62 @@ static int transactions(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e
     return rc;
 }
 
+/* ---- placement policies: pd.Policy at range 1's leaseholder, reached
+ * from this node (hints followed) ---- */
+
+static int policies(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e)
+{
+    node *n = ctx;
+    Meridian__Pd__PolicyResponse *r;
+    int rc =
+        policy_client_call(n->rpc_addr, n->cfg.certs_dir, POLICY_NS, "list", NULL, NULL, &r, e);
+    for (size_t i = 0; !rc && i < r->n_policies; i++) {
+        const Meridian__Pd__Policy *p = r->policies[i];
+        char regions[512] = "";
+        for (size_t k = 0; k < p->n_regions; k++)
+            snprintf(regions + strlen(regions), sizeof(regions) - strlen(regions), "%s%s",
+                     k ? "," : "", p->regions[k]);
+        sql_cluster_policy row = {.name = p->name,
+                                  .start = p->start.data,
+                                  .start_len = p->start.len,
+                                  .end = p->end.data,
+                                  .end_len = p->end.len,
+                                  .replicas = p->replicas,
+                                  .regions = regions,
+                                  .lead_region = p->lead_region,
+                                  .survive = p->survive};
+        rc = emit(sink, &row);
+    }
+    if (!rc) protobuf_c_message_free_unpacked(&r->base, NULL);
+    return rc;
+}
+
+static int policy_set(void *ctx, const sql_cluster_policy *p, char *warn, size_t warn_cap, merr *e)
+{
+    node *n = ctx;
+    Meridian__Pd__PolicyResponse *r;
+    int rc = policy_client_call(n->rpc_addr, n->cfg.certs_dir, POLICY_NS, "set", p, NULL, &r, e);
+    if (rc) return rc;
+    snprintf(warn, warn_cap, "%s", r->warning ? r->warning : "");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return 0;
+}
+
+static int policy_rm(void *ctx, const char *name, merr *e)
+{
+    node *n = ctx;
+    Meridian__Pd__PolicyResponse *r;
+    int rc = policy_client_call(n->rpc_addr, n->cfg.certs_dir, POLICY_NS, "rm", NULL, name, &r, e);
+    if (!rc) protobuf_c_message_free_unpacked(&r->base, NULL);
+    return rc;
+}
+
 const sql_cluster_ops node_sysviews_ops = {
     .nodes = nodes,
     .ranges = ranges,
     .sessions = sessions,
     .transactions = transactions,
+    .policies = policies,
+    .policy_set = policy_set,
+    .policy_rm = policy_rm,
 };

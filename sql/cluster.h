@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 typedef struct sql_cluster_node {
@@ -62,6 +63,25 @@ typedef struct sql_cluster_txn {
     int64_t idle_ms;   /* since its last request here */
 } sql_cluster_txn;
 
+/* A named placement policy (docs/placement.md): the ranges whose start key
+ * lies in [start, end) get `replicas` voters in `regions`, leases in
+ * `lead_region`. */
+typedef struct sql_cluster_policy {
+    const char *name;
+    const uint8_t *start, *end; /* an empty end is +infinity */
+    size_t start_len, end_len;
+    int64_t replicas;        /* 1, 3 or 5 */
+    const char *regions;     /* "us,eu"; "" = any region */
+    const char *lead_region; /* "" = no preference */
+    const char *survive;     /* "zone" or "region" */
+} sql_cluster_policy;
+
+/* The lowest key a placement policy may start at: the first user table's
+ * (sql/placement.c). A policy boundary is a split point, and the keys
+ * below (the SQL catalog) must stay in range 1, beside the transaction
+ * records every SQL transaction writes there. 0 or MERR_NOMEM. */
+int sql_policy_min_key(mbuf *out);
+
 typedef int (*sql_cluster_emit_fn)(void *sink, const void *row);
 
 typedef struct sql_cluster_ops {
@@ -69,6 +89,13 @@ typedef struct sql_cluster_ops {
     int (*ranges)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
     int (*sessions)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
     int (*transactions)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
+    /* Placement policies: list (rows are sql_cluster_policy), set (checked
+     * by the cluster: MERR_INVALID with the reason; a warning, such as a
+     * region no node is in yet, lands in warn), remove (MERR_INVALID when
+     * there is no such policy). */
+    int (*policies)(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e);
+    int (*policy_set)(void *ctx, const sql_cluster_policy *p, char *warn, size_t warn_cap, merr *e);
+    int (*policy_rm)(void *ctx, const char *name, merr *e);
 } sql_cluster_ops;
 
 #endif

@@ -12,6 +12,7 @@
 #include "sql/asof.h"
 #include "sql/auth.h"
 #include "sql/ddl.h"
+#include "sql/placement.h"
 #include "sql/session.h"
 #include "sql/sql_int.h"
 
@@ -25,7 +26,8 @@ enum stmt_kind {
     K_RELEASE = SQL_STMT_RELEASE,
     K_ROLLBACK_TO = SQL_STMT_ROLLBACK_TO,
     K_AUTH = SQL_STMT_AUTH,
-    K_SET_TXN = SQL_STMT_SET_TXN
+    K_SET_TXN = SQL_STMT_SET_TXN,
+    K_PLACEMENT = 100 /* sql/placement.h; reported as DDL */
 };
 
 struct sql_stmt {
@@ -36,6 +38,7 @@ struct sql_stmt {
     char *spname;
     sql_ddl_info ddl;
     sql_auth_stmt auth;
+    struct sql_placement *place;
     int started, done, autocommit;
     int returned_rows, retries;
     sql_upsert *upsert;
@@ -289,6 +292,8 @@ static int classify(const char *text, sql_stmt *st, merr *e)
         if (sql_tok_is(&x, "TRANSACTION")) st->kind = K_SET_TXN;
     } else if (sql_auth_is(text)) {
         st->kind = K_AUTH;
+    } else if (sql_placement_is(text)) {
+        st->kind = K_PLACEMENT;
     } else if (sql_tok_is(&t, "CREATE") || sql_tok_is(&t, "DROP") || sql_tok_is(&t, "ALTER")) {
         st->kind = K_DDL;
         return sql_ddl_inspect(text, &st->ddl, e);
@@ -350,6 +355,25 @@ static int prepare_auth(sql_session *s, sql_stmt *st, const char *text, const ch
     st->kind = K_QUERY;
     if (sqlite3_prepare_v2(s->db, q, -1, &st->st, NULL) != SQLITE_OK)
         rc = merr_set(e, MERR_INTERNAL, "SHOW: %s", sqlite3_errmsg(s->db));
+    free(q);
+    return rc;
+}
+
+/* SET/RESET PLACEMENT run at sql_step; SHOW becomes a query. */
+static int prepare_placement(sql_session *s, sql_stmt *st, const char *text, const char **rest,
+                             merr *e)
+{
+    size_t end = 0;
+    char *q = NULL;
+    int rc = sql_placement_parse(text, &st->place, &end, e);
+    if (!rc) rc = sql_placement_show_sql(st->place, &q, e);
+    *rest = text + end;
+    if (!rc && !(st->text = strndup(text, end))) rc = merr_set(e, MERR_NOMEM, "out of memory");
+    if (!rc && q) {
+        st->kind = K_QUERY;
+        if (sqlite3_prepare_v2(s->db, q, -1, &st->st, NULL) != SQLITE_OK)
+            rc = merr_set(e, MERR_INTERNAL, "SHOW PLACEMENT: %s", sqlite3_errmsg(s->db));
+    }
     free(q);
     return rc;
 }
@@ -421,6 +445,10 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         if ((rc = prepare_set_txn(st, src, &rest, e))) goto err;
         goto done;
     }
+    if (st->kind == K_PLACEMENT) {
+        if ((rc = prepare_placement(s, st, src, &rest, e))) goto err;
+        goto done;
+    }
     if (st->kind == K_AUTH) {
         rc = prepare_auth(s, st, src, &rest, e);
         if (rc) goto err;
@@ -490,6 +518,7 @@ err:
     sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
     sql_auth_stmt_free(&st->auth);
+    sql_placement_free(st->place);
     free(st->text);
     free(st->spname);
     free(st);
@@ -605,6 +634,10 @@ int sql_step(sql_stmt *st, merr *e)
     sql_session *s = st->s;
     int rc;
     if (st->done) return 0;
+    if (st->kind == K_PLACEMENT) {
+        st->done = 1;
+        return sql_placement_exec(s, st->place, e);
+    }
     if (st->kind != K_QUERY && st->kind != K_DDL && st->kind != K_AUTH) {
         st->done = 1;
         return run_control(st, e);
@@ -684,6 +717,7 @@ int sql_finalize(sql_stmt *st, merr *e)
     sql_upsert_free(st->upsert);
     sql_ddl_info_free(&st->ddl);
     sql_auth_stmt_free(&st->auth);
+    sql_placement_free(st->place);
     free(st->text);
     free(st->spname);
     free(st);
@@ -707,7 +741,7 @@ int sql_reset(sql_stmt *st, merr *e)
 
 sql_stmt_kind sql_stmt_get_kind(sql_stmt *st)
 {
-    return (sql_stmt_kind)st->kind;
+    return st->kind == K_PLACEMENT ? SQL_STMT_DDL : (sql_stmt_kind)st->kind;
 }
 
 int sql_stmt_readonly(sql_stmt *st)

@@ -8,6 +8,8 @@
  *                         NULL for a range holding no table's keys)
  *   meridian_sessions     the SQL sessions of the gateway node
  *   meridian_transactions the transactions the gateway node's ranges know
+ *   meridian_placement    the cluster's placement policies (table_name set
+ *                         when a policy covers exactly one table's keys)
  *
  * All are small: rows are materialised at xFilter and SQLite filters them.
  * The cluster views get their rows through the session's sql_cluster_ops
@@ -44,7 +46,7 @@ typedef struct sys_cursor {
     size_t nrows, cap, pos;
 } sys_cursor;
 
-enum { V_TABLES, V_INDEXES, V_NODES, V_RANGES, V_SESSIONS, V_TXNS, V_COUNT };
+enum { V_TABLES, V_INDEXES, V_NODES, V_RANGES, V_SESSIONS, V_TXNS, V_PLACEMENT, V_COUNT };
 
 static const struct {
     const char *name;
@@ -69,6 +71,9 @@ static const struct {
     {"meridian_transactions", 8,
      "CREATE TABLE x(txn_id TEXT, node_id INTEGER, range_id INTEGER, priority INTEGER, "
      "state TEXT, waiting INTEGER, age_ms INTEGER, idle_ms INTEGER)"},
+    {"meridian_placement", 8,
+     "CREATE TABLE x(name TEXT, table_name TEXT, start_key TEXT, end_key TEXT, replicas INTEGER, "
+     "regions TEXT, lead_region TEXT, survive TEXT)"},
 };
 
 static int sys_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
@@ -228,6 +233,43 @@ static int emit_range(cl_sink *k, const sql_cluster_range *r)
     return rc;
 }
 
+/* The table whose whole key span [prefix, prefix_end) p covers, or NULL. */
+static const char *policy_table(sql_session *s, const sql_cluster_policy *p, mbuf *b)
+{
+    for (size_t i = 0; i < s->ntables; i++) {
+        mkey_val v = mkey_int(s->tables[i]->id, 0);
+        mbuf_reset(b);
+        if (mkey_encode_prefix(&v, 1, b)) return NULL;
+        if (b->len != p->start_len || memcmp(b->data, p->start, b->len) != 0) continue;
+        if (mkey_prefix_end(b)) return NULL;
+        if (b->len == p->end_len && memcmp(b->data, p->end, b->len) == 0) return s->tables[i]->name;
+    }
+    return NULL;
+}
+
+static int emit_policy(cl_sink *k, const sql_cluster_policy *p)
+{
+    mbuf st = MBUF_INIT, en = MBUF_INIT, b = MBUF_INIT;
+    key_text(p->start, p->start_len, 0, &st);
+    key_text(p->end, p->end_len, 1, &en);
+    int rc = !st.data || !en.data ? MERR_NOMEM : 0;
+    if (!rc) {
+        sys_val row[8] = {v_text(p->name),
+                          v_text(policy_table(k->s, p, &b)),
+                          v_text((char *)st.data),
+                          v_text((char *)en.data),
+                          v_int(p->replicas),
+                          v_text(p->regions && *p->regions ? p->regions : NULL),
+                          v_text(p->lead_region && *p->lead_region ? p->lead_region : NULL),
+                          v_text(p->survive)};
+        rc = sys_row(k->c, row);
+    }
+    mbuf_free(&st);
+    mbuf_free(&en);
+    mbuf_free(&b);
+    return rc;
+}
+
 static int cl_emit(void *arg, const void *row)
 {
     cl_sink *k = arg;
@@ -247,6 +289,7 @@ static int cl_emit(void *arg, const void *row)
         return sys_row(k->c, out);
     }
     case V_RANGES: return emit_range(k, row);
+    case V_PLACEMENT: return emit_policy(k, row);
     case V_SESSIONS: {
         const sql_cluster_session *x = row;
         char at[64] = "";
@@ -295,11 +338,12 @@ int sql_sysview_is(const char *name)
 static int cluster_rows(sql_session *s, sys_cursor *c, int which, merr *e)
 {
     const sql_cluster_ops *o = s->cluster;
-    int (*fn)(void *, sql_cluster_emit_fn, void *, merr *) = !o                  ? NULL
-                                                             : which == V_NODES  ? o->nodes
-                                                             : which == V_RANGES ? o->ranges
-                                                             : which == V_SESSIONS
-                                                                 ? o->sessions
+    int (*fn)(void *, sql_cluster_emit_fn, void *, merr *) = !o                    ? NULL
+                                                             : which == V_NODES    ? o->nodes
+                                                             : which == V_RANGES   ? o->ranges
+                                                             : which == V_SESSIONS ? o->sessions
+                                                             : which == V_PLACEMENT
+                                                                 ? o->policies
                                                                  : o->transactions;
     if (!fn)
         return merr_set(e, MERR_UNSUPPORTED, "%s is not available: no cluster behind this session",

@@ -4,7 +4,8 @@
 # network namespaces where the machine allows them, else on loopback. Checks
 # that the configured latency shows in node-to-node round trips (ordering
 # and lower bounds from the configured one-way delays, no speed limits), that
-# SQL written through the shell reads back, that every node's clock is
+# SQL written through the shell reads back, that --leader-region moves every
+# user range's lease into that region, that every node's clock is
 # chrony-synchronized, and that `down` leaves no namespace, link or process
 # behind, also when a process was never recorded (as after a crash of `up`).
 # Bad input is refused before anything is created. Exit 77 (skip) only
@@ -55,7 +56,7 @@ cat "$tmp/up.out"
 prefix=$(sed -n 's/^prefix=//p' "$dir/config")
 pids=$(awk '{print $3}' "$dir/procs")
 check "up refuses a directory in use" "! bash $script up $dir --nodes 1 --regions a >/dev/null 2>&1"
-check "leader region is reported as not applied" "grep -q 'NOT applied' $tmp/up.out"
+check "leader region is applied as a policy" "grep -q 'placement policy \"leader-region\"' $tmp/up.out"
 check "status lists 4 running nodes" "[ \$(bash $script status $dir | grep -c '^node .* up ') = 4 ]"
 [ $mode = netns ] && check "4 namespaces exist" "[ \$(ip netns list | grep -c ^$prefix) = 4 ]"
 
@@ -96,6 +97,22 @@ check "SQL write through the shell" "[ $? = 0 ]"
 bash "$script" sql "$dir" --format csv -e "SELECT k, v FROM regions_t ORDER BY k;" >"$tmp/sql2" 2>&1
 check "SQL read back" "grep -q '^1,east' $tmp/sql2 && grep -q '^2,west' $tmp/sql2"
 [ "$fails" = 0 ] || cat "$tmp/sql1" "$tmp/sql2"
+
+# --leader-region us-west: every user range's lease moves to node 2, the
+# only us-west node (a replica moves there first where a range has none).
+# Reading the table renews its range's lease (a quiet one lapses).
+user_leads_west() {
+  bash "$script" sql "$dir" -e "SELECT count(*) FROM regions_t" >/dev/null 2>&1
+  "$bin" debug ranges --host "$(host 1)" --insecure --format json 2>/dev/null >"$tmp/ranges.json"
+  python3 - "$tmp/ranges.json" <<'PY'
+import json, sys
+rs = [r for r in json.load(open(sys.argv[1])) if r["start"] != "-inf"]
+sys.exit(0 if rs and all(r["leaseholder"] == 2 for r in rs) else 1)
+PY
+}
+for _ in $(seq 1 120); do user_leads_west && break; sleep 1; done
+check "every user range leads from us-west (node 2)" user_leads_west ||
+  "$bin" debug ranges --host "$(host 1)" --insecure
 
 # Every node's clock: the chrony source, synchronized. Polled: on a loaded
 # machine one chronyc query can run late and the node reports FREE_RUNNING

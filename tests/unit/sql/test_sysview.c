@@ -109,7 +109,8 @@ static void test_cluster_views(void **state)
     assert_int_equal(mkey_encode_prefix(&v, 1, &f.k100), 0);
     v = mkey_int(101, 0);
     assert_int_equal(mkey_encode_prefix(&v, 1, &f.k101), 0);
-    sql_cluster_ops ops = {f_nodes, f_ranges, f_sessions, f_txns};
+    sql_cluster_ops ops = {
+        .nodes = f_nodes, .ranges = f_ranges, .sessions = f_sessions, .transactions = f_txns};
     assert_int_equal(sql_kv_mem_open(&kv), 0);
     assert_int_equal(sql_session_open(&sql_kv_mem_ops, kv, &s, &e), 0);
 
