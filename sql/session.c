@@ -14,38 +14,8 @@
 #include "sql/ddl.h"
 #include "sql/placement.h"
 #include "sql/session.h"
+#include "sql/session_int.h"
 #include "sql/sql_int.h"
-
-enum stmt_kind {
-    K_QUERY = SQL_STMT_QUERY,
-    K_DDL = SQL_STMT_DDL,
-    K_BEGIN = SQL_STMT_BEGIN,
-    K_COMMIT = SQL_STMT_COMMIT,
-    K_ROLLBACK = SQL_STMT_ROLLBACK,
-    K_SAVEPOINT = SQL_STMT_SAVEPOINT,
-    K_RELEASE = SQL_STMT_RELEASE,
-    K_ROLLBACK_TO = SQL_STMT_ROLLBACK_TO,
-    K_AUTH = SQL_STMT_AUTH,
-    K_SET_TXN = SQL_STMT_SET_TXN,
-    K_PLACEMENT = 100 /* sql/placement.h; reported as DDL */
-};
-
-struct sql_stmt {
-    sql_session *s;
-    int kind;
-    sqlite3_stmt *st;
-    char *text;
-    char *spname;
-    sql_ddl_info ddl;
-    sql_auth_stmt auth;
-    struct sql_placement *place;
-    int started, done, autocommit;
-    int returned_rows, retries;
-    sql_upsert *upsert;
-    uint64_t mark;
-    int asof; /* AS OF SYSTEM TIME `at` was given (sql/asof.h) */
-    sql_kv_at at;
-};
 
 int sql_session_open(const sql_kv_ops *ops, void *kv_ctx, sql_session **out, merr *e)
 {
@@ -737,90 +707,4 @@ int sql_reset(sql_stmt *st, merr *e)
     }
     st->started = st->done = st->returned_rows = st->retries = 0;
     return rc;
-}
-
-sql_stmt_kind sql_stmt_get_kind(sql_stmt *st)
-{
-    return st->kind == K_PLACEMENT ? SQL_STMT_DDL : (sql_stmt_kind)st->kind;
-}
-
-int sql_stmt_readonly(sql_stmt *st)
-{
-    if (st->kind == K_DDL || st->kind == K_AUTH) return 0;
-    return st->st ? sqlite3_stmt_readonly(st->st) : 1;
-}
-
-int sql_session_error_offset(const sql_session *s)
-{
-    return s->err_offset;
-}
-
-uint64_t sql_session_changes(const sql_session *s)
-{
-    return (uint64_t)sqlite3_changes64(s->db);
-}
-
-sqlite3_stmt *sql_stmt_handle(sql_stmt *st)
-{
-    return st->st;
-}
-
-int sql_column_count(sql_stmt *st)
-{
-    return st->st ? sqlite3_column_count(st->st) : 0;
-}
-const char *sql_column_name(sql_stmt *st, int i)
-{
-    return sqlite3_column_name(st->st, i);
-}
-int sql_column_type(sql_stmt *st, int i)
-{
-    return sqlite3_column_type(st->st, i);
-}
-int64_t sql_column_int64(sql_stmt *st, int i)
-{
-    return sqlite3_column_int64(st->st, i);
-}
-double sql_column_double(sql_stmt *st, int i)
-{
-    return sqlite3_column_double(st->st, i);
-}
-const unsigned char *sql_column_text(sql_stmt *st, int i)
-{
-    return sqlite3_column_text(st->st, i);
-}
-const void *sql_column_blob(sql_stmt *st, int i)
-{
-    return sqlite3_column_blob(st->st, i);
-}
-int sql_column_bytes(sql_stmt *st, int i)
-{
-    return sqlite3_column_bytes(st->st, i);
-}
-sqlite3_value *sql_column_value(sql_stmt *st, int i)
-{
-    return sqlite3_column_value(st->st, i);
-}
-
-int sql_exec(sql_session *s, const char *sql, sql_row_fn fn, void *arg, merr *e)
-{
-    const char *p = sql;
-    while (p && *p) {
-        sql_stmt *st;
-        const char *tail;
-        int rc = sql_prepare(s, p, &st, &tail, e);
-        if (rc) return rc;
-        if (!st) break;
-        while ((rc = sql_step(st, e)) == 1) {
-            if (fn && fn(arg, st)) {
-                sql_finalize(st, NULL);
-                return merr_set(e, MERR_CANCELED, "canceled by the row callback");
-            }
-        }
-        int frc = sql_finalize(st, rc ? NULL : e);
-        if (rc) return rc;
-        if (frc) return frc;
-        p = tail;
-    }
-    return 0;
 }
