@@ -284,10 +284,10 @@ int cmd_debug_ranges(int argc, char **argv)
     if (json)
         printf("[");
     else
-        printf("%-6s %-16s %-16s %-14s %-6s %10s %10s  %s\n", "range", "start", "end", "replicas",
-               "lease", "keys", "bytes", "applied (node:slot)");
+        printf("%-6s %-16s %-16s %-14s %-14s %-6s %10s %10s %8s  %s\n", "range", "start", "end",
+               "replicas", "regions", "lease", "keys", "bytes", "qps", "applied (node:slot)");
     for (size_t k = 0; k < nids; k++) {
-        const Meridian__Node__RangeInfo *best = NULL;
+        const Meridian__Node__RangeInfo *best = NULL, *lh = NULL;
         uint64_t lease = 0;
         char applied[512] = "", nodes[256] = "";
         size_t ap = 0, np = 0;
@@ -295,7 +295,7 @@ int cmd_debug_ranges(int argc, char **argv)
             for (size_t j = 0; per[i] && j < per[i]->n_ranges; j++) {
                 const Meridian__Node__RangeInfo *in = per[i]->ranges[j];
                 if (in->descriptor->range_id != ids[k]) continue;
-                if (in->leaseholder) lease = per[i]->node_id;
+                if (in->leaseholder) lease = per[i]->node_id, lh = in;
                 np += (size_t)snprintf(nodes + np, np < sizeof(nodes) ? sizeof(nodes) - np : 0,
                                        "%s%" PRIu64, np ? "," : "", per[i]->node_id);
                 if (!best || in->leaseholder || in->applied_slot > best->applied_slot) best = in;
@@ -303,15 +303,26 @@ int cmd_debug_ranges(int argc, char **argv)
                     applied + ap, ap < sizeof(applied) ? sizeof(applied) - ap : 0,
                     "%s%" PRIu64 ":%" PRIu64, ap ? " " : "", per[i]->node_id, in->applied_slot);
             }
-        char start[64], end[64], reps[96] = "";
+        char start[64], end[64], reps[96] = "", regions[160] = "", locs[320] = "";
         fmt_key(&best->descriptor->start_key, 0, start, sizeof(start));
         fmt_key(&best->descriptor->end_key, 1, end, sizeof(end));
-        size_t rpos = 0;
+        size_t rpos = 0, gpos = 0, lpos = 0;
         for (size_t r = 0; r < best->descriptor->n_replicas; r++) {
             const Meridian__Meta__ReplicaDescriptor *d = best->descriptor->replicas[r];
             rpos += (size_t)snprintf(reps + rpos, rpos < sizeof(reps) ? sizeof(reps) - rpos : 0,
                                      "%s%" PRIu64 "%s", r ? "," : "", d->node_id,
                                      d->type == MERIDIAN__META__REPLICA_TYPE__LEARNER ? "L" : "");
+            /* Where each replica's node is (its own answer; "?" if it gave none). */
+            const Meridian__Meta__Locality *lo = NULL;
+            for (size_t i = 0; i < nn; i++)
+                if (per[i] && per[i]->node_id == d->node_id) lo = per[i]->locality;
+            const char *rg = lo && lo->region && lo->region[0] ? lo->region : "?";
+            const char *zn = lo && lo->zone && lo->zone[0] ? lo->zone : "?";
+            gpos += (size_t)snprintf(regions + gpos,
+                                     gpos < sizeof(regions) ? sizeof(regions) - gpos : 0, "%s%s",
+                                     r ? "," : "", rg);
+            lpos += (size_t)snprintf(locs + lpos, lpos < sizeof(locs) ? sizeof(locs) - lpos : 0,
+                                     "%s%" PRIu64 ":%s/%s", r ? "," : "", d->node_id, rg, zn);
         }
         if (json) {
             printf("%s{\"range\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"nodes\":\"%s\","
@@ -322,17 +333,20 @@ int cmd_debug_ranges(int argc, char **argv)
             json_str(end);
             printf(",\"replicas\":");
             json_str(reps);
+            printf(",\"localities\":");
+            json_str(locs);
             printf(",\"leaseholder\":%" PRIu64 ",\"keys\":%" PRId64 ",\"bytes\":%" PRId64
-                   ",\"applied\":",
-                   lease, best->live_keys, best->live_bytes);
+                   ",\"reads_per_s\":%.1f,\"writes_per_s\":%.1f,\"applied\":",
+                   lease, best->live_keys, best->live_bytes, best->reads_per_s, best->writes_per_s);
             json_str(applied);
             printf("}");
         } else {
             char ls[16];
             snprintf(ls, sizeof(ls), "%" PRIu64, lease);
-            printf("%-6" PRIu64 " %-16s %-16s %-14s %-6s %10" PRId64 " %10" PRId64 "  %s\n", ids[k],
-                   start, end, reps, lease ? ls : "none", best->live_keys, best->live_bytes,
-                   applied);
+            printf("%-6" PRIu64 " %-16s %-16s %-14s %-14s %-6s %10" PRId64 " %10" PRId64
+                   " %8.1f  %s\n",
+                   ids[k], start, end, reps, regions, lease ? ls : "none", best->live_keys,
+                   best->live_bytes, lh ? lh->reads_per_s + lh->writes_per_s : 0.0, applied);
         }
     }
     if (json) printf("]\n");

@@ -184,6 +184,7 @@ static void on_ranges(void *arg, rpc_req *req)
     Meridian__Node__RangesResponse resp = MERIDIAN__NODE__RANGES_RESPONSE__INIT;
     resp.node_id = n->store.node_id;
     size_t nr = n->host_open ? n->host.nreps : 0;
+    int64_t now = mtime_mono_ns();
     Meridian__Node__RangeInfo *infos = calloc(nr ? nr : 1, sizeof(*infos));
     Meridian__Node__RangeInfo **ip = calloc(nr ? nr : 1, sizeof(*ip));
     range_desc_pb *ds = calloc(nr ? nr : 1, sizeof(*ds));
@@ -209,10 +210,15 @@ static void on_ranges(void *arg, rpc_req *req)
         in->live_keys = m.stats.live_keys;
         in->versions = m.stats.versions;
         in->role = (char *)paxos_role_name(paxos_get_role(g));
+        replica_load_peek(r, now, &in->reads_per_s, &in->writes_per_s);
         ip[i] = in;
     }
     resp.ranges = ip;
     resp.n_ranges = nr;
+    Meridian__Meta__Locality loc = MERIDIAN__META__LOCALITY__INIT;
+    loc.region = n->cfg.loc.region;
+    loc.zone = n->cfg.loc.zone;
+    resp.locality = &loc;
     pb_reply(req, &resp.base);
 out:
     free(infos);

@@ -127,6 +127,9 @@ void replica_note_write(replica *r, const range_write *w, size_t n);
  * sample_qps (> 0; the caller passes 0 unless it holds the lease). */
 void replica_load(replica *r, int64_t now_ns, double sample_qps, double *reads_per_s,
                   double *writes_per_s, uint8_t *key, size_t *klen);
+/* The same rates since the last replica_load, without starting a window
+ * (debug ranges: looking must not change what the heartbeat reports). */
+void replica_load_peek(replica *r, int64_t now_ns, double *reads_per_s, double *writes_per_s);
 /* How long ago (monotonic) the span last changed here: split, merge, start. */
 int64_t replica_span_age_ns(replica *r, int64_t now_ns);
 

@@ -37,13 +37,8 @@ void replica_note_write(replica *r, const range_write *w, size_t n)
 void replica_load(replica *r, int64_t now_ns, double sample_qps, double *reads_per_s,
                   double *writes_per_s, uint8_t *key, size_t *klen)
 {
-    *reads_per_s = *writes_per_s = 0;
     *klen = 0;
-    if (r->load_ns && now_ns > r->load_ns) {
-        double s = (double)(now_ns - r->load_ns) / 1e9;
-        *reads_per_s = (double)(r->nreads - r->load_reads) / s;
-        *writes_per_s = (double)(r->nwrites - r->load_writes) / s;
-    }
+    replica_load_peek(r, now_ns, reads_per_s, writes_per_s);
     r->load_ns = now_ns;
     r->load_reads = r->nreads;
     r->load_writes = r->nwrites;
@@ -51,6 +46,16 @@ void replica_load(replica *r, int64_t now_ns, double sample_qps, double *reads_p
      * node with 10k cold ranges holds none. */
     *klen = pd_loadkey_window(&r->lk, *reads_per_s + *writes_per_s, sample_qps, r->range_id,
                               r->start, r->start_len, r->end, r->end_len, key);
+}
+
+void replica_load_peek(replica *r, int64_t now_ns, double *reads_per_s, double *writes_per_s)
+{
+    *reads_per_s = *writes_per_s = 0;
+    if (r->load_ns && now_ns > r->load_ns) {
+        double s = (double)(now_ns - r->load_ns) / 1e9;
+        *reads_per_s = (double)(r->nreads - r->load_reads) / s;
+        *writes_per_s = (double)(r->nwrites - r->load_writes) / s;
+    }
 }
 
 int64_t replica_span_age_ns(replica *r, int64_t now_ns)

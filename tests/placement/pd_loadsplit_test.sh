@@ -38,11 +38,17 @@ check "set range.split_qps 20" "[ \"\$(settings set range.split_qps 20)\" = 20 ]
 # at random (uniform), in short bench runs until the PD has split (40 runs:
 # a hang guard only; timeout too). A run spans at least two heartbeat
 # windows: the first hot one turns sampling on, the next reports the key.
+# debug ranges shows the load while it runs (the leaseholder's reads/s since
+# its last heartbeat), read once in the middle of the first run.
+( sleep 1.5; "$bin" debug ranges --host "$(first_up)" --insecure --format json >"$dir/load.json" 2>&1 ) &
 for _ in $(seq 1 40); do
   timeout 60 "$bin" bench txn-reads --host "$(first_up)" --insecure --keys 100 --leader-only \
     --concurrency 1 --duration 3s >>"$dir/bench" 2>&1
   [ "$(load_splits)" -ge 1 ] && [ "$(nranges)" -ge 2 ] && break
 done
+wait
+check "debug ranges shows the load (reads/s > 0 somewhere)" \
+  "python3 -c 'import json,sys; sys.exit(0 if any(r[\"reads_per_s\"] > 0 for r in json.load(open(sys.argv[1]))) else 1)' '$dir/load.json'"
 check "the PD split by load ($(load_splits) load splits, $(nranges) ranges)" \
   "[ \"\$(load_splits)\" -ge 1 ] && [ \"\$(nranges)\" -ge 2 ]"
 [ "$(load_splits)" -ge 1 ] || { echo "diagnostics: PD operations, the last bench runs, ranges:"

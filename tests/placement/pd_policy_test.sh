@@ -90,6 +90,8 @@ t_leads_us() {
     [ "$(sql "SELECT group_concat(DISTINCT coalesce(leader_node, 0)) FROM meridian_ranges WHERE table_name = 't'" | tail -1)" = 1 ]
 }
 check "the table's range leads from us (node 1)" "wait_for 60 t_leads_us" || show
+check "debug ranges names each replica's locality" \
+  "'$bin' debug ranges --insecure --host '$(first)' --format json | grep -q '\"localities\":\"[^\"]*1:us/'"
 check "ALTER TABLE t RESET PLACEMENT" "sql 'ALTER TABLE t RESET PLACEMENT' >/dev/null && [ \"\$(policy list | wc -l)\" = 1 ]"
 check "data intact" intact
 
