@@ -311,7 +311,7 @@ static void on_paxos_msg(void *arg, rpc_req *req)
     replica *r = host_find(h, m.group);
     if (r) {
         replica_on_msg(r, &m);
-    } else if (m.type == PAXOS_MSG_PREPARE || m.type == PAXOS_MSG_PREVOTE) {
+    } else if (!h->closing && (m.type == PAXOS_MSG_PREPARE || m.type == PAXOS_MSG_PREVOTE)) {
         /* Maybe a range split here a moment from now (parked.h). */
         if (!h->parked) h->parked = calloc(1, sizeof(*h->parked));
         if (h->parked)

@@ -84,5 +84,6 @@ check "the old leaseholder serves reads" \
 bash "$lc" stop "$dir" >/dev/null 2>&1
 check "no sanitizer report from any node" \
   "! grep -q -E 'AddressSanitizer|LeakSanitizer|runtime error:' '$dir'/n*.out"
+grep -h -E -A40 'AddressSanitizer|LeakSanitizer|runtime error:' "$dir"/n*.out | head -80
 echo "$fails failed"
 [ "$fails" = 0 ]
