@@ -284,8 +284,8 @@ int cmd_debug_ranges(int argc, char **argv)
     if (json)
         printf("[");
     else
-        printf("%-6s %-16s %-16s %-14s %-14s %-6s %10s %10s %8s  %s\n", "range", "start", "end",
-               "replicas", "regions", "lease", "keys", "bytes", "qps", "applied (node:slot)");
+        printf("%-6s %-16s %-16s %-14s %-6s %10s %10s %8s %-14s  %s\n", "range", "start", "end",
+               "replicas", "lease", "keys", "bytes", "qps", "regions", "applied (node:slot)");
     for (size_t k = 0; k < nids; k++) {
         const Meridian__Node__RangeInfo *best = NULL, *lh = NULL;
         uint64_t lease = 0;
@@ -343,10 +343,11 @@ int cmd_debug_ranges(int argc, char **argv)
         } else {
             char ls[16];
             snprintf(ls, sizeof(ls), "%" PRIu64, lease);
-            printf("%-6" PRIu64 " %-16s %-16s %-14s %-14s %-6s %10" PRId64 " %10" PRId64
-                   " %8.1f  %s\n",
-                   ids[k], start, end, reps, regions, lease ? ls : "none", best->live_keys,
-                   best->live_bytes, lh ? lh->reads_per_s + lh->writes_per_s : 0.0, applied);
+            /* The first five columns keep their places: scripts read them. */
+            printf("%-6" PRIu64 " %-16s %-16s %-14s %-6s %10" PRId64 " %10" PRId64
+                   " %8.1f %-14s  %s\n",
+                   ids[k], start, end, reps, lease ? ls : "none", best->live_keys, best->live_bytes,
+                   lh ? lh->reads_per_s + lh->writes_per_s : 0.0, regions, applied);
         }
     }
     if (json) printf("]\n");

@@ -33,7 +33,7 @@ xfer() { "$bin" debug transfer-lease --insecure --host "$(all)" --timeout 60s "$
 put() { "$bin" debug kv put "$1" "$2" --insecure --host "$(all)" --timeout 60s >/dev/null 2>&1 && echo "$1" >>"$dir/acked"; }
 # lease_of RANGE: the node id the nodes report as RANGE's leaseholder
 lease_of() {
-  "$bin" debug ranges --insecure --host "$(rpc_of 1)" 2>/dev/null | awk -v r="$1" '$1==r {print $6}'
+  "$bin" debug ranges --insecure --host "$(rpc_of 1)" 2>/dev/null | awk -v r="$1" '$1==r {print $5}'
 }
 
 bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
