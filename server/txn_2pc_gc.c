@@ -146,8 +146,11 @@ int tx2_has_records(replica *r)
 
 void tx2_gc(tx_range *rg, int64_t now_ns)
 {
+    /* The lease owner, not only a live leaseholder: a quiet range lets its
+     * lease lapse, and records left in it would never go (the deletes'
+     * write renews the lease, as any request does). */
     if (rg->gc_inflight || now_ns - rg->gc_last_ns < TX2_GC_EVERY_NS ||
-        !replica_is_leaseholder(rg->r))
+        !replica_is_lease_owner(rg->r))
         return;
     rg->gc_last_ns = now_ns;
     tt_interval tt;

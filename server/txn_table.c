@@ -277,7 +277,7 @@ void tx_sweep(txn_service *s)
      * one holding transaction records, so that they get collected. */
     for (size_t i = 0; i < s->h->nreps; i++) {
         replica *r = s->h->reps[i];
-        if (!tx_range_find(s, replica_id(r)) && replica_is_leaseholder(r) &&
+        if (!tx_range_find(s, replica_id(r)) && replica_is_lease_owner(r) &&
             (tx2_min_prepared(r) || tx2_has_records(r)))
             (void)tx_range_for(s, r);
     }
