@@ -213,3 +213,13 @@ int mbytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
     if (c) return c;
     return an < bn ? -1 : an > bn ? 1 : 0;
 }
+
+void mstr_appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) *len = *len + (size_t)k < cap ? *len + (size_t)k : cap - 1;
+}

@@ -78,4 +78,10 @@ static inline uint64_t mbe64_get(const uint8_t *p)
     return ((uint64_t)mbe32_get(p) << 32) | mbe32_get(p + 4);
 }
 
+/* Appends printf output to the NUL-terminated text in buf[0..cap) at *len,
+ * truncating at cap; *len counts only what was written. For one-line
+ * descriptions into fixed buffers. */
+void mstr_appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -1,5 +1,6 @@
 /* The placement data model: settings, liveness, keys, building and checking
  * cluster snapshots, and the operation list (see pd_model.h). */
+#include "common/buf.h"
 #include "placement/pd_model.h"
 
 #include <stdio.h>
@@ -481,27 +482,19 @@ size_t pd_op_format(const pd_op *op, char *buf, size_t cap)
     int n = snprintf(buf, cap, "%s range=%llu", pd_op_kind_name(op->kind),
                      (unsigned long long)op->range);
     size_t len = n > 0 ? (size_t)n : 0;
-#define PD_APPEND(...)                                                                             \
-    do {                                                                                           \
-        if (len < cap) {                                                                           \
-            int k = snprintf(buf + len, cap - len, __VA_ARGS__);                                   \
-            if (k > 0) len += (size_t)k;                                                           \
-        }                                                                                          \
-    } while (0)
-    if (op->range2) PD_APPEND(" right=%llu", (unsigned long long)op->range2);
-    if (op->node) PD_APPEND(" node=%llu", (unsigned long long)op->node);
-    if (op->from) PD_APPEND(" from=%llu", (unsigned long long)op->from);
+    if (op->range2) mstr_appendf(buf, cap, &len, " right=%llu", (unsigned long long)op->range2);
+    if (op->node) mstr_appendf(buf, cap, &len, " node=%llu", (unsigned long long)op->node);
+    if (op->from) mstr_appendf(buf, cap, &len, " from=%llu", (unsigned long long)op->from);
     if (op->kind == PD_OP_SPLIT) {
-        PD_APPEND(" key=");
+        mstr_appendf(buf, cap, &len, " key=");
         for (size_t i = 0; i < op->key.len; i++) {
             uint8_t b = op->key.p[i];
             if (b >= 0x21 && b < 0x7f && b != '\\')
-                PD_APPEND("%c", b);
+                mstr_appendf(buf, cap, &len, "%c", b);
             else
-                PD_APPEND("\\x%02x", b);
+                mstr_appendf(buf, cap, &len, "\\x%02x", b);
         }
     }
-    PD_APPEND(" reason=%s", pd_reason_name(op->reason));
-#undef PD_APPEND
+    mstr_appendf(buf, cap, &len, " reason=%s", pd_reason_name(op->reason));
     return len < cap ? len : (cap ? cap - 1 : 0);
 }

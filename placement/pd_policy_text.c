@@ -1,5 +1,6 @@
 /* Named placement policies: checks and the canonical text form
  * (pd_policy_text.h). */
+#include "common/buf.h"
 #include "placement/pd_policy_text.h"
 
 #include <stdio.h>
@@ -196,25 +197,17 @@ size_t pd_policy_format(const pd_policy *p, char *buf, size_t cap)
 {
     if (!cap) return 0;
     size_t len = 0;
-#define PUT(...)                                                                                   \
-    do {                                                                                           \
-        if (len < cap) {                                                                           \
-            int k = snprintf(buf + len, cap - len, __VA_ARGS__);                                   \
-            if (k > 0) len += (size_t)k;                                                           \
-        }                                                                                          \
-    } while (0)
-    PUT("replicas=%d start=", p->replication_factor);
+    mstr_appendf(buf, cap, &len, "replicas=%d start=", p->replication_factor);
     if (len < cap) len = hex_put(buf, cap, len, &p->start);
-    PUT(" end=");
+    mstr_appendf(buf, cap, &len, " end=");
     if (len < cap) len = hex_put(buf, cap, len, &p->end);
     if (p->n_allowed) {
         char r[PD_MAX_REGIONS * PD_NAME_MAX];
         pd_policy_regions_text(p, r, sizeof(r));
-        PUT(" regions=%s", r);
+        mstr_appendf(buf, cap, &len, " regions=%s", r);
     }
-    if (p->lead_region[0]) PUT(" lead_region=%s", p->lead_region);
-    PUT(" survive=%s", pd_survival_name(p->survival));
-#undef PUT
+    if (p->lead_region[0]) mstr_appendf(buf, cap, &len, " lead_region=%s", p->lead_region);
+    mstr_appendf(buf, cap, &len, " survive=%s", pd_survival_name(p->survival));
     return len < cap ? len : cap - 1;
 }
 
