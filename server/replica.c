@@ -155,6 +155,10 @@ static void handle_update(replica *r, paxos_update *u)
     if (u->nchosen || u->has_install || u->want_snapshot) replica_store_ensure(r);
     if (u->has_install) r->doubt_clean = 0; /* a new store: its intents are read again */
     host_wake(h, r);                        /* it did something: tick it until it is quiet again */
+    /* Messages first (paxos.h: they never depend on this update's persist):
+     * a leader's ACCEPTs then travel while its own log write is queued, so
+     * the followers' fsyncs start one thread hand-off sooner. */
+    for (size_t i = 0; i < u->nmsgs; i++) host_send(h, &u->msgs[i]);
     if (u->persist_seq) {
         uint64_t bid = host_batch_id(h);
         logstore_batch *b = logstore_batch_new(bid);
@@ -195,7 +199,6 @@ static void handle_update(replica *r, paxos_update *u)
             r->broken = 1;
         }
     }
-    for (size_t i = 0; i < u->nmsgs; i++) host_send(h, &u->msgs[i]);
     for (size_t i = 0; i < u->nchosen; i++) r->log_bytes += u->chosen[i].len + 32;
     uint64_t bad_slot = 0;
     if (u->nchosen && !r->broken && replica_apply_or_stall(r, u->chosen, u->nchosen, &bad_slot)) {
