@@ -18,6 +18,12 @@
 # (cycling; default: every node in region "local"); MERIDIAN_METRICS_TOKEN is
 # sent to a secure cluster's /metrics, over HTTPS when MERIDIAN_HTTP_CA names
 # the cluster's ca.crt.
+#
+# MERIDIAN_NETNS="PREFIX SUBNET" at `start` (root, iproute2; deploy/netns.sh)
+# puts node I in network namespace PREFIXnI at SUBNET.(10+I), behind a bridge
+# that holds SUBNET.1 on this side: faults below the process (packet filters
+# in a namespace) then cut real TCP connections. DIR/netns remembers it for
+# the other commands; `stop` removes the namespaces.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
@@ -28,6 +34,8 @@ tool_flags=${MERIDIAN_TOOL_FLAGS:---insecure}
 die() { echo "local-cluster: $*" >&2; exit 1; }
 # shellcheck source=deploy/lib.sh
 . "$here/lib.sh"
+# shellcheck source=deploy/netns.sh
+. "$here/netns.sh"
 
 addr_of() { sed -n "s/^$2=//p" "$1/listen-addrs" 2>/dev/null; }
 field() { awk -v i="$2" '$1==i {print $'"$3"'}' "$1/nodes"; }
@@ -38,13 +46,38 @@ region_of() { # region_of I: from MERIDIAN_REGIONS, cycling
   echo "${r[$(( ($1 - 1) % ${#r[@]} ))]}"
 }
 
+# netns_of DIR I: node I's namespace ("" outside netns mode).
+netns_of() { [ -s "$1/netns" ] && netns_name "$(cut -d' ' -f1 "$1/netns")" "$2"; }
+# listen_of DIR I: where node I listens (rpc; http on the next port).
+listen_of() {
+  if [ -s "$1/netns" ]; then
+    echo "$(netns_addr "$(cut -d' ' -f2 "$1/netns")" "$2"):26257"
+  else
+    echo 127.0.0.1:0
+  fi
+}
+http_of() { local l; l=$(listen_of "$1" "$2"); [ "$l" = 127.0.0.1:0 ] && echo "$l" || echo "${l%:*}:8080"; }
+# netns_up DIR FIRST LAST: namespaces for nodes FIRST..LAST (netns mode only).
+netns_up() {
+  [ -s "$1/netns" ] || return 0
+  local prefix subnet i
+  read -r prefix subnet <"$1/netns"
+  netns_bridge "$1/netns.res" "$prefix" "$subnet" || die "cannot create the bridge"
+  for i in $(seq "$2" "$3"); do
+    netns_node "$1/netns.res" "$prefix" "$subnet" "$i" || die "cannot create node $i's namespace"
+  done
+}
+
 start_node() { # start_node DIR I LISTEN HTTP [JOIN]
   local dir=$1 i=$2 listen=$3 http=$4 join=${5:-}
-  local store=$dir/n$i
+  local store=$dir/n$i ns pre=()
   mkdir -p "$store"
   rm -f "$store/listen-addrs"
+  # `ip netns exec` execs the node in place, so $! is still the node's PID.
+  ns=$(netns_of "$dir" "$i")
+  [ -n "$ns" ] && pre=(ip netns exec "$ns")
   # shellcheck disable=SC2086
-  "$bin" start --store "$store" --listen "$listen" --http-listen "$http" \
+  "${pre[@]}" "$bin" start --store "$store" --listen "$listen" --http-listen "$http" \
     --locality "region=$(region_of "$i"),zone=z$i" ${join:+--join "$join"} $flags \
     >>"$dir/n$i.out" 2>&1 &
   local pid=$!
@@ -72,11 +105,15 @@ start)
   [ -x "$bin" ] || die "no binary at $bin (build first, or set MERIDIAN_BIN)"
   [ -e "$dir/nodes" ] && die "$dir already holds a cluster (stop it, or pick another DIR)"
   mkdir -p "$dir"; : >"$dir/nodes"
-  start_node "$dir" 1 127.0.0.1:0 127.0.0.1:0
+  if [ -n "${MERIDIAN_NETNS:-}" ]; then
+    echo "$MERIDIAN_NETNS" >"$dir/netns"
+    netns_up "$dir" 1 "$n"
+  fi
+  start_node "$dir" 1 "$(listen_of "$dir" 1)" "$(http_of "$dir" 1)"
   seed=$(field "$dir" 1 3)
   # shellcheck disable=SC2086
   "$bin" init --host "$seed" $tool_flags >"$dir/init.out" 2>&1 || die "init failed: $(cat "$dir/init.out")"
-  for i in $(seq 2 "$n"); do start_node "$dir" "$i" 127.0.0.1:0 127.0.0.1:0 "$seed"; done
+  for i in $(seq 2 "$n"); do start_node "$dir" "$i" "$(listen_of "$dir" "$i")" "$(http_of "$dir" "$i")" "$seed"; done
   want=$((n < 3 ? n : 3))
   wait_for 60 voters_ok "$dir/nodes" "$want" || die "range 1 did not reach $want voters"
   cat "$dir/nodes"
@@ -87,7 +124,8 @@ add)
     i=$(( $(awk 'END {print $1}' "$dir/nodes") + 1 ))
     # Every node ever started is a seed: joining works while any one is up.
     seeds=$(awk '{printf "%s%s", s, $3; s=","}' "$dir/nodes")
-    start_node "$dir" "$i" 127.0.0.1:0 127.0.0.1:0 "$seeds"
+    netns_up "$dir" "$i" "$i"
+    start_node "$dir" "$i" "$(listen_of "$dir" "$i")" "$(http_of "$dir" "$i")" "$seeds"
     h=$(field "$dir" "$i" 4)
     joined() { v=$(metric "$h" meridian_node_id); [ -n "$v" ] && [ "$v" != 0 ]; }
     wait_for 60 joined || die "node $i did not join (see $dir/n$i.out)"
@@ -95,7 +133,7 @@ add)
   done
   ;;
 stop)
-  [ -e "$dir/nodes" ] || exit 0
+  [ -e "$dir/nodes" ] || { netns_teardown "$dir/netns.res"; exit 0; }
   while read -r i pid _; do kill -TERM "$pid" 2>/dev/null; done <"$dir/nodes"
   while read -r i pid _ _ store; do
     gone "$pid" && continue
@@ -106,6 +144,7 @@ stop)
     # A loaded machine (sanitizer builds, parallel tests) can take a while to reap.
     wait_for 30 gone "$pid"
   done <"$dir/nodes"
+  netns_teardown "$dir/netns.res"
   rm -f "$dir/nodes"
   ;;
 kill)

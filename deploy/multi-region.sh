@@ -52,13 +52,14 @@ usage() {
 say() { echo "multi-region: $*" >&2; }
 # shellcheck source=deploy/lib.sh
 . "$here/lib.sh"
+# shellcheck source=deploy/netns.sh
+. "$here/netns.sh"
 
 alive() { ! gone "$1"; }
 # ours PID: the process still runs a command line that names DIR, so a
 # recycled PID is never killed.
 ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$dir"; }
 cfg() { sed -n "s/^$1=//p" "$dir/config" 2>/dev/null; }
-record() { echo "$*" >>"$dir/resources"; } # before creating the thing
 in_ns() { # in_ns NS CMD...: runs CMD in namespace NS ("" = here)
   local ns=$1; shift
   if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi
@@ -140,7 +141,7 @@ zone_of() { # R-a, R-b, ...: the node's rank within its region
   local letters=abcdefghijklmnopqrstuvwxyz
   echo "$(region_of "$1")-${letters:$(( ($1 - 1) / nregions % 26 )):1}"
 }
-ns_of() { [ "$mode" = netns ] && echo "${prefix}n$1"; }
+ns_of() { [ "$mode" = netns ] && netns_name "$prefix" "$1"; }
 region_ns() { # the namespace of the region's first node ("" in loopback mode)
   local i
   [ "$mode" = netns ] || return 0
@@ -190,22 +191,10 @@ netem_works() { # can this kernel delay packets? probed on the first veth
 }
 
 make_network() {
-  local i ns
-  record "link ${prefix}br"
-  ip link add "${prefix}br" type bridge || die "cannot create bridge ${prefix}br"
-  ip addr add "$subnet.1/24" dev "${prefix}br" && ip link set "${prefix}br" up ||
-    die "cannot configure ${prefix}br"
+  local i
+  netns_bridge "$dir/resources" "$prefix" "$subnet" || die "cannot create bridge ${prefix}br"
   for i in $(seq 1 "$nodes"); do
-    ns=$(ns_of "$i")
-    record "netns $ns"
-    ip netns add "$ns" || die "cannot create namespace $ns"
-    in_ns "$ns" ip link set lo up
-    record "link ${prefix}v$i"
-    ip link add "${prefix}v$i" type veth peer name eth0 netns "$ns" || die "cannot create veth ${prefix}v$i"
-    ip link set "${prefix}v$i" master "${prefix}br" up
-    in_ns "$ns" ip addr add "$subnet.$((10 + i))/24" dev eth0
-    in_ns "$ns" ip link set eth0 up
-    in_ns "$ns" ip route add default via "$subnet.1"
+    netns_node "$dir/resources" "$prefix" "$subnet" "$i" || die "cannot create namespace $(ns_of "$i")"
   done
 }
 
@@ -381,7 +370,7 @@ stop_pid() { # stop_pid PID: SIGTERM, SIGKILL after 10 s
 cmd_down() {
   [ -e "$dir/config" ] || return 0
   prefix=$(cfg prefix)
-  local kind name pid ns
+  local kind name pid
   # Nodes first (they read the chronyds), then the chronyds, newest first.
   if [ -e "$dir/procs" ]; then
     for kind in node chronyd; do
@@ -391,23 +380,8 @@ cmd_down() {
     done
   fi
   # Anything still inside our namespaces was started by us (a crash between
-  # starting and recording it): stop it by PID too.
-  if [ -e "$dir/resources" ]; then
-    while read -r kind name; do
-      [ "$kind" = netns ] || continue
-      for pid in $(ip netns pids "$name" 2>/dev/null); do
-        kill -TERM "$pid" 2>/dev/null
-        wait_for 10 eval "! alive $pid" || kill -KILL "$pid" 2>/dev/null
-        wait_for 10 eval "! alive $pid"
-      done
-    done <"$dir/resources"
-    tac "$dir/resources" | while read -r kind name; do
-      case $kind in
-        link) ip link show "$name" >/dev/null 2>&1 && ip link del "$name" ;;
-        netns) ip netns list | grep -qw "^$name" && ip netns del "$name" ;;
-      esac
-    done
-  fi
+  # starting and recording it): netns_teardown stops it by PID too.
+  netns_teardown "$dir/resources"
   rm -f "$dir/state" "$dir/config" "$dir/procs" "$dir/resources" "$dir/nodes"
   echo "down: $dir (logs and stores kept)"
 }

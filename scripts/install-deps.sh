@@ -17,6 +17,7 @@ PKGS=(
   python3                    # plots and small test helpers
   libpq-dev postgresql       # meridian tpcc --pg-url, bench/pg-setup.sh
   procps iproute2 curl
+  iptables                   # the netns-partition nemesis (tests/jepsen): cuts inside namespaces
 )
 
 missing=()

@@ -127,6 +127,13 @@ int jh_cluster_load(jh_cluster *c, merr *e)
     }
     fclose(f);
     if (!rc && n < 1) rc = merr_set(e, MERR_INVALID, "%s/nodes lists no node", c->dir);
+    c->netns_prefix[0] = '\0';
+    snprintf(path, sizeof(path), "%s/netns", c->dir);
+    FILE *ns = fopen(path, "r"); /* "PREFIX SUBNET" in netns mode */
+    if (ns) {
+        if (fscanf(ns, "%31s", c->netns_prefix) != 1) c->netns_prefix[0] = '\0';
+        fclose(ns);
+    }
     c->n = rc ? 0 : n;
     return rc;
 }
@@ -242,12 +249,12 @@ static int64_t between(rpc_rng *g, int64_t lo, int64_t hi)
     return hi > lo ? lo + (int64_t)(rpc_rng_next(g) % (uint64_t)(hi - lo)) : lo;
 }
 
-int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
-                       size_t wcap)
+int jh_partition_cut(jh_cluster *c, jh_fault f, rpc_rng *g, int side[], const char **how,
+                     char *what, size_t wcap)
 {
     int n = c->n;
     if (n < 2) return -1;
-    int side[JH_MAX_NODES] = {0}; /* 1: the cut-off side */
+    for (int i = 0; i < n; i++) side[i] = 0; /* 1: the cut-off side */
     int x = (int)(rpc_rng_next(g) % (uint64_t)n);
     if (f == JH_F_LEADER) {
         int l = leader(c);
@@ -266,15 +273,25 @@ int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPE
     } else {
         side[x] = 1;
     }
-    const char *how = "both";
-    if (f == JH_F_ONEWAY) how = rpc_rng_next(g) % 2 ? "out" : "in";
+    *how = "both";
+    if (f == JH_F_ONEWAY) *how = rpc_rng_next(g) % 2 ? "out" : "in";
     size_t wl = (size_t)snprintf(what, wcap, "%s:", jh_fault_name(f));
     for (int i = 0; i < n; i++)
         if (side[i] && wl < wcap)
             wl += (size_t)snprintf(what + wl, wcap - wl, " %d", c->nodes[i].idx);
     if (f == JH_F_ONEWAY && wl < wcap)
         snprintf(what + wl, wcap - wl, " (%s)",
-                 !strcmp(how, "out") ? "sends lost" : "hears nothing");
+                 !strcmp(*how, "out") ? "sends lost" : "hears nothing");
+    return 0;
+}
+
+int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
+                       size_t wcap)
+{
+    int side[JH_MAX_NODES];
+    const char *how;
+    if (jh_partition_cut(c, f, g, side, &how, what, wcap)) return -1;
+    int n = c->n;
     for (int i = 0; i < n; i++) {
         size_t l = 0;
         spec[i][0] = '\0';
@@ -511,7 +528,11 @@ static void one_fault(jh_cluster *c, jh_fault f, const jh_nemesis_opts *o, rpc_r
         return;
     }
     int64_t hold = between(g, o->hold_min_ns, o->hold_max_ns);
-    if (f == JH_F_NETNS) return; /* jh_netns_probe does not let it run yet */
+    if (f == JH_F_NETNS) { /* below the process: jh_netns.c */
+        st->count[f]++;
+        jh_netns_fault(c, hold, g, rec, stop, st);
+        return;
+    }
     if (f == JH_F_SPLIT || f == JH_F_TRANSFER || f == JH_F_MERGE) { /* ranges, not nodes */
         st->count[f]++;
         jh_ranges_fault(c, f, o, hold, g, rec, stop, st);
@@ -587,8 +608,13 @@ int jh_nemesis_run(jh_cluster *c, const jh_nemesis_opts *o, jp_recorder *rec,
     rpc_rng g;
     rpc_rng_seed(&g, o->seed ^ 0x6e656d65736973ULL); /* "nemesis": apart from the clients' */
     unsigned kinds = o->kinds;
+    if ((kinds & (1u << JH_F_NETNS)) && !c->netns_prefix[0])
+        snprintf(st->netns_skipped, sizeof(st->netns_skipped),
+                 "the cluster is not in network namespaces (tests/jepsen/run puts it there "
+                 "when the machine allows: root, ip, iptables, ip netns add)");
     if ((kinds & (1u << JH_F_NETNS)) &&
-        jh_netns_probe(getenv("PATH"), st->netns_skipped, sizeof(st->netns_skipped))) {
+        (st->netns_skipped[0] ||
+         jh_netns_probe(getenv("PATH"), st->netns_skipped, sizeof(st->netns_skipped)))) {
         /* Said in the history, the log and the summary; the others still run. */
         jh_note(c, rec, "netns-partition skipped: %s", st->netns_skipped);
         kinds &= ~(1u << JH_F_NETNS);

@@ -68,6 +68,9 @@ typedef struct jh_cluster {
     jh_node nodes[JH_MAX_NODES];
     int n;
     int skewed[JH_MAX_NODES]; /* by idx % JH_MAX_NODES: running with a skewed clock */
+    /* DIR/netns (local-cluster.sh MERIDIAN_NETNS): node I runs in namespace
+     * "<prefix>n<I>"; "" when the cluster is on loopback. */
+    char netns_prefix[32];
 } jh_cluster;
 
 /* Reads DIR/nodes and each store's IDENTITY. */
@@ -143,6 +146,14 @@ typedef struct jh_nemesis_opts {
  * partition. */
 int jh_nemesis_parse(const char *spec, unsigned *kinds);
 
+/* The cut of partition variant f (isolate, isolate-leader, one-way,
+ * halves), drawing the victims from g: side[i] = 1 for the cut-off nodes,
+ * *how "both", "out" (their sends are lost) or "in" (they hear nothing);
+ * what gets a description ("isolate: 2"). Returns 0, or -1 when there is no
+ * place for f (one node). */
+int jh_partition_cut(jh_cluster *c, jh_fault f, rpc_rng *g, int side[], const char **how,
+                     char *what, size_t wcap);
+
 /* Each node's rpc fault spec (rpc/fault.h) for partition f, drawing the
  * victims from g; what gets a description ("isolate: 2"). spec[i] is "" for
  * a node left alone. Rules name peers by node id (jh_node.id), never by
@@ -151,11 +162,24 @@ int jh_nemesis_parse(const char *spec, unsigned *kinds);
 int jh_partition_specs(jh_cluster *c, jh_fault f, rpc_rng *g, char spec[][JH_SPEC_MAX], char *what,
                        size_t wcap);
 
-/* netns-partition's preconditions: root, `ip`, `iptables` or `nft` in path
- * (NULL: the usual sbin/bin folders). Returns 0 when the nemesis can run
- * here, else -1 with the reason in why. */
+/* netns-partition's preconditions: root, `ip`, `iptables` in path (NULL: the
+ * usual sbin/bin folders). Returns 0 when the nemesis can run here, else -1
+ * with the reason in why. (The cluster must also run in namespaces:
+ * jh_cluster.netns_prefix.) */
 int jh_netns_probe(const char *path, char *why, size_t cap);
 
+/* One packet-filter rule of a namespace cut: in node `node`'s namespace,
+ * drop packets from (chain "INPUT") or to ("OUTPUT") address addr. */
+typedef struct jh_netns_rule {
+    int node; /* index into jh_cluster.nodes */
+    const char *chain;
+    char addr[64];
+} jh_netns_rule;
+/* The rules that make the cut (side, how) of jh_partition_cut between the
+ * nodes' addresses (their rpc host part): only the cut-off side filters.
+ * Returns how many (at most cap), or -1 when an address cannot be read. */
+int jh_netns_rules(const jh_cluster *c, const int side[], const char *how, jh_netns_rule *out,
+                   int cap);
 typedef struct jh_nemesis_stats {
     int count[JH_F_COUNT];
     int errors; /* tool invocations that failed */
@@ -177,6 +201,12 @@ typedef struct jh_nemesis_stats {
     /* netns-partition: why it did not run on this machine ("" if it ran) */
     char netns_skipped[256];
 } jh_nemesis_stats;
+
+/* netns-partition: one cut (a variant of jh_partition_cut drawn from g) by
+ * iptables rules inside the nodes' namespaces, held for hold_ns, then every
+ * namespace's INPUT and OUTPUT chains flushed. */
+void jh_netns_fault(jh_cluster *c, int64_t hold_ns, rpc_rng *g, jp_recorder *rec,
+                    volatile sig_atomic_t *stop, jh_nemesis_stats *st);
 
 /* A round's order of fault classes (fault numbers; JH_F_COUNT: the next
  * partition): shuffled, except that split comes before merge. */
