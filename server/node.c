@@ -28,6 +28,7 @@
 #include "server/node_moves.h"
 #include "server/node_ping.h"
 #include "server/node_sql.h"
+#include "server/node_sysviews.h"
 #include "server/range_desc.h"
 #include "server/replica.h"
 #include "server/txn_service.h"
@@ -308,6 +309,7 @@ static void start_on_loop(void *arg)
     rpc_node_handle(n->rpc, "node.Init", on_init, n);
     rpc_node_handle(n->rpc, "node.Status", on_status, n);
     rpc_node_handle(n->rpc, "node.Ranges", on_ranges, n);
+    node_sysviews_register(n);
     node_ping_register(n->rpc);
     if (node_cluster_start(n, e)) return;
     if (node_ranges_start(n, e)) return;

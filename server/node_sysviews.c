@@ -9,8 +9,9 @@
  * directory, the ranges callback reads it instead.
  *
  * Sessions: this node's SQL sessions (the executor's list). Transactions:
- * those the node's transaction service knows (ranges it leads), read on the
- * loop thread that owns them. Placement policies: pd.Policy calls, as
+ * every node's, asked by node.Transactions (each node answers with those its
+ * transaction service knows, the ranges it leads, read on the loop thread
+ * that owns them), so any gateway sees the whole cluster's. Placement policies: pd.Policy calls, as
  * `meridian debug policy` makes them. */
 #include "server/node_sysviews.h"
 
@@ -23,6 +24,7 @@
 #include "proto/node.pb-c.h"
 #include "server/cli_rpc.h"
 #include "server/node_int.h"
+#include "server/pbreply.h"
 #include "server/policy_client.h"
 #include "server/txn_table.h"
 
@@ -216,14 +218,72 @@ static void copy_txns(void *arg)
             }
 }
 
+/* node.Transactions: this node's transaction table (on the loop). */
+static void on_transactions(void *arg, rpc_req *req)
+{
+    txn_copy c = {.n = arg};
+    copy_txns(&c);
+    Meridian__Node__TransactionsResponse resp = MERIDIAN__NODE__TRANSACTIONS_RESPONSE__INIT;
+    Meridian__Node__TxnInfo *infos = calloc(c.nrows ? c.nrows : 1, sizeof(*infos));
+    Meridian__Node__TxnInfo **ip = calloc(c.nrows ? c.nrows : 1, sizeof(*ip));
+    if (c.rc || !infos || !ip) {
+        rpc_reply(req, MERR_NOMEM, "out of memory", NULL, 0);
+        goto out;
+    }
+    for (size_t i = 0; i < c.nrows; i++) {
+        const sql_cluster_txn *t = &c.rows[i];
+        meridian__node__txn_info__init(&infos[i]);
+        infos[i].txn_id = t->txn_id;
+        infos[i].range_id = t->range_id;
+        infos[i].priority = t->priority;
+        infos[i].state = (char *)t->state;
+        infos[i].waiting = t->waiting != 0;
+        infos[i].age_ms = t->age_ms;
+        infos[i].idle_ms = t->idle_ms;
+        ip[i] = &infos[i];
+    }
+    resp.node_id = c.n->store.node_id;
+    resp.txns = ip;
+    resp.n_txns = c.nrows;
+    pb_reply(req, &resp.base);
+out:
+    free(infos);
+    free(ip);
+    free(c.rows);
+}
+
+void node_sysviews_register(node *n)
+{
+    rpc_node_handle(n->rpc, "node.Transactions", on_transactions, n);
+}
+
+/* Every node's transactions; a node that does not answer is left out (its
+ * ranges' leases move to nodes that do). */
 static int transactions(void *ctx, sql_cluster_emit_fn emit, void *sink, merr *e)
 {
-    txn_copy c = {.n = ctx};
-    if (rpc_node_run_sync(c.n->rpc, copy_txns, &c))
-        return merr_set(e, MERR_UNAVAILABLE, "the node is stopping");
-    int rc = c.rc ? merr_set(e, c.rc, "out of memory") : 0;
-    for (size_t i = 0; i < c.nrows && !rc; i++) rc = emit(sink, &c.rows[i]);
-    free(c.rows);
+    node *n = ctx;
+    book b;
+    int rc = address_book(n, &b, e);
+    for (size_t i = 0; i < b.n && !rc; i++) {
+        merr pe = {0};
+        Meridian__Node__TransactionsResponse *r =
+            (Meridian__Node__TransactionsResponse *)cli_rpc_ask(
+                b.addr[i], n->cfg.certs_dir, "node.Transactions",
+                &meridian__node__transactions_response__descriptor, ASK_NS, &pe);
+        for (size_t k = 0; r && k < r->n_txns && !rc; k++) {
+            const Meridian__Node__TxnInfo *t = r->txns[k];
+            sql_cluster_txn row = {.txn_id = t->txn_id,
+                                   .node_id = r->node_id,
+                                   .range_id = t->range_id,
+                                   .priority = t->priority,
+                                   .state = t->state,
+                                   .waiting = t->waiting,
+                                   .age_ms = t->age_ms,
+                                   .idle_ms = t->idle_ms};
+            rc = emit(sink, &row);
+        }
+        if (r) meridian__node__transactions_response__free_unpacked(r, NULL);
+    }
     return rc;
 }
 

@@ -11,4 +11,8 @@
  * on the node's loop) and may block on rpc. */
 extern const sql_cluster_ops node_sysviews_ops;
 
+/* Registers node.Transactions (this node's transaction table), which every
+ * gateway's meridian_transactions asks of each node. */
+void node_sysviews_register(node *n);
+
 #endif

@@ -7,7 +7,7 @@
  *   meridian_ranges       one row per (range, table) overlap (table_name
  *                         NULL for a range holding no table's keys)
  *   meridian_sessions     the SQL sessions of the gateway node
- *   meridian_transactions the transactions the gateway node's ranges know
+ *   meridian_transactions the transactions every node's leased ranges know
  *   meridian_placement    the cluster's placement policies (table_name set
  *                         when a policy covers exactly one table's keys)
  *

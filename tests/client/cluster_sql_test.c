@@ -5,10 +5,12 @@
  *                    over a table with a clear error; the session goes on
  *   interrupt HOST   meridian_interrupt from another thread cancels a
  *                    running statement (seen running in meridian_sessions)
- *   lockwait HOST    ... and one whose commit waits for a lock held by an
- *                    older transaction (seen waiting in
- *                    meridian_transactions): the waiter is released, the
- *                    older transaction commits, the canceled write is gone
+ *   lockwait HOST [WATCH]  ... and one whose commit waits for a lock held
+ *                    by an older transaction (seen waiting in
+ *                    meridian_transactions through gateway WATCH, another
+ *                    node: the view is cluster-wide): the waiter is
+ *                    released, the older transaction commits, the canceled
+ *                    write is gone
  *   scan HOST        prints count(*) of the table `big` that `timeout`
  *                    made (the script counts the rpc messages it took)
  *   stuck HOST CMD   with the other nodes down (no quorum), a write with
@@ -178,10 +180,10 @@ static int test_interrupt(const char *host)
     return fails;
 }
 
-static int test_lockwait(const char *host)
+static int test_lockwait(const char *host, const char *watch)
 {
     meridian *older = connect(host, NULL), *younger = connect(host, NULL);
-    meridian *watcher = connect(host, NULL);
+    meridian *watcher = connect(watch, NULL);
     exec(older, "DROP TABLE IF EXISTS lw");
     CHECK(exec(older, "CREATE TABLE lw(a INTEGER PRIMARY KEY, b TEXT)") == 0, "create lw");
     CHECK(exec(older, "INSERT INTO lw VALUES (1, 'orig')") == 0, "insert");
@@ -245,13 +247,14 @@ static int test_stuck(const char *host, const char *after)
 int main(int argc, char **argv)
 {
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: %s timeout|interrupt|lockwait|scan|stuck HOST [CMD]\n", argv[0]);
+        fprintf(stderr, "usage: %s timeout|interrupt|lockwait|scan|stuck HOST [CMD|WATCH]\n",
+                argv[0]);
         return 2;
     }
     const char *host = argv[2];
     if (!strcmp(argv[1], "timeout")) return test_timeout(host) ? 1 : 0;
     if (!strcmp(argv[1], "interrupt")) return test_interrupt(host) ? 1 : 0;
-    if (!strcmp(argv[1], "lockwait")) return test_lockwait(host) ? 1 : 0;
+    if (!strcmp(argv[1], "lockwait")) return test_lockwait(host, argc > 3 ? argv[3] : host) ? 1 : 0;
     if (!strcmp(argv[1], "scan")) return test_scan(host) ? 1 : 0;
     if (!strcmp(argv[1], "stuck")) return test_stuck(host, argc > 3 ? argv[3] : "true") ? 1 : 0;
     fprintf(stderr, "unknown test %s\n", argv[1]);
