@@ -166,6 +166,7 @@ static const Meridian__Kv__Error *err_of(const ProtobufCMessage *m, int *aborted
         *aborted = ((const Meridian__Txn__CommitResponse *)m)->aborted;
         return ((const Meridian__Txn__CommitResponse *)m)->error;
     }
+    *aborted = ((const Meridian__Txn__RollbackResponse *)m)->aborted;
     return ((const Meridian__Txn__RollbackResponse *)m)->error;
 }
 
@@ -190,11 +191,13 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
     /* Reads may be cut short by a cancel; commits and rollbacks never are
      * (a commit is resolved by a rollback instead: txn_client_cancel). */
     int reads = !strcmp(method, "txn.Get") || !strcmp(method, "txn.Scan");
+    int rollback = !strcmp(method, "txn.Rollback");
+    int not_found = 0; /* RANGE_NOT_FOUND answers in a row */
     /* The statement's deadline bounds every call but a rollback (it cleans
      * up after a statement cut short, on its own budget). A read cut short
      * is a cancel, as the client's own deadline would make it; a commit's
      * outcome is unknown. */
-    if (c->stmt_deadline_ns && c->stmt_deadline_ns < deadline && strcmp(method, "txn.Rollback")) {
+    if (c->stmt_deadline_ns && c->stmt_deadline_ns < deadline && !rollback) {
         deadline = c->stmt_deadline_ns;
         rc = reads ? merr_set(e, MERR_CANCELED, "%s: statement timeout", method)
                    : merr_set(e, MERR_TIMEOUT, "%s: statement timeout: its outcome is unknown",
@@ -254,6 +257,7 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
         char hint[128] = "";
         if (err->leader_address) snprintf(hint, sizeof(hint), "%s", err->leader_address);
         protobuf_c_message_free_unpacked(m, NULL);
+        if (kind != MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND) not_found = 0;
         if (kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER) {
             if (hint[0] && strcmp(hint, c->cur)) {
                 if ((rc = tc_connect(c, hint, e))) break;
@@ -261,6 +265,13 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
                 sleep_ms(50); /* an election is running */
             }
         } else if (kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND) {
+            /* A rollback naming a range that no seed host holds any more
+             * (merged away: its locks went with it) has nothing left to
+             * release; asking round again would only spend its budget. */
+            if (rollback && ++not_found >= c->nhosts) {
+                rc = merr_set(e, MERR_NOTFOUND, "%s: %s", method, msg);
+                break;
+            }
             if (next_host(c, e)) {
                 rc = e->code;
                 break;
@@ -531,6 +542,33 @@ static void send_rollback(sql_kv_txn *t)
     t->c->timeout_ns = saved;
 }
 
+/* sql_kv_ops.alive: txn.Check at every range holding t's locks. A range
+ * that says aborted makes it MERR_ABORTED; anything else (unreachable,
+ * moved) is not evidence, and the caller keeps the error it had. */
+static int tc_alive(sql_kv_txn *t, merr *e)
+{
+    if (t->ro || !t->nlocks) return 0;
+    Meridian__Txn__TxnMeta meta;
+    tc_meta(t, &meta);
+    Meridian__Txn__RollbackRequest q = MERIDIAN__TXN__ROLLBACK_REQUEST__INIT;
+    q.txn = &meta;
+    int64_t saved = t->c->timeout_ns;
+    t->c->timeout_ns = 2 * MTIME_S; /* an error path: a short budget */
+    int rc = 0;
+    for (size_t i = 0; i < t->nlocks && !rc; i++) {
+        q.range_id = t->locks[i].range_id;
+        ProtobufCMessage *m = NULL;
+        merr ce = {0};
+        if (tc_call(t->c, "txn.Check", &q.base, &meridian__txn__rollback_response__descriptor, &m,
+                    &ce) == 0)
+            protobuf_c_message_free_unpacked(m, NULL);
+        else if (ce.code == MERR_ABORTED)
+            rc = merr_set(e, MERR_ABORTED, "%s", ce.msg);
+    }
+    t->c->timeout_ns = saved;
+    return rc;
+}
+
 /* Packs t's txn.Rollback into c->cancel_rollback. */
 static int rollback_request(sql_kv_txn *t)
 {
@@ -698,6 +736,7 @@ static const sql_kv_ops tc_ops = {
     .rollback_to = tc_rollback_to,
     .commit = tc_commit,
     .rollback = tc_rollback,
+    .alive = tc_alive,
     .begin_at = tc_begin_at,
     .read_ts = tc_read_ts,
 };

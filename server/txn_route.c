@@ -69,7 +69,7 @@ void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, 
     }
     case TX_ROLLBACK: {
         Meridian__Txn__RollbackResponse m = MERIDIAN__TXN__ROLLBACK_RESPONSE__INIT;
-        m.error = &err;
+        m.error = &err, m.aborted = aborted;
         pb_reply(req, &m.base);
         break;
     }

@@ -564,6 +564,27 @@ static void on_commit(void *arg, rpc_req *req)
     tx_pump(rg);
 }
 
+/* The lock table a txn.Rollback or txn.Check names (range_id, else key) in
+ * *rg (NULL: none here), and 1; or 0 after answering: the locks live at the
+ * lease owner, so anywhere else the reply says where (a rollback answered
+ * "done" here left them to the idle timeout, which every DDL after a failed
+ * statement then waited out on the schema key). */
+static int locks_at(txn_service *s, rpc_req *req, const Meridian__Txn__RollbackRequest *q,
+                    tx_range **rg)
+{
+    replica *r = !q->txn       ? NULL
+                 : q->range_id ? host_find(s->h, q->range_id)
+                 : q->key.len  ? host_find_key(s->h, q->key.data, q->key.len)
+                               : NULL;
+    *rg = r ? tx_range_find(s, replica_id(r)) : NULL;
+    if (q->txn && !*rg && (!r || !replica_is_lease_owner(r))) {
+        txs_fail(s, r, req, TX_ROLLBACK, r ? MERR_NOT_LEADER : MERR_NOTFOUND,
+                 r ? "not the leaseholder: ask there" : "no replica of that range here", 0);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_rollback(void *arg, rpc_req *req)
 {
     txn_service *s = arg;
@@ -573,28 +594,48 @@ static void on_rollback(void *arg, rpc_req *req)
         rpc_reply(req, MERR_INVALID, "undecodable RollbackRequest", NULL, 0);
         return;
     }
-    replica *r = !q->txn       ? NULL
-                 : q->range_id ? host_find(s->h, q->range_id)
-                 : q->key.len  ? host_find_key(s->h, q->key.data, q->key.len)
-                               : NULL;
-    tx_range *rg = r ? tx_range_find(s, replica_id(r)) : NULL;
-    /* The locks live at the lease owner: anywhere else, say where (a reply
-     * of "done" here left them to the idle timeout, which every DDL after a
-     * failed statement then waited out on the schema key). */
-    if (q->txn && !rg && (!r || !replica_is_lease_owner(r))) {
-        txs_fail(s, r, req, TX_ROLLBACK, r ? MERR_NOT_LEADER : MERR_NOTFOUND,
-                 r ? "not the leaseholder: roll back there" : "no replica of that range here", 0);
-        meridian__txn__rollback_request__free_unpacked(q, NULL);
+    tx_range *rg;
+    if (locks_at(s, req, q, &rg)) {
+        tx_txn *t = rg ? tx_txn_find(rg, q->txn->id) : NULL;
+        if (t && t->state == TX_ACTIVE) {
+            tx_txn_abort(rg, t, "rolled back");
+            tx_txn_forget(rg, t);
+            tx_pump(rg);
+        }
+        Meridian__Txn__RollbackResponse m = MERIDIAN__TXN__ROLLBACK_RESPONSE__INIT;
+        pb_reply(req, &m.base);
+    }
+    meridian__txn__rollback_request__free_unpacked(q, NULL);
+}
+
+/* txn.Check: whether the transaction can still commit as far as this
+ * range's lock table knows; nothing changes. A transaction wounded in one
+ * range goes on reading in others, where its reads may then see rows its
+ * lost locks no longer protect (two New-Orders inserting the same order id:
+ * a UNIQUE violation that is really a lost conflict). The SQL layer asks
+ * before it reports a statement error inside a transaction, so such an
+ * error is reported as the retryable abort it is. */
+static void on_check(void *arg, rpc_req *req)
+{
+    txn_service *s = arg;
+    Meridian__Txn__RollbackRequest *q =
+        meridian__txn__rollback_request__unpack(NULL, req->len, req->payload);
+    if (!q) {
+        rpc_reply(req, MERR_INVALID, "undecodable RollbackRequest", NULL, 0);
         return;
     }
-    tx_txn *t = rg ? tx_txn_find(rg, q->txn->id) : NULL;
-    if (t && t->state == TX_ACTIVE) {
-        tx_txn_abort(rg, t, "rolled back");
-        tx_txn_forget(rg, t);
-        tx_pump(rg);
+    tx_range *rg;
+    if (locks_at(s, req, q, &rg)) {
+        Meridian__Txn__RollbackResponse m = MERIDIAN__TXN__ROLLBACK_RESPONSE__INIT;
+        if (q->txn) {
+            uint64_t epoch = txs_meta_epoch(q->txn, q->range_id);
+            tx_txn *t = rg ? tx_txn_find(rg, q->txn->id) : NULL;
+            /* The same tests txn_enter makes before any request. */
+            m.aborted = (epoch && (!rg || epoch != rg->epoch)) || (epoch && !t) ||
+                        (t && t->state == TX_ABORTED);
+        }
+        pb_reply(req, &m.base);
     }
-    Meridian__Txn__RollbackResponse m = MERIDIAN__TXN__ROLLBACK_RESPONSE__INIT;
-    pb_reply(req, &m.base);
     meridian__txn__rollback_request__free_unpacked(q, NULL);
 }
 
@@ -622,6 +663,7 @@ int txn_service_start(rpc_node *rpc, host *h, int64_t idle_ns, txn_service **out
     rpc_node_handle(rpc, "txn.Scan", on_scan, s);
     rpc_node_handle(rpc, "txn.Commit", on_commit, s);
     rpc_node_handle(rpc, "txn.Rollback", on_rollback, s);
+    rpc_node_handle(rpc, "txn.Check", on_check, s);
     tx2_register(s);
     *out = s;
     return 0;
@@ -693,8 +735,8 @@ void txn_service_stop(txn_service *s)
 {
     if (!s) return;
     while (s->ranges) tx_range_drop(s->ranges, "the node is stopping");
-    const char *methods[] = {"txn.Get",     "txn.Scan",   "txn.Commit", "txn.Rollback",
-                             "txn.Prepare", "txn.Decide", "txn.Status"};
+    const char *methods[] = {"txn.Get",   "txn.Scan",    "txn.Commit", "txn.Rollback",
+                             "txn.Check", "txn.Prepare", "txn.Decide", "txn.Status"};
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         rpc_node_handle(s->rpc, methods[i], on_stopped, NULL);
     uv_timer_stop(&s->timer);

@@ -88,6 +88,12 @@ typedef struct sql_kv_ops {
      * for meridian_now(); MERR_UNSUPPORTED for a read-write transaction,
      * whose locked reads have no snapshot ts. */
     int (*read_ts)(sql_kv_txn *t, uint64_t *ts, merr *e);
+    /* Optional: MERR_ABORTED when the read-write transaction can no longer
+     * commit (wounded, timed out, its locks lost), else 0. Asked before a
+     * statement error inside a transaction is reported: reads after a
+     * wound in one range may see, in another, rows the lost locks no longer
+     * protect, and the "error" is then a lost conflict to retry. */
+    int (*alive)(sql_kv_txn *t, merr *e);
 } sql_kv_ops;
 
 #endif

@@ -599,6 +599,21 @@ static int auto_retry(sql_stmt *st, int rc, merr *e)
     return 1;
 }
 
+/* A statement error inside a read-write transaction that the KV says can
+ * no longer commit is the lost conflict it really is (sql/kv.h, alive):
+ * retryable, and retried on its own like any abort. Else the error stands. */
+static int lost_conflict(sql_session *s, merr *e)
+{
+    merr ae = {0};
+    if (!s->txn || !s->ops->alive || s->ops->alive(s->txn, &ae) != MERR_ABORTED)
+        return MERR_INVALID;
+    char was[sizeof(ae.msg)];
+    snprintf(was, sizeof(was), "%s", e ? e->msg : "");
+    s->stmt_rollback_txn = SQL_RB_CONFLICT; /* the transaction ends, as for any lost conflict */
+    return merr_set(e, MERR_ABORTED, "transaction aborted: %s (the statement had failed: %s)",
+                    ae.msg, was);
+}
+
 int sql_step(sql_stmt *st, merr *e)
 {
     sql_session *s = st->s;
@@ -659,6 +674,7 @@ int sql_step(sql_stmt *st, merr *e)
         else
             rc = merr_set(e, s->stmt_rollback_txn == SQL_RB_CONFLICT ? MERR_ABORTED : MERR_INVALID,
                           "%s", s->auth_msg[0] ? s->auth_msg : sqlite3_errmsg(s->db));
+        if (rc == MERR_INVALID) rc = lost_conflict(s, e);
         sqlite3_reset(st->st);
         /* OR FAIL on its own commits the rows before the failing one: if
          * that commit fails, its error is the statement's (the client must

@@ -186,9 +186,14 @@ static int run_contract(void)
     sql_kv_txn *young = begin(c2, 0);
     CHECK(get_s(young, "c/a", buf, sizeof(buf), &e) == 0, "%s", e.msg);
     CHECK(get_s(old, "c/b", buf, sizeof(buf), &e) == 0, "%s", e.msg);
+    CHECK(ops->alive(young, &e) == 0, "a live transaction called aborted: %s", e.msg);
     put_s(old, "c/a", "old");
     commit_ok(old); /* wounds young, which held S on c/a */
-    int rc = get_s(young, "c/b", buf, sizeof(buf), &e);
+    /* txn.Check sees the wound without touching anything (the SQL layer
+     * asks it before reporting a statement error in a transaction). */
+    int rc = ops->alive(young, &e);
+    CHECK(rc == MERR_ABORTED, "txn.Check missed the wound: %d %s", rc, e.msg);
+    rc = get_s(young, "c/b", buf, sizeof(buf), &e);
     CHECK(rc == MERR_ABORTED, "wounded transaction read on: %d %s", rc, e.msg);
     uint64_t prio = txn_client_priority(young);
     ops->rollback(young);

@@ -592,6 +592,61 @@ static void test_autocommit_retry(void **state)
     sql_session_close(s);
 }
 
+static int g_dead_checks; /* alive() answers: this many "aborted" first */
+static int g_alive_calls;
+
+static int fake_alive(sql_kv_txn *t, merr *e)
+{
+    (void)t;
+    g_alive_calls++;
+    if (g_dead_checks > 0) {
+        g_dead_checks--;
+        return merr_set(e, MERR_ABORTED, "wounded elsewhere");
+    }
+    return 0;
+}
+
+/* A statement error inside a transaction the KV says can no longer commit
+ * (sql/kv.h alive: wounded in another range, where its reads may then see
+ * rows its lost locks no longer protect) is the lost conflict it is:
+ * MERR_ABORTED, the transaction ends, and on its own the statement reruns.
+ * While the transaction lives, the error stands as SQLite reports it. */
+static void test_error_of_wounded_txn(void **state)
+{
+    fx *f = *state;
+    sql_kv_ops ops = sql_kv_mem_ops;
+    ops.alive = fake_alive;
+    sql_session *s;
+    merr e = {0};
+    out o;
+    assert_int_equal(sql_session_open(&ops, f->kv, &s, &e), 0);
+    ok(s, "CREATE TABLE u(a INTEGER PRIMARY KEY, b UNIQUE)");
+    ok(s, "INSERT INTO u VALUES(1, 'x')");
+    /* Alive: the UNIQUE error is the statement's, the transaction goes on. */
+    g_dead_checks = 0, g_alive_calls = 0;
+    ok(s, "BEGIN");
+    ok(s, "INSERT INTO u VALUES(2, 'y')");
+    err(s, "INSERT INTO u VALUES(3, 'x')", MERR_INVALID, "UNIQUE constraint failed");
+    assert_true(g_alive_calls >= 1);
+    ok(s, "COMMIT");
+    assert_string_equal(q(s, "SELECT a FROM u ORDER BY a", &o), "1;2;");
+    /* Wounded: the same error becomes a retryable abort that names both,
+     * and the transaction is over (its writes gone). */
+    g_dead_checks = 1;
+    ok(s, "BEGIN");
+    ok(s, "INSERT INTO u VALUES(4, 'z')");
+    err(s, "INSERT INTO u VALUES(5, 'x')", MERR_ABORTED, "wounded elsewhere");
+    err(s, "COMMIT", MERR_INVALID, NULL); /* no transaction is open any more */
+    assert_string_equal(q(s, "SELECT a FROM u ORDER BY a", &o), "1;2;");
+    /* On its own: rerun, and this time the transaction lives, so the
+     * constraint error is what the client gets. */
+    g_dead_checks = 1, g_alive_calls = 0;
+    err(s, "INSERT INTO u VALUES(6, 'x')", MERR_INVALID, "UNIQUE constraint failed");
+    assert_int_equal(g_dead_checks, 0);
+    assert_int_equal(g_alive_calls, 2);
+    sql_session_close(s);
+}
+
 /* CREATE TABLE ... AS SELECT keeps its own copy of the query: the caller's
  * text may be gone (a server frees the request) by the time it runs, and
  * the statements after it in the same text are not part of it. */
@@ -648,6 +703,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctas_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_read_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_or_rollback_not_retryable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_of_wounded_txn, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
