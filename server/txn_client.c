@@ -433,6 +433,7 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
     q.txn = &meta;
     q.key.data = (uint8_t *)key, q.key.len = klen;
     tc_read_fill(t, &q.snapshot, &q.read_ts, &q.read_mode, &q.staleness_us, &q.any_replica);
+    q.for_write = !t->ro && t->for_write;
     if (!t->ro) {
         if (tc_anchor(t, key, klen)) return merr_set(e, MERR_NOMEM, "out of memory");
         t->touched = 1;
@@ -567,6 +568,11 @@ static int tc_alive(sql_kv_txn *t, merr *e)
     }
     t->c->timeout_ns = saved;
     return rc;
+}
+
+static void tc_lock_for_write(sql_kv_txn *t, int on)
+{
+    t->for_write = on;
 }
 
 /* Packs t's txn.Rollback into c->cancel_rollback. */
@@ -737,6 +743,7 @@ static const sql_kv_ops tc_ops = {
     .commit = tc_commit,
     .rollback = tc_rollback,
     .alive = tc_alive,
+    .lock_for_write = tc_lock_for_write,
     .begin_at = tc_begin_at,
     .read_ts = tc_read_ts,
 };

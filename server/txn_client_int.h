@@ -66,9 +66,10 @@ struct sql_kv_txn {
     uint64_t staleness_us;
     /* read-only, READ_AT: the ts asked for */
     uint64_t read_at;
-    int aborted; /* a read said so: commit refuses, rollback releases */
-    int touched; /* locks may be held at the leaseholder */
-    tc_op *ops;  /* buffered writes, in order (savepoint marks index it) */
+    int aborted;   /* a read said so: commit refuses, rollback releases */
+    int touched;   /* locks may be held at the leaseholder */
+    int for_write; /* sql_kv_ops.lock_for_write: reads (and scans begun) lock X */
+    tc_op *ops;    /* buffered writes, in order (savepoint marks index it) */
     size_t nops, capops;
     size_t op_bytes; /* keys + values buffered in ops */
     mbuf anchor;     /* the first key touched: names the range */

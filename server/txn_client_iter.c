@@ -17,6 +17,7 @@ typedef struct tc_row {
 struct sql_kv_iter {
     sql_kv_txn *t;
     int reverse;
+    int for_write; /* the transaction's lock_for_write when the scan began */
     size_t limit, emitted;
     tc_row *loc; /* buffered writes in the span, ascending, newest per key */
     size_t nloc, lpos, ndel;
@@ -96,6 +97,7 @@ static int fetch(sql_kv_iter *it, merr *e)
     size_t want = it->limit ? it->limit - it->emitted + it->ndel : TC_PAGE;
     q.limit = (uint32_t)(want < TC_PAGE ? want : TC_PAGE);
     tc_read_fill(t, &q.snapshot, &q.read_ts, &q.read_mode, &q.staleness_us, &q.any_replica);
+    q.for_write = it->for_write;
     ProtobufCMessage *m = NULL;
     int rc = tc_call(t->c, "txn.Scan", &q.base, &meridian__txn__scan_response__descriptor, &m, e);
     if (rc) {
@@ -130,6 +132,7 @@ int tc_scan(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi, s
     if (!it) return merr_set(e, MERR_NOMEM, "out of memory");
     it->t = t;
     it->reverse = reverse;
+    it->for_write = !t->ro && t->for_write;
     it->limit = limit;
     it->to_end = hi == NULL;
     int rc = 0;

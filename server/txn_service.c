@@ -398,7 +398,8 @@ static void on_get(void *arg, rpc_req *req)
         tx_parked_free(pk);
         return;
     }
-    if (txs_lock_or_park(rg, t, pk, txn_span_point(q->key.data, q->key.len), TXN_LOCK_S) == 1)
+    if (txs_lock_or_park(rg, t, pk, txn_span_point(q->key.data, q->key.len),
+                         q->for_write ? TXN_LOCK_X : TXN_LOCK_S) == 1)
         finish_get(rg, pk);
     tx_pump(rg);
 }
@@ -491,7 +492,7 @@ static void on_scan(void *arg, rpc_req *req)
                              : txn_span_range(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len);
     if (!pk->to_end && mbytes_cmp(pk->lo.data, pk->lo.len, pk->hi.data, pk->hi.len) >= 0)
         finish_scan(rg, pk); /* empty: nothing to lock, nothing to read */
-    else if (txs_lock_or_park(rg, t, pk, sp, TXN_LOCK_S) == 1)
+    else if (txs_lock_or_park(rg, t, pk, sp, q->for_write ? TXN_LOCK_X : TXN_LOCK_S) == 1)
         finish_scan(rg, pk);
     tx_pump(rg);
 }

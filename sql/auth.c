@@ -385,6 +385,8 @@ static int db_authorizer(void *arg, int op, const char *a1, const char *a2, cons
     char what[SQL_NAME_MAX + 64];
     unsigned need;
     (void)db, (void)trigger;
+    if ((op == SQLITE_INSERT || op == SQLITE_UPDATE || op == SQLITE_DELETE) && a1)
+        sql_note_write_target(s, a1); /* its reads lock for writing (session.c) */
     switch (op) {
     case SQLITE_READ: need = SQL_PRIV_SELECT; break;
     case SQLITE_INSERT: need = SQL_PRIV_INSERT; break;

@@ -94,6 +94,14 @@ typedef struct sql_kv_ops {
      * wound in one range may see, in another, rows the lost locks no longer
      * protect, and the "error" is then a lost conflict to retry. */
     int (*alive)(sql_kv_txn *t, merr *e);
+    /* Optional: while on, get and the scans begun lock exclusively, as the
+     * writes that follow will. The SQL layer turns it on around reads of a
+     * statement's write target (the rows an UPDATE or DELETE finds, the
+     * conflict checks of an INSERT): a row read in order to be written is
+     * locked once, for writing, instead of shared and upgraded at commit,
+     * where two readers of one hot row (TPC-C's district counter) would
+     * wound each other. */
+    void (*lock_for_write)(sql_kv_txn *t, int on);
 } sql_kv_ops;
 
 #endif

@@ -456,6 +456,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
             free(re);
             goto err;
         }
+        memset(&s->prep_wt, 0, sizeof(s->prep_wt));
         if (sqlite3_prepare_v2(s->db, re ? re : st->text, -1, &probe, NULL) != SQLITE_OK) {
             /* Offsets into a rewritten INSERT would point at the wrong text. */
             int off = re || st->upsert ? -1 : sqlite3_error_offset(s->db);
@@ -467,6 +468,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
         }
         free(re);
         st->st = probe;
+        st->wt = s->prep_wt;
         probe = NULL;
         if (st->asof && !sqlite3_stmt_readonly(st->st)) {
             rc = merr_set(e, MERR_INVALID,
@@ -599,6 +601,33 @@ static int auto_retry(sql_stmt *st, int rc, merr *e)
     return 1;
 }
 
+void sql_note_write_target(sql_session *s, const char *table)
+{
+    sql_wtargets *w = &s->prep_wt;
+    for (int i = 0; i < w->n; i++)
+        if (!sqlite3_stricmp(w->name[i], table)) return;
+    if (w->n == SQL_WT_MAX) {
+        w->all = 1; /* locking more for writing is only stricter */
+        return;
+    }
+    snprintf(w->name[w->n++], sizeof(w->name[0]), "%s", table);
+}
+
+int sql_stmt_writes(const sql_session *s, const char *table)
+{
+    const sql_wtargets *w = s->run_wt;
+    if (!w) return 0;
+    if (w->all) return 1;
+    for (int i = 0; i < w->n; i++)
+        if (!sqlite3_stricmp(w->name[i], table)) return 1;
+    return 0;
+}
+
+void sql_kv_for_write(sql_session *s, int on)
+{
+    if (s->txn && s->ops->lock_for_write) s->ops->lock_for_write(s->txn, on);
+}
+
 /* A statement error inside a read-write transaction that the KV says can
  * no longer commit is the lost conflict it really is (sql/kv.h, alive):
  * retryable, and retried on its own like any abort. Else the error stands. */
@@ -651,7 +680,9 @@ int sql_step(sql_stmt *st, merr *e)
         }
         s->upsert = st->upsert;
         s->auth_msg[0] = 0;
+        s->run_wt = &st->wt;
         int src = sqlite3_step(st->st);
+        s->run_wt = NULL;
         s->upsert = NULL;
         if (src == SQLITE_ROW) {
             st->returned_rows = 1;

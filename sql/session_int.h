@@ -35,7 +35,8 @@ struct sql_stmt {
     int returned_rows, retries;
     sql_upsert *upsert;
     uint64_t mark;
-    int asof; /* AS OF SYSTEM TIME `at` was given (sql/asof.h) */
+    int asof;        /* AS OF SYSTEM TIME `at` was given (sql/asof.h) */
+    sql_wtargets wt; /* the tables it writes (sql_note_write_target) */
     sql_kv_at at;
 };
 

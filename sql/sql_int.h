@@ -92,6 +92,15 @@ typedef struct sql_table {
 } sql_table;
 
 struct sql_upsert;
+/* The tables a statement writes (INSERT, UPDATE, DELETE), as SQLite's
+ * authorizer names them while it prepares the statement. Its reads of them
+ * lock for writing (sql_kv_ops.lock_for_write). all: more than fit. */
+#define SQL_WT_MAX 8
+typedef struct sql_wtargets {
+    int n, all;
+    char name[SQL_WT_MAX][64];
+} sql_wtargets;
+
 typedef struct sql_session {
     const sql_kv_ops *ops;
     void *kv;
@@ -110,9 +119,11 @@ typedef struct sql_session {
     uint32_t *hslots; /* open-addressing hash: row key -> handle, so a row
                        * keeps one rowid (SQLite de-duplicates OR scans by it) */
     size_t nslots;
-    int stmt_rollback_txn;     /* the statement ends the transaction: SQL_RB_* */
-    int stmt_keep;             /* OR FAIL: a failing statement keeps its earlier rows */
-    struct sql_upsert *upsert; /* the running INSERT's ON CONFLICT clause */
+    int stmt_rollback_txn;      /* the statement ends the transaction: SQL_RB_* */
+    int stmt_keep;              /* OR FAIL: a failing statement keeps its earlier rows */
+    struct sql_upsert *upsert;  /* the running INSERT's ON CONFLICT clause */
+    sql_wtargets prep_wt;       /* write targets of the statement being prepared */
+    const sql_wtargets *run_wt; /* ... of the running one (NULL: none runs) */
     struct sql_sp {
         char *name;
         uint64_t mark;
@@ -138,6 +149,14 @@ typedef struct sql_session {
     char auth_msg[256];
     char auth_created[64], auth_dropped[64];
 } sql_session;
+
+/* Notes a table the statement being prepared writes (auth.c's authorizer). */
+void sql_note_write_target(sql_session *s, const char *table);
+/* Whether the running statement writes table (name). */
+int sql_stmt_writes(const sql_session *s, const char *table);
+/* Turns the KV's lock_for_write on or off (nothing when it lacks it or no
+ * transaction is open). */
+void sql_kv_for_write(sql_session *s, int on);
 
 /* catalog.c */
 void sql_desc_free(sql_desc *d);

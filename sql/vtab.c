@@ -361,7 +361,10 @@ static int vt_next(sqlite3_vtab_cursor *cur)
         const sql_index *ix = &t->idx[c->slot - 1];
         rc = sql_index_row_key(t, ix, k, kl, val, vl, &c->row.key, &c->ikscratch, &e);
         if (!rc) {
+            int fw = sql_stmt_writes(s, t->name); /* an UPDATE/DELETE's rows: X at once */
+            if (fw) sql_kv_for_write(s, 1);
             rc = s->ops->get(s->txn, c->row.key.data, c->row.key.len, &c->row.val, &e);
+            if (fw) sql_kv_for_write(s, 0);
             if (rc == MERR_NOTFOUND)
                 rc = merr_set(&e, MERR_CORRUPT, "index %s: entry without a row", ix->name);
         }
@@ -488,7 +491,12 @@ static int vt_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, i
     }
     size_t limit = lim >= 0 && lim < INT32_MAX && off < INT32_MAX ? (size_t)(lim + off) : 0;
     if (lim == 0) goto out; /* LIMIT 0: nothing */
+    /* The rows an UPDATE or DELETE finds (and an INSERT's reads of its own
+     * table) are locked for writing at once (sql/kv.h lock_for_write). */
+    int fw = sql_stmt_writes(s, t->name);
+    if (fw) sql_kv_for_write(s, 1);
     rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, rev, limit, &c->it, &e);
+    if (fw) sql_kv_for_write(s, 0);
 out:
     mbuf_free(&lo);
     mbuf_free(&hi);

@@ -97,7 +97,9 @@ static int delete_row(sql_session *s, const sql_table *t, const uint8_t *key, si
         rc = MERR_NOMEM;
         goto out;
     }
+    sql_kv_for_write(s, 1); /* the row goes: lock it for that */
     rc = s->ops->get(s->txn, key, klen, &r.val, e);
+    sql_kv_for_write(s, 0);
     if (rc == MERR_NOTFOUND) {
         rc = 0; /* already gone (REPLACE removed it earlier in the statement) */
         goto out;
@@ -128,7 +130,10 @@ static int probe(sql_session *s, const mbuf *prefix, mbuf *found, mbuf *fval, me
     mbuf_reset(fval);
     int rc = mbuf_append(&hi, prefix->data, prefix->len);
     if (!rc) rc = mkey_prefix_end(&hi);
+    /* A conflict check of a key this write is about to take: lock it so. */
+    sql_kv_for_write(s, 1);
     if (!rc) rc = s->ops->scan(s->txn, prefix->data, prefix->len, hi.data, hi.len, 0, 1, &it, e);
+    sql_kv_for_write(s, 0);
     if (!rc) {
         rc = s->ops->iter_next(it, &k, &kl, &v, &vl, e);
         if (rc == 1) rc = mbuf_append(found, k, kl) || mbuf_append(fval, v, vl) ? MERR_NOMEM : 0;
@@ -316,7 +321,9 @@ static int next_rowid(sql_session *s, const sql_table *t, int64_t *out, merr *e)
     int rc = mkey_encode_prefix(pv, 2, &lo);
     if (!rc) rc = mkey_encode_prefix(pv, 2, &hi);
     if (!rc) rc = mkey_prefix_end(&hi);
+    sql_kv_for_write(s, 1); /* the row after the last one is ours to write */
     if (!rc) rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, 1, 1, &it, e);
+    sql_kv_for_write(s, 0);
     *out = 1;
     if (!rc) rc = s->ops->iter_next(it, &k, &kl, &v, &vl, e);
     if (rc == 1) {

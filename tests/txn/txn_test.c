@@ -205,6 +205,32 @@ static int run_contract(void)
     commit_ok(young);
     printf("ok wound-wait\n");
 
+    /* A read for writing (sql_kv_ops.lock_for_write: the rows an UPDATE
+     * finds) locks X at once: an older transaction reading the same key
+     * wounds it, where two shared reads would both have gone on and met
+     * only at commit. */
+    old = begin(c, 0);
+    txn_client_set_next_priority(c2, txn_client_priority(old) + 1000);
+    young = begin(c2, 0);
+    ops->lock_for_write(young, 1);
+    CHECK(get_s(young, "fw/k", buf, sizeof(buf), &e) == MERR_NOTFOUND, "%s", e.msg);
+    ops->lock_for_write(young, 0);
+    CHECK(get_s(old, "fw/k", buf, sizeof(buf), &e) == MERR_NOTFOUND, "older read: %s", e.msg);
+    rc = ops->alive(young, &e);
+    CHECK(rc == MERR_ABORTED, "a read for writing held no exclusive lock: %d", rc);
+    ops->rollback(young);
+    commit_ok(old);
+    /* Off again: a plain read shares. */
+    old = begin(c, 0);
+    txn_client_set_next_priority(c2, txn_client_priority(old) + 1000);
+    young = begin(c2, 0);
+    CHECK(get_s(young, "fw/k", buf, sizeof(buf), &e) == MERR_NOTFOUND, "%s", e.msg);
+    CHECK(get_s(old, "fw/k", buf, sizeof(buf), &e) == MERR_NOTFOUND, "older read: %s", e.msg);
+    CHECK(ops->alive(young, &e) == 0, "shared reads conflicted: %s", e.msg);
+    ops->rollback(young);
+    commit_ok(old);
+    printf("ok reads for writing lock exclusively\n");
+
     /* Phantoms: a scan locks the key range, absent keys included, so an
      * older transaction inserting into it wounds the younger scanner. */
     old = begin(c, 0);

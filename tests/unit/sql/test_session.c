@@ -647,6 +647,82 @@ static void test_error_of_wounded_txn(void **state)
     sql_session_close(s);
 }
 
+/* Reads counted by table id (the key's first element) and by whether
+ * lock_for_write was on. */
+static int g_fw_on;
+static int g_reads[2][256]; /* [for write][table id % 256] */
+
+static void count_read(const uint8_t *key, size_t klen)
+{
+    mkey_val v[16];
+    size_t n = 0;
+    mbuf sc = MBUF_INIT;
+    merr e = {0};
+    if (mkey_decode(key, klen, v, 16, &n, &sc, &e) == 0 && n >= 1 && v[0].type == MKEY_INT)
+        g_reads[g_fw_on ? 1 : 0][(uint64_t)v[0].i % 256]++;
+    mbuf_free(&sc);
+}
+
+static int counting_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, merr *e)
+{
+    count_read(key, klen);
+    return sql_kv_mem_ops.get(t, key, klen, val, e);
+}
+
+static int counting_scan(sql_kv_txn *t, const uint8_t *lo, size_t lolen, const uint8_t *hi,
+                         size_t hilen, int reverse, size_t limit, sql_kv_iter **it, merr *e)
+{
+    count_read(lo, lolen);
+    return sql_kv_mem_ops.scan(t, lo, lolen, hi, hilen, reverse, limit, it, e);
+}
+
+static void note_for_write(sql_kv_txn *t, int on)
+{
+    (void)t;
+    g_fw_on = on;
+}
+
+/* Which reads lock for writing (sql/kv.h lock_for_write): those of the
+ * table a statement writes (the rows an UPDATE or DELETE finds, an INSERT's
+ * rowid and conflict checks), never those of other tables it only reads,
+ * nor any read of a plain SELECT. Tables 100 (t) and 101 (u). */
+static void test_reads_for_write(void **state)
+{
+    fx *f = *state;
+    sql_kv_ops ops = sql_kv_mem_ops;
+    ops.get = counting_get;
+    ops.scan = counting_scan;
+    ops.lock_for_write = note_for_write;
+    sql_session *s;
+    merr e = {0};
+    out o;
+    assert_int_equal(sql_session_open(&ops, f->kv, &s, &e), 0);
+    ok(s, "CREATE TABLE t(id INTEGER PRIMARY KEY, v INT)");
+    ok(s, "CREATE TABLE u(k INTEGER PRIMARY KEY, x INT)");
+    ok(s, "INSERT INTO u VALUES(1, 10)");
+    memset(g_reads, 0, sizeof(g_reads));
+    ok(s, "INSERT INTO t(v) VALUES(1), (2)");
+    assert_true(g_reads[1][100] > 0); /* the next rowid, the conflict check */
+    assert_int_equal(g_reads[0][100], 0);
+    memset(g_reads, 0, sizeof(g_reads));
+    q(s, "SELECT v FROM t WHERE id = 1", &o);
+    assert_true(g_reads[0][100] > 0);
+    assert_int_equal(g_reads[1][100], 0);
+    memset(g_reads, 0, sizeof(g_reads));
+    ok(s, "UPDATE t SET v = v + (SELECT x FROM u WHERE k = 1) WHERE id = 1");
+    assert_true(g_reads[1][100] > 0);
+    assert_int_equal(g_reads[0][100], 0);
+    assert_true(g_reads[0][101] > 0); /* u is only read */
+    assert_int_equal(g_reads[1][101], 0);
+    memset(g_reads, 0, sizeof(g_reads));
+    ok(s, "DELETE FROM t WHERE v = 2");
+    assert_true(g_reads[1][100] > 0);
+    assert_int_equal(g_reads[0][100], 0);
+    assert_int_equal(g_fw_on, 0); /* never left on */
+    assert_string_equal(q(s, "SELECT id, v FROM t", &o), "1|11;");
+    sql_session_close(s);
+}
+
 /* CREATE TABLE ... AS SELECT keeps its own copy of the query: the caller's
  * text may be gone (a server frees the request) by the time it runs, and
  * the statements after it in the same text are not part of it. */
@@ -704,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_autocommit_read_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_or_rollback_not_retryable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_of_wounded_txn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_for_write, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
