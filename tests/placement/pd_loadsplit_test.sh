@@ -8,19 +8,9 @@
 # split. Every process is stopped by PID.
 set -u
 bin=$1; lc=$2
-export MERIDIAN_BIN=$bin
-dir=$(mktemp -d /tmp/meridian-pdload-XXXXXX)
-cleanup() {
-  bash "$lc" stop "$dir" >/dev/null 2>&1
-  [ -n "${MERIDIAN_TEST_KEEP:-}" ] && { echo "kept $dir"; return; }
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
-up() { bash "$lc" status "$dir" | awk '$3=="up" {printf "%s%s", s, $4; s=","}'; }
-first_up() { up | cut -d, -f1; }
-settings() { "$bin" debug settings "$@" --insecure --host "$(up)" --timeout 60s; }
+# shellcheck source=tests/lib/cluster.sh
+. "$(dirname "$0")/../lib/cluster.sh"
+tc_init pdload
 starts() { "$bin" debug ranges --host "$(first_up)" --insecure --format json 2>/dev/null |
   python3 -c 'import json,sys; [print(r["start"]) for r in json.load(sys.stdin)]' 2>/dev/null; }
 nranges() { starts | wc -l; }

@@ -9,26 +9,10 @@
 # PID.
 set -u
 bin=$1; lc=$2
-export MERIDIAN_BIN=$bin
-dir=$(mktemp -d /tmp/meridian-pdmerge-XXXXXX)
-cleanup() {
-  bash "$lc" stop "$dir" >/dev/null 2>&1
-  [ -n "${MERIDIAN_TEST_KEEP:-}" ] && { echo "kept $dir"; return; }
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1; }
-up() { bash "$lc" status "$dir" | awk '$3=="up" {printf "%s%s", s, $4; s=","}'; }
-first_up() { up | cut -d, -f1; }
-settings() { "$bin" debug settings "$@" --insecure --host "$(up)" --timeout 60s; }
+# shellcheck source=tests/lib/cluster.sh
+. "$(dirname "$0")/../lib/cluster.sh"
+tc_init pdmerge
 kv() { "$bin" debug kv "$@" --insecure --host "$(up)" --timeout 60s >/dev/null 2>&1; }
-nranges() { "$bin" debug ranges --host "$(first_up)" --insecure --format json 2>/dev/null |
-  python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0; }
-http_of() { awk -v i="$1" '$1==i {print $4}' "$dir/nodes"; }
-metric() { curl -s --max-time 2 "http://$(http_of "$1")/metrics" | awk -v m="$2" 'index($0,m)==1 {print $2; exit}'; }
-sum_metric() { local i s=0 v; for i in 1 2 3; do v=$(metric "$i" "$1"); s=$((s + ${v:-0})); done; echo "$s"; }
 
 bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
 

@@ -9,20 +9,9 @@
 # phase. Every process is stopped by PID.
 set -u
 bin=$1; lc=$2
-export MERIDIAN_BIN=$bin
-dir=$(mktemp -d /tmp/meridian-moves-XXXXXX)
-cleanup() {
-  bash "$lc" stop "$dir" >/dev/null 2>&1
-  [ -n "${MERIDIAN_TEST_KEEP:-}" ] && { echo "kept $dir"; return; }
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1; }
-up() { bash "$lc" status "$dir" | awk '$3=="up" {printf "%s%s", s, $4; s=","}'; }
-first_up() { up | cut -d, -f1; }
-settings() { "$bin" debug settings "$@" --insecure --host "$(up)" --timeout 60s; }
+# shellcheck source=tests/lib/cluster.sh
+. "$(dirname "$0")/../lib/cluster.sh"
+tc_init moves
 # `debug kv load` writes KEY VALUE lines over one connection and prints
 # KEY=VALUE once each is acknowledged; a write that fails (its range split
 # under it: an unknown outcome) is sent again with the same value, which is

@@ -10,17 +10,10 @@
 # stopped by PID.
 set -u
 bin=$1; lc=$2
-export MERIDIAN_BIN=$bin MERIDIAN_REGIONS="us eu ap"
-dir=$(mktemp -d /tmp/meridian-pdpolicy-XXXXXX)
-cleanup() {
-  bash "$lc" stop "$dir" >/dev/null 2>&1
-  [ -n "${MERIDIAN_TEST_KEEP:-}" ] && { echo "kept $dir"; return; }
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1; }
+export MERIDIAN_REGIONS="us eu ap"
+# shellcheck source=tests/lib/cluster.sh
+. "$(dirname "$0")/../lib/cluster.sh"
+tc_init pdpolicy
 hosts() { awk '{printf "%s%s", s, $3; s=","}' "$dir/nodes"; }
 first() { awk 'NR==1 {print $3}' "$dir/nodes"; }
 policy() { "$bin" debug policy "$@" --insecure --host "$(hosts)" --timeout 60s; }
