@@ -162,6 +162,16 @@ static int txn_begin(sql_session *s, unsigned flags, merr *e)
     return rc;
 }
 
+int sql_txn_begin(sql_session *s, merr *e)
+{
+    return txn_begin(s, 0, e);
+}
+
+int sql_txn_end(sql_session *s, int commit, merr *e)
+{
+    return txn_end(s, commit, e);
+}
+
 /* A read-only transaction AS OF SYSTEM TIME at; the catalog it loads is the
  * one of that time (a table made later does not exist there). */
 static int txn_begin_at(sql_session *s, const sql_kv_at *at, merr *e)
@@ -409,6 +419,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
      * end and reports syntax errors exactly as SQLite does. */
     sqlite3 *parser = s->scratch;
     rc = classify(src, st, e);
+    if (!rc && st->kind == K_DDL) rc = sql_ddl_refuse(s, &st->ddl, e);
     if (rc) goto err;
     if (blanked && (rc = asof_accept(s, st, &at, e))) goto err;
     if (st->kind == K_SET_TXN) {
@@ -622,6 +633,7 @@ int sql_step(sql_stmt *st, merr *e)
             }
         }
         if (st->kind == K_DDL || st->kind == K_AUTH) {
+            st->ddl.online = st->autocommit; /* CREATE INDEX on its own: online */
             rc = st->kind == K_DDL ? sql_ddl_exec(s, st->text, &st->ddl, e)
                                    : sql_auth_exec(s, &st->auth, e);
             if (rc)
@@ -632,6 +644,10 @@ int sql_step(sql_stmt *st, merr *e)
              * a concurrent writer) runs again as a query would: the next
              * transaction reloads the catalog the failed one left dirty. */
             if (auto_retry(st, rc, e)) continue;
+            /* The index is in, WRITE_ONLY: backfill it (its batches retry
+             * on their own; the statement does not run again). */
+            if (!rc && st->kind == K_DDL && st->ddl.bf_iid)
+                rc = sql_ddl_online_index(s, &st->ddl, e);
             return rc;
         }
         s->upsert = st->upsert;
