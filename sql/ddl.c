@@ -16,6 +16,7 @@
 
 #include "sql/auth.h"
 #include "sql/ddl.h"
+#include "sql/placement.h"
 #include "sql/record.h"
 #include "sql/row.h"
 #include "sql/vtab.h"
@@ -160,6 +161,7 @@ static int sync_catalog(sql_session *s, const char *old_name, const char *new_na
         if (seen[i]) continue;
         rc = sql_catalog_del(s, old[i].name, e);
         if (!rc && old[i].kind == SQL_OBJ_TABLE) rc = sql_delete_prefix(s, old[i].id, -1, e);
+        if (!rc && old[i].kind == SQL_OBJ_TABLE) rc = sql_placement_table_dropped(s, old[i].id, e);
     }
 out:
     sqlite3_finalize(st);

@@ -67,11 +67,13 @@ static int txn_end(sql_session *s, int commit, merr *e)
 {
     int rc = 0;
     if (!s->txn) return 0;
+    if (commit) sql_placement_before_commit(s);
     if (commit) {
         rc = s->ops->commit(s->txn, e);
     } else {
         s->ops->rollback(s->txn);
     }
+    sql_placement_txn_done(s, !rc && commit);
     if (rc || !commit) s->catalog_dirty = 1;
     s->txn = NULL;
     s->explicit_txn = 0;
@@ -94,6 +96,7 @@ void sql_session_close(sql_session *s)
     free(s->handles);
     free(s->hslots);
     free(s->sp);
+    free(s->drop_pol);
     sql_auth_cache_free(s);
     free(s);
 }

@@ -145,6 +145,8 @@ typedef struct sql_session {
     struct sql_auth_cache *auth;
     char auth_msg[256];
     char auth_created[64], auth_dropped[64];
+    uint32_t *drop_pol; /* tables dropped in the transaction: their policies go at commit */
+    size_t ndrop_pol, capdrop_pol;
 } sql_session;
 
 /* catalog.c */
