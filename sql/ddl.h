@@ -32,11 +32,5 @@ int sql_ddl_exec(sql_session *s, const char *sql, sql_ddl_info *info, merr *e);
  * it PUBLIC; on any failure removes it again. No transaction is open
  * before or after. */
 int sql_ddl_online_index(sql_session *s, const sql_ddl_info *info, merr *e);
-/* Tests: fn(arg) runs before each backfill batch (no transaction open);
- * nonzero stops the backfill as a gateway dying there would (the index
- * stays WRITE_ONLY). Rows per batch (0: the default, 500). Not
- * thread-safe: set them before sessions run. */
-void sql_ddl_set_backfill_hook(int (*fn)(void *arg), void *arg);
-void sql_ddl_set_backfill_batch(size_t rows);
 
 #endif

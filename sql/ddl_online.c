@@ -21,6 +21,7 @@
 #include "common/backoff.h"
 #include "common/mtime.h"
 #include "sql/ddl.h"
+#include "sql/session.h"
 
 #define BF_BATCH_DEFAULT 500
 /* Retries of one batch that lost a conflict (a writer on its rows, a range
@@ -221,7 +222,15 @@ int sql_ddl_online_index(sql_session *s, const sql_ddl_info *info, merr *e)
     if (!rc) return 0;
     merr cause = {0}, why = {0};
     if (e) cause = *e;
-    if (remove_index(s, &b, &why)) /* the user can finish the job */
+    /* The way out runs even when the statement was stopped: without the
+     * deadline (the catalog reload runs SQLite, which checks it) and, at
+     * the edge, without the KV's deadline and cancel. */
+    int (*expired)(void *) = s->expired;
+    s->expired = NULL;
+    if (s->unstop) s->unstop(s->unstop_arg);
+    int rrc = remove_index(s, &b, &why);
+    s->expired = expired;
+    if (rrc) /* the user can finish the job */
         return merr_set(e, rc, "%s (the unfinished index %s remains: DROP INDEX %s; %s)",
                         cause.msg[0] ? cause.msg : merr_str(rc), b.name, b.name, merr_msg(&why));
     if (e) *e = cause;

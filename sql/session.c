@@ -123,6 +123,12 @@ void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *a
     sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
 }
 
+void sql_session_set_unstop(sql_session *s, void (*fn)(void *arg), void *arg)
+{
+    s->unstop = fn;
+    s->unstop_arg = arg;
+}
+
 void sql_session_set_cluster(sql_session *s, const sql_cluster_ops *ops, void *ctx)
 {
     s->cluster = ops;

@@ -132,6 +132,8 @@ typedef struct sql_session {
     unsigned txn_stmts;     /* statements run in the explicit transaction */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;
+    void (*unstop)(void *); /* sql_session_set_unstop */
+    void *unstop_arg;
     int stopped;    /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
     int err_offset; /* of the last failed sql_prepare, or -1 */
     merr err;

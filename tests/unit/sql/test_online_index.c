@@ -2,8 +2,8 @@
  * lets a second session write the table while the index is WRITE_ONLY —
  * its statements commit, the planner ignores the index, meridian_indexes
  * shows it write-only — and afterwards the index holds exactly the table's
- * rows. A duplicate found by the backfill, a cancel and a DROP INDEX during
- * the backfill remove the index and all its entries; an abandoned backfill
+ * rows. A duplicate found by the backfill, a cancel, a timeout and a DROP
+ * INDEX during the backfill remove the index and all its entries; an abandoned backfill
  * (a gateway dying) leaves it visible, maintained and droppable; inside a
  * transaction CREATE INDEX stays one transactional step. */
 #include <stdarg.h>
@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "common/keycodec.h"
-#include "sql/ddl.h"
 #include "tests/unit/sql/fixture.h"
 
 typedef struct hook {
@@ -199,6 +198,26 @@ static int canceler(hook *h)
     return 0;
 }
 
+static int g_expired, g_unstopped;
+
+static int expired(void *arg)
+{
+    (void)arg;
+    return g_expired;
+}
+
+static void unstop(void *arg)
+{
+    (void)arg;
+    g_unstopped++;
+}
+
+static int timer(hook *h)
+{
+    g_expired = h->calls >= 2; /* statement_timeout passes after one batch */
+    return 0;
+}
+
 static int dropper(hook *h)
 {
     if (h->calls == 2) ok(h->b, "DROP INDEX t_b");
@@ -218,6 +237,17 @@ static void test_cancel_and_drop_remove_it(void **state)
     sql_ddl_set_backfill_hook(run_hook, &h);
     err(f->s, "CREATE INDEX t_b ON t(b)", MERR_CANCELED, "canceled");
     assert_int_equal(h.calls, 3);
+    q(f->s, "SELECT count(*) FROM meridian_indexes", &o);
+    assert_string_equal(o.buf, "0;");
+    assert_int_equal(keys_of(f, tid), 60);
+    /* A timeout: the removal runs past the deadline (which would stop the
+     * catalog reload it needs) with the edge's KV deadline lifted. */
+    h = (hook){f->s, b, 0, timer};
+    sql_session_set_deadline(f->s, expired, NULL);
+    sql_session_set_unstop(f->s, unstop, NULL);
+    err(f->s, "CREATE INDEX t_b ON t(b)", MERR_TIMEOUT, "statement timeout");
+    assert_int_equal(g_unstopped, 1);
+    g_expired = 0;
     q(f->s, "SELECT count(*) FROM meridian_indexes", &o);
     assert_string_equal(o.buf, "0;");
     assert_int_equal(keys_of(f, tid), 60);
