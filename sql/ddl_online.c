@@ -50,6 +50,8 @@ typedef struct bf {
     const char *name;
     mbuf from; /* the next row key to backfill; empty: the first */
     int done;
+    mbuf next; /* where the running batch ends: from once it committed */
+    int next_done;
 } bf;
 
 /* Why the statement must stop between batches, or 0. */
@@ -100,7 +102,10 @@ static int batch(sql_session *s, bf *b, merr *e)
     sql_table *t;
     sql_index *ix = find_index(s, b, &t);
     if (!ix || !ix->write_only) return gone(b, e);
-    return sql_index_backfill(s, t, ix, g_batch, &b->from, &b->done, e);
+    mbuf_reset(&b->next);
+    if (mbuf_append(&b->next, b->from.data, b->from.len))
+        return merr_set(e, MERR_NOMEM, "out of memory");
+    return sql_index_backfill(s, t, ix, g_batch, &b->next, &b->next_done, e);
 }
 
 /* The table's descriptor and the position of the index in it. */
@@ -206,19 +211,28 @@ int sql_ddl_online_index(sql_session *s, const sql_ddl_info *info, merr *e)
     bf b = {.tid = info->bf_tid,
             .iid = info->bf_iid,
             .name = info->create_index ? info->create_index : "?",
-            .from = MBUF_INIT};
+            .from = MBUF_INIT,
+            .next = MBUF_INIT};
     int rc = 0;
     while (!rc && !b.done) {
         if (g_hook && g_hook(g_hook_arg)) {
             mbuf_free(&b.from);
+            mbuf_free(&b.next);
             return merr_set(e, MERR_INTERNAL, "CREATE INDEX %s: backfill abandoned (test hook)",
                             b.name);
         }
         rc = stop_reason(s, e);
         if (!rc) rc = run_txn(s, batch, &b, 1, e);
+        if (!rc) { /* committed: the next batch starts where it ended */
+            mbuf t = b.from;
+            b.from = b.next;
+            b.next = t;
+            b.done = b.next_done;
+        }
     }
     if (!rc) rc = run_txn(s, publish, &b, 1, e);
     mbuf_free(&b.from);
+    mbuf_free(&b.next);
     if (!rc) return 0;
     merr cause = {0}, why = {0};
     if (e) cause = *e;
