@@ -116,6 +116,8 @@ static int writer(hook *h)
     if (h->calls != 3) return 0; /* two batches (ids 1..20) are in */
     q(h->b, "SELECT state FROM meridian_indexes WHERE name = 't_b'", &o);
     assert_string_equal(o.buf, "write-only;");
+    q(h->b, "SELECT count(*) FROM sqlite_master WHERE name = 't_b' OR instr(sql, 't_b')", &o);
+    assert_string_equal(o.buf, "0;"); /* not in the user connection's schema */
     assert_int_equal(rows_read(g_fx, h->b, "SELECT id FROM t WHERE b = 500"), 100); /* a scan */
     assert_int_equal(plan_slot(h->b, "SELECT id FROM t WHERE b = 500"), 0);         /* not t_b */
     ok(h->b, "INSERT INTO t VALUES(1000, 5, 'new'), (1001, 10000, 'new2')");
