@@ -8,7 +8,9 @@
  * written to the KV in the current transaction with a bumped schema version.
  * Dropped objects lose their data; new indexes are backfilled; the session
  * then reloads its catalog. All of it is in one KV transaction, so DDL
- * commits or rolls back with everything else. */
+ * commits or rolls back with everything else — except CREATE INDEX on its
+ * own on a populated table, which only adds the index WRITE_ONLY here and
+ * is backfilled online after the commit (ddl_online.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
