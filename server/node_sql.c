@@ -8,7 +8,10 @@
 #include "server/node_sql.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "server/node_int.h"
@@ -17,6 +20,7 @@
 #include "server/txn_client.h"
 #include "sql/kv_lock.h"
 #include "sql/kv_mem.h"
+#include "sql/session.h"
 
 /* A transaction client per session: it is used by one thread at a time,
  * and each session runs on its own worker. */
@@ -58,8 +62,21 @@ static void txn_staleness(void *kv, uint64_t ms)
                                    ms * 1000, 0);
 }
 
+/* MERIDIAN_TESTING_BACKFILL_GATE=path: an online CREATE INDEX waits before
+ * each backfill batch until path exists (at most 2 minutes, a hang guard),
+ * so tests/sql/concurrency_test.sh can watch writers commit while the index
+ * is WRITE_ONLY without racing the backfill. */
+static int backfill_gate(void *arg)
+{
+    for (int i = 0; i < 6000 && access((const char *)arg, F_OK) != 0; i++)
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+    return 0;
+}
+
 int node_sql_kv(node *n, const sql_kv_ops **ops, void **ctx, merr *e)
 {
+    const char *gate = getenv("MERIDIAN_TESTING_BACKFILL_GATE");
+    if (gate && *gate) sql_ddl_set_backfill_hook(backfill_gate, (void *)gate);
     if (n->cfg.testing_sql_memory) {
         /* kv_mem is single-threaded and sessions run on their own threads:
          * the lock wrapper serializes the calls. */

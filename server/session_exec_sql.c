@@ -186,6 +186,15 @@ static void sx_set_deadline(void *ctx, int64_t deadline_us)
     if (c->kv && c->cfg->kv_deadline) c->cfg->kv_deadline(c->kv, deadline_us);
 }
 
+/* The SQL layer's cleanup after a stopped statement (an online CREATE INDEX
+ * removing its index) must still reach the cluster. */
+static void sx_unstop(void *arg)
+{
+    sx_ctx *c = arg;
+    if (c->kv && c->cfg->kv_deadline) c->cfg->kv_deadline(c->kv, 0);
+    if (c->kv && c->cfg->kv_cancel) c->cfg->kv_cancel(c->kv, 0);
+}
+
 /* The SQL session, made on first use: with a per-session KV, making its
  * context may block (a client connecting), which open on the loop must not. */
 static int ensure_session(sx_ctx *c, sexec_error *err)
@@ -202,6 +211,7 @@ static int ensure_session(sx_ctx *c, sexec_error *err)
     }
     if (sql_session_open(c->cfg->ops, kv, &c->s, &m)) return map_err(c, NULL, &m, -1, err);
     sql_session_set_deadline(c->s, expired, c);
+    sql_session_set_unstop(c->s, sx_unstop, c);
     if (c->cfg->cluster) sql_session_set_cluster(c->s, c->cfg->cluster, c->cfg->cluster_ctx);
     sql_session_set_user(c->s, c->user, c->cfg->enforce_privileges);
     sql_session_set_read_only(c->s, c->st.read_only);

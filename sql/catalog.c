@@ -17,6 +17,7 @@
 /* ---- descriptor codec ---------------------------------------------------- */
 
 #define DESC_FORMAT 1
+#define DESC_STATES 1 /* tag of the optional trailer: one state byte per index */
 
 static int put_str(mbuf *b, const char *s)
 {
@@ -63,6 +64,13 @@ int sql_desc_encode(const sql_desc *d, mbuf *out)
         rc = rc ? rc : mbuf_append_u8(out, d->idx[i].sql != NULL);
         if (!rc && d->idx[i].sql) rc = put_str(out, d->idx[i].sql);
     }
+    /* Index states trail the descriptor, only when some index is not
+     * PUBLIC: an all-public descriptor encodes as it always did. */
+    int states = 0;
+    for (size_t i = 0; i < d->nidx; i++) states |= d->idx[i].state != SQL_IDX_PUBLIC;
+    if (states && !rc) rc = mbuf_append_u8(out, DESC_STATES);
+    for (size_t i = 0; i < d->nidx && states && !rc; i++)
+        rc = mbuf_append_u8(out, (uint8_t)d->idx[i].state);
     return rc;
 }
 
@@ -93,6 +101,14 @@ int sql_desc_decode(const uint8_t *p, size_t n, sql_desc *d, merr *e)
             goto corrupt;
         }
         x->id = (uint32_t)id;
+    }
+    if (mreader_left(&r)) {
+        uint8_t tag, st;
+        if (mreader_u8(&r, &tag) || tag != DESC_STATES) goto corrupt;
+        for (size_t i = 0; i < d->nidx; i++) {
+            if (mreader_u8(&r, &st) || st > SQL_IDX_WRITE_ONLY) goto corrupt;
+            d->idx[i].state = st;
+        }
     }
     if (mreader_left(&r)) goto corrupt;
     return 0;

@@ -8,7 +8,9 @@
  * written to the KV in the current transaction with a bumped schema version.
  * Dropped objects lose their data; new indexes are backfilled; the session
  * then reloads its catalog. All of it is in one KV transaction, so DDL
- * commits or rolls back with everything else. */
+ * commits or rolls back with everything else — except CREATE INDEX on its
+ * own on a populated table, which only adds the index WRITE_ONLY here and
+ * is backfilled online after the commit (ddl_online.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +18,35 @@
 
 #include "sql/auth.h"
 #include "sql/ddl.h"
+#include "sql/placement.h"
 #include "sql/record.h"
 #include "sql/row.h"
 #include "sql/vtab.h"
 
 typedef struct newidx {
     uint32_t tid, iid;
+    int write_only; /* added WRITE_ONLY: the online backfill follows the commit */
 } newidx;
+
+/* *has = 1 when table tid stores at least one row. */
+static int table_has_rows(sql_session *s, uint32_t tid, int *has, merr *e)
+{
+    mkey_val pv[2] = {mkey_int(tid, 0), mkey_int(SQL_PRIMARY_INDEX, 0)};
+    mbuf lo = MBUF_INIT, hi = MBUF_INIT;
+    sql_kv_iter *it = NULL;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int rc = mkey_encode_prefix(pv, 2, &lo);
+    if (!rc) rc = mkey_encode_prefix(pv, 2, &hi);
+    if (!rc) rc = mkey_prefix_end(&hi);
+    if (!rc) rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, 0, 1, &it, e);
+    if (!rc) rc = s->ops->iter_next(it, &k, &kl, &v, &vl, e);
+    *has = rc == 1;
+    if (it) s->ops->iter_close(it);
+    mbuf_free(&lo);
+    mbuf_free(&hi);
+    return rc < 0 ? rc : 0;
+}
 
 static int idx_number_match(const char *a, const char *b)
 {
@@ -37,9 +61,10 @@ static char *dupz(const unsigned char *s)
     return s ? strdup((const char *)s) : NULL;
 }
 
-/* Builds the descriptors of the scratch schema and writes the differences. */
-static int sync_catalog(sql_session *s, const char *old_name, const char *new_name, newidx **added,
-                        size_t *nadded, merr *e)
+/* Builds the descriptors of the scratch schema and writes the differences.
+ * With online, an index added to a table that has rows starts WRITE_ONLY. */
+static int sync_catalog(sql_session *s, const char *old_name, const char *new_name, int online,
+                        newidx **added, size_t *nadded, merr *e)
 {
     sql_desc *old = NULL;
     size_t nold = 0, na = 0;
@@ -101,12 +126,17 @@ static int sync_catalog(sql_session *s, const char *old_name, const char *new_na
                     const char *pn = prev->idx[j].name;
                     int pauto = strncmp(pn, "sqlite_autoindex_", 17) == 0;
                     if (auto_ ? (pauto && idx_number_match(pn, x->name))
-                              : sqlite3_stricmp(pn, x->name) == 0)
+                              : sqlite3_stricmp(pn, x->name) == 0) {
                         x->id = prev->idx[j].id;
+                        x->state = prev->idx[j].state;
+                    }
                 }
                 if (!x->id) {
+                    int has = 0;
                     x->id = d.next_index_id++;
-                    if (prev && na < 256) add[na++] = (newidx){d.id, x->id};
+                    if (prev && online && !auto_) rc = table_has_rows(s, d.id, &has, e);
+                    if (has) x->state = SQL_IDX_WRITE_ONLY;
+                    if (prev && na < 256) add[na++] = (newidx){d.id, x->id, has};
                 }
             }
             sqlite3_reset(ist);
@@ -133,6 +163,7 @@ static int sync_catalog(sql_session *s, const char *old_name, const char *new_na
         if (seen[i]) continue;
         rc = sql_catalog_del(s, old[i].name, e);
         if (!rc && old[i].kind == SQL_OBJ_TABLE) rc = sql_delete_prefix(s, old[i].id, -1, e);
+        if (!rc && old[i].kind == SQL_OBJ_TABLE) rc = sql_placement_table_dropped(s, old[i].id, e);
     }
 out:
     sqlite3_finalize(st);
@@ -176,6 +207,19 @@ int sql_ddl_inspect(const char *sql, sql_ddl_info *info, merr *e)
             return merr_set(e, MERR_UNSUPPORTED, "temporary objects are not supported");
         if (sql_tok_is(&t, "VIRTUAL") || sql_tok_is(&t, "TRIGGER"))
             return merr_set(e, MERR_UNSUPPORTED, "CREATE %.*s is not supported", (int)t.n, t.p);
+        if (sql_tok_is(&t, "UNIQUE")) t = sql_lex(sql, &pos);
+        if (sql_tok_is(&t, "INDEX")) {
+            size_t save = pos;
+            sql_tok x = sql_lex(sql, &pos);
+            if (sql_tok_is(&x, "IF")) {
+                sql_lex(sql, &pos);
+                sql_lex(sql, &pos);
+            } else {
+                pos = save;
+            }
+            info->create_index = read_name(sql, &pos);
+            return 0;
+        }
         if (!sql_tok_is(&t, "TABLE")) return 0;
         size_t save = pos;
         sql_tok x = sql_lex(sql, &pos);
@@ -228,6 +272,7 @@ void sql_ddl_info_free(sql_ddl_info *info)
     free(info->rename_from);
     free(info->rename_to);
     free(info->add_table);
+    free(info->create_index);
     memset(info, 0, sizeof(*info));
 }
 
@@ -272,12 +317,38 @@ static int sample_row(sql_session *s, sql_table *t, merr *e)
     return rc < 0 ? rc : 0;
 }
 
-int sql_ddl_exec(sql_session *s, const char *sql, const sql_ddl_info *info, merr *e)
+/* The WRITE_ONLY index named name, if any: a backfill that did not finish. */
+static const sql_index *unfinished_index(sql_session *s, const char *name)
+{
+    for (size_t i = 0; name && i < s->ntables; i++)
+        for (int k = 0; k < s->tables[i]->nidx; k++)
+            if (s->tables[i]->idx[k].write_only &&
+                sqlite3_stricmp(s->tables[i]->idx[k].name, name) == 0)
+                return &s->tables[i]->idx[k];
+    return NULL;
+}
+
+int sql_ddl_refuse(sql_session *s, const sql_ddl_info *info, merr *e)
+{
+    /* SQLite would say "already exists" (or, IF NOT EXISTS, nothing) about
+     * an index nobody can use: say what it is and what to do. */
+    if (unfinished_index(s, info->create_index))
+        return merr_set(e, MERR_EXISTS,
+                        "index %s exists unfinished (write-only: its CREATE INDEX did not "
+                        "complete); DROP INDEX %s first",
+                        info->create_index, info->create_index);
+    return 0;
+}
+
+int sql_ddl_exec(sql_session *s, const char *sql, sql_ddl_info *info, merr *e)
 {
     newidx *added = NULL;
     size_t nadded = 0;
     char *msg = NULL;
     int rc;
+    info->bf_tid = info->bf_iid = 0;
+    rc = sql_ddl_refuse(s, info, e);
+    if (rc) return rc;
     sql_table *sample = info->add_table ? sql_find_table(s, info->add_table) : NULL;
     if (sample) {
         rc = sample_row(s, sample, e);
@@ -301,13 +372,20 @@ int sql_ddl_exec(sql_session *s, const char *sql, const sql_ddl_info *info, merr
         return rc;
     }
     s->catalog_dirty = 1; /* the scratch db is ahead of the session until reloaded */
-    rc = sync_catalog(s, info->rename_from, info->rename_to, &added, &nadded, e);
+    rc = sync_catalog(s, info->rename_from, info->rename_to, info->online && info->create_index,
+                      &added, &nadded, e);
     if (!rc) rc = sql_catalog_bump(s, e);
     if (!rc) rc = sql_catalog_load(s, e);
     for (size_t i = 0; i < nadded && !rc; i++) {
         sql_table *t = sql_find_table_id(s, added[i].tid);
+        if (added[i].write_only) { /* one per CREATE INDEX: online is only set there */
+            info->bf_tid = added[i].tid;
+            info->bf_iid = added[i].iid;
+            continue;
+        }
         for (int k = 0; t && k < t->nidx && !rc; k++)
-            if (t->idx[k].id == added[i].iid) rc = sql_index_backfill(s, t, &t->idx[k], e);
+            if (t->idx[k].id == added[i].iid)
+                rc = sql_index_backfill(s, t, &t->idx[k], 0, NULL, NULL, e);
     }
     free(added);
     /* Grants stay with a name, not a table: a renamed table's old grants

@@ -211,3 +211,56 @@ int sql_placement_exec(sql_session *s, const sql_placement *p, merr *e)
     mbuf_free(&hi);
     return rc;
 }
+
+/* ---- DROP TABLE: the table's policy goes with it ---- */
+
+int sql_placement_table_dropped(sql_session *s, uint32_t tid, merr *e)
+{
+    if (s->ndrop_pol == s->capdrop_pol) {
+        size_t nc = s->capdrop_pol ? s->capdrop_pol * 2 : 4;
+        uint32_t *p = realloc(s->drop_pol, nc * sizeof(*p));
+        if (!p) return merr_set(e, MERR_NOMEM, "out of memory");
+        s->drop_pol = p;
+        s->capdrop_pol = nc;
+    }
+    s->drop_pol[s->ndrop_pol++] = tid;
+    return 0;
+}
+
+/* Keeps only the dropped tables that are still gone as the transaction
+ * ends (a ROLLBACK TO may have undone a DROP TABLE). */
+void sql_placement_before_commit(sql_session *s)
+{
+    if (!s->ndrop_pol) return;
+    sql_desc *d = NULL;
+    size_t nd = 0, k = 0;
+    if (sql_catalog_read(s, &d, &nd, NULL)) {
+        s->ndrop_pol = 0; /* unsure: keep the policies (harmless: ids are never reused) */
+        return;
+    }
+    for (size_t i = 0; i < s->ndrop_pol; i++) {
+        int live = 0;
+        for (size_t j = 0; j < nd; j++)
+            live |= d[j].kind == SQL_OBJ_TABLE && d[j].id == s->drop_pol[i];
+        if (!live) s->drop_pol[k++] = s->drop_pol[i];
+    }
+    s->ndrop_pol = k;
+    for (size_t j = 0; j < nd; j++) sql_desc_free(&d[j]);
+    free(d);
+}
+
+/* A dropped table's placement policy ("table.<id>", as SET names it) lives
+ * in the cluster, outside transactions: it goes once the drop committed. A
+ * failure leaves a policy over keys no table will use again (table ids are
+ * never reused), so it does not fail the committed statement. */
+void sql_placement_txn_done(sql_session *s, int committed)
+{
+    const sql_cluster_ops *o = s->cluster;
+    for (size_t i = 0; committed && o && o->policy_rm && i < s->ndrop_pol; i++) {
+        char name[32];
+        merr ignore = {0};
+        snprintf(name, sizeof(name), "table.%u", s->drop_pol[i]);
+        o->policy_rm(s->cluster_ctx, name, &ignore);
+    }
+    s->ndrop_pol = 0;
+}

@@ -29,4 +29,12 @@ int sql_placement_show_sql(const sql_placement *p, char **out, merr *e);
 /* SET or RESET. */
 int sql_placement_exec(sql_session *s, const sql_placement *p, merr *e);
 
+/* DROP TABLE: the table's policy is removed once the drop commits (the
+ * cluster keeps policies outside transactions). table_dropped notes it
+ * (ddl.c), before_commit forgets tables a ROLLBACK TO brought back, and
+ * txn_done removes the policies if the transaction committed (session.c). */
+int sql_placement_table_dropped(sql_session *s, uint32_t tid, merr *e);
+void sql_placement_before_commit(sql_session *s);
+void sql_placement_txn_done(sql_session *s, int committed);
+
 #endif

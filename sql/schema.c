@@ -233,6 +233,7 @@ static int build_table(sqlite3 *db, const sql_desc *d, sql_table **out, merr *e)
         }
         sql_index *ix = &t->idx[t->nidx++];
         ix->id = di->id;
+        ix->write_only = di->state == SQL_IDX_WRITE_ONLY;
         ix->unique = sqlite3_column_int(st, 2);
         ix->name = strdup(iname);
         rc = index_cols(db, iname, &ix->cols, &ix->desc, &ix->ncols, e);

@@ -67,11 +67,13 @@ static int txn_end(sql_session *s, int commit, merr *e)
 {
     int rc = 0;
     if (!s->txn) return 0;
+    if (commit) sql_placement_before_commit(s);
     if (commit) {
         rc = s->ops->commit(s->txn, e);
     } else {
         s->ops->rollback(s->txn);
     }
+    sql_placement_txn_done(s, !rc && commit);
     if (rc || !commit) s->catalog_dirty = 1;
     s->txn = NULL;
     s->explicit_txn = 0;
@@ -94,6 +96,7 @@ void sql_session_close(sql_session *s)
     free(s->handles);
     free(s->hslots);
     free(s->sp);
+    free(s->drop_pol);
     sql_auth_cache_free(s);
     free(s);
 }
@@ -118,6 +121,12 @@ void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *a
     s->expired = expired;
     s->expired_arg = arg;
     sqlite3_progress_handler(s->db, expired ? 1000 : 0, expired ? progress : NULL, s);
+}
+
+void sql_session_set_unstop(sql_session *s, void (*fn)(void *arg), void *arg)
+{
+    s->unstop = fn;
+    s->unstop_arg = arg;
 }
 
 void sql_session_set_cluster(sql_session *s, const sql_cluster_ops *ops, void *ctx)
@@ -160,6 +169,16 @@ static int txn_begin(sql_session *s, unsigned flags, merr *e)
     rc = check_schema(s, e);
     if (rc) txn_end(s, 0, NULL);
     return rc;
+}
+
+int sql_txn_begin(sql_session *s, merr *e)
+{
+    return txn_begin(s, 0, e);
+}
+
+int sql_txn_end(sql_session *s, int commit, merr *e)
+{
+    return txn_end(s, commit, e);
 }
 
 /* A read-only transaction AS OF SYSTEM TIME at; the catalog it loads is the
@@ -409,6 +428,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
      * end and reports syntax errors exactly as SQLite does. */
     sqlite3 *parser = s->scratch;
     rc = classify(src, st, e);
+    if (!rc && st->kind == K_DDL) rc = sql_ddl_refuse(s, &st->ddl, e);
     if (rc) goto err;
     if (blanked && (rc = asof_accept(s, st, &at, e))) goto err;
     if (st->kind == K_SET_TXN) {
@@ -666,6 +686,7 @@ int sql_step(sql_stmt *st, merr *e)
             }
         }
         if (st->kind == K_DDL || st->kind == K_AUTH) {
+            st->ddl.online = st->autocommit; /* CREATE INDEX on its own: online */
             rc = st->kind == K_DDL ? sql_ddl_exec(s, st->text, &st->ddl, e)
                                    : sql_auth_exec(s, &st->auth, e);
             if (rc)
@@ -676,6 +697,10 @@ int sql_step(sql_stmt *st, merr *e)
              * a concurrent writer) runs again as a query would: the next
              * transaction reloads the catalog the failed one left dirty. */
             if (auto_retry(st, rc, e)) continue;
+            /* The index is in, WRITE_ONLY: backfill it (its batches retry
+             * on their own; the statement does not run again). */
+            if (!rc && st->kind == K_DDL && st->ddl.bf_iid)
+                rc = sql_ddl_online_index(s, &st->ddl, e);
             return rc;
         }
         s->upsert = st->upsert;

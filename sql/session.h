@@ -55,6 +55,17 @@ void sql_session_set_cluster(sql_session *s, const sql_cluster_ops *ops, void *c
 
 void sql_session_set_deadline(sql_session *s, int (*expired)(void *arg), void *arg);
 void sql_session_cancel(sql_session *s);
+/* Optional: fn(arg) lifts the statement's deadline and cancel from the
+ * edge's KV, for work that must finish after the statement was stopped
+ * (an online CREATE INDEX removing its unfinished index). */
+void sql_session_set_unstop(sql_session *s, void (*fn)(void *arg), void *arg);
+
+/* Online CREATE INDEX (docs/sql.md), for tests only: fn(arg) runs before
+ * each backfill batch (no transaction open); nonzero stops the backfill as
+ * a gateway dying there would (the index stays WRITE_ONLY). Rows per batch
+ * (0: the default, 500). Process-wide: set them before sessions run. */
+void sql_ddl_set_backfill_hook(int (*fn)(void *arg), void *arg);
+void sql_ddl_set_backfill_batch(size_t rows);
 
 /* Prepares the first statement of sql; *tail (may be NULL) gets the rest.
  * *out is NULL when sql holds only space and comments. */

@@ -33,11 +33,18 @@
 /* Object kinds in the catalog. */
 enum { SQL_OBJ_TABLE = 1, SQL_OBJ_VIEW = 2 };
 
+/* Index states of an online CREATE INDEX (docs/sql.md, "Online CREATE
+ * INDEX"; F1's schema change states without DELETE_ONLY): a WRITE_ONLY index
+ * is kept by every write, unique ones enforced, but no read uses it; PUBLIC
+ * is an ordinary index. Stored descriptors without a state are PUBLIC. */
+enum { SQL_IDX_PUBLIC = 0, SQL_IDX_WRITE_ONLY = 1 };
+
 /* A persisted index entry of a descriptor: ids survive renames. */
 typedef struct sql_desc_index {
     uint32_t id;
     char *name;
     char *sql; /* CREATE INDEX text; NULL for indexes SQLite makes itself */
+    int state; /* SQL_IDX_* */
 } sql_desc_index;
 
 /* What the catalog stores per object: the SQL that creates it (SQLite
@@ -69,9 +76,10 @@ typedef struct sql_index {
     uint32_t id;
     char *name;
     int unique;
-    int ncols;     /* indexed columns */
-    int *cols;     /* column numbers */
-    uint8_t *desc; /* per column */
+    int ncols;      /* indexed columns */
+    int *cols;      /* column numbers */
+    uint8_t *desc;  /* per column */
+    int write_only; /* SQL_IDX_WRITE_ONLY: maintained, never read */
 } sql_index;
 
 typedef struct sql_table {
@@ -135,6 +143,8 @@ typedef struct sql_session {
     unsigned txn_stmts;     /* statements run in the explicit transaction */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;
+    void (*unstop)(void *); /* sql_session_set_unstop */
+    void *unstop_arg;
     int stopped;    /* why the running statement was interrupted: MERR_TIMEOUT/CANCELED */
     int err_offset; /* of the last failed sql_prepare, or -1 */
     merr err;
@@ -148,6 +158,8 @@ typedef struct sql_session {
     struct sql_auth_cache *auth;
     char auth_msg[256];
     char auth_created[64], auth_dropped[64];
+    uint32_t *drop_pol; /* tables dropped in the transaction: their policies go at commit */
+    size_t ndrop_pol, capdrop_pol;
 } sql_session;
 
 /* Notes a table the statement being prepared writes (auth.c's authorizer). */
@@ -176,6 +188,12 @@ sql_table *sql_find_table_id(sql_session *s, uint32_t id);
 sql_table *sql_find_table(sql_session *s, const char *name);
 int sql_delete_prefix(sql_session *s, uint32_t tid, int64_t iid, merr *e);
 
+/* session.c: begin (reading the schema version, reloading the catalog when
+ * it changed) and end a read-write transaction of the session's own, for
+ * work spanning several transactions (online CREATE INDEX). */
+int sql_txn_begin(sql_session *s, merr *e);
+int sql_txn_end(sql_session *s, int commit, merr *e);
+
 /* vtab.c */
 int sql_vtab_register(sql_session *s);
 /* sysview.c: meridian_tables, meridian_indexes and the cluster views (on the user connection, and
@@ -186,9 +204,13 @@ int sql_sysview_is(const char *name);
 /* Key of a table's primary index for a row (vals: all columns; rowid used
  * for rowid tables). */
 int sql_row_key(const sql_table *t, sqlite3_value **vals, int64_t rowid, mbuf *out);
-/* Adds the entries of index ix for an existing row (key and decoded values);
- * checks uniqueness. Used by CREATE INDEX backfill. */
-int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e);
+/* CREATE INDEX backfill: adds the entries of index ix for t's rows from key
+ * *from on (from NULL or empty: the first row), at most limit rows (0: all).
+ * *from gets the key to resume at, *done whether the table ended (either
+ * may be NULL). Idempotent; for a unique index another row's entry is a
+ * duplicate (MERR_EXISTS, SQLite's message). */
+int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, size_t limit, mbuf *from,
+                       int *done, merr *e);
 
 /* insert.c: *out gets a rewritten INSERT that supplies omitted defaults, or
  * NULL when the statement needs none. */

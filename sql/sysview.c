@@ -54,9 +54,9 @@ static const struct {
     const char *schema;
 } sys_views[V_COUNT] = {
     {"meridian_tables", 4, "CREATE TABLE x(name TEXT, table_id INTEGER, type TEXT, sql TEXT)"},
-    {"meridian_indexes", 5,
+    {"meridian_indexes", 6,
      "CREATE TABLE x(table_name TEXT, name TEXT, index_id INTEGER, is_unique INTEGER, "
-     "columns TEXT)"},
+     "columns TEXT, state TEXT)"},
     {"meridian_nodes", 10,
      "CREATE TABLE x(node_id INTEGER, address TEXT, region TEXT, zone TEXT, state TEXT, "
      "ranges INTEGER, leases INTEGER, uptime_s REAL, clock_source TEXT, clock_epsilon_us "
@@ -389,8 +389,12 @@ static int sys_filter(sqlite3_vtab_cursor *cur, int idxnum, const char *idxstr, 
                     mbuf_printf(&cols, "%s%s%s", j ? ", " : "", t->cols[ix->cols[j]].name,
                                 ix->desc[j] ? " DESC" : "");
                 mbuf_append_u8(&cols, 0);
-                sys_val row[5] = {v_text(t->name), v_text(ix->name), v_int(ix->id),
-                                  v_int(ix->unique), v_text((char *)cols.data)};
+                sys_val row[6] = {v_text(t->name),
+                                  v_text(ix->name),
+                                  v_int(ix->id),
+                                  v_int(ix->unique),
+                                  v_text((char *)cols.data),
+                                  v_text(ix->write_only ? "write-only" : "public")};
                 rc = sys_row(c, row);
                 mbuf_free(&cols);
             }

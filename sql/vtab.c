@@ -196,6 +196,7 @@ static int vt_best_index(sqlite3_vtab *vt, sqlite3_index_info *info)
     plan best, cur;
     plan_slot(t, info, 0, &best);
     for (int k = 0; k < t->nidx; k++) {
+        if (t->idx[k].write_only) continue; /* still being backfilled: incomplete */
         plan_slot(t, info, k + 1, &cur);
         if (cur.cost < best.cost) best = cur;
     }

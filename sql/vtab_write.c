@@ -583,24 +583,29 @@ out:
     return src;
 }
 
-int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e)
+int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, size_t limit, mbuf *from,
+                       int *done, merr *e)
 {
     mkey_val pv[2] = {mkey_int(t->id, 0), mkey_int(SQL_PRIMARY_INDEX, 0)};
     mbuf lo = MBUF_INIT, hi = MBUF_INIT, rk = MBUF_INIT, ik = MBUF_INIT, iv = MBUF_INIT;
     mbuf pk = MBUF_INIT, fk = MBUF_INIT, fv = MBUF_INIT;
     sql_kv_iter *it = NULL;
     sql_row r;
+    size_t n = 0;
     int rc = sql_row_init(&r, t);
-    if (!rc) rc = mkey_encode_prefix(pv, 2, &lo);
+    if (!rc)
+        rc = from && from->len ? mbuf_append(&lo, from->data, from->len)
+                               : mkey_encode_prefix(pv, 2, &lo);
     if (!rc) rc = mkey_encode_prefix(pv, 2, &hi);
     if (!rc) rc = mkey_prefix_end(&hi);
-    if (!rc) rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, 0, 0, &it, e);
+    if (!rc) rc = s->ops->scan(s->txn, lo.data, lo.len, hi.data, hi.len, 0, limit, &it, e);
     while (!rc) {
         const uint8_t *k, *v;
         size_t kl, vl;
         int uf;
         rc = s->ops->iter_next(it, &k, &kl, &v, &vl, e);
         if (rc <= 0) break;
+        n++;
         mbuf_reset(&rk);
         rc = mbuf_append(&rk, k, kl);
         if (!rc) rc = sql_row_decode(t, k, kl, v, vl, &r, e);
@@ -608,7 +613,9 @@ int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e)
         if (!rc && uf) {
             rc = sql_index_prefix(t, ix, r.cv, &pk);
             if (!rc) rc = probe(s, &pk, &fk, &fv, e);
-            if (!rc && fk.len) {
+            /* This row's own entry (a write since the index was added made
+             * it) is fine; another row's is a duplicate. */
+            if (!rc && fk.len && (fv.len != rk.len || memcmp(fv.data, rk.data, rk.len) != 0)) {
                 char *c = cols_list(t, ix->cols, ix->ncols);
                 rc = merr_set(e, MERR_EXISTS, "UNIQUE constraint failed: %s", c);
                 free(c);
@@ -616,6 +623,12 @@ int sql_index_backfill(sql_session *s, sql_table *t, sql_index *ix, merr *e)
         }
         if (!rc) rc = s->ops->put(s->txn, ik.data, ik.len, iv.data, iv.len, e);
     }
+    if (!rc && from) {
+        /* Resume just past the last row: the smallest key above it. */
+        mbuf_reset(from);
+        if (n) rc = mbuf_append(from, rk.data, rk.len) || mbuf_append_u8(from, 0) ? MERR_NOMEM : 0;
+    }
+    if (done) *done = !limit || n < limit;
     if (it) s->ops->iter_close(it);
     sql_row_free(&r);
     mbuf_free(&lo);

@@ -6,8 +6,8 @@
 # table's range to the us node; a policy over every user key with
 # replicas=1 regions=us,eu lead_region=eu leaves each covered range one
 # replica, on the eu node, holding the lease; removing it brings back
-# three replicas. The data reads back after each step. Every process is
-# stopped by PID.
+# three replicas. The data reads back after each step; DROP TABLE removes
+# the table's policy. Every process is stopped by PID.
 set -u
 bin=$1; lc=$2
 export MERIDIAN_REGIONS="us eu ap"
@@ -98,6 +98,9 @@ check "rm all" "policy rm all && [ \"\$(policy list | wc -l)\" = 1 ]"
 check "the default factor comes back: three replicas" "wait_for 90 'ranges_ok any 1,2,3'" || show
 check "data intact" intact
 check "the table reads back" "wait_for 60 \"sql 'SELECT count(*) FROM t' | grep -qx 2\""
+# DROP TABLE takes its policy along (sql/placement.c).
+check "DROP TABLE removes the table's policy" \
+  "sql \"CREATE TABLE u(a INTEGER PRIMARY KEY); ALTER TABLE u SET PLACEMENT (replicas = 3)\" >/dev/null && [ \"\$(policy list | wc -l)\" = 2 ] && sql 'DROP TABLE u' >/dev/null && [ \"\$(policy list | wc -l)\" = 1 ]"
 
 echo "pd_policy_test: $passes passed, $fails failed in $(( $(date +%s) - start_s )) s"
 [ "$fails" = 0 ]

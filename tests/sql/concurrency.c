@@ -14,7 +14,12 @@
  *  backfill   CREATE INDEX on a populated table spread over ranges while
  *             sessions insert and update rows; writes go on after it too.
  *             Then a scan through the index must give exactly what a
- *             scan of the table gives.
+ *             scan of the table gives. The backfill is online: a third
+ *             session sees the index write-only, counts the writes that
+ *             commit until it sees it write-only again, then opens the
+ *             nodes' backfill gate (MERIDIAN_TESTING_BACKFILL_GATE, a file
+ *             the backfill waits for), so writes provably committed
+ *             during the backfill without racing it.
  *
  *   sql_concurrency MERIDIAN_BIN HOSTS [SESSIONS INCREMENTS ROUNDS]
  *
@@ -348,6 +353,42 @@ static char *rows_of(meridian *db, const char *sql)
     return buf;
 }
 
+/* The third session: watches bf_k's state while CREATE INDEX runs. */
+typedef struct bfo {
+    bfw *w;
+    const char *gate;
+    int seen;   /* saw write-only twice, writes committed in between */
+    int writes; /* ... that many */
+} bfo;
+
+static int bf_state_is(meridian *db, const char *want)
+{
+    char *r = rows_of(db, "SELECT state FROM meridian_indexes WHERE name = 'bf_k'");
+    char expect[32];
+    snprintf(expect, sizeof(expect), "%s;", want);
+    int is = r && strcmp(r, expect) == 0;
+    free(r);
+    return is;
+}
+
+static void *bf_observer(void *arg)
+{
+    bfo *o = arg;
+    meridian *db = connect_db();
+    int wo = 0;
+    for (int i = 0; db && i < 6000 && !(wo = bf_state_is(db, "write-only")); i++)
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    int from = total_writes(o->w, 2);
+    if (wo && wait_writes(o->w, 2, from, 10) && bf_state_is(db, "write-only")) {
+        o->seen = 1;
+        o->writes = total_writes(o->w, 2) - from;
+    }
+    FILE *f = fopen(o->gate, "w"); /* whatever happened: let the backfill go on */
+    if (f) fclose(f);
+    meridian_close(db);
+    return NULL;
+}
+
 static void backfill(meridian *db, const char *bin)
 {
     char sql[256];
@@ -372,6 +413,10 @@ static void backfill(meridian *db, const char *bin)
     }
     check(wait_writes(w, 2, 0, 10), "backfill: writers running before CREATE INDEX");
     int before = total_writes(w, 2);
+    const char *gate = getenv("MERIDIAN_TESTING_BACKFILL_GATE");
+    bfo obs = {w, gate, 0, 0};
+    pthread_t oth;
+    if (gate) pthread_create(&oth, NULL, bf_observer, &obs);
     rc = -1;
     for (int t = 0; t < MAX_RETRIES && rc; t++) {
         rc = exec(db, "CREATE INDEX bf_k ON bf(k)");
@@ -379,6 +424,13 @@ static void backfill(meridian *db, const char *bin)
     }
     int during = total_writes(w, 2) - before;
     check(rc == 0, "backfill: CREATE INDEX while writing (%d writes committed meanwhile)", during);
+    if (gate) {
+        pthread_join(oth, NULL);
+        check(obs.seen, "backfill: %d writes committed while bf_k was write-only (online)",
+              obs.writes);
+    } else {
+        printf("info: no MERIDIAN_TESTING_BACKFILL_GATE: online progress not checked\n");
+    }
     /* Writes after the index exists must maintain it. */
     check(wait_writes(w, 2, total_writes(w, 2), 20), "backfill: writers go on after it");
     atomic_store(&stop, 1);

@@ -16,6 +16,7 @@
 #include "sql/asof.h"
 #include "sql/kv_mem.h"
 #include "sql/session.h"
+#include "tests/unit/sql/fixture.h"
 
 static sql_kv_at parse_ok(const char *expr)
 {
@@ -109,27 +110,27 @@ static void test_parse_forms(void **state)
 /* sql with the clause found: the blanked copy must equal want. */
 static void strip_is(const char *sql, const char *want)
 {
-    char *out = NULL;
+    char *blanked = NULL;
     sql_kv_at at;
     merr e = {0};
-    if (sql_asof_strip(sql, &out, &at, &e)) fail_msg("%s: %s", sql, merr_msg(&e));
+    if (sql_asof_strip(sql, &blanked, &at, &e)) fail_msg("%s: %s", sql, merr_msg(&e));
     if (!want) {
-        if (out) fail_msg("%s: found a clause: \"%s\"", sql, out);
+        if (blanked) fail_msg("%s: found a clause: \"%s\"", sql, blanked);
         return;
     }
-    if (!out) fail_msg("%s: no clause found", sql);
-    assert_int_equal(strlen(out), strlen(sql)); /* offsets unchanged */
-    assert_string_equal(out, want);
-    free(out);
+    if (!blanked) fail_msg("%s: no clause found", sql);
+    assert_int_equal(strlen(blanked), strlen(sql)); /* offsets unchanged */
+    assert_string_equal(blanked, want);
+    free(blanked);
 }
 
 static void strip_bad(const char *sql, const char *msg)
 {
-    char *out = NULL;
+    char *blanked = NULL;
     sql_kv_at at;
     merr e = {0};
-    assert_int_equal(sql_asof_strip(sql, &out, &at, &e), MERR_INVALID);
-    assert_null(out);
+    assert_int_equal(sql_asof_strip(sql, &blanked, &at, &e), MERR_INVALID);
+    assert_null(blanked);
     if (!strstr(e.msg, msg)) fail_msg("%s: message \"%s\" lacks \"%s\"", sql, e.msg, msg);
 }
 
@@ -163,30 +164,6 @@ static void test_strip(void **state)
 
 /* ---- sessions over the in-memory KV ---- */
 
-typedef struct fx {
-    sql_kv_mem *kv;
-    sql_session *s;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    merr e = {0};
-    assert_int_equal(sql_kv_mem_open(&f->kv), 0);
-    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &f->s, &e), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sql_session_close(f->s);
-    sql_kv_mem_close(f->kv);
-    free(f);
-    return 0;
-}
-
 static int first_text(void *arg, sql_stmt *st)
 {
     char *buf = arg;
@@ -197,7 +174,7 @@ static int first_text(void *arg, sql_stmt *st)
 }
 
 /* The first column of every row, comma-separated. */
-static const char *q(sql_session *s, const char *sql, char *buf)
+static const char *q1(sql_session *s, const char *sql, char *buf)
 {
     merr e = {0};
     buf[0] = 0;
@@ -205,13 +182,7 @@ static const char *q(sql_session *s, const char *sql, char *buf)
     return buf;
 }
 
-static void ok(sql_session *s, const char *sql)
-{
-    merr e = {0};
-    if (sql_exec(s, sql, NULL, NULL, &e)) fail_msg("%s: %s", sql, merr_msg(&e));
-}
-
-static void err(sql_session *s, const char *sql, const char *msg)
+static void err_has(sql_session *s, const char *sql, const char *msg)
 {
     merr e = {0};
     if (!sql_exec(s, sql, NULL, NULL, &e)) fail_msg("%s: succeeded", sql);
@@ -221,7 +192,7 @@ static void err(sql_session *s, const char *sql, const char *msg)
 static uint64_t now_ts(sql_session *s)
 {
     char buf[256];
-    return strtoull(q(s, "SELECT meridian_now()", buf), NULL, 10);
+    return strtoull(q1(s, "SELECT meridian_now()", buf), NULL, 10);
 }
 
 static void test_session_reads_past(void **state)
@@ -237,50 +208,51 @@ static void test_session_reads_past(void **state)
     ok(f->s, "UPDATE t SET v = 'v2' WHERE k = 1");
 
     snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME %llu", (unsigned long long)t1);
-    assert_string_equal(q(f->s, sql, buf), "v1");
+    assert_string_equal(q1(f->s, sql, buf), "v1");
     snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME '%llu' WHERE k = 1",
              (unsigned long long)t1);
-    assert_string_equal(q(f->s, sql, buf), "v1");
+    assert_string_equal(q1(f->s, sql, buf), "v1");
     /* The clause belongs to its statement only: the tail reads now. */
     snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME %llu; SELECT v FROM t",
              (unsigned long long)t1);
-    assert_string_equal(q(f->s, sql, buf), "v1,v2");
-    assert_string_equal(q(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-0s'", buf), "v2");
-    assert_string_equal(q(f->s, "SELECT v FROM t AS OF SYSTEM TIME follower_read_timestamp()", buf),
-                        "v2");
+    assert_string_equal(q1(f->s, sql, buf), "v1,v2");
+    assert_string_equal(q1(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-0s'", buf), "v2");
+    assert_string_equal(
+        q1(f->s, "SELECT v FROM t AS OF SYSTEM TIME follower_read_timestamp()", buf), "v2");
     /* meridian_now() in the past is that past. */
     snprintf(sql, sizeof(sql), "SELECT meridian_now() AS OF SYSTEM TIME %llu",
              (unsigned long long)t1);
-    assert_int_equal(strtoull(q(f->s, sql, buf), NULL, 10), t1);
-    assert_string_equal(q(f->s, "SELECT cluster_logical_timestamp() = meridian_now()", buf), "1");
+    assert_int_equal(strtoull(q1(f->s, sql, buf), NULL, 10), t1);
+    assert_string_equal(q1(f->s, "SELECT cluster_logical_timestamp() = meridian_now()", buf), "1");
     /* The catalog is the one of that time too. */
     snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME %llu", (unsigned long long)t0);
-    err(f->s, sql, "no such table: t");
-    assert_string_equal(q(f->s, "SELECT v FROM t", buf), "v2");
+    err_has(f->s, sql, "no such table: t");
+    assert_string_equal(q1(f->s, "SELECT v FROM t", buf), "v2");
 
     /* Writes, the future, and a store without a wall clock are refused. */
     snprintf(sql, sizeof(sql), "UPDATE t SET v = 'x' AS OF SYSTEM TIME %llu",
              (unsigned long long)t1);
-    err(f->s, sql, "AS OF SYSTEM TIME");
+    err_has(f->s, sql, "AS OF SYSTEM TIME");
     /* A subquery cannot have its own time. */
-    err(f->s, "UPDATE t SET v = 'x' WHERE k IN (SELECT 1 AS OF SYSTEM TIME '-0s')",
-        "applies to a whole statement");
-    err(f->s, "DELETE FROM t AS OF SYSTEM TIME '-0s'", "AS OF SYSTEM TIME: this statement writes");
-    err(f->s, "INSERT INTO t SELECT 2, 'x' AS OF SYSTEM TIME '-0s'", "this statement writes");
-    err(f->s, "CREATE TABLE u(a) AS OF SYSTEM TIME '-0s'", "only SELECT, BEGIN");
-    err(f->s, "COMMIT AS OF SYSTEM TIME '-0s'", "only SELECT, BEGIN");
+    err_has(f->s, "UPDATE t SET v = 'x' WHERE k IN (SELECT 1 AS OF SYSTEM TIME '-0s')",
+            "applies to a whole statement");
+    err_has(f->s, "DELETE FROM t AS OF SYSTEM TIME '-0s'",
+            "AS OF SYSTEM TIME: this statement writes");
+    err_has(f->s, "INSERT INTO t SELECT 2, 'x' AS OF SYSTEM TIME '-0s'", "this statement writes");
+    err_has(f->s, "CREATE TABLE u(a) AS OF SYSTEM TIME '-0s'", "only SELECT, BEGIN");
+    err_has(f->s, "COMMIT AS OF SYSTEM TIME '-0s'", "only SELECT, BEGIN");
     snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME %llu",
              (unsigned long long)now_ts(f->s) + 1000);
-    err(f->s, sql, "in the future");
-    err(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-10s'", "no wall clock");
-    err(f->s, "SELECT v FROM t AS OF SYSTEM TIME 'soon'", "bad expression");
-    assert_string_equal(q(f->s, "SELECT v FROM t", buf), "v2"); /* nothing was written */
+    err_has(f->s, sql, "in the future");
+    err_has(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-10s'", "no wall clock");
+    err_has(f->s, "SELECT v FROM t AS OF SYSTEM TIME 'soon'", "bad expression");
+    assert_string_equal(q1(f->s, "SELECT v FROM t", buf), "v2"); /* nothing was written */
 
     /* A table dropped since is still there in the past, rows and all. */
     ok(f->s, "DROP TABLE t");
-    err(f->s, "SELECT v FROM t", "no such table: t");
+    err_has(f->s, "SELECT v FROM t", "no such table: t");
     snprintf(sql, sizeof(sql), "SELECT v FROM t AS OF SYSTEM TIME %llu", (unsigned long long)t1);
-    assert_string_equal(q(f->s, sql, buf), "v1");
+    assert_string_equal(q1(f->s, sql, buf), "v1");
 }
 
 static void test_session_transactions(void **state)
@@ -295,46 +267,46 @@ static void test_session_transactions(void **state)
     snprintf(sql, sizeof(sql), "BEGIN TRANSACTION AS OF SYSTEM TIME %llu", (unsigned long long)t1);
     ok(f->s, sql);
     assert_true(sql_session_in_txn(f->s));
-    assert_string_equal(q(f->s, "SELECT v FROM t", buf), "v1");
-    assert_string_equal(q(f->s, "SELECT count(*) FROM t WHERE v = 'v1'", buf), "1");
+    assert_string_equal(q1(f->s, "SELECT v FROM t", buf), "v1");
+    assert_string_equal(q1(f->s, "SELECT count(*) FROM t WHERE v = 'v1'", buf), "1");
     assert_int_equal(now_ts(f->s), t1);
-    err(f->s, "UPDATE t SET v = 'x'", "read-only AS OF SYSTEM TIME transaction");
-    err(f->s, "INSERT INTO t VALUES (2, 'x')", "read-only AS OF SYSTEM TIME transaction");
-    err(f->s, "CREATE TABLE u(a)", "read-only AS OF SYSTEM TIME transaction");
-    err(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-0s'", "inside an open transaction");
-    assert_string_equal(q(f->s, "SELECT v FROM t", buf), "v1"); /* still in it */
+    err_has(f->s, "UPDATE t SET v = 'x'", "read-only AS OF SYSTEM TIME transaction");
+    err_has(f->s, "INSERT INTO t VALUES (2, 'x')", "read-only AS OF SYSTEM TIME transaction");
+    err_has(f->s, "CREATE TABLE u(a)", "read-only AS OF SYSTEM TIME transaction");
+    err_has(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-0s'", "inside an open transaction");
+    assert_string_equal(q1(f->s, "SELECT v FROM t", buf), "v1"); /* still in it */
     ok(f->s, "COMMIT");
     assert_false(sql_session_in_txn(f->s));
-    assert_string_equal(q(f->s, "SELECT v FROM t", buf), "v2");
+    assert_string_equal(q1(f->s, "SELECT v FROM t", buf), "v2");
 
     /* A read-write transaction refuses the clause and keeps its writes. */
     ok(f->s, "BEGIN");
     ok(f->s, "INSERT INTO t VALUES (3, 'v3')");
-    err(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-0s'", "inside an open transaction");
-    err(f->s, "SELECT meridian_now()", "read-write transaction");
+    err_has(f->s, "SELECT v FROM t AS OF SYSTEM TIME '-0s'", "inside an open transaction");
+    err_has(f->s, "SELECT meridian_now()", "read-write transaction");
     ok(f->s, "COMMIT");
-    assert_string_equal(q(f->s, "SELECT v FROM t ORDER BY k", buf), "v2,v3");
+    assert_string_equal(q1(f->s, "SELECT v FROM t ORDER BY k", buf), "v2,v3");
 
     /* SET TRANSACTION: first in a transaction only. */
     ok(f->s, "BEGIN");
     snprintf(sql, sizeof(sql), "SET TRANSACTION AS OF SYSTEM TIME %llu", (unsigned long long)t1);
     ok(f->s, sql);
-    assert_string_equal(q(f->s, "SELECT v FROM t ORDER BY k", buf), "v1");
-    err(f->s, sql, "must come first");
-    err(f->s, "DELETE FROM t", "read-only AS OF SYSTEM TIME transaction");
+    assert_string_equal(q1(f->s, "SELECT v FROM t ORDER BY k", buf), "v1");
+    err_has(f->s, sql, "must come first");
+    err_has(f->s, "DELETE FROM t", "read-only AS OF SYSTEM TIME transaction");
     ok(f->s, "ROLLBACK");
-    err(f->s, sql, "outside a transaction");
-    err(f->s, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "only SET TRANSACTION AS OF");
+    err_has(f->s, sql, "outside a transaction");
+    err_has(f->s, "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "only SET TRANSACTION AS OF");
     ok(f->s, "BEGIN");
     ok(f->s, "SELECT 1");
-    err(f->s, sql, "must come first");
+    err_has(f->s, sql, "must come first");
     ok(f->s, "ROLLBACK");
     ok(f->s, "BEGIN");
-    err(f->s, "SET TRANSACTION AS OF SYSTEM TIME 999999999", "in the future");
+    err_has(f->s, "SET TRANSACTION AS OF SYSTEM TIME 999999999", "in the future");
     assert_true(sql_session_in_txn(f->s)); /* the transaction goes on as begun */
     ok(f->s, "INSERT INTO t VALUES (4, 'v4')");
     ok(f->s, "COMMIT");
-    assert_string_equal(q(f->s, "SELECT v FROM t ORDER BY k", buf), "v2,v3,v4");
+    assert_string_equal(q1(f->s, "SELECT v FROM t ORDER BY k", buf), "v2,v3,v4");
 
     sql_stmt *st = NULL;
     merr e = {0};

@@ -16,6 +16,7 @@
 #include "sql/auth.h"
 #include "sql/kv_mem.h"
 #include "sql/session.h"
+#include "tests/unit/sql/fixture.h"
 
 static void parse_ok(const char *sql, sql_auth_kind kind, const char *name, const char *object,
                      unsigned privs)
@@ -101,37 +102,6 @@ static void test_parser(void **state)
     free(r);
 }
 
-typedef struct out {
-    char buf[4096];
-} out;
-
-static int collect(void *arg, sql_stmt *st)
-{
-    out *o = arg;
-    size_t len = strlen(o->buf);
-    for (int i = 0; i < sql_column_count(st); i++) {
-        const unsigned char *t = sql_column_text(st, i);
-        len += (size_t)snprintf(o->buf + len, sizeof(o->buf) - len, "%s%s", i ? "|" : "",
-                                t ? (const char *)t : "NULL");
-    }
-    snprintf(o->buf + len, sizeof(o->buf) - len, ";");
-    return 0;
-}
-
-static void ok(sql_session *s, const char *sql)
-{
-    merr e = {0};
-    if (sql_exec(s, sql, NULL, NULL, &e)) fail_msg("%s: %s", sql, merr_msg(&e));
-}
-
-static const char *q(sql_session *s, const char *sql, out *o)
-{
-    merr e = {0};
-    o->buf[0] = 0;
-    if (sql_exec(s, sql, collect, o, &e)) fail_msg("%s: %s", sql, merr_msg(&e));
-    return o->buf;
-}
-
 static void denied(sql_session *s, const char *sql, const char *msg)
 {
     merr e = {0};
@@ -140,14 +110,14 @@ static void denied(sql_session *s, const char *sql, const char *msg)
     if (!strstr(merr_msg(&e), msg)) fail_msg("%s: \"%s\" lacks \"%s\"", sql, e.msg, msg);
 }
 
-typedef struct fx {
+typedef struct afx {
     sql_kv_mem *kv;
     sql_session *root, *alice;
-} fx;
+} afx;
 
-static int setup(void **state)
+static int auth_setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
+    afx *f = calloc(1, sizeof(*f));
     merr e = {0};
     assert_int_equal(sql_kv_mem_open(&f->kv), 0);
     assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &f->root, &e), 0);
@@ -158,9 +128,9 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
+static int auth_teardown(void **state)
 {
-    fx *f = *state;
+    afx *f = *state;
     sql_session_close(f->root);
     sql_session_close(f->alice);
     sql_kv_mem_close(f->kv);
@@ -170,7 +140,7 @@ static int teardown(void **state)
 
 static void test_select_insert_grant_revoke(void **state)
 {
-    fx *f = *state;
+    afx *f = *state;
     out o;
     ok(f->root, "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)");
     ok(f->root, "INSERT INTO t VALUES(1, 'one')");
@@ -207,7 +177,7 @@ static void test_select_insert_grant_revoke(void **state)
 
 static void test_ddl_ownership_roles_show(void **state)
 {
-    fx *f = *state;
+    afx *f = *state;
     out o;
     ok(f->root, "CREATE TABLE t(a INTEGER PRIMARY KEY)");
     ok(f->root, "CREATE USER alice");
@@ -247,7 +217,7 @@ static void test_ddl_ownership_roles_show(void **state)
 
 static void test_verifier_not_password(void **state)
 {
-    fx *f = *state;
+    afx *f = *state;
     char v[SCRAM_VERIFIER_MAX];
     int found = 0;
     merr e = {0};
@@ -269,7 +239,7 @@ static void test_verifier_not_password(void **state)
 
 static void test_unenforced(void **state)
 {
-    fx *f = *state;
+    afx *f = *state;
     /* Insecure nodes check nothing: any claimed user may do anything. */
     sql_session_set_user(f->alice, "alice", 0);
     ok(f->alice, "CREATE TABLE t(a)");
@@ -280,10 +250,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parser),
-        cmocka_unit_test_setup_teardown(test_select_insert_grant_revoke, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ddl_ownership_roles_show, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_verifier_not_password, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unenforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select_insert_grant_revoke, auth_setup, auth_teardown),
+        cmocka_unit_test_setup_teardown(test_ddl_ownership_roles_show, auth_setup, auth_teardown),
+        cmocka_unit_test_setup_teardown(test_verifier_not_password, auth_setup, auth_teardown),
+        cmocka_unit_test_setup_teardown(test_unenforced, auth_setup, auth_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

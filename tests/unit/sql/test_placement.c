@@ -4,7 +4,8 @@
  * PLACEMENT and meridian_placement list it with the table's name, RESET
  * removes it (and is a no-op without one); bad statements, unknown tables,
  * a transaction, a non-admin and the cluster's own refusal all fail clearly
- * and change nothing; other ALTER TABLE forms are not intercepted. */
+ * and change nothing; other ALTER TABLE forms are not intercepted; DROP
+ * TABLE removes the table's policy when (and only if) the drop commits. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -183,6 +184,16 @@ static void test_placement_statements(void **state)
     assert_string_equal(o.buf, "0;");
     assert_int_equal(f.rms, 1);
     ok(s, "ALTER TABLE t RESET PLACEMENT", &o); /* nothing to remove: fine */
+
+    /* DROP TABLE takes the table's policy along, once the drop commits. */
+    ok(s, "ALTER TABLE t SET PLACEMENT (replicas = 5)", &o);
+    ok(s, "BEGIN; DROP TABLE t; ROLLBACK", &o);
+    ok(s, "BEGIN; SAVEPOINT a; DROP TABLE t; ROLLBACK TO a; COMMIT", &o);
+    assert_int_equal(f.have, 1);
+    ok(s, "DROP TABLE t", &o);
+    assert_int_equal(f.have, 0);
+    assert_int_equal(f.rms, 2);
+    ok(s, "DROP TABLE u", &o); /* no policy: nothing to remove, no error */
 
     sql_session_close(s);
     sql_kv_mem_close(kv);

@@ -136,8 +136,8 @@ static void test_malformed(void **state)
 static void test_descriptor(void **state)
 {
     (void)state;
-    sql_desc_index ix[2] = {{7, "i1", "CREATE INDEX i1 ON t(a)"},
-                            {2, "sqlite_autoindex_t_1", NULL}};
+    sql_desc_index ix[2] = {{7, "i1", "CREATE INDEX i1 ON t(a)", SQL_IDX_PUBLIC},
+                            {2, "sqlite_autoindex_t_1", NULL, SQL_IDX_PUBLIC}};
     sql_desc d = {.kind = SQL_OBJ_TABLE,
                   .id = 123,
                   .next_index_id = 8,
@@ -165,6 +165,21 @@ static void test_descriptor(void **state)
         free(p);
     }
     mbuf_append_u8(&b, 0); /* trailing garbage */
+    assert_int_equal(sql_desc_decode(b.data, b.len, &back, &e), MERR_CORRUPT);
+
+    /* Index states: a trailer only when some index is not PUBLIC, so an
+     * all-public descriptor is byte for byte what older nodes wrote. */
+    size_t plain = b.len - 1;
+    ix[0].state = SQL_IDX_WRITE_ONLY;
+    mbuf_reset(&b);
+    assert_int_equal(sql_desc_encode(&d, &b), 0);
+    assert_int_equal(b.len, plain + 3); /* tag, one state per index */
+    assert_int_equal(sql_desc_decode(b.data, b.len, &back, &e), 0);
+    assert_int_equal(back.idx[0].state, SQL_IDX_WRITE_ONLY);
+    assert_int_equal(back.idx[1].state, SQL_IDX_PUBLIC);
+    sql_desc_free(&back);
+    assert_int_equal(sql_desc_decode(b.data, b.len - 1, &back, &e), MERR_CORRUPT);
+    b.data[b.len - 2] = 2; /* no such state */
     assert_int_equal(sql_desc_decode(b.data, b.len, &back, &e), MERR_CORRUPT);
     mbuf_free(&b);
 }

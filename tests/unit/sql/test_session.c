@@ -14,74 +14,9 @@
 #include "common/keycodec.h"
 #include "sql/kv_mem.h"
 #include "sql/session.h"
-
-typedef struct out {
-    char buf[4096];
-} out;
-
-static int collect(void *arg, sql_stmt *st)
-{
-    out *o = arg;
-    size_t len = strlen(o->buf);
-    for (int i = 0; i < sql_column_count(st); i++) {
-        const unsigned char *t = sql_column_text(st, i);
-        len += (size_t)snprintf(o->buf + len, sizeof(o->buf) - len, "%s%s", i ? "|" : "",
-                                t ? (const char *)t : "NULL");
-    }
-    snprintf(o->buf + len, sizeof(o->buf) - len, ";");
-    return 0;
-}
-
-static void ok(sql_session *s, const char *sql)
-{
-    merr e = {0};
-    int rc = sql_exec(s, sql, NULL, NULL, &e);
-    if (rc) fail_msg("%s: %s", sql, merr_msg(&e));
-}
-
-static const char *q(sql_session *s, const char *sql, out *o)
-{
-    merr e = {0};
-    o->buf[0] = 0;
-    int rc = sql_exec(s, sql, collect, o, &e);
-    if (rc) fail_msg("%s: %s", sql, merr_msg(&e));
-    return o->buf;
-}
-
-static void err(sql_session *s, const char *sql, int code, const char *msg)
-{
-    merr e = {0};
-    int rc = sql_exec(s, sql, NULL, NULL, &e);
-    if (rc != code) fail_msg("%s: got %d (%s), want %d", sql, rc, merr_msg(&e), code);
-    if (msg && !strstr(merr_msg(&e), msg))
-        fail_msg("%s: message \"%s\" lacks \"%s\"", sql, e.msg, msg);
-}
+#include "tests/unit/sql/fixture.h"
 
 static sql_session *g_session; /* for the cancel callback */
-
-typedef struct fx {
-    sql_kv_mem *kv;
-    sql_session *s;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    merr e = {0};
-    assert_int_equal(sql_kv_mem_open(&f->kv), 0);
-    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &f->s, &e), 0);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    sql_session_close(f->s);
-    sql_kv_mem_close(f->kv);
-    free(f);
-    return 0;
-}
 
 static void fill(sql_session *s)
 {
