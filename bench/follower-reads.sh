@@ -20,7 +20,9 @@
 # hierarchy it says so and runs unrestricted. Load-based splitting is turned
 # off (range.split_qps) so the read keys stay in one range with one
 # leaseholder. The cgroups are removed and every node is stopped by PID at the
-# end, also on error or Ctrl-C. MERIDIAN_BIN overrides the binary.
+# end, also on error or Ctrl-C. MERIDIAN_BIN overrides the binary;
+# MERIDIAN_CGROUP_ROOT=DIR looks for the hierarchy there instead of
+# /sys/fs/cgroup (a directory without one: the unrestricted path).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MERIDIAN_BIN:-$here/build/server/meridian}
@@ -74,13 +76,14 @@ trap 'exit 130' INT TERM
 
 # Which hierarchy: cgroup v2 mounted at /sys/fs/cgroup (cpu.max), else the v1
 # cpu controller (cpu.cfs_quota_us).
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  cg_kind=v2 cg_root=/sys/fs/cgroup
+sys=${MERIDIAN_CGROUP_ROOT:-/sys/fs/cgroup}
+if [ -f "$sys/cgroup.controllers" ]; then
+  cg_kind=v2 cg_root=$sys
   # Children get the cpu controller only if the root hands it down.
   grep -qw cpu "$cg_root/cgroup.subtree_control" 2>/dev/null ||
     echo +cpu >"$cg_root/cgroup.subtree_control" 2>/dev/null
-elif [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
-  cg_kind=v1 cg_root=/sys/fs/cgroup/cpu
+elif [ -f "$sys/cpu/cpu.cfs_quota_us" ]; then
+  cg_kind=v1 cg_root=$sys/cpu
 fi
 
 make_cgroup() { # make_cgroup NAME: sets cg to its path; false without write access
