@@ -86,6 +86,7 @@ int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **o
         goto err;
     }
     c->next = c->nhosts > 1 ? 1 : 0;
+    snprintf(c->home, sizeof(c->home), "%s", c->hosts[0]);
     if ((rc = tc_connect(c, c->hosts[0], e))) goto err;
     *out = c;
     return 0;
@@ -174,6 +175,7 @@ static const Meridian__Kv__Error *err_of(const ProtobufCMessage *m, int *aborted
 static int next_host(txn_client *c, merr *e)
 {
     int rc = tc_switch(c, c->hosts[c->next], 1, e);
+    snprintf(c->home, sizeof(c->home), "%s", c->cur);
     c->next = (c->next + 1) % c->nhosts;
     if (c->next == 0) sleep_ms(100);
     return rc;
@@ -365,6 +367,15 @@ uint64_t txn_client_read_ts(const sql_kv_txn *t)
     return t->read_ts;
 }
 
+int tc_go_home(sql_kv_txn *t, merr *e)
+{
+    txn_client *c = t->c;
+    if (!t->ro || t->read_mode == TXN_CLIENT_READ_STRONG || !strcmp(c->cur, c->home)) return 0;
+    if (tc_connect(c, c->home, e) == 0) return 0;
+    /* Home is unreachable: the next call fails over among the seeds. */
+    return next_host(c, e);
+}
+
 void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *read_ts,
                   Meridian__Txn__ReadMode *mode, uint64_t *staleness_us,
                   protobuf_c_boolean *any_replica)
@@ -434,6 +445,7 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
     q.key.data = (uint8_t *)key, q.key.len = klen;
     tc_read_fill(t, &q.snapshot, &q.read_ts, &q.read_mode, &q.staleness_us, &q.any_replica);
     q.for_write = !t->ro && t->for_write;
+    if ((rc = tc_go_home(t, e))) return rc;
     if (!t->ro) {
         if (tc_anchor(t, key, klen)) return merr_set(e, MERR_NOMEM, "out of memory");
         t->touched = 1;

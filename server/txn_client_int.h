@@ -25,6 +25,11 @@ struct txn_client {
     char hosts[TC_MAX_HOSTS][128];
     int nhosts, next;
     char cur[128];
+    /* The seed host in use (opened, or the next one after a failure), as
+     * opposed to a leaseholder a NOT_LEADER hint pointed at: reads that any
+     * replica may serve start here, so one redirect does not pin every later
+     * follower read to the leaseholder. */
+    char home[128];
     char *certs_dir; /* NULL: insecure */
     cli_rpc *rpc;    /* the current one, among conns */
     struct {
@@ -77,6 +82,9 @@ struct sql_kv_txn {
 
 /* The snapshot fields of a read request: the chosen ts once there is one
  * (then at that ts, at any replica if the mode allows), else the mode. */
+/* Before a read any replica may serve: back to the home host if a hint
+ * moved the client away (its connection is kept, so this is cheap). */
+int tc_go_home(sql_kv_txn *t, merr *e);
 void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *read_ts,
                   Meridian__Txn__ReadMode *mode, uint64_t *staleness_us,
                   protobuf_c_boolean *any_replica);

@@ -99,7 +99,9 @@ static int fetch(sql_kv_iter *it, merr *e)
     tc_read_fill(t, &q.snapshot, &q.read_ts, &q.read_mode, &q.staleness_us, &q.any_replica);
     q.for_write = it->for_write;
     ProtobufCMessage *m = NULL;
-    int rc = tc_call(t->c, "txn.Scan", &q.base, &meridian__txn__scan_response__descriptor, &m, e);
+    int rc = tc_go_home(t, e);
+    if (!rc)
+        rc = tc_call(t->c, "txn.Scan", &q.base, &meridian__txn__scan_response__descriptor, &m, e);
     if (rc) {
         if (rc == MERR_ABORTED) t->aborted = 1;
         return rc;

@@ -6,6 +6,7 @@
  *   txn_sim --seeds A-B --inject BUG --expect-anomaly
  *   txn_sim --seeds A-B --inject BUG --expect-violation
  *                                         the checkers must catch BUG
+ *   txn_sim ... --no-gc                   keep every transaction record
  *
  * One thread runs N nodes and R ranges (txn_sim_range.c) with bank and
  * list-append clients (txn_sim_client.c) over meridian_sim's network (loss,
@@ -16,7 +17,8 @@
  * real-time edges (strict serializability: no G0, G1a, G1b, G1c, G-single,
  * G2, no real-time cycle) and bank (every snapshot and the final read sum
  * to the fixed total). Invariants are checked during the run as well
- * (txn_sim_range.c). A failure prints the seed and the last events; the
+ * (txn_sim_range.c). Coordinators collect transaction records as the node
+ * does (txn_sim_gc.c) unless --no-gc. A failure prints the seed and the last events; the
  * same seed replays the same run. */
 #include "tests/sim/txn_sim.h"
 
@@ -247,13 +249,13 @@ static int check_histories(ts_sim *s, int quiet)
 
 typedef struct ts_opts {
     uint64_t steps;
-    int nodes, ranges, verbose, invariants, close_tt;
+    int nodes, ranges, verbose, invariants, close_tt, gc;
     ts_inject inject;
 } ts_opts;
 
 typedef struct ts_totals {
     uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
-        wounds;
+        wounds, gc_collected, gc_refused, gc_stale;
     double sim_seconds;
 } ts_totals;
 
@@ -270,6 +272,7 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
     s->inject = o->inject;
     s->invariants = o->invariants;
     s->close_tt = o->close_tt;
+    s->gc = o->gc;
     s->isolated = 0;
     sim_rng_seed(&s->rng, seed);
     sim_queue_init(&s->q);
@@ -335,6 +338,9 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
         tot->failovers += s->failovers;
         tot->crashes += s->crashes;
         tot->wounds += s->wounds;
+        tot->gc_collected += s->gc_collected;
+        tot->gc_refused += s->gc_refused;
+        tot->gc_stale += s->gc_stale;
         tot->sim_seconds += (double)(s->now - 1000000000LL) / 1e9;
     }
     if (s->failed && !quiet) {
@@ -344,8 +350,9 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
         sim_trace_dump(&s->tr, 40);
         fprintf(stderr,
                 "replay: txn_sim --seed %" PRIu64 " --steps %" PRIu64
-                " --nodes %d --ranges %d --verbose\n",
-                seed, o->steps, o->nodes, o->ranges);
+                " --nodes %d --ranges %d%s%s --verbose\n",
+                seed, o->steps, o->nodes, o->ranges, o->gc ? "" : " --no-gc",
+                o->close_tt ? " --close-rule-tt" : "");
     } else if (o->verbose) {
         printf("seed %" PRIu64 ": %s, t=%.1fs commits=%" PRIu64 " aborts=%" PRIu64 " info=%" PRIu64
                " snapshots=%" PRIu64 " failovers=%" PRIu64 " hash=%016" PRIx64 "\n",
@@ -365,9 +372,15 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
 
 static int parse_inject(const char *v, ts_inject *out)
 {
-    static const char *const names[] = {"none", "skip-commit-wait", "no-read-locks",
-                                        "early-safe-time", "reacquire-writes-only"};
-    for (int i = 0; i < 5; i++)
+    static const char *const names[] = {"none",
+                                        "skip-commit-wait",
+                                        "no-read-locks",
+                                        "early-safe-time",
+                                        "reacquire-writes-only",
+                                        "gc-ignore-deadline",
+                                        "gc-ignore-acks",
+                                        "gc-no-deadline-check"};
+    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
         if (!strcmp(v, names[i])) {
             *out = (ts_inject)i;
             return 0;
@@ -380,7 +393,7 @@ int main(int argc, char **argv)
     int64_t seed = -1, steps = 20000, nodes = 3, ranges = 3;
     const char *seeds = NULL, *inject = "none";
     int verbose = 0, replay = 0, npos = 0, done = 0, expect = 0, expect_v = 0, noinv = 0;
-    int close_tt = 0;
+    int close_tt = 0, no_gc = 0;
     const cli_flag flags[] = {
         {"seed", CLI_INT, &seed, "N", "run one seed"},
         {"seeds", CLI_STR, &seeds, "A-B", "sweep seeds A..B (inclusive)"},
@@ -391,10 +404,11 @@ int main(int argc, char **argv)
         {"replay-check", CLI_BOOL, &replay, NULL, "run each seed twice and compare traces"},
         {"inject", CLI_STR, &inject, "BUG",
          "break one rule: skip-commit-wait, no-read-locks, early-safe-time, "
-         "reacquire-writes-only"},
+         "reacquire-writes-only, gc-ignore-deadline, gc-ignore-acks, gc-no-deadline-check"},
         {"close-rule-tt", CLI_BOOL, &close_tt, NULL,
          "close as the node does: at tt.earliest, not counted as assigned; stamps >= tt.latest"},
         {"no-invariants", CLI_BOOL, &noinv, NULL, "leave the verdict to the history checkers"},
+        {"no-gc", CLI_BOOL, &no_gc, NULL, "never collect transaction records"},
         {"expect-anomaly", CLI_BOOL, &expect, NULL,
          "exit 0 only if the checkers reject some seed's history (implies --no-invariants)"},
         {"expect-violation", CLI_BOOL, &expect_v, NULL,
@@ -420,7 +434,8 @@ int main(int argc, char **argv)
                  .ranges = (int)ranges,
                  .verbose = verbose && lo == hi,
                  .invariants = !noinv && !expect,
-                 .close_tt = close_tt};
+                 .close_tt = close_tt,
+                 .gc = !no_gc};
     expect |= expect_v;
     if ((nodes != 3 && nodes != 5) || ranges < 2 || ranges > TS_MAX_RANGES || steps < 0) {
         fprintf(stderr, "txn_sim: --nodes must be 3 or 5, --ranges 2..%d\n", TS_MAX_RANGES);
@@ -470,6 +485,10 @@ int main(int argc, char **argv)
            " failovers, %" PRIu64 " crashes\n",
            tot.sim_seconds, tot.commits, tot.aborts, tot.retries, tot.wounds, tot.infos, tot.snaps,
            tot.snaps_ok, tot.follower_reads, tot.failovers, tot.crashes);
+    if (o.gc)
+        printf("  record GC: %" PRIu64 " records collected, %" PRIu64
+               " late commits refused, %" PRIu64 " late answers ignored by decided participants\n",
+               tot.gc_collected, tot.gc_refused, tot.gc_stale);
     if (expect && !failed) {
         fprintf(stderr,
                 "txn_sim: the injected %s went unnoticed in seeds %" PRIu64 "-%" PRIu64 "\n",

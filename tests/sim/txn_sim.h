@@ -9,7 +9,11 @@
  * is chosen some time after it was made if the leader still leads and
  * reaches a majority; at a failover every proposal in flight is either
  * chosen or lost. Paxos itself is paxos_sim's job; here the subject is the
- * transaction layer on top, so the log only needs Paxos's contract. */
+ * transaction layer on top, so the log only needs Paxos's contract.
+ *
+ * txn_sim_replica.c runs the replicas; txn_sim_gc.c collects coordinators'
+ * transaction records as the node does
+ * (server/txn_2pc_gc.c, with the pure rules of txn/txnrec.h). */
 #ifndef MERIDIAN_TESTS_SIM_TXN_SIM_H
 #define MERIDIAN_TESTS_SIM_TXN_SIM_H
 
@@ -51,6 +55,10 @@ typedef enum ts_inject {
     /* A new leader retakes only the write locks of a prepared txn (the
      * contract before the sim found it wrong; see reacquire()). */
     TS_INJ_REACQUIRE_WRITES_ONLY,
+    /* Record GC (txn_sim_gc.c) breaking one rule of txn/txnrec.h: */
+    TS_INJ_GC_IGNORE_DEADLINE,   /* collect before the client's commit deadline passed */
+    TS_INJ_GC_IGNORE_ACKS,       /* collect before every participant acknowledged */
+    TS_INJ_GC_NO_DEADLINE_CHECK, /* take a commit request past its deadline */
 } ts_inject;
 
 typedef enum ts_msg_type {
@@ -65,6 +73,7 @@ typedef enum ts_msg_type {
     M_REPLY,      /* coordinator -> client: outcome */
     M_SNAP,       /* client -> any replica: read key at ts once safe */
     M_SNAP_REPLY, /* replica -> client */
+    M_ACK,        /* participant -> coordinator: the decision is logged here */
 } ts_msg_type;
 
 /* A message: fixed header plus `nitems` list items (read results). */
@@ -87,7 +96,8 @@ typedef struct ts_msg {
     uint64_t epoch; /* LOCK_REPLY: leader epoch; PREPARE/COMMIT: reads epoch */
     int nparts;     /* COMMIT */
     int parts[TS_MAX_RANGES];
-    txn_ts ver_ts; /* LOCK_REPLY: ts of the version read */
+    uint64_t deadline_us; /* COMMIT: the client's commit deadline (its clock, µs) */
+    txn_ts ver_ts;        /* LOCK_REPLY: ts of the version read */
     int nitems;
     int64_t items[];
 } ts_msg;
@@ -121,14 +131,30 @@ typedef struct ts_replica {
     size_t nparked, capparked;
 } ts_replica;
 
-enum { R_TXN = 1, R_CLOSE };
+enum { R_TXN = 1, R_CLOSE, R_GC };
 
 typedef struct ts_logrec {
     int kind;
-    txn_record r; /* R_TXN */
+    txn_record r; /* R_TXN; R_GC: r.txn is the txn whose record is deleted */
     txn_ts closed;
-    int dup; /* R_TXN: the range already knew this outcome (skipped by replicas) */
+    int dup;              /* R_TXN: the range already knew this outcome (skipped by replicas) */
+    uint64_t deadline_us; /* R_TXN commit/abort at the coordinator: kept until (µs) */
 } ts_logrec;
+
+/* A coordinator range's transaction record (what txn_rec_value holds in the
+ * node) and the leader's GC bookkeeping for it, by txn id. */
+typedef struct ts_rec {
+    uint8_t logged;    /* a commit or abort record was chosen here */
+    uint8_t abort;     /* ... an abort */
+    uint8_t collected; /* its GC record was chosen: the record is gone */
+    uint8_t proposed;  /* leader: a GC record is in flight (this epoch) */
+    uint64_t deadline_us;
+    txn_ts s;
+    int nparts;
+    int parts[TXN_MAX_PARTS];
+    uint8_t acked[TS_MAX_RANGES + 1]; /* leader: participant logged the outcome */
+    int64_t told;                     /* leader: decisions last sent */
+} ts_rec;
 
 /* A parked lock request at a leader, found again by its tag. */
 typedef struct ts_parked {
@@ -146,6 +172,7 @@ typedef struct ts_mach {
     txn_part p;
     txn_coord c;
     int64_t last_activity;
+    uint64_t deadline_us; /* coordinator: from the commit request, 0 = none came */
 } ts_mach;
 
 typedef struct ts_range {
@@ -171,6 +198,8 @@ typedef struct ts_range {
     txn_ts max_read_s[TS_MAX_KEYS]; /* greatest s of a committed txn that read the key */
     uint8_t *outcome;               /* by txn id: outcome logged in this range */
     size_t capout;
+    ts_rec *rec; /* by txn id: records of the txns this range coordinates */
+    size_t caprec;
 } ts_range;
 
 /* What the sim knows of a txn attempt (the "client buffer" that the
@@ -195,6 +224,8 @@ typedef struct ts_txn {
     int nrd;
     int committed; /* outcome decided (oracle) */
     txn_ts s;
+    int told; /* what its client was told: 1 committed (at s), 2 aborted */
+    uint64_t deadline_us;
 } ts_txn;
 
 typedef enum ts_cstate { C_IDLE = 0, C_LOCKING, C_COMMITTING, C_SNAP, C_BACKOFF } ts_cstate;
@@ -213,7 +244,8 @@ typedef struct ts_client {
     uint64_t seq;   /* request sequence */
     uint64_t opseq; /* operation sequence (timeouts) */
     int64_t op_start;
-    jp_op op; /* the invocation being run */
+    int64_t commit_start; /* the commit request was first sent (it is resent) */
+    jp_op op;             /* the invocation being run */
     /* read-write attempt */
     txn_id txn;
     txn_ts prio;
@@ -248,6 +280,7 @@ typedef struct ts_sim {
      * (server/replica_close.c): targets tt.earliest, never counted as
      * assigned; every stamp is >= tt.latest (the node's hlc_now(latest)). */
     int close_tt;
+    int gc; /* collect transaction records (txn_sim_gc.c) */
     sim_rng rng;
     sim_queue q;
     sim_net net;
@@ -271,6 +304,8 @@ typedef struct ts_sim {
     /* counts */
     uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
         wounds;
+    uint64_t gc_collected, gc_refused, gc_stale; /* records deleted; late commits refused;
+                                                    late answers a decided participant ignored */
 } ts_sim;
 
 /* txn_sim.c */
@@ -279,18 +314,47 @@ void ts_clk(ts_sim *s, int node, txn_clock *c, txn_ts last_assigned);
 int ts_send(ts_sim *s, int from, int to, const ts_msg *m);
 int ts_range_of(const ts_sim *s, int slot);
 
+/* txn_sim_replica.c */
+int ts_grow(void **p, size_t *cap, size_t need, size_t size); /* zero-filled growth */
+int ts_vers_push(ts_vers *v, txn_ts ts, int64_t x);
+size_t ts_vers_count(const ts_vers *v, txn_ts t); /* versions at or below t */
+/* Reads slot at t from a replica: bank value, or the list into items. */
+size_t ts_vers_read(const ts_vers *v, txn_ts t, int64_t *items, size_t max);
+int ts_is_bank(const ts_sim *s, int slot);
+/* Applies the range's chosen records up to n, then serves parked reads. */
+void ts_replica_apply_upto(ts_sim *s, ts_range *r, ts_replica *p, size_t n);
+void ts_replica_on_snap(ts_sim *s, ts_range *r, int node, const ts_msg *m);
+void ts_range_repl(ts_sim *s, int range);
+
 /* txn_sim_range.c */
 int ts_range_init(ts_sim *s, ts_range *r, int id);
 void ts_range_free(ts_range *r);
 int ts_leader_node(const ts_sim *s, int range);
 void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m);
 void ts_range_choose(ts_sim *s, int range, uint64_t epoch);
-void ts_range_repl(ts_sim *s, int range);
 void ts_range_tt(ts_sim *s, int range, txn_id txn);
 void ts_range_tick(ts_sim *s, int range);
 void ts_range_failover(ts_sim *s, int range, int to_rep);
-/* Reads slot at t from a replica: bank value, or the list into items. */
-size_t ts_vers_read(const ts_vers *v, txn_ts t, int64_t *items, size_t max);
+/* Proposes lr through the range's log (chosen later, or lost at a failover). */
+void ts_range_propose(ts_sim *s, ts_range *r, const ts_logrec *lr);
+
+/* txn_sim_gc.c */
+ts_rec *ts_rec_get(ts_sim *s, ts_range *r, txn_id t); /* NULL: out of memory */
+/* log_append: a record was chosen at range r (the oracle's checks). */
+void ts_gc_logged(ts_sim *s, ts_range *r, ts_logrec *lr);
+/* The leader's tick: tells participants again, proposes deletions. */
+void ts_gc_tick(ts_sim *s, ts_range *r);
+/* A new leader: acks and proposals in flight are forgotten. */
+void ts_gc_failover(ts_range *r);
+void ts_gc_on_ack(ts_sim *s, ts_range *r, const ts_msg *m);
+/* After a DECISION at a participant: acknowledged once logged here. */
+void ts_gc_ack_decision(ts_sim *s, ts_range *r, const ts_msg *m);
+/* A commit request nobody here remembers, past its deadline: refused
+ * (answered "unknown"); 1 if refused. */
+int ts_gc_commit_refused(ts_sim *s, ts_range *r, const ts_msg *m);
+/* A participant refused an answer: 1 if that is a late answer about a
+ * collected record to a participant that already knows the outcome. */
+int ts_gc_stale_answer(ts_sim *s, txn_id t);
 
 /* txn_sim_client.c */
 void ts_client_init(ts_sim *s, ts_client *c, int id, int bank);

@@ -3,8 +3,11 @@
  * 2PC at commit, retried with their first priority when wounded; read-only
  * snapshot reads at tt_now().latest from any replica), and the Jepsen
  * histories they record. One op in the history is one logical operation:
- * its retries are inside it. An op that times out after its commit was sent
- * is indeterminate (info) and its process retires, as in Jepsen. */
+ * its retries are inside it. A commit request carries a deadline (the end of
+ * the client's wait, by its clock) and is resent unchanged until an answer
+ * comes, as server/txn_client.c does; an op that times out after its commit
+ * was sent, or whose commit is refused as past its deadline, is
+ * indeterminate (info) and its process retires, as in Jepsen. */
 #include "tests/sim/txn_sim.h"
 
 #include <inttypes.h>
@@ -13,8 +16,12 @@
 
 #define LOCK_TIMEOUT   (400 * TS_MS)
 #define COMMIT_TIMEOUT (1500 * TS_MS)
-#define SNAP_RETRY     (300 * TS_MS)
-#define SNAP_TIMEOUT   (1500 * TS_MS)
+#define COMMIT_RESEND  (300 * TS_MS)
+/* Late copies of commit requests (with record GC only). */
+#define LATE_COPY_CHANCE 0.1
+#define LATE_COPY_MAX    (4000 * TS_MS)
+#define SNAP_RETRY       (300 * TS_MS)
+#define SNAP_TIMEOUT     (1500 * TS_MS)
 
 ts_txn *ts_txn_get(ts_sim *s, txn_id id)
 {
@@ -225,6 +232,35 @@ static void abort_attempt(ts_sim *s, ts_client *c, int retry)
                    0, 0, NULL);
 }
 
+/* Sends (or resends) the commit request to the coordinator range's leader
+ * and arms the next resend, or the end of the wait. */
+static void send_commit(ts_sim *s, ts_client *c)
+{
+    const ts_txn *t = ts_txn_get(s, c->txn);
+    ts_msg cm = {.type = M_COMMIT, .range = t->coord, .client = c->id, .txn = c->txn};
+    cm.epoch = c->epoch[t->coord];
+    cm.deadline_us = t->deadline_us;
+    for (int ri = 1; ri <= s->ranges; ri++)
+        if (c->epoch[ri] && ri != t->coord) cm.parts[cm.nparts++] = ri;
+    ts_send(s, 0, ts_leader_node(s, t->coord), &cm);
+    if (s->gc && s->now == c->commit_start && sim_rng_chance(&s->rng, LATE_COPY_CHANCE)) {
+        /* A copy the network holds past the deadline, maybe past the GC of
+         * the record: it must be refused, never answered or run again. */
+        ts_msg *cp = malloc(sizeof(*cp));
+        if (cp) {
+            *cp = cm;
+            if (sim_queue_push(&s->q,
+                               s->now + COMMIT_TIMEOUT + sim_rng_range(&s->rng, 0, LATE_COPY_MAX),
+                               TS_EV_NET, ts_leader_node(s, t->coord), 0, 0, cp))
+                free(cp);
+        }
+    }
+    /* --no-gc: one request and one wait, the simulator as it was before GC
+     * (seeds pinned then replay the same runs). */
+    int64_t left = c->commit_start + COMMIT_TIMEOUT - s->now;
+    arm(s, c, s->gc && left > COMMIT_RESEND ? COMMIT_RESEND : left);
+}
+
 static void commit(ts_sim *s, ts_client *c)
 {
     ts_txn *t = ts_txn_get(s, c->txn);
@@ -244,11 +280,9 @@ static void commit(ts_sim *s, ts_client *c)
                 t->w[t->nw++] =
                     (ts_write){.slot = (int)c->op.mops[i].key, .v = c->op.mops[i].val.i};
     }
-    ts_msg cm = {.type = M_COMMIT, .range = t->coord, .client = c->id, .txn = c->txn};
-    cm.epoch = c->epoch[t->coord];
+    t->deadline_us = (uint64_t)(client_tt_latest(s) + COMMIT_TIMEOUT) / 1000;
     for (int ri = 1; ri <= s->ranges; ri++) {
         if (!c->epoch[ri] || ri == t->coord) continue;
-        cm.parts[cm.nparts++] = ri;
         ts_msg pm = {.type = M_PREPARE,
                      .range = ri,
                      .client = c->id,
@@ -257,10 +291,10 @@ static void commit(ts_sim *s, ts_client *c)
                      .epoch = c->epoch[ri]};
         ts_send(s, 0, ts_leader_node(s, ri), &pm);
     }
-    ts_send(s, 0, ts_leader_node(s, t->coord), &cm);
     c->st = C_COMMITTING;
     c->seq++;
-    arm(s, c, COMMIT_TIMEOUT);
+    c->commit_start = s->now;
+    send_commit(s, c);
 }
 
 static void on_lock_reply(ts_sim *s, ts_client *c, const ts_msg *m)
@@ -383,7 +417,12 @@ void ts_client_on_timeout(ts_sim *s, ts_client *c, uint64_t seq)
     if (seq != c->seq) return;
     switch (c->st) {
     case C_LOCKING: abort_attempt(s, c, 1); break;
-    case C_COMMITTING: complete(s, c, JP_INFO); break;
+    case C_COMMITTING:
+        if (s->now - c->commit_start < COMMIT_TIMEOUT)
+            send_commit(s, c); /* same txn, same deadline: idempotent */
+        else
+            complete(s, c, JP_INFO);
+        break;
     case C_SNAP:
         if (s->now - c->snap_start < SNAP_TIMEOUT)
             send_snaps(s, c);
@@ -398,8 +437,25 @@ void ts_client_on_msg(ts_sim *s, ts_client *c, const ts_msg *m)
 {
     switch (m->type) {
     case M_LOCK_REPLY: on_lock_reply(s, c, m); return;
-    case M_REPLY:
+    case M_REPLY: {
         if (c->st != C_COMMITTING || m->txn != c->txn) return;
+        ts_txn *t = ts_txn_get(s, m->txn);
+        /* What a waiting client hears must be the truth (also after its
+         * transaction record was collected: txn_sim_gc.c). */
+        if (t && s->invariants && m->outcome == TXN_OUTCOME_COMMITTED &&
+            (t->committed != 1 || t->s != m->ts))
+            ts_fail(s, "client %d told txn %" PRIu64 " committed at %" PRIu64 ", but it %s", c->id,
+                    m->txn, m->ts,
+                    t->committed == 1 ? "committed at another ts" : "did not commit");
+        if (t && s->invariants && m->outcome == TXN_OUTCOME_ABORTED && t->committed == 1)
+            ts_fail(s, "client %d told txn %" PRIu64 " aborted, but it committed at %" PRIu64,
+                    c->id, m->txn, t->s);
+        if (t && m->outcome != TXN_OUTCOME_UNKNOWN)
+            t->told = m->outcome == TXN_OUTCOME_COMMITTED ? 1 : 2;
+        if (m->outcome == TXN_OUTCOME_UNKNOWN) { /* refused: past its deadline */
+            complete(s, c, JP_INFO);
+            return;
+        }
         if (m->outcome == TXN_OUTCOME_COMMITTED) {
             s->commits++;
             complete(s, c, JP_OK);
@@ -416,6 +472,7 @@ void ts_client_on_msg(ts_sim *s, ts_client *c, const ts_msg *m)
                            c->id, 0, 0, NULL);
         }
         return;
+    }
     case M_SNAP_REPLY:
         if (c->st != C_SNAP || m->seq != c->seq || c->has_read[m->slot]) return;
         c->has_read[m->slot] = 1;

@@ -1,7 +1,8 @@
 /* txn_sim ranges: each range is an abstract replicated log (see txn_sim.h)
- * with a leader that runs the real lock table and the real 2PC machines, and
- * replicas that apply the chosen records to MVCC versions and track safe
- * time with the real safetime module, serving snapshot reads once safe.
+ * with a leader that runs the real lock table and the real 2PC machines;
+ * its replicas (txn_sim_replica.c) apply the chosen records to MVCC versions
+ * and track safe time with the real safetime module, serving snapshot reads
+ * once safe.
  *
  * Invariants checked as records are chosen and applied (when enabled):
  *  - a committed txn's reads in a range are still the latest versions at
@@ -14,49 +15,11 @@
  *    ever chose: a read at t never misses a commit with s <= t. */
 #include "tests/sim/txn_sim.h"
 
+#include "txn/txnrec.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap) return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need) nc *= 2;
-    void *np = realloc(*p, nc * size);
-    if (!np) return MERR_NOMEM;
-    memset((char *)np + *cap * size, 0, (nc - *cap) * size);
-    *p = np;
-    *cap = nc;
-    return 0;
-}
-
-static int vers_push(ts_vers *v, txn_ts ts, int64_t x)
-{
-    if (grow((void **)&v->v, &v->cap, v->n + 1, sizeof(ts_ver))) return MERR_NOMEM;
-    v->v[v->n++] = (ts_ver){.ts = ts, .v = x};
-    return 0;
-}
-
-static size_t vers_count(const ts_vers *v, txn_ts t)
-{
-    size_t n = 0;
-    while (n < v->n && v->v[n].ts <= t) n++;
-    return n;
-}
-
-size_t ts_vers_read(const ts_vers *v, txn_ts t, int64_t *items, size_t max)
-{
-    size_t n = vers_count(v, t);
-    if (n > max) n = max;
-    for (size_t i = 0; i < n; i++) items[i] = v->v[i].v;
-    return n;
-}
-
-static int is_bank(const ts_sim *s, int slot)
-{
-    return slot < s->naccts;
-}
 
 int ts_range_init(ts_sim *s, ts_range *r, int id)
 {
@@ -72,9 +35,9 @@ int ts_range_init(ts_sim *s, ts_range *r, int id)
     /* Accounts start with their balance at ts 1, everywhere. */
     for (int k = 0; k < s->naccts; k++) {
         if (ts_range_of(s, k) != id) continue;
-        if (vers_push(&r->canon[k], 1, s->initial)) return MERR_NOMEM;
+        if (ts_vers_push(&r->canon[k], 1, s->initial)) return MERR_NOMEM;
         for (int i = 0; i < r->nrep; i++)
-            if (vers_push(&r->rep[i].keys[k], 1, s->initial)) return MERR_NOMEM;
+            if (ts_vers_push(&r->rep[i].keys[k], 1, s->initial)) return MERR_NOMEM;
     }
     return txn_lock_table_new(NULL, &r->lt);
 }
@@ -104,6 +67,7 @@ void ts_range_free(ts_range *r)
     free(r->log);
     free(r->pend);
     free(r->outcome);
+    free(r->rec);
 }
 
 int ts_leader_node(const ts_sim *s, int range)
@@ -111,133 +75,30 @@ int ts_leader_node(const ts_sim *s, int range)
     return s->rg[range].rep[s->rg[range].leader_rep].node;
 }
 
-/* ---- replicas ---- */
-
-static txn_ts safe_time(const ts_sim *s, const ts_replica *p)
-{
-    /* The injected bug: in-doubt transactions no longer hold safe time back. */
-    if (s->inject == TS_INJ_EARLY_SAFE_TIME) return p->safe.closed;
-    return txn_safe_time(&p->safe);
-}
-
-static void serve_snap(ts_sim *s, ts_range *r, ts_replica *p, const ts_snapreq *q)
-{
-    size_t cn = vers_count(&r->canon[q->slot], q->t), pn = vers_count(&p->keys[q->slot], q->t);
-    if (s->invariants && cn != pn)
-        ts_fail(s, "range %d node %d: read of key %d at %" PRIu64 " sees %zu versions, %zu chosen",
-                r->id, p->node, q->slot, q->t, pn, cn);
-    ts_msg *m = calloc(1, sizeof(ts_msg) + TS_MAX_ITEMS * sizeof(int64_t));
-    if (!m) return;
-    s->follower_reads += p != &r->rep[r->leader_rep];
-    m->type = M_SNAP_REPLY;
-    m->range = r->id;
-    m->client = q->client;
-    m->seq = q->seq;
-    m->slot = q->slot;
-    m->ts = q->t;
-    m->nitems = (int)ts_vers_read(&p->keys[q->slot], q->t, m->items, TS_MAX_ITEMS);
-    if (is_bank(s, q->slot) && m->nitems) { /* a balance: the newest version */
-        m->items[0] = m->items[m->nitems - 1];
-        m->nitems = 1;
-    }
-    ts_send(s, p->node, 0, m);
-    free(m);
-}
-
-static void retry_parked_snaps(ts_sim *s, ts_range *r, ts_replica *p)
-{
-    txn_ts st = safe_time(s, p);
-    size_t j = 0;
-    for (size_t i = 0; i < p->nparked; i++) {
-        if (p->parked[i].t <= st)
-            serve_snap(s, r, p, &p->parked[i]);
-        else
-            p->parked[j++] = p->parked[i];
-    }
-    p->nparked = j;
-}
-
-static void decided(ts_replica *p, txn_id t)
-{
-    for (size_t i = 0; i < p->safe.n; i++)
-        if (p->safe.doubt[i].txn == t) {
-            txn_safe_decided(&p->safe, t, p->safe.doubt[i].prepare_ts);
-            return;
-        }
-}
-
-static void apply_one(ts_sim *s, ts_range *r, ts_replica *p, const ts_logrec *lr)
-{
-    if (lr->kind == R_CLOSE) {
-        txn_safe_close(&p->safe, lr->closed);
-        return;
-    }
-    if (lr->dup) return;
-    const txn_record *rec = &lr->r;
-    if (rec->type == TXN_REC_PREPARE) {
-        if (txn_safe_prepared(&p->safe, rec->txn, rec->ts))
-            ts_fail(s, "range %d: txn %" PRIu64 " prepared twice", r->id, rec->txn);
-        return;
-    }
-    if (rec->type == TXN_REC_COMMIT) {
-        txn_ts st = safe_time(s, p);
-        if (s->invariants && st >= rec->ts)
-            ts_fail(s,
-                    "range %d node %d: commit of txn %" PRIu64 " at %" PRIu64
-                    " applied after safe time reached %" PRIu64,
-                    r->id, p->node, rec->txn, rec->ts, st);
-        const ts_txn *t = ts_txn_get(s, rec->txn);
-        for (int i = 0; t && i < t->nw; i++) {
-            if (ts_range_of(s, t->w[i].slot) != r->id) continue;
-            ts_vers *v = &p->keys[t->w[i].slot];
-            if (v->n && v->v[v->n - 1].ts >= rec->ts)
-                ts_fail(s, "range %d node %d: key %d written at %" PRIu64 " after %" PRIu64, r->id,
-                        p->node, t->w[i].slot, rec->ts, v->v[v->n - 1].ts);
-            vers_push(v, rec->ts, t->w[i].v);
-        }
-    }
-    decided(p, rec->txn);
-}
-
-static void apply_upto(ts_sim *s, ts_range *r, ts_replica *p, size_t n)
-{
-    while (p->applied < n && !s->failed) apply_one(s, r, p, &r->log[p->applied++]);
-    retry_parked_snaps(s, r, p);
-}
-
-void ts_range_repl(ts_sim *s, int range)
-{
-    ts_range *r = &s->rg[range];
-    int ln = ts_leader_node(s, range);
-    for (int i = 0; i < r->nrep; i++) {
-        ts_replica *p = &r->rep[i];
-        if (i == r->leader_rep || !s->node[p->node].up || !sim_net_up(&s->net, ln, p->node))
-            continue;
-        size_t n = p->applied + 1 + sim_rng_below(&s->rng, 8);
-        apply_upto(s, r, p, n < r->nlog ? n : r->nlog);
-    }
-    sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, TS_MS / 2, 8 * TS_MS), TS_EV_REPL, 0,
-                   (uint64_t)range, 0, NULL);
-}
-
 /* ---- the log ---- */
 
-enum { O_NONE = 0, O_PREPARED, O_COMMITTED, O_ABORTED };
+/* O_GONE: the range's record of the txn was collected (txn_sim_gc.c). */
+enum { O_NONE = 0, O_PREPARED, O_COMMITTED, O_ABORTED, O_GONE };
 
 /* Appends a chosen record: the oracle's checks and duplicate marking. */
 static void log_append(ts_sim *s, ts_range *r, const ts_logrec *in)
 {
-    if (grow((void **)&r->log, &r->caplog, r->nlog + 1, sizeof(ts_logrec))) {
+    if (ts_grow((void **)&r->log, &r->caplog, r->nlog + 1, sizeof(ts_logrec))) {
         ts_fail(s, "out of memory");
         return;
     }
     ts_logrec *lr = &r->log[r->nlog++];
     *lr = *in;
     lr->dup = 0;
-    if (lr->kind != R_TXN) return;
+    if (lr->kind == R_CLOSE) return;
     const txn_record *rec = &lr->r;
-    if (grow((void **)&r->outcome, &r->capout, rec->txn + 1, 1)) {
+    if (ts_grow((void **)&r->outcome, &r->capout, rec->txn + 1, 1)) {
         ts_fail(s, "out of memory");
+        return;
+    }
+    if (lr->kind == R_GC) {
+        r->outcome[rec->txn] = O_GONE;
+        ts_gc_logged(s, r, lr);
         return;
     }
     uint8_t *o = &r->outcome[rec->txn];
@@ -253,6 +114,17 @@ static void log_append(ts_sim *s, ts_range *r, const ts_logrec *in)
         return;
     }
     uint8_t want = rec->type == TXN_REC_COMMIT ? O_COMMITTED : O_ABORTED;
+    if (*o == O_GONE) {
+        /* A record logged after its predecessor was collected: a presumed
+         * abort for a late question. Harmless unless someone acts on it,
+         * which the checks at participants and clients catch; a commit is
+         * never harmless (txn/txnrec.h: a late commit request is refused). */
+        lr->dup = 1;
+        if (want == O_COMMITTED && s->invariants)
+            ts_fail(s, "txn %" PRIu64 " committed again at range %d after its record was collected",
+                    rec->txn, r->id);
+        return;
+    }
     if (*o == O_COMMITTED || *o == O_ABORTED) {
         lr->dup = 1;
         if (*o != want)
@@ -260,8 +132,12 @@ static void log_append(ts_sim *s, ts_range *r, const ts_logrec *in)
         return;
     }
     *o = want;
+    ts_gc_logged(s, r, lr);
     if (!t) return;
     int committed = want == O_COMMITTED ? 1 : 2;
+    if (committed == 1 && t->told == 2 && s->invariants)
+        ts_fail(s, "txn %" PRIu64 " commits at range %d after its client was told it aborted",
+                rec->txn, r->id);
     if (t->committed && (t->committed != committed || (committed == 1 && t->s != rec->ts)))
         ts_fail(s, "txn %" PRIu64 ": range %d disagrees on the outcome or s", rec->txn, r->id);
     t->committed = committed;
@@ -273,7 +149,7 @@ static void log_append(ts_sim *s, ts_range *r, const ts_logrec *in)
         if (ts_range_of(s, k) != r->id) continue;
         /* What it read must be the newest version at or below s. */
         const ts_vers *v = &r->canon[k];
-        size_t n = vers_count(v, sc);
+        size_t n = ts_vers_count(v, sc);
         txn_ts seen = n ? v->v[n - 1].ts : 0;
         if (t->rd[i].ver_ts != seen)
             ts_fail(s,
@@ -292,7 +168,7 @@ static void log_append(ts_sim *s, ts_range *r, const ts_logrec *in)
         if (s->invariants && ((v->n && v->v[v->n - 1].ts >= sc) || r->max_read_s[k] > sc))
             ts_fail(s, "txn %" PRIu64 " writes key %d at %" PRIu64 " below an earlier access",
                     rec->txn, k, sc);
-        vers_push(v, sc, t->w[i].v);
+        ts_vers_push(v, sc, t->w[i].v);
     }
 }
 
@@ -315,7 +191,7 @@ static void reply_lock(ts_sim *s, ts_range *r, const ts_parked *q, int ok)
         const ts_vers *v = &r->rep[r->leader_rep].keys[q->slot];
         m->ver_ts = v->n ? v->v[v->n - 1].ts : 0;
         m->nitems = (int)ts_vers_read(v, UINT64_MAX, m->items, TS_MAX_ITEMS);
-        if (is_bank(s, q->slot) && m->nitems) {
+        if (ts_is_bank(s, q->slot) && m->nitems) {
             m->items[0] = m->items[m->nitems - 1];
             m->nitems = 1;
         }
@@ -326,7 +202,7 @@ static void reply_lock(ts_sim *s, ts_range *r, const ts_parked *q, int ok)
 
 static ts_mach *mach(ts_sim *s, ts_range *r, txn_id t, bool leader)
 {
-    if (grow((void **)&r->m, &r->capm, t + 1, sizeof(ts_mach *))) return NULL;
+    if (ts_grow((void **)&r->m, &r->capm, t + 1, sizeof(ts_mach *))) return NULL;
     if (r->m[t]) return r->m[t];
     ts_mach *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
@@ -354,9 +230,9 @@ static bool mach_active(const ts_mach *m)
     return m->coord ? m->c.st == TXN_COORD_ACTIVE : m->p.st == TXN_PART_ACTIVE;
 }
 
-static void propose(ts_sim *s, ts_range *r, const ts_logrec *lr)
+void ts_range_propose(ts_sim *s, ts_range *r, const ts_logrec *lr)
 {
-    if (grow((void **)&r->pend, &r->cappend, r->npend + 1, sizeof(ts_logrec))) {
+    if (ts_grow((void **)&r->pend, &r->cappend, r->npend + 1, sizeof(ts_logrec))) {
         ts_fail(s, "out of memory");
         return;
     }
@@ -449,7 +325,17 @@ static void do_actions(ts_sim *s, ts_range *r, txn_id t, const txn_out *out, boo
         switch (a->type) {
         case TXN_ACT_PROPOSE: {
             ts_logrec lr = {.kind = R_TXN, .r = out->rec};
-            propose(s, r, &lr);
+            const ts_mach *k = t < r->capm ? r->m[t] : NULL;
+            if (k && k->coord && out->rec.type != TXN_REC_PREPARE) {
+                /* The record keeps the client's deadline, for its GC; a
+                 * presumed abort (no commit request known) one no accepted
+                 * deadline can pass (txn/txnrec.h). */
+                txn_clock c;
+                ts_clk(s, ts_leader_node(s, r->id), &c, r->last_assigned);
+                lr.deadline_us =
+                    k->deadline_us ? k->deadline_us : txn_rec_presumed_deadline(c.tt_latest / 1000);
+            }
+            ts_range_propose(s, r, &lr);
             break;
         }
         case TXN_ACT_SEND_VOTE:
@@ -521,6 +407,13 @@ static void step(ts_sim *s, ts_range *r, txn_id t, const txn_event *ev)
     if (rc) {
         /* A client's abort of an attempt that already moved on is refused. */
         if (ev->type == TXN_EV_ABORT && rc == MERR_PROTOCOL) return;
+        /* A late answer from a fresh coordinator after the record went, to a
+         * participant that logged the outcome already: ignored (the node's
+         * resolve is idempotent). An in-doubt one would take it: caught. */
+        if (!m->coord && ev->type == TXN_EV_DECISION && rc == MERR_PROTOCOL &&
+            (m->p.st == TXN_PART_COMMITTED || m->p.st == TXN_PART_ABORTED) &&
+            ts_gc_stale_answer(s, t))
+            return;
         ts_fail(s, "range %d txn %" PRIu64 " refused %s: %s", r->id, t, txn_event_name(ev->type),
                 e.msg);
         return;
@@ -578,7 +471,7 @@ static void on_lock(ts_sim *s, ts_range *r, const ts_msg *msg)
         ts_fail(s, "range %d: lock: %s", r->id, e.msg);
     } else if (o.status == TXN_LOCK_GRANTED) {
         reply_lock(s, r, &q, 1);
-    } else if (grow((void **)&r->parked, &r->capparked, r->nparked + 1, sizeof(ts_parked))) {
+    } else if (ts_grow((void **)&r->parked, &r->capparked, r->nparked + 1, sizeof(ts_parked))) {
         ts_fail(s, "out of memory");
     } else {
         r->parked[r->nparked++] = q;
@@ -587,27 +480,12 @@ static void on_lock(ts_sim *s, ts_range *r, const ts_msg *msg)
     txn_lock_out_free(&o);
 }
 
-static void on_snap(ts_sim *s, ts_range *r, int node, const ts_msg *m)
-{
-    for (int i = 0; i < r->nrep; i++) {
-        ts_replica *p = &r->rep[i];
-        if (p->node != node) continue;
-        ts_snapreq q = {.client = m->client, .seq = m->seq, .slot = m->slot, .t = m->ts};
-        if (m->ts <= safe_time(s, p)) {
-            serve_snap(s, r, p, &q);
-        } else if (!grow((void **)&p->parked, &p->capparked, p->nparked + 1, sizeof(q))) {
-            p->parked[p->nparked++] = q;
-        }
-        return;
-    }
-}
-
 void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m)
 {
     if (m->range < 1 || m->range > s->ranges) return;
     ts_range *r = &s->rg[m->range];
     if (m->type == M_SNAP) {
-        on_snap(s, r, node, m);
+        ts_replica_on_snap(s, r, node, m);
         return;
     }
     if (node != ts_leader_node(s, m->range)) return; /* NOT_LEADER: the sender times out */
@@ -620,7 +498,11 @@ void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m)
         ev.coord = (uint64_t)m->coord;
         ev.reads_epoch = m->epoch;
         break;
+    case M_ACK: ts_gc_on_ack(s, r, m); return;
     case M_COMMIT: {
+        if (ts_gc_commit_refused(s, r, m)) return;
+        ts_mach *k = mach(s, r, m->txn, true);
+        if (k && k->coord && m->deadline_us) k->deadline_us = m->deadline_us;
         uint64_t parts[TS_MAX_RANGES];
         for (int i = 0; i < m->nparts; i++) parts[i] = (uint64_t)m->parts[i];
         ev.type = TXN_EV_COMMIT;
@@ -650,6 +532,7 @@ void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m)
     default: return;
     }
     step(s, r, m->txn, &ev);
+    if (m->type == M_DECISION) ts_gc_ack_decision(s, r, m);
 }
 
 void ts_range_choose(ts_sim *s, int range, uint64_t epoch)
@@ -668,7 +551,7 @@ void ts_range_choose(ts_sim *s, int range, uint64_t epoch)
     ts_logrec lr = r->pend[0];
     memmove(&r->pend[0], &r->pend[1], --r->npend * sizeof(ts_logrec));
     log_append(s, r, &lr);
-    apply_upto(s, r, &r->rep[r->leader_rep], r->nlog);
+    ts_replica_apply_upto(s, r, &r->rep[r->leader_rep], r->nlog);
     if (lr.kind != R_TXN || s->failed) return;
     txn_event ev = {.type = TXN_EV_CHOSEN, .rec = &r->log[r->nlog - 1].r};
     ts_clk(s, ln, &ev.clk, r->last_assigned);
@@ -709,7 +592,7 @@ void ts_range_tick(ts_sim *s, int range)
     if (cl > r->rep[r->leader_rep].safe.closed) {
         ts_logrec lr = {.kind = R_CLOSE, .closed = cl};
         if (!s->close_tt && cl > r->last_assigned) r->last_assigned = cl;
-        propose(s, r, &lr);
+        ts_range_propose(s, r, &lr);
     }
     /* Timers of the machines: a client gone quiet (ACTIVE), or a step that
      * may have been lost (prepared, collecting, logging...). */
@@ -722,6 +605,7 @@ void ts_range_tick(ts_sim *s, int range)
         ts_clk(s, ln, &ev.clk, r->last_assigned);
         step(s, r, (txn_id)t, &ev);
     }
+    ts_gc_tick(s, r);
     sim_queue_push(&s->q, s->now + sim_rng_range(&s->rng, 20 * TS_MS, 60 * TS_MS), TS_EV_TICK, 0,
                    (uint64_t)range, 0, NULL);
 }
@@ -747,12 +631,17 @@ void ts_range_failover(ts_sim *s, int range, int to_rep)
         return;
     }
     ts_replica *p = &r->rep[to_rep];
-    apply_upto(s, r, p, r->nlog);
+    ts_replica_apply_upto(s, r, p, r->nlog);
     /* close_tt: the new leader knows only the writes (TrueTime keeps its
      * stamps above every close). */
     r->last_assigned = s->close_tt ? 0 : p->safe.closed;
+    ts_gc_failover(r);
     for (size_t i = 0; i < r->nlog && !s->failed; i++) {
         const ts_logrec *lr = &r->log[i];
+        if (lr->kind == R_GC && lr->r.txn < r->capm) { /* the record is gone */
+            free(r->m[lr->r.txn]);
+            r->m[lr->r.txn] = NULL;
+        }
         if (lr->kind != R_TXN) continue;
         if (lr->r.ts > r->last_assigned) r->last_assigned = lr->r.ts;
         ts_mach *m = mach(s, r, lr->r.txn, false);

@@ -8,6 +8,7 @@
 #    bounded-staleness read from the remaining follower returns the committed
 #    value, while a strong read cannot be served (no leaseholder);
 #  - after SIGCONT the cluster serves strong reads again;
+#  - a client redirected to the leaseholder once reads from its follower again;
 #  - SQL with --max-staleness is served by a follower, also alone;
 #  - SQL AS OF SYSTEM TIME: a meridian_now() timestamp, a UTC time, '-0s',
 #    follower_read_timestamp(), BEGIN AS OF, and the refusals;
@@ -102,6 +103,22 @@ else bad "strong read served without a leaseholder: $out"; fi
 kill -CONT $paused; paused=""
 if wait_for 60 '"$rc" get "$(all_hosts)" strong 0 fr/k2 | grep -q "^found v3 "'; then ok "strong reads again after SIGCONT"
 else bad "no strong read after SIGCONT"; fi
+
+# 3b. A redirect does not pin later follower reads to the leaseholder: one
+# client whose seed is a follower reads at exact staleness 0 (its safe time is
+# behind: NOT_LEADER, served by the leaseholder), then bounded: the second
+# read goes back to the follower. Polled: the lease may move meanwhile.
+came_back() {
+  local i out
+  for i in 1 2 3; do
+    out=$("$rc" gets "$(rpc_of "$i")" fr/k2 exact 0 bounded 120000000 2>/dev/null)
+    [ "$(echo "$out" | awk 'NR==1 {print $1}')" != "$(rpc_of "$i")" ] &&
+      [ "$(echo "$out" | awk 'NR==2 {print $1" "$2" "$3}')" = "$(rpc_of "$i") found v3" ] && return 0
+  done
+  return 1
+}
+if wait_for 60 came_back; then ok "a redirected follower read does not pin the next one to the leaseholder"
+else bad "after a redirect, follower reads stayed at the leaseholder"; fi
 
 # 4. SQL: a session with max_staleness (the shell's --max-staleness, conninfo
 # max_staleness=) reads at the nearest replica, also with the others stopped.

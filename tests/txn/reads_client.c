@@ -7,6 +7,9 @@
  *       prints "found VALUE ts=TS" or "absent ts=TS"
  *   reads_client scan HOSTS MODE ARG LO HI     as get, every row in [LO, HI)
  *       as "K=V", then "ts=TS"
+ *   reads_client gets HOSTS KEY MODE ARG [MODE ARG...]  one client, one
+ *       read-only get per MODE ARG in turn; prints "HOST found VALUE" or
+ *       "HOST absent" for each, HOST being where the client was after it
  *
  * MERIDIAN_TEST_TIMEOUT_MS bounds each call (default 10 s). Exit 0 on
  * success, 2 when the read or write failed (the error on stderr). */
@@ -100,6 +103,31 @@ int main(int argc, char **argv)
             }
         }
         if (t) ops->rollback(t);
+    } else if (!strcmp(argv[1], "gets") && argc >= 6 && argc % 2 == 0) {
+        const char *k = argv[3];
+        for (int i = 4; i + 1 < argc && !rc; i += 2) {
+            int mode = mode_of(argv[i]);
+            uint64_t arg = strtoull(argv[i + 1], NULL, 10);
+            if (mode < 0 || txn_client_set_read_mode(c, mode, mode == TXN_CLIENT_READ_AT ? 0 : arg,
+                                                     mode == TXN_CLIENT_READ_AT ? arg : 0)) {
+                fprintf(stderr, "bad mode %s %s\n", argv[i], argv[i + 1]);
+                rc = 1;
+                break;
+            }
+            mbuf v = MBUF_INIT;
+            int g = ops->begin(c, SQL_KV_READ_ONLY, &t, &e);
+            if (!g) g = ops->get(t, (const uint8_t *)k, strlen(k), &v, &e);
+            if (t) ops->rollback(t);
+            t = NULL;
+            if (g == 0)
+                printf("%s found %.*s\n", txn_client_current_host(c), (int)v.len,
+                       (const char *)v.data);
+            else if (g == MERR_NOTFOUND)
+                printf("%s absent\n", txn_client_current_host(c));
+            else
+                rc = fail("get", &e);
+            mbuf_free(&v);
+        }
     } else {
         fprintf(stderr, "unknown command %s\n", argv[1]);
         rc = 1;
