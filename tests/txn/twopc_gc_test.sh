@@ -22,10 +22,11 @@ bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit
 hosts=$(awk '{printf "%s%s", sep, $3; sep=","}' "$dir/nodes")
 http_of() { awk -v i="$1" '$1==i {print $4}' "$dir/nodes"; }
 
-# Live records (newest version not a tombstone) in range 1 of node $1.
+# Live records (newest version not a tombstone) in range 1 of node $1: the
+# burst's anchors are there, so are their range-local records (txnrec.h).
 records() {
   sqlite3 "file:$dir/n$1/ranges/r1.db?mode=ro" \
-    "SELECT count(*) FROM versions v WHERE key >= x'0074786e2f' AND key < x'0074786e30'
+    "SELECT count(*) FROM versions v WHERE key >= x'0000' AND key < x'0001'
        AND val IS NOT NULL AND ts = (SELECT max(ts) FROM versions WHERE key = v.key)" 2>/dev/null
 }
 sum_metric() {
