@@ -89,15 +89,16 @@ static int pending_load(range *r, pending_split *p)
 static int side_stats(range *r, sqlite3 *db, const char *schema, const uint8_t *k, size_t kl,
                       range_stats *st)
 {
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof(sql),
              "SELECT count(*), coalesce(sum(length(key) + coalesce(length(val), 0) + 8), 0),"
-             " (SELECT count(*) FROM %s.versions v WHERE key >= ?1 AND val IS NOT NULL AND"
+             " (SELECT count(*) FROM %s.versions v WHERE key >= ?1 AND " RANGE_NOT_LOCAL
+             " AND val IS NOT NULL AND"
              "  ts = (SELECT max(ts) FROM %s.versions w WHERE w.key = v.key)),"
              " (SELECT coalesce(sum(length(key) + length(val)), 0) FROM %s.versions v WHERE"
-             "  key >= ?1 AND val IS NOT NULL AND"
+             "  key >= ?1 AND " RANGE_NOT_LOCAL " AND val IS NOT NULL AND"
              "  ts = (SELECT max(ts) FROM %s.versions w WHERE w.key = v.key))"
-             " FROM %s.versions WHERE key >= ?1",
+             " FROM %s.versions WHERE key >= ?1 AND " RANGE_NOT_LOCAL,
              schema, schema, schema, schema, schema);
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
@@ -118,7 +119,7 @@ static int side_stats(range *r, sqlite3 *db, const char *schema, const uint8_t *
 
 /* The versions that go right: keys >= k, and the range-local keys anchored
  * at >= k, which are [bound(k), local end) (common/localkey.h). */
-#define RIGHT_VERSIONS "(key >= ?1 OR (key >= :llo AND key < :lhi))"
+#define RIGHT_VERSIONS "((key >= ?1 AND " RANGE_NOT_LOCAL ") OR (key >= :llo AND key < :lhi))"
 
 /* Binds :llo and :lhi of a statement that has them (RIGHT_VERSIONS). */
 static int bind_local(range *r, sqlite3_stmt *s, const mbuf *k)
