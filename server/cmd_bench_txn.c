@@ -99,19 +99,25 @@ static int rmw2(worker *w, const char *k1, const char *k2, int64_t *commit_ns, m
     return rc;
 }
 
+/* --anchor-right: the anchor (first key, coordinator, record) is on the
+ * right of the split, in the range that does not start at "". Set before
+ * the workers start, only read by them. */
+static int anchor_right;
+
 static int run_one_range(worker *w, int64_t *commit_ns, merr *e)
 {
     char k1[64], k2[64];
-    snprintf(k1, sizeof(k1), BENCH_PREFIX "a/%04d/x", w->id);
-    snprintf(k2, sizeof(k2), BENCH_PREFIX "a/%04d/y", w->id);
+    char side = anchor_right ? 'z' : 'a';
+    snprintf(k1, sizeof(k1), BENCH_PREFIX "%c/%04d/x", side, w->id);
+    snprintf(k2, sizeof(k2), BENCH_PREFIX "%c/%04d/y", side, w->id);
     return rmw2(w, k1, k2, commit_ns, e);
 }
 
 static int run_two_ranges(worker *w, int64_t *commit_ns, merr *e)
 {
     char k1[64], k2[64];
-    snprintf(k1, sizeof(k1), BENCH_PREFIX "a/%04d/x", w->id);
-    snprintf(k2, sizeof(k2), BENCH_PREFIX "z/%04d/y", w->id);
+    snprintf(k1, sizeof(k1), BENCH_PREFIX "%c/%04d/x", anchor_right ? 'z' : 'a', w->id);
+    snprintf(k2, sizeof(k2), BENCH_PREFIX "%c/%04d/y", anchor_right ? 'a' : 'z', w->id);
     return rmw2(w, k1, k2, commit_ns, e);
 }
 
@@ -278,6 +284,8 @@ int cmd_bench_txn(int argc, char **argv)
         {"duration", CLI_DURATION, &duration, NULL, "how long each phase runs (default 10s)"},
         {"certs-dir", CLI_STR, &certs_dir, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
+        {"anchor-right", CLI_BOOL, &anchor_right, NULL,
+         "first key (coordinator) on the right of the split (default: left)"},
         {0},
     };
     int npos = 0, done = 0;

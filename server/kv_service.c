@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/localkey.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "placement/route_cache.h"
@@ -134,10 +135,19 @@ static void on_lease(void *arg, int code)
 /* route(), except that a leader whose lease lapsed while its group was quiet
  * parks the request and runs it again when the lease is back (returns 1),
  * instead of sending the client away with NOT_LEADER. */
+/* Transaction records and other range-local keys (common/localkey.h) are
+ * the node's own: a raw write could forge an outcome. */
+#define LOCAL_KEY_REFUSED "range-local keys (0x00 0x00...) are internal to the node"
+
 static int route_or_park(host *h, rpc_req *req, const uint8_t *p, size_t n, kv_handler fn,
                          int again, const Meridian__Kv__RangeTarget *t,
                          const ProtobufCBinaryData *key, replica **out, const char **why)
 {
+    if (key && mlocal_is(key->data, key->len)) {
+        *out = NULL;
+        *why = LOCAL_KEY_REFUSED;
+        return MERR_INVALID;
+    }
     int rc = route(h, t, key, out, why);
     if (rc != MERR_NOT_LEADER || again) return rc;
     parked *pk = malloc(sizeof(*pk) + n);
@@ -270,6 +280,11 @@ static void do_write(host *h, rpc_req *req, const uint8_t *payload, size_t plen,
             if (m->key.len == 0 || m->key.len > RANGE_KEY_MAX || m->value.len > RANGE_VALUE_MAX) {
                 rc = MERR_INVALID;
                 why = "bad key or value size";
+                break;
+            }
+            if (mlocal_is(m->key.data, m->key.len)) {
+                rc = MERR_INVALID;
+                why = LOCAL_KEY_REFUSED;
                 break;
             }
             w[i] = (range_write){.key = m->key.data,

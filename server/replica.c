@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/localkey.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "server/put_stages.h"
@@ -88,6 +89,9 @@ paxos_group *replica_group(replica *r)
 
 int replica_contains(replica *r, const uint8_t *key, size_t klen)
 {
+    /* A range-local key (a transaction record) is where its anchor is. */
+    if (mlocal_is(key, klen))
+        return mlocal_in_span(key, klen, r->start, r->start_len, r->end, r->end_len);
     size_t n = klen < r->start_len ? klen : r->start_len;
     int c = n ? memcmp(key, r->start, n) : 0;
     if (c < 0 || (c == 0 && klen < r->start_len)) return 0;

@@ -72,11 +72,9 @@ void tx2_observe(txn_service *s, uint64_t ts)
         (void)hlc_update(&s->h->hlc, ts, tt.latest_ns, NULL, NULL);
 }
 
-void tx2_rec_key(uint64_t txn, int abort, uint8_t *out)
+const ProtobufCBinaryData *tx2_anchor(const Meridian__Txn__CommitRequest *q)
 {
-    memcpy(out, "\x00txn/", 5);
-    for (int i = 0; i < 8; i++) out[5 + i] = (uint8_t)(txn >> (56 - 8 * i));
-    if (abort) out[TX2_REC_LEN] = 0x02;
+    return q->key.len ? &q->key : q->n_mutations ? &q->mutations[0]->key : NULL;
 }
 
 static void id_bytes(uint64_t id, uint8_t out[8])
@@ -382,12 +380,16 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
         const txn_action *a = &out->a[i];
         switch (a->type) {
         case TXN_ACT_PROPOSE: {
-            uint8_t key[TX2_REC_LEN + 1];
             int ab = out->rec.type == TXN_REC_ABORT;
-            tx2_rec_key(t->id, ab, key);
+            mbuf key = MBUF_INIT;
             size_t n = 0, cap = x->cq ? x->cq->n_mutations + 1 : 1;
             range_write *w = calloc(cap, sizeof(*w));
-            if (!w) break;
+            /* Keyed by the anchor: the record lives in this range (txnrec.h). */
+            if (!w || txn_rec_key(x->coord_key.data, x->coord_key.len, t->id, ab, &key)) {
+                free(w);
+                mbuf_free(&key);
+                break;
+            }
             if (!ab && x->cq) {
                 for (size_t j = 0; j < x->cq->n_mutations; j++) {
                     const Meridian__Kv__Mutation *m = x->cq->mutations[j];
@@ -402,7 +404,7 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
             memcpy(rv.parts, out->rec.parts, rv.n_parts * sizeof(rv.parts[0]));
             uint8_t val[TXN_REC_VALUE_MAX];
             size_t vl = txn_rec_value_encode(&rv, val);
-            w[n++] = (range_write){key, ab ? TX2_REC_LEN + 1 : TX2_REC_LEN, val, vl, 0};
+            w[n++] = (range_write){key.data, key.len, val, vl, 0};
             txn_clock clk;
             uint64_t ts = out->rec.ts;
             if (ab && tx2_clock_now(rg->s, &clk) == 0) ts = clk.hlc_now;
@@ -410,6 +412,7 @@ static void coord_run(tx_range *rg, tx_txn *t, const txn_out *out)
             if (!ab) tx2_crash_point("coord-prepared"); /* every vote yes, nothing logged */
             (void)tx2_propose(rg, t, &out->rec, &b);
             free(w);
+            mbuf_free(&key);
             break;
         }
         case TXN_ACT_SEND_DECISION: {
@@ -540,7 +543,7 @@ static void send_prepare(tx_range *rg, tx_txn *t, size_t i)
     q.txn = &meta;
     q.range_id = pt->range;
     q.coord_range = rg->range_id;
-    q.coord_key = x->cq->key.len ? x->cq->key : x->cq->mutations[0]->key;
+    q.coord_key = (ProtobufCBinaryData){x->coord_key.len, x->coord_key.data};
     q.mutations = pt->muts;
     q.n_mutations = pt->nmuts;
     tx2_ctx *c = tx2_ctx_new(rg, t, i, 0);
@@ -671,8 +674,10 @@ void tx2_coord_start(tx_range *rg, tx_txn *t, tx_parked *pk)
         free(muts);
         goto fail;
     }
-    if (txs_add_waiter(t, pk->req)) {
+    const ProtobufCBinaryData *an = tx2_anchor(q);
+    if (!an || mbuf_append(&x->coord_key, an->data, an->len) || txs_add_waiter(t, pk->req)) {
         free(muts);
+        mbuf_free(&x->coord_key);
         why = "out of memory";
         goto fail;
     }
@@ -717,24 +722,25 @@ void tx2_coord_sweep(tx_range *rg, tx_txn *t, int64_t now_ns)
     }
 }
 
-txn_outcome tx2_recorded(replica *r, uint64_t txn, uint64_t *s)
+txn_outcome tx2_recorded(replica *r, const uint8_t *anchor, size_t alen, uint64_t txn, uint64_t *s)
 {
-    uint8_t key[TX2_REC_LEN + 1];
+    txn_outcome o = TXN_OUTCOME_UNKNOWN;
+    mbuf key = MBUF_INIT;
     uint8_t *v = NULL;
     size_t vl = 0;
     uint64_t ts = 0;
-    tx2_rec_key(txn, 0, key);
-    if (range_get(replica_store(r), key, TX2_REC_LEN, RANGE_TS_MAX, &v, &vl, &ts) == 0) {
+    /* The commit record first: a commit chosen in an earlier slot wins. */
+    for (int ab = 0; ab < 2 && o == TXN_OUTCOME_UNKNOWN; ab++) {
+        mbuf_reset(&key);
+        if (txn_rec_key(anchor, alen, txn, ab, &key) ||
+            range_get(replica_store(r), key.data, key.len, RANGE_TS_MAX, &v, &vl, &ts))
+            continue;
         free(v);
-        *s = ts;
-        return TXN_OUTCOME_COMMITTED;
+        if (!ab) *s = ts;
+        o = ab ? TXN_OUTCOME_ABORTED : TXN_OUTCOME_COMMITTED;
     }
-    tx2_rec_key(txn, 1, key);
-    if (range_get(replica_store(r), key, TX2_REC_LEN + 1, RANGE_TS_MAX, &v, &vl, &ts) == 0) {
-        free(v);
-        return TXN_OUTCOME_ABORTED;
-    }
-    return TXN_OUTCOME_UNKNOWN;
+    mbuf_free(&key);
+    return o;
 }
 
 void tx2_sweep(tx_range *rg, tx_txn *t, int64_t now_ns)

@@ -12,9 +12,11 @@
  *    intent with the writes and the read spans, at the prepare ts) and
  *    votes; logs the outcome (a storage resolve) and releases its locks.
  *
- * Records at the coordinator: "\x00txn/<id>" written with the commit (its
- * version ts is s; the single-range path writes the same key), and
- * "\x00txn/<id>\x02" for an abort. Committed iff the first exists; an abort
+ * Records at the coordinator: range-local keys anchored at the transaction's
+ * anchor (txn/txnrec.h), so they live in whichever range holds the anchor
+ * now. The commit record is written with the commit (its version ts is s;
+ * the single-range path writes the same key), the abort record is a key of
+ * its own. Committed iff the first exists; an abort
  * is announced only once its record applied and no commit record exists
  * (a commit proposed by an earlier leader is chosen in an earlier slot).
  *
@@ -66,8 +68,7 @@ void tx2_gc(tx_range *rg, int64_t now_ns);
  * read: answers it and returns nonzero when its deadline passed (its record
  * may be collected: refused, never "aborted" nor run again) or lies too far
  * ahead (bad input); else 0. */
-/* 1 when r's range holds transaction records with a deadline (only a range
- * whose span covers the system keys can). */
+/* 1 when r's range holds transaction records with a deadline. */
 int tx2_has_records(replica *r);
 int tx2_deadline_refused(txn_service *s, replica *r, rpc_req *req, uint64_t deadline_us);
 
@@ -78,12 +79,12 @@ uint64_t tx2_min_prepared(replica *r);
  * yet (0: none): a read at or above it would miss it. */
 uint64_t tx2_min_pending(replica *r);
 
-/* The decision recorded at a coordinator range (and s when committed). */
-txn_outcome tx2_recorded(replica *r, uint64_t txn, uint64_t *s);
-
-/* Record keys at the coordinator (out: TX2_REC_LEN bytes; abort: +1). */
-#define TX2_REC_LEN 13
-void tx2_rec_key(uint64_t txn, int abort, uint8_t *out);
+/* The decision recorded for txn, anchored at anchor, in r's store (and s
+ * when committed). */
+txn_outcome tx2_recorded(replica *r, const uint8_t *anchor, size_t alen, uint64_t txn, uint64_t *s);
+/* A commit request's anchor: the key it names, else its first write (NULL:
+ * neither). The record is keyed by it and lives in its range. */
+const ProtobufCBinaryData *tx2_anchor(const Meridian__Txn__CommitRequest *q);
 /* Intent coordinator bytes: [range u64 be][key]. */
 int tx2_coord_encode(uint64_t rid, const uint8_t *key, size_t klen, mbuf *out);
 int tx2_coord_decode(const uint8_t *p, size_t n, uint64_t *rid, const uint8_t **key, size_t *klen);

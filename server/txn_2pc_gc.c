@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/localkey.h"
 #include "common/log.h"
 #include "common/mtime.h"
 #include "server/replica.h"
@@ -25,18 +26,22 @@
 #define TX2_GC_EVERY_NS (1LL * MTIME_S)
 #define TX2_GC_BATCH    256
 
-static const uint8_t TX2_LO[] = {0x00, 't', 'x', 'n', '/'}, TX2_HI[] = {0x00, 't', 'x', 'n', '0'};
+/* A local scan from the bottom of the local keys: range_scan clips it to
+ * the ones anchored in the range (common/localkey.h). */
+static const uint8_t LOCAL_LO[MLOCAL_PREFIX_LEN] = {0x00, 0x00};
 
 typedef struct gc_rec {
-    uint8_t key[TX2_REC_LEN + 1];
-    size_t klen;
+    mbuf key, anchor;
     uint64_t txn, ts;
+    bool abort;
     txn_rec_value v;
 } gc_rec;
 
 typedef struct gc_scan {
     gc_rec *v;
     size_t n;
+    mbuf last; /* the last local key seen: the scan resumes after it */
+    int oom;
 } gc_scan;
 
 static int on_rec(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
@@ -44,15 +49,27 @@ static int on_rec(void *arg, const uint8_t *key, size_t klen, const uint8_t *val
 {
     gc_scan *sc = arg;
     gc_rec *g = &sc->v[sc->n];
-    if (klen != TX2_REC_LEN && !(klen == TX2_REC_LEN + 1 && key[TX2_REC_LEN] == 0x02)) return 0;
-    if (txn_rec_value_decode(val, vlen, &g->v)) return 0; /* not ours to delete */
-    memcpy(g->key, key, klen);
-    g->klen = klen;
-    g->txn = 0;
-    for (int i = 0; i < 8; i++) g->txn = g->txn << 8 | key[5 + i];
+    mbuf_reset(&sc->last);
+    if (mbuf_append(&sc->last, key, klen)) return sc->oom = 1;
+    /* Other local keys, or a value that is not a record's: not ours. */
+    if (txn_rec_key_parse(key, klen, &g->anchor, &g->txn, &g->abort) ||
+        txn_rec_value_decode(val, vlen, &g->v))
+        return 0;
+    mbuf_reset(&g->key);
+    if (mbuf_append(&g->key, key, klen)) return sc->oom = 1;
     g->ts = ts;
     sc->n++;
     return 0;
+}
+
+static void gc_scan_free(gc_scan *sc)
+{
+    for (size_t i = 0; sc->v && i < TX2_GC_BATCH; i++) {
+        mbuf_free(&sc->v[i].key);
+        mbuf_free(&sc->v[i].anchor);
+    }
+    free(sc->v);
+    mbuf_free(&sc->last);
 }
 
 /* A coordinator machine for a record nobody here remembers: the decided
@@ -63,6 +80,11 @@ static void resolver_start(tx_range *rg, const gc_rec *g)
     struct tx2 *x = t ? tx2_new(ROLE_COORD) : NULL;
     if (!x) {
         if (t) tx_txn_forget(rg, t);
+        return;
+    }
+    if (mbuf_append(&x->coord_key, g->anchor.data, g->anchor.len)) {
+        free(x);
+        tx_txn_forget(rg, t);
         return;
     }
     t->x2 = x;
@@ -134,13 +156,9 @@ static int on_any(void *arg, const uint8_t *key, size_t klen, const uint8_t *val
 
 int tx2_has_records(replica *r)
 {
-    const uint8_t *st, *en;
-    size_t sl, el;
-    replica_span(r, &st, &sl, &en, &el);
-    if (sl) return 0; /* system keys live in the range that starts at "" */
     int found = 0;
-    (void)range_scan(replica_store(r), TX2_LO, sizeof(TX2_LO), TX2_HI, sizeof(TX2_HI), RANGE_TS_MAX,
-                     16, 0, on_any, &found, NULL);
+    (void)range_scan(replica_store(r), LOCAL_LO, sizeof(LOCAL_LO), NULL, 0, RANGE_TS_MAX, 16, 0,
+                     on_any, &found, NULL);
     return found;
 }
 
@@ -156,33 +174,33 @@ void tx2_gc(tx_range *rg, int64_t now_ns)
     tt_interval tt;
     if (host_now(rg->s->h, &tt, NULL)) return;
     uint64_t earliest_us = (uint64_t)tt.earliest_ns / 1000;
-    gc_scan sc = {calloc(TX2_GC_BATCH, sizeof(gc_rec)), 0};
+    gc_scan sc = {calloc(TX2_GC_BATCH, sizeof(gc_rec)), 0, MBUF_INIT, 0};
     range_write *w = calloc(TX2_GC_BATCH, sizeof(*w));
     gc_ctx *c = malloc(sizeof(*c));
     if (!sc.v || !w || !c) goto out;
-    const uint8_t *from = rg->gc_cursor_len ? rg->gc_cursor : TX2_LO;
-    size_t flen = rg->gc_cursor_len ? rg->gc_cursor_len : sizeof(TX2_LO);
-    if (range_scan(replica_store(rg->r), from, flen, TX2_HI, sizeof(TX2_HI), RANGE_TS_MAX,
-                   TX2_GC_BATCH, 0, on_rec, &sc, NULL))
+    const uint8_t *from = rg->gc_cursor.len ? rg->gc_cursor.data : LOCAL_LO;
+    size_t flen = rg->gc_cursor.len ? rg->gc_cursor.len : sizeof(LOCAL_LO), seen = 0;
+    /* Every local key visited counts toward the batch, records or not. */
+    if (range_scan(replica_store(rg->r), from, flen, NULL, 0, RANGE_TS_MAX, TX2_GC_BATCH, 0, on_rec,
+                   &sc, &seen) ||
+        sc.oom)
         goto out;
     size_t n = 0;
     for (size_t i = 0; i < sc.n; i++) {
         const gc_rec *g = &sc.v[i];
         /* Cheap test first: most records wait for their deadline. */
         if (txn_rec_collectable(&g->v, earliest_us, true) && delivered(rg, g))
-            w[n++] = (range_write){.key = g->key, .klen = g->klen, .del = 1};
+            w[n++] = (range_write){.key = g->key.data, .klen = g->key.len, .del = 1};
     }
-    /* Resume after the last record seen; a short scan ends a cycle. */
+    /* Resume after the last key seen; a short scan ends a cycle. */
     rg->gc_seen += sc.n - n;
-    if (sc.n < TX2_GC_BATCH) {
-        rg->gc_cursor_len = 0;
+    mbuf_reset(&rg->gc_cursor);
+    if (seen < TX2_GC_BATCH) {
         rg->gc_records = rg->gc_seen;
         rg->gc_seen = 0;
-    } else {
-        const gc_rec *g = &sc.v[sc.n - 1];
-        memcpy(rg->gc_cursor, g->key, g->klen);
-        rg->gc_cursor[g->klen] = 0x00;
-        rg->gc_cursor_len = g->klen + 1;
+    } else if (mbuf_append(&rg->gc_cursor, sc.last.data, sc.last.len) ||
+               mbuf_append_u8(&rg->gc_cursor, 0x00)) {
+        mbuf_reset(&rg->gc_cursor); /* out of memory: start over next time */
     }
     if (n) {
         *c = (gc_ctx){rg->s, rg->range_id, rg->epoch, n};
@@ -195,7 +213,7 @@ void tx2_gc(tx_range *rg, int64_t now_ns)
 out:
     free(c);
     free(w);
-    free(sc.v);
+    gc_scan_free(&sc);
 }
 
 /* A commit request nobody here knows of: past its deadline its record may

@@ -168,11 +168,16 @@ static void send_query(tx_range *rg, tx_txn *t)
     q.coord_range = x->coord_range;
     q.from_range = rg->range_id;
     q.prepare_ts = x->p.prepare_ts;
+    q.coord_key = (ProtobufCBinaryData){x->coord_key.len, x->coord_key.data};
+    /* Ask the range that holds the anchor now: the record moved with it
+     * if the coordinator's range split or merged since the prepare. */
+    uint64_t rid = x->coord_range, hint = x->coord_hint;
+    replica *cr = host_find_key(rg->s->h, x->coord_key.data, x->coord_key.len);
+    if (cr && replica_id(cr) != rid) rid = replica_id(cr), hint = 0;
     tx2_ctx *c = tx2_ctx_new(rg, t, 0, 2);
     if (!c) return;
     x->query = P_INFLIGHT;
-    if (tx2_call_range(rg->s, x->coord_range, x->coord_hint, "txn.Status", tx2_on_status, &q.base,
-                       on_queried, c)) {
+    if (tx2_call_range(rg->s, rid, hint, "txn.Status", tx2_on_status, &q.base, on_queried, c)) {
         x->query = P_IDLE;
         x->coord_hint = 0;
         free(c);
@@ -434,6 +439,7 @@ typedef struct presume {
     txn_service *s;
     uint64_t range, txn;
     rpc_req *req;
+    mbuf anchor;
 } presume;
 
 static void on_presumed(void *arg, int code, const char *msg, uint64_t ts)
@@ -443,8 +449,10 @@ static void on_presumed(void *arg, int code, const char *msg, uint64_t ts)
     uint64_t s = 0;
     (void)ts, (void)msg;
     /* Read the records again: a commit chosen in an earlier slot wins. */
-    txn_outcome o = code || !r ? TXN_OUTCOME_UNKNOWN : tx2_recorded(r, pa->txn, &s);
+    txn_outcome o = code || !r ? TXN_OUTCOME_UNKNOWN
+                               : tx2_recorded(r, pa->anchor.data, pa->anchor.len, pa->txn, &s);
     reply_status(pa->req, o, s);
+    mbuf_free(&pa->anchor);
     free(pa);
 }
 
@@ -457,7 +465,12 @@ void tx2_on_status(void *arg, rpc_req *req)
         rpc_reply(req, MERR_INVALID, "undecodable StatusRequest", NULL, 0);
         return;
     }
-    replica *r = leader_of(s, req, TX_PREPARE, q->coord_range);
+    /* By the anchor when given: its range holds the record (txnrec.h). */
+    uint64_t rid = q->coord_range;
+    replica *kr =
+        q->coord_key.len ? host_find_key(s->h, q->coord_key.data, q->coord_key.len) : NULL;
+    if (kr) rid = replica_id(kr);
+    replica *r = leader_of(s, req, TX_PREPARE, rid);
     if (!r) goto out;
     tx_range *rg = tx_range_for(s, r);
     tx_txn *t = rg ? tx_txn_find(rg, q->txn_id) : NULL;
@@ -473,26 +486,35 @@ void tx2_on_status(void *arg, rpc_req *req)
     }
     if (t && t->state == TX_ACTIVE) tx_txn_abort(rg, t, "a participant asked: presumed abort");
     uint64_t ts = 0;
-    txn_outcome o = tx2_recorded(r, q->txn_id, &ts);
+    txn_outcome o = tx2_recorded(r, q->coord_key.data, q->coord_key.len, q->txn_id, &ts);
     if (o != TXN_OUTCOME_UNKNOWN) {
         reply_status(req, o, ts);
         goto out;
     }
     /* Presumed abort: no commit request reached a leader that still knows
-     * of it; log the abort before saying so (a later leader must agree). */
-    uint8_t key[TX2_REC_LEN + 1];
+     * of it; log the abort before saying so (a later leader must agree).
+     * An asker without the anchor (older node) cannot name the record. */
     txn_rec_value rv = {.abort = true, .deadline_us = tx2_presumed_deadline(s)};
     uint8_t val[TXN_REC_VALUE_MAX];
-    tx2_rec_key(q->txn_id, 1, key);
-    range_write w = {key, sizeof(key), val, txn_rec_value_encode(&rv, val), 0};
-    presume *pa = malloc(sizeof(*pa));
+    mbuf key = MBUF_INIT;
+    presume *pa = q->coord_key.len ? calloc(1, sizeof(*pa)) : NULL;
     merr e = {0};
-    if (!pa || replica_write(r, &w, 1, 0, on_presumed, pa, &e)) {
+    if (pa) *pa = (presume){s, rid, q->txn_id, req, MBUF_INIT};
+    if (!pa || txn_rec_key(q->coord_key.data, q->coord_key.len, q->txn_id, true, &key) ||
+        mbuf_append(&pa->anchor, q->coord_key.data, q->coord_key.len)) {
+        if (pa) mbuf_free(&pa->anchor);
         free(pa);
         reply_status(req, TXN_OUTCOME_UNKNOWN, 0);
+        mbuf_free(&key);
         goto out;
     }
-    *pa = (presume){s, q->coord_range, q->txn_id, req};
+    range_write w = {key.data, key.len, val, txn_rec_value_encode(&rv, val), 0};
+    if (replica_write(r, &w, 1, 0, on_presumed, pa, &e)) {
+        mbuf_free(&pa->anchor);
+        free(pa);
+        reply_status(req, TXN_OUTCOME_UNKNOWN, 0);
+    }
+    mbuf_free(&key);
 out:
     meridian__txn__status_request__free_unpacked(q, NULL);
 }

@@ -23,9 +23,10 @@
 #define TX_MUT_MAX  100000
 #define TX_IDLE_NS  (10LL * MTIME_S)
 #define TX_SWEEP_MS 200
-/* The durable transaction record (tx2_rec_key), written in the commit's own
- * batch, so a retried commit (also at a new leaseholder) learns the
- * outcome. System keys (first byte 0x00) are not reachable through txn.*. */
+/* The durable transaction record (txn_rec_key: a range-local key anchored
+ * at the commit's anchor, so it lives in this range), written in the
+ * commit's own batch, so a retried commit (also at a new leaseholder)
+ * learns the outcome. Keys starting 0x00 are not reachable through txn.*. */
 
 static const uint8_t first_user_key[] = {0x01};
 
@@ -303,11 +304,12 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
     }
     merr e = {0};
     int rc = MERR_NOMEM;
-    uint8_t rk[TX2_REC_LEN];
-    tx2_rec_key(t->id, 0, rk);
+    mbuf rk = MBUF_INIT;
+    const ProtobufCBinaryData *an = tx2_anchor(q);
     range_write *w = calloc(q->n_mutations + 1, sizeof(*w));
     commit_ctx *c = malloc(sizeof(*c));
-    if (w && c && txs_add_waiter(t, pk->req) == 0) {
+    if (w && c && an && txn_rec_key(an->data, an->len, t->id, false, &rk) == 0 &&
+        txs_add_waiter(t, pk->req) == 0) {
         for (size_t i = 0; i < q->n_mutations; i++) {
             const Meridian__Kv__Mutation *m = q->mutations[i];
             w[i] = (range_write){.key = m->key.data,
@@ -320,7 +322,7 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
         txn_rec_value rv = {.deadline_us = q->deadline_us};
         uint8_t val[TXN_REC_VALUE_MAX];
         w[q->n_mutations] = (range_write){
-            .key = rk, .klen = sizeof(rk), .val = val, .vlen = txn_rec_value_encode(&rv, val)};
+            .key = rk.data, .klen = rk.len, .val = val, .vlen = txn_rec_value_encode(&rv, val)};
         *c = (commit_ctx){s, rg->range_id, rg->epoch, t->id};
         t->state = TX_COMMITTING;
         rc = replica_write(rg->r, w, q->n_mutations + 1, 0, on_committed, c, &e);
@@ -340,6 +342,7 @@ static void commit_continue(tx_range *rg, tx_txn *t, tx_parked *pk)
     pk->req = NULL;
     tx_parked_free(pk);
     free(w);
+    mbuf_free(&rk);
 }
 
 void txs_resume(tx_range *rg, tx_txn *t, tx_parked *pk)
@@ -510,9 +513,7 @@ static void on_commit(void *arg, rpc_req *req)
     const char *why = NULL;
     int rc = 0;
     /* The range: the one of the key the client names (its first key). */
-    const ProtobufCBinaryData *anchor = q->key.len       ? &q->key
-                                        : q->n_mutations ? &q->mutations[0]->key
-                                                         : NULL;
+    const ProtobufCBinaryData *anchor = tx2_anchor(q);
     if (!q->txn || !q->txn->id || !anchor || !txs_user_key_ok(anchor->data, anchor->len)) {
         rc = MERR_INVALID;
         why = "a commit needs a transaction id and a key";
@@ -545,7 +546,8 @@ static void on_commit(void *arg, rpc_req *req)
         /* Not past its deadline, so its record (if any) is still there; a
          * later copy is refused before any record is read (txn/txnrec.h). */
         uint64_t ts = 0;
-        txn_outcome o = t ? TXN_OUTCOME_UNKNOWN : tx2_recorded(r, q->txn->id, &ts);
+        txn_outcome o =
+            t ? TXN_OUTCOME_UNKNOWN : tx2_recorded(r, anchor->data, anchor->len, q->txn->id, &ts);
         if (o == TXN_OUTCOME_COMMITTED) {
             reply_committed(req, ts); /* a retry of a commit an earlier leaseholder applied */
         } else if (o == TXN_OUTCOME_ABORTED) {

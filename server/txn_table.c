@@ -161,6 +161,7 @@ void tx_range_drop(tx_range *rg, const char *why)
     txn_lock_table_free(rg->lt);
     txn_lock_out_free(&rg->out);
     free(rg->q);
+    mbuf_free(&rg->gc_cursor);
     free(rg);
 }
 

@@ -79,8 +79,7 @@ typedef struct tx_range {
     /* transaction record GC (server/txn_2pc_gc.c) */
     int64_t gc_last_ns;
     int gc_inflight;
-    uint8_t gc_cursor[16]; /* where the next scan resumes (empty: from the start) */
-    size_t gc_cursor_len;
+    mbuf gc_cursor;             /* where the next scan resumes (empty: from the start) */
     size_t gc_seen, gc_records; /* records this scan cycle; at the last full cycle */
     struct tx_range *next;
 } tx_range;

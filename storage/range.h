@@ -5,6 +5,10 @@
  *  - Keys are byte strings ordered by memcmp; storage never interprets them.
  *    A range owns the span [start, end); an empty end means "to the end of the
  *    key space". Keys outside the span are refused with MERR_RANGE.
+ *  - The one exception: range-local keys (common/localkey.h, 0x00 0x00...)
+ *    belong to the range whose span holds their anchor key. They split,
+ *    merge and snapshot with it, but no user scan, stat or split-key choice
+ *    sees them.
  *  - Timestamps are HLC values, opaque and ordered numerically: 0 is invalid,
  *    RANGE_TS_MAX ("latest") only as a read timestamp. Every other uint64 is
  *    storable (kept as ts XOR 2^63 in SQLite's signed INTEGER, which keeps
@@ -110,7 +114,9 @@ typedef int (*range_scan_fn)(void *arg, const uint8_t *key, size_t klen, const u
 
 /* Visits, per key in [start, end) ∩ span, the newest version <= t that is not
  * a tombstone, in key order (reverse: descending). end_len 0: to the range's
- * end. limit 0: unlimited. *n (may be NULL) gets the number visited. */
+ * end. limit 0: unlimited. *n (may be NULL) gets the number visited.
+ * A scan whose start is a range-local key visits only the local keys the
+ * range owns (clipped to them); any other scan never visits local keys. */
 int range_scan(range *r, const uint8_t *start, size_t slen, const uint8_t *end, size_t elen,
                uint64_t t, size_t limit, int reverse, range_scan_fn fn, void *arg, size_t *n);
 

@@ -81,6 +81,9 @@ static const char *const stmt_sql[RS__COUNT] = {
 
 int range_in_span(const range *r, const uint8_t *key, size_t klen)
 {
+    /* A range-local key belongs where its anchor does (common/localkey.h). */
+    if (mlocal_is(key, klen))
+        return mlocal_in_span(key, klen, r->start.data, r->start.len, r->end.data, r->end.len);
     if (mbytes_cmp(key, klen, r->start.data, r->start.len) < 0) return 0;
     if (r->end.len && mbytes_cmp(key, klen, r->end.data, r->end.len) >= 0) return 0;
     return 1;

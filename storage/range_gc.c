@@ -128,7 +128,7 @@ int range_gc_step(range *r, uint64_t horizon, size_t max_rows, size_t *dropped, 
                 rc = range_sqlerr(r, src, "gc delete");
                 break;
             }
-            if (sqlite3_changes(r->db)) {
+            if (sqlite3_changes(r->db) && !mlocal_is(keys.data + v[i].koff, v[i].klen)) {
                 r->stats.versions--;
                 r->stats.total_bytes -= v[i].bytes;
             }

@@ -95,22 +95,27 @@ static int version_record(range_install *in, mreader *r, merr *e)
     if (get_bytes(r, &k, &kl) || mreader_u64be(r, &ts) || mreader_u8(r, &tomb) || tomb > 1 ||
         (!tomb && get_bytes(r, &v, &vl)) || ts == 0 || ts == RANGE_TS_MAX)
         return merr_set(e, MERR_CORRUPT, "install: bad version record");
-    if (mbytes_cmp(k, kl, in->start.data, in->start.len) < 0 ||
-        (in->end.len && mbytes_cmp(k, kl, in->end.data, in->end.len) >= 0))
+    if (mlocal_is(k, kl)
+            ? !mlocal_in_span(k, kl, in->start.data, in->start.len, in->end.data, in->end.len)
+            : (mbytes_cmp(k, kl, in->start.data, in->start.len) < 0 ||
+               (in->end.len && mbytes_cmp(k, kl, in->end.data, in->end.len) >= 0)))
         return merr_set(e, MERR_CORRUPT, "install: version key outside the range's span");
     /* Records come in (key, ts DESC) order: the first of a key is its newest. */
     int newkey =
         in->calc.versions == 0 || mbytes_cmp(k, kl, in->lastkey.data, in->lastkey.len) != 0;
+    int counted = !mlocal_is(k, kl); /* stats leave range-local keys out */
     if (newkey) {
         mbuf_reset(&in->lastkey);
         if (mbuf_append(&in->lastkey, k, kl)) return merr_set(e, MERR_NOMEM, "install");
-        if (!tomb) {
+        if (!tomb && counted) {
             in->calc.live_keys++;
             in->calc.live_bytes += (int64_t)(kl + vl);
         }
     }
-    in->calc.versions++;
-    in->calc.total_bytes += (int64_t)(kl + vl + 8);
+    if (counted) {
+        in->calc.versions++;
+        in->calc.total_bytes += (int64_t)(kl + vl + 8);
+    }
     sqlite3_stmt *s = in->ins[0];
     range_bind_bytes(s, 1, k, kl);
     sqlite3_bind_int64(s, 2, range_ts_sql(ts));

@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 
 #include "common/buf.h"
+#include "common/localkey.h"
 #include "storage/range.h"
 
 /* Cached prepared statements, one slot each, prepared on first use. */
@@ -48,6 +49,10 @@ struct range {
     mbuf gc_cursor;
     int gc_active;
 };
+
+/* SQL condition on versions.key: not a range-local key (localkey.h: they
+ * are exactly [00 00, 00 01)). Split keys are chosen among the others. */
+#define RANGE_NOT_LOCAL "(key < X'0000' OR key >= X'0001')"
 
 /* Maps an SQLite result to a MERR code, records "ctx: sqlite message" in
  * r->err, and marks the replica corrupt on SQLITE_CORRUPT / SQLITE_NOTADB. */

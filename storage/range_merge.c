@@ -171,10 +171,11 @@ int range_split_key(range *r, const range_load_sample *samples, size_t n, uint8_
      * until the bytes before a key reach half the total. The first key never
      * qualifies, so both sides hold data. */
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(r->db,
-                                "SELECT key, sum(length(key) + coalesce(length(val), 0) + 8)"
-                                " FROM versions GROUP BY key ORDER BY key",
-                                -1, &s, NULL);
+    int rc =
+        sqlite3_prepare_v2(r->db,
+                           "SELECT key, sum(length(key) + coalesce(length(val), 0) + 8)"
+                           " FROM versions WHERE " RANGE_NOT_LOCAL " GROUP BY key ORDER BY key",
+                           -1, &s, NULL);
     if (rc != SQLITE_OK) return range_sqlerr(r, rc, "split key");
     int64_t acc = 0, half = r->stats.total_bytes / 2;
     size_t keys = 0;
@@ -186,8 +187,9 @@ int range_split_key(range *r, const range_load_sample *samples, size_t n, uint8_
         /* The last key holds over half the bytes: it is still the best cut. */
         sqlite3_finalize(s);
         s = NULL;
-        rc = sqlite3_prepare_v2(r->db, "SELECT key FROM versions ORDER BY key DESC LIMIT 1", -1, &s,
-                                NULL);
+        rc = sqlite3_prepare_v2(
+            r->db, "SELECT key FROM versions WHERE " RANGE_NOT_LOCAL " ORDER BY key DESC LIMIT 1",
+            -1, &s, NULL);
         if (rc == SQLITE_OK) rc = sqlite3_step(s);
     }
     if (rc == SQLITE_ROW) {

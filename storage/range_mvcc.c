@@ -122,6 +122,7 @@ int range_put_version(range *r, const uint8_t *key, size_t klen, uint64_t ts, co
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) return range_sqlerr(r, rc, "put");
+    if (mlocal_is(key, klen)) return 0; /* range-local keys are not the range's data */
     r->stats.live_keys += d.live_keys;
     r->stats.live_bytes += d.live_bytes;
     r->stats.total_bytes += d.total_bytes;

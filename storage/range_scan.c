@@ -20,6 +20,7 @@ typedef struct scan {
     sqlite3_stmt *s;
     uint64_t t;
     int reverse, stop;
+    int local; /* a scan of range-local keys: visits only those, others none */
     size_t limit, n;
     range_scan_fn fn;
     void *arg;
@@ -35,6 +36,7 @@ typedef struct scan {
 /* Visits one decided version. */
 static void visit(scan *sc, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, uint64_t ts)
 {
+    if (mlocal_is(k, kl) != sc->local) return;
     sc->n++;
     if (sc->fn(sc->arg, k, kl, v, vl, ts) || (sc->limit && sc->n >= sc->limit)) sc->stop = 1;
 }
@@ -147,17 +149,31 @@ int range_scan(range *r, const uint8_t *start, size_t slen, const uint8_t *end, 
     int rc = range_check_read(r, t);
     if (rc) return rc;
     if (nout) *nout = 0;
-    /* Clip [start, end) to the span. */
-    if (mbytes_cmp(start, slen, r->start.data, r->start.len) < 0) {
-        start = r->start.data;
-        slen = r->start.len;
+    /* Clip [start, end) to the span, or for a local scan to the local keys
+     * anchored in it (common/localkey.h). */
+    int local = mlocal_is(start, slen);
+    scan sc = {
+        .r = r, .t = t, .reverse = reverse, .local = local, .limit = limit, .fn = fn, .arg = arg};
+    mbuf lo = MBUF_INIT, hi = MBUF_INIT;
+    const uint8_t *cs = r->start.data, *ce = r->end.data;
+    size_t csl = r->start.len, cel = r->end.len;
+    if (local) {
+        if (mlocal_bound(r->start.data, r->start.len, &lo) ||
+            (r->end.len ? mlocal_bound(r->end.data, r->end.len, &hi) : mlocal_end(&hi))) {
+            rc = merr_set(&r->err, MERR_NOMEM, "scan");
+            goto out;
+        }
+        cs = lo.data, csl = lo.len, ce = hi.data, cel = hi.len;
     }
-    if (r->end.len && (!elen || mbytes_cmp(end, elen, r->end.data, r->end.len) > 0)) {
-        end = r->end.data;
-        elen = r->end.len;
+    if (mbytes_cmp(start, slen, cs, csl) < 0) {
+        start = cs;
+        slen = csl;
     }
-    if (elen && mbytes_cmp(start, slen, end, elen) >= 0) return 0;
-    scan sc = {.r = r, .t = t, .reverse = reverse, .limit = limit, .fn = fn, .arg = arg};
+    if (cel && (!elen || mbytes_cmp(end, elen, ce, cel) > 0)) {
+        end = ce;
+        elen = cel;
+    }
+    if (elen && mbytes_cmp(start, slen, end, elen) >= 0) goto out;
     sc.bounded = elen > 0;
     if (mbuf_append(&sc.lo, start, slen) || mbuf_append(&sc.hi, end, elen)) {
         rc = merr_set(&r->err, MERR_NOMEM, "scan");
@@ -182,5 +198,7 @@ out:
     mbuf_free(&sc.hi);
     mbuf_free(&sc.key);
     mbuf_free(&sc.cand);
+    mbuf_free(&lo);
+    mbuf_free(&hi);
     return rc;
 }

@@ -89,15 +89,16 @@ static int pending_load(range *r, pending_split *p)
 static int side_stats(range *r, sqlite3 *db, const char *schema, const uint8_t *k, size_t kl,
                       range_stats *st)
 {
-    char sql[512];
+    char sql[1024];
     snprintf(sql, sizeof(sql),
              "SELECT count(*), coalesce(sum(length(key) + coalesce(length(val), 0) + 8), 0),"
-             " (SELECT count(*) FROM %s.versions v WHERE key >= ?1 AND val IS NOT NULL AND"
+             " (SELECT count(*) FROM %s.versions v WHERE key >= ?1 AND " RANGE_NOT_LOCAL
+             " AND val IS NOT NULL AND"
              "  ts = (SELECT max(ts) FROM %s.versions w WHERE w.key = v.key)),"
              " (SELECT coalesce(sum(length(key) + length(val)), 0) FROM %s.versions v WHERE"
-             "  key >= ?1 AND val IS NOT NULL AND"
+             "  key >= ?1 AND " RANGE_NOT_LOCAL " AND val IS NOT NULL AND"
              "  ts = (SELECT max(ts) FROM %s.versions w WHERE w.key = v.key))"
-             " FROM %s.versions WHERE key >= ?1",
+             " FROM %s.versions WHERE key >= ?1 AND " RANGE_NOT_LOCAL,
              schema, schema, schema, schema, schema);
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
@@ -114,6 +115,26 @@ static int side_stats(range *r, sqlite3 *db, const char *schema, const uint8_t *
     }
     sqlite3_finalize(s);
     return rc == SQLITE_OK ? 0 : range_sqlerr(r, rc, "split stats");
+}
+
+/* The versions that go right: keys >= k, and the range-local keys anchored
+ * at >= k, which are [bound(k), local end) (common/localkey.h). */
+#define RIGHT_VERSIONS "((key >= ?1 AND " RANGE_NOT_LOCAL ") OR (key >= :llo AND key < :lhi))"
+
+/* Binds :llo and :lhi of a statement that has them (RIGHT_VERSIONS). */
+static int bind_local(range *r, sqlite3_stmt *s, const mbuf *k)
+{
+    int lo = sqlite3_bind_parameter_index(s, ":llo"), hi = sqlite3_bind_parameter_index(s, ":lhi");
+    if (!lo || !hi) return 0;
+    mbuf b = MBUF_INIT, e = MBUF_INIT;
+    int rc = mlocal_bound(k->data, k->len, &b) || mlocal_end(&e) ? MERR_NOMEM : 0;
+    /* SQLITE_TRANSIENT: the bounds are freed before the statement steps. */
+    if (!rc && (sqlite3_bind_blob(s, lo, b.data, (int)b.len, SQLITE_TRANSIENT) != SQLITE_OK ||
+                sqlite3_bind_blob(s, hi, e.data, (int)e.len, SQLITE_TRANSIENT) != SQLITE_OK))
+        rc = MERR_NOMEM;
+    mbuf_free(&b);
+    mbuf_free(&e);
+    return rc ? merr_set(&r->err, rc, "split: local key bounds") : 0;
 }
 
 /* Where a span item [key, val) reaches into [k, ...): the items that go right. */
@@ -144,7 +165,7 @@ static int build_right(range *r, const pending_split *p)
     sqlite3_free(q);
     if (rc) goto out;
     static const char *const copies[] = {
-        "INSERT INTO versions SELECT key, ts, val FROM src.versions WHERE key >= ?1",
+        "INSERT INTO versions SELECT key, ts, val FROM src.versions WHERE " RIGHT_VERSIONS,
         "INSERT INTO intent_items SELECT * FROM src.intent_items WHERE " RIGHT_ITEMS,
         "INSERT INTO intents SELECT * FROM src.intents WHERE txn IN"
         " (SELECT txn FROM main.intent_items)",
@@ -155,6 +176,11 @@ static int build_right(range *r, const pending_split *p)
         rc = sqlite3_prepare_v2(db, copies[i], -1, &s, NULL);
         if (rc == SQLITE_OK) {
             range_bind_bytes(s, 1, p->key.data, p->key.len);
+            if (bind_local(r, s, &p->key)) {
+                sqlite3_finalize(s);
+                rc = r->err.code;
+                goto out;
+            }
             if (i == 3) {
                 sqlite3_bind_int64(s, 2, (sqlite3_int64)p->new_id);
                 sqlite3_bind_int64(s, 3, (sqlite3_int64)r->generation + 1);
@@ -213,7 +239,7 @@ static int flip(range *r, const pending_split *p)
         "CREATE TEMP TABLE IF NOT EXISTS moved(txn BLOB PRIMARY KEY)",
         "DELETE FROM moved",
         "INSERT OR IGNORE INTO moved SELECT txn FROM intent_items WHERE " RIGHT_ITEMS,
-        "DELETE FROM versions WHERE key >= ?1",
+        "DELETE FROM versions WHERE " RIGHT_VERSIONS,
         /* Spans crossing the split stay on both sides; the rest move. */
         "DELETE FROM intent_items WHERE key >= ?1",
         "DELETE FROM intents WHERE txn IN (SELECT txn FROM moved)"
@@ -225,7 +251,7 @@ static int flip(range *r, const pending_split *p)
         rc = sqlite3_prepare_v2(r->db, dels[i], -1, &s, NULL);
         if (rc == SQLITE_OK) {
             if (sqlite3_bind_parameter_count(s)) range_bind_bytes(s, 1, p->key.data, p->key.len);
-            rc = sqlite3_step(s);
+            rc = bind_local(r, s, &p->key) ? SQLITE_NOMEM : sqlite3_step(s);
         }
         sqlite3_finalize(s);
         rc = rc == SQLITE_DONE ? 0 : range_sqlerr(r, rc, "split flip");
@@ -272,6 +298,8 @@ int range_split(range *r, const uint8_t *key, size_t klen, uint64_t new_id, cons
     if (!new_id || new_id == r->range_id || !right_path || strlen(right_path) > 4000 ||
         klen > RANGE_KEY_MAX)
         return merr_set(&r->err, MERR_INVALID, "split: bad arguments");
+    if (mlocal_is(key, klen))
+        return merr_set(&r->err, MERR_INVALID, "split: a range-local key is no split key");
     if (mbytes_cmp(key, klen, r->start.data, r->start.len) <= 0 || !range_in_span(r, key, klen))
         return merr_set(&r->err, MERR_RANGE, "split: key not strictly inside the span");
     /* A split that failed after its commit point (flip error) is finished

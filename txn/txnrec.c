@@ -4,6 +4,34 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/localkey.h"
+
+#define REC_SUFFIX     "txn/"
+#define REC_SUFFIX_LEN 4
+
+int txn_rec_key(const uint8_t *anchor, size_t alen, uint64_t txn, bool abort, mbuf *out)
+{
+    uint8_t sfx[REC_SUFFIX_LEN + 9];
+    memcpy(sfx, REC_SUFFIX, REC_SUFFIX_LEN);
+    for (int i = 0; i < 8; i++) sfx[REC_SUFFIX_LEN + i] = (uint8_t)(txn >> (56 - 8 * i));
+    sfx[REC_SUFFIX_LEN + 8] = 0x02;
+    return mlocal_key(anchor, alen, sfx, REC_SUFFIX_LEN + 8 + (abort ? 1 : 0), out);
+}
+
+int txn_rec_key_parse(const uint8_t *k, size_t n, mbuf *anchor, uint64_t *txn, bool *abort)
+{
+    const uint8_t *s;
+    size_t sl;
+    int rc = mlocal_decode(k, n, anchor, &s, &sl);
+    if (rc) return rc;
+    if ((sl != REC_SUFFIX_LEN + 8 && !(sl == REC_SUFFIX_LEN + 9 && s[sl - 1] == 0x02)) ||
+        memcmp(s, REC_SUFFIX, REC_SUFFIX_LEN) != 0)
+        return MERR_CORRUPT;
+    *txn = 0;
+    for (int i = 0; i < 8; i++) *txn = *txn << 8 | s[REC_SUFFIX_LEN + i];
+    *abort = sl == REC_SUFFIX_LEN + 9;
+    return 0;
+}
 
 size_t txn_rec_value_encode(const txn_rec_value *v, uint8_t out[TXN_REC_VALUE_MAX])
 {

@@ -1,9 +1,25 @@
 /* Transaction records at a coordinator range and their garbage collection
- * (docs/transactions.md §7): the value a record carries, and the rules that
- * keep a collected record from ever changing an answer. Pure: no clock is
- * read here, callers pass TrueTime bounds in Unix µs.
+ * (docs/transactions.md §7): the key and value a record carries, and the
+ * rules that keep a collected record from ever changing an answer. Pure: no
+ * clock is read here, callers pass TrueTime bounds in Unix µs.
  *
- * A record ("\x00txn/<id>", or "...\x02" for an abort) answers two askers:
+ * Where a record lives (range-local records, as Cockroach's): its key is a
+ * range-local key (common/localkey.h) anchored at the transaction's anchor,
+ * the first key it touched, which names its coordinator range:
+ *     00 00 | E(anchor) | 00 01 | "txn/" | id (u64 be) [| 02 for an abort]
+ * Storage and replica_contains place a local key by its anchor, so the
+ * record is written by, read at and replicated through the Paxos group of
+ * whichever range holds the anchor now — never range 1 by default. Since
+ * E keeps anchor order, the records a range [s, e) owns are one interval
+ * [00 00|E(s), 00 00|E(e)): a split at k sends those anchored at >= k to
+ * the right child (exactly the anchor's new range), a merge takes them all
+ * left, a snapshot streams them with the other versions. Anyone who asks
+ * (a retried commit, a participant's status query, GC, the takeover sweep)
+ * knows the anchor and routes by it, so a split or merge between the
+ * commit and the question changes nothing: the record moved with the key.
+ * User scans, range stats and split-key choice never see local keys.
+ *
+ * A record answers two askers:
  *  - a retried commit request with the same txn id (idempotent commit);
  *  - a prepared participant's status query (presumed abort otherwise).
  * It is deleted ("ended", a Paxos write) only when both are over:
@@ -23,11 +39,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "txn/twopc.h"
 
 #define TXN_REC_DEADLINE_MAX_US (10LL * 60 * 1000000) /* 10 min */
 /* Margin for clocks of different leaders (> any uncertainty bound we run with). */
 #define TXN_REC_MARGIN_US (1LL * 1000000)
+
+/* Appends the record key of txn anchored at anchor (abort: its abort key,
+ * a key of its own, so a commit chosen earlier is never overwritten). */
+int txn_rec_key(const uint8_t *anchor, size_t alen, uint64_t txn, bool abort, mbuf *out);
+/* Parses a record key: the anchor (into *anchor, reset first), txn, abort.
+ * MERR_CORRUPT for any other key (other local keys included). */
+int txn_rec_key_parse(const uint8_t *k, size_t n, mbuf *anchor, uint64_t *txn, bool *abort);
 
 typedef struct txn_rec_value {
     bool abort;

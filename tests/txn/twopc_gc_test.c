@@ -12,12 +12,17 @@
  *   twopc_gc_test late HOSTS         an unknown commit past its deadline is
  *                                    refused (not aborted, not run); one
  *                                    with a deadline too far ahead is bad input
+ *   twopc_gc_test keep HOSTS F KEY   a two-range commit anchored at KEY
+ *                                    (deadline 60 s: kept), saved in F
+ *   twopc_gc_test again HOSTS F      the commit of F retried (following
+ *                                    leaseholders) gets the same ts
  *
  * Prints "ok ..." lines; exits 1 at the first failed check. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/mtime.h"
 #include "proto/range.pb-c.h"
@@ -102,13 +107,16 @@ static int run_burst(int n, int64_t timeout_ms)
     return 0;
 }
 
-static size_t pack_commit(uint64_t id, uint64_t prio, uint64_t deadline_us, uint8_t *buf)
+#define RAW_ANCHOR "gc/a/raw"
+
+static size_t pack_anchored(uint64_t id, uint64_t prio, uint64_t deadline_us, const char *anchor,
+                            uint8_t *buf)
 {
     Meridian__Txn__TxnMeta meta = MERIDIAN__TXN__TXN_META__INIT;
     meta.id = id, meta.priority = prio;
     Meridian__Kv__Mutation m[2] = {MERIDIAN__KV__MUTATION__INIT, MERIDIAN__KV__MUTATION__INIT};
     Meridian__Kv__Mutation *mp[2] = {&m[0], &m[1]};
-    m[0].key = (ProtobufCBinaryData){8, (uint8_t *)"gc/a/raw"};
+    m[0].key = (ProtobufCBinaryData){strlen(anchor), (uint8_t *)anchor};
     m[1].key = (ProtobufCBinaryData){8, (uint8_t *)"gc/z/raw"};
     m[0].value = m[1].value = (ProtobufCBinaryData){1, (uint8_t *)"v"};
     Meridian__Txn__CommitRequest q = MERIDIAN__TXN__COMMIT_REQUEST__INIT;
@@ -118,19 +126,71 @@ static size_t pack_commit(uint64_t id, uint64_t prio, uint64_t deadline_us, uint
     return meridian__txn__commit_request__pack(&q, buf);
 }
 
-static uint64_t commit_ts(uint64_t id, uint64_t prio, uint64_t deadline_us)
+static size_t pack_commit(uint64_t id, uint64_t prio, uint64_t deadline_us, uint8_t *buf)
+{
+    return pack_anchored(id, prio, deadline_us, RAW_ANCHOR, buf);
+}
+
+/* The commit's ts, retried while the answer is "try again" (a new range's
+ * first lease); exits at an "aborted". */
+static uint64_t commit_ts_at(uint64_t id, uint64_t prio, uint64_t deadline_us, const char *anchor)
 {
     uint8_t buf[256];
-    size_t len = pack_commit(id, prio, deadline_us, buf);
-    for (int attempt = 0; attempt < 100; attempt++) {
+    size_t len = pack_anchored(id, prio, deadline_us, anchor, buf);
+    char last[160] = "";
+    /* Polls with a 60 s hang guard: a replica of a range just merged away
+     * answers "frozen, retry" until it is retired. */
+    int64_t until = mtime_mono_ns() + 60 * MTIME_S;
+    for (int attempt = 0; mtime_mono_ns() < until; attempt++) {
+        if (attempt >= 10) nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
         Meridian__Txn__CommitResponse *r = txn_rpc_commit(hosts, buf, len, 30 * MTIME_S);
         CHECK(r, "no answer to the commit");
         CHECK(!r->aborted, "the commit was answered aborted: %s",
               r->error ? r->error->message : "");
         uint64_t ts = r->error ? 0 : r->commit_ts;
+        if (r->error) snprintf(last, sizeof(last), "%.150s", r->error->message);
         meridian__txn__commit_response__free_unpacked(r, NULL);
         if (ts) return ts;
     }
+    fprintf(stderr, "no commit ts; the last answer: %s\n", last);
+    return 0;
+}
+
+static uint64_t commit_ts(uint64_t id, uint64_t prio, uint64_t deadline_us)
+{
+    return commit_ts_at(id, prio, deadline_us, RAW_ANCHOR);
+}
+
+/* Records are range-local (txn/txnrec.h): the script splits or merges the
+ * anchor's range between `keep` and `again`, and the range that holds the
+ * anchor then, whose leaseholder never saw the commit, answers from the
+ * record it took over. */
+static int run_keep(const char *file, const char *anchor)
+{
+    uint64_t id = ((uint64_t)mtime_real_ns() << 8) | 0x6b, prio = (uint64_t)mtime_real_ns() << 2;
+    uint64_t dl = (uint64_t)(mtime_real_ns() / 1000) + 60000000;
+    uint64_t ts = commit_ts_at(id, prio, dl, anchor);
+    CHECK(ts, "the commit anchored at %s did not commit", anchor);
+    FILE *f = fopen(file, "w");
+    CHECK(f, "cannot write %s", file);
+    fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %s\n", id, prio, dl, ts, anchor);
+    fclose(f);
+    printf("ok a two-range commit anchored at %s\n", anchor);
+    return 0;
+}
+
+static int run_again(const char *file)
+{
+    uint64_t id, prio, dl, ts;
+    char anchor[64];
+    FILE *f = fopen(file, "r");
+    CHECK(f && fscanf(f, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %63s", &id, &prio, &dl,
+                      &ts, anchor) == 5,
+          "bad %s", file);
+    fclose(f);
+    uint64_t ts2 = commit_ts_at(id, prio, dl, anchor);
+    CHECK(ts2 == ts, "the retried commit answered ts %" PRIu64 ", first %" PRIu64, ts2, ts);
+    printf("ok the retried commit anchored at %s gets the same ts\n", anchor);
     return 0;
 }
 
@@ -204,6 +264,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "rawcommit") && argc > 3) return run_rawcommit(argv[3]);
     if (!strcmp(argv[1], "recommit") && argc > 3) return run_recommit(argv[3]);
     if (!strcmp(argv[1], "late")) return run_late();
+    if (!strcmp(argv[1], "keep") && argc > 4) return run_keep(argv[3], argv[4]);
+    if (!strcmp(argv[1], "again") && argc > 3) return run_again(argv[3]);
     fprintf(stderr, "unknown test %s\n", argv[1]);
     return 2;
 }

@@ -34,20 +34,18 @@ static void test_coord_round_trip(void **state)
     mbuf_free(&b);
 }
 
-static void test_record_keys(void **state)
+/* The record's anchor: the key the commit names, else its first write. */
+static void test_anchor(void **state)
 {
     (void)state;
-    uint8_t c[TX2_REC_LEN + 1], a[TX2_REC_LEN + 1], o[TX2_REC_LEN + 1];
-    tx2_rec_key(0xAABBCCDDEEFF0011ULL, 0, c);
-    tx2_rec_key(0xAABBCCDDEEFF0011ULL, 1, a);
-    tx2_rec_key(0xAABBCCDDEEFF0012ULL, 0, o);
-    /* A system key (not reachable through txn.*), the id big-endian. */
-    assert_memory_equal(c, "\x00txn/\xAA\xBB\xCC\xDD\xEE\xFF\x00\x11", TX2_REC_LEN);
-    /* The abort record is its own key: a commit chosen earlier is never
-     * overwritten by a later presumed abort. */
-    assert_memory_equal(a, c, TX2_REC_LEN);
-    assert_int_equal(a[TX2_REC_LEN], 0x02);
-    assert_memory_not_equal(o, c, TX2_REC_LEN);
+    Meridian__Kv__Mutation m = MERIDIAN__KV__MUTATION__INIT, *mp = &m;
+    m.key = (ProtobufCBinaryData){2, (uint8_t *)"\x01w"};
+    Meridian__Txn__CommitRequest q = MERIDIAN__TXN__COMMIT_REQUEST__INIT;
+    assert_null(tx2_anchor(&q));
+    q.mutations = &mp, q.n_mutations = 1;
+    assert_memory_equal(tx2_anchor(&q)->data, "\x01w", 2);
+    q.key = (ProtobufCBinaryData){2, (uint8_t *)"\x01k"};
+    assert_memory_equal(tx2_anchor(&q)->data, "\x01k", 2);
 }
 
 static void test_prepare_record_in_the_log(void **state)
@@ -88,7 +86,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coord_round_trip),
-        cmocka_unit_test(test_record_keys),
+        cmocka_unit_test(test_anchor),
         cmocka_unit_test(test_prepare_record_in_the_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

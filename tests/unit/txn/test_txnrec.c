@@ -9,7 +9,9 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/err.h"
+#include "common/localkey.h"
 #include "txn/txnrec.h"
 
 static void test_roundtrip(void **state)
@@ -110,12 +112,48 @@ static void test_presumed(void **state)
             assert_int_equal(txn_rec_deadline_check(accepted, e), TXN_DEADLINE_PASSED);
 }
 
+/* Record keys are range-local keys anchored at the anchor: they parse back,
+ * the abort key is a key of its own, and other keys are refused. */
+static void test_keys(void **state)
+{
+    (void)state;
+    mbuf c = MBUF_INIT, a = MBUF_INIT, an = MBUF_INIT;
+    const uint8_t anchor[] = {0x2B, 0x00, 0x61}; /* a 0x00 inside: escaped */
+    assert_int_equal(txn_rec_key(anchor, 3, 0xAABBCCDDEEFF0011ULL, false, &c), 0);
+    assert_int_equal(txn_rec_key(anchor, 3, 0xAABBCCDDEEFF0011ULL, true, &a), 0);
+    assert_true(mlocal_is(c.data, c.len));
+    assert_memory_equal(c.data, "\x00\x00\x2B\x00\xFF\x61\x00\x01txn/", 12);
+    assert_memory_equal(c.data + 12, "\xAA\xBB\xCC\xDD\xEE\xFF\x00\x11", 8);
+    assert_int_equal(a.len, c.len + 1);
+    assert_memory_equal(a.data, c.data, c.len);
+    uint64_t id = 0;
+    bool ab = true;
+    assert_int_equal(txn_rec_key_parse(c.data, c.len, &an, &id, &ab), 0);
+    assert_int_equal(id, 0xAABBCCDDEEFF0011ULL);
+    assert_false(ab);
+    assert_int_equal(an.len, 3);
+    assert_memory_equal(an.data, anchor, 3);
+    assert_int_equal(txn_rec_key_parse(a.data, a.len, &an, &id, &ab), 0);
+    assert_true(ab);
+    /* Not records: the old system key, a truncated id, another suffix. */
+    assert_int_equal(txn_rec_key_parse((const uint8_t *)"\x00txn/12345678", 13, &an, &id, &ab),
+                     MERR_CORRUPT);
+    assert_int_equal(txn_rec_key_parse(c.data, c.len - 1, &an, &id, &ab), MERR_CORRUPT);
+    a.data[a.len - 1] = 0x03;
+    assert_int_equal(txn_rec_key_parse(a.data, a.len, &an, &id, &ab), MERR_CORRUPT);
+    c.data[8] = 'x';
+    assert_int_equal(txn_rec_key_parse(c.data, c.len, &an, &id, &ab), MERR_CORRUPT);
+    mbuf_free(&c);
+    mbuf_free(&a);
+    mbuf_free(&an);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_older_and_bad),
         cmocka_unit_test(test_deadline),  cmocka_unit_test(test_collect_implies_refused),
-        cmocka_unit_test(test_presumed),
+        cmocka_unit_test(test_presumed),  cmocka_unit_test(test_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
