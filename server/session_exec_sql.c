@@ -355,7 +355,7 @@ static int sx_step(void *stmt, sexec_error *err)
     }
     /* Past the statement's deadline a failure is its timeout (the KV gave
      * up at the same deadline), as when the client's cancel arrives first. */
-    int timed_out = c->deadline_us && mtime_real_ns() / 1000 >= c->deadline_us;
+    int timed_out = sexec_past_deadline(c->deadline_us);
     if (atomic_load(&c->cancel) || timed_out) m.code = MERR_CANCELED;
     int code = map_err(c, x->st, &m, -1, err);
     if (timed_out) snprintf(err->msg, sizeof(err->msg), "statement timeout exceeded");

@@ -70,6 +70,13 @@ typedef struct sexec_error {
     int retryable; /* retrying the transaction may succeed */
 } sexec_error;
 
+/* Whether a statement that stopped now stopped for its deadline (real-time
+ * µs, 0 = none): past it, or within a few ms of it. The rpc layer, the KV
+ * and the VM hook each hold a copy of the deadline on their own clocks and
+ * timers, and the first to fire cancels the rest; without the slack a
+ * timeout that fired a hair early was reported as "interrupted". */
+int sexec_past_deadline(int64_t deadline_us);
+
 typedef struct session_settings {
     int read_only;
     uint64_t max_staleness_ms;

@@ -8,6 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DEADLINE_SLACK_US 20000 /* 20 ms */
+
+int sexec_past_deadline(int64_t deadline_us)
+{
+    return deadline_us && mtime_real_ns() / 1000 + DEADLINE_SLACK_US >= deadline_us;
+}
+
 static int job_canceled(sjob *j)
 {
     pthread_mutex_lock(&j->ss->mu);
@@ -156,7 +163,9 @@ static void exec_stmt(sjob *j, void *stmt, swire_exec_result *res, sexec_error *
     }
     if (job_canceled(j) && !res->err) {
         err->code = SEXEC_INTERRUPT;
-        snprintf(err->msg, sizeof(err->msg), "interrupted");
+        snprintf(err->msg, sizeof(err->msg), "%s",
+                 sexec_past_deadline(j->deadline_us) ? "statement timeout exceeded"
+                                                     : "interrupted");
         err->offset = -1;
         res->err = err;
     }
