@@ -333,8 +333,9 @@ static uint64_t open_session(void)
     size_t rl = 0;
     uint64_t id = 0;
     int64_t until = mtime_mono_ns() + PROBE_NS;
+    int code = 0;
     while (!id && mtime_mono_ns() < until) {
-        if (simple_call("session.open", &q.base, 5 * 1000000LL, &r, &rl) == 0) {
+        if ((code = simple_call("session.open", &q.base, 5 * 1000000LL, &r, &rl)) == 0) {
             Meridian__Session__OpenReply *o = meridian__session__open_reply__unpack(NULL, rl, r);
             if (o) id = o->session_id;
             if (o) meridian__session__open_reply__free_unpacked(o, NULL);
@@ -344,7 +345,7 @@ static uint64_t open_session(void)
         if (!id) pause_ms(20);
     }
     if (!id) {
-        fprintf(stderr, "fuzz_service: no SQL session\n");
+        fprintf(stderr, "fuzz_service: no SQL session: %s\n", code ? merr_str(code) : "no id");
         abort();
     }
     return id;
@@ -357,6 +358,17 @@ static void close_session(uint64_t id)
     uint8_t *r = NULL;
     size_t rl = 0;
     (void)simple_call("session.close", &q.base, 5 * 1000000LL, &r, &rl);
+    free(r);
+}
+
+static void close_stmt(uint64_t id)
+{
+    Meridian__Session__CloseStmtRequest q = MERIDIAN__SESSION__CLOSE_STMT_REQUEST__INIT;
+    q.session_id = F.session;
+    q.stmt_id = id;
+    uint8_t *r = NULL;
+    size_t rl = 0;
+    (void)simple_call("session.close_stmt", &q.base, 5 * 1000000LL, &r, &rl);
     free(r);
 }
 
@@ -525,15 +537,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 c.stream ? STREAM_SUFFIX : "", len, c.code ? merr_str(c.code) : "OK", c.msg, c.rlen,
                 c.items);
     check_reply(&c);
-    /* A session a fuzzed session.open made is closed again. */
+    /* Sessions and statements fuzzed requests made are closed again (a
+     * session keeps every statement it prepared until closed). */
     if (!strcmp(m, "session.open") && c.code == 0) {
         Meridian__Session__OpenReply *o =
             meridian__session__open_reply__unpack(NULL, c.rlen, c.reply);
         if (o && o->session_id && o->session_id != F.session) close_session(o->session_id);
         if (o) meridian__session__open_reply__free_unpacked(o, NULL);
     }
+    if (!strcmp(m, "session.prepare") && c.code == 0) {
+        Meridian__Session__PrepareReply *o =
+            meridian__session__prepare_reply__unpack(NULL, c.rlen, c.reply);
+        if (o && o->stmt_id) close_stmt(o->stmt_id);
+        if (o) meridian__session__prepare_reply__free_unpacked(o, NULL);
+    }
     free(c.reply);
-    if (!strcmp(m, "session.close")) F.session = open_session();
+    if (!strcmp(m, "session.close")) { /* it may have failed: close ours for sure */
+        close_session(F.session);
+        F.session = open_session();
+    }
     if (memmem(data, size, PROBE_KEY, sizeof(PROBE_KEY) - 1))
         probe(1, m); /* the input may have written the probe key itself */
     else
