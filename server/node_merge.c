@@ -416,7 +416,8 @@ static void on_merge(void *arg, rpc_req *req)
     if (c && q->right_range_id) {
         c->want_right = q->right_range_id;
         c->want_start = malloc(q->right_start.len ? q->right_start.len : 1);
-        if (c->want_start) memcpy(c->want_start, q->right_start.data, q->right_start.len);
+        if (c->want_start && q->right_start.len) /* an empty start has no data */
+            memcpy(c->want_start, q->right_start.data, q->right_start.len);
         c->want_slen = q->right_start.len;
         if (!c->want_start) {
             nm->inflight--;
