@@ -580,6 +580,19 @@ static void on_freeze(void *arg, rpc_req *req)
         freeze_reply(f, MERR_NOTFOUND, "no replica of that range on this node", 0);
         return;
     }
+    /* Only a merge's right-hand range is frozen, and nothing merges the
+     * range that starts the key space into a left neighbour: frozen, it
+     * (range 1, the directory's) would refuse every request for good. */
+    const uint8_t *st, *en;
+    size_t sl, el;
+    replica_span(r, &st, &sl, &en, &el);
+    if (sl == 0) {
+        freeze_reply(f, MERR_INVALID,
+                     "the first range of the key space has no left neighbour: "
+                     "it is never frozen for a merge",
+                     0);
+        return;
+    }
     int rc = replica_lease_wait(r, 0, on_freeze_lease, f);
     if (rc != 1) on_freeze_lease(f, rc);
 }

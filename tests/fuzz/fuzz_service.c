@@ -62,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_INPUT (64 << 10)
 #define PROBE_KEY      "\xf0zz/probe"
 #define PROBE_VALUE    "still here"
+#define FIRST_KEY      "\x00zz/probe" /* 0x00 keys never leave range 1 */
 #define SELF_NODE_ID   1
 
 /* Not driven, and why. */
@@ -216,9 +217,15 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* kv.Write (write = 1) or kv.Get of the probe key, retried through
- * transient errors (elections, leases, a range being split or merged). */
-static void probe(int write, const char *why)
+enum probe_kind {
+    PROBE_WRITE, /* kv.Write PROBE_KEY = PROBE_VALUE */
+    PROBE_READ,  /* kv.Get PROBE_KEY must find PROBE_VALUE */
+    PROBE_FIRST, /* kv.Get of a key in range 1 (0x00 keys never leave it) must answer */
+};
+
+/* One probe, retried through transient errors (elections, leases, a range
+ * being split, merged or frozen) up to the hang guard. */
+static void probe_one(enum probe_kind kind, const char *why)
 {
     Meridian__Kv__RangeTarget t = MERIDIAN__KV__RANGE_TARGET__INIT; /* range 0: by key */
     int64_t until = mtime_mono_ns() + PROBE_NS;
@@ -229,7 +236,7 @@ static void probe(int write, const char *why)
         int code;
         const Meridian__Kv__Error *err = NULL;
         ProtobufCMessage *resp = NULL;
-        if (write) {
+        if (kind == PROBE_WRITE) {
             Meridian__Kv__Mutation mu = MERIDIAN__KV__MUTATION__INIT, *mp = &mu;
             mu.key = (ProtobufCBinaryData){sizeof(PROBE_KEY) - 1, (uint8_t *)PROBE_KEY};
             mu.value = (ProtobufCBinaryData){sizeof(PROBE_VALUE) - 1, (uint8_t *)PROBE_VALUE};
@@ -244,14 +251,17 @@ static void probe(int write, const char *why)
         } else {
             Meridian__Kv__GetRequest q = MERIDIAN__KV__GET_REQUEST__INIT;
             q.target = &t;
-            q.key = (ProtobufCBinaryData){sizeof(PROBE_KEY) - 1, (uint8_t *)PROBE_KEY};
+            q.key = kind == PROBE_READ
+                        ? (ProtobufCBinaryData){sizeof(PROBE_KEY) - 1, (uint8_t *)PROBE_KEY}
+                        : (ProtobufCBinaryData){sizeof(FIRST_KEY) - 1, (uint8_t *)FIRST_KEY};
             code = simple_call("kv.Get", &q.base, 5 * 1000000LL, &r, &rl);
             Meridian__Kv__GetResponse *g =
                 code ? NULL : meridian__kv__get_response__unpack(NULL, rl, r);
             if (g) {
                 err = g->error, resp = &g->base;
-                if (!err && (!g->found || g->value.len != sizeof(PROBE_VALUE) - 1 ||
-                             memcmp(g->value.data, PROBE_VALUE, g->value.len))) {
+                if (kind == PROBE_READ && !err &&
+                    (!g->found || g->value.len != sizeof(PROBE_VALUE) - 1 ||
+                     memcmp(g->value.data, PROBE_VALUE, g->value.len))) {
                     fprintf(stderr, "fuzz_service: after %s the probe key %s\n", why,
                             g->found ? "has another value" : "is gone");
                     abort();
@@ -273,8 +283,17 @@ static void probe(int write, const char *why)
         if (!again) break;
         pause_ms(5);
     }
-    fprintf(stderr, "fuzz_service: after %s the node no longer answers the probe: %s\n", why, last);
+    fprintf(stderr, "fuzz_service: after %s the node no longer answers the %s probe: %s\n", why,
+            kind == PROBE_FIRST ? "range-1" : "probe key", last);
     abort();
+}
+
+/* After every input: the probe key still holds its value (or, when the input
+ * named the key itself, is written again), and range 1 still serves. */
+static void probe(int write, const char *why)
+{
+    probe_one(write ? PROBE_WRITE : PROBE_READ, why);
+    probe_one(PROBE_FIRST, why);
 }
 
 /* ---- setup and teardown ---- */
