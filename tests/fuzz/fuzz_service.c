@@ -17,18 +17,19 @@
  *
  * Checked after every input: the reply is either success or an error code
  * the project knows with a message; the node still answers kv.Get of a
- * probe key with the value written at setup (nothing lost).
+ * probe key with the value written at setup (nothing lost), and of a key of
+ * range 1 (the directory's range still serves).
  *
  * State stays bounded: requests that add replicas are refused past
- * MAX_REPLICAS, sessions a fuzzed session.open made are closed again, and
- * the methods below in `excluded` are not driven at all (each says why).
+ * MAX_REPLICAS, sessions and statements fuzzed requests made are closed
+ * again, the methods in `excluded` are not driven at all and admissible()
+ * keeps membership changes to this node (each says why).
  *
  * FUZZ_SERVICE_WRITE_SEEDS=DIR writes one valid request per method there
  * (tests/fuzz/corpus/fuzz_service/ was made so). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
-#include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
