@@ -124,6 +124,11 @@ int rpc_node_handle(rpc_node *n, const char *method, rpc_handler_fn fn, void *ar
     return 0;
 }
 
+const char *rpc_node_method(rpc_node *n, size_t i)
+{
+    return i < n->nhandlers ? n->handlers[i].method : NULL;
+}
+
 rpc_peer *node_find_peer(rpc_node *n, uint64_t id)
 {
     for (rpc_peer *p = n->peers; p; p = p->next)

@@ -110,6 +110,10 @@ struct uv_loop_s *rpc_node_loop(rpc_node *n);
  * would change an identity already set. */
 int rpc_node_set_identity(rpc_node *n, uint64_t node_id, const char *cluster_id);
 int rpc_node_handle(rpc_node *n, const char *method, rpc_handler_fn fn, void *arg);
+/* The name of the i-th method with a handler (registration order), NULL past
+ * the last: lets a harness (tests/fuzz/fuzz_service.c) drive every method a
+ * node serves without a list of its own. Loop thread. */
+const char *rpc_node_method(rpc_node *n, size_t i);
 void rpc_node_on_peer(rpc_node *n, rpc_peer_fn fn, void *arg);
 int rpc_node_oneway(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len);
 /* Hands every frame queued so far to the sockets now instead of at the end of

@@ -416,7 +416,8 @@ static void on_merge(void *arg, rpc_req *req)
     if (c && q->right_range_id) {
         c->want_right = q->right_range_id;
         c->want_start = malloc(q->right_start.len ? q->right_start.len : 1);
-        if (c->want_start) memcpy(c->want_start, q->right_start.data, q->right_start.len);
+        if (c->want_start && q->right_start.len) /* an empty start has no data */
+            memcpy(c->want_start, q->right_start.data, q->right_start.len);
         c->want_slen = q->right_start.len;
         if (!c->want_start) {
             nm->inflight--;
@@ -577,6 +578,19 @@ static void on_freeze(void *arg, rpc_req *req)
     replica *r = host_find(H(nm), f->range_id);
     if (!r) {
         freeze_reply(f, MERR_NOTFOUND, "no replica of that range on this node", 0);
+        return;
+    }
+    /* Only a merge's right-hand range is frozen, and nothing merges the
+     * range that starts the key space into a left neighbour: frozen, it
+     * (range 1, the directory's) would refuse every request for good. */
+    const uint8_t *st, *en;
+    size_t sl, el;
+    replica_span(r, &st, &sl, &en, &el);
+    if (sl == 0) {
+        freeze_reply(f, MERR_INVALID,
+                     "the first range of the key space has no left neighbour: "
+                     "it is never frozen for a merge",
+                     0);
         return;
     }
     int rc = replica_lease_wait(r, 0, on_freeze_lease, f);

@@ -329,7 +329,7 @@ static void on_split(void *arg, rpc_req *req)
     c->nr = nr;
     c->req = req;
     nr->refs++;
-    memcpy(c->key, q->key.data, q->key.len);
+    if (q->key.len) memcpy(c->key, q->key.data, q->key.len); /* an empty key has no data */
     c->klen = q->key.len;
     meridian__range__split_request__free_unpacked(q, NULL);
     split_start(c);
