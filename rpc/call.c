@@ -295,6 +295,23 @@ static void on_request(rpc_node *n, rpc_conn *c, const rpc_env *env)
                          "open SQL sessions");
         return;
     }
+    if (c->peer_verified && !c->peer_is_node && strncmp(env->method, "session.", 8) != 0 &&
+        strcmp(c->peer_user, RPC_ADMIN_USER) != 0) {
+        /* A SQL user's client certificate: its privileges are SQL's (its
+         * session checks its GRANTs). The node's own methods (raw KV,
+         * transactions, ranges, placement, the address book) would go
+         * around them: only nodes and the operator tools' root reach them. */
+        n->m.internal_refused++;
+        if (!oneway) {
+            char msg[320];
+            snprintf(msg, sizeof(msg),
+                     "permission denied: '%.120s' is internal to the cluster (nodes and the %s "
+                     "user only); user %.64s may open SQL sessions",
+                     env->method, RPC_ADMIN_USER, c->peer_user);
+            answer_error(c, env->id, MERR_INVALID, msg);
+        }
+        return;
+    }
     if (!oneway && env->deadline_us > 0 && env->deadline_us <= now_real_us()) {
         answer_error(c, env->id, MERR_TIMEOUT, "deadline passed before the request was handled");
         return;

@@ -283,6 +283,8 @@ int rpc_metrics_render(rpc_node *n, mbuf *out)
     C("connections_inbound", inbound_open, "inbound connections open now");
     C("anonymous_refused_total", anon_refused,
       "calls outside session.* from clients without a certificate");
+    C("internal_refused_total", internal_refused,
+      "calls outside session.* from SQL users' client certificates (root excepted)");
     C("fault_dropped_total", fault_dropped, "messages dropped by fault injection");
     C("fault_partitioned_total", fault_partitioned, "messages dropped by a partition (out)");
     C("fault_in_blocked_total", fault_in_blocked, "messages dropped by a partition (in)");

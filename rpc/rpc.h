@@ -142,6 +142,10 @@ void rpc_node_faults_seed(rpc_node *n, uint64_t seed);
 /* Admin method served when cfg.fault_admin is set: payload = FaultSpec
  * (proto/rpc.proto). Without it the method is unknown (MERR_UNSUPPORTED). */
 #define RPC_METHOD_FAULTS "rpc.faults"
+/* The one client certificate user that may call the node's internal methods
+ * (everything but session.*): the operator tools' identity (`meridian debug
+ * ...`, `node status`, `init` use client.root.crt), as SQL's superuser. */
+#define RPC_ADMIN_USER "root"
 /* Builds a FaultSpec payload for that method (caller frees *out). */
 int rpc_fault_msg_encode(const char *spec, int clear, uint64_t seed, uint8_t **out, size_t *len);
 
@@ -164,6 +168,7 @@ typedef struct rpc_metrics {
     uint64_t stream_queue_waits;           /* stream sends deferred by a full connection queue */
     uint64_t queue_bytes, queue_bytes_max; /* all connections now / ever */
     uint64_t anon_refused;                 /* calls of certificate-less clients outside session.* */
+    uint64_t internal_refused;             /* calls of SQL users' certificates outside session.* */
     uint64_t conns_over_limit, inbound_open; /* max_inbound refusals; inbound now */
     rpc_peer_metrics *peers;                 /* owned by the node; loop thread */
     size_t npeers;

@@ -36,6 +36,7 @@ static char dir[64];
 static char p_ca[256], p_cakey[256], p_node[256], p_nodekey[256], p_cli[256], p_clikey[256];
 static char p_ca2[256], p_ca2key[256], p_node2[256], p_node2key[256];
 static char p_old[256], p_oldkey[256];
+static char p_carol[256], p_carolkey[256];
 
 static void path(char *out, const char *name)
 {
@@ -50,6 +51,7 @@ static int make_certs(void)
     path(p_nodekey, "node.key"), path(p_cli, "client.root.crt"), path(p_clikey, "client.root.key");
     path(p_ca2, "ca2.crt"), path(p_ca2key, "ca2.key"), path(p_node2, "node2.crt");
     path(p_node2key, "node2.key"), path(p_old, "old.crt"), path(p_oldkey, "old.key");
+    path(p_carol, "client.carol.crt"), path(p_carolkey, "client.carol.key");
     const char *hosts[] = {"127.0.0.1", "::1", "localhost"};
     tls_cert_opts ok = {.not_before = -3600, .not_after = TLS_CERT_YEAR};
     tls_cert_opts expired = {.not_before = -2 * TLS_CERT_DAY, .not_after = -TLS_CERT_DAY};
@@ -57,6 +59,7 @@ static int make_certs(void)
     if (tls_cert_create_ca(p_ca, p_cakey, &ok, &e) ||
         tls_cert_create(p_ca, p_cakey, TLS_NODE_CN, hosts, 3, 1, p_node, p_nodekey, &ok, &e) ||
         tls_cert_create(p_ca, p_cakey, "root", NULL, 0, 0, p_cli, p_clikey, &ok, &e) ||
+        tls_cert_create(p_ca, p_cakey, "carol", NULL, 0, 0, p_carol, p_carolkey, &ok, &e) ||
         tls_cert_create_ca(p_ca2, p_ca2key, &ok, &e) ||
         tls_cert_create(p_ca2, p_ca2key, TLS_NODE_CN, hosts, 3, 1, p_node2, p_node2key, &ok, &e) ||
         tls_cert_create(p_ca, p_cakey, TLS_NODE_CN, hosts, 3, 1, p_old, p_oldkey, &expired, &e)) {
@@ -452,6 +455,44 @@ static void test_no_cert_is_anonymous(void **state)
     rpc_node_stop(s);
 }
 
+/* A SQL user's client certificate (carol, not root) opens SQL sessions and
+ * nothing else: the node's internal methods (raw KV, transactions, ranges,
+ * the address book) would go around the GRANTs its session checks. root,
+ * the operator tools' identity, and nodes still reach them. */
+static void test_sql_user_cert_is_session_only(void **state)
+{
+    (void)state;
+    char addr[64];
+    rpc_node *s = server(p_ca, p_node, p_nodekey, addr);
+    th_handle(s, "session.test", session_echo, NULL);
+    rpc_metrics m0, m1;
+    th_metrics(s, &m0);
+    int before = who_calls();
+    rpc_node *cl = start(0, NULL, p_ca, p_carol, p_carolkey);
+    assert_non_null(cl);
+    add_gateway(cl, 9, addr);
+    th_result r;
+    assert_int_equal(th_call(cl, 9, "who", "yo", 2, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, MERR_INVALID);
+    assert_non_null(strstr(r.msg, "internal to the cluster"));
+    assert_non_null(strstr(r.msg, "carol"));
+    assert_int_equal(who_calls(), before); /* the handler never ran */
+    assert_int_equal(th_call(cl, 9, "session.test", "x", 1, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, 0);
+    assert_memory_equal(r.payload, "known", 5);
+    th_metrics(s, &m1);
+    assert_int_equal(m1.internal_refused, m0.internal_refused + 1);
+    rpc_node_stop(cl);
+    /* root's certificate still reaches them. */
+    rpc_node *rt = start(0, NULL, p_ca, p_cli, p_clikey);
+    add_gateway(rt, 9, addr);
+    assert_int_equal(th_call(rt, 9, "who", "yo", 2, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(who.user, "root");
+    rpc_node_stop(rt);
+    rpc_node_stop(s);
+}
+
 /* A dialer checks that the node certificate lists the address it dialed. */
 static void test_address_not_in_cert_refused(void **state)
 {
@@ -786,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_other_ca_refused),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_no_cert_is_anonymous),
+        cmocka_unit_test(test_sql_user_cert_is_session_only),
         cmocka_unit_test(test_client_cert_cannot_be_a_node),
         cmocka_unit_test(test_address_not_in_cert_refused),
         cmocka_unit_test(test_reload_certificates),
