@@ -114,6 +114,14 @@ lead2=$(range_of "$ahead2" leaseholder)
 slot2=$(metric "$lead2" "meridian_range_applied_slot{range=\"$rid2\"}")
 check "node $V, down during the split, catches range $rid2 up (slot $slot2)" \
   "wait_for 60 '[ \"\$(metric $V \"meridian_range_applied_slot{range=\\\"$rid2\\\"}\")\" -ge ${slot2:-1} ] 2>/dev/null'"
+if [ "$fails" -gt 0 ]; then
+  # Evidence for a failure seen only on loaded machines: what each node
+  # hosts now, and what node V logged about the ranges since its restart.
+  echo "--- debug ranges after the catch-up check:"
+  "$bin" debug ranges --insecure --host "$(rpc_of 1),$(rpc_of 2),$(rpc_of 3)" 2>&1 | head -20
+  echo "--- node $V's log (split, snapshot, range $rid2):"
+  grep -E "split|SPLIT|snapshot|range=$rid2 |range=$rid2\$|recreat|parked" "$dir/n$V/logs/meridian.log" 2>/dev/null | tail -25
+fi
 
 # A node crashing inside a split: before range_split, then after it.
 for at in before after; do
