@@ -153,9 +153,66 @@ pending_write *replica_take_pending(replica *r, uint64_t id)
     return NULL;
 }
 
+/* Orphans. The core reports a proposal dropped only while it is queued; one
+ * that already had a slot when this replica lost the lead (a pause, a
+ * partition, a higher ballot) may still be chosen by the next leader, or
+ * that slot may get another value, and then its id is never applied.
+ * Writes with no deadline (2PC records, snapshot barriers, keep-alives)
+ * would then wait for ever, and a pending write's timestamp holds back
+ * every snapshot read above it (tx2_min_pending). So: on losing the lead,
+ * mark the pending writes and note the log's last slot, which is at least
+ * every slot the old leader gave out; once the applied slot passes it,
+ * every slot they could have been chosen in is decided (leaders re-propose
+ * a recovered value in its own slot, never elsewhere), and the orphans
+ * still pending were (but for a snapshot install) not chosen: they fail as
+ * an expired deadline does, outcome unknown. */
+static void note_lead(replica *r)
+{
+    int leads = paxos_get_role(r->g) == PAXOS_LEADER;
+    paxos_ballot b = paxos_get_ballot(r->g);
+    if (r->led && (!leads || paxos_ballot_cmp(b, r->led_ballot) != 0) && r->pending) {
+        for (pending_write *p = r->pending; p; p = p->next) p->orphan = 1;
+        uint64_t last = paxos_get_last(r->g);
+        if (last > r->orphans_upto) r->orphans_upto = last;
+    }
+    r->led = leads;
+    if (leads) r->led_ballot = b;
+}
+
+static void fail_orphans(replica *r)
+{
+    if (!r->orphans_upto || paxos_get_applied(r->g) < r->orphans_upto) return;
+    r->orphans_upto = 0;
+    pending_write *keep = NULL, *keep_tail = NULL, *lost = NULL, *lost_tail = NULL;
+    for (pending_write *p = r->pending, *next; p; p = next) {
+        next = p->next;
+        p->next = NULL;
+        pending_write **head = p->orphan ? &lost : &keep,
+                      **tail = p->orphan ? &lost_tail : &keep_tail;
+        if (*tail)
+            (*tail)->next = p;
+        else
+            *head = p;
+        *tail = p;
+    }
+    r->pending = keep; /* before the callbacks: they may write again */
+    r->pending_tail = keep_tail;
+    while (lost) {
+        pending_write *p = lost;
+        lost = p->next;
+        /* Ambiguous on purpose, as a deadline's expiry: after a snapshot
+         * install the applied slot jumps, and an orphan chosen inside it
+         * was never seen applied here. Callers treat it as "unknown". */
+        p->cb(p->arg, MERR_TIMEOUT,
+              "the leader changed: the write may or may not have been applied", 0);
+        free(p);
+    }
+}
+
 static void handle_update(replica *r, paxos_update *u)
 {
     host *h = r->h;
+    note_lead(r);
     if (u->nchosen || u->has_install || u->want_snapshot) replica_store_ensure(r);
     if (u->has_install) r->doubt_clean = 0; /* a new store: its intents are read again */
     host_wake(h, r);                        /* it did something: tick it until it is quiet again */
@@ -218,6 +275,7 @@ static void handle_update(replica *r, paxos_update *u)
         p->cb(p->arg, MERR_RETRY, "leadership changed before the write got a slot", 0);
         free(p);
     }
+    if (!r->broken) fail_orphans(r);
     int want_snapshot = u->want_snapshot, chose = u->nchosen > 0;
     if (u->has_install && !r->broken) {
         paxos_install in = u->install;

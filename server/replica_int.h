@@ -15,6 +15,7 @@ typedef struct pending_write {
     void *arg;
     int64_t t_prop, t_applied; /* put_stages.h (0 unless profiling) */
     int early;                 /* answer before the local apply (replica_write_early) */
+    int orphan;                /* proposed under a lead since lost (replica.c, orphans) */
     int no_wait;               /* answered once applied, without commit-wait (2PC prepare/abort) */
     struct pending_write *next;
 } pending_write;
@@ -29,6 +30,12 @@ struct replica {
     size_t start_len, end_len;
     pending_write *pending; /* proposed, not yet applied; oldest first */
     pending_write *pending_tail;
+    /* The lead this replica's pending writes were proposed under, and, once
+     * it is lost, the last slot the old leader may have given them: past
+     * it, an orphan still pending was not chosen (replica.c). */
+    int led;
+    paxos_ballot led_ballot;
+    uint64_t orphans_upto;
     uint64_t next_prop;
     int early_next;                     /* replica_write_early() is proposing */
     int broken;                         /* applying failed: the replica stops until repaired */
