@@ -424,20 +424,28 @@ static void nudge_quiet_groups(node_ranges *nr)
     }
 }
 
+/* Nudges after a peer comes up: one per dir tick. A returning node accepts
+ * connections before it has restored every replica, and a message for a
+ * group it does not host yet is dropped; a quiet group then stays quiet, and
+ * a replica that missed, say, a SPLIT's commit never applies it (a
+ * cluster_ranges failure on a loaded machine: the one nudge came 0.3 s
+ * before the node's replicas were back). */
+#define NUDGE_TICKS 4
+
 static void on_peer(void *arg, uint64_t node_id, int up)
 {
     node_ranges *nr = arg;
     (void)node_id;
     /* Not at once: the peer may still be restoring its replicas. */
-    if (up) nr->nudge = 1;
+    if (up) nr->nudge = NUDGE_TICKS;
 }
 
 static void on_dir_tick(uv_timer_t *t)
 {
     node_ranges *nr = t->data;
     if (nr->n->state != NODE_SERVING) return;
-    if (nr->nudge) {
-        nr->nudge = 0;
+    if (nr->nudge > 0) {
+        nr->nudge--;
         nudge_quiet_groups(nr);
     }
     nr_dir_refresh(nr);

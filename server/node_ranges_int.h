@@ -25,7 +25,7 @@ struct node_ranges {
     int timer_on, stopped, refs;
     int allocating;   /* range 1's leaseholder: an allocation is being written */
     int dir_inflight; /* a directory write is out */
-    int nudge;        /* a peer came (back) up: wake the quiet groups led here */
+    int nudge; /* a peer came (back) up: dir ticks left that wake the quiet groups led here */
     uint64_t splits, dir_writes;
     /* Ranges merged away whose directory entries are still to delete. */
     uint64_t forget[DIR_WRITES];
