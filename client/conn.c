@@ -400,6 +400,7 @@ int client_stream_start(meridian_stmt *st, const ProtobufCMessage *req, int *sen
     /* The deadline travels with the request; when it passes, rpc cancels
      * the call and the gateway interrupts the statement. */
     if (db->stmt_timeout_ns) s.deadline_us = (mtime_real_ns() + db->stmt_timeout_ns) / 1000;
+    st->deadline_us = s.deadline_us;
     st->ended = 0;
     st->end_code = 0;
     int rc = rpc_node_run_sync(db->node, stream_start_cb, &s);

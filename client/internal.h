@@ -47,6 +47,7 @@ struct meridian_stmt {
     cbatch *head, *tail; /* received, not yet read (db->mu) */
     int ended;           /* db->mu: the end callback ran */
     int end_code;        /* rpc code of the end */
+    int64_t deadline_us; /* the running call's (statement_timeout; 0 = none) */
     char *end_msg;
     Meridian__Session__ExecResult *result;
     cbatch *cur; /* batch being read */

@@ -348,7 +348,11 @@ static int finish_run(meridian_stmt *st)
     }
     pthread_mutex_unlock(&db->mu);
     st->state = ST_DONE;
-    if (st->end_code == MERR_TIMEOUT && db->stmt_timeout_ns) {
+    /* Our deadline passed: the call ends timed out here, or canceled when
+     * the gateway's copy of the deadline fired first (within a few ms). */
+    int past = st->deadline_us && mtime_real_ns() / 1000 + 20000 >= st->deadline_us;
+    if ((st->end_code == MERR_TIMEOUT || (st->end_code == MERR_CANCELED && past)) &&
+        db->stmt_timeout_ns) {
         /* Our own deadline, not a lost gateway: the session lives on. */
         char d[32];
         cli_format_duration(db->stmt_timeout_ns, d, sizeof(d));

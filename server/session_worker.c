@@ -163,12 +163,16 @@ static void exec_stmt(sjob *j, void *stmt, swire_exec_result *res, sexec_error *
     }
     if (job_canceled(j) && !res->err) {
         err->code = SEXEC_INTERRUPT;
-        snprintf(err->msg, sizeof(err->msg), "%s",
-                 sexec_past_deadline(j->deadline_us) ? "statement timeout exceeded"
-                                                     : "interrupted");
         err->offset = -1;
         res->err = err;
     }
+    /* An interrupt past the job's deadline is its timeout, whichever copy
+     * of the deadline fired (the executor's may not have been set yet for
+     * a session's first statement). */
+    if (res->err == err && err->code == SEXEC_INTERRUPT)
+        snprintf(err->msg, sizeof(err->msg), "%s",
+                 sexec_past_deadline(j->deadline_us) ? "statement timeout exceeded"
+                                                     : "interrupted");
     res->columns_stmt = first ? stmt : NULL;
     session_stat_add(svc, &svc->st.rows_sent, (int64_t)res->rows);
     swire_batch_free(&b);
