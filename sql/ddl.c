@@ -183,6 +183,19 @@ out:
 }
 
 /* Reads "name" or "schema.name" at pos; returns the unqualified name. */
+/* Steps past "IF NOT EXISTS" when it comes next. */
+static void skip_if_not_exists(const char *sql, size_t *pos)
+{
+    size_t save = *pos;
+    sql_tok x = sql_lex(sql, pos);
+    if (sql_tok_is(&x, "IF")) {
+        sql_lex(sql, pos);
+        sql_lex(sql, pos);
+    } else {
+        *pos = save;
+    }
+}
+
 static char *read_name(const char *sql, size_t *pos)
 {
     sql_tok t = sql_lex(sql, pos);
@@ -209,28 +222,14 @@ int sql_ddl_inspect(const char *sql, sql_ddl_info *info, merr *e)
             return merr_set(e, MERR_UNSUPPORTED, "CREATE %.*s is not supported", (int)t.n, t.p);
         if (sql_tok_is(&t, "UNIQUE")) t = sql_lex(sql, &pos);
         if (sql_tok_is(&t, "INDEX")) {
-            size_t save = pos;
-            sql_tok x = sql_lex(sql, &pos);
-            if (sql_tok_is(&x, "IF")) {
-                sql_lex(sql, &pos);
-                sql_lex(sql, &pos);
-            } else {
-                pos = save;
-            }
+            skip_if_not_exists(sql, &pos);
             info->create_index = read_name(sql, &pos);
             return 0;
         }
         if (!sql_tok_is(&t, "TABLE")) return 0;
-        size_t save = pos;
-        sql_tok x = sql_lex(sql, &pos);
-        if (sql_tok_is(&x, "IF")) {
-            sql_lex(sql, &pos);
-            sql_lex(sql, &pos);
-        } else {
-            pos = save;
-        }
+        skip_if_not_exists(sql, &pos);
         char *name = read_name(sql, &pos);
-        x = sql_lex(sql, &pos);
+        sql_tok x = sql_lex(sql, &pos);
         if (name && sql_tok_is(&x, "AS")) {
             info->ctas_table = name;
             /* An offset, not a pointer: inspect sees the caller's text (the
