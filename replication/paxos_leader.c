@@ -408,6 +408,15 @@ int paxos_on_accepted(paxos_group *g, const paxos_msg *m, paxos_update *u)
     if (m->lease_epoch == g->lease_epoch && m->lease_start > p->ack_start && !g->transfer_to)
         p->ack_start = m->lease_start;
     uint64_t match = m->slot > paxos_log_last(g) ? paxos_log_last(g) : m->slot;
+    if (match < p->match && match < g->chosen) {
+        /* It knows less than it told us: it restarted, its chosen prefix
+         * back at its applied slot, and what lies above may carry an older
+         * ballot than ours. Believe it, so the next heartbeat resends from
+         * there (only from below our chosen prefix: a reply to an earlier
+         * batch that arrives late must not undo its successor's count). */
+        p->match = match;
+        p->sent_hb = match;
+    }
     if (match > p->match) p->match = match;
     if (p->next <= p->match) p->next = p->match + 1;
     if (p->snap_sending && m->slot >= g->snap_slot) p->snap_sending = 0;

@@ -117,10 +117,22 @@ void ps_node_start(ps_sim *s, int n, int fresh)
                 rs.snap_data = snap;
                 rs.snap_len = 16;
             }
-            rs.applied = a->applied;
             size_t i = sim_disk_lower(&nd->disk, (uint64_t)gi, 1), k = 0;
             size_t cnt = 0;
             while (i + cnt < nd->disk.ndur && nd->disk.dur[i + cnt].k1 == (uint64_t)gi) cnt++;
+            /* As the server does (replica_restore), half the time the core
+             * gets one slot less than the state machine applied, and applies
+             * that slot again: the replica's chosen prefix comes back below
+             * what it last reported to its leader, and its copy of the slot
+             * may carry an older ballot than the leader's. */
+            if (a->applied > a->snap_slot && cnt && nd->disk.dur[i + cnt - 1].k2 >= a->applied &&
+                sim_rng_chance(&s->rng, 0.5)) {
+                a->applied--;
+                a->hash = a->applied == a->snap_slot ? a->snap_hash
+                          : a->applied               ? s->glob[gi].prefix[a->applied]
+                                                     : 0;
+            }
+            rs.applied = a->applied;
             paxos_entry *ents = calloc(cnt ? cnt : 1, sizeof(*ents));
             for (; ents && k < cnt; k++) {
                 const sim_rec *r = &nd->disk.dur[i + k];

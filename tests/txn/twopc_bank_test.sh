@@ -116,7 +116,7 @@ done
 check "a write to every row commits after the cluster healed (no stuck lock)" \
   "sql 'UPDATE acct SET bal = bal + 1' >/dev/null"
 check "... total now $((TOTAL + N))" "[ \"\$(sql 'SELECT sum(bal) FROM acct' | tail -1)\" = $((TOTAL + N)) ]"
-check "every range's replicas agree and hold no undecided intent" "wait_for 60 same_replicas"
+check "every range's replicas agree and hold no undecided intent" "same_replicas_or_say 60"
 
 echo "twopc_bank_test: $passes passed, $fails failed"
 [ "$fails" = 0 ]

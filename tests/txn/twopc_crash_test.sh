@@ -18,7 +18,12 @@ set -u
 bin=$1; lc=$2
 export MERIDIAN_BIN=$bin
 dir=$(mktemp -d /tmp/meridian-2pc-XXXXXX)
-cleanup() { bash "$lc" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
+cleanup() {
+  bash "$lc" stop "$dir" >/dev/null 2>&1
+  # MERIDIAN_TEST_KEEP=DIR: a failed run's stores and logs are kept there.
+  [ "${fails:-0}" != 0 ] && [ -n "${MERIDIAN_TEST_KEEP:-}" ] && cp -r "$dir" "$MERIDIAN_TEST_KEEP/"
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 fails=0; passes=0
 check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
@@ -92,7 +97,7 @@ check "a later multi-range write commits (no lock left behind)" "sql 'UPDATE acc
 expect=$((expect + 1))
 check "... and is seen ($expect)" "[ \"\$(agreed)\" = $expect ]"
 
-check "every range's replicas agree and hold no undecided intent" "wait_for 60 same_replicas"
+check "every range's replicas agree and hold no undecided intent" "same_replicas_or_say 60"
 
 echo "twopc_crash_test: $passes passed, $fails failed"
 [ "$fails" = 0 ]
