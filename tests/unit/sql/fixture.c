@@ -43,7 +43,8 @@ void err(sql_session *s, const char *sql, int code, const char *msg)
 {
     merr e = {0};
     int rc = sql_exec(s, sql, NULL, NULL, &e);
-    if (rc != code) fail_msg("%s: got %d (%s), want %d", sql, rc, merr_msg(&e), code);
+    if (code ? rc != code : rc == 0)
+        fail_msg("%s: got %d (%s), want %d", sql, rc, merr_msg(&e), code);
     if (msg && !strstr(merr_msg(&e), msg))
         fail_msg("%s: message \"%s\" lacks \"%s\"", sql, e.msg, msg);
 }

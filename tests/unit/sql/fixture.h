@@ -23,7 +23,8 @@ int collect(void *arg, sql_stmt *st);
 void ok(sql_session *s, const char *sql);
 /* Runs a query that must succeed; its rows, in o->buf. */
 const char *q(sql_session *s, const char *sql, out *o);
-/* Runs sql, which must fail with code and a message holding msg (if set). */
+/* Runs sql, which must fail with code (0: any) and a message holding msg
+ * (if set). */
 void err(sql_session *s, const char *sql, int code, const char *msg);
 /* *state = an fx with a fresh KV and one session on it. */
 int setup(void **state);

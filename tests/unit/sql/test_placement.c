@@ -18,6 +18,7 @@
 #include "common/keycodec.h"
 #include "sql/kv_mem.h"
 #include "sql/session.h"
+#include "tests/unit/sql/fixture.h"
 
 typedef struct fake {
     int have;
@@ -71,37 +72,6 @@ static int f_rm(void *ctx, const char *name, merr *e)
     return 0;
 }
 
-typedef struct out {
-    char buf[2048];
-} out;
-
-static int collect(void *arg, sql_stmt *st)
-{
-    out *o = arg;
-    size_t len = strlen(o->buf);
-    for (int i = 0; i < sql_column_count(st); i++) {
-        const unsigned char *t = sql_column_text(st, i);
-        len += (size_t)snprintf(o->buf + len, sizeof(o->buf) - len, "%s%s", i ? "|" : "",
-                                t ? (const char *)t : "NULL");
-    }
-    snprintf(o->buf + len, sizeof(o->buf) - len, ";");
-    return 0;
-}
-
-static void ok(sql_session *s, const char *sql, out *o)
-{
-    merr e = {0};
-    o->buf[0] = 0;
-    if (sql_exec(s, sql, collect, o, &e)) fail_msg("%s: %s", sql, merr_msg(&e));
-}
-
-static void refused(sql_session *s, const char *sql, const char *needle)
-{
-    merr e = {0};
-    if (!sql_exec(s, sql, NULL, NULL, &e)) fail_msg("%s: accepted", sql);
-    if (!strstr(e.msg, needle)) fail_msg("%s: \"%s\" lacks \"%s\"", sql, e.msg, needle);
-}
-
 static void test_placement_statements(void **state)
 {
     (void)state;
@@ -113,12 +83,12 @@ static void test_placement_statements(void **state)
     sql_cluster_ops ops = {.policies = f_policies, .policy_set = f_set, .policy_rm = f_rm};
     assert_int_equal(sql_kv_mem_open(&kv), 0);
     assert_int_equal(sql_session_open(&sql_kv_mem_ops, kv, &s, &e), 0);
-    ok(s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)", &o);
-    ok(s, "CREATE TABLE u(a INTEGER PRIMARY KEY)", &o);
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas = 5)", "not available");
+    q(s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)", &o);
+    q(s, "CREATE TABLE u(a INTEGER PRIMARY KEY)", &o);
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas = 5)", 0, "not available");
 
     sql_session_set_cluster(s, &ops, &f);
-    ok(s, "ALTER TABLE t SET PLACEMENT (lead_region = 'us', regions = 'us,eu', replicas = 5);", &o);
+    q(s, "ALTER TABLE t SET PLACEMENT (lead_region = 'us', regions = 'us,eu', replicas = 5);", &o);
     assert_int_equal(f.sets, 1);
     assert_string_equal(f.name, "table.100");
     assert_int_equal(f.replicas, 5);
@@ -136,64 +106,64 @@ static void test_placement_statements(void **state)
     mbuf_free(&lo);
     mbuf_free(&hi);
 
-    ok(s, "SHOW PLACEMENT", &o);
+    q(s, "SHOW PLACEMENT", &o);
     assert_non_null(strstr(o.buf, "table.100|t|"));
     assert_non_null(strstr(o.buf, "|5|us,eu|us|zone;"));
-    ok(s, "SHOW PLACEMENT FOR TABLE t", &o);
+    q(s, "SHOW PLACEMENT FOR TABLE t", &o);
     assert_non_null(strstr(o.buf, "table.100|t|"));
-    ok(s, "SHOW PLACEMENT FOR TABLE u", &o);
+    q(s, "SHOW PLACEMENT FOR TABLE u", &o);
     assert_string_equal(o.buf, "");
-    ok(s, "SELECT name, replicas FROM meridian_placement WHERE table_name = 't'", &o);
+    q(s, "SELECT name, replicas FROM meridian_placement WHERE table_name = 't'", &o);
     assert_string_equal(o.buf, "table.100|5;");
 
     /* Replaced as a whole; the defaults for what is not said. */
-    ok(s, "alter table \"t\" set placement (survive = region)", &o);
+    q(s, "alter table \"t\" set placement (survive = region)", &o);
     assert_int_equal(f.replicas, 3);
     assert_string_equal(f.survive, "region");
     assert_string_equal(f.regions, "");
 
     /* Refusals change nothing. */
     int sets = f.sets;
-    refused(s, "ALTER TABLE nope SET PLACEMENT (replicas = 3)", "no such table: nope");
-    refused(s, "ALTER TABLE t SET PLACEMENT (colour = 'red')", "replicas, regions");
-    refused(s, "ALTER TABLE t SET PLACEMENT replicas = 3", "'('");
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas = 'x')", "a number");
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas 3)", "'='");
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas = 3", "',' or ')'");
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas = 3) junk", "end of the statement");
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas = 2)", "1, 3 or 5");
-    refused(s, "SHOW PLACEMENT FOR t", "TABLE");
-    ok(s, "BEGIN", &o);
-    refused(s, "ALTER TABLE t SET PLACEMENT (replicas = 3)", "inside a transaction");
-    ok(s, "ROLLBACK", &o);
-    ok(s, "CREATE USER bob", &o);
+    err(s, "ALTER TABLE nope SET PLACEMENT (replicas = 3)", 0, "no such table: nope");
+    err(s, "ALTER TABLE t SET PLACEMENT (colour = 'red')", 0, "replicas, regions");
+    err(s, "ALTER TABLE t SET PLACEMENT replicas = 3", 0, "'('");
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas = 'x')", 0, "a number");
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas 3)", 0, "'='");
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas = 3", 0, "',' or ')'");
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas = 3) junk", 0, "end of the statement");
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas = 2)", 0, "1, 3 or 5");
+    err(s, "SHOW PLACEMENT FOR t", 0, "TABLE");
+    q(s, "BEGIN", &o);
+    err(s, "ALTER TABLE t SET PLACEMENT (replicas = 3)", 0, "inside a transaction");
+    q(s, "ROLLBACK", &o);
+    q(s, "CREATE USER bob", &o);
     sql_session_set_user(s, "bob", 1);
-    refused(s, "ALTER TABLE t RESET PLACEMENT", "needs ADMIN");
+    err(s, "ALTER TABLE t RESET PLACEMENT", 0, "needs ADMIN");
     sql_session_set_user(s, "root", 1);
     assert_int_equal(f.sets, sets);
     assert_int_equal(f.have, 1);
 
     /* Not intercepted: other ALTER TABLE forms. */
-    ok(s, "ALTER TABLE t ADD COLUMN c INTEGER", &o);
-    ok(s, "INSERT INTO t VALUES (1, 'x', 2)", &o);
-    ok(s, "SELECT c FROM t", &o);
+    q(s, "ALTER TABLE t ADD COLUMN c INTEGER", &o);
+    q(s, "INSERT INTO t VALUES (1, 'x', 2)", &o);
+    q(s, "SELECT c FROM t", &o);
     assert_string_equal(o.buf, "2;");
 
     /* Several statements in one string. */
-    ok(s, "ALTER TABLE t RESET PLACEMENT; SELECT count(*) FROM meridian_placement", &o);
+    q(s, "ALTER TABLE t RESET PLACEMENT; SELECT count(*) FROM meridian_placement", &o);
     assert_string_equal(o.buf, "0;");
     assert_int_equal(f.rms, 1);
-    ok(s, "ALTER TABLE t RESET PLACEMENT", &o); /* nothing to remove: fine */
+    q(s, "ALTER TABLE t RESET PLACEMENT", &o); /* nothing to remove: fine */
 
     /* DROP TABLE takes the table's policy along, once the drop commits. */
-    ok(s, "ALTER TABLE t SET PLACEMENT (replicas = 5)", &o);
-    ok(s, "BEGIN; DROP TABLE t; ROLLBACK", &o);
-    ok(s, "BEGIN; SAVEPOINT a; DROP TABLE t; ROLLBACK TO a; COMMIT", &o);
+    q(s, "ALTER TABLE t SET PLACEMENT (replicas = 5)", &o);
+    q(s, "BEGIN; DROP TABLE t; ROLLBACK", &o);
+    q(s, "BEGIN; SAVEPOINT a; DROP TABLE t; ROLLBACK TO a; COMMIT", &o);
     assert_int_equal(f.have, 1);
-    ok(s, "DROP TABLE t", &o);
+    q(s, "DROP TABLE t", &o);
     assert_int_equal(f.have, 0);
     assert_int_equal(f.rms, 2);
-    ok(s, "DROP TABLE u", &o); /* no policy: nothing to remove, no error */
+    q(s, "DROP TABLE u", &o); /* no policy: nothing to remove, no error */
 
     sql_session_close(s);
     sql_kv_mem_close(kv);

@@ -15,32 +15,7 @@
 #include "common/keycodec.h"
 #include "sql/kv_mem.h"
 #include "sql/session.h"
-
-typedef struct out {
-    char buf[4096];
-} out;
-
-static int collect(void *arg, sql_stmt *st)
-{
-    out *o = arg;
-    size_t len = strlen(o->buf);
-    for (int i = 0; i < sql_column_count(st); i++) {
-        const unsigned char *t = sql_column_text(st, i);
-        len += (size_t)snprintf(o->buf + len, sizeof(o->buf) - len, "%s%s", i ? "|" : "",
-                                t ? (const char *)t : "NULL");
-    }
-    snprintf(o->buf + len, sizeof(o->buf) - len, ";");
-    return 0;
-}
-
-static const char *q(sql_session *s, const char *sql, out *o)
-{
-    merr e = {0};
-    o->buf[0] = 0;
-    int rc = sql_exec(s, sql, collect, o, &e);
-    if (rc) fail_msg("%s: %s", sql, merr_msg(&e));
-    return o->buf;
-}
+#include "tests/unit/sql/fixture.h"
 
 /* The fake cluster (test-only rows); k100/k101 are the key prefixes of
  * table ids 100 and 101, where the fake ranges split. */
