@@ -507,6 +507,7 @@ void meridian_interrupt(meridian *db)
     pthread_mutex_lock(&db->mu);
     uint64_t seq = db->inflight_seq, sid = db->session_id;
     int host = db->cur;
+    if (seq) db->interrupted_seq = seq;
     pthread_mutex_unlock(&db->mu);
     if (!seq) return;
     Meridian__Session__CancelRequest req = MERIDIAN__SESSION__CANCEL_REQUEST__INIT;

@@ -85,6 +85,7 @@ struct meridian {
     meridian_stmt *running; /* the statement whose stream is open */
     uint64_t seq;
     uint64_t inflight_seq; /* mu: exec that meridian_interrupt targets, 0 = none */
+    uint64_t interrupted_seq; /* mu: the last exec meridian_interrupt asked to stop */
 };
 
 /* Error helpers: set db's error and return the code. */

@@ -346,6 +346,7 @@ static int finish_run(meridian_stmt *st)
         db->running = NULL;
         db->inflight_seq = 0;
     }
+    int asked = st->seq && db->interrupted_seq == st->seq;
     pthread_mutex_unlock(&db->mu);
     st->state = ST_DONE;
     /* Our deadline passed: the call ends timed out here, or canceled when
@@ -366,6 +367,14 @@ static int finish_run(meridian_stmt *st)
         st->consumed = r->tail;
         rc = client_err_from(db, r->error);
         if (!rc) db->changes = (int64_t)r->rows_affected;
+        if (rc == MERIDIAN_INTERRUPT && past && db->stmt_timeout_ns && !asked) {
+            /* The gateway stopped it at the deadline we gave it (a KV call
+             * bounded by the same deadline gave up first) and named it an
+             * interrupt: to the caller it is its statement timeout. */
+            char d[32];
+            cli_format_duration(db->stmt_timeout_ns, d, sizeof(d));
+            rc = client_err(db, MERIDIAN_INTERRUPT, 0, "statement timeout (%s) exceeded", d);
+        }
     }
     drop_rows(st);
     return rc ? rc : MERIDIAN_DONE;

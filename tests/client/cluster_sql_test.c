@@ -226,9 +226,10 @@ static int test_scan(const char *host)
 static int test_stuck(const char *host, const char *after)
 {
     meridian *db = connect(host, "statement_timeout=2s");
+    double t0 = now_s();
     int rc = exec(db, "INSERT INTO big VALUES (-1, 'stuck')");
     CHECK(rc != 0, "a write without a quorum cannot succeed");
-    fprintf(stderr, "  stuck write: %s\n", meridian_errmsg(db));
+    fprintf(stderr, "  stuck write: %s (after %.3f s)\n", meridian_errmsg(db), now_s() - t0);
     CHECK(strstr(meridian_errmsg(db), "statement timeout") != NULL,
           "the write ended by its statement_timeout, got: %s", meridian_errmsg(db));
     /* The script checks the gateway's worker let go of the write, then
