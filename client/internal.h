@@ -84,7 +84,7 @@ struct meridian {
     meridian_stmt *stmts;
     meridian_stmt *running; /* the statement whose stream is open */
     uint64_t seq;
-    uint64_t inflight_seq; /* mu: exec that meridian_interrupt targets, 0 = none */
+    uint64_t inflight_seq;    /* mu: exec that meridian_interrupt targets, 0 = none */
     uint64_t interrupted_seq; /* mu: the last exec meridian_interrupt asked to stop */
 };
 
