@@ -35,37 +35,18 @@ dir=${keep:-$(mktemp -d /tmp/meridian-benchkv-XXXXXX)}
 mkdir -p "$dir"
 # shellcheck source=deploy/lib.sh
 . "$root/deploy/lib.sh"
+# shellcheck source=bench/clock.sh
+. "$here/clock.sh"
 
 cleanup() {
   bash "$root/deploy/local-cluster.sh" stop "$dir/cluster" >/dev/null 2>&1
-  [ "$clock" = chrony ] && bash "$root/deploy/chrony/chrony-pair.sh" stop "$dir/chrony" >/dev/null 2>&1
+  bench_clock_down "$dir"
   [ -n "$keep" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
 trap 'exit 2' INT TERM
 
-if [ "$clock" = chrony ]; then
-  # Three free UDP ports on loopback for the pair (a pair may already run here).
-  read -r mp mc nc < <(python3 -c '
-import socket
-s = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
-  export MASTER_PORT=$mp MASTER_CMDPORT=$mc NODE_CMDPORT=$nc
-  bash "$root/deploy/chrony/chrony-pair.sh" start "$dir/chrony" >"$dir/chrony.out" 2>&1 ||
-    { cat "$dir/chrony.out" >&2; exit 2; }
-  synced() { "$bin" clock --json --chrony-port "$nc" 2>/dev/null | grep -q '"status":"SYNCHRONIZED"'; }
-  wait_for 30 synced || { echo "kv.sh: the chrony pair did not synchronise" >&2; exit 2; }
-  # Right after it synchronises chronyd's error bound is still wide; it
-  # settles within seconds (the hang guard only bounds the wait).
-  eps_ms() { "$bin" clock --json --chrony-port "$nc" 2>/dev/null | sed -n 's/.*"epsilon_ms":\([0-9.]*\).*/\1/p'; }
-  settled() { awk -v e="$(eps_ms)" 'BEGIN {exit !(e != "" && e < 0.2)}'; }
-  wait_for 60 settled || echo "kv.sh: chrony's bound is still above 0.2 ms: measuring anyway"
-  echo "clock: chrony pair, epsilon $(eps_ms) ms"
-  export MERIDIAN_START_FLAGS="--insecure --clock-source chrony --chrony-port $nc"
-else
-  echo "clock: static, epsilon 1 ms"
-fi
+bench_clock_up "$dir" "$bin" "$clock" || exit 2
 export MERIDIAN_BIN=$bin
 bash "$root/deploy/local-cluster.sh" start "$dir/cluster" 3 >"$dir/cluster.out" 2>&1 ||
   { cat "$dir/cluster.out" >&2; exit 2; }

@@ -10,7 +10,10 @@
 #
 # OUT gets per run: <system>-c<C>.out (the report), .csv, .svg.
 # Environment: MERIDIAN_BIN (default build/server/meridian), TPCC_DURATION
-# (60s), TPCC_LEVELS ("1 4 8"), TPCC_WAREHOUSES (1), PG_PORT (55432).
+# (60s), TPCC_LEVELS ("1 4 8"), TPCC_WAREHOUSES (1), PG_PORT (55432),
+# TPCC_CLOCK (static: the local cluster's fixed 1 ms uncertainty bound, so
+# commit-wait and strong reads wait ~2 ms; chrony: a local chrony pair's
+# measured bound, tens of microseconds on loopback; bench/clock.sh).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: $0 OUT [meridian|pg|both]}
@@ -22,9 +25,14 @@ wh=${TPCC_WAREHOUSES:-1}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d)
+# shellcheck source=deploy/lib.sh
+. "$here/deploy/lib.sh"
+# shellcheck source=bench/clock.sh
+. "$here/bench/clock.sh"
 cleanup() {
   MERIDIAN_BIN=$bin bash "$here/deploy/local-cluster.sh" stop "$work/mc" >/dev/null 2>&1
   bash "$here/bench/pg-setup.sh" stop "$work/pg" >/dev/null 2>&1
+  bench_clock_down "$work"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -45,6 +53,7 @@ series() { # series NAME CONNECTION-FLAGS...
 }
 
 if [ "$which" != pg ]; then
+  bench_clock_up "$work" "$bin" "${TPCC_CLOCK:-static}" >"$out/meridian-clock.out" || exit 2
   MERIDIAN_BIN=$bin bash "$here/deploy/local-cluster.sh" start "$work/mc" 3 >"$out/meridian-cluster.out" 2>&1 ||
     { cat "$out/meridian-cluster.out"; exit 1; }
   hosts=$(awk '{print $3}' "$work/mc/nodes" | paste -sd,)
