@@ -47,6 +47,7 @@ typedef struct cw_entry {
 
 typedef struct host_priv {
     pthread_mutex_t mu;
+    pthread_mutex_t peers_mu; /* the address book, for readers off the loop */
     tt_waiter waiter;
     int waiter_armed;
     int64_t armed_for;
@@ -366,22 +367,47 @@ static void save_peers(host *h)
     mbuf_free(&b);
 }
 
-static int set_peer(host *h, uint64_t id, const char *addr)
+static int set_peer_locked(host *h, uint64_t id, const char *addr)
 {
-    if (id == 0 || strlen(addr) >= sizeof(h->peers[0].addr)) return MERR_INVALID;
     for (size_t i = 0; i < h->npeers; i++) {
         if (h->peers[i].id != id) continue;
         if (strcmp(h->peers[i].addr, addr) == 0) return 1; /* unchanged */
         snprintf(h->peers[i].addr, sizeof(h->peers[i].addr), "%s", addr);
-        goto set;
+        return 0;
     }
     if (h->npeers == HOST_MAX_PEERS) return MERR_TOOBIG;
     h->peers[h->npeers].id = id;
     snprintf(h->peers[h->npeers].addr, sizeof(h->peers[0].addr), "%s", addr);
     h->npeers++;
-set:
-    if (id != h->node_id) rpc_node_add_peer(h->rpc, id, addr);
     return 0;
+}
+
+/* Loop thread only (the one writer): the lock is for host_peer_addrs. */
+static int set_peer(host *h, uint64_t id, const char *addr)
+{
+    if (id == 0 || strlen(addr) >= sizeof(h->peers[0].addr)) return MERR_INVALID;
+    pthread_mutex_lock(&PRIV(h)->peers_mu);
+    int rc = set_peer_locked(h, id, addr);
+    pthread_mutex_unlock(&PRIV(h)->peers_mu);
+    if (rc == 0 && id != h->node_id) rpc_node_add_peer(h->rpc, id, addr);
+    return rc;
+}
+
+size_t host_peer_addrs(host *h, char *csv, size_t cap)
+{
+    size_t len = 0;
+    if (cap) csv[0] = 0;
+    pthread_mutex_lock(&PRIV(h)->peers_mu);
+    for (size_t i = 0; i < h->npeers && cap; i++) {
+        if (h->peers[i].id == h->node_id) continue;
+        size_t l = strlen(h->peers[i].addr);
+        if (len + l + 2 > cap) break;
+        if (len) csv[len++] = ',';
+        memcpy(csv + len, h->peers[i].addr, l + 1);
+        len += l;
+    }
+    pthread_mutex_unlock(&PRIV(h)->peers_mu);
+    return len;
 }
 
 int host_set_peer(host *h, uint64_t id, const char *addr)
@@ -565,6 +591,7 @@ int host_open(host *h, rpc_node *rpc, const host_config *cfg, merr *e)
     host_priv *pv = calloc(1, sizeof(*pv));
     if (!pv) return merr_set(e, MERR_NOMEM, "out of memory");
     pthread_mutex_init(&pv->mu, NULL);
+    pthread_mutex_init(&pv->peers_mu, NULL);
     h->done_mu = pv;
     char dir[4200];
     snprintf(h->ranges_dir, sizeof(h->ranges_dir), "%s/ranges", cfg->store_dir);
@@ -650,6 +677,7 @@ static void free_priv_mem(host_priv *pv)
 {
     if (pv->hlc_fs_inited) hlc_file_store_destroy(&pv->hlc_fs);
     pthread_mutex_destroy(&pv->mu);
+    pthread_mutex_destroy(&pv->peers_mu);
     free(pv);
 }
 

@@ -112,6 +112,9 @@ void host_set_node_id(host *h, uint64_t node_id);
 
 int host_set_peer(host *h, uint64_t id, const char *addr);
 const char *host_peer_addr(host *h, uint64_t id);
+/* The other nodes' addresses, comma-separated, into csv (cut at cap);
+ * callable from any thread. Returns the length written. */
+size_t host_peer_addrs(host *h, char *csv, size_t cap);
 
 replica *host_find(host *h, uint64_t range_id);
 /* The replica whose span holds key (NULL if none here). */

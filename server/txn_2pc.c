@@ -206,12 +206,30 @@ static void local_run(void *arg)
 
 /* Sends m to the leader of `range` (hint: a node to try first); cb runs
  * once unless this returns an error. */
+/* A range this node holds no replica of, with no hint: the live peers are
+ * asked in turn, one per call. A node without the range answers
+ * RANGE_NOT_FOUND (the next sweep asks the next), one with it the leaseholder
+ * or NOT_LEADER and its hint. On a cluster larger than a range's group the
+ * coordinator's node often holds none of a participant's replicas (a 5-node
+ * Jepsen run: every 2PC aborted for want of votes once range 1's lease
+ * moved to such a node). */
+static uint64_t any_peer(txn_service *s)
+{
+    host *h = s->h;
+    for (size_t k = 0; k < h->npeers; k++) {
+        const host_peer *p = &h->peers[s->route_turn++ % h->npeers];
+        if (p->id && p->id != self_node(s) && host_node_live(h, p->id)) return p->id;
+    }
+    return 0;
+}
+
 int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method, tx2_handler fn,
                    const ProtobufCMessage *m, rpc_reply_fn cb, void *arg)
 {
     replica *r = host_find(s->h, rid);
     uint64_t node = hint;
     if (!node && r) node = replica_is_leaseholder(r) ? self_node(s) : replica_leader_hint(r);
+    if (!node && !r) node = any_peer(s);
     if (!node) return MERR_UNAVAILABLE;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -499,13 +517,16 @@ static void on_vote(void *arg, int code, const char *msg, const uint8_t *p, size
         pt->node_hint = 0;
         return;
     }
-    int vote = -1; /* -1 ask again, 0 no, 1 yes */
+    int vote = -1, retry = 0; /* vote: -1 ask again, 0 no, 1 yes */
     if (m->yes)
         vote = 1;
     else if (m->aborted)
         vote = 0;
     else if (m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER)
         pt->node_hint = m->error->leader_hint;
+    else if (m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND &&
+             ++pt->asked < HOST_MAX_PEERS)
+        retry = 1; /* asked a node without the range: the next one, now */
     else if (m->error && (m->error->kind == MERIDIAN__KV__ERROR_KIND__INVALID ||
                           m->error->kind == MERIDIAN__KV__ERROR_KIND__RANGE_MISMATCH))
         vote = 0;
@@ -519,7 +540,7 @@ static void on_vote(void *arg, int code, const char *msg, const uint8_t *p, size
         /* After the step: observing p first would move the HLC to tt latest
          * now and s with it (see clock_for_vote); s >= p holds anyway. */
         if (vote == 1) tx2_observe(rg->s, m->prepare_ts);
-    } else if (pt->node_hint) {
+    } else if (pt->node_hint || retry) {
         send_prepare(rg, t, i);
     }
     meridian__txn__prepare_response__free_unpacked(m, NULL);
@@ -576,6 +597,9 @@ static void on_decided(void *arg, int code, const char *msg, const uint8_t *p, s
         m->error->leader_hint) {
         pt->node_hint = m->error->leader_hint;
         send_decision(rg, t, i);
+    } else if (m && m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND &&
+               ++pt->asked < HOST_MAX_PEERS) {
+        send_decision(rg, t, i); /* asked a node without the range: the next one */
     }
     if (m) meridian__txn__decide_response__free_unpacked(m, NULL);
 }

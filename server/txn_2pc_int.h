@@ -18,6 +18,7 @@ typedef struct tx2_part {
     size_t nmuts;
     Meridian__Kv__Mutation **muts; /* borrowed from the commit request */
     int prep, dec;                 /* P_*: the prepare, the decision */
+    int asked; /* nodes that answered "no replica here" (tx2_call_range asks the next) */
 } tx2_part;
 
 struct tx2 {

@@ -94,6 +94,7 @@ struct txn_service {
     uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
     uint64_t follower_reads; /* snapshot reads served without the lease */
     uint64_t records_collected;
+    uint64_t route_turn; /* tx2_call_range: whom to ask next for a range held elsewhere */
 };
 
 /* The table of r's range, valid under r's current ballot (a stale one is
