@@ -532,6 +532,8 @@ static void on_vote(void *arg, int code, const char *msg, const uint8_t *p, size
         vote = 0;
     else
         pt->node_hint = 0;
+    MLOG_D(MOD, "vote", "txn=%" PRIu64 " range=%" PRIu64 " vote=%d error=\"%s\"", t->id, pt->range,
+           vote, m->error && m->error->message ? m->error->message : "");
     if (vote >= 0) {
         pt->prep = P_DONE;
         txn_event ev = {

@@ -316,6 +316,11 @@ void tx2_on_prepare(void *arg, rpc_req *req)
     }
     if ((t && t->state != TX_ACTIVE) || (!t && epoch) || (t && epoch && epoch != rg->epoch)) {
         /* Its locks here are gone (timed out, wounded, another leader). */
+        MLOG_D(MOD, "prepare refused: its locks here are gone",
+               "txn=%" PRIu64 " range=%" PRIu64 " known=%d state=%d epoch=%" PRIu64
+               " table_epoch=%" PRIu64,
+               (uint64_t)q->txn->id, rg->range_id, t != NULL, t ? (int)t->state : -1, epoch,
+               rg->epoch);
         reply_vote(req, 0, 0);
         goto out;
     }

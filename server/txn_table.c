@@ -231,6 +231,8 @@ void tx_txn_release(tx_range *rg, tx_txn *t)
 
 void tx_txn_abort(tx_range *rg, tx_txn *t, const char *why)
 {
+    MLOG_D(MOD, "transaction aborted here", "range=%" PRIu64 " txn=%" PRIu64 " why=\"%s\"",
+           rg->range_id, (uint64_t)t->id, why);
     if (t->pk) {
         txs_fail(rg->s, rg->r, t->pk->req, t->pk->kind, MERR_ABORTED, why, 1);
         tx_parked_free(t->pk);
