@@ -17,6 +17,7 @@
 #include "server/pbreply.h"
 #include "server/range_desc.h"
 #include "server/replica.h"
+#include "server/dir.h"
 
 #define MOD "ranges"
 
@@ -58,6 +59,55 @@ static int dir_row(void *arg, const uint8_t *key, size_t klen, const uint8_t *va
     return 0;
 }
 
+/* Reads the directory from this node's replica of range 1 into rows and a
+ * route cache resolving overlaps by generation. 0, or a code with why. */
+static int dir_load(host *h, dir_rows *rows, route_cache *rc, const char **why)
+{
+    replica *r1 = host_find(h, NODE_GENESIS_RANGE);
+    if (!r1) {
+        *why = "no replica of range 1 (the directory) on this node";
+        return MERR_NOTFOUND;
+    }
+    uint8_t end[DIR_PREFIX_LEN];
+    memcpy(end, DIR_PREFIX, DIR_PREFIX_LEN);
+    end[DIR_PREFIX_LEN - 1]++; /* "/" + 1: just past every directory key */
+    int code = range_scan(replica_store(r1), DIR_PREFIX, DIR_PREFIX_LEN, end, DIR_PREFIX_LEN,
+                          RANGE_TS_MAX, 0, 0, dir_row, rows, NULL);
+    if (rows->oom) code = MERR_NOMEM;
+    for (size_t i = 0; !code && i < rows->n; i++) {
+        const Meridian__Meta__RangeDescriptor *d = rows->v[i];
+        if (route_cache_update(rc, d->range_id, d->generation, d->start_key.data, d->start_key.len,
+                               d->end_key.data, d->end_key.len, d->leader_node_id) < 0)
+            code = MERR_NOMEM;
+    }
+    if (code) *why = "cannot read the directory";
+    return code;
+}
+
+static void dir_rows_free(dir_rows *rows)
+{
+    for (size_t i = 0; i < rows->n; i++)
+        meridian__meta__range_descriptor__free_unpacked(rows->v[i], NULL);
+    free(rows->v);
+}
+
+uint64_t dir_range_of(host *h, const uint8_t *key, size_t klen, uint64_t *leader)
+{
+    dir_rows rows = {0};
+    route_cache rc;
+    route_cache_init(&rc);
+    const char *why = NULL;
+    uint64_t id = 0;
+    *leader = 0;
+    if (dir_load(h, &rows, &rc, &why) == 0) {
+        const route_entry *e = route_cache_lookup(&rc, key, klen);
+        if (e) id = e->range_id, *leader = e->leader;
+    }
+    route_cache_free(&rc);
+    dir_rows_free(&rows);
+    return id;
+}
+
 static void dir_serve(node_ranges *nr, rpc_req *req, int lookup)
 {
     Meridian__Range__DirRequest *q =
@@ -73,28 +123,8 @@ static void dir_serve(node_ranges *nr, rpc_req *req, int lookup)
     route_cache_init(&rc);
     Meridian__Meta__RangeDescriptor **out = NULL;
     char **addrs = NULL;
-    replica *r1 = host_find(nr_host(nr), NODE_GENESIS_RANGE);
-    int code = 0;
     const char *why = NULL;
-    if (!r1) {
-        code = MERR_NOTFOUND;
-        why = "no replica of range 1 (the directory) on this node";
-    } else {
-        uint8_t end[DIR_PREFIX_LEN];
-        memcpy(end, DIR_PREFIX, DIR_PREFIX_LEN);
-        end[DIR_PREFIX_LEN - 1]++; /* "/" + 1: just past every directory key */
-        code = range_scan(replica_store(r1), DIR_PREFIX, DIR_PREFIX_LEN, end, DIR_PREFIX_LEN,
-                          RANGE_TS_MAX, 0, 0, dir_row, &rows, NULL);
-        if (rows.oom) code = MERR_NOMEM;
-        for (size_t i = 0; !code && i < rows.n; i++) {
-            const Meridian__Meta__RangeDescriptor *d = rows.v[i];
-            if (route_cache_update(&rc, d->range_id, d->generation, d->start_key.data,
-                                   d->start_key.len, d->end_key.data, d->end_key.len,
-                                   d->leader_node_id) < 0)
-                code = MERR_NOMEM;
-        }
-        if (code) why = "cannot read the directory";
-    }
+    int code = dir_load(nr_host(nr), &rows, &rc, &why);
     size_t from = 0, to = rc.n;
     if (!code && lookup) {
         from = route_cache_seek(&rc, q->key.data, q->key.len);
@@ -125,9 +155,7 @@ static void dir_serve(node_ranges *nr, rpc_req *req, int lookup)
     pb_reply(req, &resp.base);
     free(out);
     free(addrs);
-    for (size_t i = 0; i < rows.n; i++)
-        meridian__meta__range_descriptor__free_unpacked(rows.v[i], NULL);
-    free(rows.v);
+    dir_rows_free(&rows);
     route_cache_free(&rc);
     meridian__range__dir_request__free_unpacked(q, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/mtime.h"
+#include "server/dir.h"
 #include "server/pbreply.h"
 #include "server/replica_int.h"
 #include "timesvc/hlc.h"
@@ -669,14 +670,20 @@ void tx2_coord_start(tx_range *rg, tx_txn *t, tx_parked *pk)
         const ProtobufCBinaryData *k = &q->mutations[i]->key;
         if (replica_contains(rg->r, k->data, k->len)) continue;
         replica *r = host_find_key(s->h, k->data, k->len);
-        if (!r) {
+        uint64_t id = r ? replica_id(r) : 0, leader = 0;
+        /* No replica of it here (a cluster larger than a range's group):
+         * the directory says which range holds the key, and its leader. */
+        if (!id) id = dir_range_of(s->h, k->data, k->len, &leader);
+        int pi = id ? add_part(x, id, 0) : 0;
+        if (!id) {
             code = MERR_UNAVAILABLE;
             why = "no replica on this node knows the range of a written key: retry the commit";
-        } else if (add_part(x, replica_id(r), 0) < 0) {
+        } else if (pi < 0) {
             code = MERR_TOOBIG;
             why = "the transaction spans too many ranges";
         } else {
-            rid[i] = replica_id(r);
+            rid[i] = id;
+            if (leader && !x->parts[pi].node_hint) x->parts[pi].node_hint = leader;
         }
     }
     for (size_t i = 0; q->txn && i < q->txn->n_locks && !why; i++) {
@@ -724,7 +731,8 @@ void tx2_coord_start(tx_range *rg, tx_txn *t, tx_parked *pk)
     return;
 fail:
     free(x);
-    txs_fail(s, rg->r, pk->req, TX_COMMIT, code, why, code == MERR_NOMEM);
+    /* The locks go with it: the client must retry it whole, not the commit. */
+    txs_fail(s, rg->r, pk->req, TX_COMMIT, code, why, 1);
     pk->req = NULL;
     tx_parked_free(pk);
     tx_txn_release(rg, t);

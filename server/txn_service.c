@@ -144,6 +144,9 @@ static tx_txn *txn_enter(txn_service *s, tx_range *rg, rpc_req *req, tx_kind kin
     }
     if (t->state != TX_ACTIVE) {
         int ab = t->state == TX_ABORTED;
+        MLOG_D(MOD, "request for an ended transaction",
+               "range=%" PRIu64 " txn=%" PRIu64 " state=%d kind=%d", rg->range_id, (uint64_t)t->id,
+               (int)t->state, (int)kind);
         txs_fail(s, rg->r, req, kind, ab ? MERR_ABORTED : MERR_INVALID,
                  ab ? "the transaction was aborted (wounded or timed out)"
                     : "the transaction is already committing or committed",
@@ -261,6 +264,9 @@ static void on_committed(void *arg, int code, const char *msg, uint64_t ts)
         t->state = TX_COMMITTED;
         t->commit_ts = ts;
     } else if (code == MERR_RETRY || code == MERR_NOT_LEADER) {
+        MLOG_D(MOD, "single-range commit not applied",
+               "range=%" PRIu64 " txn=%" PRIu64 " why=\"%s\"", rg->range_id, (uint64_t)t->id,
+               msg ? msg : "");
         t->state = TX_ABORTED;
     } else {
         tx_txn_forget(rg, t);
