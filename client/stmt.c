@@ -336,6 +336,14 @@ static int start_run(meridian_stmt *st)
     }
 }
 
+/* The statement's own statement_timeout ended it: the session lives on. */
+static int stmt_timed_out(meridian *db)
+{
+    char d[32];
+    cli_format_duration(db->stmt_timeout_ns, d, sizeof(d));
+    return client_err(db, MERIDIAN_INTERRUPT, 0, "statement timeout (%s) exceeded", d);
+}
+
 /* The stream ended: report the result. */
 static int finish_run(meridian_stmt *st)
 {
@@ -354,10 +362,7 @@ static int finish_run(meridian_stmt *st)
     int past = st->deadline_us && mtime_real_ns() / 1000 + 20000 >= st->deadline_us;
     if ((st->end_code == MERR_TIMEOUT || (st->end_code == MERR_CANCELED && past)) &&
         db->stmt_timeout_ns) {
-        /* Our own deadline, not a lost gateway: the session lives on. */
-        char d[32];
-        cli_format_duration(db->stmt_timeout_ns, d, sizeof(d));
-        rc = client_err(db, MERIDIAN_INTERRUPT, 0, "statement timeout (%s) exceeded", d);
+        rc = stmt_timed_out(db); /* our own deadline, not a lost gateway */
     } else if (st->end_code) {
         rc = client_rpc_failed(db, st->end_code, st->end_msg);
     } else {
@@ -367,14 +372,11 @@ static int finish_run(meridian_stmt *st)
         st->consumed = r->tail;
         rc = client_err_from(db, r->error);
         if (!rc) db->changes = (int64_t)r->rows_affected;
-        if (rc == MERIDIAN_INTERRUPT && past && db->stmt_timeout_ns && !asked) {
-            /* The gateway stopped it at the deadline we gave it (a KV call
-             * bounded by the same deadline gave up first) and named it an
-             * interrupt: to the caller it is its statement timeout. */
-            char d[32];
-            cli_format_duration(db->stmt_timeout_ns, d, sizeof(d));
-            rc = client_err(db, MERIDIAN_INTERRUPT, 0, "statement timeout (%s) exceeded", d);
-        }
+        /* The gateway stopped it at the deadline we gave it (a KV call
+         * bounded by the same deadline gave up first) and named it an
+         * interrupt: to the caller it is its statement timeout. */
+        if (rc == MERIDIAN_INTERRUPT && past && db->stmt_timeout_ns && !asked)
+            rc = stmt_timed_out(db);
     }
     drop_rows(st);
     return rc ? rc : MERIDIAN_DONE;

@@ -11,13 +11,13 @@
 #include "common/mtime.h"
 #include "placement/route_cache.h"
 #include "proto/range.pb-c.h"
+#include "server/dir.h"
 #include "server/kv_service.h"
 #include "server/node_int.h"
 #include "server/node_ranges_int.h"
 #include "server/pbreply.h"
 #include "server/range_desc.h"
 #include "server/replica.h"
-#include "server/dir.h"
 
 #define MOD "ranges"
 

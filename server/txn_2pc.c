@@ -205,8 +205,6 @@ static void local_run(void *arg)
     lc->fn(lc->s, &lc->req);
 }
 
-/* Sends m to the leader of `range` (hint: a node to try first); cb runs
- * once unless this returns an error. */
 /* A range this node holds no replica of, with no hint: the live peers are
  * asked in turn, one per call. A node without the range answers
  * RANGE_NOT_FOUND (the next sweep asks the next), one with it the leaseholder
@@ -224,6 +222,8 @@ static uint64_t any_peer(txn_service *s)
     return 0;
 }
 
+/* Sends m to the leader of `range` (hint: a node to try first); cb runs
+ * once unless this returns an error. */
 int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method, tx2_handler fn,
                    const ProtobufCMessage *m, rpc_reply_fn cb, void *arg)
 {
@@ -731,8 +731,9 @@ void tx2_coord_start(tx_range *rg, tx_txn *t, tx_parked *pk)
     return;
 fail:
     free(x);
-    /* The locks go with it: the client must retry it whole, not the commit. */
-    txs_fail(s, rg->r, pk->req, TX_COMMIT, code, why, 1);
+    /* The locks go with it: the client must retry it whole, not the commit
+     * (unless it can never commit: too many ranges). */
+    txs_fail(s, rg->r, pk->req, TX_COMMIT, code, why, code != MERR_TOOBIG);
     pk->req = NULL;
     tx_parked_free(pk);
     tx_txn_release(rg, t);

@@ -182,7 +182,6 @@ out:
     return 0;
 }
 
-/* Reads "name" or "schema.name" at pos; returns the unqualified name. */
 /* Steps past "IF NOT EXISTS" when it comes next. */
 static void skip_if_not_exists(const char *sql, size_t *pos)
 {
@@ -196,6 +195,7 @@ static void skip_if_not_exists(const char *sql, size_t *pos)
     }
 }
 
+/* Reads "name" or "schema.name" at pos; returns the unqualified name. */
 static char *read_name(const char *sql, size_t *pos)
 {
     sql_tok t = sql_lex(sql, pos);

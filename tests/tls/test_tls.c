@@ -422,6 +422,24 @@ static void session_echo(void *arg, rpc_req *req)
     rpc_reply(req, 0, NULL, req->peer_anon ? "anon" : "known", req->peer_anon ? 4 : 5);
 }
 
+/* cl, connected to the node at addr as gateway 9, reaches session.* only:
+ * "who" is refused with a message holding why and its handler never runs;
+ * session.test answers and saw the caller as `as` ("anon" or "known"). */
+static void expect_session_only(rpc_node *cl, const char *addr, const char *why, const char *as)
+{
+    assert_non_null(cl);
+    int before = who_calls();
+    add_gateway(cl, 9, addr);
+    th_result r;
+    assert_int_equal(th_call(cl, 9, "who", "yo", 2, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, MERR_INVALID);
+    assert_non_null(strstr(r.msg, why));
+    assert_int_equal(who_calls(), before); /* the handler never ran */
+    assert_int_equal(th_call(cl, 9, "session.test", "x", 1, th_now_us() + 10000000, &r), 0);
+    assert_int_equal(r.code, 0);
+    assert_memory_equal(r.payload, as, strlen(as));
+}
+
 static void test_no_cert_is_anonymous(void **state)
 {
     (void)state;
@@ -432,16 +450,9 @@ static void test_no_cert_is_anonymous(void **state)
     th_metrics(s, &m0);
     int before = who_calls();
     rpc_node *cl = start(0, NULL, p_ca, NULL, NULL);
-    assert_non_null(cl);
-    add_gateway(cl, 9, addr);
+    expect_session_only(cl, addr, "without a client certificate may only open SQL sessions",
+                        "anon");
     th_result r;
-    assert_int_equal(th_call(cl, 9, "who", "yo", 2, th_now_us() + 10000000, &r), 0);
-    assert_int_equal(r.code, MERR_INVALID);
-    assert_non_null(strstr(r.msg, "without a client certificate may only open SQL sessions"));
-    assert_int_equal(who_calls(), before); /* the handler never ran */
-    assert_int_equal(th_call(cl, 9, "session.test", "x", 1, th_now_us() + 10000000, &r), 0);
-    assert_int_equal(r.code, 0);
-    assert_memory_equal(r.payload, "anon", 4);
     th_metrics(s, &m1);
     assert_true(m1.anon_refused > m0.anon_refused);
     rpc_node_stop(cl);
@@ -467,19 +478,10 @@ static void test_sql_user_cert_is_session_only(void **state)
     th_handle(s, "session.test", session_echo, NULL);
     rpc_metrics m0, m1;
     th_metrics(s, &m0);
-    int before = who_calls();
     rpc_node *cl = start(0, NULL, p_ca, p_carol, p_carolkey);
-    assert_non_null(cl);
-    add_gateway(cl, 9, addr);
+    expect_session_only(
+        cl, addr, "internal to the cluster (nodes and the root user only); user carol", "known");
     th_result r;
-    assert_int_equal(th_call(cl, 9, "who", "yo", 2, th_now_us() + 10000000, &r), 0);
-    assert_int_equal(r.code, MERR_INVALID);
-    assert_non_null(strstr(r.msg, "internal to the cluster"));
-    assert_non_null(strstr(r.msg, "carol"));
-    assert_int_equal(who_calls(), before); /* the handler never ran */
-    assert_int_equal(th_call(cl, 9, "session.test", "x", 1, th_now_us() + 10000000, &r), 0);
-    assert_int_equal(r.code, 0);
-    assert_memory_equal(r.payload, "known", 5);
     th_metrics(s, &m1);
     assert_int_equal(m1.internal_refused, m0.internal_refused + 1);
     rpc_node_stop(cl);

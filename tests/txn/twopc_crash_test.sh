@@ -20,8 +20,8 @@ export MERIDIAN_BIN=$bin
 dir=$(mktemp -d /tmp/meridian-2pc-XXXXXX)
 cleanup() {
   bash "$lc" stop "$dir" >/dev/null 2>&1
-  # MERIDIAN_TEST_KEEP=DIR: a failed run's stores and logs are kept there.
-  [ "${fails:-0}" != 0 ] && [ -n "${MERIDIAN_TEST_KEEP:-}" ] && cp -r "$dir" "$MERIDIAN_TEST_KEEP/"
+  # MERIDIAN_TEST_KEEP=1 keeps the stores and logs, as tests/lib/cluster.sh does.
+  [ -n "${MERIDIAN_TEST_KEEP:-}" ] && { echo "kept $dir"; return; }
   rm -rf "$dir"
 }
 trap cleanup EXIT
