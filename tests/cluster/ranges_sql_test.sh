@@ -11,12 +11,9 @@
 # Every process is stopped by PID (local-cluster.sh).
 set -u
 bin=$1; lc=$2
-export MERIDIAN_BIN=$bin
-dir=$(mktemp -d /tmp/meridian-rsql-XXXXXX)
-cleanup() { bash "$lc" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
+# shellcheck source=tests/lib/cluster.sh
+. "$(dirname "$0")/../lib/cluster.sh"
+tc_init rsql
 command -v sqlite3 >/dev/null || { echo "SKIP: no sqlite3 (the oracle)"; exit 0; }
 rpc_of() { awk -v i="$1" '$1==i {print $3}' "$dir/nodes"; }
 bash "$lc" start "$dir" 3 >"$dir/start.out" 2>&1 || { cat "$dir/start.out"; exit 1; }
@@ -69,11 +66,14 @@ done
 # is not the range's leaseholder was answered "done" and dropped, the locks
 # (the schema key's in range 1 among them) stayed until the idle timeout and
 # the next DDL waited it out. So no transaction may end by that timeout.
-http_of() { awk -v i="$1" '$1==i {print $4}' "$dir/nodes"; }
-idle_aborts() { local i s=0 v; for i in 1 2 3; do
-  v=$(curl -s --max-time 5 "http://$(http_of "$i")/metrics" |
-      awk 'index($0, "meridian_txn_aborts_total{reason=\"idle\"}") == 1 {print $2}')
-  s=$((s + ${v:-0})); done; echo "$s"; }
+idle_aborts() { sum_metric 'meridian_txn_aborts_total{reason="idle"}'; }
+# On failure, what each node logged of the transactions it aborted as idle.
+idle_story() { local l id; for l in "$dir"/n*/logs/meridian.log; do
+  grep -h "idle transaction aborted" "$l" 2>/dev/null | while read -r line; do
+    echo "  ${l#"$dir"/}: $line"
+    id=$(sed -n 's/.*txn=\([0-9]*\).*/\1/p' <<<"$line")
+    [ -n "$id" ] && grep -h "txn=$id\b" "$dir"/n*/logs/meridian.log | head -20 | sed 's/^/    /'
+  done; done; }
 # Row 360 (the 120th) lies in a range of its own; range 1 (the schema key)
 # gets its lease moved off that range's leaseholder, so a rollback has two
 # leaseholders to reach.
@@ -83,7 +83,6 @@ print([r for r in json.load(sys.stdin) if r["range"] == int(sys.argv[1])][0]["le
 # (the split at the 100th row key made the range of rows 100..149)
 row_range=$(awk '$1 == "right:" {print $3}' "$dir/split_100")
 check "row 360 is not in range 1 (range ${row_range:-?})" "[ -n '$row_range' ] && [ '$row_range' != 1 ]"
-wait_for() { local n=$(( $1 * 10 )); shift; for _ in $(seq 1 "$n"); do eval "$1" && return 0; sleep 0.1; done; return 1; }
 sql "SELECT count(*) FROM t WHERE id = 360" >/dev/null # (wakes the range's lease)
 check "range $row_range has a leaseholder" "wait_for 30 '[ \"\$(lease_of $row_range 2>/dev/null || echo 0)\" -gt 0 ] 2>/dev/null'"
 to=$(( $(lease_of "$row_range") % 3 + 1 ))
@@ -95,7 +94,8 @@ for i in 1 2 3; do
   check "a duplicate key is refused through node $i" "[ $? != 0 ]"
   check "DDL right after it, through node $i" "sql 'CREATE TABLE after_fail_$i(a INTEGER PRIMARY KEY)' >/dev/null"
 done
-check "no transaction was left to the idle timeout ($before -> $(idle_aborts))" "[ \"\$(idle_aborts)\" = '$before' ]"
+check "no transaction was left to the idle timeout ($before -> $(idle_aborts))" "[ \"\$(idle_aborts)\" = '$before' ]" ||
+  idle_story
 
 # The catalog (every SQL transaction's first key: its coordinator) in a
 # range of its own, neither range 1 nor a user table's.

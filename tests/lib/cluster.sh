@@ -6,7 +6,7 @@
 #   tc_init NAME   a temporary DIR /tmp/meridian-NAME-XXXXXX for the cluster,
 #                  whose nodes are stopped by PID and which is removed at exit
 #                  (kept, and said so, with MERIDIAN_TEST_KEEP=1)
-#   check WHAT COND        evals COND; counts passes, says FAIL: WHAT
+#   check WHAT COND        evals COND; counts passes, says FAIL: WHAT (and is false)
 #   wait_for SECONDS COND  polls COND every 0.1 s (the limit is a hang guard)
 #   up / first_up          the rpc addresses of the nodes that are up
 #   settings ARGS..        `meridian debug settings` against them
@@ -28,7 +28,7 @@ tc_cleanup() {
   rm -rf "$dir"
 }
 
-check() { if eval "$2"; then passes=$((passes + 1)); else echo "FAIL: $1"; fails=$((fails + 1)); fi; }
+check() { if eval "$2"; then passes=$((passes + 1)); else echo "FAIL: $1"; fails=$((fails + 1)); return 1; fi; }
 wait_for() {
   local n=$(($1 * 10))
   shift
