@@ -507,6 +507,10 @@ uint64_t paxos_get_first(const paxos_group *g)
 {
     return g->base;
 }
+size_t paxos_get_queued(const paxos_group *g)
+{
+    return g->nprops;
+}
 int paxos_get_quiesced(const paxos_group *g)
 {
     return g->quiesced;

@@ -278,6 +278,7 @@ paxos_ballot paxos_get_ballot(const paxos_group *g);  /* promised */
 uint64_t paxos_get_chosen(const paxos_group *g);      /* chosen prefix */
 uint64_t paxos_get_applied(const paxos_group *g);     /* handed out */
 uint64_t paxos_get_last(const paxos_group *g);
+size_t paxos_get_queued(const paxos_group *g);  /* proposals waiting for a slot */
 uint64_t paxos_get_first(const paxos_group *g); /* first slot still in the log */
 /* Leader only: the slot up to which `id` has acknowledged our log or
  * snapshot in this ballot (0: not yet, or not leader). */

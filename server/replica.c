@@ -117,6 +117,20 @@ int replica_is_leaseholder(replica *r)
     return paxos_lease_valid(r->g, now);
 }
 
+int replica_settled_at(replica *r, uint64_t ts)
+{
+    paxos_tt now;
+    if (r->broken || tt_of(r, &now)) return 0;
+    /* The lease must outlast ts itself, which the HLC may have put a little
+     * past this node's latest bound: a successor's writes all lie above the
+     * end of this lease. */
+    int64_t phys = hlc_physical_ns(ts);
+    if (phys > now.latest) now.latest = phys;
+    if (!paxos_lease_valid(r->g, now)) return 0;
+    return !r->pending && !paxos_get_queued(r->g) &&
+           paxos_get_applied(r->g) == paxos_get_last(r->g);
+}
+
 uint64_t replica_leader_hint(replica *r)
 {
     return paxos_get_leader(r->g);

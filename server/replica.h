@@ -46,6 +46,16 @@ paxos_group *replica_group(replica *r);
 int replica_contains(replica *r, const uint8_t *key, size_t klen);
 /* 1 while this replica holds a valid lease (may serve reads and writes). */
 int replica_is_leaseholder(replica *r);
+/* 1 when a strong read may be answered here at ts (a fresh HLC timestamp)
+ * with no write of its own: the lease holds through ts, and nothing is in
+ * flight, so no write can still land at or below it (every slot given out
+ * is applied, no proposal waits for one, none of ours is pending). */
+int replica_settled_at(replica *r, uint64_t ts);
+/* Runs cb(arg, 0, NULL, ts) once ts has certainly passed on every clock
+ * (commit-wait, with no write behind it), or cb(arg, MERR_CLOCK, ..) when
+ * the clock cannot say; maybe before returning. 0, or MERR_NOMEM and cb
+ * will not run. */
+int replica_wait_past(replica *r, uint64_t ts, replica_write_cb cb, void *arg);
 uint64_t replica_leader_hint(replica *r);
 
 /* Events from the host. */

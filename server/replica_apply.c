@@ -140,6 +140,24 @@ static void complete_applied(replica *r, pending_write *p, const range_batch *b,
     if (host_commit_wait(r->h, hlc_physical_ns(b->ts), w)) replica_commit_waited(w, MERR_CLOCK);
 }
 
+int replica_wait_past(replica *r, uint64_t ts, replica_write_cb cb, void *arg)
+{
+    /* A pending_write of its own, on no list: replica_commit_waited answers
+     * it as it answers an applied write (no put stages: t_prop is 0). */
+    pending_write *p = calloc(1, sizeof(*p));
+    replica_wait *w = p ? calloc(1, sizeof(*w)) : NULL;
+    if (!w) {
+        free(p);
+        return MERR_NOMEM;
+    }
+    p->ts = ts;
+    p->cb = cb;
+    p->arg = arg;
+    w->p = p;
+    if (host_commit_wait(r->h, hlc_physical_ns(ts), w)) replica_commit_waited(w, MERR_CLOCK);
+    return 0;
+}
+
 static pending_write *find_pending(replica *r, uint64_t id)
 {
     for (pending_write *p = r->pending; p; p = p->next)

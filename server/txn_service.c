@@ -714,8 +714,14 @@ void txn_service_metrics_render(txn_service *s, mbuf *out)
                 "# HELP meridian_txn_follower_reads_total Snapshot reads served here without "
                 "the lease (safe time).\n"
                 "# TYPE meridian_txn_follower_reads_total counter\n"
-                "meridian_txn_follower_reads_total %" PRIu64 "\n",
-                s->follower_reads);
+                "meridian_txn_follower_reads_total %" PRIu64 "\n"
+                "# HELP meridian_txn_strong_reads_total Strong snapshot reads at this "
+                "leaseholder, by how their timestamp was picked: settled (nothing in flight: "
+                "the HLC) or barrier (an empty replicated write).\n"
+                "# TYPE meridian_txn_strong_reads_total counter\n"
+                "meridian_txn_strong_reads_total{path=\"settled\"} %" PRIu64 "\n"
+                "meridian_txn_strong_reads_total{path=\"barrier\"} %" PRIu64 "\n",
+                s->follower_reads, s->strong_settled, s->strong_barrier);
     size_t records = 0;
     for (tx_range *rg = s->ranges; rg; rg = rg->next) records += rg->gc_records;
     mbuf_printf(out,

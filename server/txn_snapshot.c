@@ -1,6 +1,7 @@
 /* Snapshot reads for read-only transactions (see txn_service.h): lock-free
- * reads at one timestamp; strong ones at the leaseholder, at a ts chosen by
- * an empty replicated write; stale ones and reads at a given ts at any
+ * reads at one timestamp; strong ones at the leaseholder, at a fresh HLC
+ * timestamp when nothing is in flight there, else at one chosen by an empty
+ * replicated write; stale ones and reads at a given ts at any
  * replica whose safe time has reached it (server/replica_close.c). */
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,19 @@
 
 /* ---- snapshot reads ---- */
 
-/* A snapshot read without a timestamp first proposes an empty write: once it
- * is applied every earlier write is too, and every later one gets a larger
- * timestamp, so reads at its timestamp never change (and, after its
- * commit-wait, see every commit acknowledged before). */
+/* A snapshot read without a timestamp (strong) reads at t >= TT.now().latest
+ * at the leaseholder, so every commit acknowledged before it arrived (s <
+ * true time, by commit-wait) is at or below t. Two ways to pick t:
+ *  - settled (replica_settled_at): nothing is in flight here, so t is a fresh
+ *    HLC timestamp. Taking it puts every later write of this node above t,
+ *    the lease outlasts t (a successor's writes lie above its end), and every
+ *    write chosen before this leader led is applied (paxos_lease_valid).
+ *  - otherwise a barrier: an empty write; once it applied, every earlier
+ *    write has too (log order) and later ones get larger timestamps.
+ * Either way the answer waits until t has passed everywhere (commit-wait):
+ * the read may see a write whose own commit-wait still runs, and a read
+ * that starts after this one ends must not get a lower t and miss it.
+ * Prepared 2PC transactions at or below t are refused in snapshot_reply. */
 typedef struct barrier {
     txn_service *s;
     uint64_t range_id;
@@ -84,6 +94,17 @@ void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_
         b->s = s;
         b->range_id = replica_id(r);
         b->pk = *pk;
+        tt_interval tt;
+        hlc_ts t;
+        if (host_now(s->h, &tt, NULL) == 0 && hlc_now(&s->h->hlc, tt.latest_ns, &t, NULL) == 0 &&
+            replica_settled_at(r, t)) {
+            memset(pk, 0, sizeof(*pk)); /* moved into b */
+            s->strong_settled++;
+            if (replica_wait_past(r, t, on_barrier, b) == 0) return;
+            *pk = b->pk;
+            s->strong_settled--;
+        }
+        s->strong_barrier++;
         rc = replica_write(r, NULL, 0, 0, on_barrier, b, &e);
         if (rc == 0) {
             memset(pk, 0, sizeof(*pk)); /* moved into b */

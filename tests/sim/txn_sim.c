@@ -11,12 +11,13 @@
  * One thread runs N nodes and R ranges (txn_sim_range.c) with bank and
  * list-append clients (txn_sim_client.c) over meridian_sim's network (loss,
  * duplicates, reordering, partitions) and clocks (skew and drift inside
- * ±eps), with leader crashes and failovers. After M events every fault is
- * healed, the clients finish, and one last snapshot reads every account.
- * Then the histories go to the Jepsen checkers: Elle list-append with
- * real-time edges (strict serializability: no G0, G1a, G1b, G1c, G-single,
- * G2, no real-time cycle) and bank (every snapshot and the final read sum
- * to the fixed total). Invariants are checked during the run as well
+ * ±eps), with leader crashes and failovers. Half the snapshot reads take
+ * their timestamp from the leader of their first range, as the node's
+ * strong reads do (txn_sim_range.c strong_read), the rest from the client. After M events every
+ * fault is healed, the clients finish, and one last snapshot reads every account. Then the
+ * histories go to the Jepsen checkers: Elle list-append with real-time edges (strict
+ * serializability: no G0, G1a, G1b, G1c, G-single, G2, no real-time cycle) and bank (every snapshot
+ * and the final read sum to the fixed total). Invariants are checked during the run as well
  * (txn_sim_range.c). Coordinators collect transaction records as the node
  * does (txn_sim_gc.c) unless --no-gc. A failure prints the seed and the last events; the
  * same seed replays the same run. */
@@ -172,6 +173,7 @@ static void dispatch(ts_sim *s, sim_event *e)
     case TS_EV_CLIENT: ts_client_on_event(s, &s->cl[e->node]); break;
     case TS_EV_CTIMEOUT: ts_client_on_timeout(s, &s->cl[e->node], e->a); break;
     case TS_EV_NEMESIS: on_nemesis(s); break;
+    case TS_EV_STRONG: ts_range_strong_done(s, (int)e->a, e->ptr); break;
     default: free(e->ptr); break;
     }
 }
@@ -255,7 +257,7 @@ typedef struct ts_opts {
 
 typedef struct ts_totals {
     uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
-        wounds, gc_collected, gc_refused, gc_stale;
+        wounds, gc_collected, gc_refused, gc_stale, strong_settled, strong_busy;
     double sim_seconds;
 } ts_totals;
 
@@ -341,6 +343,8 @@ static int run_seed(uint64_t seed, const ts_opts *o, uint64_t *hash, ts_totals *
         tot->gc_collected += s->gc_collected;
         tot->gc_refused += s->gc_refused;
         tot->gc_stale += s->gc_stale;
+        tot->strong_settled += s->strong_settled;
+        tot->strong_busy += s->strong_busy;
         tot->sim_seconds += (double)(s->now - 1000000000LL) / 1e9;
     }
     if (s->failed && !quiet) {
@@ -379,7 +383,8 @@ static int parse_inject(const char *v, ts_inject *out)
                                         "reacquire-writes-only",
                                         "gc-ignore-deadline",
                                         "gc-ignore-acks",
-                                        "gc-no-deadline-check"};
+                                        "gc-no-deadline-check",
+                                        "strong-no-bump"};
     for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
         if (!strcmp(v, names[i])) {
             *out = (ts_inject)i;
@@ -481,10 +486,12 @@ int main(int argc, char **argv)
            o.inject ? ", with an injected bug" : "");
     printf("  simulated %.0fs: %" PRIu64 " commits, %" PRIu64 " aborts (%" PRIu64
            " retried, %" PRIu64 " wounds), %" PRIu64 " indeterminate, %" PRIu64
-           " snapshot reads (%" PRIu64 " ok; %" PRIu64 " key reads served by followers), %" PRIu64
+           " snapshot reads (%" PRIu64 " ok; %" PRIu64 " key reads served by followers; %" PRIu64
+           " timestamps picked by a settled leader, %" PRIu64 " refused), %" PRIu64
            " failovers, %" PRIu64 " crashes\n",
            tot.sim_seconds, tot.commits, tot.aborts, tot.retries, tot.wounds, tot.infos, tot.snaps,
-           tot.snaps_ok, tot.follower_reads, tot.failovers, tot.crashes);
+           tot.snaps_ok, tot.follower_reads, tot.strong_settled, tot.strong_busy, tot.failovers,
+           tot.crashes);
     if (o.gc)
         printf("  record GC: %" PRIu64 " records collected, %" PRIu64
                " late commits refused, %" PRIu64 " late answers ignored by decided participants\n",

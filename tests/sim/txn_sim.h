@@ -43,6 +43,7 @@ enum {
     TS_EV_CLIENT,   /* node = client: start the next op or attempt */
     TS_EV_CTIMEOUT, /* node = client, a = op sequence: the client gives up */
     TS_EV_NEMESIS,
+    TS_EV_STRONG, /* a = range, ptr = ts_strong: a leader's strong read waited out its ts */
 };
 
 /* Protocol breakers for --inject: each breaks one rule, and a run with it
@@ -59,6 +60,9 @@ typedef enum ts_inject {
     TS_INJ_GC_IGNORE_DEADLINE,   /* collect before the client's commit deadline passed */
     TS_INJ_GC_IGNORE_ACKS,       /* collect before every participant acknowledged */
     TS_INJ_GC_NO_DEADLINE_CHECK, /* take a commit request past its deadline */
+    /* A leader's strong read takes its ts without raising last_assigned, so a
+     * later write of the range may land at or below what the read saw. */
+    TS_INJ_STRONG_NO_BUMP,
 } ts_inject;
 
 typedef enum ts_msg_type {
@@ -71,7 +75,8 @@ typedef enum ts_msg_type {
     M_DECISION,   /* coordinator -> participant */
     M_QUERY,      /* participant -> coordinator */
     M_REPLY,      /* coordinator -> client: outcome */
-    M_SNAP,       /* client -> any replica: read key at ts once safe */
+    M_SNAP,       /* client -> any replica: read key at ts once safe; ts 0: strong, at
+                     the leader, which picks ts (outcome ABORTED: not settled, pick one) */
     M_SNAP_REPLY, /* replica -> client */
     M_ACK,        /* participant -> coordinator: the decision is logged here */
 } ts_msg_type;
@@ -121,6 +126,14 @@ typedef struct ts_snapreq {
     int slot;
     txn_ts t;
 } ts_snapreq;
+
+/* A strong read a leader took a timestamp for, waiting for it to pass
+ * (commit-wait) before the answer goes out from that leader's replica. */
+typedef struct ts_strong {
+    ts_snapreq q;
+    int rep;
+    uint64_t crashes; /* s->crashes when taken: a crash since forgets the wait */
+} ts_strong;
 
 typedef struct ts_replica {
     int node;
@@ -196,7 +209,8 @@ typedef struct ts_range {
     /* canonical state at choose time (the oracle for the invariants) */
     ts_vers canon[TS_MAX_KEYS];
     txn_ts max_read_s[TS_MAX_KEYS]; /* greatest s of a committed txn that read the key */
-    uint8_t *outcome;               /* by txn id: outcome logged in this range */
+    txn_ts strong_max; /* greatest ts a leader's strong read took here (ever, any leader) */
+    uint8_t *outcome;  /* by txn id: outcome logged in this range */
     size_t capout;
     ts_rec *rec; /* by txn id: records of the txns this range coordinates */
     size_t caprec;
@@ -258,7 +272,7 @@ typedef struct ts_client {
     size_t nreadl[TS_MAX_KEYS];
     int has_read[TS_MAX_KEYS];
     /* snapshot read */
-    txn_ts snap_t;
+    txn_ts snap_t; /* 0 while the leader of the first key's range picks it */
     int64_t snap_start;
     int snap_pending;
     int snap_slots[TS_MAX_KEYS];
@@ -304,6 +318,7 @@ typedef struct ts_sim {
     /* counts */
     uint64_t commits, aborts, retries, infos, snaps, snaps_ok, follower_reads, failovers, crashes,
         wounds;
+    uint64_t strong_settled, strong_busy;        /* leader-picked snapshot ts: taken; refused */
     uint64_t gc_collected, gc_refused, gc_stale; /* records deleted; late commits refused;
                                                     late answers a decided participant ignored */
 } ts_sim;
@@ -324,6 +339,8 @@ int ts_is_bank(const ts_sim *s, int slot);
 /* Applies the range's chosen records up to n, then serves parked reads. */
 void ts_replica_apply_upto(ts_sim *s, ts_range *r, ts_replica *p, size_t n);
 void ts_replica_on_snap(ts_sim *s, ts_range *r, int node, const ts_msg *m);
+/* Answers q from replica p at q->t (checked against the range's chosen versions). */
+void ts_replica_serve(ts_sim *s, ts_range *r, ts_replica *p, const ts_snapreq *q);
 void ts_range_repl(ts_sim *s, int range);
 
 /* txn_sim_range.c */
@@ -334,6 +351,8 @@ void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m);
 void ts_range_choose(ts_sim *s, int range, uint64_t epoch);
 void ts_range_tt(ts_sim *s, int range, txn_id txn);
 void ts_range_tick(ts_sim *s, int range);
+/* TS_EV_STRONG: the strong read's ts has passed; it is answered. */
+void ts_range_strong_done(ts_sim *s, int range, ts_strong *w);
 void ts_range_failover(ts_sim *s, int range, int to_rep);
 /* Proposes lr through the range's log (chosen later, or lost at a failover). */
 void ts_range_propose(ts_sim *s, ts_range *r, const ts_logrec *lr);

@@ -157,16 +157,32 @@ static void send_snaps(ts_sim *s, ts_client *c)
     arm(s, c, SNAP_RETRY);
 }
 
+/* The client picks t: strong, every acknowledged commit is below it. */
+static void own_ts(ts_sim *s, ts_client *c)
+{
+    c->snap_t = (txn_ts)client_tt_latest(s);
+    send_snaps(s, c);
+}
+
+/* Half the snapshots let the leader of the first key's range pick t, as the
+ * node does (server/txn_snapshot.c); its answer brings t for the others. */
 static void start_snap(ts_sim *s, ts_client *c)
 {
     c->st = C_SNAP;
     c->seq++;
-    c->snap_t = (txn_ts)client_tt_latest(s); /* strong: every acknowledged commit is below */
     c->snap_pending = c->nsnap;
     c->snap_start = s->now;
     clear_reads(c);
     s->snaps++;
-    send_snaps(s, c);
+    if (c->nsnap && sim_rng_chance(&s->rng, 0.5)) {
+        c->snap_t = 0;
+        int slot = c->snap_slots[0], ri = ts_range_of(s, slot);
+        ts_msg m = {.type = M_SNAP, .range = ri, .client = c->id, .seq = c->seq, .slot = slot};
+        ts_send(s, 0, ts_leader_node(s, ri), &m);
+        arm(s, c, SNAP_RETRY);
+        return;
+    }
+    own_ts(s, c);
 }
 
 /* ---- read-write transactions ---- */
@@ -424,10 +440,12 @@ void ts_client_on_timeout(ts_sim *s, ts_client *c, uint64_t seq)
             complete(s, c, JP_INFO);
         break;
     case C_SNAP:
-        if (s->now - c->snap_start < SNAP_TIMEOUT)
-            send_snaps(s, c);
-        else
+        if (s->now - c->snap_start >= SNAP_TIMEOUT)
             complete(s, c, JP_FAIL);
+        else if (!c->snap_t) /* the leader did not answer: pick t here */
+            own_ts(s, c);
+        else
+            send_snaps(s, c);
         break;
     default: break;
     }
@@ -473,8 +491,18 @@ void ts_client_on_msg(ts_sim *s, ts_client *c, const ts_msg *m)
         }
         return;
     }
-    case M_SNAP_REPLY:
+    case M_SNAP_REPLY: {
         if (c->st != C_SNAP || m->seq != c->seq || c->has_read[m->slot]) return;
+        int from_leader = !c->snap_t;
+        if (from_leader) { /* the leader's strong read: its t is the snapshot's */
+            if (m->outcome == TXN_OUTCOME_ABORTED) {
+                own_ts(s, c); /* not settled there: pick t here */
+                return;
+            }
+            c->snap_t = m->ts;
+        } else if (m->ts != c->snap_t || m->outcome == TXN_OUTCOME_ABORTED) {
+            return; /* a late answer of the leader, at a t not taken */
+        }
         c->has_read[m->slot] = 1;
         if (c->bank) {
             c->readv[m->slot] = m->nitems ? m->items[0] : 0;
@@ -490,8 +518,11 @@ void ts_client_on_msg(ts_sim *s, ts_client *c, const ts_msg *m)
         if (--c->snap_pending == 0) {
             s->snaps_ok++;
             complete(s, c, JP_OK);
+        } else if (from_leader) {
+            send_snaps(s, c);
         }
         return;
+    }
     default: return;
     }
 }

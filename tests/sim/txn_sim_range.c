@@ -164,6 +164,13 @@ static void log_append(ts_sim *s, ts_range *r, const ts_logrec *in)
     for (int i = 0; i < t->nw; i++) {
         int k = t->w[i].slot;
         if (ts_range_of(s, k) != r->id) continue;
+        /* A strong read took a ts here before this commit was chosen: it
+         * must lie below s, or that read missed a write at or below its ts. */
+        if (s->invariants && sc <= r->strong_max)
+            ts_fail(s,
+                    "txn %" PRIu64 " writes key %d at %" PRIu64
+                    ", at or below a strong read's ts %" PRIu64 " taken before",
+                    rec->txn, k, sc, r->strong_max);
         ts_vers *v = &r->canon[k];
         if (s->invariants && ((v->n && v->v[v->n - 1].ts >= sc) || r->max_read_s[k] > sc))
             ts_fail(s, "txn %" PRIu64 " writes key %d at %" PRIu64 " below an earlier access",
@@ -480,12 +487,72 @@ static void on_lock(ts_sim *s, ts_range *r, const ts_msg *msg)
     txn_lock_out_free(&o);
 }
 
+/* A strong read at the leader (server/txn_snapshot.c, the settled path):
+ * with nothing in flight (no proposal pending, the whole log applied at the
+ * leader's replica) and nothing in doubt at or below it, t is the leader's
+ * HLC now, raised into last_assigned so every later write of the range lands
+ * above it; the answer waits until t has passed on the leader's clock
+ * (commit-wait). Otherwise the client is told to pick t itself, as the
+ * node's barrier path would have (the safe-time reads stand for it). */
+static void strong_read(ts_sim *s, ts_range *r, int node, const ts_msg *m)
+{
+    if (node != ts_leader_node(s, r->id)) return; /* NOT_LEADER: the client retries */
+    ts_replica *p = &r->rep[r->leader_rep];
+    txn_clock c;
+    ts_clk(s, node, &c, r->last_assigned);
+    txn_ts t = c.tt_latest > c.hlc_now ? c.tt_latest : c.hlc_now;
+    if (t <= r->last_assigned) t = r->last_assigned + 1;
+    const txn_doubt *d = txn_safe_first_doubt(&p->safe);
+    if (r->npend || p->applied != r->nlog || (d && d->prepare_ts <= t)) {
+        s->strong_busy++;
+        ts_msg busy = {.type = M_SNAP_REPLY,
+                       .range = r->id,
+                       .client = m->client,
+                       .seq = m->seq,
+                       .slot = m->slot,
+                       .outcome = TXN_OUTCOME_ABORTED};
+        ts_send(s, node, 0, &busy);
+        return;
+    }
+    if (s->inject != TS_INJ_STRONG_NO_BUMP) r->last_assigned = t;
+    if (t > r->strong_max) r->strong_max = t;
+    s->strong_settled++;
+    ts_strong *w = malloc(sizeof(*w));
+    if (!w) {
+        ts_fail(s, "out of memory");
+        return;
+    }
+    w->q = (ts_snapreq){.client = m->client, .seq = m->seq, .slot = m->slot, .t = t};
+    w->rep = r->leader_rep;
+    w->crashes = s->crashes;
+    sim_trace_add(&s->tr, s->now, "r%d strong read at n%d: ts %" PRIu64, r->id, node, t);
+    /* Until the leader's tt.earliest passes t, as TXN_ACT_COMMIT_WAIT. */
+    int64_t at = (int64_t)t + s->eps - sim_clock_offset(&s->node[node].clock, s->now) + 1;
+    if (at <= s->now) at = s->now + 1000;
+    if (sim_queue_push(&s->q, at, TS_EV_STRONG, 0, (uint64_t)r->id, 0, w)) {
+        free(w);
+        ts_fail(s, "out of memory");
+    }
+}
+
+void ts_range_strong_done(ts_sim *s, int range, ts_strong *w)
+{
+    ts_range *r = &s->rg[range];
+    ts_replica *p = &r->rep[w->rep];
+    /* A crash (of any node, to keep it simple) forgets the wait: the client retries. */
+    if (w->crashes == s->crashes && s->node[p->node].up) ts_replica_serve(s, r, p, &w->q);
+    free(w);
+}
+
 void ts_range_on_msg(ts_sim *s, int node, const ts_msg *m)
 {
     if (m->range < 1 || m->range > s->ranges) return;
     ts_range *r = &s->rg[m->range];
     if (m->type == M_SNAP) {
-        ts_replica_on_snap(s, r, node, m);
+        if (m->ts)
+            ts_replica_on_snap(s, r, node, m);
+        else
+            strong_read(s, r, node, m);
         return;
     }
     if (node != ts_leader_node(s, m->range)) return; /* NOT_LEADER: the sender times out */
@@ -635,6 +702,9 @@ void ts_range_failover(ts_sim *s, int range, int to_rep)
     /* close_tt: the new leader knows only the writes (TrueTime keeps its
      * stamps above every close). */
     r->last_assigned = s->close_tt ? 0 : p->safe.closed;
+    /* The lease: a successor's writes lie above the end of the old lease,
+     * which outlasts every strong-read ts taken under it (replica_settled_at). */
+    if (r->strong_max > r->last_assigned) r->last_assigned = r->strong_max;
     ts_gc_failover(r);
     for (size_t i = 0; i < r->nlog && !s->failed; i++) {
         const ts_logrec *lr = &r->log[i];

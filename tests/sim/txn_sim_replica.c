@@ -61,7 +61,7 @@ static txn_ts safe_time(const ts_sim *s, const ts_replica *p)
     return txn_safe_time(&p->safe);
 }
 
-static void serve_snap(ts_sim *s, ts_range *r, ts_replica *p, const ts_snapreq *q)
+void ts_replica_serve(ts_sim *s, ts_range *r, ts_replica *p, const ts_snapreq *q)
 {
     size_t cn = ts_vers_count(&r->canon[q->slot], q->t),
            pn = ts_vers_count(&p->keys[q->slot], q->t);
@@ -92,7 +92,7 @@ static void retry_parked_snaps(ts_sim *s, ts_range *r, ts_replica *p)
     size_t j = 0;
     for (size_t i = 0; i < p->nparked; i++) {
         if (p->parked[i].t <= st)
-            serve_snap(s, r, p, &p->parked[i]);
+            ts_replica_serve(s, r, p, &p->parked[i]);
         else
             p->parked[j++] = p->parked[i];
     }
@@ -169,7 +169,7 @@ void ts_replica_on_snap(ts_sim *s, ts_range *r, int node, const ts_msg *m)
         if (p->node != node) continue;
         ts_snapreq q = {.client = m->client, .seq = m->seq, .slot = m->slot, .t = m->ts};
         if (m->ts <= safe_time(s, p)) {
-            serve_snap(s, r, p, &q);
+            ts_replica_serve(s, r, p, &q);
         } else if (!ts_grow((void **)&p->parked, &p->capparked, p->nparked + 1, sizeof(q))) {
             p->parked[p->nparked++] = q;
         }
