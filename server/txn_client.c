@@ -69,6 +69,7 @@ int txn_client_open(const char *hosts_csv, const char *certs_dir, txn_client **o
     if (!c) return merr_set(e, MERR_NOMEM, "out of memory");
     c->timeout_ns = 30 * MTIME_S;
     pthread_mutex_init(&c->mu, NULL);
+    txn_routes_init(&c->routes);
     for (const char *p = hosts_csv ? hosts_csv : ""; *p && c->nhosts < TC_MAX_HOSTS;) {
         size_t l = strcspn(p, ",");
         if (l && l < sizeof(c->hosts[0]))
@@ -101,6 +102,7 @@ void txn_client_close(txn_client *c)
 {
     if (!c) return;
     for (int i = 0; i < c->nconns; i++) cli_rpc_close(c->conns[i].rpc);
+    txn_routes_free(&c->routes);
     mbuf_free(&c->cancel_rollback);
     pthread_mutex_destroy(&c->mu);
     free(c->certs_dir);
@@ -181,15 +183,66 @@ static int next_host(txn_client *c, merr *e)
     return rc;
 }
 
-int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
-            const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, merr *e)
+/* To the leaseholder the cache knows for `to`, if it is not the current
+ * host; if it cannot be reached, forget it and stay. */
+static int tc_route(txn_client *c, const tc_to *to, merr *e)
 {
+    const char *lead = !to            ? NULL
+                       : to->klen     ? txn_routes_for_key(&c->routes, to->key, to->klen)
+                       : to->range_id ? txn_routes_for_range(&c->routes, to->range_id)
+                                      : NULL;
+    if (!lead || !strcmp(lead, c->cur)) return 0;
+    char prev[sizeof(c->cur)];
+    snprintf(prev, sizeof(prev), "%s", c->cur);
+    merr ce = {0};
+    if (tc_connect(c, lead, &ce) == 0) return 0;
+    if (to->klen)
+        txn_routes_forget_key(&c->routes, to->key, to->klen);
+    else
+        txn_routes_forget_range(&c->routes, to->range_id);
+    return tc_connect(c, prev, e);
+}
+
+static void tc_forget(txn_client *c, const tc_to *to)
+{
+    if (!to) return;
+    if (to->klen)
+        txn_routes_forget_key(&c->routes, to->key, to->klen);
+    else if (to->range_id)
+        txn_routes_forget_range(&c->routes, to->range_id);
+}
+
+/* A read answered by the leaseholder of its range: remember where it is. */
+static void tc_learn(txn_client *c, const ProtobufCMessage *m)
+{
+    const ProtobufCBinaryData *s, *e;
+    uint64_t id;
+    if (m->descriptor == &meridian__txn__get_response__descriptor) {
+        const Meridian__Txn__GetResponse *g = (const Meridian__Txn__GetResponse *)m;
+        if (!g->leaseholder) return;
+        s = &g->range_start, e = &g->range_end, id = g->range_id;
+    } else if (m->descriptor == &meridian__txn__scan_response__descriptor) {
+        const Meridian__Txn__ScanResponse *g = (const Meridian__Txn__ScanResponse *)m;
+        if (!g->leaseholder) return;
+        s = &g->range_start, e = &g->range_end, id = g->range_id;
+    } else {
+        return;
+    }
+    if (id) (void)txn_routes_learn(&c->routes, id, s->data, s->len, e->data, e->len, c->cur);
+}
+
+int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
+            const ProtobufCMessageDescriptor *desc, const tc_to *to, ProtobufCMessage **out,
+            merr *e)
+{
+    int rc = tc_route(c, to, e);
+    if (rc) return rc;
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return merr_set(e, MERR_NOMEM, "out of memory");
     protobuf_c_message_pack(req, buf);
     int64_t deadline = mtime_mono_ns() + c->timeout_ns;
-    int rc = merr_set(e, MERR_TIMEOUT, "%s: no leaseholder answered in time", method);
+    rc = merr_set(e, MERR_TIMEOUT, "%s: no leaseholder answered in time", method);
     /* Reads may be cut short by a cancel; commits and rollbacks never are
      * (a commit is resolved by a rollback instead: txn_client_cancel). */
     int reads = !strcmp(method, "txn.Get") || !strcmp(method, "txn.Scan");
@@ -249,6 +302,7 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
             break;
         }
         if (!err) {
+            tc_learn(c, m);
             *out = m;
             rc = 0;
             break;
@@ -260,6 +314,9 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
         if (err->leader_address) snprintf(hint, sizeof(hint), "%s", err->leader_address);
         protobuf_c_message_free_unpacked(m, NULL);
         if (kind != MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND) not_found = 0;
+        if (kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER ||
+            kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND)
+            tc_forget(c, to); /* the cache was wrong: the reply of where it is teaches it */
         if (kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER) {
             if (hint[0] && strcmp(hint, c->cur)) {
                 if ((rc = tc_connect(c, hint, e))) break;
@@ -451,7 +508,10 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
         t->touched = 1;
     }
     ProtobufCMessage *m = NULL;
-    if ((rc = tc_call(t->c, "txn.Get", &q.base, &meridian__txn__get_response__descriptor, &m, e))) {
+    /* A read any replica may serve starts at home (tc_go_home), not at the leaseholder. */
+    tc_to to = {.key = key, .klen = q.any_replica ? 0 : klen};
+    if ((rc = tc_call(t->c, "txn.Get", &q.base, &meridian__txn__get_response__descriptor, &to, &m,
+                      e))) {
         if (rc == MERR_ABORTED) t->aborted = 1;
         return rc;
     }
@@ -546,10 +606,13 @@ static void send_rollback(sql_kv_txn *t)
     /* Every range holding locks (by id), or the anchor's when none is known. */
     for (size_t i = 0; i < (t->nlocks ? t->nlocks : 1); i++) {
         q.range_id = t->nlocks ? t->locks[i].range_id : 0;
+        tc_to to = {.key = q.range_id ? NULL : t->anchor.data,
+                    .klen = q.range_id ? 0 : t->anchor.len,
+                    .range_id = q.range_id};
         ProtobufCMessage *m = NULL;
         merr e = {0};
         if (tc_call(t->c, "txn.Rollback", &q.base, &meridian__txn__rollback_response__descriptor,
-                    &m, &e) == 0)
+                    &to, &m, &e) == 0)
             protobuf_c_message_free_unpacked(m, NULL);
     }
     t->c->timeout_ns = saved;
@@ -570,10 +633,11 @@ static int tc_alive(sql_kv_txn *t, merr *e)
     int rc = 0;
     for (size_t i = 0; i < t->nlocks && !rc; i++) {
         q.range_id = t->locks[i].range_id;
+        tc_to to = {.range_id = q.range_id};
         ProtobufCMessage *m = NULL;
         merr ce = {0};
-        if (tc_call(t->c, "txn.Check", &q.base, &meridian__txn__rollback_response__descriptor, &m,
-                    &ce) == 0)
+        if (tc_call(t->c, "txn.Check", &q.base, &meridian__txn__rollback_response__descriptor, &to,
+                    &m, &ce) == 0)
             protobuf_c_message_free_unpacked(m, NULL);
         else if (ce.code == MERR_ABORTED)
             rc = merr_set(e, MERR_ABORTED, "%s", ce.msg);
@@ -673,7 +737,9 @@ static int tc_commit(sql_kv_txn *t, merr *e)
         goto out;
     }
     ProtobufCMessage *m = NULL;
-    rc = tc_call(t->c, "txn.Commit", &q.base, &meridian__txn__commit_response__descriptor, &m, e);
+    tc_to to = {.key = t->anchor.data, .klen = t->anchor.len};
+    rc = tc_call(t->c, "txn.Commit", &q.base, &meridian__txn__commit_response__descriptor, &to, &m,
+                 e);
     pthread_mutex_lock(&t->c->mu);
     mbuf_reset(&t->c->cancel_rollback);
     pthread_mutex_unlock(&t->c->mu);

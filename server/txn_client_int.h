@@ -13,9 +13,10 @@
 #include "proto/txn.pb-c.h"
 #include "server/cli_rpc.h"
 #include "server/txn_client.h"
+#include "server/txn_routes.h"
 
 #define TC_MAX_HOSTS 16
-#define TC_MAX_CONNS 4  /* open connections kept: a multi-range txn alternates leaseholders */
+#define TC_MAX_CONNS 8  /* open connections kept: requests go to each range's leaseholder */
 #define TC_MAX_LOCKS 64 /* ranges one read-write transaction may lock in */
 /* follower_read_timestamp(): a replica further behind than this sends the
  * read to the leaseholder (a fresh ts) rather than serve a surprise. */
@@ -49,7 +50,16 @@ struct txn_client {
     /* Read-only transactions: TXN_CLIENT_READ_* and its argument. */
     int read_mode;
     uint64_t staleness_us, read_at;
+    txn_routes routes; /* leaseholders by span, from read replies */
 };
+
+/* Where a call should go first: the leaseholder the route cache knows for
+ * key (klen > 0) or range_id; NULL or unknown: the current host. */
+typedef struct tc_to {
+    const uint8_t *key;
+    size_t klen;
+    uint64_t range_id;
+} tc_to;
 
 typedef struct tc_op {
     uint8_t *key, *val;
@@ -90,9 +100,12 @@ void tc_read_fill(const sql_kv_txn *t, protobuf_c_boolean *snapshot, uint64_t *r
                   protobuf_c_boolean *any_replica);
 void tc_meta(sql_kv_txn *t, Meridian__Txn__TxnMeta *m);
 /* Calls method with req until an answer that is not "go elsewhere / try
- * again"; *out is the unpacked response. MERR_ABORTED when it says aborted. */
+ * again"; *out is the unpacked response. MERR_ABORTED when it says aborted.
+ * to (NULL: none) picks the first host by the route cache; a read's reply
+ * from a leaseholder teaches the cache its range. */
 int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
-            const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out, merr *e);
+            const ProtobufCMessageDescriptor *desc, const tc_to *to, ProtobufCMessage **out,
+            merr *e);
 /* Checks a locking read's lock epoch (of range range_id) against the
  * transaction's. */
 int tc_epoch(sql_kv_txn *t, uint64_t range_id, uint64_t epoch, merr *e);

@@ -100,8 +100,12 @@ static int fetch(sql_kv_iter *it, merr *e)
     q.for_write = it->for_write;
     ProtobufCMessage *m = NULL;
     int rc = tc_go_home(t, e);
+    /* A forward scan by its start key; a reverse one (its range is the one
+     * below the exclusive end) and one any replica may serve go as before. */
+    tc_to to = {.key = it->lo.data, .klen = it->reverse || q.any_replica ? 0 : it->lo.len};
     if (!rc)
-        rc = tc_call(t->c, "txn.Scan", &q.base, &meridian__txn__scan_response__descriptor, &m, e);
+        rc = tc_call(t->c, "txn.Scan", &q.base, &meridian__txn__scan_response__descriptor, &to, &m,
+                     e);
     if (rc) {
         if (rc == MERR_ABORTED) t->aborted = 1;
         return rc;

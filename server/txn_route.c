@@ -37,6 +37,7 @@ void txs_fail(txn_service *s, replica *r, rpc_req *req, tx_kind kind, int code, 
     Meridian__Kv__Error err = MERIDIAN__KV__ERROR__INIT;
     err.kind = kind_of(code);
     err.message = (char *)(msg ? msg : merr_str(code));
+    if (code == MERR_NOT_LEADER) s->not_leader++;
     if (code == MERR_NOT_LEADER && r) {
         err.leader_hint = replica_leader_hint(r);
         const char *a = err.leader_hint ? host_peer_addr(s->h, err.leader_hint) : NULL;

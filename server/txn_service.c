@@ -40,6 +40,19 @@ uint64_t txs_now_ts(txn_service *s)
 
 /* ---- reads ---- */
 
+/* What a read's reply says of the range that served it (the client's route
+ * cache, server/txn_routes.h). The span is the replica's; it lives as long
+ * as the reply, which is packed before anything can change it. */
+static void served_by(replica *r, ProtobufCBinaryData *start, ProtobufCBinaryData *end,
+                      protobuf_c_boolean *leaseholder)
+{
+    const uint8_t *s, *e;
+    replica_span(r, &s, &start->len, &e, &end->len);
+    start->data = (uint8_t *)s;
+    end->data = (uint8_t *)e;
+    *leaseholder = replica_is_leaseholder(r);
+}
+
 void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
                    uint64_t at, uint64_t epoch, uint64_t read_ts)
 {
@@ -57,6 +70,7 @@ void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBina
     m.lock_epoch = epoch;
     m.read_ts = read_ts;
     m.range_id = replica_id(r);
+    served_by(r, &m.range_start, &m.range_end, &m.leaseholder);
     pb_reply(req, &m.base);
     free(val);
 }
@@ -110,6 +124,7 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
     m.lock_epoch = epoch;
     m.read_ts = read_ts;
     m.range_id = replica_id(r);
+    served_by(r, &m.range_start, &m.range_end, &m.leaseholder);
     pb_reply(req, &m.base);
     free(resume);
     kv_rows_free(&a);
@@ -720,8 +735,12 @@ void txn_service_metrics_render(txn_service *s, mbuf *out)
                 "the HLC) or barrier (an empty replicated write).\n"
                 "# TYPE meridian_txn_strong_reads_total counter\n"
                 "meridian_txn_strong_reads_total{path=\"settled\"} %" PRIu64 "\n"
-                "meridian_txn_strong_reads_total{path=\"barrier\"} %" PRIu64 "\n",
-                s->follower_reads, s->strong_settled, s->strong_barrier);
+                "meridian_txn_strong_reads_total{path=\"barrier\"} %" PRIu64 "\n"
+                "# HELP meridian_txn_not_leader_total Transaction requests answered "
+                "NOT_LEADER (sent on to the leaseholder).\n"
+                "# TYPE meridian_txn_not_leader_total counter\n"
+                "meridian_txn_not_leader_total %" PRIu64 "\n",
+                s->follower_reads, s->strong_settled, s->strong_barrier, s->not_leader);
     size_t records = 0;
     for (tx_range *rg = s->ranges; rg; rg = rg->next) records += rg->gc_records;
     mbuf_printf(out,

@@ -93,6 +93,7 @@ struct txn_service {
     /* counters for /metrics */
     uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
     uint64_t follower_reads;                 /* snapshot reads served without the lease */
+    uint64_t not_leader;                     /* requests sent on elsewhere (NOT_LEADER) */
     uint64_t strong_settled, strong_barrier; /* strong reads: how t was picked (txn_snapshot.c) */
     uint64_t records_collected;
     uint64_t route_turn; /* tx2_call_range: whom to ask next for a range held elsewhere */
