@@ -17,10 +17,23 @@
 #include "server/commands.h"
 #include "server/kv_cli.h"
 
-static ProtobufCMessage *ask(const char *addr, const char *certs, const char *method,
+/* Asks the first address of addrs (comma-separated) that answers, as the
+ * other debug commands take their --host. */
+static ProtobufCMessage *ask(const char *addrs, const char *certs, const char *method,
                              const ProtobufCMessageDescriptor *desc, merr *e)
 {
-    return cli_rpc_ask(addr, certs, method, desc, 3 * MTIME_S, e);
+    ProtobufCMessage *m = NULL;
+    const char *p = addrs;
+    merr_set(e, MERR_INVALID, "no address given");
+    while (!m && *p) {
+        size_t l = strcspn(p, ",");
+        char one[256];
+        snprintf(one, sizeof(one), "%.*s", (int)(l < sizeof(one) ? l : sizeof(one) - 1), p);
+        p += l;
+        if (*p == ',') p++;
+        if (one[0]) m = cli_rpc_ask(one, certs, method, desc, 3 * MTIME_S, e);
+    }
+    return m;
 }
 
 static Meridian__Node__StatusResponse *status_of(const char *addr, const char *certs, merr *e)
@@ -82,7 +95,8 @@ static int view_opts_parse(int argc, char **argv, int with_directory, view_opts 
     int insecure = 0;
     *o = (view_opts){0};
     cli_flag flags[] = {
-        {"host", CLI_STR, &o->host, "HOST:PORT", "any node of the cluster (required)"},
+        {"host", CLI_STR, &o->host, "HOST:PORT[,...]",
+         "any node of the cluster; of a list, the first that answers (required)"},
         {"format", CLI_STR, &format, "table|json", "output format (default table)"},
         {"certs-dir", CLI_STR, &o->certs, "DIR", "TLS: ca.crt, client.root.crt, client.root.key"},
         {"insecure", CLI_BOOL, &insecure, NULL, "no TLS (the cluster runs --insecure)"},
@@ -93,8 +107,8 @@ static int view_opts_parse(int argc, char **argv, int with_directory, view_opts 
     if (!with_directory) flags[4] = (cli_flag){0};
     int npos = 0, done = 0;
     int rc = cli_parse(argv[0],
-                       with_directory ? "--host HOST:PORT [--format table|json] [--directory]"
-                                      : "--host HOST:PORT [--format table|json]",
+                       with_directory ? "--host HOST:PORT[,...] [--format table|json] [--directory]"
+                                      : "--host HOST:PORT[,...] [--format table|json]",
                        flags, argc, argv, &npos, &done);
     if (done) return rc;
     o->json = strcmp(format, "json") == 0;
