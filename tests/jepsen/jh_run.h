@@ -272,6 +272,9 @@ struct jh_run {
     atomic_int testing_bug; /* record one wrong final read (the harness's self-test) */
     atomic_int_fast64_t next_process;
     atomic_int stop;
+    /* SIGINT/SIGTERM arrived: the final reads stop at the next key (each
+     * read may still run out its own deadline). */
+    atomic_int interrupted;
     atomic_int record_failed;
     atomic_uint_fast64_t stats[JP_F_MEMBERS + 1][3];
     void *wl_state; /* the workload's shared state */

@@ -26,11 +26,13 @@
 #include "tests/jepsen/jh_run.h"
 
 static volatile sig_atomic_t interrupted;
+static jh_run *signalled_run; /* whose final reads a signal stops */
 
 static void on_signal(int sig)
 {
     (void)sig;
     interrupted = 1;
+    if (signalled_run) atomic_store(&signalled_run->interrupted, 1); /* lock-free: safe here */
 }
 
 int jh_invoke(jh_worker *w, jp_op *op, merr *e)
@@ -191,6 +193,7 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     if (mlog_min_level < MLOG_ERROR) mlog_set_level(MLOG_ERROR);
+    signalled_run = &run;
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -358,6 +358,7 @@ int jh_bank_op(jh_worker *w, merr *e)
 int jh_bank_final(jh_worker *w, merr *e)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
+        if (atomic_load(&w->run->interrupted)) return merr_set(e, MERR_CANCELED, "interrupted");
         uint64_t before = atomic_load(&w->run->stats[JP_F_BALANCES][JH_STAT_OK]);
         int rc = bank_read(w, 1, e);
         if (rc) return rc;
@@ -470,6 +471,7 @@ int jh_la_final(jh_worker *w, merr *e)
     int64_t max = jh_max_key(w->run);
     for (int64_t k = 0; k <= max; k++) {
         for (int attempt = 0; attempt < 3; attempt++) {
+            if (atomic_load(&w->run->interrupted)) return merr_set(e, MERR_CANCELED, "interrupted");
             uint64_t before = atomic_load(&w->run->stats[JP_F_TXN][JH_STAT_OK]);
             jp_mop m = {.kind = JP_MOP_R, .key = k, .val = {.kind = JP_V_NONE}};
             int rc = la_txn(w, &m, 1, 1, e);

@@ -120,6 +120,7 @@ static int reg_final(jh_worker *w, merr *e)
     int64_t lie_key = r->testing_bug ? atomic_load(&s->acked) - 1 : -1;
     int64_t max = atomic_load(&s->max_key);
     for (int64_t k = 0; k <= max; k++) {
+        if (atomic_load(&r->interrupted)) return merr_set(e, MERR_CANCELED, "interrupted");
         int rc = reg_read(w, k, mtime_mono_ns() + r->final_timeout_ns, k == lie_key, e);
         if (rc) return rc;
     }
