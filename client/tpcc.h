@@ -52,7 +52,9 @@ typedef struct tpcc_driver {
     /* Rows changed by the statement that last finished on c. */
     int64_t (*changes)(tpcc_conn *c);
     void (*finalize)(tpcc_stmt *st);
-    int (*begin)(tpcc_conn *c);
+    /* read_only: Order-Status and Stock-Level only read (2.6, 2.8): BEGIN
+     * READ ONLY on both systems (Meridian: one lock-free snapshot). */
+    int (*begin)(tpcc_conn *c, int read_only);
     int (*commit)(tpcc_conn *c);
     int (*rollback)(tpcc_conn *c);
     /* 1 when the last error may go away if the transaction runs again

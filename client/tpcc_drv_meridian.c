@@ -137,9 +137,9 @@ static void m_finalize(tpcc_stmt *s)
     free(s);
 }
 
-static int m_begin(tpcc_conn *c)
+static int m_begin(tpcc_conn *c, int read_only)
 {
-    return m_exec(c, "BEGIN");
+    return m_exec(c, read_only ? "BEGIN READ ONLY" : "BEGIN");
 }
 
 static int m_commit(tpcc_conn *c)

@@ -256,9 +256,9 @@ static void pg_finalize(tpcc_stmt *s)
     free(s);
 }
 
-static int pg_begin(tpcc_conn *c)
+static int pg_begin(tpcc_conn *c, int read_only)
 {
-    return pg_exec(c, "BEGIN");
+    return pg_exec(c, read_only ? "BEGIN READ ONLY" : "BEGIN");
 }
 
 static int pg_commit(tpcc_conn *c)

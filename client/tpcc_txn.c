@@ -422,7 +422,7 @@ err:
 int tpcc_txn_run(tpcc_terminal *t, const tpcc_input *in, tpcc_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    int rc = t->db.d->begin(t->db.c);
+    int rc = t->db.d->begin(t->db.c, in->type == TPCC_ORDER_STATUS || in->type == TPCC_STOCK_LEVEL);
     if (!rc) {
         switch (in->type) {
         case TPCC_NEW_ORDER: rc = new_order(t, in, out); break;

@@ -127,6 +127,38 @@ err:
     return err->code ? err->code : SEXEC_ERROR;
 }
 
+/* The word at *p (letters only), case-insensitively equal to w: moves past it. */
+static int word_is(const char *s, size_t len, size_t *p, const char *w)
+{
+    size_t i = *p;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    size_t n = strlen(w);
+    if (len - i < n || strncasecmp(s + i, w, n)) return 0;
+    if (i + n < len && ((s[i + n] | 0x20) >= 'a' && (s[i + n] | 0x20) <= 'z')) return 0;
+    *p = i + n;
+    return 1;
+}
+
+/* The gateway takes BEGIN [TRANSACTION | WORK] READ ONLY | READ WRITE (sql/
+ * session.c), SQLite does not: a copy with those two words blanked out (the
+ * same length, so offsets hold), or NULL when there is nothing to blank. */
+static char *blank_read_mode(const char *sql, size_t len)
+{
+    size_t p = 0, from;
+    if (!word_is(sql, len, &p, "BEGIN")) return NULL;
+    if (!word_is(sql, len, &p, "TRANSACTION")) (void)word_is(sql, len, &p, "WORK");
+    from = p;
+    if (!word_is(sql, len, &p, "READ") ||
+        (!word_is(sql, len, &p, "ONLY") && !word_is(sql, len, &p, "WRITE")))
+        return NULL;
+    char *c = malloc(len + 1);
+    if (!c) return NULL;
+    memcpy(c, sql, len);
+    c[len] = 0;
+    memset(c + from, ' ', p - from);
+    return c;
+}
+
 static int sq_prepare(void *ctx, const char *sql, size_t len, void **out, size_t *tail,
                       sexec_error *err)
 {
@@ -138,8 +170,12 @@ static int sq_prepare(void *ctx, const char *sql, size_t len, void **out, size_t
         set_err(err, SEXEC_ERROR, "statement too long", -1);
         return SEXEC_ERROR;
     }
-    int rc = sqlite3_prepare_v2(c->db, sql, (int)len, &s, &end);
-    *tail = (size_t)(end - sql);
+    char *blanked = blank_read_mode(sql, len);
+    const char *src = blanked ? blanked : sql;
+    end = src;
+    int rc = sqlite3_prepare_v2(c->db, src, (int)len, &s, &end);
+    *tail = (size_t)(end - src);
+    free(blanked);
     if (rc) {
         db_err(c, rc, err);
         return err->code;

@@ -78,6 +78,7 @@ static int txn_end(sql_session *s, int commit, merr *e)
     s->txn = NULL;
     s->explicit_txn = 0;
     s->txn_asof = 0;
+    s->txn_read_only = 0;
     s->txn_stmts = 0;
     handles_reset(s);
     sp_clear(s);
@@ -211,6 +212,8 @@ static int stmt_refuse(sql_stmt *st, merr *e)
     if (s->txn_asof && !sql_stmt_readonly(st))
         return merr_set(e, MERR_INVALID,
                         "cannot write in a read-only AS OF SYSTEM TIME transaction");
+    if (s->txn_read_only && !sql_stmt_readonly(st))
+        return merr_set(e, MERR_INVALID, "cannot write in a READ ONLY transaction");
     return 0;
 }
 
@@ -257,7 +260,22 @@ static int classify(const char *text, sql_stmt *st, merr *e)
     sql_tok t = sql_lex(text, &pos);
     st->kind = K_QUERY;
     if (sql_tok_is(&t, "BEGIN")) {
+        /* BEGIN [TRANSACTION | WORK] [READ ONLY | READ WRITE]: a read-only
+         * transaction reads one snapshot without locks (PostgreSQL's
+         * spelling; SQLite's DEFERRED etc. are still taken and ignored). */
         st->kind = K_BEGIN;
+        size_t p2 = pos;
+        sql_tok x = sql_lex(text, &p2);
+        if (sql_tok_is(&x, "TRANSACTION") || sql_tok_is(&x, "WORK")) x = sql_lex(text, &p2);
+        if (sql_tok_is(&x, "READ")) {
+            sql_tok y = sql_lex(text, &p2);
+            if (sql_tok_is(&y, "ONLY"))
+                st->read_only = 1;
+            else if (!sql_tok_is(&y, "WRITE"))
+                return merr_set(e, MERR_INVALID, "BEGIN READ: want READ ONLY or READ WRITE");
+            st->rw_off = (size_t)(x.p - text);
+            st->rw_len = (size_t)(y.p + y.n - x.p);
+        }
     } else if (sql_tok_is(&t, "COMMIT") || sql_tok_is(&t, "END")) {
         st->kind = K_COMMIT;
     } else if (sql_tok_is(&t, "ROLLBACK")) {
@@ -428,9 +446,15 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
      * end and reports syntax errors exactly as SQLite does. */
     sqlite3 *parser = s->scratch;
     rc = classify(src, st, e);
+    int had_asof = blanked != NULL;
+    if (!rc && st->rw_len) { /* BEGIN ... READ ONLY: SQLite sees a plain BEGIN */
+        if (!blanked && !(blanked = strdup(first.p))) rc = merr_set(e, MERR_NOMEM, "out of memory");
+        if (!rc) memset(blanked + st->rw_off, ' ', st->rw_len);
+        src = blanked;
+    }
     if (!rc && st->kind == K_DDL) rc = sql_ddl_refuse(s, &st->ddl, e);
     if (rc) goto err;
-    if (blanked && (rc = asof_accept(s, st, &at, e))) goto err;
+    if (had_asof && (rc = asof_accept(s, st, &at, e))) goto err;
     if (st->kind == K_SET_TXN) {
         if ((rc = prepare_set_txn(st, src, &rest, e))) goto err;
         goto done;
@@ -564,8 +588,9 @@ static int run_control(sql_stmt *st, merr *e)
     case K_BEGIN:
         if (s->explicit_txn)
             return merr_set(e, MERR_INVALID, "cannot start a transaction within a transaction");
-        rc = st->asof ? txn_begin_at(s, &st->at, e) : txn_begin(s, 0, e);
-        if (!rc) s->explicit_txn = 1;
+        rc = st->asof ? txn_begin_at(s, &st->at, e)
+                      : txn_begin(s, st->read_only ? SQL_KV_READ_ONLY : 0, e);
+        if (!rc) s->explicit_txn = 1, s->txn_read_only = st->read_only;
         return rc;
     case K_SET_TXN:
         if (!s->explicit_txn)

@@ -35,7 +35,11 @@ struct sql_stmt {
     int returned_rows, retries;
     sql_upsert *upsert;
     uint64_t mark;
-    int asof;        /* AS OF SYSTEM TIME `at` was given (sql/asof.h) */
+    int asof;      /* AS OF SYSTEM TIME `at` was given (sql/asof.h) */
+    int read_only; /* BEGIN ... READ ONLY */
+    /* BEGIN's READ ONLY / READ WRITE: where it is in the text (SQLite, which
+     * finds the statement's end, does not know it: it is blanked out). */
+    size_t rw_off, rw_len;
     sql_wtargets wt; /* the tables it writes (sql_note_write_target) */
     sql_kv_at at;
 };

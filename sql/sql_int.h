@@ -140,6 +140,7 @@ typedef struct sql_session {
     int sp_began;           /* the outermost SAVEPOINT began the transaction */
     int read_only;          /* sql_session_set_read_only */
     int txn_asof;           /* the transaction reads AS OF SYSTEM TIME (read-only) */
+    int txn_read_only;      /* BEGIN READ ONLY: a snapshot, no locks, no writes */
     unsigned txn_stmts;     /* statements run in the explicit transaction */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;

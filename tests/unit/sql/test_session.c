@@ -402,6 +402,41 @@ static void test_read_only_session(void **state)
     assert_string_equal(o.buf, "2;");
 }
 
+/* BEGIN [TRANSACTION] READ ONLY: a read-only kv transaction (a snapshot,
+ * no locks) whose writes are refused; READ WRITE and plain BEGIN are not. */
+static void test_begin_read_only(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    ok(f->s, "INSERT INTO t VALUES(1, 'x')");
+    sql_kv_mem_reset_stats(f->kv);
+    ok(f->s, "BEGIN READ ONLY");
+    q(f->s, "SELECT b FROM t WHERE a = 1", &o);
+    assert_string_equal(o.buf, "x;");
+    err(f->s, "INSERT INTO t VALUES(2, 'y')", MERR_INVALID, "READ ONLY transaction");
+    err(f->s, "CREATE TABLE u(x)", MERR_INVALID, "READ ONLY transaction");
+    q(f->s, "SELECT count(*) FROM t", &o); /* a refused write leaves the transaction usable */
+    assert_string_equal(o.buf, "1;");
+    ok(f->s, "COMMIT");
+    sql_kv_mem_stats st = sql_kv_mem_get_stats(f->kv); /* (the peek of prepare begins one too) */
+    assert_true(st.begins > 0);
+    assert_int_equal(st.ro_begins, st.begins);
+    ok(f->s, "BEGIN TRANSACTION READ ONLY");
+    err(f->s, "DELETE FROM t", MERR_INVALID, "READ ONLY transaction");
+    ok(f->s, "ROLLBACK");
+    /* Read-only ends with its transaction; READ WRITE is an ordinary one. */
+    ok(f->s, "BEGIN READ WRITE");
+    ok(f->s, "INSERT INTO t VALUES(2, 'y')");
+    ok(f->s, "COMMIT");
+    ok(f->s, "BEGIN");
+    ok(f->s, "INSERT INTO t VALUES(3, 'z')");
+    ok(f->s, "COMMIT");
+    q(f->s, "SELECT count(*) FROM t", &o);
+    assert_string_equal(o.buf, "3;");
+    err(f->s, "BEGIN READ SOMETIMES", MERR_INVALID, "READ ONLY or READ WRITE");
+}
+
 static int g_fail_commits; /* commits of writes that lose an injected conflict */
 
 static int flaky_commit(sql_kv_txn *t, merr *e)
@@ -710,6 +745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_system_views, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_begin_read_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctas_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_read_retry, setup, teardown),
