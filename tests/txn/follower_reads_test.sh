@@ -12,7 +12,7 @@
 #  - a client redirected to the leaseholder once reads from its follower again;
 #  - SQL with --max-staleness is served by a follower, also alone;
 #  - SQL AS OF SYSTEM TIME: a meridian_now() timestamp, a UTC time, '-0s',
-#    follower_read_timestamp(), BEGIN AS OF, and the refusals;
+#    follower_read_timestamp(), BEGIN AS OF, and the refusals; BEGIN READ ONLY;
 #  - `meridian bench txn-reads` runs.
 # Every process is stopped by PID (local-cluster.sh); stopped ones are
 # continued first.
@@ -190,6 +190,11 @@ out=$(sqlf 1 -e "BEGIN; SELECT v FROM asof AS OF SYSTEM TIME '-0s'")
 echo "$out" | grep -q "inside an open transaction" && ok "AS OF inside BEGIN refused" || bad "AS OF inside BEGIN: $out"
 out=$(sqlf 2 -e "SELECT v FROM asof AS OF SYSTEM TIME 'soon'")
 echo "$out" | grep -q "bad expression" && ok "a bad AS OF expression refused" || bad "bad AS OF expression: $out"
+# (the shell stops at the first error; that the transaction goes on after
+# a refused write is tests/unit/sql/test_session.c's)
+out=$(sqlf 2 -e "BEGIN READ ONLY; SELECT v FROM asof; UPDATE asof SET v = 'ro' WHERE k = 1")
+echo "$out" | grep -qx v2 && echo "$out" | grep -q "cannot write in a READ ONLY transaction" &&
+  ok "BEGIN READ ONLY reads and refuses a write" || bad "BEGIN READ ONLY: $out"
 out=$(sqlv 3 "SELECT v FROM asof")
 [ "$out" = v2 ] && ok "nothing written by the refusals: v2" || bad "after the refusals: $out"
 
