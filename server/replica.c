@@ -304,14 +304,49 @@ static void handle_update(replica *r, paxos_update *u)
     if (chose || want_snapshot) replica_maybe_snapshot(r, want_snapshot);
 }
 
-void replica_step(replica *r, paxos_event *ev)
+static void step_now(replica *r, paxos_event *ev)
 {
-    if (r->broken) return;
-    if (tt_of(r, &ev->now)) return; /* no trustworthy time: do nothing rather than guess */
     paxos_update u;
     paxos_update_init(&u);
     paxos_step(r->g, ev, &u);
     handle_update(r, &u);
+}
+
+/* The completions kept while the clock could not be trusted, at now. */
+static void step_late(replica *r, paxos_tt now)
+{
+    if (r->late_persisted && !r->broken) {
+        paxos_event ev = {.type = PAXOS_EV_PERSISTED, .seq = r->late_persisted, .now = now};
+        r->late_persisted = 0;
+        step_now(r, &ev);
+    }
+    if (r->late_install && !r->broken) {
+        paxos_event ev = {
+            .type = PAXOS_EV_SNAPSHOT_INSTALLED, .slot = r->late_install_slot, .now = now};
+        r->late_install = 0;
+        step_now(r, &ev);
+    }
+}
+
+void replica_step(replica *r, paxos_event *ev)
+{
+    if (r->broken) return;
+    if (tt_of(r, &ev->now)) {
+        /* No trustworthy time: do nothing rather than guess. A message or a
+         * tick comes again; a local completion does not, and the core
+         * would wait for it for ever (a one-voter range 1 stalled for good
+         * when its persist completed before the new node's clock had been
+         * compared with its first peer): it is kept for later. */
+        if (ev->type == PAXOS_EV_PERSISTED && ev->seq > r->late_persisted)
+            r->late_persisted = ev->seq;
+        else if (ev->type == PAXOS_EV_SNAPSHOT_INSTALLED)
+            r->late_install = 1, r->late_install_slot = ev->slot;
+        if (r->late_persisted || r->late_install) host_wake(r->h, r); /* ticks retry */
+        return;
+    }
+    step_late(r, ev->now);
+    if (r->broken) return;
+    step_now(r, ev);
     replica_lease_poll(r, 0);
 }
 

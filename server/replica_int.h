@@ -50,6 +50,14 @@ struct replica {
      * (replica_retry.c). inflight counts its batches in the log store. */
     int64_t retry_at_ns, retry_backoff_ns;
     uint32_t inflight;
+    /* Completions the core must hear of that came while the clock could not
+     * be trusted (replica_step drops events then): the highest persisted
+     * sequence, and a snapshot install's outcome (late_install set; its
+     * slot, 0 when it failed). Stepped before anything else once the clock
+     * answers (replica.c step_late). */
+    uint64_t late_persisted;
+    int late_install;
+    uint64_t late_install_slot;
     /* Merges (replica_merge.c): frozen is the slot at which this range froze
      * for a merge into its left neighbour (0: not frozen; every later write
      * is refused). stall holds chosen entries not applied yet because a

@@ -102,7 +102,8 @@ void replica_lease_fail_all(replica *r, int code)
 int replica_may_sleep(replica *r)
 {
     if (r->broken) return 1; /* a stopped replica steps no more */
-    if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters || r->job || r->nstall)
+    if (!paxos_get_quiesced(r->g) || r->pending || r->lease_waiters || r->job || r->nstall ||
+        r->late_persisted || r->late_install)
         return 0;
     if (replica_close_due(r)) return 0; /* close past the last write first (replica_close.c) */
     paxos_members c, l;

@@ -1,8 +1,13 @@
-/* replica_write_early (kv.Write's path): the caller is answered once the write
- * is chosen and commit-waited, before this replica applies it, and the apply
- * still lands in the same loop callback. A plain replica_write answers only
- * after the apply (its callers may read the store in the callback). One node
- * in-process, one one-voter range on a temporary store, as `bench ranges`. */
+/* Replica writes, one node in-process, one one-voter range on a temporary
+ * store, as `bench ranges`:
+ *  - replica_write_early (kv.Write's path): the caller is answered once the
+ *    write is chosen and commit-waited, before this replica applies it, and
+ *    the apply still lands in the same loop callback. A plain replica_write
+ *    answers only after the apply (its callers may read the store in the
+ *    callback).
+ *  - A log write that completes while the clock cannot be trusted is not
+ *    lost: the core hears of it once the clock answers, and the write
+ *    completes (a one-voter range 1 once stalled for good so). */
 #define _XOPEN_SOURCE 700
 #include <stdarg.h>
 #include <stddef.h>
@@ -138,9 +143,8 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path) ? -1 : 0;
 }
 
-static void test_early_answer_precedes_apply(void **state)
+static fx *fx_open(void)
 {
-    (void)state;
     fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     const char *tmp = getenv("TMPDIR");
@@ -160,6 +164,21 @@ static void test_early_answer_precedes_apply(void **state)
         if (!f->leading) sleep_ms(10);
     }
     assert_true(f->leading);
+    return f;
+}
+
+static void fx_close(fx *f)
+{
+    rpc_node_run_sync(f->rpc, close_host, f);
+    rpc_node_stop(f->rpc);
+    assert_int_equal(nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+    free(f);
+}
+
+static void test_early_answer_precedes_apply(void **state)
+{
+    (void)state;
+    fx *f = fx_open();
     early_p = (probe){.f = f, .key = "a1"};
     plain_p = (probe){.f = f, .key = "a2"};
     rpc_node_run_sync(f->rpc, write_both, f);
@@ -174,16 +193,70 @@ static void test_early_answer_precedes_apply(void **state)
     assert_true(plain_p.seen);  /* answered after it */
     rpc_node_run_sync(f->rpc, read_back, f);
     assert_true(after_seen); /* and the early write is applied all the same */
-    rpc_node_run_sync(f->rpc, close_host, f);
-    rpc_node_stop(f->rpc);
-    assert_int_equal(nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
-    free(f);
+    fx_close(f);
+}
+
+/* ---- a persist completing while the clock cannot be trusted ---- */
+
+static probe late_p;
+static uint64_t persists_at_write, persists_now;
+
+/* Proposes, then takes the clock's trust away in the same loop callback: the
+ * log write completes (a later loop round) while tt_now fails. */
+static void write_then_distrust(void *arg)
+{
+    fx *f = arg;
+    range_write w = {
+        .key = (const uint8_t *)"a3", .klen = 2, .val = (const uint8_t *)"z", .vlen = 1};
+    persists_at_write = f->h.persists;
+    if (replica_write(f->r, &w, 1, mtime_mono_ns() + 60 * MTIME_S, on_written, &late_p, &f->e))
+        late_p.done = 1, late_p.code = -1;
+    replica_flush(f->r); /* the slot and its log write now, not at the end of the round */
+    f->h.clock.cfg.max_uncertainty_ns = 1; /* ε above it: tt_now fails (UNKNOWN) */
+}
+
+static void read_persists(void *arg)
+{
+    fx *f = arg;
+    persists_now = f->h.persists;
+}
+
+static void trust_again(void *arg)
+{
+    fx *f = arg;
+    f->h.clock.cfg.max_uncertainty_ns = TT_DEFAULT_MAX_UNCERTAINTY_NS;
+}
+
+static void test_persist_while_clock_untrusted(void **state)
+{
+    (void)state;
+    fx *f = fx_open();
+    late_p = (probe){.f = f, .key = "a3"};
+    rpc_node_run_sync(f->rpc, write_then_distrust, f);
+    assert_false(late_p.done);
+    /* Hang guard: the log write completes while the clock is distrusted. */
+    for (int i = 0; i < 3000 && persists_now <= persists_at_write; i++) {
+        sleep_ms(10);
+        rpc_node_run_sync(f->rpc, read_persists, f);
+    }
+    assert_true(persists_now > persists_at_write);
+    assert_false(late_p.done); /* no answer without a clock (commit-wait needs one) */
+    rpc_node_run_sync(f->rpc, trust_again, f);
+    for (int i = 0; i < 3000 && !late_p.done; i++) {
+        sleep_ms(10);
+        rpc_node_run_sync(f->rpc, barrier, f);
+    }
+    assert_true(late_p.done); /* without the kept completion: never */
+    assert_int_equal(late_p.code, 0);
+    assert_true(late_p.seen);
+    fx_close(f);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_early_answer_precedes_apply),
+        cmocka_unit_test(test_persist_while_clock_untrusted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
