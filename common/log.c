@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 int mlog_min_level = MLOG_INFO;
+static int level_pinned; /* mlog_pin_level was called: mlog_quiet leaves the level be */
 static int log_fd = -1;
 static int log_stderr = 1;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -33,6 +34,18 @@ int mlog_parse_level(const char *s, mlog_level *out)
         }
     }
     return MERR_INVALID;
+}
+
+void mlog_pin_level(mlog_level l)
+{
+    __atomic_store_n(&level_pinned, 1, __ATOMIC_RELEASE);
+    mlog_set_level(l);
+}
+
+void mlog_quiet(mlog_level l)
+{
+    if (__atomic_load_n(&level_pinned, __ATOMIC_ACQUIRE)) return;
+    if (mlog_min_level < (int)l) mlog_set_level(l);
 }
 
 void mlog_set_level(mlog_level l)

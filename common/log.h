@@ -24,6 +24,14 @@ extern int mlog_min_level; /* lines below this level are dropped */
 int mlog_parse_level(const char *s, mlog_level *out);
 const char *mlog_level_name(mlog_level l);
 void mlog_set_level(mlog_level l);
+/* Sets the level for good: a process that serves (a node, `--log-level`)
+ * keeps what it was told. mlog_quiet() then changes nothing. */
+void mlog_pin_level(mlog_level l);
+/* Raises the level to at least l unless it was pinned: command-line tools
+ * keep the transport's chatter out of their output (cli_rpc_open). A node's
+ * own transaction client opens connections while it serves, and once
+ * silenced the node's whole log at ERROR that way. */
+void mlog_quiet(mlog_level l);
 /* Also append every line to `path` (created 0644). Returns 0 or a MERR code. */
 int mlog_open_file(const char *path);
 void mlog_close_file(void);

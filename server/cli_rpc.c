@@ -45,7 +45,7 @@ int cli_rpc_open(const char *host, const char *certs_dir, const char *user, cli_
     struct sockaddr_storage ss;
     if (maddr_parse(host, &ss, e)) return merr_wrap(e, "--host");
     /* Tools print their own errors; the transport's chatter stays out of the way. */
-    if (mlog_min_level < MLOG_ERROR) mlog_set_level(MLOG_ERROR);
+    mlog_quiet(MLOG_ERROR);
     cli_rpc *c = calloc(1, sizeof(*c));
     if (!c) return merr_set(e, MERR_NOMEM, "out of memory");
     snprintf(c->host, sizeof(c->host), "%s", host);

@@ -73,7 +73,7 @@ int cmd_start(int argc, char **argv)
                 argv[0]);
     mlog_level lvl;
     mlog_parse_level(cfg.log_level, &lvl);
-    mlog_set_level(lvl);
+    mlog_pin_level(lvl); /* its transaction client's connections must not quiet it */
     char logdir[PATH_MAX], logfile[PATH_MAX + 16];
     snprintf(logdir, sizeof(logdir), "%s/logs", cfg.store);
     if (mfs_mkdirs(logdir, &e)) {

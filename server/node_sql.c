@@ -27,9 +27,6 @@
 static int txn_open(void *arg, void **kv, merr *e)
 {
     node *n = arg;
-    /* cli_rpc_open quiets the log for command-line tools; a node serving
-     * SQL keeps its own level (else its log stops at the first session). */
-    mlog_level lvl = (mlog_level)mlog_min_level;
     /* This node first; the others for ranges it holds no replica of (a
      * cluster larger than a range's group): the client asks them in turn
      * and follows the leaseholder hint the first one holding it gives. */
@@ -38,7 +35,6 @@ static int txn_open(void *arg, void **kv, merr *e)
     if (l + 1 < sizeof(hosts) && host_peer_addrs(&n->host, hosts + l + 1, sizeof(hosts) - l - 1))
         hosts[l] = ',';
     int rc = txn_client_open(hosts, n->cfg.certs_dir, (txn_client **)kv, e);
-    mlog_set_level(lvl);
     if (!rc) txn_client_set_write_limit(*kv, (size_t)n->cfg.max_session_memory);
     return rc;
 }

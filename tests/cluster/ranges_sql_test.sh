@@ -117,6 +117,13 @@ for k in 0x01 0x3390; do
 done
 cat_range=$(awk '$1 == "right:" {print $3}' "$dir/split_0x01")
 check "the catalog left range 1 (range ${cat_range:-?})" "[ -n '$cat_range' ] && [ '$cat_range' != 1 ]"
+# Every node still logs at info after its gateway's transaction client opened
+# connections to the other leaseholders (the routed reads above): a tool's
+# connection once quieted the whole process, and a node's log then stopped.
+for i in 1 2 3; do
+  check "node $i logged the split (its log is not quieted)" \
+    "wait_for 30 'grep -q \"range split.*new_range=$cat_range\\b\" \"$dir/n$i/logs/meridian.log\"'"
+done
 for s in "INSERT INTO t VALUES (601, 'new', 7)" "UPDATE t SET n = n + 2 WHERE id % 60 = 0" \
          "DELETE FROM t WHERE id = 3"; do
   check "after the catalog split: $s" "sql \"$s\" >/dev/null"

@@ -78,12 +78,30 @@ static void test_levels_and_file(void **state)
     assert_non_null(strstr(buf, "lvl=error mod=t msg=\"shown\" x=1\n"));
 }
 
+/* A tool's quieting raises the level; once a serving process pinned its
+ * level, quieting (its own transaction client's connections) leaves it. */
+static void test_quiet_and_pin(void **state)
+{
+    (void)state;
+    mlog_set_level(MLOG_INFO);
+    mlog_quiet(MLOG_ERROR);
+    assert_int_equal(mlog_min_level, MLOG_ERROR);
+    mlog_quiet(MLOG_WARN); /* never lowers it */
+    assert_int_equal(mlog_min_level, MLOG_ERROR);
+    mlog_pin_level(MLOG_DEBUG);
+    mlog_quiet(MLOG_ERROR);
+    assert_int_equal(mlog_min_level, MLOG_DEBUG);
+    mlog_set_level(MLOG_INFO); /* an explicit setting still applies */
+    assert_int_equal(mlog_min_level, MLOG_INFO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_truncates_safely),
         cmocka_unit_test(test_levels_and_file),
+        cmocka_unit_test(test_quiet_and_pin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
