@@ -31,7 +31,20 @@ bin=${MERIDIAN_BIN:-$here/../build/server/meridian}
 flags=${MERIDIAN_START_FLAGS:---insecure --clock-source static --static-uncertainty 1ms}
 tool_flags=${MERIDIAN_TOOL_FLAGS:---insecure}
 
-die() { echo "local-cluster: $*" >&2; exit 1; }
+# A start or add that fails stops the nodes it started (by PID) before it
+# exits: nothing of a failed start is left running.
+started_pids=""
+die() {
+  echo "local-cluster: $*" >&2
+  local p
+  for p in $started_pids; do kill -TERM "$p" 2>/dev/null; done
+  for p in $started_pids; do wait_for 10 gone "$p" || kill -KILL "$p" 2>/dev/null; done
+  if [ -n "${starting:-}" ]; then # a failed start leaves no cluster behind
+    netns_teardown "$dir/netns.res"
+    rm -f "$dir/nodes"
+  fi
+  exit 1
+}
 # shellcheck source=deploy/lib.sh
 . "$here/lib.sh"
 # shellcheck source=deploy/netns.sh
@@ -81,6 +94,7 @@ start_node() { # start_node DIR I LISTEN HTTP [JOIN]
     --locality "region=$(region_of "$i"),zone=z$i" ${join:+--join "$join"} $flags \
     >>"$dir/n$i.out" 2>&1 &
   local pid=$!
+  started_pids="$started_pids $pid"
   wait_for 30 test -s "$store/listen-addrs" || die "node $i did not start (see $dir/n$i.out)"
   local rpc h
   rpc=$(addr_of "$store" rpc); h=$(addr_of "$store" http)
@@ -105,6 +119,7 @@ start)
   [ -x "$bin" ] || die "no binary at $bin (build first, or set MERIDIAN_BIN)"
   [ -e "$dir/nodes" ] && die "$dir already holds a cluster (stop it, or pick another DIR)"
   mkdir -p "$dir"; : >"$dir/nodes"
+  starting=1
   if [ -n "${MERIDIAN_NETNS:-}" ]; then
     echo "$MERIDIAN_NETNS" >"$dir/netns"
     netns_up "$dir" 1 "$n"
