@@ -5,12 +5,9 @@
 # failure is made by a bad flag for `meridian init`, after node 1 is up.
 set -u
 bin=$1; lc=$2
-export MERIDIAN_BIN=$bin
-dir=$(mktemp -d /tmp/meridian-lcfail-XXXXXX)
-cleanup() { bash "$lc" stop "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
-fails=0; passes=0
-check() { if eval "$2"; then passes=$((passes+1)); else echo "FAIL: $1"; fails=$((fails+1)); fi; }
+# shellcheck source=tests/lib/cluster.sh
+. "$(dirname "$0")/../lib/cluster.sh"
+tc_init lcfail
 
 MERIDIAN_TOOL_FLAGS="--insecure --no-such-flag" bash "$lc" start "$dir" 3 >"$dir/out" 2>&1
 check "a failed start exits non-zero" "[ $? != 0 ]"
