@@ -419,8 +419,9 @@ static int db_authorizer(void *arg, int op, const char *a1, const char *a2, cons
     case SQLITE_ALTER_TABLE:
         /* Schema changes go through the DDL path and the catalog (which
          * builds this connection's schema with the authorizer off); here
-         * one could only point a name at another table's data. */
-        return s->auth_enforce ? refuse(s, "change the schema outside DDL statements") : SQLITE_OK;
+         * one could only point a name at another table's data, or leave
+         * this session's schema out of step with the catalog. */
+        return refuse(s, "change the schema outside DDL statements");
     default: return SQLITE_OK;
     }
     /* sqlite_master itself is exempt: SQLite reports an UPDATE of it while

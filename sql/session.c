@@ -409,6 +409,10 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
     *out = NULL;
     s->err_offset = -1;
     sql_tok first = sql_lex(sql, &pos);
+    /* Empty statements before this one: SQLite would skip them and run what
+     * follows, which must be classified (a DDL statement must not reach
+     * the session's own SQLite as a query). */
+    while (first.kind == 'p' && first.n == 1 && first.p[0] == ';') first = sql_lex(sql, &pos);
     if (!first.kind) {
         if (tail) *tail = sql + pos;
         return 0;

@@ -167,12 +167,25 @@ static void test_errors(void **state)
             strcat(sql, frags[x % (sizeof(frags) / sizeof(frags[0]))]);
             strcat(sql, " ");
         }
+        /* In a transaction rolled back after it: a fragment may well be a
+         * valid DROP TABLE t (after an empty statement, say), which must
+         * then be undone, the session's schema included. */
         merr e = {0};
+        ok(f->s, "BEGIN");
         sql_exec(f->s, sql, NULL, NULL, &e);
         if (sql_session_in_txn(f->s)) sql_exec(f->s, "ROLLBACK", NULL, NULL, &e);
     }
     q(f->s, "SELECT * FROM t", &o);
     assert_string_equal(o.buf, "1|x|1;");
+    /* DDL after empty statements is DDL: the catalog changes (another
+     * session sees it), not only this session's SQLite. */
+    ok(f->s, "CREATE TABLE z(a)");
+    ok(f->s, ";; DROP TABLE z");
+    sql_session *s2;
+    merr e = {0};
+    assert_int_equal(sql_session_open(&sql_kv_mem_ops, f->kv, &s2, &e), 0);
+    err(s2, "SELECT * FROM z", MERR_INVALID, "no such table");
+    sql_session_close(s2);
 }
 
 static void test_sessions_share_catalog(void **state)
