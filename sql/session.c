@@ -61,8 +61,11 @@ static void sp_clear(sql_session *s)
     s->sp_began = 0;
 }
 
-/* Ends the session's transaction. A rolled-back or failed transaction may
- * have changed the schema the session loaded, so the catalog reloads. */
+/* Ends the session's transaction. One that rolled back or failed after a
+ * statement that changes the catalog may have changed the schema the
+ * session loaded, so the catalog reloads; any other leaves it as it was (a
+ * concurrent change shows in the version the next transaction reads), and
+ * a retry after a conflict does not pay a reload. */
 static int txn_end(sql_session *s, int commit, merr *e)
 {
     int rc = 0;
@@ -74,8 +77,9 @@ static int txn_end(sql_session *s, int commit, merr *e)
         s->ops->rollback(s->txn);
     }
     sql_placement_txn_done(s, !rc && commit);
-    if (rc || !commit) s->catalog_dirty = 1;
+    if ((rc || !commit) && s->txn_catalog) s->catalog_dirty = 1;
     s->txn = NULL;
+    s->txn_catalog = 0;
     s->explicit_txn = 0;
     s->txn_asof = 0;
     s->txn_read_only = 0;
@@ -421,35 +425,38 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
      * spaces: offsets into src are offsets into the caller's text. */
     if ((rc = sql_asof_strip(first.p, &blanked, &at, e))) return rc;
     const char *src = blanked ? blanked : first.p;
-    /* Prepare against a current catalog (outside a transaction: peek) or,
-     * AS OF SYSTEM TIME, the catalog of that time (a table dropped since). */
-    if (!s->txn) {
-        rc = blanked && s->ops->begin_at ? txn_begin_at(s, &at, e)
-                                         : txn_begin(s, SQL_KV_READ_ONLY, e);
-        if (rc) {
-            free(blanked);
-            return rc;
-        }
-        txn_end(s, 0, NULL);
-        s->catalog_dirty = 0;
-    } else if (s->catalog_dirty && (rc = check_schema(s, e))) {
-        free(blanked);
-        return rc;
-    }
-    if (sql_auth_user_missing(s)) {
-        free(blanked);
-        return merr_set(e, MERR_INVALID, "permission denied: user %s does not exist", s->user);
-    }
     st = calloc(1, sizeof(*st));
     if (!st) {
         free(blanked);
         return merr_set(e, MERR_NOMEM, "out of memory");
     }
     st->s = s;
+    rc = classify(src, st, e);
+    if (rc) goto err;
+    /* Prepare against a current catalog (outside a transaction: peek) or,
+     * AS OF SYSTEM TIME, the catalog of that time (a table dropped since).
+     * A statement that names no table (BEGIN, COMMIT, SAVEPOINT, ...)
+     * needs none: no read of the catalog's version for it, which would
+     * cost every transaction's BEGIN a round trip. */
+    int control = st->kind == K_BEGIN || st->kind == K_COMMIT || st->kind == K_ROLLBACK ||
+                  st->kind == K_ROLLBACK_TO || st->kind == K_SAVEPOINT || st->kind == K_RELEASE ||
+                  st->kind == K_SET_TXN;
+    if (!s->txn && !(control && !blanked)) {
+        rc = blanked && s->ops->begin_at ? txn_begin_at(s, &at, e)
+                                         : txn_begin(s, SQL_KV_READ_ONLY, e);
+        if (rc) goto err;
+        txn_end(s, 0, NULL);
+        s->catalog_dirty = 0;
+    } else if (s->txn && s->catalog_dirty && (rc = check_schema(s, e))) {
+        goto err;
+    }
+    if (sql_auth_user_missing(s)) {
+        rc = merr_set(e, MERR_INVALID, "permission denied: user %s does not exist", s->user);
+        goto err;
+    }
     /* The scratch database has the same schema, so it finds the statement's
      * end and reports syntax errors exactly as SQLite does. */
     sqlite3 *parser = s->scratch;
-    rc = classify(src, st, e);
     int had_asof = blanked != NULL;
     if (!rc && st->rw_len) { /* BEGIN ... READ ONLY: SQLite sees a plain BEGIN */
         if (!blanked && !(blanked = strdup(first.p))) rc = merr_set(e, MERR_NOMEM, "out of memory");
@@ -699,6 +706,7 @@ int sql_step(sql_stmt *st, merr *e)
     if (st->done) return 0;
     if (st->kind == K_PLACEMENT) {
         st->done = 1;
+        s->txn_catalog = 1;
         return sql_placement_exec(s, st->place, e);
     }
     if (st->kind != K_QUERY && st->kind != K_DDL && st->kind != K_AUTH) {
@@ -715,6 +723,7 @@ int sql_step(sql_stmt *st, merr *e)
             }
         }
         if (st->kind == K_DDL || st->kind == K_AUTH) {
+            s->txn_catalog = 1;
             st->ddl.online = st->autocommit; /* CREATE INDEX on its own: online */
             rc = st->kind == K_DDL ? sql_ddl_exec(s, st->text, &st->ddl, e)
                                    : sql_auth_exec(s, &st->auth, e);

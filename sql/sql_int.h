@@ -142,6 +142,7 @@ typedef struct sql_session {
     int txn_asof;           /* the transaction reads AS OF SYSTEM TIME (read-only) */
     int txn_read_only;      /* BEGIN READ ONLY: a snapshot, no locks, no writes */
     unsigned txn_stmts;     /* statements run in the explicit transaction */
+    int txn_catalog;        /* the transaction ran DDL, GRANT-like or placement statements */
     int (*expired)(void *); /* statement deadline check, or NULL */
     void *expired_arg;
     void (*unstop)(void *); /* sql_session_set_unstop */

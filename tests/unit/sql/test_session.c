@@ -415,6 +415,61 @@ static void test_read_only_session(void **state)
     assert_string_equal(o.buf, "2;");
 }
 
+/* A transaction that rolls back having changed nothing in the catalog
+ * leaves the loaded catalog alone: the next statement costs what it did
+ * before (the version read, its own rows), not a reload of every table. One
+ * that ran DDL and rolled back reloads: its table is gone. */
+static void test_rollback_keeps_catalog(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    ok(f->s, "CREATE TABLE t2(a INTEGER PRIMARY KEY, b)");
+    ok(f->s, "INSERT INTO t VALUES(1, 'x')");
+    q(f->s, "SELECT b FROM t WHERE a = 1", &o);
+    sql_kv_mem_stats base = measure(f, "SELECT b FROM t WHERE a = 1", &o);
+    assert_string_equal(o.buf, "x;");
+    ok(f->s, "BEGIN");
+    ok(f->s, "INSERT INTO t VALUES(2, 'y')");
+    ok(f->s, "ROLLBACK");
+    sql_kv_mem_stats after = measure(f, "SELECT b FROM t WHERE a = 1", &o);
+    assert_string_equal(o.buf, "x;");
+    assert_int_equal(after.scans, base.scans);
+    assert_int_equal(after.gets, base.gets);
+    assert_int_equal(after.rows, base.rows);
+    ok(f->s, "BEGIN");
+    ok(f->s, "CREATE TABLE u(x)");
+    ok(f->s, "ROLLBACK");
+    err(f->s, "SELECT * FROM u", MERR_INVALID, "no such table");
+    after = measure(f, "SELECT b FROM t WHERE a = 1", &o);
+    assert_string_equal(o.buf, "x;");
+}
+
+/* BEGIN, COMMIT and friends name no table: preparing them reads nothing
+ * (no peek at the catalog's version); the transaction BEGIN opens reads
+ * the version once. */
+static void test_control_statements_read_once(void **state)
+{
+    fx *f = *state;
+    out o;
+    ok(f->s, "CREATE TABLE t(a INTEGER PRIMARY KEY, b)");
+    q(f->s, "SELECT count(*) FROM t", &o);
+    sql_kv_mem_stats st = measure(f, "BEGIN", &o);
+    assert_int_equal(st.begins, 1);
+    assert_int_equal(st.ro_begins, 0);
+    assert_int_equal(st.gets, 1);
+    st = measure(f, "COMMIT", &o);
+    assert_int_equal(st.begins, 0);
+    assert_int_equal(st.gets, 0);
+    st = measure(f, "BEGIN READ ONLY", &o);
+    assert_int_equal(st.begins, 1);
+    assert_int_equal(st.ro_begins, 1);
+    ok(f->s, "ROLLBACK");
+    /* A statement that names a table still prepares against the catalog. */
+    st = measure(f, "SELECT count(*) FROM t", &o);
+    assert_true(st.begins >= 1);
+}
+
 /* BEGIN [TRANSACTION] READ ONLY: a read-only kv transaction (a snapshot,
  * no locks) whose writes are refused; READ WRITE and plain BEGIN are not. */
 static void test_begin_read_only(void **state)
@@ -759,6 +814,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_begin_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_keeps_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_statements_read_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctas_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autocommit_read_retry, setup, teardown),
