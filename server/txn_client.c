@@ -237,6 +237,7 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
 {
     int rc = tc_route(c, to, e);
     if (rc) return rc;
+    c->calls++;
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return merr_set(e, MERR_NOMEM, "out of memory");
@@ -419,6 +420,16 @@ const char *txn_client_current_host(const txn_client *c)
     return c->cur;
 }
 
+uint64_t txn_client_calls(const txn_client *c)
+{
+    return c->calls;
+}
+
+uint64_t txn_client_cache_hits(const txn_client *c)
+{
+    return c->hits;
+}
+
 uint64_t txn_client_read_ts(const sql_kv_txn *t)
 {
     return t->read_ts;
@@ -480,6 +491,7 @@ static void txn_free(sql_kv_txn *t)
     }
     free(t->ops);
     mbuf_free(&t->anchor);
+    tc_rcache_free(&t->rc);
     free(t);
 }
 
@@ -494,6 +506,14 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
         if (mbytes_cmp(op->key, op->klen, key, klen)) continue;
         if (op->del) return MERR_NOTFOUND;
         return mbuf_append(val, op->val, op->vlen) ? merr_set(e, MERR_NOMEM, "out of memory") : 0;
+    }
+    if (!t->ro) { /* read before under a lock that still holds: no round trip */
+        const uint8_t *cv;
+        size_t cl;
+        int h = tc_rcache_get(&t->rc, key, klen, t->for_write, &cv, &cl);
+        if (h >= 0) t->c->hits++;
+        if (h == 0) return MERR_NOTFOUND;
+        if (h == 1) return mbuf_append(val, cv, cl) ? merr_set(e, MERR_NOMEM, "out of memory") : 0;
     }
     Meridian__Txn__TxnMeta meta;
     tc_meta(t, &meta);
@@ -518,6 +538,8 @@ static int tc_get(sql_kv_txn *t, const uint8_t *key, size_t klen, mbuf *val, mer
     Meridian__Txn__GetResponse *r = (Meridian__Txn__GetResponse *)m;
     if (t->ro && !t->read_ts) t->read_ts = r->read_ts;
     if (!t->ro) rc = tc_epoch(t, r->range_id, r->lock_epoch, e);
+    if (!rc && !t->ro)
+        tc_rcache_put_key(&t->rc, key, klen, q.for_write, r->found, r->value.data, r->value.len);
     if (!rc && !r->found) rc = MERR_NOTFOUND;
     if (!rc && mbuf_append(val, r->value.data, r->value.len))
         rc = merr_set(e, MERR_NOMEM, "out of memory");

@@ -67,6 +67,11 @@ int txn_client_set_read_mode(txn_client *c, int mode, uint64_t staleness_us, uin
 const char *txn_client_current_host(const txn_client *c);
 /* The snapshot timestamp of a read-only transaction (0: no read yet). */
 uint64_t txn_client_read_ts(const sql_kv_txn *t);
+/* Requests sent to nodes so far, and reads a read-write transaction's read
+ * cache answered instead (server/txn_rcache.h): what tests and benchmarks
+ * count round trips by. */
+uint64_t txn_client_calls(const txn_client *c);
+uint64_t txn_client_cache_hits(const txn_client *c);
 
 /* The next begin() on c uses this priority (a retry keeps its first start
  * timestamp); 0 = from the clock. */

@@ -13,6 +13,7 @@
 #include "proto/txn.pb-c.h"
 #include "server/cli_rpc.h"
 #include "server/txn_client.h"
+#include "server/txn_rcache.h"
 #include "server/txn_routes.h"
 
 #define TC_MAX_HOSTS 16
@@ -51,6 +52,8 @@ struct txn_client {
     int read_mode;
     uint64_t staleness_us, read_at;
     txn_routes routes; /* leaseholders by span, from read replies */
+    uint64_t calls;    /* txn.* requests sent (txn_client_calls) */
+    uint64_t hits;     /* reads answered by a transaction's read cache */
 };
 
 /* Where a call should go first: the leaseholder the route cache knows for
@@ -88,6 +91,7 @@ struct sql_kv_txn {
     size_t nops, capops;
     size_t op_bytes; /* keys + values buffered in ops */
     mbuf anchor;     /* the first key touched: names the range */
+    tc_rcache rc;    /* read-write: what its locked reads found */
 };
 
 /* The snapshot fields of a read request: the chosen ts once there is one

@@ -25,7 +25,22 @@ struct sql_kv_iter {
     int to_end, remote_more;
     Meridian__Txn__ScanResponse *page;
     size_t ppos;
+    /* A page from the transaction's read cache: page points at lpage, whose
+     * rows are copies in lmem (the cache may drop its span meanwhile). */
+    Meridian__Txn__ScanResponse lpage;
+    Meridian__Kv__KeyValue *lkv, **lkvp;
+    uint8_t *lmem;
 };
+
+static void page_free(sql_kv_iter *it)
+{
+    if (it->page && it->page != &it->lpage) protobuf_c_message_free_unpacked(&it->page->base, NULL);
+    free(it->lkv);
+    free(it->lkvp);
+    free(it->lmem);
+    it->lkv = NULL, it->lkvp = NULL, it->lmem = NULL;
+    it->page = NULL;
+}
 
 void tc_iter_close(sql_kv_iter *it)
 {
@@ -34,7 +49,7 @@ void tc_iter_close(sql_kv_iter *it)
     free(it->loc);
     mbuf_free(&it->lo);
     mbuf_free(&it->hi);
-    if (it->page) protobuf_c_message_free_unpacked(&it->page->base, NULL);
+    page_free(it);
     free(it);
 }
 
@@ -80,10 +95,68 @@ static int overlay(sql_kv_iter *it, const tc_op *op, size_t *cap)
     return 0;
 }
 
+/* The rest of the remote span as a page from the read cache span s (rows
+ * [a, b) lie in it): the whole span is known, so nothing more is remote. */
+static int cached_page(sql_kv_iter *it, const tc_rspan *s, size_t a, size_t b, merr *e)
+{
+    page_free(it);
+    size_t n = b - a, bytes = 0;
+    for (size_t i = a; i < b; i++) bytes += s->rows[i].klen + s->rows[i].vlen;
+    it->lkv = calloc(n ? n : 1, sizeof(*it->lkv));
+    it->lkvp = calloc(n ? n : 1, sizeof(*it->lkvp));
+    it->lmem = malloc(bytes ? bytes : 1);
+    if (!it->lkv || !it->lkvp || !it->lmem) return merr_set(e, MERR_NOMEM, "out of memory");
+    uint8_t *p = it->lmem;
+    for (size_t i = 0; i < n; i++) {
+        const tc_rrow *r = &s->rows[it->reverse ? b - 1 - i : a + i];
+        Meridian__Kv__KeyValue *kv = &it->lkv[i];
+        meridian__kv__key_value__init(kv);
+        memcpy(p, r->key, r->klen);
+        kv->key.data = p, kv->key.len = r->klen, p += r->klen;
+        if (r->vlen) memcpy(p, r->val, r->vlen);
+        kv->value.data = p, kv->value.len = r->vlen, p += r->vlen;
+        it->lkvp[i] = kv;
+    }
+    meridian__txn__scan_response__init(&it->lpage);
+    it->lpage.rows = it->lkvp;
+    it->lpage.n_rows = n;
+    it->page = &it->lpage;
+    it->ppos = 0;
+    it->remote_more = 0;
+    it->t->c->hits++;
+    return 0;
+}
+
+/* A page the leaseholder answered: the span it covers (what it locked)
+ * goes to the transaction's read cache. */
+static void remember(sql_kv_iter *it, const Meridian__Txn__ScanResponse *r, int x)
+{
+    const uint8_t *lo = it->lo.data, *hi = it->hi.data;
+    size_t lolen = it->lo.len, hilen = it->hi.len;
+    if (!it->reverse && r->more)
+        hi = r->resume.data, hilen = r->resume.len;
+    else if (it->to_end)
+        return; /* no upper bound to name */
+    if (it->reverse && r->more) lo = r->resume.data, lolen = r->resume.len;
+    tc_rrow small[16], *rows = r->n_rows <= 16 ? small : malloc(r->n_rows * sizeof(*rows));
+    if (!rows) return;
+    for (size_t i = 0; i < r->n_rows; i++)
+        rows[i] = (tc_rrow){r->rows[i]->key.data, r->rows[i]->value.data, r->rows[i]->key.len,
+                            r->rows[i]->value.len};
+    tc_rcache_put(&it->t->rc, lo, lolen, hi, hilen, x, rows, r->n_rows, it->reverse);
+    if (rows != small) free(rows);
+}
+
 /* Fetches the next page of the remote span. */
 static int fetch(sql_kv_iter *it, merr *e)
 {
     sql_kv_txn *t = it->t;
+    if (!t->ro && !it->to_end) {
+        size_t a, b;
+        const tc_rspan *s = tc_rcache_span(&t->rc, it->lo.data, it->lo.len, it->hi.data, it->hi.len,
+                                           it->for_write, &a, &b);
+        if (s) return cached_page(it, s, a, b, e);
+    }
     Meridian__Txn__TxnMeta meta;
     tc_meta(t, &meta);
     Meridian__Txn__ScanRequest q = MERIDIAN__TXN__SCAN_REQUEST__INIT;
@@ -116,7 +189,8 @@ static int fetch(sql_kv_iter *it, merr *e)
         protobuf_c_message_free_unpacked(m, NULL);
         return rc;
     }
-    if (it->page) protobuf_c_message_free_unpacked(&it->page->base, NULL);
+    if (!t->ro) remember(it, r, q.for_write);
+    page_free(it);
     it->page = r;
     it->ppos = 0;
     it->remote_more = r->more;

@@ -282,6 +282,43 @@ static int run_contract(void)
     commit_ok(t);
     printf("ok scans over several pages\n");
 
+    /* The read cache (server/txn_rcache.h): a read inside a span this
+     * transaction read before, under a lock at least as strong, makes no
+     * round trip and sees what the leaseholder saw, merged with the
+     * buffered writes; a read for writing after a shared one goes to the
+     * leaseholder (it takes X). Counted by the requests the client sends. */
+    t = begin(c, 0);
+    uint64_t n0 = txn_client_calls(c), h0 = txn_client_cache_hits(c);
+    CHECK(scan_s(t, "c/", "c0", 0, 0, buf, sizeof(buf), &e) == 0 &&
+              !strcmp(buf, "c/a=old,c/b=late,c/c=3,c/d=4"),
+          "scan %s", buf);
+    uint64_t n1 = txn_client_calls(c);
+    CHECK(n1 > n0, "the first scan sent nothing");
+    CHECK(get_s(t, "c/c", buf, sizeof(buf), &e) == 0 && !strcmp(buf, "3"), "cached get %s", buf);
+    CHECK(get_s(t, "c/bb", buf, sizeof(buf), &e) == MERR_NOTFOUND, "absent key inside the span");
+    CHECK(scan_s(t, "c/b", "c/d", 1, 0, buf, sizeof(buf), &e) == 0 &&
+              !strcmp(buf, "c/c=3,c/b=late"),
+          "cached reverse scan %s", buf);
+    put_s(t, "c/c", "33");
+    CHECK(scan_s(t, "c/a", "c/d", 0, 2, buf, sizeof(buf), &e) == 0 &&
+              !strcmp(buf, "c/a=old,c/b=late"),
+          "cached limited scan %s", buf);
+    CHECK(scan_s(t, "c/c", "c/d", 0, 0, buf, sizeof(buf), &e) == 0 && !strcmp(buf, "c/c=33"),
+          "cached scan under a buffered write %s", buf);
+    CHECK(txn_client_calls(c) == n1, "reads inside a read span sent %" PRIu64 " requests",
+          txn_client_calls(c) - n1);
+    CHECK(txn_client_cache_hits(c) - h0 == 5, "cache hits %" PRIu64, txn_client_cache_hits(c) - h0);
+    ops->lock_for_write(t, 1);
+    CHECK(get_s(t, "c/b", buf, sizeof(buf), &e) == 0 && !strcmp(buf, "late"), "%s", e.msg);
+    CHECK(txn_client_calls(c) == n1 + 1, "a read for writing did not go to the leaseholder");
+    CHECK(get_s(t, "c/b", buf, sizeof(buf), &e) == 0 && !strcmp(buf, "late"), "%s", e.msg);
+    ops->lock_for_write(t, 0);
+    CHECK(get_s(t, "c0", buf, sizeof(buf), &e) == MERR_NOTFOUND, "%s", e.msg);
+    CHECK(txn_client_calls(c) == n1 + 2, "X read again, or a read outside the spans: %" PRIu64,
+          txn_client_calls(c) - n1);
+    ops->rollback(t);
+    printf("ok reads inside a locked span are answered without a round trip\n");
+
     /* Idle timeout: a transaction whose client went quiet loses its locks
      * (a younger writer, which waits for them, then commits) and its late
      * commit is refused. */
@@ -574,6 +611,18 @@ static int run_sql(void)
     sql_ok(s1, "UPDATE t SET n = n + 1 WHERE id = 2", NULL);
     sql_ok(s1, "DELETE FROM t WHERE id = 3", NULL);
     sql_ok(s1, "COMMIT", NULL);
+    /* An UPDATE of one row by its key: one request (the row read for
+     * writing); deleting the old row and probing its key again are answered
+     * by the transaction's read cache. */
+    sql_ok(s1, "BEGIN", NULL);
+    sql_ok(s1, "SELECT n FROM t WHERE id = 1", out);
+    uint64_t before = txn_client_calls(c1);
+    sql_ok(s1, "UPDATE t SET n = n + 5 WHERE id = 1", NULL);
+    CHECK(txn_client_calls(c1) - before == 1, "an UPDATE of one row sent %" PRIu64 " requests",
+          txn_client_calls(c1) - before);
+    sql_ok(s1, "SELECT n FROM t WHERE id = 1", out);
+    CHECK(!strcmp(out, "15"), "updated row %s", out);
+    sql_ok(s1, "ROLLBACK", NULL);
     /* Another session, through another client: the catalog and rows are in
      * the cluster, not in the first session. */
     sql_ok(s2,
