@@ -193,12 +193,6 @@ static int transfer(pd_view *v, size_t ri, size_t ni, pd_reason why)
     return pd_view_emit(v, &op);
 }
 
-static const char *lead_region(const pd_view *v, size_t ri)
-{
-    const pd_policy *p = pd_view_policy(v, ri);
-    return p && p->lead_region[0] ? p->lead_region : NULL;
-}
-
 /* Leases off draining nodes and into the preferred region while a healthy
  * voter there exists. */
 static int leaders_preferred(pd_view *v)
@@ -209,7 +203,7 @@ static int leaders_preferred(pd_view *v)
         long li = r->leader ? pd_view_node(v, r->leader) : -1;
         if (v->busy[ri] || li < 0) continue;
         pd_liveness l = v->n[li].live;
-        const char *pref = lead_region(v, ri);
+        const char *pref = pd_view_lead_region(v, ri);
         long t = pd_view_leader_target(v, ri, r->leader);
         if (t < 0) continue;
         if (l == PD_DECOMMISSIONING) {
@@ -239,7 +233,7 @@ static int leaders_balance(pd_view *v)
         const pd_range *r = &v->c->ranges[ri];
         long s = r->leader ? pd_view_node(v, r->leader) : -1;
         if (v->busy[ri] || s < 0 || v->n[s].live != PD_LIVE) continue;
-        const char *pref = lead_region(v, ri);
+        const char *pref = pd_view_lead_region(v, ri);
         bool s_pref = pref && strcmp(v->c->nodes[s].region, pref) == 0;
         long best = -1;
         for (int i = 0; i < r->n_replicas; i++) {

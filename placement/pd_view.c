@@ -63,6 +63,19 @@ const pd_policy *pd_view_policy(const pd_view *v, size_t ri)
     return v->policy[ri] < 0 ? NULL : &v->c->policies[v->policy[ri]];
 }
 
+const char *pd_view_lead_region(const pd_view *v, size_t ri)
+{
+    const pd_range *r = &v->c->ranges[ri];
+    const pd_policy *p = pd_view_policy(v, ri);
+    for (size_t i = 0; !p && r->start.len == 0 && r->end.len && i < v->c->n_policies; i++) {
+        const pd_policy *q = &v->c->policies[i];
+        if (pd_key_cmp(&r->end, &q->start) >= 0 &&
+            (q->end.len == 0 || pd_key_cmp(&r->end, &q->end) < 0))
+            p = q;
+    }
+    return p && p->lead_region[0] ? p->lead_region : NULL;
+}
+
 int pd_view_rf(const pd_view *v, size_t ri)
 {
     const pd_policy *p = pd_view_policy(v, ri);
@@ -307,6 +320,7 @@ pd_quality pd_view_quality(const pd_view *v, size_t ri, pd_node_id drop, pd_node
 {
     const pd_range *r = &v->c->ranges[ri];
     const pd_policy *pol = pd_view_policy(v, ri);
+    const char *lead = pd_view_lead_region(v, ri);
     const pd_node *set[PD_MAX_REPLICAS + 1];
     int n = 0;
     pd_quality q = {0, 0, 0, 0};
@@ -326,7 +340,7 @@ pd_quality pd_view_quality(const pd_view *v, size_t ri, pd_node_id drop, pd_node
         q.allowed += pd_view_region_allowed(v, ri, nd);
         q.zones += new_zone;
         if (pol && pol->survival == PD_SURVIVE_REGION) q.regions += new_region;
-        if (pol && pol->lead_region[0] && strcmp(nd->region, pol->lead_region) == 0) q.lead = 1;
+        if (lead && strcmp(nd->region, lead) == 0) q.lead = 1;
     }
     return q;
 }
@@ -424,8 +438,7 @@ int pd_view_removal(const pd_view *v, size_t ri)
 long pd_view_leader_target(const pd_view *v, size_t ri, pd_node_id except)
 {
     const pd_range *r = &v->c->ranges[ri];
-    const pd_policy *pol = pd_view_policy(v, ri);
-    const char *pref = pol && pol->lead_region[0] ? pol->lead_region : NULL;
+    const char *pref = pd_view_lead_region(v, ri);
     long best = -1;
     bool best_pref = false;
     for (int i = 0; i < r->n_replicas; i++) {

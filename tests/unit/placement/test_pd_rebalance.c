@@ -313,6 +313,63 @@ static void test_leader_preference(void **state)
     fx_free(&f);
 }
 
+/* The first range (system keys, the SQL catalog) is under no policy; its
+ * lease follows the lead region of the policy that begins where it ends
+ * (where user tables begin), as the user ranges' leases do. A range
+ * further up that no policy covers keeps its lease where it is. */
+static void test_first_range_follows_lead_region(void **state)
+{
+    (void)state;
+    fx f;
+    three_regions(&f, 6); /* [-inf, k1), [k1, k2), ... [k5, +inf) */
+    pd_policy p = lead_policy("eu");
+    char sb[16], eb[16];
+    fx_key(&p.start, sb, 1);
+    fx_key(&p.end, eb, 5);
+    assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+    fx_trace t = {0};
+    fx_converge(&f, 10, &t);
+    assert_int_equal(f.c.ranges[0].leader, 3); /* the first range: follows */
+    for (size_t i = 1; i < 5; i++) assert_int_equal(f.c.ranges[i].leader, 3);
+    /* Without a policy at its end, the first range has no preference: a
+     * policy further up does not pull it. */
+    fx g;
+    three_regions(&g, 6);
+    pd_policy q = lead_policy("eu");
+    char sb2[16];
+    fx_key(&q.start, sb2, 2);
+    assert_int_equal(pd_cluster_add_policy(&g.c, &q), 0);
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&g, &ops);
+    for (size_t i = 0; i < ops.n; i++)
+        if (ops.v[i].reason == PD_REASON_LEADER_PREF)
+            assert_int_not_equal(ops.v[i].range, g.c.ranges[0].id);
+    assert_true(fx_count(&ops, PD_OP_TRANSFER_LEADER, PD_REASON_LEADER_PREF) > 0);
+    pd_ops_free(&ops);
+    /* No voter of the first range in the lead region: one moves there
+     * first (as for a user range), then the lease. */
+    fx h;
+    fx_init(&h);
+    pd_node_id e1 = fx_node(&h, "us-east", "a"), e2 = fx_node(&h, "us-east", "b"),
+               w = fx_node(&h, "us-west", "a"), eu = fx_node(&h, "eu", "a");
+    pd_node_id v0[3] = {e1, e2, w}, v1[3] = {e1, w, eu};
+    fx_range(&h, -1, 1, v0, 3, 32 * FX_MIB);
+    fx_range(&h, 1, -1, v1, 3, 32 * FX_MIB);
+    pd_policy r = lead_policy("eu");
+    char sb3[16];
+    fx_key(&r.start, sb3, 1);
+    assert_int_equal(pd_cluster_add_policy(&h.c, &r), 0);
+    fx_converge(&h, 20, &t);
+    assert_true(pd_range_has(&h.c.ranges[0], eu));
+    assert_int_equal(h.c.ranges[0].leader, eu);
+    assert_int_equal(h.c.ranges[1].leader, eu);
+    fx_trace_free(&t);
+    fx_free(&f);
+    fx_free(&g);
+    fx_free(&h);
+}
+
 static void test_leaders_spread_evenly(void **state)
 {
     (void)state;
@@ -350,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_rebalance_waits_for_quiet_cluster),
         cmocka_unit_test(test_bytes_even_out),
         cmocka_unit_test(test_leader_preference),
+        cmocka_unit_test(test_first_range_follows_lead_region),
         cmocka_unit_test(test_leaders_spread_evenly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
