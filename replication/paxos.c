@@ -27,6 +27,7 @@ void paxos_config_default(paxos_config *cfg, uint64_t group, paxos_node_id self)
     cfg->max_batch_bytes = 256 * 1024;
     cfg->max_msg_entries = 32;
     cfg->snapshot_chunk = 64 * 1024;
+    cfg->snapshot_window = 16;
     cfg->quiesce_ticks = 20;
     cfg->seed = 1;
 }
@@ -123,8 +124,9 @@ int paxos_group_new(const paxos_config *cfg, const paxos_members *members, const
     *out = NULL;
     if (!cfg || !members || cfg->self == 0 || cfg->election_ticks <= 0 ||
         cfg->heartbeat_ticks <= 0 || cfg->window == 0 || cfg->max_batch == 0 ||
-        cfg->max_msg_entries == 0 || cfg->snapshot_chunk == 0 || members->nvoters == 0 ||
-        members->nvoters > PAXOS_MAX_NODES || members->nlearners > PAXOS_MAX_NODES)
+        cfg->max_msg_entries == 0 || cfg->snapshot_chunk == 0 || cfg->snapshot_window == 0 ||
+        members->nvoters == 0 || members->nvoters > PAXOS_MAX_NODES ||
+        members->nlearners > PAXOS_MAX_NODES)
         return MERR_INVALID;
     paxos_group *g = calloc(1, sizeof(*g));
     if (!g) return MERR_NOMEM;

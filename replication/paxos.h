@@ -102,7 +102,8 @@ typedef enum paxos_msg_type {
 #define PAXOS_F_BEHIND     0x04u /* reject: the candidate is behind my snapshot */
 #define PAXOS_F_TRANSFER   0x08u /* prepare: the old leader (aux) released its lease */
 #define PAXOS_F_LAST_CHUNK 0x10u /* snapshot: last chunk */
-#define PAXOS_F_ALL        0x1fu
+#define PAXOS_F_RESEND     0x20u /* snapshot reply: a chunk came out of order; resend from offset */
+#define PAXOS_F_ALL        0x3fu
 
 /* A wire message as the core sees it; proto/paxos.proto is its encoding
  * (replication/paxos_codec.h). The message owns entries and data. */
@@ -143,6 +144,8 @@ typedef struct paxos_config {
     uint32_t max_batch_bytes; /* bytes per slot value (a single bigger one still goes) */
     uint32_t max_msg_entries; /* entries per ACCEPT */
     uint32_t snapshot_chunk;  /* bytes per snapshot chunk */
+    uint32_t snapshot_window; /* chunks in flight to one follower (a stream over a long
+                                 link is not one chunk per round trip) */
     int quiesce_ticks;        /* idle ticks before a leader goes quiet (0: never) */
     uint64_t seed;            /* election-timeout randomisation */
 } paxos_config;

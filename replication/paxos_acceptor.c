@@ -253,7 +253,7 @@ int paxos_on_snapshot(paxos_group *g, const paxos_msg *m, paxos_update *u)
         m->len > g->rx_total - g->rx_len)
         /* Out of order (a lost chunk, or we restarted): ask for the offset we
          * need, 0 if we hold nothing of this snapshot. */
-        return snap_reply(g, m, m->slot, g->rx_slot == m->slot ? g->rx_len : 0, 0, u);
+        return snap_reply(g, m, m->slot, g->rx_slot == m->slot ? g->rx_len : 0, PAXOS_F_RESEND, u);
     if (m->len) memcpy(g->rx_data + g->rx_len, m->data, m->len);
     g->rx_len += m->len;
     if (g->rx_len < g->rx_total) return snap_reply(g, m, m->slot, g->rx_len, 0, u);

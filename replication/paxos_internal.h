@@ -45,6 +45,8 @@ typedef struct paxos_peer {
     /* snapshot streaming */
     int snap_sending;
     uint64_t snap_offset; /* acknowledged bytes */
+    uint64_t snap_sent;   /* bytes sent (snap_offset..snap_sent are in flight) */
+    uint64_t snap_back;   /* the offset of the last go-back, +1 (0: none) */
     int snap_stall;
 } paxos_peer;
 

@@ -280,7 +280,8 @@ int paxos_on_promise(paxos_group *g, const paxos_msg *m, paxos_update *u)
 
 /* ---- phase 2 ---- */
 
-int paxos_send_snapshot_chunk(paxos_group *g, paxos_peer *p, paxos_update *u)
+/* Sends the snapshot chunk at p->snap_sent and moves snap_sent past it. */
+static int send_chunk(paxos_group *g, paxos_peer *p, paxos_update *u)
 {
     paxos_msg m = {0};
     m.type = PAXOS_MSG_SNAPSHOT;
@@ -289,18 +290,42 @@ int paxos_send_snapshot_chunk(paxos_group *g, paxos_peer *p, paxos_update *u)
     m.slot = g->snap_slot;
     m.commit = g->chosen;
     m.members = g->snap_members;
-    m.offset = p->snap_offset;
+    m.offset = p->snap_sent;
     m.total = g->snap_len;
-    uint64_t left = g->snap_len - p->snap_offset;
+    uint64_t left = g->snap_len - p->snap_sent;
     m.len = (uint32_t)(left < g->cfg.snapshot_chunk ? left : g->cfg.snapshot_chunk);
     if (m.len) {
         m.data = malloc(m.len);
         if (!m.data) return MERR_NOMEM;
-        memcpy(m.data, g->snap_data + p->snap_offset, m.len);
+        memcpy(m.data, g->snap_data + p->snap_sent, m.len);
     }
-    if (p->snap_offset + m.len == g->snap_len) m.flags = PAXOS_F_LAST_CHUNK;
-    p->snap_stall = 0;
+    if (p->snap_sent + m.len == g->snap_len) m.flags = PAXOS_F_LAST_CHUNK;
+    p->snap_sent += m.len;
     return paxos_emit(g, u, &m, 0);
+}
+
+/* Keeps up to snapshot_window chunks in flight past the acknowledged
+ * offset: one chunk per round trip would take minutes for a large range
+ * over a link between regions. The follower takes chunks in order only; a
+ * gap makes it ask to resend from what it has (PAXOS_F_RESEND), and a stall
+ * resends from the acknowledged offset (go-back-N). */
+static int snap_fill(paxos_group *g, paxos_peer *p, paxos_update *u)
+{
+    uint64_t win = (uint64_t)g->cfg.snapshot_window * g->cfg.snapshot_chunk;
+    if (g->snap_len == 0) return p->snap_sent ? 0 : send_chunk(g, p, u); /* one empty chunk */
+    while (p->snap_sent < g->snap_len && p->snap_sent - p->snap_offset < win) {
+        int rc = send_chunk(g, p, u);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int paxos_send_snapshot_chunk(paxos_group *g, paxos_peer *p, paxos_update *u)
+{
+    p->snap_sent = p->snap_offset;
+    p->snap_back = 0;
+    p->snap_stall = 0;
+    return snap_fill(g, p, u);
 }
 
 int paxos_send_accepts(paxos_group *g, paxos_peer *p, paxos_update *u)
@@ -446,9 +471,20 @@ int paxos_on_snapshot_reply(paxos_group *g, const paxos_msg *m, paxos_update *u)
     }
     if (!p->snap_sending || m->slot != g->snap_slot) return 0;
     if (m->offset > g->snap_len) return 0;
-    p->snap_offset = m->offset;
+    p->snap_stall = 0;
+    if (m->flags & PAXOS_F_RESEND) {
+        /* A gap (or a restart): go back to what the follower has. Every
+         * chunk in flight past the gap asks the same; once is enough. */
+        if (p->snap_back == m->offset + 1) return 0;
+        p->snap_back = m->offset + 1;
+        p->snap_offset = m->offset;
+        p->snap_sent = m->offset;
+        return snap_fill(g, p, u);
+    }
+    if (m->offset > p->snap_offset) p->snap_offset = m->offset;
+    if (p->snap_sent < p->snap_offset) p->snap_sent = p->snap_offset;
     if (p->snap_offset == g->snap_len) return 0; /* waiting for the install ack */
-    return paxos_send_snapshot_chunk(g, p, u);
+    return snap_fill(g, p, u);
 }
 
 /* Assigns slots to queued proposals while the window allows, then sends. */

@@ -74,7 +74,8 @@ static paxos_config node_config(ps_sim *s, int n, int gi)
     c.window = 16;
     c.max_batch = 4;
     c.max_msg_entries = 8;
-    c.snapshot_chunk = 8; /* tiny, so snapshots stream in several chunks */
+    c.snapshot_chunk = 3;  /* tiny, so snapshots stream in several chunks */
+    c.snapshot_window = 2; /* some in flight: gaps, resends and go-back under loss */
     c.quiesce_ticks = 20;
     c.lease_ns = s->lease_ns;
     c.election_ticks = s->election_ticks;
