@@ -67,13 +67,16 @@ const char *pd_view_lead_region(const pd_view *v, size_t ri)
 {
     const pd_range *r = &v->c->ranges[ri];
     const pd_policy *p = pd_view_policy(v, ri);
-    for (size_t i = 0; !p && r->start.len == 0 && r->end.len && i < v->c->n_policies; i++) {
+    if (p && p->lead_region[0]) return p->lead_region;
+    /* The first range: no policy, or one that names no lead region (the
+     * node gives range 1 five voters through one once five nodes are up). */
+    for (size_t i = 0; r->start.len == 0 && r->end.len && i < v->c->n_policies; i++) {
         const pd_policy *q = &v->c->policies[i];
         if (pd_key_cmp(&r->end, &q->start) >= 0 &&
             (q->end.len == 0 || pd_key_cmp(&r->end, &q->end) < 0))
-            p = q;
+            return q->lead_region[0] ? q->lead_region : NULL;
     }
-    return p && p->lead_region[0] ? p->lead_region : NULL;
+    return NULL;
 }
 
 int pd_view_rf(const pd_view *v, size_t ri)

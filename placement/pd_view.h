@@ -54,10 +54,12 @@ long pd_view_range(const pd_view *v, pd_range_id id); /* index or -1 */
 int pd_view_rf(const pd_view *v, size_t ri);
 const pd_policy *pd_view_policy(const pd_view *v, size_t ri); /* NULL = default */
 /* The region range ri's lease should be in, or NULL. The first range
- * (from the empty key: system keys and the SQL catalog) is under no policy,
- * but every SQL transaction reads the catalog there and keeps its record
- * there: its lease follows the lead region of the policy covering the keys
- * just after it, where user tables begin. */
+ * (from the empty key: system keys and the SQL catalog) is under no user
+ * policy (at most the node's own, which only asks five voters of it), but
+ * every SQL transaction reads the catalog there and keeps its record there:
+ * unless its own policy names a lead region, its lease follows the lead
+ * region of the policy covering the keys just after it, where user tables
+ * begin. */
 const char *pd_view_lead_region(const pd_view *v, size_t ri);
 bool pd_view_region_allowed(const pd_view *v, size_t ri, const pd_node *n);
 pd_liveness pd_view_live(const pd_view *v, pd_node_id id);

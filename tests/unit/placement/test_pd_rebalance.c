@@ -364,6 +364,21 @@ static void test_first_range_follows_lead_region(void **state)
     assert_true(pd_range_has(&h.c.ranges[0], eu));
     assert_int_equal(h.c.ranges[0].leader, eu);
     assert_int_equal(h.c.ranges[1].leader, eu);
+    /* The same when the first range has a policy of its own that names no
+     * lead region (the node's: five voters for range 1). */
+    fx k;
+    three_regions(&k, 3);
+    pd_policy own = {.replication_factor = 3};
+    char ob[16];
+    fx_key(&own.end, ob, 1);
+    pd_policy user = lead_policy("eu");
+    char ub[16];
+    fx_key(&user.start, ub, 1);
+    assert_int_equal(pd_cluster_add_policy(&k.c, &user), 0);
+    assert_int_equal(pd_cluster_add_policy(&k.c, &own), 0);
+    fx_converge(&k, 10, &t);
+    for (size_t i = 0; i < k.c.n_ranges; i++) assert_int_equal(k.c.ranges[i].leader, 3);
+    fx_free(&k);
     fx_trace_free(&t);
     fx_free(&f);
     fx_free(&g);
