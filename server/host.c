@@ -451,7 +451,8 @@ replica *host_find(host *h, uint64_t range_id)
 replica *host_find_key(host *h, const uint8_t *key, size_t klen)
 {
     for (size_t i = 0; i < h->nreps; i++)
-        if (replica_contains(h->reps[i], key, klen)) return h->reps[i];
+        if (replica_contains(h->reps[i], key, klen) && !replica_placeholder(h->reps[i]))
+            return h->reps[i];
     return NULL;
 }
 

@@ -412,6 +412,10 @@ static int create_replica(node_moves *m, const Meridian__Range__CreateRequest *q
     for (size_t i = 0; i < H(m)->nreps; i++) {
         const uint8_t *s, *en;
         size_t sl, el;
+        /* Not the empty copy of range 1 a node made when it joined and that
+         * no leader ever fed: it would never catch up, and the node could
+         * never host a range (docs/placement.md, "Moves"). */
+        if (replica_placeholder(H(m)->reps[i])) continue;
         replica_span(H(m)->reps[i], &s, &sl, &en, &el);
         if ((!d->end_key.len || route_keycmp(s, sl, d->end_key.data, d->end_key.len) < 0) &&
             (!el || route_keycmp(d->start_key.data, d->start_key.len, en, el) < 0))

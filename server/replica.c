@@ -87,6 +87,22 @@ paxos_group *replica_group(replica *r)
     return r->g;
 }
 
+int replica_placeholder(replica *r)
+{
+    if (replica_id(r) != 1 || paxos_get_applied(r->g) != 0) return 0;
+    uint64_t snap = 0;
+    paxos_get_snapshot(r->g, &snap, NULL);
+    if (snap) return 0;
+    paxos_members m;
+    paxos_get_members(r->g, &m, NULL);
+    paxos_node_id self = (paxos_node_id)r->h->node_id;
+    for (uint32_t i = 0; i < m.nvoters; i++)
+        if (m.voters[i] == self) return 0;
+    for (uint32_t i = 0; i < m.nlearners; i++)
+        if (m.learners[i] == self) return 0;
+    return 1;
+}
+
 int replica_contains(replica *r, const uint8_t *key, size_t klen)
 {
     /* A range-local key (a transaction record) is where its anchor is. */

@@ -44,6 +44,13 @@ range *replica_store(replica *r);
 paxos_group *replica_group(replica *r);
 /* 1 if key falls in this replica's span. */
 int replica_contains(replica *r, const uint8_t *key, size_t klen);
+/* 1 for the empty copy of range 1 a node creates when it joins, while it
+ * is not a member of range 1 and has applied nothing: it holds no data and
+ * will only catch up if range 1's leader adds this node. Its span (the
+ * whole key space of the genesis descriptor) is not the range's, so it is
+ * no home for a key and no obstacle to creating another range's replica
+ * here; every other replica is none. */
+int replica_placeholder(replica *r);
 /* 1 while this replica holds a valid lease (may serve reads and writes). */
 int replica_is_leaseholder(replica *r);
 /* 1 when a strong read may be answered here at ts (a fresh HLC timestamp)

@@ -127,6 +127,7 @@ int txs_route_scan(txn_service *s, tx_parked *pk, int reverse, int any, replica 
             const uint8_t *st, *en;
             size_t sl, el;
             replica_span(h->reps[i], &st, &sl, &en, &el);
+            if (replica_placeholder(h->reps[i])) continue;
             int below_end = pk->to_end
                                 ? el == 0
                                 : (el == 0 || mbytes_cmp(pk->hi.data, pk->hi.len, en, el) <= 0);

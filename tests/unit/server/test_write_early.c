@@ -7,7 +7,9 @@
  *    callback).
  *  - A log write that completes while the clock cannot be trusted is not
  *    lost: the core hears of it once the clock answers, and the write
- *    completes (a one-voter range 1 once stalled for good so). */
+ *    completes (a one-voter range 1 once stalled for good so).
+ *  - The empty copy of range 1 a joining node makes, outside range 1's
+ *    voters and with nothing applied, is a placeholder: no key's home. */
 #define _XOPEN_SOURCE 700
 #include <stdarg.h>
 #include <stddef.h>
@@ -252,11 +254,61 @@ static void test_persist_while_clock_untrusted(void **state)
     fx_close(f);
 }
 
+/* ---- the empty copy of range 1 a joining node makes ---- */
+
+static int ph_placeholder, ph_found_other, ph_found_r2, ph_found_member;
+
+/* Range 1 as a joiner makes it: the genesis descriptor (the whole key
+ * space), genesis voters that are not this node, nothing applied. Then the
+ * same with this node a voter (as the genesis node's). */
+static void add_range1(void *arg)
+{
+    fx *f = arg;
+    paxos_members g = {.nvoters = 1, .voters = {7}};
+    range_desc d = {.range_id = 1, .generation = 1};
+    replica *r1 = NULL;
+    if (replica_create(&f->h, &d, &g, &r1, &f->e) || host_add(&f->h, r1)) {
+        f->rc = -1;
+        return;
+    }
+    ph_placeholder = replica_placeholder(r1);
+    /* No home for a key of its (genesis) span, and none for range 2's keys. */
+    ph_found_other = host_find_key(&f->h, (const uint8_t *)"z", 1) != NULL;
+    ph_found_r2 = host_find_key(&f->h, (const uint8_t *)"a1", 2) == f->r;
+    if (replica_destroy(&f->h, r1, &f->e)) {
+        f->rc = -1;
+        return;
+    }
+    paxos_members me = {.nvoters = 1, .voters = {1}};
+    if (replica_create(&f->h, &d, &me, &r1, &f->e) || host_add(&f->h, r1)) {
+        f->rc = -1;
+        return;
+    }
+    ph_found_member =
+        host_find_key(&f->h, (const uint8_t *)"z", 1) == r1 && !replica_placeholder(r1);
+    host_remove(&f->h, r1);
+    replica_free(r1);
+}
+
+static void test_join_copy_of_range1_is_a_placeholder(void **state)
+{
+    (void)state;
+    fx *f = fx_open();
+    rpc_node_run_sync(f->rpc, add_range1, f);
+    if (f->rc) fail_msg("range 1: %s", f->e.msg);
+    assert_true(ph_placeholder);
+    assert_false(ph_found_other); /* it used to answer for every key */
+    assert_true(ph_found_r2);
+    assert_true(ph_found_member); /* a member's range 1 is range 1 */
+    fx_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_early_answer_precedes_apply),
         cmocka_unit_test(test_persist_while_clock_untrusted),
+        cmocka_unit_test(test_join_copy_of_range1_is_a_placeholder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
