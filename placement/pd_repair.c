@@ -146,7 +146,7 @@ long pd_constraint_move(const pd_view *v, size_t ri, pd_node_id *from)
     int n = r->n_replicas;
     if (best_q.allowed == n && best_q.zones == n &&
         (!pol || pol->survival != PD_SURVIVE_REGION || best_q.regions == n) &&
-        (!pd_view_lead_region(v, ri) || best_q.lead))
+        best_q.lead >= pd_view_lead_want(v, ri))
         return -1;
     for (int i = 0; i < r->n_replicas; i++) {
         pd_node_id x = r->replicas[i].node;

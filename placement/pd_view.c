@@ -79,6 +79,14 @@ const char *pd_view_lead_region(const pd_view *v, size_t ri)
     return NULL;
 }
 
+int pd_view_lead_want(const pd_view *v, size_t ri)
+{
+    if (!pd_view_lead_region(v, ri)) return 0;
+    const pd_policy *p = pd_view_policy(v, ri);
+    if (p && p->survival == PD_SURVIVE_REGION) return 1;
+    return pd_view_rf(v, ri) / 2 + 1;
+}
+
 int pd_view_rf(const pd_view *v, size_t ri)
 {
     const pd_policy *p = pd_view_policy(v, ri);
@@ -343,8 +351,10 @@ pd_quality pd_view_quality(const pd_view *v, size_t ri, pd_node_id drop, pd_node
         q.allowed += pd_view_region_allowed(v, ri, nd);
         q.zones += new_zone;
         if (pol && pol->survival == PD_SURVIVE_REGION) q.regions += new_region;
-        if (lead && strcmp(nd->region, lead) == 0) q.lead = 1;
+        if (lead && strcmp(nd->region, lead) == 0) q.lead++;
     }
+    int want = pd_view_lead_want(v, ri);
+    if (q.lead > want) q.lead = want;
     return q;
 }
 

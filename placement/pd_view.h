@@ -38,10 +38,11 @@ typedef struct pd_quality {
     int allowed; /* replicas in allowed regions */
     int regions; /* distinct regions (only when the policy asks for it) */
     int zones;   /* distinct (region, zone) pairs */
-    /* 1: a replica in the preferred leader region (only when the policy
-     * names one). Last, so it never costs diversity; it is what draws the
-     * replica of a factor-1 range (or one of a set confined to fewer
-     * regions than replicas) to where its lease should be. */
+    /* Replicas in the preferred leader region (only when the policy names
+     * one), counted up to pd_view_lead_want. Last, so it never costs
+     * diversity; it is what draws the replica of a factor-1 range (or one of
+     * a set confined to fewer regions than replicas) to where its lease
+     * should be, and, when only zones must survive, a quorum there. */
     int lead;
 } pd_quality;
 
@@ -61,6 +62,12 @@ const pd_policy *pd_view_policy(const pd_view *v, size_t ri); /* NULL = default 
  * region of the policy covering the keys just after it, where user tables
  * begin. */
 const char *pd_view_lead_region(const pd_view *v, size_t ri);
+/* How many of range ri's replicas belong in its lead region: none without
+ * one; one when the policy asks regions to survive (the others spread over
+ * regions); a quorum when only zones must (then a write's consensus stays
+ * in the lead region, as with a database homed there: a region's loss can
+ * take the range's quorum, which that goal accepts). */
+int pd_view_lead_want(const pd_view *v, size_t ri);
 bool pd_view_region_allowed(const pd_view *v, size_t ri, const pd_node *n);
 pd_liveness pd_view_live(const pd_view *v, pd_node_id id);
 /* No learner, voters == rf, every voter LIVE: a candidate for optional moves. */

@@ -385,6 +385,39 @@ static void test_first_range_follows_lead_region(void **state)
     fx_free(&h);
 }
 
+/* A lead region under zone survival draws a quorum of voters there (a
+ * write's consensus stays in the region); under region survival one voter,
+ * the others spread over the regions. */
+static void test_lead_region_quorum(void **state)
+{
+    (void)state;
+    for (int surv = 0; surv < 2; surv++) {
+        fx f;
+        fx_init(&f);
+        pd_node_id e1 = fx_node(&f, "us-east", "a"), e2 = fx_node(&f, "us-east", "b"),
+                   w = fx_node(&f, "us-west", "a"), eu = fx_node(&f, "eu", "a");
+        (void)e2;
+        pd_node_id v[3] = {w, eu, e1};
+        fx_range(&f, -1, -1, v, 3, 32 * FX_MIB);
+        pd_policy p = lead_policy("us-east");
+        p.survival = surv ? PD_SURVIVE_REGION : PD_SURVIVE_ZONE;
+        assert_int_equal(pd_cluster_add_policy(&f.c, &p), 0);
+        fx_trace t = {0};
+        fx_converge(&f, 20, &t);
+        const pd_range *r = &f.c.ranges[0];
+        int east = 0;
+        for (int i = 0; i < r->n_replicas; i++) {
+            const pd_node *n = pd_cluster_node(&f.c, r->replicas[i].node);
+            east += strcmp(n->region, "us-east") == 0;
+        }
+        assert_int_equal(east, surv ? 1 : 2);
+        assert_int_equal(r->n_replicas, 3);
+        assert_true(r->leader == e1 || r->leader == e2);
+        fx_trace_free(&t);
+        fx_free(&f);
+    }
+}
+
 static void test_leaders_spread_evenly(void **state)
 {
     (void)state;
@@ -423,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_bytes_even_out),
         cmocka_unit_test(test_leader_preference),
         cmocka_unit_test(test_first_range_follows_lead_region),
+        cmocka_unit_test(test_lead_region_quorum),
         cmocka_unit_test(test_leaders_spread_evenly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
