@@ -261,25 +261,33 @@ static void test_stale_config_does_not_silence_a_voter(void **state)
     tc_free(&c);
 }
 
+/* Three nodes with 4-byte snapshot chunks (window chunks in flight); node 1
+ * leads and chooses 20 proposals while node 3 is cut off. */
+static void snapshot_setup(tc *c, uint32_t window)
+{
+    tc_init(c, 3, 3);
+    for (int i = 1; i <= 3; i++) {
+        paxos_group_free(c->g[i]);
+        c->cfg[i].snapshot_chunk = 4;
+        c->cfg[i].snapshot_window = window;
+        assert_int_equal(paxos_group_new(&c->cfg[i], &c->genesis, NULL, &c->g[i]), 0);
+    }
+    tc_campaign(c, 1);
+    c->cut[1][3] = c->cut[3][1] = 1;
+    for (uint64_t id = 1; id <= 20; id++) {
+        assert_int_equal(tc_propose(c, 1, id, "payload"), 0);
+        tc_run(c, 1, TICK);
+    }
+    tc_run(c, 2, TICK);
+}
+
 /* A replica behind the truncation point gets the snapshot in chunks, installs
  * it, then continues from the log. */
 static void test_snapshot_catch_up(void **state)
 {
     (void)state;
     tc c;
-    tc_init(&c, 3, 3);
-    for (int i = 1; i <= 3; i++) {
-        paxos_group_free(c.g[i]);
-        c.cfg[i].snapshot_chunk = 4;
-        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
-    }
-    tc_campaign(&c, 1);
-    for (int i = 1; i <= 3; i++) c.cut[1][3] = c.cut[3][1] = 1;
-    for (uint64_t id = 1; id <= 20; id++) {
-        assert_int_equal(tc_propose(&c, 1, id, "payload"), 0);
-        tc_run(&c, 1, TICK);
-    }
-    tc_run(&c, 2, TICK);
+    snapshot_setup(&c, 16);
     uint64_t at = paxos_get_applied(c.g[1]);
     assert_true(at >= 5);
     const uint8_t snap[] = "state-machine-image"; /* 20 bytes: 5 chunks */
@@ -326,20 +334,7 @@ static void test_snapshot_window(void **state)
 {
     (void)state;
     tc c;
-    tc_init(&c, 3, 3);
-    for (int i = 1; i <= 3; i++) {
-        paxos_group_free(c.g[i]);
-        c.cfg[i].snapshot_chunk = 4;
-        c.cfg[i].snapshot_window = 3;
-        assert_int_equal(paxos_group_new(&c.cfg[i], &c.genesis, NULL, &c.g[i]), 0);
-    }
-    tc_campaign(&c, 1);
-    c.cut[1][3] = c.cut[3][1] = 1;
-    for (uint64_t id = 1; id <= 20; id++) {
-        assert_int_equal(tc_propose(&c, 1, id, "payload"), 0);
-        tc_run(&c, 1, TICK);
-    }
-    tc_run(&c, 2, TICK);
+    snapshot_setup(&c, 3);
     uint64_t at = paxos_get_applied(c.g[1]);
     const uint8_t snap[] = "state-machine-image-of-36-bytes-long"; /* 37 bytes: 10 chunks */
     paxos_event ev = {0};
