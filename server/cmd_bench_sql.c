@@ -119,13 +119,14 @@ static void conn_close(conn *c)
 
 static int lite_open(const char *path, sqlite3 **out, char *err, size_t cap)
 {
-    if (sqlite3_open(path, out) != SQLITE_OK ||
+    /* The busy timeout first: a worker opening while another one writes
+     * waits for the lock in its PRAGMAs too (it failed at once before). */
+    if (sqlite3_open(path, out) != SQLITE_OK || sqlite3_busy_timeout(*out, 10000) != SQLITE_OK ||
         sqlite3_exec(*out, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL, NULL, NULL) !=
             SQLITE_OK) {
         snprintf(err, cap, "%s: %s", path, sqlite3_errmsg(*out));
         return -1;
     }
-    sqlite3_busy_timeout(*out, 10000);
     return 0;
 }
 
