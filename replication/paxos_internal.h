@@ -178,6 +178,8 @@ int paxos_leader_flush(paxos_group *g, paxos_update *u);
 int paxos_leader_self_persisted(paxos_group *g, paxos_update *u);
 paxos_peer *paxos_peer_find(paxos_group *g, paxos_node_id id);
 int paxos_send_accepts(paxos_group *g, paxos_peer *p, paxos_update *u);
+/* (Re)starts p's snapshot stream from its acknowledged offset, filling the
+ * window (paxos_leader.c). */
 int paxos_send_snapshot_chunk(paxos_group *g, paxos_peer *p, paxos_update *u);
 void paxos_self_grant(paxos_group *g);
 int paxos_send_accepts_all(paxos_group *g, paxos_update *u);

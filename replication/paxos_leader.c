@@ -312,7 +312,7 @@ static int send_chunk(paxos_group *g, paxos_peer *p, paxos_update *u)
 static int snap_fill(paxos_group *g, paxos_peer *p, paxos_update *u)
 {
     uint64_t win = (uint64_t)g->cfg.snapshot_window * g->cfg.snapshot_chunk;
-    if (g->snap_len == 0) return p->snap_sent ? 0 : send_chunk(g, p, u); /* one empty chunk */
+    if (g->snap_len == 0) return send_chunk(g, p, u); /* one empty (last) chunk */
     while (p->snap_sent < g->snap_len && p->snap_sent - p->snap_offset < win) {
         int rc = send_chunk(g, p, u);
         if (rc) return rc;

@@ -138,6 +138,7 @@ static void remember(sql_kv_iter *it, const Meridian__Txn__ScanResponse *r, int 
     else if (it->to_end)
         return; /* no upper bound to name */
     if (it->reverse && r->more) lo = r->resume.data, lolen = r->resume.len;
+    if (r->n_rows > TC_RCACHE_SPAN_ROWS) return; /* too big to keep */
     tc_rrow small[16], *rows = r->n_rows <= 16 ? small : malloc(r->n_rows * sizeof(*rows));
     if (!rows) return;
     for (size_t i = 0; i < r->n_rows; i++)

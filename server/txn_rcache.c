@@ -103,41 +103,41 @@ static size_t lower_bound(const tc_rspan *s, const uint8_t *k, size_t kl)
     return lo;
 }
 
+/* The newest span under a lock at least as strong as need_x that holds
+ * [lo, hi), or with point set, the key lo alone (hi unused). Newest first:
+ * a later read of a span is the one that took X. */
+static const tc_rspan *covering(const tc_rcache *c, const uint8_t *lo, size_t lolen,
+                                const uint8_t *hi, size_t hilen, int point, int need_x)
+{
+    for (int i = 1; i <= TC_RCACHE_SPANS; i++) {
+        const tc_rspan *s = &c->s[(c->next - i + TC_RCACHE_SPANS) % TC_RCACHE_SPANS];
+        if (!s->mem || (need_x && !s->x) || mbytes_cmp(s->lo, s->lolen, lo, lolen) > 0) continue;
+        if (point ? mbytes_cmp(lo, lolen, s->hi, s->hilen) < 0
+                  : mbytes_cmp(hi, hilen, s->hi, s->hilen) <= 0)
+            return s;
+    }
+    return NULL;
+}
+
 const tc_rspan *tc_rcache_span(tc_rcache *c, const uint8_t *lo, size_t lolen, const uint8_t *hi,
                                size_t hilen, int need_x, size_t *first, size_t *end)
 {
-    /* Newest first: a later read of a span is the one that took X. */
-    for (int i = 1; i <= TC_RCACHE_SPANS; i++) {
-        const tc_rspan *s = &c->s[(c->next - i + TC_RCACHE_SPANS) % TC_RCACHE_SPANS];
-        if (!s->mem || (need_x && !s->x)) continue;
-        if (mbytes_cmp(s->lo, s->lolen, lo, lolen) > 0 ||
-            mbytes_cmp(hi, hilen, s->hi, s->hilen) > 0)
-            continue;
+    const tc_rspan *s = covering(c, lo, lolen, hi, hilen, 0, need_x);
+    if (s) {
         *first = lower_bound(s, lo, lolen);
         *end = lower_bound(s, hi, hilen);
-        c->hits++;
-        return s;
     }
-    return NULL;
+    return s;
 }
 
 int tc_rcache_get(tc_rcache *c, const uint8_t *key, size_t klen, int need_x, const uint8_t **val,
                   size_t *vlen)
 {
-    for (int i = 1; i <= TC_RCACHE_SPANS; i++) {
-        const tc_rspan *s = &c->s[(c->next - i + TC_RCACHE_SPANS) % TC_RCACHE_SPANS];
-        if (!s->mem || (need_x && !s->x)) continue;
-        if (mbytes_cmp(s->lo, s->lolen, key, klen) > 0 ||
-            mbytes_cmp(key, klen, s->hi, s->hilen) >= 0)
-            continue;
-        size_t j = lower_bound(s, key, klen);
-        c->hits++;
-        if (j < s->nrows && !mbytes_cmp(s->rows[j].key, s->rows[j].klen, key, klen)) {
-            *val = s->rows[j].val;
-            *vlen = s->rows[j].vlen;
-            return 1;
-        }
-        return 0;
-    }
-    return -1;
+    const tc_rspan *s = covering(c, key, klen, NULL, 0, 1, need_x);
+    if (!s) return -1;
+    size_t j = lower_bound(s, key, klen);
+    if (j == s->nrows || mbytes_cmp(s->rows[j].key, s->rows[j].klen, key, klen)) return 0;
+    *val = s->rows[j].val;
+    *vlen = s->rows[j].vlen;
+    return 1;
 }

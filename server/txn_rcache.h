@@ -46,7 +46,6 @@ typedef struct tc_rcache {
     tc_rspan s[TC_RCACHE_SPANS]; /* a ring: next is the slot to fill */
     int n, next;
     size_t bytes;
-    uint64_t hits; /* reads answered from here (for tests and metrics) */
 } tc_rcache;
 
 void tc_rcache_init(tc_rcache *c);

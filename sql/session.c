@@ -258,6 +258,13 @@ static int stmt_end(sql_stmt *st, int ok, merr *e)
     return 0;
 }
 
+/* BEGIN, COMMIT, ROLLBACK [TO], SAVEPOINT, RELEASE, SET TRANSACTION: run by
+ * the session itself (run_control), naming no table. */
+static int is_control(int kind)
+{
+    return kind != K_QUERY && kind != K_DDL && kind != K_AUTH && kind != K_PLACEMENT;
+}
+
 static int classify(const char *text, sql_stmt *st, merr *e)
 {
     size_t pos = 0;
@@ -438,10 +445,7 @@ int sql_prepare(sql_session *s, const char *sql, sql_stmt **out, const char **ta
      * A statement that names no table (BEGIN, COMMIT, SAVEPOINT, ...)
      * needs none: no read of the catalog's version for it, which would
      * cost every transaction's BEGIN a round trip. */
-    int control = st->kind == K_BEGIN || st->kind == K_COMMIT || st->kind == K_ROLLBACK ||
-                  st->kind == K_ROLLBACK_TO || st->kind == K_SAVEPOINT || st->kind == K_RELEASE ||
-                  st->kind == K_SET_TXN;
-    if (!s->txn && !(control && !blanked)) {
+    if (!s->txn && !(is_control(st->kind) && !blanked)) {
         rc = blanked && s->ops->begin_at ? txn_begin_at(s, &at, e)
                                          : txn_begin(s, SQL_KV_READ_ONLY, e);
         if (rc) goto err;
@@ -709,7 +713,7 @@ int sql_step(sql_stmt *st, merr *e)
         s->txn_catalog = 1;
         return sql_placement_exec(s, st->place, e);
     }
-    if (st->kind != K_QUERY && st->kind != K_DDL && st->kind != K_AUTH) {
+    if (is_control(st->kind)) {
         st->done = 1;
         return run_control(st, e);
     }

@@ -75,7 +75,6 @@ static void test_shared_lock_does_not_answer_a_read_for_writing(void **state)
     assert_int_equal(e - a, 1);
     tc_rcache_put_key(&c, K("gone"), 1, 0, NULL, 0);
     assert_string_equal(get(&c, "gone", 0, b), "-");
-    assert_int_equal(c.hits, 4); /* the answered reads only */
     tc_rcache_free(&c);
 }
 
