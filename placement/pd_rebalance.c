@@ -233,6 +233,11 @@ static int leaders_balance(pd_view *v)
         const pd_range *r = &v->c->ranges[ri];
         long s = r->leader ? pd_view_node(v, r->leader) : -1;
         if (v->busy[ri] || s < 0 || v->n[s].live != PD_LIVE) continue;
+        /* Not the first range: it holds the catalog's version, which every
+         * transaction reads and locks, and most transactions' records, so a
+         * lease move there drops the lock table under all of them at once.
+         * Only preference and decommission move it (leaders_preferred). */
+        if (r->start.len == 0) continue;
         const char *pref = pd_view_lead_region(v, ri);
         bool s_pref = pref && strcmp(v->c->nodes[s].region, pref) == 0;
         long best = -1;

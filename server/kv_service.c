@@ -102,14 +102,6 @@ static int route(host *h, const Meridian__Kv__RangeTarget *t, const ProtobufCBin
     return 0;
 }
 
-/* The caller's deadline as a monotonic time (0: none). */
-static int64_t deadline_of(const rpc_req *req)
-{
-    if (!req->deadline_us) return 0;
-    int64_t left_ns = (req->deadline_us - mtime_real_ns() / 1000) * 1000;
-    return mtime_mono_ns() + (left_ns > 0 ? left_ns : 0);
-}
-
 /* A request parked until its range's lease is renewed. rpc lends the payload
  * only until the handler returns, so the parked request keeps a copy and is
  * handled again from it; `again` keeps it from parking twice. */
@@ -154,7 +146,7 @@ static int route_or_park(host *h, rpc_req *req, const uint8_t *p, size_t n, kv_h
     if (!pk) return rc;
     *pk = (parked){.h = h, .req = req, .fn = fn, .len = n};
     memcpy(pk->data, p, n);
-    if (replica_lease_wait(*out, deadline_of(req), on_lease, pk) == 1) return 1;
+    if (replica_lease_wait(*out, rpc_req_deadline_mono(req), on_lease, pk) == 1) return 1;
     free(pk);
     return rc;
 }
@@ -301,7 +293,8 @@ static void do_write(host *h, rpc_req *req, const uint8_t *payload, size_t plen,
         } else {
             c->req = req;
             c->h = h;
-            rc = replica_write_early(r, w, q->n_mutations, deadline_of(req), on_written, c, &e);
+            rc = replica_write_early(r, w, q->n_mutations, rpc_req_deadline_mono(req), on_written,
+                                     c, &e);
             if (rc) {
                 free(c);
                 why = e.msg;

@@ -1,9 +1,10 @@
-/* Protobuf packing for rpc replies (see pbreply.h). */
+/* Protobuf packing for rpc replies, and the caller's deadline (see pbreply.h). */
 #include "server/pbreply.h"
 
 #include <stdlib.h>
 
 #include "common/err.h"
+#include "common/mtime.h"
 
 int pb_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
 {
@@ -24,4 +25,11 @@ void pb_reply(rpc_req *req, const ProtobufCMessage *m)
     }
     rpc_reply(req, 0, NULL, buf, len);
     free(buf);
+}
+
+int64_t rpc_req_deadline_mono(const rpc_req *req)
+{
+    if (!req->deadline_us) return 0;
+    int64_t left_ns = (req->deadline_us - mtime_real_ns() / 1000) * 1000;
+    return mtime_mono_ns() + (left_ns > 0 ? left_ns : 0);
 }

@@ -50,8 +50,9 @@ static void answer_waits(struct tx2 *x, int vote, uint64_t ts)
     x->nwait = 0;
 }
 
-/* The replica leading `range` here, or an answer sent (NULL). */
-static replica *leader_of(txn_service *s, rpc_req *req, tx_kind kind, uint64_t rid)
+/* The replica leading `range` here, or NULL: an answer sent, or req parked
+ * until a lapsed lease is renewed (then fn runs on it again). */
+static replica *leader_of(txn_service *s, rpc_req *req, tx_kind kind, uint64_t rid, txs_handler fn)
 {
     replica *r = host_find(s->h, rid);
     if (!r) {
@@ -61,7 +62,9 @@ static replica *leader_of(txn_service *s, rpc_req *req, tx_kind kind, uint64_t r
     if (!replica_is_leaseholder(r)) {
         replica_lease_nudge(r);
         if (!replica_is_leaseholder(r)) {
-            txs_fail(s, r, req, kind, MERR_NOT_LEADER, "this replica does not hold the lease", 0);
+            if (!txs_park_for_lease(s, r, req, kind, fn))
+                txs_fail(s, r, req, kind, MERR_NOT_LEADER, "this replica does not hold the lease",
+                         0);
             return NULL;
         }
     }
@@ -288,7 +291,7 @@ void tx2_on_prepare(void *arg, rpc_req *req)
         txs_fail(s, NULL, req, TX_PREPARE, MERR_INVALID, "a prepare needs ids and keys", 0);
         goto out;
     }
-    if (!(r = leader_of(s, req, TX_PREPARE, q->range_id))) goto out;
+    if (!(r = leader_of(s, req, TX_PREPARE, q->range_id, tx2_on_prepare))) goto out;
     for (size_t i = 0; i < q->n_mutations; i++)
         if (!replica_contains(r, q->mutations[i]->key.data, q->mutations[i]->key.len)) {
             txs_fail(s, r, req, TX_PREPARE, MERR_RANGE, "a write outside the range", 0);
@@ -369,7 +372,7 @@ void tx2_on_decide(void *arg, rpc_req *req)
         rpc_reply(req, MERR_INVALID, "undecodable DecideRequest", NULL, 0);
         return;
     }
-    replica *r = leader_of(s, req, TX_PREPARE, q->range_id);
+    replica *r = leader_of(s, req, TX_PREPARE, q->range_id, tx2_on_decide);
     int gc = 0;
     const char *gwhy = NULL;
     tx_range *rg = r ? tx_range_get(s, r, &gc, &gwhy) : NULL;
@@ -475,7 +478,7 @@ void tx2_on_status(void *arg, rpc_req *req)
     replica *kr =
         q->coord_key.len ? host_find_key(s->h, q->coord_key.data, q->coord_key.len) : NULL;
     if (kr) rid = replica_id(kr);
-    replica *r = leader_of(s, req, TX_PREPARE, rid);
+    replica *r = leader_of(s, req, TX_PREPARE, rid, tx2_on_status);
     if (!r) goto out;
     tx_range *rg = tx_range_for(s, r);
     tx_txn *t = rg ? tx_txn_find(rg, q->txn_id) : NULL;

@@ -3,6 +3,8 @@
  * the error replies with the leaseholder hint clients follow. */
 #include "server/txn_service.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/txn.pb-c.h"
@@ -109,6 +111,52 @@ int txs_route(txn_service *s, const uint8_t *k, size_t n, int any, replica **out
         return MERR_NOTFOUND;
     }
     return serve_check(r, any, why);
+}
+
+/* A request parked for its range's lease (txs_park_for_lease). rpc lends
+ * the payload and the method name only until the handler returns: kept
+ * here, lent again to the handler's second run. */
+typedef struct lease_park {
+    txn_service *s;
+    rpc_req *req;
+    txs_handler fn;
+    tx_kind kind;
+    char method[32];
+    size_t len;
+    uint8_t data[];
+} lease_park;
+
+static void lease_back(void *arg, int code)
+{
+    lease_park *p = arg;
+    rpc_req *req = p->req;
+    if (code == 0) {
+        req->payload = p->data, req->len = p->len, req->method = p->method;
+        p->fn(p->s, req);
+        req->payload = NULL, req->len = 0, req->method = "";
+    } else if (code == MERR_CLOSED) { /* the replica is gone with the node */
+        rpc_reply(req, MERR_CLOSED, "node stopping", NULL, 0);
+    } else {
+        txs_fail(p->s, NULL, req, p->kind, MERR_NOT_LEADER,
+                 "this replica's lease was not renewed in time", 0);
+    }
+    free(p);
+}
+
+int txs_park_for_lease(txn_service *s, replica *r, rpc_req *req, tx_kind kind, txs_handler fn)
+{
+    if (!r || req->canceled) return 0;
+    lease_park *p = malloc(sizeof(*p) + (req->len ? req->len : 1));
+    if (!p) return 0; /* the client retries; nothing is lost */
+    *p = (lease_park){.s = s, .req = req, .fn = fn, .kind = kind, .len = req->len};
+    snprintf(p->method, sizeof(p->method), "%s", req->method ? req->method : "");
+    if (req->len) memcpy(p->data, req->payload, req->len);
+    if (replica_lease_wait(r, rpc_req_deadline_mono(req), lease_back, p) == 1) {
+        s->lease_parked++;
+        return 1;
+    }
+    free(p);
+    return 0;
 }
 
 /* The replica a scan starts in: the range of lo going forward, the range

@@ -397,7 +397,8 @@ static void on_get(void *arg, rpc_req *req)
     else
         rc = txs_route(s, q->key.data, q->key.len, q->snapshot && q->any_replica, &r, &why);
     if (rc) {
-        txs_fail(s, r, req, TX_GET, rc, why, 0);
+        if (rc != MERR_NOT_LEADER || !txs_park_for_lease(s, r, req, TX_GET, on_get))
+            txs_fail(s, r, req, TX_GET, rc, why, 0);
         meridian__txn__get_request__free_unpacked(q, NULL);
         return;
     }
@@ -486,7 +487,8 @@ static void on_scan(void *arg, rpc_req *req)
     }
     if (!rc) rc = txs_route_scan(s, pk, q->reverse, q->snapshot && q->any_replica, &r, &why);
     if (rc) {
-        txs_fail(s, r, req, TX_SCAN, rc, why, 0);
+        if (rc != MERR_NOT_LEADER || !txs_park_for_lease(s, r, req, TX_SCAN, on_scan))
+            txs_fail(s, r, req, TX_SCAN, rc, why, 0);
         if (pk)
             tx_parked_free(pk);
         else
@@ -554,7 +556,8 @@ static void on_commit(void *arg, rpc_req *req)
     tx_range *rg = NULL;
     if (!rc) rg = tx_range_get(s, r, &rc, &why);
     if (rc) {
-        txs_fail(s, r, req, TX_COMMIT, rc, why, 0);
+        if (rc != MERR_NOT_LEADER || !txs_park_for_lease(s, r, req, TX_COMMIT, on_commit))
+            txs_fail(s, r, req, TX_COMMIT, rc, why, 0);
         meridian__txn__commit_request__free_unpacked(q, NULL);
         return;
     }
@@ -739,8 +742,13 @@ void txn_service_metrics_render(txn_service *s, mbuf *out)
                 "# HELP meridian_txn_not_leader_total Transaction requests answered "
                 "NOT_LEADER (sent on to the leaseholder).\n"
                 "# TYPE meridian_txn_not_leader_total counter\n"
-                "meridian_txn_not_leader_total %" PRIu64 "\n",
-                s->follower_reads, s->strong_settled, s->strong_barrier, s->not_leader);
+                "meridian_txn_not_leader_total %" PRIu64 "\n"
+                "# HELP meridian_txn_lease_parked_total Transaction requests held here "
+                "while a quiet range renewed its lapsed lease, then served.\n"
+                "# TYPE meridian_txn_lease_parked_total counter\n"
+                "meridian_txn_lease_parked_total %" PRIu64 "\n",
+                s->follower_reads, s->strong_settled, s->strong_barrier, s->not_leader,
+                s->lease_parked);
     size_t records = 0;
     for (tx_range *rg = s->ranges; rg; rg = rg->next) records += rg->gc_records;
     mbuf_printf(out,

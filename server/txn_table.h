@@ -94,6 +94,7 @@ struct txn_service {
     uint64_t commits, wounds, idle_aborts, tables_dropped, lock_waits;
     uint64_t follower_reads;                 /* snapshot reads served without the lease */
     uint64_t not_leader;                     /* requests sent on elsewhere (NOT_LEADER) */
+    uint64_t lease_parked;                   /* requests held for a lapsed lease's renewal */
     uint64_t strong_settled, strong_barrier; /* strong reads: how t was picked (txn_snapshot.c) */
     uint64_t records_collected;
     uint64_t route_turn; /* tx2_call_range: whom to ask next for a range held elsewhere */
@@ -153,6 +154,13 @@ int txs_user_key_ok(const uint8_t *k, size_t n);
 int txs_route(txn_service *s, const uint8_t *k, size_t n, int any, replica **out, const char **why);
 int txs_route_scan(txn_service *s, tx_parked *pk, int reverse, int any, replica **out,
                    const char **why);
+/* When r leads but its lease lapsed while its group was quiet (the route
+ * said NOT_LEADER): parks req until the renewal, usually one round trip, and
+ * then runs fn on it again from a copy of its payload; if the lease does not
+ * come back in time, answers kind's NOT_LEADER. 1: parked; 0: not (the
+ * caller answers as before). Saves the client its back-off and retry. */
+typedef void (*txs_handler)(void *arg, rpc_req *req);
+int txs_park_for_lease(txn_service *s, replica *r, rpc_req *req, tx_kind kind, txs_handler fn);
 /* Answers pk's get or scan at read_ts, or first picks one (0); takes pk's
  * contents (pk itself stays the caller's). */
 void txs_snapshot_read(txn_service *s, replica *r, tx_parked *pk, uint64_t read_ts);

@@ -430,6 +430,8 @@ static void test_leaders_spread_evenly(void **state)
         assert_true(l >= 9 && l <= 11);
     }
     assert_int_equal(t.leader_back, 0);
+    /* Balance never moves the first range's lease (the catalog's). */
+    assert_int_equal(f.c.ranges[0].leader, 1);
     /* Never onto a suspect node. */
     pd_cluster_node(&f.c, 2)->last_heartbeat_ns = f.c.now_ns - f.s.suspect_timeout_ns;
     for (size_t i = 0; i < f.c.n_ranges; i++) f.c.ranges[i].leader = 1;
