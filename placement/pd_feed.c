@@ -29,6 +29,13 @@ void pd_hb_table_free(pd_hb_table *t)
     memset(t, 0, sizeof(*t));
 }
 
+int pd_hb_reports(const pd_hb *hb, pd_range_id id)
+{
+    for (size_t k = 0; k < hb->n_replicas; k++)
+        if (hb->replicas[k].range == id) return 1;
+    return 0;
+}
+
 const pd_hb *pd_hb_table_get(const pd_hb_table *t, pd_node_id node)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -162,8 +169,13 @@ int pd_feed_build(const pd_hb_table *t, const pd_node_id *registry, size_t n_reg
         r.writes_per_s = w->writes_per_s;
         const pd_hb *lhb = pd_hb_table_get(t, lead[k]);
         if (w->span_age_ns && lhb) r.last_split_merge_ns = lhb->received_ns - w->span_age_ns;
-        for (int v = 0; v < w->n_voters && r.n_replicas < PD_MAX_REPLICAS; v++)
-            r.replicas[r.n_replicas++] = (pd_replica){.node = w->voters[v], .role = PD_VOTER};
+        for (int v = 0; v < w->n_voters && r.n_replicas < PD_MAX_REPLICAS; v++) {
+            const pd_hb *vhb = pd_hb_table_get(t, w->voters[v]);
+            r.replicas[r.n_replicas++] =
+                (pd_replica){.node = w->voters[v],
+                             .role = PD_VOTER,
+                             .unhosted = vhb && !pd_hb_reports(vhb, w->range)};
+        }
         for (int l = 0; l < w->n_learners && r.n_replicas < PD_MAX_REPLICAS; l++) {
             uint64_t a = w->learner_acked[l];
             r.replicas[r.n_replicas++] =

@@ -62,6 +62,8 @@ void pd_hb_table_free(pd_hb_table *t);
  * heartbeat. 0 or MERR_NOMEM (then hb is freed). */
 int pd_hb_table_put(pd_hb_table *t, pd_hb *hb);
 const pd_hb *pd_hb_table_get(const pd_hb_table *t, pd_node_id node);
+/* Whether hb lists a replica of range id. */
+int pd_hb_reports(const pd_hb *hb, pd_range_id id);
 
 /* When this PD term first saw each learner (volatile, like the heartbeats). */
 typedef struct pd_learner_seen {

@@ -10,13 +10,6 @@ void pd_missing_table_free(pd_missing_table *t)
     t->n = 0;
 }
 
-static int reports(const pd_hb *hb, pd_range_id id)
-{
-    for (size_t k = 0; k < hb->n_replicas; k++)
-        if (hb->replicas[k].range == id) return 1;
-    return 0;
-}
-
 int pd_missing_scan(pd_missing_table *t, const pd_cluster *c, const pd_hb_table *hbs,
                     int64_t grace_ns, pd_missing **due, size_t *ndue)
 {
@@ -37,7 +30,7 @@ int pd_missing_scan(pd_missing_table *t, const pd_cluster *c, const pd_hb_table 
         for (int k = 0; k < r->n_replicas; k++) {
             const pd_replica *p = &r->replicas[k];
             const pd_hb *hb = pd_hb_table_get(hbs, p->node);
-            if (p->role != PD_VOTER || !hb || reports(hb, r->id)) continue;
+            if (p->role != PD_VOTER || !hb || pd_hb_reports(hb, r->id)) continue;
             pd_missing m = {r->id, p->node, c->now_ns};
             for (size_t j = 0; j < t->n; j++)
                 if (t->v[j].range == m.range && t->v[j].node == m.node)

@@ -69,6 +69,10 @@ typedef struct pd_replica {
     /* Learners: when this PD term first saw it (0: unknown, never times out).
      * Volatile, stamped by pd_feed_stamp_learners. */
     int64_t learner_since_ns;
+    /* Voters: the node's heartbeat does not list the range (pd_missing.h:
+     * it skipped the split that would have made it). No home for the lease
+     * until it hosts the range. Volatile, set by pd_feed_build. */
+    bool unhosted;
 } pd_replica;
 
 typedef struct pd_range {

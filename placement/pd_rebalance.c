@@ -244,7 +244,7 @@ static int leaders_balance(pd_view *v)
         for (int i = 0; i < r->n_replicas; i++) {
             const pd_replica *p = &r->replicas[i];
             long t = pd_view_node(v, p->node);
-            if (p->role != PD_VOTER || t == s || v->n[t].live != PD_LIVE) continue;
+            if (p->role != PD_VOTER || p->unhosted || t == s || v->n[t].live != PD_LIVE) continue;
             if (s_pref && strcmp(v->c->nodes[t].region, pref) != 0) continue;
             int ls = v->n[s].leaders, lt = v->n[t].leaders;
             if (lt > ls - 2 || !(ls > mean + band || lt < mean - band)) continue;

@@ -457,7 +457,8 @@ long pd_view_leader_target(const pd_view *v, size_t ri, pd_node_id except)
     for (int i = 0; i < r->n_replicas; i++) {
         const pd_replica *p = &r->replicas[i];
         /* A voter on its way out is no home for the lease. */
-        if (p->role != PD_VOTER || p->node == except || replaced(r, p->node)) continue;
+        if (p->role != PD_VOTER || p->unhosted || p->node == except || replaced(r, p->node))
+            continue;
         long ni = pd_view_node(v, p->node);
         if (v->n[ni].live != PD_LIVE) continue;
         bool in_pref = pref && strcmp(v->c->nodes[ni].region, pref) == 0;

@@ -145,6 +145,12 @@ static void test_feed_build(void **state)
     assert_int_equal(r2->replicas[3].role, PD_LEARNER);
     assert_true(r2->replicas[3].caught_up); /* 39 + slack >= 40 */
     assert_true(r2->mid_key.len == 1 && r2->mid_key.p[0] == 't');
+    /* Node 3's heartbeat lists range 1 only: its voter of range 2 is not
+     * hosted there (no lease target); nodes 1 and 2 report range 2. */
+    assert_int_equal(r2->replicas[2].node, 3);
+    assert_true(r2->replicas[2].unhosted);
+    assert_false(r2->replicas[0].unhosted || r2->replicas[1].unhosted);
+    assert_false(r1->replicas[2].unhosted);
 
     pd_settings s;
     pd_settings_default(&s);

@@ -445,6 +445,32 @@ static void test_leaders_spread_evenly(void **state)
     fx_free(&f);
 }
 
+/* A voter whose node does not host its range (it skipped the split that
+ * would have made it, pd_missing.h) is no home for a lease: a transfer
+ * there would fail on every run and keep the range busy, so the repair
+ * that creates the replica would never start. */
+static void test_no_lease_to_unhosted_voter(void **state)
+{
+    (void)state;
+    fx f;
+    three_regions(&f, 4); /* all leaders on node 1 */
+    for (size_t i = 1; i < f.c.n_ranges; i++)
+        for (int k = 0; k < f.c.ranges[i].n_replicas; k++)
+            if (f.c.ranges[i].replicas[k].node == 2) f.c.ranges[i].replicas[k].unhosted = true;
+    pd_ops ops;
+    pd_ops_init(&ops);
+    fx_schedule(&f, &ops);
+    size_t to3 = 0;
+    for (size_t i = 0; i < ops.n; i++) {
+        if (ops.v[i].kind != PD_OP_TRANSFER_LEADER) continue;
+        assert_int_not_equal(ops.v[i].node, 2);
+        to3 += ops.v[i].node == 3;
+    }
+    assert_true(to3 > 0);
+    pd_ops_free(&ops);
+    fx_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_first_range_follows_lead_region),
         cmocka_unit_test(test_lead_region_quorum),
         cmocka_unit_test(test_leaders_spread_evenly),
+        cmocka_unit_test(test_no_lease_to_unhosted_voter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
