@@ -53,6 +53,11 @@ static void served_by(replica *r, ProtobufCBinaryData *start, ProtobufCBinaryDat
     *leaseholder = replica_is_leaseholder(r);
 }
 
+/* A read whose key left the replica's span while it waited (a split
+ * narrowed the range): the transaction restarts and routes afresh, rather
+ * than failing with "outside span". */
+#define SPLIT_UNDER_READ "the range split while the read waited: retry the transaction"
+
 void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBinaryData *key,
                    uint64_t at, uint64_t epoch, uint64_t read_ts)
 {
@@ -61,6 +66,10 @@ void txs_reply_get(txn_service *s, replica *r, rpc_req *req, const ProtobufCBina
     size_t vlen = 0;
     replica_note_read(r, key->data, key->len);
     int rc = range_get(replica_store(r), key->data, key->len, at, &val, &vlen, NULL);
+    if (rc == MERR_RANGE) { /* the range split while the read waited for its lock */
+        txs_fail(s, r, req, TX_GET, MERR_ABORTED, SPLIT_UNDER_READ, 1);
+        return;
+    }
     if (rc && rc != MERR_NOTFOUND) {
         txs_fail(s, r, req, TX_GET, rc, range_err(replica_store(r))->msg, 0);
         return;
@@ -94,7 +103,10 @@ void txs_reply_scan(txn_service *s, replica *r, rpc_req *req, const mbuf *lo, co
     }
     if (rc) {
         kv_rows_free(&a);
-        txs_fail(s, r, req, TX_SCAN, rc, range_err(replica_store(r))->msg, 0);
+        if (rc == MERR_RANGE)
+            txs_fail(s, r, req, TX_SCAN, MERR_ABORTED, SPLIT_UNDER_READ, 1);
+        else
+            txs_fail(s, r, req, TX_SCAN, rc, range_err(replica_store(r))->msg, 0);
         return;
     }
     if (a.n > limit) {
