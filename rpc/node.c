@@ -124,6 +124,76 @@ int rpc_node_handle(rpc_node *n, const char *method, rpc_handler_fn fn, void *ar
     return 0;
 }
 
+/* ---- calls to this node's own handlers ---- */
+
+typedef struct local_req {
+    rpc_req req;
+    rpc_transport t;
+    rpc_node *n;
+    rpc_reply_fn cb;
+    void *arg;
+    char method[64];
+    size_t len;
+    uint8_t payload[];
+} local_req;
+
+static int local_reply(rpc_transport *t, rpc_req *req, int code, const char *msg,
+                       const void *payload, size_t len)
+{
+    (void)t;
+    local_req *l = (local_req *)req;
+    l->cb(l->arg, code, msg, payload, len);
+    free(l);
+    return 0;
+}
+
+/* Nobody cancels a local request: its caller waits for the answer or
+ * abandons it (and then ignores it). */
+static void local_on_cancel(rpc_transport *t, rpc_req *req, rpc_req_fn fn, void *arg)
+{
+    (void)t, (void)req, (void)fn, (void)arg;
+}
+
+static int local_post(rpc_transport *t, rpc_post_fn fn, void *arg)
+{
+    return rpc_node_post(((local_req *)t->impl)->n, fn, arg);
+}
+
+static const rpc_transport_ops local_ops = {
+    .reply = local_reply, .on_cancel = local_on_cancel, .post = local_post};
+
+int rpc_node_call_local(rpc_node *n, const char *method, const void *payload, size_t len,
+                        int64_t deadline_us, const char *peer_user, int peer_is_node,
+                        rpc_reply_fn cb, void *arg)
+{
+    const rpc_handler *h = node_find_handler(n, method);
+    if (!h) {
+        cb(arg, MERR_UNSUPPORTED, "no such method", NULL, 0);
+        return 0;
+    }
+    local_req *l = malloc(sizeof(*l) + (len ? len : 1));
+    if (!l) return MERR_NOMEM;
+    memset(l, 0, sizeof(*l));
+    l->t.ops = &local_ops;
+    l->t.impl = l;
+    l->n = n, l->cb = cb, l->arg = arg, l->len = len;
+    snprintf(l->method, sizeof(l->method), "%s", method);
+    if (len) memcpy(l->payload, payload, len);
+    l->req.t = &l->t;
+    l->req.from = peer_is_node ? n->cfg.node_id : 0;
+    l->req.method = l->method;
+    l->req.payload = l->payload;
+    l->req.len = len;
+    l->req.deadline_us = deadline_us;
+    l->req.peer_user = peer_user ? peer_user : "";
+    l->req.peer_is_node = peer_is_node;
+    l->req.peer_verified = 1;
+    l->req.peer_addr = "local";
+    l->req.impl = l;
+    h->fn(h->arg, &l->req);
+    return 0;
+}
+
 const char *rpc_node_method(rpc_node *n, size_t i)
 {
     return i < n->nhandlers ? n->handlers[i].method : NULL;

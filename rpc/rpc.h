@@ -123,6 +123,15 @@ void rpc_node_flush(rpc_node *n);
 int rpc_node_call(rpc_node *n, uint64_t to, const char *method, const void *payload, size_t len,
                   int64_t deadline_us, rpc_reply_fn cb, void *arg, uint64_t *call_id);
 int rpc_node_cancel(rpc_node *n, uint64_t call_id);
+/* A request to this node's own handler of `method`, without a socket: the
+ * handler runs now (loop thread) on a copy of payload, as if from a caller
+ * authenticated as peer_user (a node when peer_is_node); cb runs exactly
+ * once when it answers (maybe later: a handler may park the request), or now
+ * with MERR_UNSUPPORTED when no handler is registered. Plain requests only:
+ * the handler must not stream. 0 or MERR_NOMEM (cb does not run). */
+int rpc_node_call_local(rpc_node *n, const char *method, const void *payload, size_t len,
+                        int64_t deadline_us, const char *peer_user, int peer_is_node,
+                        rpc_reply_fn cb, void *arg);
 /* Last handshake/connection error with peer `id` (code 0 when none). */
 int rpc_node_peer_error(rpc_node *n, uint64_t id, merr *out);
 int rpc_node_peer_is_up(rpc_node *n, uint64_t id);

@@ -25,6 +25,7 @@
 #include "server/kv_service.h"
 #include "server/pbreply.h"
 #include "server/node_int.h"
+#include "server/txn_client.h"
 #include "server/node_moves.h"
 #include "server/node_ping.h"
 #include "server/node_sql.h"
@@ -108,6 +109,12 @@ static void on_metrics(void *arg, const char *path, const char *query, admin_res
     if (n->host_open) host_metrics_render(&n->host, &r->body);
     if (n->txn) txn_service_metrics_render(n->txn, &r->body);
     if (n->sql_svc) session_service_metrics_render(n->sql_svc, &r->body);
+    mbuf_printf(&r->body,
+                "# HELP meridian_sql_local_kv_calls_total Requests of this node's SQL sessions "
+                "to this node's own ranges, served without a socket.\n"
+                "# TYPE meridian_sql_local_kv_calls_total counter\n"
+                "meridian_sql_local_kv_calls_total %" PRIu64 "\n",
+                txn_client_local_calls_total());
     node_ranges_metrics_render(n, &r->body);
     node_merge_metrics_render(n, &r->body);
     node_pd_metrics_render(n, &r->body);

@@ -36,6 +36,7 @@ static int txn_open(void *arg, void **kv, merr *e)
         hosts[l] = ',';
     int rc = txn_client_open(hosts, n->cfg.certs_dir, (txn_client **)kv, e);
     if (!rc) txn_client_set_write_limit(*kv, (size_t)n->cfg.max_session_memory);
+    if (!rc) txn_client_set_local(*kv, n->rpc, n->rpc_addr);
     return rc;
 }
 

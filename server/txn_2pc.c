@@ -173,36 +173,25 @@ int tx2_busy(const tx_txn *t)
 
 /* ---- calls between range leaders ---- */
 
-/* A call to this node's own handler, run from the loop (never re-entrant):
- * a request whose reply goes to the callback. */
+/* A call to this node's own handler, posted so that it runs from the loop
+ * (never re-entrant), without a socket (rpc_node_call_local). */
 typedef struct local_call {
-    rpc_req req;
-    rpc_transport t;
     txn_service *s;
-    tx2_handler fn;
+    const char *method; /* a literal */
     uint8_t *buf;
     size_t len;
     rpc_reply_fn cb;
     void *arg;
 } local_call;
 
-static int local_reply(rpc_transport *t, rpc_req *req, int code, const char *msg,
-                       const void *payload, size_t len)
-{
-    (void)t;
-    local_call *lc = (local_call *)req;
-    lc->cb(lc->arg, code, msg, payload, len);
-    free(lc->buf);
-    free(lc);
-    return 0;
-}
-
-static const rpc_transport_ops local_ops = {.reply = local_reply};
-
 static void local_run(void *arg)
 {
     local_call *lc = arg;
-    lc->fn(lc->s, &lc->req);
+    if (rpc_node_call_local(lc->s->rpc, lc->method, lc->buf, lc->len, 0, "node", 1, lc->cb,
+                            lc->arg))
+        lc->cb(lc->arg, MERR_NOMEM, "out of memory", NULL, 0);
+    free(lc->buf);
+    free(lc);
 }
 
 /* A range this node holds no replica of, with no hint: the live peers are
@@ -224,7 +213,7 @@ static uint64_t any_peer(txn_service *s)
 
 /* Sends m to the leader of `range` (hint: a node to try first); cb runs
  * once unless this returns an error. */
-int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method, tx2_handler fn,
+int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method,
                    const ProtobufCMessage *m, rpc_reply_fn cb, void *arg)
 {
     replica *r = host_find(s->h, rid);
@@ -242,15 +231,7 @@ int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *meth
             free(buf);
             return MERR_NOMEM;
         }
-        lc->t.ops = &local_ops;
-        lc->req.t = &lc->t;
-        lc->req.from = node;
-        lc->req.method = method;
-        lc->req.payload = buf;
-        lc->req.len = len;
-        lc->req.peer_is_node = 1;
-        lc->req.peer_user = "node";
-        lc->s = s, lc->fn = fn, lc->buf = buf, lc->len = len, lc->cb = cb, lc->arg = arg;
+        lc->s = s, lc->method = method, lc->buf = buf, lc->len = len, lc->cb = cb, lc->arg = arg;
         if ((rc = rpc_node_post(s->rpc, local_run, lc))) {
             free(buf);
             free(lc);
@@ -573,8 +554,7 @@ static void send_prepare(tx_range *rg, tx_txn *t, size_t i)
     tx2_ctx *c = tx2_ctx_new(rg, t, i, 0);
     if (!c) return;
     pt->prep = P_INFLIGHT;
-    if (tx2_call_range(rg->s, pt->range, pt->node_hint, "txn.Prepare", tx2_on_prepare, &q.base,
-                       on_vote, c)) {
+    if (tx2_call_range(rg->s, pt->range, pt->node_hint, "txn.Prepare", &q.base, on_vote, c)) {
         pt->prep = P_IDLE;
         pt->node_hint = 0;
         free(c);
@@ -620,8 +600,7 @@ static void send_decision(tx_range *rg, tx_txn *t, size_t i)
     tx2_ctx *c = tx2_ctx_new(rg, t, i, 1);
     if (!c) return;
     pt->dec = P_INFLIGHT;
-    if (tx2_call_range(rg->s, pt->range, pt->node_hint, "txn.Decide", tx2_on_decide, &q.base,
-                       on_decided, c)) {
+    if (tx2_call_range(rg->s, pt->range, pt->node_hint, "txn.Decide", &q.base, on_decided, c)) {
         pt->dec = P_IDLE;
         free(c);
     }

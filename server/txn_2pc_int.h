@@ -50,8 +50,6 @@ typedef struct tx2_ctx {
     int what;    /* 0 prepare, 1 decide, 2 status */
 } tx2_ctx;
 
-typedef void (*tx2_handler)(void *arg, rpc_req *req);
-
 void tx2_crash_point(const char *point);
 int tx2_clock_now(txn_service *s, txn_clock *clk);
 void tx2_observe(txn_service *s, uint64_t ts);
@@ -59,7 +57,7 @@ void tx2_observe(txn_service *s, uint64_t ts);
 uint64_t tx2_presumed_deadline(txn_service *s);
 int tx2_add_wait(struct tx2 *x, rpc_req *req);
 struct tx2 *tx2_new(int role);
-int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method, tx2_handler fn,
+int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method,
                    const ProtobufCMessage *m, rpc_reply_fn cb, void *arg);
 tx_txn *tx2_ctx_txn(tx2_ctx *c, tx_range **rg_out);
 tx2_ctx *tx2_ctx_new(tx_range *rg, tx_txn *t, size_t part, int what);

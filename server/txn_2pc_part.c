@@ -180,7 +180,7 @@ static void send_query(tx_range *rg, tx_txn *t)
     tx2_ctx *c = tx2_ctx_new(rg, t, 0, 2);
     if (!c) return;
     x->query = P_INFLIGHT;
-    if (tx2_call_range(rg->s, rid, hint, "txn.Status", tx2_on_status, &q.base, on_queried, c)) {
+    if (tx2_call_range(rg->s, rid, hint, "txn.Status", &q.base, on_queried, c)) {
         x->query = P_IDLE;
         x->coord_hint = 0;
         free(c);

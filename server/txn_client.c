@@ -118,6 +118,7 @@ void txn_client_cancel(txn_client *c)
                            2 * MTIME_S);
     else if (c->rpc)
         cli_rpc_interrupt(c->rpc);
+    tc_local_wake(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -268,8 +269,7 @@ int tc_call(txn_client *c, const char *method, const ProtobufCMessage *req,
             break;
         }
         int64_t tmo = left < TC_ATTEMPT_NS ? left : TC_ATTEMPT_NS;
-        int crc = reads ? cli_rpc_call_interruptible(c->rpc, method, buf, len, tmo, &reply, &ce)
-                        : cli_rpc_call(c->rpc, method, buf, len, tmo, &reply, &ce);
+        int crc = tc_rpc(c, method, buf, len, tmo, reads, &reply, &ce);
         if (crc) {
             mbuf_free(&reply);
             if (crc == MERR_INVALID || crc == MERR_UNSUPPORTED || crc == MERR_PROTOCOL ||

@@ -44,6 +44,13 @@ typedef struct txn_client txn_client;
 int txn_client_open(const char *hosts_csv, const char *certs_dir_or_NULL, txn_client **out,
                     merr *e);
 void txn_client_close(txn_client *c);
+/* A client inside a node (a SQL session's): requests to addr, the node's
+ * own rpc address, go to its handlers through n's loop without a socket.
+ * Set once, before the first call. txn_client_local_calls_total: such
+ * requests in this process so far (/metrics). */
+struct rpc_node;
+void txn_client_set_local(txn_client *c, struct rpc_node *n, const char *addr);
+uint64_t txn_client_local_calls_total(void);
 
 /* The sql/kv.h operations; their kv_ctx is the txn_client. */
 const sql_kv_ops *txn_client_kv_ops(void);

@@ -54,7 +54,21 @@ struct txn_client {
     txn_routes routes; /* leaseholders by span, from read replies */
     uint64_t calls;    /* txn.* requests sent (txn_client_calls) */
     uint64_t hits;     /* reads answered by a transaction's read cache */
+    /* The gateway's own node, reached without a socket when cur is
+     * local_addr (txn_client_local.c); lcur: the call waiting now (mu). */
+    struct rpc_node *local;
+    char local_addr[128];
+    struct tc_local *lcur;
 };
+
+/* txn_client_local.c: one request to the current host, through the local
+ * node when it is the gateway's own, else its connection; cli_rpc_call's
+ * contract. tc_local_wake: wakes a local call waiting now (c->mu held), so
+ * that it sees a cancel. */
+typedef struct tc_local tc_local;
+int tc_rpc(txn_client *c, const char *method, const void *buf, size_t len, int64_t tmo_ns,
+           int interruptible, mbuf *reply, merr *e);
+void tc_local_wake(txn_client *c);
 
 /* Where a call should go first: the leaseholder the route cache knows for
  * key (klen > 0) or range_id; NULL or unknown: the current host. */

@@ -7,6 +7,9 @@
 # endpoints, summed over the nodes) must be far fewer than the rows; and a
 # write stuck without a quorum ends at its statement_timeout and frees the
 # gateway's worker; once the quorum is back the same session serves again.
+# The gateway is the leaseholder, so its session's requests are in-process
+# calls (server/txn_client_local.c): the lock wait's cancel and the stuck
+# write's timeout are theirs.
 # Every process is stopped by PID (local-cluster.sh).
 set -u
 bin=$1; ct=$2; lc=$3
@@ -49,14 +52,25 @@ run interrupt "$host"
 other=$(awk -v l="$lead" '$1!=l {print $3; exit}' "$dir/nodes")
 run lockwait "$host" "$other"
 
-before=$(from_clients)
+local_calls() { # the gateway's requests to its own ranges without a socket
+  curl -s --max-time 5 "http://$(awk -v i="$lead" '$1==i {print $4}' "$dir/nodes")/metrics" |
+    awk 'index($0,"meridian_sql_local_kv_calls_total ") == 1 {print $2}'
+}
+before=$(from_clients); lbefore=$(local_calls)
 rows=$("$ct" scan "$host")
-after=$(from_clients)
+after=$(from_clients); lafter=$(local_calls)
 msgs=$((after - before))
 if [ "$rows" = 5000 ] && [ "$msgs" -gt 0 ] && [ "$msgs" -lt 100 ]; then
   echo "ok: scan of $rows rows took $msgs client messages"
 else
   echo "FAIL: scan of '$rows' rows took $msgs client messages (want 5000 rows, < 100 messages)"
+  fails=$((fails+1))
+fi
+# The gateway leads the table's range: its session read it in-process.
+if [ "${lafter:-0}" -gt "${lbefore:-0}" ]; then
+  echo "ok: the gateway's session read its own range without a socket ($lbefore -> $lafter calls)"
+else
+  echo "FAIL: the gateway's own range was not read in-process ($lbefore -> $lafter local calls)"
   fails=$((fails+1))
 fi
 
