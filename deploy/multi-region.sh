@@ -282,6 +282,11 @@ cmd_up() {
   fi
   [ -x "$bin" ] || die "no binary at $bin (build first, or set MERIDIAN_BIN)"
   [ -e "$dir/config" ] && die "$dir already holds a deployment (run: $0 down $dir)"
+  # down keeps the stores for a post-mortem; a new deployment on them would
+  # find node 1's store already initialised.
+  compgen -G "$dir/n[0-9]*/" >/dev/null &&
+    die "$dir holds the stores and logs of an earlier deployment (down keeps them):" \
+      "remove it (rm -rf $dir) or pick another DIR"
   mkdir -p "$dir" || die "cannot create $dir"
   dir=$(cd "$dir" && pwd)
   prefix=mr$(od -An -N2 -tx2 /dev/urandom | tr -d ' ')

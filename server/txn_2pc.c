@@ -211,16 +211,37 @@ static uint64_t any_peer(txn_service *s)
     return 0;
 }
 
+static uint64_t *cached_leader(txn_service *s, uint64_t rid)
+{
+    size_t k = (size_t)(rid % TX_LEADER_CACHE);
+    return s->leaders[k].range == rid ? &s->leaders[k].node : NULL;
+}
+
+void tx2_learn(txn_service *s, uint64_t rid, uint64_t to, int ok, uint64_t hint, int not_found)
+{
+    size_t k = (size_t)(rid % TX_LEADER_CACHE);
+    if (!ok) s->misdirected++;
+    if (ok || hint) {
+        s->leaders[k].range = rid;
+        s->leaders[k].node = ok ? to : hint;
+    } else if (not_found && s->leaders[k].range == rid && s->leaders[k].node == to) {
+        s->leaders[k].range = s->leaders[k].node = 0;
+    }
+}
+
 /* Sends m to the leader of `range` (hint: a node to try first); cb runs
  * once unless this returns an error. */
 int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method,
-                   const ProtobufCMessage *m, rpc_reply_fn cb, void *arg)
+                   const ProtobufCMessage *m, rpc_reply_fn cb, tx2_ctx *c)
 {
+    void *arg = c;
     replica *r = host_find(s->h, rid);
-    uint64_t node = hint;
+    uint64_t node = hint, *known = cached_leader(s, rid);
     if (!node && r) node = replica_is_leaseholder(r) ? self_node(s) : replica_leader_hint(r);
+    if (!node && known) node = *known;
     if (!node && !r) node = any_peer(s);
     if (!node) return MERR_UNAVAILABLE;
+    c->to = node;
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = pb_pack(m, &buf, &len);
@@ -258,7 +279,7 @@ tx_txn *tx2_ctx_txn(tx2_ctx *c, tx_range **rg_out)
 tx2_ctx *tx2_ctx_new(tx_range *rg, tx_txn *t, size_t part, int what)
 {
     tx2_ctx *c = malloc(sizeof(*c));
-    if (c) *c = (tx2_ctx){rg->s, rg->range_id, rg->epoch, t->id, part, what};
+    if (c) *c = (tx2_ctx){rg->s, rg->range_id, rg->epoch, t->id, part, what, 0};
     return c;
 }
 
@@ -280,7 +301,7 @@ int tx2_propose(tx_range *rg, tx_txn *t, const txn_record *rec, const range_batc
     prop_ctx *pc = malloc(sizeof(*pc));
     int rc = pc ? range_batch_encode(b, &enc) : MERR_NOMEM;
     if (!rc) {
-        pc->c = (tx2_ctx){rg->s, rg->range_id, rg->epoch, t->id, 0, 0};
+        pc->c = (tx2_ctx){rg->s, rg->range_id, rg->epoch, t->id, 0, 0, 0};
         pc->rec = *rec;
         /* Only a commit record reveals a commit: a prepare or an abort is
          * answered once applied, so a 2PC commit waits once, on s. */
@@ -486,6 +507,7 @@ static void on_vote(void *arg, int code, const char *msg, const uint8_t *p, size
     tx_range *rg = NULL;
     tx_txn *t = tx2_ctx_txn(c, &rg);
     size_t i = c->part;
+    uint64_t to = c->to;
     free(c);
     if (!t || i >= t->x2->nparts) return;
     struct tx2 *x = t->x2;
@@ -500,6 +522,12 @@ static void on_vote(void *arg, int code, const char *msg, const uint8_t *p, size
         return;
     }
     int vote = -1, retry = 0; /* vote: -1 ask again, 0 no, 1 yes */
+    if (m->yes || m->aborted || m->error)
+        tx2_learn(rg->s, pt->range, to, m->yes || m->aborted,
+                  m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER
+                      ? m->error->leader_hint
+                      : 0,
+                  m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND);
     if (m->yes)
         vote = 1;
     else if (m->aborted)
@@ -567,12 +595,19 @@ static void on_decided(void *arg, int code, const char *msg, const uint8_t *p, s
     tx_range *rg = NULL;
     tx_txn *t = tx2_ctx_txn(c, &rg);
     size_t i = c->part;
+    uint64_t to = c->to;
     free(c);
     (void)msg;
     if (!t || i >= t->x2->nparts) return;
     tx2_part *pt = &t->x2->parts[i];
     Meridian__Txn__DecideResponse *m =
         code ? NULL : meridian__txn__decide_response__unpack(NULL, len, p);
+    if (m)
+        tx2_learn(rg->s, pt->range, to, !m->error,
+                  m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__NOT_LEADER
+                      ? m->error->leader_hint
+                      : 0,
+                  m->error && m->error->kind == MERIDIAN__KV__ERROR_KIND__RANGE_NOT_FOUND);
     pt->dec = P_IDLE;
     pt->node_hint = 0;
     if (m && !m->error) pt->dec = P_DONE;

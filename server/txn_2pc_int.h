@@ -48,6 +48,7 @@ typedef struct tx2_ctx {
     txn_id txn;
     size_t part; /* coordinator: index of the participant */
     int what;    /* 0 prepare, 1 decide, 2 status */
+    uint64_t to; /* the node the call went to (tx2_call_range) */
 } tx2_ctx;
 
 void tx2_crash_point(const char *point);
@@ -58,7 +59,11 @@ uint64_t tx2_presumed_deadline(txn_service *s);
 int tx2_add_wait(struct tx2 *x, rpc_req *req);
 struct tx2 *tx2_new(int role);
 int tx2_call_range(txn_service *s, uint64_t rid, uint64_t hint, const char *method,
-                   const ProtobufCMessage *m, rpc_reply_fn cb, void *arg);
+                   const ProtobufCMessage *m, rpc_reply_fn cb, tx2_ctx *c);
+/* What a participant's answer taught about where range rid is led: `to`
+ * answered as its leaseholder (ok), or named `hint` (NOT_LEADER), or holds
+ * no replica (not_found). */
+void tx2_learn(txn_service *s, uint64_t rid, uint64_t to, int ok, uint64_t hint, int not_found);
 tx_txn *tx2_ctx_txn(tx2_ctx *c, tx_range **rg_out);
 tx2_ctx *tx2_ctx_new(tx_range *rg, tx_txn *t, size_t part, int what);
 int tx2_propose(tx_range *rg, tx_txn *t, const txn_record *rec, const range_batch *b);

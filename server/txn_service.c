@@ -770,8 +770,12 @@ void txn_service_metrics_render(txn_service *s, mbuf *out)
                 "meridian_txn_records %zu\n"
                 "# HELP meridian_txn_records_collected_total Transaction records deleted by GC.\n"
                 "# TYPE meridian_txn_records_collected_total counter\n"
-                "meridian_txn_records_collected_total %" PRIu64 "\n",
-                records, s->records_collected);
+                "meridian_txn_records_collected_total %" PRIu64 "\n"
+                "# HELP meridian_txn_2pc_misdirected_total A coordinator's prepares and "
+                "decisions answered by a node that does not lead the participant range.\n"
+                "# TYPE meridian_txn_2pc_misdirected_total counter\n"
+                "meridian_txn_2pc_misdirected_total %" PRIu64 "\n",
+                records, s->records_collected, s->misdirected);
 }
 
 static void on_timer_closed(uv_handle_t *hd)

@@ -16,7 +16,8 @@
 #include "server/replica.h"
 #include "txn/lock.h"
 
-#define TX_BUCKETS 256
+#define TX_LEADER_CACHE 256
+#define TX_BUCKETS      256
 
 typedef enum tx_state { TX_ACTIVE, TX_COMMITTING, TX_COMMITTED, TX_ABORTED } tx_state;
 typedef enum tx_kind { TX_GET, TX_SCAN, TX_COMMIT, TX_PREPARE, TX_ROLLBACK } tx_kind;
@@ -98,6 +99,14 @@ struct txn_service {
     uint64_t strong_settled, strong_barrier; /* strong reads: how t was picked (txn_snapshot.c) */
     uint64_t records_collected;
     uint64_t route_turn; /* tx2_call_range: whom to ask next for a range held elsewhere */
+    /* tx2_call_range: the node that last answered for a range as its
+     * leaseholder (direct-mapped by range id; 0: none), so a coordinator
+     * whose node holds no replica of a participant asks it first instead
+     * of going round the peers on every transaction. */
+    struct {
+        uint64_t range, node;
+    } leaders[TX_LEADER_CACHE];
+    uint64_t misdirected; /* 2PC calls answered RANGE_NOT_FOUND or NOT_LEADER */
 };
 
 /* The table of r's range, valid under r's current ballot (a stale one is

@@ -140,6 +140,10 @@ fi
 bash "$script" down "$dir" >"$tmp/down.out" 2>&1
 check "down exits 0" "[ $? = 0 ]"
 check "down again is a no-op" "bash $script down $dir >/dev/null 2>&1"
+# The kept stores are not reused: up on the same DIR says so and starts nothing.
+bash "$script" up "$dir" --nodes 2 --regions a,b >"$tmp/reup.out" 2>&1
+check "up on an earlier deployment's stores is refused clearly" \
+  "[ $? != 0 ] && grep -q 'stores and logs of an earlier deployment' $tmp/reup.out && [ ! -e $dir/config ]"
 still() { # the processes of the run still alive (a zombie nobody reaped yet is gone)
   left=""
   for p in $pids; do
