@@ -131,9 +131,10 @@ static void lease_back(void *arg, int code)
     lease_park *p = arg;
     rpc_req *req = p->req;
     if (code == 0) {
+        /* The handler may answer, and so release req, before it returns:
+         * req is not touched after it. */
         req->payload = p->data, req->len = p->len, req->method = p->method;
         p->fn(p->s, req);
-        req->payload = NULL, req->len = 0, req->method = "";
     } else if (code == MERR_CLOSED) { /* the replica is gone with the node */
         rpc_reply(req, MERR_CLOSED, "node stopping", NULL, 0);
     } else {
