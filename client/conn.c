@@ -60,7 +60,69 @@ void client_txn_from(meridian *db, int txn)
     db->txn = txn;
 }
 
-int client_rpc_failed(meridian *db, int rpc_code, const char *msg)
+int client_may_commit(const char *sql, size_t len, int txn)
+{
+    size_t i = 0;
+    for (;;) { /* blanks and comments before the first keyword */
+        while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r' ||
+                           sql[i] == '(' || sql[i] == ';'))
+            i++;
+        if (i + 1 < len && sql[i] == '-' && sql[i + 1] == '-') {
+            while (i < len && sql[i] != '\n') i++;
+        } else if (i + 1 < len && sql[i] == '/' && sql[i + 1] == '*') {
+            i += 2;
+            while (i + 1 < len && !(sql[i] == '*' && sql[i + 1] == '/')) i++;
+            i = i + 2 < len ? i + 2 : len;
+        } else {
+            break;
+        }
+    }
+    char kw[16];
+    size_t n = 0;
+    while (i < len && n + 1 < sizeof(kw) &&
+           ((sql[i] >= 'a' && sql[i] <= 'z') || (sql[i] >= 'A' && sql[i] <= 'Z')))
+        kw[n++] = (char)(sql[i++] | 0x20);
+    kw[n] = 0;
+    if (!strcmp(kw, "commit") || !strcmp(kw, "end") || !strcmp(kw, "release")) return 1;
+    if (txn != MERIDIAN_TXN_IDLE) return 0; /* its writes wait for COMMIT */
+    static const char *const harmless[] = {"select",    "begin",  "start",   "rollback",
+                                           "savepoint", "values", "explain", "show"};
+    for (size_t k = 0; k < sizeof(harmless) / sizeof(harmless[0]); k++)
+        if (!strcmp(kw, harmless[k])) return 0;
+    if (strcmp(kw, "with")) return 1;
+    /* A common table expression ends in a SELECT or a write: a write names
+     * one of these words outside a quoted string. */
+    static const char *const writes[] = {"insert", "update", "delete", "replace"};
+    char q = 0;
+    for (; i < len; i++) {
+        char ch = sql[i];
+        if (q) {
+            if (ch == q) q = 0;
+            continue;
+        }
+        if (ch == '\'' || ch == '"' || ch == '`') {
+            q = ch;
+            continue;
+        }
+        int word = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        int prev = i > 0 && ((sql[i - 1] >= 'a' && sql[i - 1] <= 'z') ||
+                             (sql[i - 1] >= 'A' && sql[i - 1] <= 'Z') || sql[i - 1] == '_');
+        if (!word || prev) continue;
+        for (size_t k = 0; k < sizeof(writes) / sizeof(writes[0]); k++) {
+            size_t wl = strlen(writes[k]);
+            if (i + wl > len) continue;
+            size_t j = 0;
+            while (j < wl && (sql[i + j] | 0x20) == writes[k][j]) j++;
+            char after = i + wl < len ? sql[i + wl] : ' ';
+            int more =
+                (after >= 'a' && after <= 'z') || (after >= 'A' && after <= 'Z') || after == '_';
+            if (j == wl && !more) return 1;
+        }
+    }
+    return 0;
+}
+
+int client_rpc_failed(meridian *db, int rpc_code, const char *msg, int may_have_committed)
 {
     const char *host = db->nhosts ? db->hosts[db->cur] : "?";
     switch (rpc_code) {
@@ -72,6 +134,11 @@ int client_rpc_failed(meridian *db, int rpc_code, const char *msg)
         db->connected = 0;
         db->txn = MERIDIAN_TXN_IDLE;
         db->cur = (db->cur + 1) % (db->nhosts ? db->nhosts : 1);
+        if (may_have_committed)
+            return client_err(db, MERIDIAN_UNAVAILABLE, 0,
+                              "connection to %s lost (%s) while the statement could have "
+                              "committed: its outcome is unknown (the session is gone)",
+                              host, msg && *msg ? msg : merr_str(rpc_code));
         return client_err(db, MERIDIAN_UNAVAILABLE, 1,
                           "connection to %s lost (%s); the session and any open transaction "
                           "are gone: retry",
@@ -166,11 +233,11 @@ int client_call(meridian *db, const char *method, const ProtobufCMessage *req, u
     int rc = raw_call(db, method, req, db->stmt_timeout_ns, &c);
     if (rc) {
         *sent_nothing = rc == MERR_UNAVAILABLE;
-        return client_rpc_failed(db, rc, "not sent");
+        return client_rpc_failed(db, rc, "not sent", 0);
     }
     if (c.code) {
         free(c.resp);
-        return client_rpc_failed(db, c.code, c.msg);
+        return client_rpc_failed(db, c.code, c.msg, 0);
     }
     *resp = c.resp;
     *len = c.len;
@@ -408,7 +475,7 @@ int client_stream_start(meridian_stmt *st, const ProtobufCMessage *req, int *sen
     if (!rc) rc = s.rc;
     if (rc) {
         *sent_nothing = rc == MERR_UNAVAILABLE;
-        return client_rpc_failed(db, rc, "not sent");
+        return client_rpc_failed(db, rc, "not sent", 0);
     }
     return 0;
 }

@@ -55,6 +55,7 @@ struct meridian_stmt {
     Meridian__Session__Row *crow;
     char **conv;       /* per column: text converted from a number (freed per row) */
     uint32_t consumed; /* adhoc: bytes of sql the statement took */
+    int may_commit;    /* the running execution could commit (client_may_commit) */
 };
 
 struct meridian {
@@ -97,7 +98,15 @@ int client_err_from(meridian *db, const Meridian__Session__Error *e);
 /* After an rpc-level failure (connection lost, unknown session...): marks
  * the session gone and moves to the next host. Returns MERIDIAN_UNAVAILABLE
  * (retryable) or another code. */
-int client_rpc_failed(meridian *db, int rpc_code, const char *msg);
+/* A call failed at the rpc level. may_have_committed: the lost request
+ * could have committed (client_may_commit); then a lost connection is
+ * reported with its outcome unknown and not retryable, so that nobody
+ * (meridian_run_in_txn included) applies a transaction twice. */
+int client_rpc_failed(meridian *db, int rpc_code, const char *msg, int may_have_committed);
+/* Whether executing sql (its first keyword) in transaction state txn could
+ * commit: COMMIT, END or RELEASE, or, outside a transaction, anything but a
+ * read or a transaction-control statement that commits nothing. */
+int client_may_commit(const char *sql, size_t len, int txn);
 
 /* conninfo.c: parses conninfo into db (hosts, user, password, TLS, options);
  * sets one session option. Both return 0 or a MERIDIAN_* code with db's

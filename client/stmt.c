@@ -323,6 +323,7 @@ static int start_run(meridian_stmt *st)
         db->inflight_seq = req.seq;
         pthread_mutex_unlock(&db->mu);
         st->state = ST_RUNNING;
+        st->may_commit = client_may_commit(st->sql, st->sql_len, db->txn);
         rc = client_stream_start(st, &req.base, &none);
         if (!rc) return 0;
         st->state = ST_IDLE;
@@ -364,7 +365,7 @@ static int finish_run(meridian_stmt *st)
         db->stmt_timeout_ns) {
         rc = stmt_timed_out(db); /* our own deadline, not a lost gateway */
     } else if (st->end_code) {
-        rc = client_rpc_failed(db, st->end_code, st->end_msg);
+        rc = client_rpc_failed(db, st->end_code, st->end_msg, st->may_commit);
     } else {
         Meridian__Session__ExecResult *r = st->result;
         client_txn_from(db, r->txn);

@@ -12,7 +12,9 @@
  *
  * Failover: meridian_open takes several seed hosts. When the connection to
  * the current gateway dies, the statement in flight fails with
- * MERIDIAN_UNAVAILABLE and meridian_error_retryable() = 1; the session and
+ * MERIDIAN_UNAVAILABLE; meridian_error_retryable() is 1 unless the statement
+ * could have committed (COMMIT, or a write outside a transaction: its outcome
+ * is unknown, and retrying could apply it twice); the session and
  * any open transaction are gone; the next statement opens a new session on
  * the next reachable host. Prepared statements are re-prepared there
  * transparently.

@@ -4,6 +4,8 @@
 #include "tests/client/harness.h"
 
 #include "include/meridian.h"
+#include "client/internal.h"
+#include "common/err.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -604,6 +606,55 @@ static void test_run_in_txn(void **state)
     meridian_close(db);
 }
 
+/* A connection lost while a statement could have committed leaves its
+ * outcome unknown: never retryable, so meridian_run_in_txn does not apply a
+ * transaction twice (sql_concurrency saw a counter one above its committed
+ * increments when a gateway died during COMMIT). Lost before COMMIT, inside
+ * a transaction, nothing was committed: retryable. */
+static void test_lost_connection_outcome(void **state)
+{
+    (void)state;
+    const struct {
+        const char *sql;
+        int txn, may;
+    } cases[] = {
+        {"COMMIT", MERIDIAN_TXN_OPEN, 1},
+        {"  end transaction", MERIDIAN_TXN_OPEN, 1},
+        {"/* c */ -- x\n commit", MERIDIAN_TXN_OPEN, 1},
+        {"RELEASE sp", MERIDIAN_TXN_OPEN, 1},
+        {"UPDATE t SET v = 1", MERIDIAN_TXN_OPEN, 0},
+        {"INSERT INTO t VALUES (1)", MERIDIAN_TXN_OPEN, 0},
+        {"ROLLBACK", MERIDIAN_TXN_OPEN, 0},
+        {"UPDATE t SET v = 1", MERIDIAN_TXN_IDLE, 1},
+        {"insert into t values (1)", MERIDIAN_TXN_IDLE, 1},
+        {"WITH x AS (SELECT 1) DELETE FROM t", MERIDIAN_TXN_IDLE, 1},
+        {"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+         MERIDIAN_TXN_IDLE, 0},
+        {"with u as (select 'delete' as updated) select * from u", MERIDIAN_TXN_IDLE, 0},
+        {"CREATE TABLE u (a)", MERIDIAN_TXN_IDLE, 1},
+        {"SELECT 1", MERIDIAN_TXN_IDLE, 0},
+        {"(SELECT 1)", MERIDIAN_TXN_IDLE, 0},
+        {"BEGIN", MERIDIAN_TXN_IDLE, 0},
+        {"", MERIDIAN_TXN_IDLE, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (client_may_commit(cases[i].sql, strlen(cases[i].sql), cases[i].txn) != cases[i].may)
+            fail_msg("client_may_commit(\"%s\", %d) != %d", cases[i].sql, cases[i].txn,
+                     cases[i].may);
+    meridian db;
+    memset(&db, 0, sizeof(db));
+    db.connected = 1;
+    db.txn = MERIDIAN_TXN_OPEN;
+    assert_int_equal(client_rpc_failed(&db, MERR_CLOSED, "gone", 1), MERIDIAN_UNAVAILABLE);
+    assert_int_equal(meridian_error_retryable(&db), 0);
+    assert_non_null(strstr(meridian_errmsg(&db), "outcome is unknown"));
+    assert_int_equal(db.connected, 0);
+    assert_int_equal(meridian_txn_state(&db), MERIDIAN_TXN_IDLE);
+    db.txn = MERIDIAN_TXN_OPEN;
+    assert_int_equal(client_rpc_failed(&db, MERR_CLOSED, "gone", 0), MERIDIAN_UNAVAILABLE);
+    assert_int_equal(meridian_error_retryable(&db), 1);
+}
+
 static void test_settings(void **state)
 {
     (void)state;
@@ -638,13 +689,21 @@ static void test_settings(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_errors),      cmocka_unit_test(test_cluster_mismatch),
-        cmocka_unit_test(test_bind_and_columns), cmocka_unit_test(test_exec),
-        cmocka_unit_test(test_errors),           cmocka_unit_test(test_large_result),
-        cmocka_unit_test(test_first_row_early),  cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_flow_control),     cmocka_unit_test(test_reset_busy_finalize),
-        cmocka_unit_test(test_interrupt),        cmocka_unit_test(test_statement_timeout),
-        cmocka_unit_test(test_txn_state),        cmocka_unit_test(test_run_in_txn),
+        cmocka_unit_test(test_lost_connection_outcome),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_cluster_mismatch),
+        cmocka_unit_test(test_bind_and_columns),
+        cmocka_unit_test(test_exec),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_large_result),
+        cmocka_unit_test(test_first_row_early),
+        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_flow_control),
+        cmocka_unit_test(test_reset_busy_finalize),
+        cmocka_unit_test(test_interrupt),
+        cmocka_unit_test(test_statement_timeout),
+        cmocka_unit_test(test_txn_state),
+        cmocka_unit_test(test_run_in_txn),
         cmocka_unit_test(test_settings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
