@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "common/scram.h"
+#include "common/sqllex.h"
 #include "rpc/tls.h"
 
 #include <limits.h>
@@ -60,65 +61,24 @@ void client_txn_from(meridian *db, int txn)
     db->txn = txn;
 }
 
-int client_may_commit(const char *sql, size_t len, int txn)
+int client_may_commit(const char *sql, int txn)
 {
-    size_t i = 0;
-    for (;;) { /* blanks and comments before the first keyword */
-        while (i < len && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r' ||
-                           sql[i] == '(' || sql[i] == ';'))
-            i++;
-        if (i + 1 < len && sql[i] == '-' && sql[i + 1] == '-') {
-            while (i < len && sql[i] != '\n') i++;
-        } else if (i + 1 < len && sql[i] == '/' && sql[i + 1] == '*') {
-            i += 2;
-            while (i + 1 < len && !(sql[i] == '*' && sql[i + 1] == '/')) i++;
-            i = i + 2 < len ? i + 2 : len;
-        } else {
-            break;
-        }
-    }
-    char kw[16];
-    size_t n = 0;
-    while (i < len && n + 1 < sizeof(kw) &&
-           ((sql[i] >= 'a' && sql[i] <= 'z') || (sql[i] >= 'A' && sql[i] <= 'Z')))
-        kw[n++] = (char)(sql[i++] | 0x20);
-    kw[n] = 0;
-    if (!strcmp(kw, "commit") || !strcmp(kw, "end") || !strcmp(kw, "release")) return 1;
+    size_t pos = 0;
+    sql_tok t = sql_lex(sql, &pos);
+    while (t.kind == 'p' && t.n == 1 && (t.p[0] == ';' || t.p[0] == '(')) t = sql_lex(sql, &pos);
+    if (sql_tok_is(&t, "commit") || sql_tok_is(&t, "end") || sql_tok_is(&t, "release")) return 1;
     if (txn != MERIDIAN_TXN_IDLE) return 0; /* its writes wait for COMMIT */
     static const char *const harmless[] = {"select",    "begin",  "start",   "rollback",
                                            "savepoint", "values", "explain", "show"};
     for (size_t k = 0; k < sizeof(harmless) / sizeof(harmless[0]); k++)
-        if (!strcmp(kw, harmless[k])) return 0;
-    if (strcmp(kw, "with")) return 1;
+        if (sql_tok_is(&t, harmless[k])) return 0;
+    if (!sql_tok_is(&t, "with")) return 1;
     /* A common table expression ends in a SELECT or a write: a write names
-     * one of these words outside a quoted string. */
-    static const char *const writes[] = {"insert", "update", "delete", "replace"};
-    char q = 0;
-    for (; i < len; i++) {
-        char ch = sql[i];
-        if (q) {
-            if (ch == q) q = 0;
-            continue;
-        }
-        if (ch == '\'' || ch == '"' || ch == '`') {
-            q = ch;
-            continue;
-        }
-        int word = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-        int prev = i > 0 && ((sql[i - 1] >= 'a' && sql[i - 1] <= 'z') ||
-                             (sql[i - 1] >= 'A' && sql[i - 1] <= 'Z') || sql[i - 1] == '_');
-        if (!word || prev) continue;
-        for (size_t k = 0; k < sizeof(writes) / sizeof(writes[0]); k++) {
-            size_t wl = strlen(writes[k]);
-            if (i + wl > len) continue;
-            size_t j = 0;
-            while (j < wl && (sql[i + j] | 0x20) == writes[k][j]) j++;
-            char after = i + wl < len ? sql[i + wl] : ' ';
-            int more =
-                (after >= 'a' && after <= 'z') || (after >= 'A' && after <= 'Z') || after == '_';
-            if (j == wl && !more) return 1;
-        }
-    }
+     * one of these words (strings are tokens of their own). */
+    for (t = sql_lex(sql, &pos); t.kind; t = sql_lex(sql, &pos))
+        if (sql_tok_is(&t, "insert") || sql_tok_is(&t, "update") || sql_tok_is(&t, "delete") ||
+            sql_tok_is(&t, "replace"))
+            return 1;
     return 0;
 }
 

@@ -103,10 +103,11 @@ int client_err_from(meridian *db, const Meridian__Session__Error *e);
  * reported with its outcome unknown and not retryable, so that nobody
  * (meridian_run_in_txn included) applies a transaction twice. */
 int client_rpc_failed(meridian *db, int rpc_code, const char *msg, int may_have_committed);
-/* Whether executing sql (its first keyword) in transaction state txn could
- * commit: COMMIT, END or RELEASE, or, outside a transaction, anything but a
- * read or a transaction-control statement that commits nothing. */
-int client_may_commit(const char *sql, size_t len, int txn);
+/* Whether executing sql (NUL-terminated; its first keyword) in transaction
+ * state txn could commit: COMMIT, END or RELEASE, or, outside a transaction,
+ * anything but a read or a transaction-control statement that commits
+ * nothing. */
+int client_may_commit(const char *sql, int txn);
 
 /* conninfo.c: parses conninfo into db (hosts, user, password, TLS, options);
  * sets one session option. Both return 0 or a MERIDIAN_* code with db's

@@ -323,7 +323,7 @@ static int start_run(meridian_stmt *st)
         db->inflight_seq = req.seq;
         pthread_mutex_unlock(&db->mu);
         st->state = ST_RUNNING;
-        st->may_commit = client_may_commit(st->sql, st->sql_len, db->txn);
+        st->may_commit = client_may_commit(st->sql, db->txn);
         rc = client_stream_start(st, &req.base, &none);
         if (!rc) return 0;
         st->state = ST_IDLE;

@@ -11,6 +11,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/keycodec.h"
+#include "common/sqllex.h"
 #include "sql/kv.h"
 
 /* Key layout (docs/sql.md): every key is a keycodec tuple starting with a
@@ -238,16 +239,6 @@ int sql_upsert_sql(const struct sql_table *t, const sql_upsert *u, char **out);
 /* asof.c: meridian_now() (and its alias cluster_logical_timestamp()) on db. */
 int sql_asof_register(sql_session *s, sqlite3 *db);
 
-/* lex.c: a tiny SQL tokenizer for statement classification. */
-typedef struct sql_tok {
-    const char *p;
-    size_t n;
-    int kind; /* 'w' word, 'q' quoted identifier, 's' string, 'n' number, 'p' punct, 0 end */
-} sql_tok;
-/* Next token at or after *pos (skipping space and comments). */
-sql_tok sql_lex(const char *sql, size_t *pos);
-int sql_tok_is(const sql_tok *t, const char *word);
-/* An identifier token's name, unquoted (malloc'd). */
-char *sql_tok_name(const sql_tok *t);
+/* The tokenizer (sql_lex, sql_tok_is, sql_tok_name) is common/sqllex.h. */
 
 #endif

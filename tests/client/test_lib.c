@@ -638,7 +638,7 @@ static void test_lost_connection_outcome(void **state)
         {"", MERIDIAN_TXN_IDLE, 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        if (client_may_commit(cases[i].sql, strlen(cases[i].sql), cases[i].txn) != cases[i].may)
+        if (client_may_commit(cases[i].sql, cases[i].txn) != cases[i].may)
             fail_msg("client_may_commit(\"%s\", %d) != %d", cases[i].sql, cases[i].txn,
                      cases[i].may);
     meridian db;

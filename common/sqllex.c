@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sql/sql_int.h"
+#include "common/sqllex.h"
 
 static void skip_space(const char *s, size_t *pos)
 {
